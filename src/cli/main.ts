@@ -1,0 +1,182 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { formatIssues, loadConfigFile, loadConfigObject } from '../config/index.js';
+import type { LoadResult, UsherConfig } from '../config/types.js';
+import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
+import { Usher } from '../server/usher.js';
+import { watchConfig } from './watch.js';
+
+/** Exit codes (documented in the README and `usher --help`). */
+export const EXIT = Object.freeze({ ok: 0, invalidConfig: 1, usage: 2, cannotStart: 3, internal: 70 });
+
+const HELP = `usher — a reverse proxy and load balancer
+
+Usage:
+  usher serve [--config FILE]     start serving (without --config: a built-in demo on 127.0.0.1:8080)
+  usher validate --config FILE    check a config file; prints every problem with file:line:col
+  usher --help                    this text
+  usher --version                 the version
+
+Options:
+  -c, --config FILE   YAML (.yaml/.yml), JSON (.json) or JavaScript (.js/.mjs, default export)
+
+Signals (serve):
+  SIGTERM, SIGINT     graceful shutdown: stop accepting, finish in-flight requests, exit
+  SIGHUP              reload the config file (so does saving it); an invalid file keeps the old config
+
+Exit codes:
+  0   success (validate: the config is valid)
+  1   the config is invalid (validate, or serve at start-up)
+  2   usage error (unknown command or option)
+  3   usher could not start (e.g. the address is in use)
+  70  internal error
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`usher: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT.usage;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return EXIT.ok;
+  }
+  const command = positionals[0];
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(HELP);
+    return values.help || command === 'help' ? EXIT.ok : EXIT.usage;
+  }
+  if (positionals.length > 1) {
+    process.stderr.write(`usher: unexpected argument "${positionals[1]}"\n\n${HELP}`);
+    return EXIT.usage;
+  }
+  switch (command) {
+    case 'serve':
+      return serve(values.config);
+    case 'validate':
+      if (values.config === undefined) {
+        process.stderr.write('usher validate: --config FILE is required\n');
+        return EXIT.usage;
+      }
+      return validate(values.config);
+    default:
+      process.stderr.write(`usher: unknown command "${command}"\n\n${HELP}`);
+      return EXIT.usage;
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `usher ${pkg.version} (node ${process.version})`;
+}
+
+function report(result: LoadResult): void {
+  const issues = result.ok ? result.warnings : [...result.errors, ...result.warnings];
+  if (issues.length > 0) process.stderr.write(`${formatIssues(issues)}\n`);
+}
+
+async function validate(file: string): Promise<number> {
+  const result = await loadConfigFile(file);
+  report(result);
+  if (!result.ok) {
+    process.stderr.write(`${file}: invalid (${result.errors.length} error${result.errors.length === 1 ? '' : 's'})\n`);
+    return EXIT.invalidConfig;
+  }
+  process.stdout.write(`${file}: valid (${result.config.routes.length} routes, ${Object.keys(result.config.upstreams).length} upstreams)\n`);
+  return EXIT.ok;
+}
+
+async function serve(file: string | undefined): Promise<number> {
+  let demo: DemoPool | undefined;
+  let result: LoadResult;
+  if (file === undefined) {
+    demo = await startDemoUpstreams(3);
+    result = loadConfigObject(demoConfig(demo.urls), '<built-in demo>');
+  } else {
+    result = await loadConfigFile(file);
+  }
+  report(result);
+  if (!result.ok) {
+    await demo?.close();
+    return EXIT.invalidConfig;
+  }
+  const usher = new Usher(result.config);
+  try {
+    await usher.start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    const where = e.address !== undefined ? `${e.address}:${e.port}` : '';
+    const why = e.code === 'EADDRINUSE' ? `address ${where} is already in use` : e.code === 'EACCES' ? `no permission to listen on ${where}` : e.message;
+    process.stderr.write(`usher: cannot start: ${why}\n`);
+    await demo?.close();
+    return EXIT.cannotStart;
+  }
+  printBanner(usher, result.config, demo !== undefined);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const unwatch = file === undefined ? () => {} : watchConfig(file, () => void reload());
+    const reload = async () => {
+      const next = await loadConfigFile(file!);
+      if (!next.ok) {
+        usher.logger.error({ file, errors: formatIssues(next.errors).split('\n') }, 'reload rejected: the new config is invalid; still serving the previous one');
+        return;
+      }
+      try {
+        await usher.reload(next.config);
+      } catch (err) {
+        usher.logger.error({ err }, 'reload failed; still serving the previous config');
+      }
+    };
+    const stop = (signal: string) => {
+      if (stopping) {
+        usher.logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(EXIT.ok);
+      }
+      stopping = true;
+      usher.logger.info({ signal, inflight: usher.inflight }, 'shutting down');
+      unwatch();
+      void usher
+        .close()
+        .then(() => demo?.close())
+        .then(() => {
+          process.off('SIGHUP', onHup);
+          resolve(EXIT.ok);
+        });
+    };
+    const onHup = () => {
+      if (file === undefined) usher.logger.info('SIGHUP: the built-in demo config has no file to reload');
+      else void reload();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', onHup);
+  });
+}
+
+function printBanner(usher: Usher, config: UsherConfig, demo: boolean): void {
+  const lines: string[] = [];
+  lines.push(demo ? 'usher: serving the built-in demo (no --config given)' : `usher: serving ${config.file}`);
+  for (const a of usher.addresses()) lines.push(`  listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+  for (const r of config.routes) {
+    const m = r.match;
+    const when = `${m.hosts.length ? m.hosts.join(',') : '*'}${m.path ?? '/'}`;
+    const then = r.upstream !== undefined ? `→ ${r.upstream} (${config.upstreams[r.upstream]!.servers.map((s) => s.url).join(', ')})` : `→ respond ${r.respond!.status}`;
+    lines.push(`  route ${r.name}: ${when} ${then}`);
+  }
+  if (demo) lines.push('  try: curl http://127.0.0.1:8080/   (repeat it to see the load spread)');
+  process.stderr.write(`${lines.join('\n')}\n`);
+  usher.logger.info({ listeners: usher.addresses(), routes: config.routes.length, file: config.file }, 'usher started');
+}

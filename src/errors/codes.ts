@@ -1,0 +1,76 @@
+// The one registry of stable reason codes. Every local reply, access-log line and error carries
+// one of these codes; the code is the contract (clients, dashboards and alerts key on it), the
+// message is for humans. Add codes here only — never invent one at a call site.
+
+export type ErrorSource = 'downstream' | 'upstream' | 'internal';
+
+export interface ReasonInfo {
+  status: number;
+  source: ErrorSource;
+  /** A retry on another upstream server is safe/useful for this failure (nothing was processed). */
+  retryable: boolean;
+  message: string;
+}
+
+const r = (status: number, source: ErrorSource, retryable: boolean, message: string): ReasonInfo =>
+  Object.freeze({ status, source, retryable, message });
+
+export const REASONS = Object.freeze({
+  // routing and local answers
+  no_route: r(404, 'internal', false, 'no route matches this request'),
+  local_response: r(200, 'internal', false, 'answered by a respond route'),
+  no_upstream_server: r(503, 'internal', false, 'the upstream has no server available'),
+  shutting_down: r(503, 'internal', false, 'usher is shutting down'),
+  internal_error: r(500, 'internal', false, 'internal error in usher'),
+
+  // upstream failures
+  upstream_connect_refused: r(502, 'upstream', true, 'the upstream server refused the connection'),
+  upstream_connect_timeout: r(504, 'upstream', true, 'connecting to the upstream server timed out'),
+  upstream_connect_failed: r(502, 'upstream', true, 'could not connect to the upstream server'),
+  upstream_timeout: r(504, 'upstream', false, 'the upstream server did not answer in time'),
+  upstream_body_timeout: r(504, 'upstream', false, 'the upstream server stalled while sending the body'),
+  upstream_reset: r(502, 'upstream', false, 'the upstream server closed the connection before answering'),
+  upstream_bad_response: r(502, 'upstream', false, 'the upstream server sent a malformed response'),
+  upstream_overloaded: r(503, 'upstream', false, 'the upstream is over its connection or queue limits'),
+
+  // downstream (client) problems
+  method_not_allowed: r(405, 'downstream', false, 'usher does not proxy this method (CONNECT)'),
+  bad_request: r(400, 'downstream', false, 'the request is malformed'),
+  ambiguous_framing: r(400, 'downstream', false, 'the request framing (Content-Length / Transfer-Encoding) is invalid or ambiguous'),
+  unsupported_transfer_encoding: r(501, 'downstream', false, 'the request uses a transfer coding usher does not implement'),
+  missing_host: r(400, 'downstream', false, 'the request has no Host header or more than one'),
+  request_header_timeout: r(408, 'downstream', false, 'the request head did not arrive in time'),
+  request_body_timeout: r(408, 'downstream', false, 'the request body stalled'),
+  request_line_too_long: r(414, 'downstream', false, 'the request target is too long'),
+  headers_too_large: r(431, 'downstream', false, 'the request header section is too large'),
+  too_many_headers: r(431, 'downstream', false, 'the request has too many header fields'),
+  body_too_large: r(413, 'downstream', false, 'the request body is larger than allowed'),
+  downstream_aborted: r(499, 'downstream', false, 'the client closed the connection before the response completed'),
+});
+
+export type ReasonCode = keyof typeof REASONS;
+
+export const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
+  200: 'OK', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
+  413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large',
+  499: 'Client Closed Request', 500: 'Internal Server Error', 501: 'Not Implemented',
+  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+});
+
+/** An error with a stable reason code. Wrap the original with `{ cause }`. */
+export class ProxyError extends Error {
+  readonly code: ReasonCode;
+  readonly status: number;
+  readonly source: ErrorSource;
+  readonly retryable: boolean;
+
+  constructor(code: ReasonCode, options?: { cause?: unknown; detail?: string }) {
+    const info = REASONS[code];
+    super(options?.detail ? `${info.message}: ${options.detail}` : info.message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ProxyError';
+    this.code = code;
+    this.status = info.status;
+    this.source = info.source;
+    this.retryable = info.retryable;
+  }
+}

@@ -1,0 +1,84 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Exchange, type ExchangeOwner } from '../proxy/exchange.js';
+import { routingHost } from '../router/index.js';
+import type { Runtime } from './runtime.js';
+
+export interface HandlerOwner extends ExchangeOwner {
+  readonly runtime: Runtime;
+  inflight: number;
+}
+
+/**
+ * Phases 2–7 of the request path for one downstream request: id and client, limits, route,
+ * request filters, then a local answer or the terminal proxy stage. Node's parser (llhttp,
+ * strict mode) has already rejected bad framing, bare CR/LF, NUL and obs-fold, and heads
+ * larger than limits.header_size (see listener.ts for those replies).
+ */
+export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  const rt = owner.runtime;
+  rt.stats.requests++;
+  owner.inflight++;
+  const ex = new Exchange(owner, rt, req, res);
+  const limits = rt.config.limits;
+  const head = ex.head;
+  const url = req.url ?? '';
+
+  if (url.length + req.method!.length + 10 > limits.request_line) return ex.fail('request_line_too_long', true);
+  if (req.rawHeaders.length > limits.header_count * 2) return ex.fail('too_many_headers', true);
+  if (head.transferEncoding !== undefined && head.transferEncoding.trim().toLowerCase() !== 'chunked') {
+    // llhttp accepted a coding list ending in chunked (e.g. "gzip, chunked"); forwarding it
+    // re-framed would silently drop the inner coding. RFC 9112 §6.1: 501.
+    return ex.fail('unsupported_transfer_encoding', true);
+  }
+
+  let host = head.host;
+  let path = url;
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    const target = absoluteTarget(url, req.method!);
+    if (target === undefined) return ex.fail('bad_request', true);
+    // The target's authority replaces Host (RFC 9112 §3.2.2) — for routing and upstream.
+    if (target.host !== undefined) host = head.host = target.host;
+    path = target.path;
+  }
+  if (head.hostCount > 1 || (head.hostCount === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor === 1)) {
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+    return ex.fail('missing_host', true);
+  }
+
+  const q = path.indexOf('?');
+  const route = rt.router.match(routingHost(host), q < 0 ? path : path.slice(0, q));
+  if (route === undefined) return ex.fail('no_route');
+  ex.route = route;
+
+  const filters = route.requestFilters;
+  for (let i = 0; i < filters.length; i++) {
+    const local = filters[i]!.onRequest!(ex);
+    if (local !== undefined) return ex.respond(local.status, local.headers ?? [], local.body);
+  }
+  if (route.respond !== undefined) return ex.respond(route.respond.status, route.respond.headers, route.respond.body);
+
+  const hasBody = head.transferEncoding !== undefined || (head.contentLength !== undefined && head.contentLength !== '0');
+  if (hasBody && limits.body !== null && head.contentLength !== undefined && Number(head.contentLength) > limits.body) {
+    // Refused before any body byte is read, and before "100 Continue" is sent.
+    return ex.fail('body_too_large', true);
+  }
+  // usher answers Expect: 100-continue itself, once it is willing to read the body.
+  if (expectContinue) res.writeContinue();
+  ex.proxy(path, hasBody);
+}
+
+/** RFC 9112 §3.2.2 absolute-form ("http://host/path") and §3.2.4 asterisk-form ("OPTIONS *"). */
+function absoluteTarget(url: string, method: string): { host: string | undefined; path: string } | undefined {
+  if (url === '*') return method === 'OPTIONS' ? { host: undefined, path: '*' } : undefined;
+  const scheme = url.indexOf('://');
+  if (scheme < 0) return undefined;
+  const s = url.slice(0, scheme).toLowerCase();
+  if (s !== 'http' && s !== 'https') return undefined;
+  const rest = url.slice(scheme + 3);
+  const slash = rest.search(/[/?]/);
+  const authority = slash < 0 ? rest : rest.slice(0, slash);
+  if (authority === '' || authority.includes('@')) return undefined;
+  let path = slash < 0 ? '/' : rest.slice(slash);
+  if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
+  return { host: authority, path };
+}

@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ListenerConfig, UsherConfig } from '../config/types.js';
+import type { ReasonCode } from '../errors/index.js';
+import { rawErrorReply } from '../proxy/local-reply.js';
+import { newRequestId } from '../observability/request-id.js';
+import { handleRequest, type HandlerOwner } from './handler.js';
+
+export interface ListenerOwner extends HandlerOwner {
+  /** A request that failed before it reached a handler (parse error, head timeout...). */
+  clientError(reason: ReasonCode, detail: string, socket: Socket): void;
+  /** The listening socket itself failed after it was bound. */
+  listenerError(listener: Listener, err: Error): void;
+}
+
+/** One downstream listener (HTTP/1.1, optionally over TLS). */
+export class Listener {
+  readonly config: ListenerConfig;
+  readonly server: Server;
+  private readonly owner: ListenerOwner;
+
+  constructor(owner: ListenerOwner, config: ListenerConfig, settings: UsherConfig) {
+    this.owner = owner;
+    this.config = config;
+    const t = settings.timeouts;
+    const options = {
+      keepAliveTimeout: t.keep_alive,
+      headersTimeout: t.request_header,
+      // The whole-request timer would cut long uploads; usher times body gaps instead (body_idle).
+      requestTimeout: 0,
+      maxHeaderSize: settings.limits.header_size,
+      // Node checks header timeouts on this interval; keep it well under the timeout itself.
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(t.request_header / 4))),
+      // usher answers a missing Host itself, with its reason code.
+      requireHostHeader: false,
+    };
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, req, res, false);
+    this.server = config.tls
+      ? createHttpsServer({ ...options, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, onRequest)
+      : createHttpServer(options, onRequest);
+    this.applySettings(settings);
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, req, res, true));
+    this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', ignore);
+      socket.end(rawErrorReply('method_not_allowed', newRequestId(), owner.runtime.forward.requestIdHeader));
+    });
+  }
+
+  /** Settings that can change on a live server at reload (header_size cannot: it needs a restart). */
+  applySettings(settings: UsherConfig): void {
+    this.server.keepAliveTimeout = settings.timeouts.keep_alive;
+    this.server.headersTimeout = settings.timeouts.request_header;
+    // Node silently truncates past maxHeadersCount; one more than the limit lets usher see the excess and answer 431.
+    this.server.maxHeadersCount = settings.limits.header_count + 1;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.config.host, port: this.config.port }, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (err) => this.owner.listenerError(this, err));
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops accepting and closes idle keep-alive connections; busy ones close after their response. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  closeAll(): void {
+    this.server.closeAllConnections();
+  }
+
+  /** Requests that never reached a handler: malformed, too large, too slow. */
+  private onClientError(err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket): void {
+    socket.on('error', ignore);
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const reason = clientErrorReason(err, this.owner.runtime.config.limits.request_line);
+    this.owner.clientError(reason, err.code ?? err.message, socket);
+    socket.end(rawErrorReply(reason, newRequestId(), this.owner.runtime.forward.requestIdHeader));
+    socket.destroySoon();
+  }
+}
+
+function ignore(): void {}
+
+/** Maps llhttp / node:http parse errors to reason codes. */
+export function clientErrorReason(err: { code?: string; rawPacket?: Buffer }, requestLineLimit: number): ReasonCode {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 'request_header_timeout';
+    case 'HPE_HEADER_OVERFLOW': {
+      // The head overflowed. If its first line alone is over the request-line limit, say 414.
+      const packet = err.rawPacket;
+      if (packet !== undefined) {
+        const eol = packet.indexOf('\r\n');
+        if (eol < 0 || eol > requestLineLimit) return 'request_line_too_long';
+      }
+      return 'headers_too_large';
+    }
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+    case 'HPE_INVALID_CHUNK_SIZE':
+      return 'ambiguous_framing';
+    default:
+      return 'bad_request';
+  }
+}

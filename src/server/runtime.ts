@@ -1,0 +1,94 @@
+import { BlockList, isIP } from 'node:net';
+import type { UsherConfig } from '../config/types.js';
+import type { CompiledRespond, CompiledRoute } from '../pipeline/types.js';
+import type { ForwardSettings } from '../proxy/headers.js';
+import { HostPathRouter, type Router } from '../router/index.js';
+import { Cluster } from '../upstream/cluster.js';
+
+/**
+ * Everything compiled from one config: router, clusters, header settings. Immutable once built.
+ * A request reads the current Runtime once when it starts and keeps it to the end, so a reload
+ * swaps one pointer and in-flight requests finish on the config they started with.
+ */
+export class Runtime {
+  readonly config: UsherConfig;
+  readonly router: Router<CompiledRoute>;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  readonly forward: ForwardSettings;
+  /** Counters for tests and, later, metrics. */
+  readonly stats = { requests: 0 };
+
+  private constructor(config: UsherConfig, clusters: Map<string, Cluster>) {
+    this.config = config;
+    this.clusters = clusters;
+    this.forward = compileForward(config);
+    const routes = config.routes.map((rc) => {
+      const route: CompiledRoute = {
+        name: rc.name,
+        index: rc.index,
+        source: rc.source,
+        config: rc,
+        cluster: rc.upstream === undefined ? undefined : clusters.get(rc.upstream),
+        respond: rc.respond === undefined ? undefined : compileRespond(rc.respond),
+        requestFilters: [],
+        upstreamRequestFilters: [],
+        responseFilters: [],
+      };
+      return { config: rc, route };
+    });
+    this.router = new HostPathRouter(routes);
+  }
+
+  /**
+   * Builds a runtime, reusing clusters from `previous` whose config is unchanged so that their
+   * connection pools (and, later, health state) survive a reload. Returns the clusters that the
+   * new runtime no longer uses; the caller closes them once the old runtime has drained.
+   */
+  static build(config: UsherConfig, previous?: Runtime): { runtime: Runtime; retired: Cluster[] } {
+    const clusters = new Map<string, Cluster>();
+    const reused = new Set<Cluster>();
+    for (const [name, upstream] of Object.entries(config.upstreams)) {
+      const old = previous?.clusters.get(name);
+      if (old && old.fingerprint === Cluster.fingerprint(upstream)) {
+        clusters.set(name, old);
+        reused.add(old);
+      } else {
+        clusters.set(name, new Cluster(upstream));
+      }
+    }
+    const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
+    return { runtime: new Runtime(config, clusters), retired };
+  }
+}
+
+function compileForward(config: UsherConfig): ForwardSettings {
+  let trusted: BlockList | null = null;
+  for (const entry of config.proxy.trusted_proxies) {
+    trusted ??= new BlockList();
+    const [addr, bits] = entry.split('/') as [string, string | undefined];
+    const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) trusted.addAddress(addr, family);
+    else trusted.addSubnet(addr, Number(bits), family);
+  }
+  return {
+    trusted,
+    via: config.proxy.via === null ? null : `1.1 ${config.proxy.via}`,
+    dropUnderscore: config.proxy.drop_underscore_headers,
+    requestIdHeader: config.proxy.request_id_header.toLowerCase(),
+    hideResponse: new Set(config.proxy.hide_headers.map((h) => h.toLowerCase())),
+  };
+}
+
+function compileRespond(r: { status: number; body: string; headers: Record<string, string> }): CompiledRespond {
+  const body = Buffer.from(r.body);
+  const headers: string[] = [];
+  let hasType = false;
+  for (const [k, v] of Object.entries(r.headers)) {
+    if (k.toLowerCase() === 'content-length') continue;
+    if (k.toLowerCase() === 'content-type') hasType = true;
+    headers.push(k, v);
+  }
+  if (!hasType && body.length > 0) headers.push('content-type', 'text/plain; charset=utf-8');
+  headers.push('content-length', String(body.length));
+  return Object.freeze({ status: r.status, headers: Object.freeze(headers), body });
+}

@@ -1,0 +1,192 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ListenerConfig, UsherConfig } from '../config/types.js';
+import type { ReasonCode } from '../errors/index.js';
+import { createAccessLogger, createLogger } from '../observability/logger.js';
+import type { Exchange } from '../proxy/exchange.js';
+import type { Cluster } from '../upstream/cluster.js';
+import { Listener, type ListenerOwner } from './listener.js';
+import { Runtime } from './runtime.js';
+
+export interface UsherOptions {
+  /** Where process logs go (default: stdout). Tests pass a stream to read them. */
+  logDestination?: NodeJS.WritableStream;
+  /** Where access-log lines go when log.access_log is on (default: stdout). */
+  accessLogDestination?: NodeJS.WritableStream;
+}
+
+const kBytes = Symbol('usher.bytes');
+type CountedSocket = Socket & { [kBytes]?: { read: number; written: number } };
+
+/**
+ * The running proxy: listeners, the current Runtime, reload and graceful shutdown.
+ * Lifecycle: create → start → (reload)* → close.
+ */
+export class Usher implements ListenerOwner {
+  runtime: Runtime;
+  readonly logger: Logger;
+  private accessLog: Logger | null = null;
+  private readonly options: UsherOptions;
+  private readonly listeners = new Map<string, Listener>();
+  draining = false;
+  inflight = 0;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(config: UsherConfig, options: UsherOptions = {}) {
+    this.options = options;
+    this.logger = createLogger(config.log, options.logDestination);
+    this.runtime = Runtime.build(config).runtime;
+    this.configureAccessLog(config);
+  }
+
+  async start(): Promise<void> {
+    try {
+      for (const lc of this.runtime.config.listeners) await this.openListener(lc);
+    } catch (err) {
+      await this.close(0);
+      throw err;
+    }
+  }
+
+  /** Bound addresses, in config order (port 0 resolved). */
+  addresses(): { host: string; port: number; tls: boolean }[] {
+    return [...this.listeners.values()].map((l) => ({ host: l.config.host, port: l.address().port, tls: l.config.tls !== undefined }));
+  }
+
+  /**
+   * Swaps in a new, already validated config. Requests in flight finish on the runtime they
+   * started with; unchanged upstream pools are kept; listeners are opened and closed to match.
+   * If a new listener cannot bind, nothing changes and the error is thrown.
+   */
+  async reload(config: UsherConfig): Promise<void> {
+    const wanted = new Map(config.listeners.map((l) => [listenerKey(l), l]));
+    const opened: Listener[] = [];
+    try {
+      for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc));
+    } catch (err) {
+      for (const l of opened) {
+        this.listeners.delete(listenerKey(l.config));
+        await l.stopAccepting();
+      }
+      throw err;
+    }
+    const { runtime, retired } = Runtime.build(config, this.runtime);
+    const previous = this.runtime;
+    this.runtime = runtime;
+    this.configureAccessLog(config);
+    for (const [key, listener] of this.listeners) {
+      if (!wanted.has(key)) {
+        this.listeners.delete(key);
+        void listener.stopAccepting();
+      } else {
+        listener.applySettings(config);
+      }
+    }
+    if (previous.config.limits.header_size !== config.limits.header_size) {
+      this.logger.warn('limits.header_size applies to listeners opened after this reload; restart usher to apply it everywhere');
+    }
+    this.logger.info({ file: config.file, routes: config.routes.length, upstreams: Object.keys(config.upstreams).length, retired: retired.map((c) => c.name) }, 'config reloaded');
+    // undici's close() lets requests already dispatched to these pools finish first.
+    void closeClusters(retired);
+  }
+
+  /** Graceful shutdown: stop accepting, let in-flight requests finish within graceMs, then cut. */
+  async close(graceMs = this.runtime.config.timeouts.graceful_shutdown): Promise<void> {
+    this.draining = true;
+    const stops = [...this.listeners.values()].map((l) => l.stopAccepting());
+    const drained = this.inflight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
+    const clean = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    if (!clean) this.logger.warn({ inflight: this.inflight }, 'grace period over: closing the remaining connections');
+    for (const l of this.listeners.values()) l.closeAll();
+    await Promise.all(stops);
+    this.listeners.clear();
+    const clusters = [...this.runtime.clusters.values()];
+    await (clean ? closeClusters(clusters) : Promise.allSettled(clusters.map((c) => c.destroy())));
+    this.flushLogs();
+  }
+
+  // ---- ListenerOwner / ExchangeOwner ---------------------------------------------------------
+
+  exchangeDone(ex: Exchange): void {
+    this.inflight--;
+    if (this.accessLog !== null) this.writeAccessLog(ex);
+    if (this.inflight === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  clientError(reason: ReasonCode, detail: string, socket: Socket): void {
+    if (this.accessLog !== null) {
+      this.accessLog.info({ client: socket.remoteAddress, status: 0, reason, detail }, 'rejected');
+    } else {
+      this.logger.debug({ client: socket.remoteAddress, reason, detail }, 'request rejected before routing');
+    }
+  }
+
+  listenerError(listener: Listener, err: Error): void {
+    this.logger.error({ err, address: listener.config.address }, 'listener error');
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private async openListener(lc: ListenerConfig): Promise<Listener> {
+    const listener = new Listener(this, lc, this.runtime.config);
+    await listener.listen();
+    this.listeners.set(listenerKey(lc), listener);
+    return listener;
+  }
+
+  private configureAccessLog(config: UsherConfig): void {
+    if (!config.log.access_log) this.accessLog = null;
+    else this.accessLog ??= createAccessLogger(this.options.accessLogDestination);
+    this.logger.level = config.log.level;
+  }
+
+  private writeAccessLog(ex: Exchange): void {
+    const req = ex.req;
+    const socket = ex.socket as CountedSocket;
+    const prev = (socket[kBytes] ??= { read: 0, written: 0 });
+    const read = socket.bytesRead;
+    const written = socket.bytesWritten;
+    this.accessLog!.info({
+      request_id: ex.requestId,
+      client: ex.clientIp,
+      method: req.method,
+      host: ex.head.host,
+      path: req.url,
+      status: ex.res.headersSent ? ex.res.statusCode : 0,
+      bytes_in: read - prev.read,
+      bytes_out: written - prev.written,
+      duration_ms: Math.round((performance.now() - ex.startedAt) * 1000) / 1000,
+      route: ex.route?.name,
+      upstream: ex.upstreamId(),
+      attempts: ex.endpoint === undefined ? 0 : ex.attempt + 1,
+      reason: ex.reason,
+    });
+    prev.read = read;
+    prev.written = written;
+  }
+
+  private flushLogs(): void {
+    for (const log of [this.logger, this.accessLog]) {
+      try {
+        log?.flush();
+      } catch {
+        // a closed destination has nothing left to flush
+      }
+    }
+  }
+}
+
+function listenerKey(l: ListenerConfig): string {
+  return `${l.host}|${l.port}|${l.tls ? `${l.tls.cert}|${l.tls.key}` : ''}`;
+}
+
+async function closeClusters(clusters: readonly Cluster[]): Promise<void> {
+  await Promise.allSettled(clusters.map((c) => c.close()));
+}
