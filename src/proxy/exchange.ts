@@ -113,6 +113,9 @@ export class Exchange implements RequestContext, PickContext {
       this.req.on('end', onBodyEnd);
     }
     this.appendForwardingHeaders();
+    // Once per request, not per attempt: a retry re-sends the same edited head.
+    const filters = this.route!.upstreamRequestFilters;
+    for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);
     this.dispatch();
   }
 
@@ -146,8 +149,6 @@ export class Exchange implements RequestContext, PickContext {
     endpoint.inflight++;
     const host = cluster.hostFor(endpoint);
     if (host !== undefined) this.upstreamHeaders[this.hostIndex] = host;
-    const filters = this.route!.upstreamRequestFilters;
-    for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);
     this.upstreamActive = true;
     endpoint.pool.dispatch(
       { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.body },
@@ -182,7 +183,8 @@ export class Exchange implements RequestContext, PickContext {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (!this.upstreamActive) return false;
     if (statusCode < 200) {
-      relayInterim(this.res, statusCode, rawHeaders);
+      // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+      if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders);
       return true;
     }
     this.responseStarted = true;

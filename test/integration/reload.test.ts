@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { request } from '../helpers/client.js';
+import { closedPort, startUpstream } from '../helpers/upstream.js';
+import { config, startUsher, waitFor } from '../helpers/usher.js';
+
+test('reload swaps routes atomically, keeps unchanged pools, and lets in-flight requests finish on the old config', async (t) => {
+  let release: (() => void) | undefined;
+  const slow = await startUpstream('slow', (req, res) => {
+    req.resume();
+    release = () => res.end('slow done');
+  });
+  const fast = await startUpstream('fast');
+  const base = {
+    upstreams: { keep: { servers: [fast.url] }, change: { servers: [slow.url] } },
+    routes: [{ match: { path: '/slow' }, upstream: 'change' }, { upstream: 'keep' }],
+  };
+  const u = await startUsher(base);
+  t.after(async () => {
+    await u.close();
+    await slow.close();
+    await fast.close();
+  });
+  const keepBefore = u.usher.runtime.clusters.get('keep');
+  const changeBefore = u.usher.runtime.clusters.get('change');
+
+  const inflight = request(`${u.url}/slow`);
+  await waitFor(() => release !== undefined, 5000, 'the slow request to reach its upstream');
+
+  await u.usher.reload(
+    config({
+      log: { level: 'warn', access_log: true },
+      upstreams: { keep: { servers: [fast.url] }, change: { servers: [slow.url], timeouts: { connect: '1s' } } },
+      routes: [{ match: { path: '/new' }, respond: { status: 200, body: 'new route' } }, { upstream: 'keep' }],
+    }),
+  );
+  assert.equal(u.usher.runtime.clusters.get('keep'), keepBefore, 'an unchanged upstream keeps its pool');
+  assert.notEqual(u.usher.runtime.clusters.get('change'), changeBefore, 'a changed upstream gets a new pool');
+  assert.equal((await request(`${u.url}/new`)).body, 'new route');
+  assert.equal((await request(`${u.url}/slow`)).body, 'fast', '/slow now falls through to the catch-all');
+
+  release!();
+  const old = await inflight;
+  assert.equal(old.status, 200);
+  assert.equal(old.body, 'slow done', 'the request that started before the reload finished on the old config');
+});
+
+test('reload opens new listeners and closes removed ones; a listener that cannot bind leaves everything as it was', async (t) => {
+  const a = await startUpstream('a');
+  const u = await startUsher({ upstreams: { app: { servers: [a.url] } }, routes: [{ upstream: 'app' }] });
+  t.after(async () => {
+    await u.close();
+    await a.close();
+  });
+  const other = await startUpstream('occupier');
+  t.after(() => other.close());
+
+  // Binding a port that is taken fails: nothing changes.
+  const bad = config({
+    listeners: [{ address: `127.0.0.1:${u.port}` }, { address: `127.0.0.1:${other.port}` }],
+    upstreams: { app: { servers: [a.url] } },
+    routes: [{ respond: { status: 200, body: 'should not apply' } }],
+  });
+  await assert.rejects(u.usher.reload(bad), /EADDRINUSE/);
+  assert.equal((await request(`${u.url}/`)).body, 'a');
+  assert.equal(u.usher.addresses().length, 1);
+
+  // Moving to another port and dropping the old listener.
+  const port = await closedPort();
+  await u.usher.reload(config({ listeners: [{ address: `127.0.0.1:${port}` }], upstreams: { app: { servers: [a.url] } }, routes: [{ upstream: 'app' }] }));
+  const addrs = u.usher.addresses();
+  assert.equal(addrs.length, 1);
+  assert.equal(addrs[0]!.port, port);
+  assert.equal((await request(`http://127.0.0.1:${addrs[0]!.port}/`)).body, 'a');
+  await assert.rejects(request(`${u.url}/`), /ECONNREFUSED/);
+});

@@ -1,0 +1,114 @@
+// 1 GiB through usher both ways with its memory bounded, and backpressure shown directly: while
+// the client does not read, the upstream is held back instead of usher buffering the body.
+// usher runs as its own process so that its peak RSS (VmHWM) is its own.
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startUpstream } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/usher.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const GIB = 1024 * 1024 * 1024;
+const CHUNK = Buffer.alloc(256 * 1024, 'x');
+/** Generous: usher idles at ~60 MiB RSS; buffering a GiB would be ~1100 MiB. */
+const RSS_BOUND = 256 * 1024 * 1024;
+
+async function spawnUsher(upstreamUrl: string): Promise<{ proc: ChildProcess; port: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'usher-1gib-'));
+  const file = join(dir, 'usher.yaml');
+  writeFileSync(file, `listeners:\n  - address: 127.0.0.1:0\nupstreams:\n  app:\n    servers:\n      - url: ${upstreamUrl}\nroutes:\n  - upstream: app\nlog: { level: warn }\n`);
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/usher.js'), 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  await waitFor(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(stderr) || proc.exitCode !== null, 10_000, 'usher to start');
+  const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+  assert.ok(m, `usher did not start: ${stderr}`);
+  return { proc, port: Number(m[1]) };
+}
+
+function peakRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /VmHWM:\s+(\d+) kB/.exec(status);
+  return Number(kb![1]) * 1024;
+}
+
+test('1 GiB download and upload through usher, with bounded memory and real backpressure', async (t) => {
+  let written = 0;
+  let uploaded = 0;
+  const up = await startUpstream('big', (req, res) => {
+    if (req.method === 'POST') {
+      req.on('data', (c: Buffer) => (uploaded += c.length));
+      req.on('end', () => res.end(String(uploaded)));
+      return;
+    }
+    req.resume();
+    res.writeHead(200, { 'content-length': String(GIB) });
+    const pump = () => {
+      while (written < GIB) {
+        written += CHUNK.length;
+        if (!res.write(CHUNK)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
+  });
+  const { proc, port } = await spawnUsher(up.url);
+  t.after(async () => {
+    proc.kill('SIGKILL');
+    await up.close();
+  });
+
+  // Download: stall the client first, and watch the upstream get held back.
+  let stalledAt = 0;
+  const received = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      let n = 0;
+      res.pause();
+      // Let the pipes fill: the upstream keeps writing until every buffer on the way is full.
+      let last = -1;
+      const settle = setInterval(() => {
+        if (written === last) {
+          clearInterval(settle);
+          stalledAt = written;
+          assert.ok(written < 128 * 1024 * 1024, `upstream was held back while the client did not read (wrote ${written} bytes)`);
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(n));
+          res.resume();
+        }
+        last = written;
+      }, 100);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(received, GIB);
+
+  // Upload: 1 GiB streamed from the client, counted by the upstream.
+  const answer = await new Promise<string>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/', method: 'POST', agent: false, headers: { 'content-length': String(GIB) } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    let sent = 0;
+    const pump = () => {
+      while (sent < GIB) {
+        sent += CHUNK.length;
+        if (!req.write(CHUNK)) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+  assert.equal(answer, String(GIB));
+  const peak = peakRss(proc.pid!);
+  t.diagnostic(`usher peak RSS after 2 GiB streamed: ${Math.round(peak / 1048576)} MiB; upstream write stalled at ${Math.round(stalledAt / 1048576)} MiB while the client paused`);
+  assert.ok(peak < RSS_BOUND, `usher's peak RSS ${Math.round(peak / 1048576)} MiB stays under ${RSS_BOUND / 1048576} MiB`);
+});
