@@ -1,0 +1,65 @@
+// One bounded load run against a URL, with wrk (or autocannon where wrk is absent) for HTTP and
+// tools/ws-client.js for WebSocket; the load generator is pinned to LOAD_CPU. All three report
+// { requests, durationS, rps, p50Ms, p99Ms, errors, errorDetail }.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { exitDescription, outputTail, runProcess } from './procs.js';
+import { parseWrk, wrkArgs } from './wrk.js';
+
+const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+export const LOAD_CPU = 0;
+
+/**
+ * @param {object} o
+ * @param {'wrk'|'autocannon'} o.loadgen
+ * @param {object} o.scenario  from scenarios.js
+ * @param {string} o.url       base URL of the proxy (or origin, for "direct")
+ * @param {number} o.connections
+ * @param {number} o.durationS
+ * @param {string} o.tmp       scratch directory
+ */
+export async function runLoad({ loadgen, scenario, url, connections, durationS, tmp }) {
+  const timeoutMs = (durationS + 15) * 1000;
+  if (scenario.kind === 'ws') {
+    const wsUrl = url.replace(/^http/, 'ws') + '/';
+    const args = [tool('ws-client.js'), '--url', wsUrl, '--connections', String(connections), '--duration', String(durationS)];
+    return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'ws-client' }));
+  }
+  const target = url + scenario.path;
+  if (loadgen === 'wrk') {
+    const handle = await runProcess('wrk', wrkArgs({ url: target, connections, durationS, scenario, tmp }), {
+      cpu: LOAD_CPU,
+      timeoutMs,
+      name: 'wrk',
+    });
+    if (handle.code !== 0) throw new Error(`wrk ${exitDescription(handle)}: ${outputTail(handle)}`);
+    return parseWrk(handle.stdout);
+  }
+  const args = [tool('autocannon-run.js'), '--url', target, '--connections', String(connections), '--duration', String(durationS)];
+  if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
+  if (scenario.close) args.push('--close');
+  return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'autocannon' }));
+}
+
+/** One WebSocket round trip through `url`; throws with the reason when it cannot be done. */
+export async function checkWebSocket(url) {
+  const wsUrl = url.replace(/^http/, 'ws') + '/';
+  const handle = await runProcess(process.execPath, [tool('ws-client.js'), '--url', wsUrl, '--check'], {
+    cpu: LOAD_CPU,
+    timeoutMs: 15000,
+    name: 'ws-check',
+  });
+  if (handle.code !== 0) throw new Error(`websocket echo failed: ${outputTail(handle, 1) || exitDescription(handle)}`);
+}
+
+function tool(name) {
+  return path.join(BENCH_DIR, 'tools', name);
+}
+
+function jsonResult(handle) {
+  const line = handle.stdout.trim().split('\n').pop();
+  if (handle.code !== 0 || !line?.startsWith('{')) {
+    throw new Error(`${handle.name} ${exitDescription(handle)}: ${outputTail(handle)}`);
+  }
+  return JSON.parse(line);
+}

@@ -1,0 +1,93 @@
+// nginx configurations: the origin (a separate instance, pinned with the load generator) and
+// nginx as a proxy under test. One worker process each, so figures are per core.
+import { Buffer } from 'node:buffer';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startProcess } from './procs.js';
+
+export const SMALL_BODY = 'Hello, World!'; // 13 bytes
+
+/** Start nginx on `conf` in the foreground (daemon off), its master as the returned handle. */
+export function startNginx(dir, conf, { cpu, name }) {
+  const file = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(file, conf);
+  return startProcess('nginx', ['-p', dir + '/', '-c', file, '-e', 'stderr'], { cpu, name });
+}
+
+function main(dir) {
+  // Workers would switch to "nobody", which cannot read our private temp directory.
+  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+  return `${user}worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+`;
+}
+
+function httpCommon(dir) {
+  return `  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  # nginx closes a keep-alive connection after 1000 requests by default; Node and HAProxy
+  # never do. Lift the limit so no proxy pays reconnects the others don't.
+  keepalive_requests 1000000;
+  keepalive_timeout 65s;
+`;
+}
+
+function tlsLines(tls) {
+  return `    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+`;
+}
+
+/** Origin: GET /small (13 B), GET /100k (file), POST /post (reads and drops the body, "ok\n"). */
+export function originConf(dir, { port, tlsPort, tls }) {
+  const www = path.join(dir, 'www');
+  fs.mkdirSync(www, { recursive: true });
+  fs.writeFileSync(path.join(www, '100k'), Buffer.alloc(100 * 1024, 'a'));
+  return `${main(dir)}
+http {
+${httpCommon(dir)}  default_type application/octet-stream;
+  sendfile on;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${tlsPort} ssl backlog=4096;
+${tlsLines(tls)}    root ${www};
+    location = /small { default_type text/plain; return 200 "${SMALL_BODY}"; }
+    # "return" discards (reads and drops) the request body before answering.
+    location = /post { client_max_body_size 1m; default_type text/plain; return 200 "ok\\n"; }
+    location = /100k { }
+  }
+}
+`;
+}
+
+/** nginx as a plain keep-alive reverse proxy to one upstream (HTTP or WebSocket). */
+export function proxyConf(dir, { port, tls, upstreamPort }) {
+  return `${main(dir)}
+http {
+${httpCommon(dir)}  # Keep a 10 KiB POST body in memory, as the other proxies do, instead of a temp file.
+  client_body_buffer_size 16k;
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  upstream origin {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port}${tls ? ' ssl' : ''} backlog=4096;
+${tls ? tlsLines(tls) : ''}    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+    }
+  }
+}
+`;
+}

@@ -1,0 +1,105 @@
+// The proxies under test and how each is started for one (repetition, scenario): a fresh
+// process pinned alone to PROXY_CPU, listening on `port` (TLS when `tls` is given), forwarding
+// everything to one upstream on 127.0.0.1:`upstreamPort` over keep-alive.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { proxyConf, startNginx } from './nginx.js';
+import { startProcess } from './procs.js';
+
+const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+export const REPO_DIR = path.dirname(BENCH_DIR);
+export const PROXY_CPU = 1;
+
+/**
+ * kind: 'floor' (no proxy), 'usher', 'native' (nginx, haproxy) or 'node' (the Node peers).
+ * `requires` names an executable that must be installed.
+ */
+export const PROXIES = [
+  { id: 'direct', label: 'direct (no proxy)', kind: 'floor' },
+  { id: 'usher', label: 'usher', kind: 'usher', start: startUsher },
+  { id: 'nginx', label: 'nginx', kind: 'native', requires: 'nginx', start: startNginxProxy },
+  { id: 'haproxy', label: 'HAProxy', kind: 'native', requires: 'haproxy', start: startHaproxy },
+  { id: 'http-proxy', label: 'http-proxy', kind: 'node', start: nodePeer('http-proxy.js') },
+  { id: 'http-proxy-3', label: 'http-proxy-3', kind: 'node', start: nodePeer('http-proxy-3.js') },
+  { id: 'fastify', label: '@fastify/http-proxy', kind: 'node', start: nodePeer('fastify-http-proxy.js') },
+];
+
+export function selectProxies(ids) {
+  if (!ids) return PROXIES;
+  return ids.map((id) => {
+    const proxy = PROXIES.find((p) => p.id === id);
+    if (!proxy) throw new Error(`unknown proxy "${id}" (known: ${PROXIES.map((p) => p.id).join(', ')})`);
+    return proxy;
+  });
+}
+
+/** @typedef {{ dir: string, port: number, tls: { cert: string, key: string, pem: string } | null, upstreamPort: number }} StartContext */
+
+/** @param {StartContext} ctx */
+function startNginxProxy(ctx) {
+  return startNginx(ctx.dir, proxyConf(ctx.dir, ctx), { cpu: PROXY_CPU, name: 'nginx' });
+}
+
+/** @param {StartContext} ctx */
+function startHaproxy({ dir, port, tls, upstreamPort }) {
+  const file = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(
+    file,
+    `global
+  nbthread 1
+  maxconn 4096
+  tune.ssl.default-dh-param 2048
+
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout tunnel 1h
+
+frontend usher_bench
+  bind 127.0.0.1:${port}${tls ? ` ssl crt ${tls.pem}` : ''}
+  default_backend origin
+
+backend origin
+  server origin 127.0.0.1:${upstreamPort}
+`,
+  );
+  // -db: stay in the foreground, no master-worker: one process, one thread.
+  return startProcess('haproxy', ['-db', '-f', file], { cpu: PROXY_CPU, name: 'haproxy' });
+}
+
+function nodePeer(script) {
+  /** @param {StartContext} ctx */
+  return ({ port, tls, upstreamPort }) => {
+    const args = [path.join(BENCH_DIR, 'peers', script), '--port', String(port), '--upstream', `http://127.0.0.1:${upstreamPort}`];
+    if (tls) args.push('--cert', tls.cert, '--key', tls.key);
+    return startProcess(process.execPath, args, { cpu: PROXY_CPU, name: script });
+  };
+}
+
+/** @param {StartContext} ctx */
+function startUsher({ dir, port, tls, upstreamPort }) {
+  const file = path.join(dir, 'usher.yaml');
+  const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
+  fs.writeFileSync(
+    file,
+    `listeners:
+  - address: 127.0.0.1:${port}${tlsLine}
+upstreams:
+  origin:
+    servers:
+      - url: http://127.0.0.1:${upstreamPort}
+routes:
+  - upstream: origin
+log: { level: warn, access_log: false }
+`,
+  );
+  // `node` itself (not npm) under taskset, so the measured PID is the serving process.
+  return startProcess(process.execPath, [path.join(REPO_DIR, 'bin', 'usher.js'), 'serve', '--config', file], {
+    cpu: PROXY_CPU,
+    cwd: REPO_DIR,
+    name: 'usher',
+  });
+}

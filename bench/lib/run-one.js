@@ -1,0 +1,78 @@
+// One measured run: start the proxy fresh (alone on its core), wait until it listens, check
+// that it serves the scenario, warm it up, then measure load, CPU time and peak RSS; stop it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkScenario } from './check.js';
+import { cpuDeltaUs, cpuSnapshot, peakRssKiB } from './cpu.js';
+import { runLoad } from './loadgen.js';
+import { exitDescription, freePort, outputTail, stopProcess, waitForPort } from './procs.js';
+import { hasCommand } from './setup.js';
+
+/**
+ * @param {object} env  { scratch, tls, origins, loadgen, options, startFailures }
+ * @returns {Promise<object>} { status: 'ok', rps, p50Ms, p99Ms, cpuUsPerReq, peakRssMiB, requests, errors, errorDetail }
+ *   or { status: 'failed' | 'n/a', reason }
+ */
+export async function runOne(proxy, scenario, rep, env) {
+  if (proxy.requires && !hasCommand(proxy.requires)) return { status: 'n/a', reason: `${proxy.requires} is not installed` };
+  const upstreamPort = scenario.upstream === 'ws' ? env.origins.wsPort : env.origins.port;
+  if (proxy.kind === 'floor') {
+    const port = scenario.tls ? env.origins.tlsPort : upstreamPort;
+    return measure(scenario, baseUrl(scenario, port), null, env);
+  }
+
+  // A proxy that could not start will not start for the next scenario either: don't retry.
+  const startKey = `${proxy.id}:${scenario.tls ? 'tls' : 'plain'}`;
+  if (env.startFailures.has(startKey)) return env.startFailures.get(startKey);
+
+  const dir = path.join(env.scratch, `${proxy.id}-${scenario.id}-${rep}`);
+  fs.mkdirSync(dir);
+  const port = await freePort();
+  const handle = proxy.start({ dir, port, tls: scenario.tls ? env.tls : null, upstreamPort });
+  try {
+    try {
+      await waitForPort(port, { handle });
+    } catch (err) {
+      const tail = outputTail(handle);
+      const failure = { status: 'failed', reason: `failed to start: ${err.message}${tail ? `: ${tail}` : ''}` };
+      env.startFailures.set(startKey, failure);
+      return failure;
+    }
+    return await measure(scenario, baseUrl(scenario, port), handle, env);
+  } finally {
+    await stopProcess(handle);
+  }
+}
+
+function baseUrl(scenario, port) {
+  return `${scenario.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+}
+
+async function measure(scenario, url, handle, { loadgen, options, scratch }) {
+  try {
+    await checkScenario(scenario, url);
+  } catch (err) {
+    return { status: 'n/a', reason: handle?.exited ? crashed(handle) : err.message };
+  }
+  const load = { loadgen, scenario, url, connections: options.connections, tmp: scratch };
+  try {
+    await runLoad({ ...load, durationS: options.warmupS });
+    const before = handle && cpuSnapshot(handle.pid);
+    const result = await runLoad({ ...load, durationS: options.durationS });
+    const after = handle && cpuSnapshot(handle.pid);
+    if (handle?.exited) return { status: 'failed', reason: crashed(handle) };
+    if (!result.requests) return { status: 'n/a', reason: `no request completed (${result.errorDetail})` };
+    return {
+      status: 'ok',
+      ...result,
+      cpuUsPerReq: handle ? cpuDeltaUs(before, after) / result.requests : null,
+      peakRssMiB: handle ? peakRssKiB(handle.pid) / 1024 : null,
+    };
+  } catch (err) {
+    return { status: 'failed', reason: handle?.exited ? crashed(handle) : err.message };
+  }
+}
+
+function crashed(handle) {
+  return `exited during the run (${exitDescription(handle)}): ${outputTail(handle)}`;
+}

@@ -1,0 +1,26 @@
+// The load scenarios. Every proxy is started fresh for each (repetition, scenario), so peak
+// RSS belongs to one scenario, with `upstream` ('http' → the nginx origin, 'ws' → the Node
+// WebSocket echo origin) and `tls` deciding how it is configured.
+
+export const SCENARIOS = [
+  { id: 'small', title: 'GET 13 B, keep-alive', path: '/small', expectBytes: 13 },
+  { id: '100k', title: 'GET 100 KiB, keep-alive', path: '/100k', expectBytes: 100 * 1024 },
+  { id: 'post10k', title: 'POST 10 KiB, keep-alive', path: '/post', method: 'POST', bodyBytes: 10 * 1024, expectBytes: 3 },
+  { id: 'tls', title: 'GET 13 B over TLS, keep-alive', path: '/small', tls: true, expectBytes: 13 },
+  { id: 'close', title: 'GET 13 B, new connection per request', path: '/small', close: true, expectBytes: 13 },
+  { id: 'ws', title: 'WebSocket echo round trip (32 B)', kind: 'ws' },
+];
+
+for (const scenario of SCENARIOS) {
+  scenario.kind ??= 'http';
+  scenario.upstream = scenario.kind === 'ws' ? 'ws' : 'http';
+}
+
+export function selectScenarios(ids) {
+  if (!ids) return SCENARIOS;
+  return ids.map((id) => {
+    const scenario = SCENARIOS.find((s) => s.id === id);
+    if (!scenario) throw new Error(`unknown scenario "${id}" (known: ${SCENARIOS.map((s) => s.id).join(', ')})`);
+    return scenario;
+  });
+}
