@@ -19,6 +19,7 @@ Usage:
 
 Options:
   -c, --config FILE   YAML (.yaml/.yml), JSON (.json) or JavaScript (.js/.mjs, default export)
+  --listen ADDRESS    with the built-in demo only: listen on ADDRESS instead of 127.0.0.1:8080
 
 Signals (serve):
   SIGTERM, SIGINT     graceful shutdown: stop accepting, finish in-flight requests, exit
@@ -40,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         config: { type: 'string', short: 'c' },
+        listen: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -64,7 +66,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'serve':
-      return serve(values.config);
+      if (values.listen !== undefined && values.config !== undefined) {
+        process.stderr.write('usher serve: --listen applies to the built-in demo; set listeners in the config file instead\n');
+        return EXIT.usage;
+      }
+      return serve(values.config, values.listen);
     case 'validate':
       if (values.config === undefined) {
         process.stderr.write('usher validate: --config FILE is required\n');
@@ -98,12 +104,12 @@ async function validate(file: string): Promise<number> {
   return EXIT.ok;
 }
 
-async function serve(file: string | undefined): Promise<number> {
+async function serve(file: string | undefined, listen?: string): Promise<number> {
   let demo: DemoPool | undefined;
   let result: LoadResult;
   if (file === undefined) {
     demo = await startDemoUpstreams(3);
-    result = loadConfigObject(demoConfig(demo.urls), '<built-in demo>');
+    result = loadConfigObject(demoConfig(demo.urls, listen), '<built-in demo>');
   } else {
     result = await loadConfigFile(file);
   }
@@ -123,12 +129,14 @@ async function serve(file: string | undefined): Promise<number> {
     await demo?.close();
     return EXIT.cannotStart;
   }
-  printBanner(usher, result.config, demo !== undefined);
-
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const unwatch = file === undefined ? () => {} : watchConfig(file, () => void reload());
-    const reload = async () => {
+    const watch = file === undefined ? undefined : watchConfig(file, () => void reload());
+    // Reloads run one after another, so the file read last is the config applied last.
+    let reloading: Promise<void> = Promise.resolve();
+    const reload = (): Promise<void> => (reloading = reloading.then(reloadNow));
+    const reloadNow = async () => {
+      if (stopping) return;
       const next = await loadConfigFile(file!);
       if (!next.ok) {
         usher.logger.error({ file, errors: formatIssues(next.errors).split('\n') }, 'reload rejected: the new config is invalid; still serving the previous one');
@@ -147,7 +155,7 @@ async function serve(file: string | undefined): Promise<number> {
       }
       stopping = true;
       usher.logger.info({ signal, inflight: usher.inflight }, 'shutting down');
-      unwatch();
+      watch?.close();
       void usher
         .close()
         .then(() => demo?.close())
@@ -158,11 +166,17 @@ async function serve(file: string | undefined): Promise<number> {
     };
     const onHup = () => {
       if (file === undefined) usher.logger.info('SIGHUP: the built-in demo config has no file to reload');
-      else void reload();
+      else {
+        watch?.sync();
+        void reload();
+      }
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', onHup);
+    // Only now: the banner tells supervisors (and tests) that usher is ready, signals included;
+    // a SIGHUP that arrived before its handler would kill the process.
+    printBanner(usher, result.config, demo !== undefined);
   });
 }
 
@@ -176,7 +190,8 @@ function printBanner(usher: Usher, config: UsherConfig, demo: boolean): void {
     const then = r.upstream !== undefined ? `→ ${r.upstream} (${config.upstreams[r.upstream]!.servers.map((s) => s.url).join(', ')})` : `→ respond ${r.respond!.status}`;
     lines.push(`  route ${r.name}: ${when} ${then}`);
   }
-  if (demo) lines.push('  try: curl http://127.0.0.1:8080/   (repeat it to see the load spread)');
+  const first = usher.addresses()[0];
+  if (demo && first) lines.push(`  try: curl http://${first.host}:${first.port}/   (repeat it to see the load spread)`);
   process.stderr.write(`${lines.join('\n')}\n`);
   usher.logger.info({ listeners: usher.addresses(), routes: config.routes.length, file: config.file }, 'usher started');
 }

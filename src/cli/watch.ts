@@ -1,12 +1,22 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 
+export interface ConfigWatch {
+  /**
+   * Another trigger (SIGHUP) is loading the file now: later changes are compared with its
+   * content. Without this, a file saved as B, loaded by SIGHUP, then restored to A within the
+   * debounce window looks "unchanged" to the watcher, and B keeps serving.
+   */
+  sync(): void;
+  close(): void;
+}
+
 /**
  * Calls `onChange` when the file's content changes. Watches the directory, not the file: editors
  * and config managers replace files by rename, which ends a watch on the file itself. Events are
- * debounced, and a change that leaves the content identical does not fire.
+ * debounced, and a change that leaves the content identical to the last load does not fire.
  */
-export function watchConfig(file: string, onChange: () => void, debounceMs = 150): () => void {
+export function watchConfig(file: string, onChange: () => void, debounceMs = 150): ConfigWatch {
   const path = resolve(file);
   const name = basename(path);
   let last = read(path);
@@ -27,9 +37,14 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 150
   } catch {
     // Watching is a convenience; SIGHUP still reloads.
   }
-  return () => {
-    clearTimeout(timer);
-    watcher?.close();
+  return {
+    sync: () => {
+      last = read(path);
+    },
+    close: () => {
+      clearTimeout(timer);
+      watcher?.close();
+    },
   };
 }
 

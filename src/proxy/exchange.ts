@@ -5,7 +5,7 @@
 // their Exchange through a symbol on the emitter.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { BlockList, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, REASONS, type ReasonCode } from '../errors/index.js';
@@ -322,7 +322,7 @@ function relayInterim(res: ServerResponse, status: number, raw: Buffer[]): void 
 }
 
 /** X-Real-IP from a trusted chain: the right-most address that is not a trusted proxy. */
-function realClientIp(xff: string, peer: string, trusted: import('node:net').BlockList | null): string {
+function realClientIp(xff: string, peer: string, trusted: BlockList | null): string {
   if (trusted === null) return peer;
   const parts = xff.split(',');
   for (let i = parts.length - 1; i >= 0; i--) {

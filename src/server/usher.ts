@@ -157,16 +157,17 @@ export class Usher implements ListenerOwner {
       request_id: ex.requestId,
       client: ex.clientIp,
       method: req.method,
-      host: ex.head.host,
+      host: ex.head.host ?? null,
       path: req.url,
       status: ex.res.headersSent ? ex.res.statusCode : 0,
       bytes_in: read - prev.read,
       bytes_out: written - prev.written,
       duration_ms: Math.round((performance.now() - ex.startedAt) * 1000) / 1000,
-      route: ex.route?.name,
-      upstream: ex.upstreamId(),
+      // null rather than undefined: pino drops undefined keys, and every line should have the same keys.
+      route: ex.route?.name ?? null,
+      upstream: ex.upstreamId() ?? null,
       attempts: ex.endpoint === undefined ? 0 : ex.attempt + 1,
-      reason: ex.reason,
+      reason: ex.reason ?? null,
     });
     prev.read = read;
     prev.written = written;

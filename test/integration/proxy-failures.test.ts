@@ -110,7 +110,7 @@ test('a client that goes away cancels its upstream request and frees the connect
   assert.equal(u.usher.inflight, 0);
 });
 
-test('malicious upstream responses become 502 and the upstream connection is not reused', async (t) => {
+test('malicious upstream responses become 502 and the upstream connection is not reused', async () => {
   const cases: [string, string][] = [
     ['CL and TE together', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
     ['two different Content-Lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'],
