@@ -1,0 +1,147 @@
+// Valid user config (snake_case, units as written) → UsherConfig (defaults applied, ms, bytes,
+// names resolved), deep-frozen. Runs only after the schema and the semantic checks passed, so
+// every parse here succeeds; a failure is a bug in the checks and throws.
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } from './address.js';
+import type { Locator, Segment } from './issues.js';
+import { DEFAULTS, type ConfigInput } from './schema.js';
+import type { ListenerConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
+import { parseDuration, parseSize } from './units.js';
+
+type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
+type RouteInput = NonNullable<ConfigInput['routes']>[number];
+
+function must<T>(r: Parsed<T>): T {
+  if (!r.ok) throw new Error(`usher config: unchecked invalid value: ${r.message}`);
+  return r;
+}
+
+export interface NormalizeContext {
+  file: string;
+  locate: Locator;
+  /** Directory that relative file paths (TLS certificates) are resolved against; none: kept as written. */
+  baseDir?: string | undefined;
+}
+
+export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfig {
+  const source = (path: Segment[], at: 'key' | 'value'): SourceLocation => {
+    // Without positions (JS configs), line and column are 0: "unknown".
+    const pos = ctx.locate(path, at);
+    return { file: ctx.file, line: pos?.line ?? 0, column: pos?.column ?? 0 };
+  };
+  const filePath = (p: string) => (ctx.baseDir === undefined || isAbsolute(p) ? p : resolve(ctx.baseDir, p));
+
+  const listeners = input.listeners.map((l): ListenerConfig => {
+    const { host, port } = must(parseListenAddress(l.address));
+    const out: ListenerConfig = { address: String(l.address), host, port };
+    if (l.tls) out.tls = { cert: filePath(l.tls.cert), key: filePath(l.tls.key) };
+    return out;
+  });
+
+  const upstreams: Record<string, UpstreamConfig> = {};
+  for (const [name, u] of Object.entries(input.upstreams ?? {})) {
+    upstreams[name] = normalizeUpstream(name, u, source(['upstreams', name], 'key'));
+  }
+
+  const routes = (input.routes ?? []).map((r, index) => normalizeRoute(r, index, source(['routes', index], 'value')));
+
+  const t = input.timeouts ?? {};
+  const l = input.limits ?? {};
+  const p = input.proxy ?? {};
+  const body = l.body === undefined ? DEFAULTS.limits.body : l.body;
+  const config: UsherConfig = {
+    listeners,
+    upstreams,
+    routes,
+    timeouts: {
+      request_header: parseDuration(t.request_header ?? DEFAULTS.timeouts.request_header),
+      body_idle: parseDuration(t.body_idle ?? DEFAULTS.timeouts.body_idle),
+      keep_alive: parseDuration(t.keep_alive ?? DEFAULTS.timeouts.keep_alive),
+      graceful_shutdown: parseDuration(t.graceful_shutdown ?? DEFAULTS.timeouts.graceful_shutdown),
+    },
+    limits: {
+      request_line: parseSize(l.request_line ?? DEFAULTS.limits.request_line),
+      header_size: parseSize(l.header_size ?? DEFAULTS.limits.header_size),
+      header_count: l.header_count ?? DEFAULTS.limits.header_count,
+      body: body === null ? null : parseSize(body),
+    },
+    proxy: {
+      trusted_proxies: (p.trusted_proxies ?? DEFAULTS.proxy.trusted_proxies).map((c) => must(parseTrustedProxy(c)).cidr),
+      hide_headers: unique((p.hide_headers ?? DEFAULTS.proxy.hide_headers).map((h) => h.toLowerCase())),
+      via: p.via === undefined ? DEFAULTS.proxy.via : p.via,
+      drop_underscore_headers: p.drop_underscore_headers ?? DEFAULTS.proxy.drop_underscore_headers,
+      request_id_header: (p.request_id_header ?? DEFAULTS.proxy.request_id_header).toLowerCase(),
+    },
+    log: {
+      level: input.log?.level ?? DEFAULTS.log.level,
+      access_log: input.log?.access_log ?? DEFAULTS.log.access_log,
+    },
+    file: ctx.file,
+  };
+  return deepFreeze(config);
+}
+
+function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocation): UpstreamConfig {
+  const servers = u.servers.map((s): ServerConfig => {
+    const url = typeof s === 'string' ? s : s.url;
+    const weight = typeof s === 'string' ? DEFAULTS.server.weight : (s.weight ?? DEFAULTS.server.weight);
+    const { origin, authority } = must(parseServerUrl(url));
+    return { url, origin, authority, weight };
+  });
+  const pool = u.pool ?? {};
+  const t = u.timeouts ?? {};
+  return {
+    name,
+    servers,
+    balance: u.balance ?? DEFAULTS.upstream.balance,
+    host_header: u.host_header ?? DEFAULTS.upstream.host_header,
+    pool: {
+      max_connections: pool.max_connections ?? DEFAULTS.upstream.pool.max_connections,
+      keep_alive_timeout: parseDuration(pool.keep_alive_timeout ?? DEFAULTS.upstream.pool.keep_alive_timeout),
+    },
+    timeouts: {
+      connect: parseDuration(t.connect ?? DEFAULTS.upstream.timeouts.connect),
+      response_header: parseDuration(t.response_header ?? DEFAULTS.upstream.timeouts.response_header),
+      body_idle: parseDuration(t.body_idle ?? DEFAULTS.upstream.timeouts.body_idle),
+    },
+    source,
+  };
+}
+
+function normalizeRoute(r: RouteInput, index: number, source: SourceLocation): RouteConfig {
+  const host = r.match?.host;
+  const hosts = host === undefined ? [] : unique((typeof host === 'string' ? [host] : host).map((h) => h.toLowerCase()));
+  const route: RouteConfig = {
+    name: r.name ?? `routes[${index}]`,
+    index,
+    match: r.match?.path === undefined ? { hosts } : { hosts, path: r.match.path },
+    source,
+  };
+  if (r.upstream !== undefined) route.upstream = r.upstream;
+  if (r.respond !== undefined) {
+    route.respond = {
+      status: r.respond.status ?? DEFAULTS.respond.status,
+      body: r.respond.body ?? DEFAULTS.respond.body,
+      headers: { ...(r.respond.headers ?? DEFAULTS.respond.headers) },
+    };
+  }
+  return route;
+}
+
+function unique<T>(xs: T[]): T[] {
+  return [...new Set(xs)];
+}
+
+/** Freezes `value` and everything reachable from it; returns it. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** The directory relative paths in a config file are resolved against, or undefined for "<embedded>"-like names. */
+export function baseDirOf(file: string): string | undefined {
+  return file.startsWith('<') ? undefined : dirname(resolve(file));
+}
