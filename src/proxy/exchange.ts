@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { pipeline, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, REASONS, type ReasonCode } from '../errors/index.js';
 import { isAcceptableRequestId, newRequestId } from '../observability/request-id.js';
@@ -14,6 +15,7 @@ import type { CompiledRoute, RequestContext } from '../pipeline/types.js';
 import type { Runtime } from '../server/runtime.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { PickContext } from '../upstream/balancer.js';
+import { BodyLimit } from './body-limit.js';
 import { filterResponseHeaders, forwardedNode, RequestHead, scanRequestHeaders, trailersObject } from './headers.js';
 import { sendLocalReply, wantsJson } from './local-reply.js';
 
@@ -53,13 +55,11 @@ export class Exchange implements RequestContext, PickContext {
   endpoint: Endpoint | undefined = undefined;
   attempt = 0;
   exclude: Set<Endpoint> | undefined = undefined;
-  private body: IncomingMessage | null = null;
+  private body: Readable | null = null;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private upstreamActive = false;
   private responseStarted = false;
   private downstreamGone = false;
-  /** Counted only when a body limit applies to a body without Content-Length. */
-  bodyBytes = 0;
   private finished = false;
 
   constructor(owner: ExchangeOwner, runtime: Runtime, req: IncomingMessage, res: ServerResponse) {
@@ -104,10 +104,15 @@ export class Exchange implements RequestContext, PickContext {
   proxy(path: string, hasBody: boolean): void {
     this.path = path;
     if (hasBody) {
-      this.body = this.req;
       (this.req as WithExchange<IncomingMessage>)[kExchange] = this;
-      const limits = this.runtime.config.limits;
-      if (limits.body !== null && this.head.contentLength === undefined) this.req.on('data', countBody);
+      const limit = this.runtime.config.limits.body;
+      if (limit !== null && this.head.contentLength === undefined) {
+        const counted = new BodyLimit(limit, () => this.bodyTooLarge());
+        pipeline(this.req, counted, ignoreError);
+        this.body = counted;
+      } else {
+        this.body = this.req;
+      }
       this.socket.setTimeout(this.runtime.config.timeouts.body_idle);
       this.req.on('timeout', onBodyIdle);
       this.req.on('end', onBodyEnd);
@@ -283,7 +288,6 @@ export class Exchange implements RequestContext, PickContext {
   }
 
   bodyTooLarge(): void {
-    this.req.off('data', countBody);
     if (this.res.headersSent) {
       this.reason = 'body_too_large';
       if (this.upstreamActive) this.stopUpstream();
@@ -345,9 +349,6 @@ function onBodyEnd(this: WithExchange<IncomingMessage>): void {
   this[kExchange]!.socket.setTimeout(0);
 }
 
-function countBody(this: WithExchange<IncomingMessage>, chunk: Buffer): void {
-  const ex = this[kExchange]!;
-  ex.bodyBytes += chunk.length;
-  const limit = ex.runtime.config.limits.body;
-  if (limit !== null && ex.bodyBytes > limit) ex.bodyTooLarge();
+function ignoreError(): void {
+  // Errors on the counted body reach undici (which reads it) and the downstream 'close' handler.
 }

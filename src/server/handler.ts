@@ -1,7 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Exchange, type ExchangeOwner } from '../proxy/exchange.js';
 import { routingHost } from '../router/index.js';
 import type { Runtime } from './runtime.js';
+
+/**
+ * The latest response on a downstream socket. The parser can still fail after the handler ran
+ * (a bad chunk, an invalid Transfer-Encoding): the listener must not write a second reply into it.
+ */
+export const kResponse = Symbol('usher.response');
+export type ResponseSocket = Socket & { [kResponse]?: ServerResponse };
 
 export interface HandlerOwner extends ExchangeOwner {
   readonly runtime: Runtime;
@@ -19,16 +27,24 @@ export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: Se
   rt.stats.requests++;
   owner.inflight++;
   const ex = new Exchange(owner, rt, req, res);
+  (req.socket as ResponseSocket)[kResponse] = res;
   const limits = rt.config.limits;
   const head = ex.head;
   const url = req.url ?? '';
 
   if (url.length + req.method!.length + 10 > limits.request_line) return ex.fail('request_line_too_long', true);
   if (req.rawHeaders.length > limits.header_count * 2) return ex.fail('too_many_headers', true);
-  if (head.transferEncoding !== undefined && head.transferEncoding.trim().toLowerCase() !== 'chunked') {
-    // llhttp accepted a coding list ending in chunked (e.g. "gzip, chunked"); forwarding it
-    // re-framed would silently drop the inner coding. RFC 9112 §6.1: 501.
-    return ex.fail('unsupported_transfer_encoding', true);
+  if (head.transferEncoding !== undefined) {
+    const codings = head.transferEncoding.toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
+    // RFC 9112 §6.3 (4): in a request, chunked must be the final coding, once, or the body length
+    // cannot be known: 400 and close. (llhttp flags this too, but only after this handler ran.)
+    // §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing, whatever it says.
+    if (codings.indexOf('chunked') !== codings.length - 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) {
+      return ex.fail('ambiguous_framing', true);
+    }
+    // A coding list ending in chunked (e.g. "gzip, chunked"): forwarding it re-framed would
+    // silently drop the inner coding. RFC 9112 §6.1: 501.
+    if (codings.length > 1) return ex.fail('unsupported_transfer_encoding', true);
   }
 
   let host = head.host;

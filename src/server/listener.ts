@@ -7,7 +7,7 @@ import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 import { rawErrorReply } from '../proxy/local-reply.js';
 import { newRequestId } from '../observability/request-id.js';
-import { handleRequest, type HandlerOwner } from './handler.js';
+import { handleRequest, kResponse, type HandlerOwner, type ResponseSocket } from './handler.js';
 
 export interface ListenerOwner extends HandlerOwner {
   /** A request that failed before it reached a handler (parse error, head timeout...). */
@@ -95,12 +95,25 @@ export class Listener {
     }
     const reason = clientErrorReason(err, this.owner.runtime.config.limits.request_line);
     this.owner.clientError(reason, err.code ?? err.message, socket);
+    const res = (socket as ResponseSocket)[kResponse];
+    if (res !== undefined && res.headersSent && !(res.req.complete && res.writableFinished)) {
+      // The parser failed after a handler started the response of a request still in progress
+      // (a bad chunk while proxying, or a local reply to a head llhttp rejects only after the
+      // handler ran): a second reply would be spliced into it. An ended local reply is let
+      // flush; a response still streaming is cut, so that it cannot look complete.
+      if (res.writableEnded) socket.destroySoon();
+      else socket.destroy();
+      return;
+    }
     socket.end(rawErrorReply(reason, newRequestId(), this.owner.runtime.forward.requestIdHeader));
     socket.destroySoon();
   }
 }
 
 function ignore(): void {}
+
+/** "METHOD SP" then the start of an origin-, absolute- or asterisk-form target (RFC 9112 §3). */
+const REQUEST_LINE_START = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ (?:\/|\*|[A-Za-z][A-Za-z0-9+.-]*:\/\/)/;
 
 /** Maps llhttp / node:http parse errors to reason codes. */
 export function clientErrorReason(err: { code?: string; rawPacket?: Buffer }, requestLineLimit: number): ReasonCode {
@@ -109,8 +122,10 @@ export function clientErrorReason(err: { code?: string; rawPacket?: Buffer }, re
       return 'request_header_timeout';
     case 'HPE_HEADER_OVERFLOW': {
       // The head overflowed. If its first line alone is over the request-line limit, say 414.
+      // rawPacket is only the chunk being parsed, not the whole head: unless it starts with the
+      // request line, it says nothing about that line (the head spanned several reads) → 431.
       const packet = err.rawPacket;
-      if (packet !== undefined) {
+      if (packet !== undefined && REQUEST_LINE_START.test(packet.toString('latin1', 0, 64))) {
         const eol = packet.indexOf('\r\n');
         if (eol < 0 || eol > requestLineLimit) return 'request_line_too_long';
       }
