@@ -27,8 +27,8 @@ export function stripHopByHop(raw) {
   return out;
 }
 
-// A browser's GET as Node's parser hands it over.
-const BROWSER_GET = [
+// A browser's GET as Node's parser hands it over (shared with usher.js).
+export const BROWSER_GET = [
   'Host', 'example.com',
   'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
   'Accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',

@@ -5,6 +5,7 @@
 import { HostPathRouter } from '../../dist/src/router/index.js';
 import { roundRobin } from '../../dist/src/upstream/balancers/round-robin/index.js';
 import { filterResponseHeaders, RequestHead, scanRequestHeaders } from '../../dist/src/proxy/headers.js';
+import { BROWSER_GET } from './headers.js';
 
 function routeTable(hosts, prefixes) {
   const routes = [];
@@ -43,19 +44,6 @@ const settings = {
   requestIdHeader: 'x-request-id',
   hideResponse: new Set(['server', 'x-powered-by']),
 };
-const BROWSER_GET = [
-  'Host', 'example.com',
-  'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
-  'Accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
-  'Accept-Language', 'en-GB,en;q=0.5',
-  'Accept-Encoding', 'gzip, deflate, br, zstd',
-  'Connection', 'keep-alive',
-  'Cookie', 'session=4f1c2d3e; theme=dark',
-  'Upgrade-Insecure-Requests', '1',
-  'Sec-Fetch-Dest', 'document',
-  'Sec-Fetch-Mode', 'navigate',
-  'Priority', 'u=0, i',
-];
 const NGINX_RESPONSE = ['Server', 'nginx/1.22.1', 'Date', 'Mon, 23 Nov 2026 12:00:00 GMT', 'Content-Type', 'text/plain', 'Content-Length', '13', 'Connection', 'keep-alive'].map((s) => Buffer.from(s));
 
 export const cases = [
@@ -65,7 +53,7 @@ export const cases = [
   { name: 'balancer: round robin pick (3 equal)', fn: () => rr.pick(pickCtx), iterations: 10_000_000 },
   { name: 'balancer: smooth weighted pick (5:1:2)', fn: () => wrr.pick(pickCtx), iterations: 10_000_000 },
   {
-    name: 'headers: usher request pass (browser GET, 12 fields)',
+    name: 'headers: usher request pass (browser GET, 12 fields, Connection names one)',
     fn: () => {
       const out = [];
       scanRequestHeaders(BROWSER_GET, settings, new RequestHead(), out);

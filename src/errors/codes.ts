@@ -34,6 +34,7 @@ export const REASONS = Object.freeze({
   upstream_overloaded: r(503, 'upstream', false, 'the upstream is over its connection or queue limits'),
 
   // downstream (client) problems
+  http_version_not_supported: r(505, 'downstream', false, 'usher speaks HTTP/1.0 and HTTP/1.1 on this listener'),
   method_not_allowed: r(405, 'downstream', false, 'usher does not proxy this method (CONNECT)'),
   bad_request: r(400, 'downstream', false, 'the request is malformed'),
   ambiguous_framing: r(400, 'downstream', false, 'the request framing (Content-Length / Transfer-Encoding) is invalid or ambiguous'),
@@ -54,7 +55,7 @@ export const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
   200: 'OK', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
   413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large',
   499: 'Client Closed Request', 500: 'Internal Server Error', 501: 'Not Implemented',
-  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',
 });
 
 /** An error with a stable reason code. Wrap the original with `{ cause }`. */

@@ -32,6 +32,8 @@ export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: Se
   const head = ex.head;
   const url = req.url ?? '';
 
+  // llhttp also accepts "GET /" (HTTP/0.9) and "HTTP/2.0" on an HTTP/1 connection: RFC 9110 §15.6.6.
+  if (req.httpVersionMajor !== 1) return ex.fail('http_version_not_supported', true);
   if (url.length + req.method!.length + 10 > limits.request_line) return ex.fail('request_line_too_long', true);
   if (req.rawHeaders.length > limits.header_count * 2) return ex.fail('too_many_headers', true);
   if (head.transferEncoding !== undefined) {

@@ -14,20 +14,7 @@ import { startUpstream } from '../helpers/upstream.js';
 const LIMIT = { timeout: 60_000 };
 
 /** The example from the issue, verbatim. It is only validated, never bound. */
-const EXAMPLE = `listeners:
-  - address: 127.0.0.1:8080
-upstreams:
-  app:
-    servers:
-      - url: http://127.0.0.1:3001
-      - url: http://127.0.0.1:3002
-routes:
-  - match: { host: example.test, path: /api }
-    upstream: app
-  - match: { path: /admin }
-    respond: { status: 403, body: "forbidden\\n" }
-  - upstream: app
-`;
+const EXAMPLE = readFileSync(new URL('../../../test/fixtures/config/example.yaml', import.meta.url), 'utf8');
 
 /** The example with a listener on port 0 and the servers of real test upstreams. */
 function example(server1: string, server2: string, extra = ''): string {

@@ -94,6 +94,21 @@ test('HTTP/1.0 without Host is served', async (t) => {
   assert.deepEqual(up.requests.map((r) => r.url), ['/old']);
 });
 
+test('HTTP/0.9 and HTTP/2.0 request lines on an HTTP/1 listener get 505 and reach no upstream', async (t) => {
+  const up = await startUpstream('a');
+  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  for (const line of ['GET /\r\n\r\n', 'GET / HTTP/2.0\r\nHost: x\r\n\r\n']) {
+    const reply = await rawRequest(u.port, line);
+    assert.equal(rawStatus(reply), 505, JSON.stringify(line));
+    assert.match(reply, /reason: http_version_not_supported/);
+  }
+  assert.equal(up.requests.length, 0);
+});
+
 test('request smuggling: CL.TE with a request hidden in the body never reaches the upstream', async (t) => {
   const up = await startUpstream('a');
   const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });

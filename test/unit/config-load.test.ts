@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -20,20 +21,7 @@ function ok(r: LoadResult): UsherConfig {
   return r.config;
 }
 
-const EXAMPLE = `listeners:
-  - address: 127.0.0.1:8080
-upstreams:
-  app:
-    servers:
-      - url: http://127.0.0.1:3001
-      - url: http://127.0.0.1:3002
-routes:
-  - match: { host: example.test, path: /api }
-    upstream: app
-  - match: { path: /admin }
-    respond: { status: 403, body: "forbidden\\n" }
-  - upstream: app
-`;
+const EXAMPLE = readFileSync(join(fixtures, 'example.yaml'), 'utf8');
 
 const DEFAULT_TOP_LEVEL = {
   timeouts: { request_header: 10_000, body_idle: 30_000, keep_alive: 5000, graceful_shutdown: 10_000 },
