@@ -16,7 +16,7 @@ import type { Runtime } from '../server/runtime.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { PickContext } from '../upstream/balancer.js';
 import { BodyLimit } from './body-limit.js';
-import { filterResponseHeaders, forwardedNode, RequestHead, scanRequestHeaders, trailersObject } from './headers.js';
+import { filterResponseHeaders, forwardedNode, RequestHead, scanRequestHeaders, trailersObject, type ForwardSettings } from './headers.js';
 import { sendLocalReply, wantsJson } from './local-reply.js';
 
 export const kExchange = Symbol('usher.exchange');
@@ -58,6 +58,8 @@ export class Exchange implements RequestContext, PickContext {
   private body: Readable | null = null;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private upstreamActive = false;
+  /** undici handed this attempt a connected socket (onConnect): bytes may have reached the upstream. */
+  private attemptConnected = false;
   private responseStarted = false;
   private downstreamGone = false;
   private finished = false;
@@ -137,7 +139,7 @@ export class Exchange implements RequestContext, PickContext {
     h.push('x-forwarded-proto', head.xfp ?? proto);
     if (host !== '' || head.xfh !== undefined) h.push('x-forwarded-host', head.xfh ?? host);
     h.push('x-real-ip', head.xff === undefined ? ip : realClientIp(head.xff, ip, fwd.trusted));
-    const node = host === '' ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host="${host}";proto=${proto}`;
+    const node = host === '' ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host="${quoted(host)}";proto=${proto}`;
     h.push('forwarded', head.forwarded === undefined ? node : `${head.forwarded}, ${node}`);
     if (fwd.via !== null) h.push('via', head.via === undefined ? fwd.via : `${head.via}, ${fwd.via}`);
     h.push(fwd.requestIdHeader, this.requestId);
@@ -155,6 +157,7 @@ export class Exchange implements RequestContext, PickContext {
     const host = cluster.hostFor(endpoint);
     if (host !== undefined) this.upstreamHeaders[this.hostIndex] = host;
     this.upstreamActive = true;
+    this.attemptConnected = false;
     endpoint.pool.dispatch(
       { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.body },
       this,
@@ -183,13 +186,14 @@ export class Exchange implements RequestContext, PickContext {
       return;
     }
     this.abortUpstream = abort;
+    this.attemptConnected = true;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (!this.upstreamActive) return false;
     if (statusCode < 200) {
       // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
-      if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders);
+      if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders, this.runtime.forward);
       return true;
     }
     this.responseStarted = true;
@@ -203,7 +207,8 @@ export class Exchange implements RequestContext, PickContext {
     for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);
     if (this.owner.draining) this.res.shouldKeepAlive = false;
     try {
-      this.res.writeHead(statusCode, statusText || undefined, headers);
+      // The standard reason phrase: undici decodes the upstream's as UTF-8, which node:http may refuse.
+      this.res.writeHead(statusCode, headers);
     } catch (err) {
       // node:http refused a header or status line the upstream parser let through.
       this.responseStarted = false;
@@ -262,7 +267,9 @@ export class Exchange implements RequestContext, PickContext {
    * requests without a body. The upstreams issue adds budgets, per-try timeouts and buffering.
    */
   private retryable(reason: ReasonCode): boolean {
-    if (REASONS[reason].retryable) return true;
+    // ETIMEDOUT, EHOSTUNREACH... also happen on a connection already in use: only an attempt
+    // that never got a socket is a connect failure.
+    if (REASONS[reason].retryable && !this.attemptConnected) return true;
     return reason === 'upstream_reset' && this.body === null && IDEMPOTENT.has(this.req.method!);
   }
 
@@ -310,19 +317,30 @@ export class Exchange implements RequestContext, PickContext {
 }
 
 /** RFC 9110 §15.2: 1xx are interim. 100 is answered by usher itself; 103 and 102 are relayed. */
-function relayInterim(res: ServerResponse, status: number, raw: Buffer[]): void {
+function relayInterim(res: ServerResponse, status: number, raw: Buffer[], settings: ForwardSettings): void {
   if (status === 103) {
+    const fields: string[] = [];
+    filterResponseHeaders(raw, settings, fields);
     const hints: Record<string, string | string[]> = {};
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1').toLowerCase();
-      const value = raw[i + 1]!.toString('latin1');
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i]!.toLowerCase();
       const prev = hints[name];
-      hints[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+      hints[name] = prev === undefined ? fields[i + 1]! : Array.isArray(prev) ? [...prev, fields[i + 1]!] : [prev, fields[i + 1]!];
     }
-    if (hints.link !== undefined) res.writeEarlyHints(hints);
+    if (hints.link === undefined) return;
+    try {
+      res.writeEarlyHints(hints);
+    } catch {
+      // node:http refuses some Link values (e.g. several links in one field); hints are optional.
+    }
   } else if (status === 102) {
     res.writeProcessing();
   }
+}
+
+/** RFC 9110 §5.6.4 quoted-string content: escape " and \. */
+function quoted(value: string): string {
+  return value.includes('"') || value.includes('\\') ? value.replace(/["\\]/g, '\\$&') : value;
 }
 
 /** X-Real-IP from a trusted chain: the right-most address that is not a trusted proxy. */

@@ -14,6 +14,7 @@ export type ResponseSocket = Socket & { [kResponse]?: ServerResponse };
 export interface HandlerOwner extends ExchangeOwner {
   readonly runtime: Runtime;
   inflight: number;
+  internalError(err: unknown): void;
 }
 
 /**
@@ -23,10 +24,27 @@ export interface HandlerOwner extends ExchangeOwner {
  * larger than limits.header_size (see listener.ts for those replies).
  */
 export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  try {
+    handle(owner, req, res, expectContinue);
+  } catch (err) {
+    // A bug or a value node:http refuses must cost this request, never the process.
+    owner.internalError(err);
+    if (!res.headersSent) {
+      res.shouldKeepAlive = false;
+      res.writeHead(500, ['content-type', 'text/plain; charset=utf-8', 'connection', 'close']);
+      res.end('500 Internal Server Error\nreason: internal_error\n');
+    } else {
+      res.destroy();
+    }
+  }
+}
+
+function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
   const rt = owner.runtime;
   rt.stats.requests++;
-  owner.inflight++;
   const ex = new Exchange(owner, rt, req, res);
+  owner.inflight++;
+  rt.inflight++;
   (req.socket as ResponseSocket)[kResponse] = res;
   const limits = rt.config.limits;
   const head = ex.head;
@@ -37,11 +55,12 @@ export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: Se
   if (url.length + req.method!.length + 10 > limits.request_line) return ex.fail('request_line_too_long', true);
   if (req.rawHeaders.length > limits.header_count * 2) return ex.fail('too_many_headers', true);
   if (head.transferEncoding !== undefined) {
-    const codings = head.transferEncoding.toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
+    const te = head.transferEncoding;
+    const codings = te === 'chunked' ? ['chunked'] : te.toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
     // RFC 9112 §6.3 (4): in a request, chunked must be the final coding, once, or the body length
     // cannot be known: 400 and close. (llhttp flags this too, but only after this handler ran.)
     // §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing, whatever it says.
-    if (codings.indexOf('chunked') !== codings.length - 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) {
+    if (codings.length === 0 || codings.indexOf('chunked') !== codings.length - 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) {
       return ex.fail('ambiguous_framing', true);
     }
     // A coding list ending in chunked (e.g. "gzip, chunked"): forwarding it re-framed would
@@ -74,6 +93,8 @@ export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: Se
     if (local !== undefined) return ex.respond(local.status, local.headers ?? [], local.body);
   }
   if (route.respond !== undefined) return ex.respond(route.respond.status, route.respond.headers, route.respond.body);
+  // RFC 9112 §3.2.4 asterisk-form: undici cannot send it upstream, so only respond routes answer it.
+  if (path === '*') return ex.fail('bad_request');
 
   const hasBody = head.transferEncoding !== undefined || (head.contentLength !== undefined && head.contentLength !== '0');
   if (hasBody && limits.body !== null && head.contentLength !== undefined && Number(head.contentLength) > limits.body) {

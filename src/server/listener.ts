@@ -96,11 +96,16 @@ export class Listener {
     const reason = clientErrorReason(err, this.owner.runtime.config.limits.request_line);
     this.owner.clientError(reason, err.code ?? err.message, socket);
     const res = (socket as ResponseSocket)[kResponse];
-    if (res !== undefined && res.headersSent && !(res.req.complete && res.writableFinished)) {
-      // The parser failed after a handler started the response of a request still in progress
-      // (a bad chunk while proxying, or a local reply to a head llhttp rejects only after the
-      // handler ran): a second reply would be spliced into it. An ended local reply is let
-      // flush; a response still streaming is cut, so that it cannot look complete.
+    // A raw reply is safe only when it cannot be confused with another response on this
+    // connection: no earlier response, or that exchange is entirely done, or the error is in the
+    // body of the current request before any response to it started.
+    const safe = res === undefined || (res.writableFinished && res.req.complete) || (!res.headersSent && !res.req.complete);
+    if (!safe) {
+      // The parser failed while an earlier response on this connection is not finished: either
+      // that response has started (a bad chunk while proxying, or a local reply to a head llhttp
+      // rejects only after the handler ran), or its request is complete and the error belongs to
+      // a pipelined request behind it. A raw reply now would be spliced into, or taken for, that
+      // response. An ended local reply is let flush; anything else is cut.
       if (res.writableEnded) socket.destroySoon();
       else socket.destroy();
       return;

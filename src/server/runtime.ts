@@ -17,6 +17,10 @@ export class Runtime {
   readonly forward: ForwardSettings;
   /** Counters for tests and, later, metrics. */
   readonly stats = { requests: 0 };
+  /** Requests that started on this runtime and have not finished. */
+  inflight = 0;
+  /** Set when a reload retires this runtime: called once its last request finishes. */
+  onDrained: (() => void) | null = null;
 
   private constructor(config: UsherConfig, clusters: Map<string, Cluster>) {
     this.config = config;

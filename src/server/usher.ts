@@ -28,6 +28,8 @@ export class Usher implements ListenerOwner {
   private accessLog: Logger | null = null;
   private readonly options: UsherOptions;
   private readonly listeners = new Map<string, Listener>();
+  /** Listeners removed by a reload that still have connections open. */
+  private readonly stopping = new Set<Listener>();
   draining = false;
   inflight = 0;
   private drainWaiters: (() => void)[] = [];
@@ -41,7 +43,7 @@ export class Usher implements ListenerOwner {
 
   async start(): Promise<void> {
     try {
-      for (const lc of this.runtime.config.listeners) await this.openListener(lc);
+      for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
     } catch (err) {
       await this.close(0);
       throw err;
@@ -59,25 +61,29 @@ export class Usher implements ListenerOwner {
    * If a new listener cannot bind, nothing changes and the error is thrown.
    */
   async reload(config: UsherConfig): Promise<void> {
+    const { runtime, retired } = Runtime.build(config, this.runtime);
     const wanted = new Map(config.listeners.map((l) => [listenerKey(l), l]));
     const opened: Listener[] = [];
     try {
-      for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc));
+      for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc, config));
     } catch (err) {
       for (const l of opened) {
         this.listeners.delete(listenerKey(l.config));
         await l.stopAccepting();
       }
+      // Pools the new runtime created (not reused ones) were never used: close them.
+      const kept = new Set(this.runtime.clusters.values());
+      void closeClusters([...runtime.clusters.values()].filter((c) => !kept.has(c)));
       throw err;
     }
-    const { runtime, retired } = Runtime.build(config, this.runtime);
     const previous = this.runtime;
     this.runtime = runtime;
     this.configureAccessLog(config);
     for (const [key, listener] of this.listeners) {
       if (!wanted.has(key)) {
         this.listeners.delete(key);
-        void listener.stopAccepting();
+        this.stopping.add(listener);
+        void listener.stopAccepting().then(() => this.stopping.delete(listener));
       } else {
         listener.applySettings(config);
       }
@@ -86,8 +92,12 @@ export class Usher implements ListenerOwner {
       this.logger.warn('limits.header_size applies to listeners opened after this reload; restart usher to apply it everywhere');
     }
     this.logger.info({ file: config.file, routes: config.routes.length, upstreams: Object.keys(config.upstreams).length, retired: retired.map((c) => c.name) }, 'config reloaded');
-    // undici's close() lets requests already dispatched to these pools finish first.
-    void closeClusters(retired);
+    // Requests still running on the previous runtime may retry on its pools: close them (undici
+    // lets dispatched requests finish) only once the last of those requests is done.
+    if (retired.length > 0) {
+      previous.onDrained = () => void closeClusters(retired);
+      if (previous.inflight === 0) previous.onDrained();
+    }
   }
 
   /** Graceful shutdown: stop accepting, let in-flight requests finish within graceMs, then cut. */
@@ -100,7 +110,7 @@ export class Usher implements ListenerOwner {
     const clean = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
     if (!clean) this.logger.warn({ inflight: this.inflight }, 'grace period over: closing the remaining connections');
-    for (const l of this.listeners.values()) l.closeAll();
+    for (const l of [...this.listeners.values(), ...this.stopping]) l.closeAll();
     await Promise.all(stops);
     this.listeners.clear();
     const clusters = [...this.runtime.clusters.values()];
@@ -112,6 +122,12 @@ export class Usher implements ListenerOwner {
 
   exchangeDone(ex: Exchange): void {
     this.inflight--;
+    const rt = ex.runtime;
+    if (--rt.inflight === 0 && rt.onDrained !== null && rt !== this.runtime) {
+      const drained = rt.onDrained;
+      rt.onDrained = null;
+      drained();
+    }
     if (this.accessLog !== null) this.writeAccessLog(ex);
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
@@ -128,14 +144,18 @@ export class Usher implements ListenerOwner {
     }
   }
 
+  internalError(err: unknown): void {
+    this.logger.error({ err }, 'internal error while handling a request');
+  }
+
   listenerError(listener: Listener, err: Error): void {
     this.logger.error({ err, address: listener.config.address }, 'listener error');
   }
 
   // ---- internals -----------------------------------------------------------------------------
 
-  private async openListener(lc: ListenerConfig): Promise<Listener> {
-    const listener = new Listener(this, lc, this.runtime.config);
+  private async openListener(lc: ListenerConfig, config: UsherConfig): Promise<Listener> {
+    const listener = new Listener(this, lc, config);
     await listener.listen();
     this.listeners.set(listenerKey(lc), listener);
     return listener;

@@ -198,7 +198,6 @@ test('a request body that stalls gets 408 request_body_timeout and the upstream 
   assertLocalReply(c.received, 408, 'request_body_timeout');
   assert.equal(up.requests.length, 1);
   await waitFor(() => uploads[0]!.aborted, 5000, 'the upstream request to be aborted');
-  assert.ok(uploads[0]!.bytes <= 30, 'the upstream never got more than was sent');
 });
 
 test('an idle keep-alive connection is closed after timeouts.keep_alive', async (t) => {

@@ -215,3 +215,14 @@ test('absolute-form targets route by their authority; OPTIONS * is accepted', as
   const star = await rawRequest(u.port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   assert.equal(rawStatus(star), 200);
 });
+
+test('a Host with quotes cannot forge a Forwarded element (quoted-string escaping)', async (t) => {
+  const a = await startUpstream('a');
+  const u = await startUsher({ upstreams: { app: { servers: [a.url] } }, routes: [{ upstream: 'app' }] });
+  t.after(async () => {
+    await u.close();
+    await a.close();
+  });
+  await rawRequest(u.port, 'GET / HTTP/1.1\r\nHost: a", for=6.6.6.6;x="\r\nConnection: close\r\n\r\n');
+  assert.equal(a.requests[0]!.headers.forwarded, 'for=127.0.0.1;host="a\\", for=6.6.6.6;x=\\"";proto=http');
+});
