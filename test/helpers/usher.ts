@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import { loadConfigObject } from '../../src/config/index.js';
 import type { UsherConfig } from '../../src/config/types.js';
 import { Usher } from '../../src/server/usher.js';
+import { startUpstream, type TestUpstream } from './upstream.js';
 
 export interface TestUsher {
   usher: Usher;
@@ -65,4 +66,23 @@ export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'con
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * The common setup: one upstream (startUpstream's name and handler), usher in front of it with a
+ * catch-all route plus `settings`, both closed after the test.
+ */
+export async function proxyTo(
+  t: { after: (fn: () => Promise<void>) => void },
+  name: string,
+  handler?: Parameters<typeof startUpstream>[1],
+  settings: Record<string, unknown> = {},
+): Promise<{ up: TestUpstream; u: TestUsher }> {
+  const up = await startUpstream(name, handler);
+  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }], ...settings });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  return { up, u };
 }

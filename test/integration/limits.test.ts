@@ -6,21 +6,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { rawRequest, rawStatus, request } from '../helpers/client.js';
 import { assertLocalReply, RawConnection, responseCount, within } from '../helpers/raw.js';
-import { closedPort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
+import { closedPort, type TestUpstream } from '../helpers/upstream.js';
+import { proxyTo, startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
-async function setup(
-  t: TestContext,
-  settings: Record<string, unknown>,
-  handler?: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ up: TestUpstream; u: TestUsher }> {
-  const up = await startUpstream('a', handler);
-  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }], ...settings });
-  t.after(async () => {
-    await u.close();
-    await up.close();
-  });
-  return { up, u };
+function setup(t: TestContext, settings: Record<string, unknown>, handler?: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ up: TestUpstream; u: TestUsher }> {
+  return proxyTo(t, 'a', handler, settings);
 }
 
 /** What an upstream saw of one request body. */

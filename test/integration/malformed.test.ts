@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { rawRequest, rawStatus, request } from '../helpers/client.js';
 import { assertLocalReply, RawConnection, responseCount, within } from '../helpers/raw.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { startUsher, waitFor } from '../helpers/usher.js';
+import { startUsher, waitFor, proxyTo } from '../helpers/usher.js';
 
 interface Case {
   name: string;
@@ -62,12 +62,7 @@ const CASES: Case[] = [
 ];
 
 test('malformed requests are refused, reach no upstream, and usher keeps serving', async (t) => {
-  const up = await startUpstream('a');
-  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
-  t.after(async () => {
-    await u.close();
-    await up.close();
-  });
+  const { up: up, u } = await proxyTo(t, 'a');
   for (const [i, c] of CASES.entries()) {
     await t.test(c.name, async () => {
       const before = up.requests.length;
@@ -82,12 +77,7 @@ test('malformed requests are refused, reach no upstream, and usher keeps serving
 });
 
 test('HTTP/1.0 without Host is served', async (t) => {
-  const up = await startUpstream('a');
-  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
-  t.after(async () => {
-    await u.close();
-    await up.close();
-  });
+  const { up: up, u } = await proxyTo(t, 'a');
   const reply = await rawRequest(u.port, 'GET /old HTTP/1.0\r\n\r\n');
   assert.equal(rawStatus(reply), 200);
   assert.match(reply, /\r\n\r\na$/);
@@ -95,12 +85,7 @@ test('HTTP/1.0 without Host is served', async (t) => {
 });
 
 test('HTTP/0.9 and HTTP/2.0 request lines on an HTTP/1 listener get 505 and reach no upstream', async (t) => {
-  const up = await startUpstream('a');
-  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
-  t.after(async () => {
-    await u.close();
-    await up.close();
-  });
+  const { up: up, u } = await proxyTo(t, 'a');
   for (const line of ['GET /\r\n\r\n', 'GET / HTTP/2.0\r\nHost: x\r\n\r\n']) {
     const reply = await rawRequest(u.port, line);
     assert.equal(rawStatus(reply), 505, JSON.stringify(line));
@@ -110,12 +95,7 @@ test('HTTP/0.9 and HTTP/2.0 request lines on an HTTP/1 listener get 505 and reac
 });
 
 test('request smuggling: CL.TE with a request hidden in the body never reaches the upstream', async (t) => {
-  const up = await startUpstream('a');
-  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
-  t.after(async () => {
-    await u.close();
-    await up.close();
-  });
+  const { up: up, u } = await proxyTo(t, 'a');
   const reply = await rawRequest(
     u.port,
     'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n',

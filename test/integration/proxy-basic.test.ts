@@ -3,7 +3,7 @@ import { Agent } from 'node:http';
 import { test } from 'node:test';
 import { rawRequest, rawStatus, request } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { startUsher } from '../helpers/usher.js';
+import { startUsher, proxyTo } from '../helpers/usher.js';
 
 test('the issue example config: host+path route, respond route, catch-all, round robin', async (t) => {
   const a = await startUpstream('a');
@@ -60,12 +60,7 @@ test('no route: 404 with a reason code and request id, as text or JSON', async (
 });
 
 test('forwarded headers: set by usher, client values replaced when the peer is not trusted', async (t) => {
-  const a = await startUpstream('a');
-  const u = await startUsher({ upstreams: { app: { servers: [a.url] } }, routes: [{ upstream: 'app' }] });
-  t.after(async () => {
-    await u.close();
-    await a.close();
-  });
+  const { up: a, u } = await proxyTo(t, 'a');
   await request(`${u.url}/x`, {
     headers: {
       host: 'site.test',
@@ -217,12 +212,7 @@ test('absolute-form targets route by their authority; OPTIONS * is accepted', as
 });
 
 test('a Host with quotes cannot forge a Forwarded element (quoted-string escaping)', async (t) => {
-  const a = await startUpstream('a');
-  const u = await startUsher({ upstreams: { app: { servers: [a.url] } }, routes: [{ upstream: 'app' }] });
-  t.after(async () => {
-    await u.close();
-    await a.close();
-  });
+  const { up: a, u } = await proxyTo(t, 'a');
   await rawRequest(u.port, 'GET / HTTP/1.1\r\nHost: a", for=6.6.6.6;x="\r\nConnection: close\r\n\r\n');
   assert.equal(a.requests[0]!.headers.forwarded, 'for=127.0.0.1;host="a\\", for=6.6.6.6;x=\\"";proto=http');
 });

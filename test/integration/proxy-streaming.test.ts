@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { rawRequest, rawStatus, request } from '../helpers/client.js';
-import { startUpstream } from '../helpers/upstream.js';
-import { startUsher } from '../helpers/usher.js';
+import type { startUpstream } from '../helpers/upstream.js';
+import { proxyTo } from '../helpers/usher.js';
 
-async function echoSetup(t: { after: (fn: () => Promise<void>) => void }, handler: Parameters<typeof startUpstream>[1], extra: Record<string, unknown> = {}) {
-  const a = await startUpstream('a', handler);
-  const u = await startUsher({ upstreams: { app: { servers: [a.url] } }, routes: [{ upstream: 'app' }], ...extra });
-  t.after(async () => {
-    await u.close();
-    await a.close();
-  });
+async function echoSetup(t: TestContext, handler: Parameters<typeof startUpstream>[1], extra: Record<string, unknown> = {}) {
+  const { up: a, u } = await proxyTo(t, 'a', handler, extra);
   return { a, u };
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
-import { config, startUsher, waitFor } from '../helpers/usher.js';
+import { config, startUsher, waitFor, proxyTo } from '../helpers/usher.js';
 
 test('reload swaps routes atomically, keeps unchanged pools, and lets in-flight requests finish on the old config', async (t) => {
   let release: (() => void) | undefined;
@@ -46,12 +46,7 @@ test('reload swaps routes atomically, keeps unchanged pools, and lets in-flight 
 });
 
 test('reload opens new listeners and closes removed ones; a listener that cannot bind leaves everything as it was', async (t) => {
-  const a = await startUpstream('a');
-  const u = await startUsher({ upstreams: { app: { servers: [a.url] } }, routes: [{ upstream: 'app' }] });
-  t.after(async () => {
-    await u.close();
-    await a.close();
-  });
+  const { up: a, u } = await proxyTo(t, 'a');
   const other = await startUpstream('occupier');
   t.after(() => other.close());
 
