@@ -13,6 +13,7 @@ import { classifyUpstreamError, REASONS, type ReasonCode } from '../errors/index
 import { isAcceptableRequestId, newRequestId } from '../observability/request-id.js';
 import type { CompiledRoute, RequestContext } from '../pipeline/types.js';
 import type { Runtime } from '../server/runtime.js';
+import type { Cluster } from '../upstream/cluster.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { PickContext } from '../upstream/balancer.js';
 import { BodyLimit } from './body-limit.js';
@@ -45,6 +46,11 @@ export class Exchange implements RequestContext, PickContext {
   readonly clientIp: string;
   readonly startedAt = performance.now();
   route: CompiledRoute | undefined = undefined;
+  /**
+   * The upstream this request goes to, chosen once before proxying (the route's, or one side of a
+   * traffic split). Retries stay on it.
+   */
+  cluster: Cluster | undefined = undefined;
   reason: ReasonCode | undefined = undefined;
 
   /** Upstream head being built: flat name/value pairs. */
@@ -103,7 +109,8 @@ export class Exchange implements RequestContext, PickContext {
   // ---- upstream ------------------------------------------------------------------------------
 
   /** Starts proxying: `hasBody` says whether the downstream request carries a body. */
-  proxy(path: string, hasBody: boolean): void {
+  proxy(cluster: Cluster, path: string, hasBody: boolean): void {
+    this.cluster = cluster;
     this.path = path;
     if (hasBody) {
       (this.req as WithExchange<IncomingMessage>)[kExchange] = this;
@@ -146,7 +153,7 @@ export class Exchange implements RequestContext, PickContext {
   }
 
   private dispatch(): void {
-    const cluster = this.route!.cluster!;
+    const cluster = this.cluster!;
     const endpoint = cluster.pick(this);
     if (endpoint === undefined) {
       this.fail(this.attempt === 0 ? 'no_upstream_server' : this.reason ?? 'no_upstream_server');

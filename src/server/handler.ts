@@ -103,7 +103,7 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
   }
   // usher answers Expect: 100-continue itself, once it is willing to read the body.
   if (expectContinue) res.writeContinue();
-  ex.proxy(path, hasBody);
+  ex.proxy(route.cluster!, path, hasBody);
 }
 
 /** RFC 9112 §3.2.2 absolute-form ("http://host/path") and §3.2.4 asterisk-form ("OPTIONS *"). */
