@@ -3,6 +3,8 @@
 // the data defensively and skips whatever has the wrong shape (the schema already said so).
 import { isIP } from 'node:net';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy } from './address.js';
+import { checkRouting, checkRoutingActions, hasRoutingAction } from './check-routing.js';
+import { warnShadowedRoutes } from './check-shadow.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
@@ -94,7 +96,8 @@ function checkRoutes(routes: unknown, upstreamNames: string[], issues: Issues, e
     const path: Segment[] = ['routes', i];
     const hasUpstream = route.upstream !== undefined;
     const hasRespond = route.respond !== undefined;
-    if (hasUpstream && hasRespond) {
+    if (hasRoutingAction(route)) checkRoutingActions(route, path, error);
+    else if (hasUpstream && hasRespond) {
       error(path, 'a route takes exactly one of "upstream" or "respond", found both', 'split it into two routes, or remove one');
     } else if (!hasUpstream && !hasRespond) {
       error(
@@ -120,7 +123,9 @@ function checkRoutes(routes: unknown, upstreamNames: string[], issues: Issues, e
       else issues.warning([...path, 'name'], `duplicate route name ${JSON.stringify(route.name)} (same as routes[${first}])`);
     }
     if (isRec(route.respond)) checkRespond(route.respond, [...path, 'respond'], issues, error);
+    checkRouting(route, path, upstreamNames, used, issues, error);
   });
+  warnShadowedRoutes(routes, issues);
   return used;
 }
 

@@ -3,6 +3,7 @@
 // every parse here succeeds; a failure is a bug in the checks and throws.
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } from './address.js';
+import { normalizeMatch, normalizeRouteActions } from './normalize-routing.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { ListenerConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
@@ -114,8 +115,9 @@ function normalizeRoute(r: RouteInput, index: number, source: SourceLocation): R
   const route: RouteConfig = {
     name: r.name ?? `routes[${index}]`,
     index,
-    match: r.match?.path === undefined ? { hosts } : { hosts, path: r.match.path },
+    match: { hosts, ...normalizeMatch(r.match) },
     source,
+    ...normalizeRouteActions(r),
   };
   if (r.upstream !== undefined) route.upstream = r.upstream;
   if (r.respond !== undefined) {

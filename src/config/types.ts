@@ -58,6 +58,18 @@ export interface RouteMatch {
   hosts: string[]; // empty: any host
   /** Path prefix on a segment boundary ("/api" matches "/api" and "/api/x", not "/apix"). */
   path?: string;
+  /** The whole normalised path (`path: { exact }`). */
+  exact_path?: string;
+  /** A regular expression over the normalised path (`path: { regex }`). */
+  path_regex?: string;
+  /** Upper-case methods; absent: any. */
+  methods?: string[];
+  /** Header conditions (names lower case). */
+  headers?: FieldCondition[];
+  query?: FieldCondition[];
+  cookies?: FieldCondition[];
+  /** Normalised CIDRs ("10.0.0.0/8", "::1/128"). */
+  client_ip?: string[];
 }
 
 export interface RouteConfig {
@@ -69,6 +81,15 @@ export interface RouteConfig {
   upstream?: string;
   respond?: RespondAction;
   source: SourceLocation;
+  /** Higher first; default 0. */
+  priority?: number;
+  split?: SplitTarget[];
+  sticky_key?: StickyKey;
+  redirect?: RedirectAction;
+  rewrite?: RewriteAction;
+  request_headers?: HeaderRules;
+  response_headers?: HeaderRules;
+  mirror?: MirrorAction;
 }
 
 export interface DownstreamTimeouts {
@@ -133,3 +154,51 @@ export interface ConfigIssue {
 export type LoadResult =
   | { ok: true; config: UsherConfig; warnings: ConfigIssue[] }
   | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
+
+// ---- routing (issue #3) --------------------------------------------------------------------------
+
+/** A condition on one named value (header, query parameter, cookie). */
+export interface FieldCondition {
+  name: string;
+  /** Exactly one of exact / regex / present is meaningful; present false means "absent". */
+  exact?: string;
+  regex?: string;
+  present?: boolean;
+}
+
+export interface SplitTarget {
+  upstream: string;
+  weight: number; // default 1
+}
+
+export type StickyKey = { kind: 'client_ip' } | { kind: 'cookie'; name: string } | { kind: 'header'; name: string };
+
+export interface RedirectAction {
+  /** Location template with {placeholders}; absent when https is set. */
+  to?: string;
+  https: boolean;
+  https_port?: number;
+  status: 301 | 302 | 303 | 307 | 308; // default 301
+}
+
+export interface RewriteAction {
+  strip_prefix?: string;
+  add_prefix?: string;
+  regex?: { pattern: string; replace: string };
+  host?: string;
+}
+
+export interface HeaderRules {
+  /** Lower-case names, templates as written. */
+  set: [string, string][];
+  add: [string, string][];
+  remove: string[];
+}
+
+export interface MirrorAction {
+  upstream: string;
+  percent: number; // 0..100, default 100
+  max_body: number; // bytes, default 64 KiB
+  max_concurrent: number; // default 16
+  timeout: number; // ms, default 5000
+}

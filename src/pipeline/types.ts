@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
+import type { RouteRequest } from '../router/request.js';
 import type { Cluster } from '../upstream/cluster.js';
 
 /** The per-request state every phase sees. */
@@ -56,4 +57,24 @@ export interface CompiledRoute {
   readonly upstreamRequestFilters: readonly Filter[];
   /** Already in reverse declaration order (Envoy: response filters run backwards). */
   readonly responseFilters: readonly Filter[];
+  /** A traffic split: picks the cluster for a request instead of `cluster` (src/router/split.ts). */
+  readonly split?: ClusterChooser | undefined;
+  /** The path (and query) sent upstream, when the route rewrites it (src/filters/rewrite/). */
+  readonly rewrite?: PathRewriter | undefined;
+  /** Copies requests to a shadow upstream (src/filters/mirror/). */
+  readonly mirror?: RequestMirror | undefined;
+}
+
+export interface ClusterChooser {
+  choose(rr: RouteRequest): Cluster | undefined;
+}
+
+export interface PathRewriter {
+  /** The upstream target in origin-form: rewritten path plus the original query. */
+  target(rr: RouteRequest): string;
+}
+
+export interface RequestMirror {
+  /** Called after the main request was handed to the proxy stage; never blocks or fails it. */
+  send(ctx: RequestContext, rr: RouteRequest, target: string, hasBody: boolean): void;
 }

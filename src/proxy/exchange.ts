@@ -130,6 +130,8 @@ export class Exchange implements RequestContext, PickContext {
     // Once per request, not per attempt: a retry re-sends the same edited head.
     const filters = this.route!.upstreamRequestFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);
+    // A filter may have removed fields before Host: find it again (usher's own is the only "host").
+    if (filters.length > 0) this.hostIndex = hostValueIndex(this.upstreamHeaders);
     this.dispatch();
   }
 
@@ -343,6 +345,11 @@ function relayInterim(res: ServerResponse, status: number, raw: Buffer[], settin
   } else if (status === 102) {
     res.writeProcessing();
   }
+}
+
+function hostValueIndex(h: readonly string[]): number {
+  for (let i = 0; i < h.length; i += 2) if (h[i] === 'host') return i + 1;
+  return -1;
 }
 
 /** RFC 9110 §5.6.4 quoted-string content: escape " and \. */

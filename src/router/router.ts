@@ -1,81 +1,239 @@
 import type { RouteConfig } from '../config/types.js';
+import { compileConditions, type Condition } from './conditions.js';
+import { RouteRequest, splitHost } from './request.js';
 
 /**
- * Compiled routing table. Precedence (issue #2): exact host over wildcard host over no host,
- * then the longest path prefix, ties in file order. Compiled once per config; a match is a map
- * lookup plus a short scan of the candidates for that host.
- *
- * The routing issue replaces the per-host candidate scan with a prefix tree and adds the other
- * matchers; the `Router` interface is the seam.
+ * Compiled routing table (issue #3). Order: `priority` (higher first), then most specific:
+ * exact host (with its port, if the route gives one) over wildcard host (longest suffix first)
+ * over no host; then exact path over regex (file order) over the longest path prefix; ties in
+ * file order. Compiled once per config. A match is, per priority level in use (usually one):
+ * a host map lookup, one exact-path map lookup, the regexes configured for that host, and a
+ * walk down a prefix tree of path segments — so 10,000 routes cost about what 10 do. The
+ * matchers beyond host and path only run on candidates that got that far.
  */
 export interface Router<R> {
+  route(rr: RouteRequest): R | undefined;
   match(host: string, path: string): R | undefined;
 }
 
-interface Candidate<R> {
-  readonly prefix: string; // "" matches every path
+export interface Candidate<R> {
   readonly route: R;
+  readonly config: RouteConfig;
+  readonly conditions: readonly Condition[];
+  readonly regex: RegExp | undefined;
 }
 
-export class HostPathRouter<R> implements Router<R> {
-  private readonly exact = new Map<string, Candidate<R>[]>();
-  /** Wildcards "*.example.com" as suffix ".example.com", the longest suffix first. */
-  private readonly wildcards: { suffix: string; candidates: Candidate<R>[] }[] = [];
-  private readonly anyHost: Candidate<R>[] = [];
+interface Node<R> {
+  children: Map<string, Node<R>> | null;
+  /** Prefixes ending at this node: they match when the path ends here or goes on with "/". */
+  here: Candidate<R>[];
+  /** Prefixes ending here with a trailing "/" ("/api/"): they match only when the path goes on. */
+  slash: Candidate<R>[];
+}
 
-  constructor(routes: readonly { config: RouteConfig; route: R }[]) {
-    for (const { config, route } of routes) {
-      const candidate: Candidate<R> = { prefix: normalisePrefix(config.match.path), route };
-      if (config.match.hosts.length === 0) {
-        this.anyHost.push(candidate);
-        continue;
-      }
-      for (const host of config.match.hosts) {
-        if (host.startsWith('*.')) {
-          const suffix = host.slice(1);
-          let w = this.wildcards.find((x) => x.suffix === suffix);
-          if (!w) this.wildcards.push((w = { suffix, candidates: [] }));
-          w.candidates.push(candidate);
-        } else {
-          let list = this.exact.get(host);
-          if (!list) this.exact.set(host, (list = []));
-          list.push(candidate);
+class Bucket<R> {
+  exact: Map<string, Candidate<R>[]> | null = null;
+  regexes: Candidate<R>[] = [];
+  readonly root: Node<R> = { children: null, here: [], slash: [] };
+
+  add(c: Candidate<R>): void {
+    const m = c.config.match;
+    if (m.exact_path !== undefined) {
+      this.exact ??= new Map();
+      let l = this.exact.get(m.exact_path);
+      if (!l) this.exact.set(m.exact_path, (l = []));
+      l.push(c);
+    } else if (c.regex !== undefined) {
+      this.regexes.push(c);
+    } else {
+      const prefix = m.path === undefined || m.path === '/' ? '' : m.path;
+      let node = this.root;
+      const slash = prefix.endsWith('/');
+      const body = slash ? prefix.slice(1, -1) : prefix.slice(1);
+      if (prefix !== '') {
+        for (const seg of body.split('/')) {
+          node.children ??= new Map();
+          let next = node.children.get(seg);
+          if (!next) node.children.set(seg, (next = { children: null, here: [], slash: [] }));
+          node = next;
         }
       }
+      (slash ? node.slash : node.here).push(c);
     }
-    // Longest prefix first; Array.prototype.sort is stable, so equal lengths keep file order.
-    const byLength = (a: Candidate<R>, b: Candidate<R>) => b.prefix.length - a.prefix.length;
-    for (const list of this.exact.values()) list.sort(byLength);
-    for (const w of this.wildcards) w.candidates.sort(byLength);
-    this.wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
-    this.anyHost.sort(byLength);
   }
 
-  /** `host`: lower case, without port. `path`: the path part of the target, without query. */
-  match(host: string, path: string): R | undefined {
+  match(rr: RouteRequest): R | undefined {
+    const path = rr.path;
+    if (this.exact !== null) {
+      const l = this.exact.get(path);
+      if (l !== undefined) {
+        const r = first(l, rr);
+        if (r !== undefined) return r;
+      }
+    }
+    for (let i = 0; i < this.regexes.length; i++) {
+      const c = this.regexes[i]!;
+      if (c.regex!.test(path) && passes(c.conditions, rr)) return c.route;
+    }
+    // Walk down as far as the path's segments go, then try the deepest (longest) prefix first.
+    let depth = 0;
+    let node = this.root;
+    nodes[0] = node;
+    goesOn[0] = true;
+    let pos = 1;
+    while (node.children !== null) {
+      const end = path.indexOf('/', pos);
+      const next = node.children.get(end < 0 ? path.slice(pos) : path.slice(pos, end));
+      if (next === undefined) break;
+      node = next;
+      depth++;
+      nodes[depth] = node;
+      goesOn[depth] = end >= 0;
+      if (end < 0) break;
+      pos = end + 1;
+    }
+    for (let d = depth; d >= 0; d--) {
+      const n = nodes[d] as Node<R>;
+      if (goesOn[d] && n.slash.length > 0) {
+        const r = first(n.slash, rr);
+        if (r !== undefined) return clear(r, depth);
+      }
+      if (n.here.length > 0) {
+        const r = first(n.here, rr);
+        if (r !== undefined) return clear(r, depth);
+      }
+    }
+    clear(undefined, depth);
+    return undefined;
+  }
+}
+
+// The walk's stack, reused: matching is synchronous, so one per process is enough.
+const nodes: (Node<unknown> | undefined)[] = [];
+const goesOn: boolean[] = [];
+
+function clear<R>(r: R | undefined, depth: number): R | undefined {
+  for (let d = 0; d <= depth; d++) nodes[d] = undefined;
+  return r;
+}
+
+function passes(conditions: readonly Condition[], rr: RouteRequest): boolean {
+  for (let i = 0; i < conditions.length; i++) if (!conditions[i]!.test(rr)) return false;
+  return true;
+}
+
+function first<R>(list: readonly Candidate<R>[], rr: RouteRequest): R | undefined {
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i]!;
+    if (c.conditions.length === 0 || passes(c.conditions, rr)) return c.route;
+  }
+  return undefined;
+}
+
+interface Wildcard<R> {
+  readonly suffix: string; // ".example.com"
+  readonly port: string; // "" any
+  readonly bucket: Bucket<R>;
+}
+
+/** All routes of one priority. */
+class Level<R> {
+  readonly exact = new Map<string, Bucket<R>>();
+  readonly wildcards: Wildcard<R>[] = [];
+  readonly any = new Bucket<R>();
+  hasPorts = false;
+
+  add(c: Candidate<R>): void {
+    const hosts = c.config.match.hosts;
+    if (hosts.length === 0) return this.any.add(c);
+    for (const h of hosts) {
+      const [name, port] = splitHost(h);
+      if (port !== '') this.hasPorts = true;
+      if (name.startsWith('*.')) {
+        const suffix = name.slice(1);
+        let w = this.wildcards.find((x) => x.suffix === suffix && x.port === port);
+        if (!w) this.wildcards.push((w = { suffix, port, bucket: new Bucket() }));
+        w.bucket.add(c);
+      } else {
+        const key = port === '' ? name : `${name}:${port}`;
+        let b = this.exact.get(key);
+        if (!b) this.exact.set(key, (b = new Bucket()));
+        b.add(c);
+      }
+    }
+  }
+
+  seal(): void {
+    // Longest suffix first; with a port before without, at equal length.
+    this.wildcards.sort((a, b) => b.suffix.length - a.suffix.length || (a.port === '' ? 1 : 0) - (b.port === '' ? 1 : 0));
+  }
+
+  match(rr: RouteRequest): R | undefined {
+    const host = rr.host;
+    if (this.hasPorts && rr.port !== '') {
+      const withPort = this.exact.get(`${host}:${rr.port}`);
+      if (withPort !== undefined) {
+        const r = withPort.match(rr);
+        if (r !== undefined) return r;
+      }
+    }
     const exact = this.exact.get(host);
-    if (exact) {
-      const r = scan(exact, path);
+    if (exact !== undefined) {
+      const r = exact.match(rr);
       if (r !== undefined) return r;
     }
     for (let i = 0; i < this.wildcards.length; i++) {
       const w = this.wildcards[i]!;
       // "*.example.com" matches "a.example.com" and "a.b.example.com", not "example.com".
-      if (host.length > w.suffix.length && host.endsWith(w.suffix)) {
-        const r = scan(w.candidates, path);
+      if (host.length > w.suffix.length && host.endsWith(w.suffix) && (w.port === '' || w.port === rr.port)) {
+        const r = w.bucket.match(rr);
         if (r !== undefined) return r;
       }
     }
-    return scan(this.anyHost, path);
+    return this.any.match(rr);
   }
 }
 
-function scan<R>(candidates: readonly Candidate<R>[], path: string): R | undefined {
-  for (let i = 0; i < candidates.length; i++) {
-    const c = candidates[i]!;
-    if (prefixMatches(c.prefix, path)) return c.route;
+export class HostPathRouter<R> implements Router<R> {
+  /** Highest priority first. */
+  private readonly levels: Level<R>[] = [];
+  /** Every route with its compiled matchers, in file order (for explain and validate). */
+  readonly candidates: readonly Candidate<R>[];
+
+  constructor(routes: readonly { config: RouteConfig; route: R }[]) {
+    const byPriority = new Map<number, Level<R>>();
+    const all: Candidate<R>[] = [];
+    for (const { config, route } of routes) {
+      const m = config.match;
+      const c: Candidate<R> = { route, config, conditions: compileConditions(m), regex: m.path_regex === undefined ? undefined : new RegExp(m.path_regex) };
+      all.push(c);
+      const p = config.priority ?? 0;
+      let level = byPriority.get(p);
+      if (!level) byPriority.set(p, (level = new Level()));
+      level.add(c);
+    }
+    for (const p of [...byPriority.keys()].sort((a, b) => b - a)) {
+      const level = byPriority.get(p)!;
+      level.seal();
+      this.levels.push(level);
+    }
+    this.candidates = all;
   }
-  return undefined;
+
+  route(rr: RouteRequest): R | undefined {
+    const levels = this.levels;
+    for (let i = 0; i < levels.length; i++) {
+      const r = levels[i]!.match(rr);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  /** Host and path only (a GET without headers): `host` lower case, optionally with ":port". */
+  match(host: string, path: string): R | undefined {
+    const [name, port] = splitHost(host);
+    return this.route(new RouteRequest(name, port, path, '', 'GET', [], '', 'http'));
+  }
 }
 
 /** Prefix on a segment boundary: "/api" matches "/api", "/api/", "/api/x"; not "/apix". */
@@ -85,30 +243,10 @@ export function prefixMatches(prefix: string, path: string): boolean {
   return path.length === prefix.length || prefix.endsWith('/') || path.charCodeAt(prefix.length) === 47; /* / */
 }
 
-function normalisePrefix(path: string | undefined): string {
-  if (path === undefined || path === '/') return '';
-  return path;
-}
-
 /**
  * Host for routing from a Host header value: lower case, port removed, IPv6 brackets kept.
  * Only the port is stripped; RFC 9110 §7.2 lets Host carry one.
  */
 export function routingHost(hostHeader: string | undefined): string {
-  if (!hostHeader) return '';
-  let end = hostHeader.length;
-  if (hostHeader.charCodeAt(0) === 91 /* [ */) {
-    const close = hostHeader.indexOf(']');
-    end = close < 0 ? end : close + 1;
-  } else {
-    const colon = hostHeader.lastIndexOf(':');
-    if (colon >= 0) end = colon;
-  }
-  const host = end === hostHeader.length ? hostHeader : hostHeader.slice(0, end);
-  // Fast path: most Host headers are already lower case.
-  for (let i = 0; i < host.length; i++) {
-    const c = host.charCodeAt(i);
-    if (c >= 65 && c <= 90) return host.toLowerCase();
-  }
-  return host;
+  return splitHost(hostHeader)[0];
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Exchange, type ExchangeOwner } from '../proxy/exchange.js';
-import { routingHost } from '../router/index.js';
+import { attachRouteRequest } from '../router/index.js';
 import type { Runtime } from './runtime.js';
 
 /**
@@ -82,8 +82,10 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
     return ex.fail('missing_host', true);
   }
 
-  const q = path.indexOf('?');
-  const route = rt.router.match(routingHost(host), q < 0 ? path : path.slice(0, q));
+  // Routing sees (and the upstream gets) the normalised path: src/router/normalize.ts.
+  const rr = attachRouteRequest(req, host, path, ex.clientIp);
+  if (rr === undefined) return ex.fail('unsafe_path');
+  const route = rt.router.route(rr);
   if (route === undefined) return ex.fail('no_route');
   ex.route = route;
 
@@ -103,7 +105,11 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
   }
   // usher answers Expect: 100-continue itself, once it is willing to read the body.
   if (expectContinue) res.writeContinue();
-  ex.proxy(route.cluster!, path, hasBody);
+  // A traffic split picks the cluster once per request; the mirror copies after the main request started.
+  const cluster = route.split !== undefined ? route.split.choose(rr) : route.cluster;
+  const target = route.rewrite !== undefined ? route.rewrite.target(rr) : rr.uri;
+  ex.proxy(cluster!, target, hasBody);
+  if (route.mirror !== undefined) route.mirror.send(ex, rr, target, hasBody);
 }
 
 /** RFC 9112 §3.2.2 absolute-form ("http://host/path") and §3.2.4 asterisk-form ("OPTIONS *"). */

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import type { UsherConfig } from '../config/types.js';
+import { withRouting } from '../pipeline/routing.js';
 import type { CompiledRespond, CompiledRoute } from '../pipeline/types.js';
 import type { ForwardSettings } from '../proxy/headers.js';
 import { HostPathRouter, type Router } from '../router/index.js';
@@ -27,7 +28,7 @@ export class Runtime {
     this.clusters = clusters;
     this.forward = compileForward(config);
     const routes = config.routes.map((rc) => {
-      const route: CompiledRoute = {
+      const route: CompiledRoute = withRouting({
         name: rc.name,
         index: rc.index,
         source: rc.source,
@@ -37,7 +38,7 @@ export class Runtime {
         requestFilters: [],
         upstreamRequestFilters: [],
         responseFilters: [],
-      };
+      }, rc, clusters);
       return { config: rc, route };
     });
     this.router = new HostPathRouter(routes);

@@ -193,6 +193,7 @@ routes:
   assert.deepEqual(warnings(text), [
     [4, 38, 'upstreams.app.servers[1]', 'duplicate server "http://127.0.0.1:3001/" (same as servers[0])', 'to send it a larger share of requests, raise its weight'],
     [5, 3, 'upstreams.spare', 'upstream "spare" is not used by any route'],
+    [8, 5, 'routes[1]', 'route "r" duplicates "r" (routes[0]): same priority and match, so it never matches', 'remove one, or make their matches differ'],
     [8, 13, 'routes[1].name', 'duplicate route name "r" (same as routes[0])'],
     [8, 46, 'routes[1].respond.body', 'a 204 response has no body (RFC 9110 §15.3.5, §15.4.5); this body is never sent'],
   ]);

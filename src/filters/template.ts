@@ -1,0 +1,64 @@
+// Renders a template parsed at load (src/config/template.ts) for one request. A value that is
+// missing (no such header, cookie or parameter) renders as "".
+import type { TemplatePart } from '../config/template.js';
+import type { RequestContext } from '../pipeline/types.js';
+import { kRouteRequest, type RouteRequest } from '../router/request.js';
+
+export type RouteRequestCarrier = { [kRouteRequest]?: RouteRequest };
+
+/** The RouteRequest the handler attached to this request. */
+export function routeRequestOf(ctx: { readonly req: object }): RouteRequest {
+  return (ctx.req as RouteRequestCarrier)[kRouteRequest]!;
+}
+
+export class Template {
+  /** The template is plain text: render() returns it as is. */
+  readonly constant: string | undefined;
+
+  constructor(private readonly parts: readonly TemplatePart[]) {
+    this.constant = parts.every((p) => p.kind === 'text') ? parts.map((p) => (p.kind === 'text' ? p.text : '')).join('') : undefined;
+  }
+
+  render(ctx: Pick<RequestContext, 'requestId' | 'clientIp'>, rr: RouteRequest): string {
+    if (this.constant !== undefined) return this.constant;
+    let out = '';
+    for (const p of this.parts) {
+      switch (p.kind) {
+        case 'text':
+          out += p.text;
+          break;
+        case 'client_ip':
+          out += ctx.clientIp;
+          break;
+        case 'request_id':
+          out += ctx.requestId;
+          break;
+        case 'host':
+          out += rr.host;
+          break;
+        case 'path':
+          out += rr.path;
+          break;
+        case 'request_uri':
+          out += rr.uri;
+          break;
+        case 'query_string':
+          out += rr.query;
+          break;
+        case 'scheme':
+          out += rr.scheme;
+          break;
+        case 'header':
+          out += rr.header(p.name) ?? '';
+          break;
+        case 'cookie':
+          out += rr.cookie(p.name) ?? '';
+          break;
+        case 'query':
+          out += rr.queryParam(p.name) ?? '';
+          break;
+      }
+    }
+    return out;
+  }
+}

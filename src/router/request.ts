@@ -1,0 +1,126 @@
+// What routing (matchers, splits, placeholders) sees of one request. Headers, cookies and query
+// parameters are looked up lazily: a route without such matchers costs nothing for them.
+import { normalisePath } from './normalize.js';
+
+export const kRouteRequest = Symbol('usher.routeRequest');
+
+export class RouteRequest {
+  /** Lower case, port removed ("" when there is no Host). */
+  readonly host: string;
+  /** The port from Host, "" when none. */
+  readonly port: string;
+  /** The normalised path, without the query. */
+  readonly path: string;
+  /** The raw query, without "?" ("" when none). */
+  readonly query: string;
+  readonly method: string;
+  /** Flat name/value pairs as received. */
+  readonly rawHeaders: readonly string[];
+  readonly clientIp: string;
+  readonly scheme: 'http' | 'https';
+  private cookies: Map<string, string> | undefined = undefined;
+  private params: Map<string, string> | undefined = undefined;
+
+  constructor(host: string, port: string, path: string, query: string, method: string, rawHeaders: readonly string[], clientIp: string, scheme: 'http' | 'https') {
+    this.host = host;
+    this.port = port;
+    this.path = path;
+    this.query = query;
+    this.method = method;
+    this.rawHeaders = rawHeaders;
+    this.clientIp = clientIp;
+    this.scheme = scheme;
+  }
+
+  /** A header by lower-case name; repeated fields are joined with ", " (RFC 9110 §5.3). */
+  header(name: string): string | undefined {
+    const h = this.rawHeaders;
+    let value: string | undefined;
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i]!;
+      if (n.length === name.length && n.toLowerCase() === name) value = value === undefined ? h[i + 1]! : `${value}, ${h[i + 1]!}`;
+    }
+    return value;
+  }
+
+  /** A cookie by name (RFC 6265 §5.4: "name=value" pairs separated by ";"); the first wins. */
+  cookie(name: string): string | undefined {
+    if (this.cookies === undefined) {
+      this.cookies = new Map();
+      const h = this.rawHeaders;
+      for (let i = 0; i < h.length; i += 2) {
+        if (h[i]!.length !== 6 || h[i]!.toLowerCase() !== 'cookie') continue;
+        for (const pair of h[i + 1]!.split(';')) {
+          const eq = pair.indexOf('=');
+          if (eq < 0) continue;
+          const k = pair.slice(0, eq).trim();
+          let v = pair.slice(eq + 1).trim();
+          if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+          if (k !== '' && !this.cookies.has(k)) this.cookies.set(k, v);
+        }
+      }
+    }
+    return this.cookies.get(name);
+  }
+
+  /** A query parameter by name, raw (not percent-decoded); the first wins; "a" alone is "". */
+  queryParam(name: string): string | undefined {
+    if (this.params === undefined) {
+      this.params = new Map();
+      if (this.query !== '') {
+        for (const pair of this.query.split('&')) {
+          const eq = pair.indexOf('=');
+          const k = eq < 0 ? pair : pair.slice(0, eq);
+          if (k !== '' && !this.params.has(k)) this.params.set(k, eq < 0 ? '' : pair.slice(eq + 1));
+        }
+      }
+    }
+    return this.params.get(name);
+  }
+
+  /** Path and query as they go upstream (before rewrites). */
+  get uri(): string {
+    return this.query === '' ? this.path : `${this.path}?${this.query}`;
+  }
+}
+
+/** Host header value → [host lower case without port, port]; IPv6 brackets kept. */
+export function splitHost(hostHeader: string | undefined): [string, string] {
+  if (!hostHeader) return ['', ''];
+  let end = hostHeader.length;
+  if (hostHeader.charCodeAt(0) === 91 /* [ */) {
+    const close = hostHeader.indexOf(']');
+    end = close < 0 ? end : close + 1;
+  } else {
+    const colon = hostHeader.lastIndexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  const host = end === hostHeader.length ? hostHeader : hostHeader.slice(0, end);
+  const port = end < hostHeader.length && hostHeader.charCodeAt(end) === 58 ? hostHeader.slice(end + 1) : '';
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    if (c >= 65 && c <= 90) return [host.toLowerCase(), port];
+  }
+  return [host, port];
+}
+
+/**
+ * The RouteRequest for a request target (origin-form, or "*"), attached to `req` for the filters
+ * (placeholders) to find. Undefined when the path cannot be normalised safely (→ 400).
+ */
+export function attachRouteRequest(
+  req: { readonly method?: string | undefined; readonly rawHeaders: string[]; readonly socket: object },
+  hostHeader: string | undefined,
+  target: string,
+  clientIp: string,
+): RouteRequest | undefined {
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const path = rawPath === '*' ? rawPath : normalisePath(rawPath);
+  if (path === undefined) return undefined;
+  const [host, port] = splitHost(hostHeader);
+  const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  const rr = new RouteRequest(host, port, path, q < 0 ? '' : target.slice(q + 1), req.method ?? 'GET', req.rawHeaders, clientIp, scheme);
+  (req as { [kRouteRequest]?: RouteRequest })[kRouteRequest] = rr;
+  return rr;
+}

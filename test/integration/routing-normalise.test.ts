@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rawRequest, rawStatus, request } from '../helpers/client.js';
+import { startUpstream } from '../helpers/upstream.js';
+import { startUsher } from '../helpers/usher.js';
+
+test('normalisation attacks cannot slip past a /admin deny rule; unsafe targets get 400 unsafe_path', async (t) => {
+  const app = await startUpstream('app');
+  const u = await startUsher({
+    upstreams: { app: { servers: [app.url] } },
+    routes: [{ match: { path: '/admin' }, respond: { status: 403, body: 'denied\n' } }, { upstream: 'app' }],
+  });
+  t.after(async () => {
+    await u.close();
+    await app.close();
+  });
+
+  for (const target of ['/admin', '/%61dmin', '/%61%64%6D%69%6E/x', '//admin', '///admin/', '/x/../admin', '/./admin', '/x/%2e%2e/admin', '/x/%2E%2E/admin/panel', '/../admin']) {
+    const reply = await rawRequest(u.port, `GET ${target} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n`);
+    assert.equal(rawStatus(reply), 403, `${target} must hit the deny rule:\n${reply}`);
+  }
+  for (const target of ['/admin%2fpanel', '/x%2F..%2Fadmin', '/admin%5c', '/x\\..\\admin', '/admin%00', '/ad%zzmin']) {
+    const reply = await rawRequest(u.port, `GET ${target} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n`);
+    assert.equal(rawStatus(reply), 400, `${target}:\n${reply}`);
+    assert.match(reply, /reason: unsafe_path/);
+  }
+  assert.equal(app.requests.length, 0, 'nothing reached the upstream');
+
+  // What is not /admin goes upstream, with the normalised path and the query as sent.
+  const ok = await request(`${u.url}/x/./y//z/%7Euser?q=%2F..`);
+  assert.equal(ok.status, 200);
+  assert.equal(app.requests[0]!.url, '/x/y/z/~user?q=%2F..');
+  const near = await request(`${u.url}/administrator`);
+  assert.equal(near.status, 200, '/administrator is not under /admin');
+});
