@@ -4,6 +4,7 @@ import { formatIssues, loadConfigFile, loadConfigObject } from '../config/index.
 import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
 import { Usher } from '../server/usher.js';
+import { explain } from './explain.js';
 import { watchConfig } from './watch.js';
 
 /** Exit codes (documented in the README and `usher --help`). */
@@ -14,6 +15,8 @@ const HELP = `usher — a reverse proxy and load balancer
 Usage:
   usher serve [--config FILE]     start serving (without --config: a built-in demo on 127.0.0.1:8080)
   usher validate --config FILE    check a config file; prints every problem with file:line:col
+  usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]
+                                  which route takes this request, why, and what goes upstream
   usher --help                    this text
   usher --version                 the version
 
@@ -34,6 +37,8 @@ Exit codes:
 `;
 
 export async function main(argv: string[]): Promise<number> {
+  // explain takes METHOD URL and repeated -H: it parses its own arguments.
+  if (argv[0] === 'explain') return explain(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { explainRoute } from '../../src/router/explain.js';
 import { HostPathRouter, normalisePath, RouteRequest, splitHost } from '../../src/router/index.js';
 import { config } from '../helpers/usher.js';
 
@@ -25,8 +26,12 @@ function rq(r: Req): RouteRequest {
   return new RouteRequest(host, port, normalisePath(raw)!, q < 0 ? '' : r.path.slice(q + 1), r.method ?? 'GET', headers, r.ip ?? '192.0.2.10', 'http');
 }
 
+/** Checks the compiled fast path and the slow `usher explain` walk: both must pick `expected`. */
 function check(r: HostPathRouter<string>, table: [Req, string | undefined][]): void {
-  for (const [req, expected] of table) assert.equal(r.route(rq(req)), expected, JSON.stringify(req));
+  for (const [req, expected] of table) {
+    assert.equal(r.route(rq(req)), expected, JSON.stringify(req));
+    assert.equal(explainRoute(r.candidates, rq(req)).winner?.route, expected, `explain: ${JSON.stringify(req)}`);
+  }
 }
 
 test('hosts: exact, wildcard, list; case-insensitive; port ignored unless given', () => {

@@ -1,0 +1,264 @@
+// `usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]`:
+// which route takes a request and why — the winner with its file:line, why each route tried
+// before it did not match, the filters that run, the rewritten upstream request, and the
+// upstream (and server, when the choice is deterministic). Nothing is sent anywhere.
+import { parseArgs } from 'node:util';
+import { formatIssues, loadConfigFile } from '../config/index.js';
+import type { RouteConfig, SourceLocation } from '../config/types.js';
+import { RequestHeaders } from '../filters/headers/index.js';
+import { Redirect } from '../filters/redirect/index.js';
+import { HostRewrite } from '../filters/rewrite/index.js';
+import type { CompiledRoute } from '../pipeline/types.js';
+import { explainRoute } from '../router/explain.js';
+import { kRouteRequest, normalisePath, RouteRequest, splitHost, type HostPathRouter } from '../router/index.js';
+import { Split } from '../router/split.js';
+import { Runtime } from '../server/runtime.js';
+import type { Cluster } from '../upstream/cluster.js';
+
+const USAGE = 'usage: usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]\n';
+const EXPLAIN_ID = '(request id)';
+
+interface RouteRef {
+  name: string;
+  at: string;
+  priority: number;
+  match: string;
+}
+
+export interface Explanation {
+  request: { method: string; url: string; host: string; path: string; normalised_path: string | null; query: string; client_ip: string };
+  outcome: 'proxy' | 'respond' | 'redirect' | 'no_route' | 'unsafe_path';
+  status?: number;
+  location?: string;
+  route?: RouteRef;
+  not_matched: (RouteRef & { why: string })[];
+  /** Routes that match too but lost to the winner (shadowed for this request). */
+  also_matched: RouteRef[];
+  other_hosts: number;
+  filters: string[];
+  upstream_request?: { method: string; target: string; headers: [string, string][] };
+  upstream?: { name: string; chosen_by: string; servers: string[]; server: string | null };
+  mirror?: { upstream: string; percent: number };
+}
+
+export async function explain(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        header: { type: 'string', short: 'H', multiple: true },
+        'client-ip': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`usher explain: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.config === undefined || positionals.length !== 2) {
+    process.stderr.write(`usher explain: ${values.config === undefined ? '--config FILE is required' : 'expected METHOD and URL'}\n${USAGE}`);
+    return 2;
+  }
+  const [method, url] = positionals as [string, string];
+  const headers: string[] = [];
+  for (const h of values.header ?? []) {
+    const colon = h.indexOf(':');
+    if (colon <= 0) {
+      process.stderr.write(`usher explain: expected -H "name: value", got ${JSON.stringify(h)}\n`);
+      return 2;
+    }
+    headers.push(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
+  }
+  const target = splitUrl(url);
+  if (target === undefined) {
+    process.stderr.write(`usher explain: expected an http:// or https:// URL, got ${JSON.stringify(url)}\n`);
+    return 2;
+  }
+  const result = await loadConfigFile(values.config);
+  if (!result.ok) {
+    process.stderr.write(`${formatIssues(result.errors)}\n${values.config}: invalid\n`);
+    return 1;
+  }
+  if (!headers.some((_, i) => i % 2 === 0 && headers[i]!.toLowerCase() === 'host')) headers.unshift('Host', target.authority);
+  const { runtime } = Runtime.build(result.config);
+  try {
+    const e = explainRequest(runtime, method.toUpperCase(), url, target, headers, values['client-ip'] ?? '127.0.0.1');
+    process.stdout.write(values.json ? `${JSON.stringify(e, null, 2)}\n` : text(e));
+  } finally {
+    for (const c of runtime.clusters.values()) void c.destroy();
+  }
+  return 0;
+}
+
+function splitUrl(url: string): { scheme: 'http' | 'https'; authority: string; path: string } | undefined {
+  const m = /^(https?):\/\/([^/?#]+)([^#]*)/i.exec(url);
+  if (!m) return undefined;
+  let path = m[3] || '/';
+  if (path.startsWith('?')) path = `/${path}`;
+  return { scheme: m[1]!.toLowerCase() as 'http' | 'https', authority: m[2]!, path };
+}
+
+function at(s: SourceLocation): string {
+  return s.line > 0 ? `${s.file}:${s.line}:${s.column}` : s.file;
+}
+
+function describeMatch(rc: RouteConfig): string {
+  const m = rc.match;
+  const parts: string[] = [];
+  if (m.hosts.length > 0) parts.push(`host ${m.hosts.join(' | ')}`);
+  if (m.exact_path !== undefined) parts.push(`path = ${m.exact_path}`);
+  else if (m.path_regex !== undefined) parts.push(`path ~ /${m.path_regex}/`);
+  else if (m.path !== undefined) parts.push(`path ${m.path}`);
+  if (m.methods) parts.push(`method ${m.methods.join(' | ')}`);
+  for (const [kind, list] of [['header', m.headers], ['query', m.query], ['cookie', m.cookies]] as const) {
+    for (const c of list ?? []) parts.push(`${kind} ${c.name}${c.exact !== undefined ? ` = ${JSON.stringify(c.exact)}` : c.regex !== undefined ? ` ~ /${c.regex}/` : c.present === false ? ' absent' : ' present'}`);
+  }
+  if (m.client_ip) parts.push(`client_ip ${m.client_ip.join(' | ')}`);
+  return parts.length === 0 ? 'everything' : parts.join(', ');
+}
+
+function ref(rc: RouteConfig): RouteRef {
+  return { name: rc.name, at: at(rc.source), priority: rc.priority ?? 0, match: describeMatch(rc) };
+}
+
+export function explainRequest(
+  runtime: Runtime,
+  method: string,
+  url: string,
+  target: { scheme: 'http' | 'https'; authority: string; path: string },
+  rawHeaders: string[],
+  clientIp: string,
+): Explanation {
+  const hostValue = rawHeaders.find((_, i) => i % 2 === 1 && rawHeaders[i - 1]!.toLowerCase() === 'host') ?? target.authority;
+  const q = target.path.indexOf('?');
+  const rawPath = q < 0 ? target.path : target.path.slice(0, q);
+  const query = q < 0 ? '' : target.path.slice(q + 1);
+  const path = normalisePath(rawPath);
+  const [host, port] = splitHost(hostValue);
+  const e: Explanation = {
+    request: { method, url, host, path: rawPath, normalised_path: path ?? null, query, client_ip: clientIp },
+    outcome: 'no_route',
+    not_matched: [],
+    also_matched: [],
+    other_hosts: 0,
+    filters: [],
+  };
+  if (path === undefined) {
+    e.outcome = 'unsafe_path';
+    e.status = 400;
+    return e;
+  }
+  const rr = new RouteRequest(host, port, path, query, method, rawHeaders, clientIp, target.scheme);
+  const router = runtime.router as HostPathRouter<CompiledRoute>;
+  const ex = explainRoute(router.candidates, rr);
+  e.not_matched = ex.tried.map((t) => ({ ...ref(t.candidate.config), why: t.why! }));
+  e.other_hosts = ex.otherHosts;
+  e.also_matched = ex.alsoMatched.map((c) => ref(c.config));
+  if (ex.winner === undefined) {
+    e.status = 404;
+    return e;
+  }
+  const route = ex.winner.route;
+  e.route = ref(route.config);
+  e.filters = [...route.requestFilters, ...route.upstreamRequestFilters, ...route.responseFilters].map((f) => f.name);
+  if (route.rewrite !== undefined) e.filters.push('rewrite_path');
+  const ctx = { req: { [kRouteRequest]: rr }, requestId: EXPLAIN_ID, clientIp };
+  if (route.respond !== undefined) {
+    e.outcome = 'respond';
+    e.status = route.respond.status;
+    return e;
+  }
+  const redirect = route.requestFilters.find((f): f is Redirect => f instanceof Redirect);
+  if (redirect !== undefined) {
+    e.outcome = 'redirect';
+    e.status = route.config.redirect!.status;
+    const location = redirect.location(ctx, rr);
+    if (location !== undefined) e.location = location;
+    return e;
+  }
+  e.outcome = 'proxy';
+  let cluster: Cluster | undefined = route.cluster;
+  let chosenBy = 'the route';
+  if (route.split instanceof Split) {
+    const key = route.split.keyOf(rr);
+    const weights = route.config.split!.map((s) => `${s.upstream} ${s.weight}`).join(' / ');
+    if (key !== undefined) {
+      cluster = route.split.sideFor(key);
+      chosenBy = `split ${weights}, sticky key ${JSON.stringify(key)}`;
+    } else {
+      cluster = undefined;
+      chosenBy = `split ${weights}, by weight per request (no sticky key in this request)`;
+    }
+  }
+  const upstreamTarget = route.rewrite !== undefined ? route.rewrite.target(rr) : rr.uri;
+  const headers: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() !== 'host') headers.push(rawHeaders[i]!.toLowerCase(), rawHeaders[i + 1]!);
+  headers.push('host', hostValue);
+  for (const f of route.upstreamRequestFilters) {
+    if (f instanceof HostRewrite) f.onUpstreamRequest(ctx as never, headers);
+    else if (f instanceof RequestHeaders) f.apply(ctx as never, headers);
+  }
+  if (cluster !== undefined && cluster.hostMode !== 'preserve' && cluster.endpoints.length === 1) {
+    const hi = headers.findIndex((h, i) => i % 2 === 0 && h === 'host');
+    if (hi >= 0) headers[hi + 1] = cluster.hostFor(cluster.endpoints[0]!)!;
+  }
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i]!, headers[i + 1]!]);
+  e.upstream_request = { method, target: upstreamTarget, headers: pairs };
+  if (cluster !== undefined) {
+    const servers = cluster.endpoints.map((s) => s.id);
+    e.upstream = {
+      name: cluster.name,
+      chosen_by: chosenBy,
+      servers,
+      server: servers.length === 1 ? servers[0]! : null,
+    };
+  } else {
+    e.upstream = { name: route.config.split!.map((s) => s.upstream).join(' or '), chosen_by: chosenBy, servers: [], server: null };
+  }
+  if (route.config.mirror !== undefined) e.mirror = { upstream: route.config.mirror.upstream, percent: route.config.mirror.percent };
+  return e;
+}
+
+function text(e: Explanation): string {
+  const out: string[] = [];
+  const r = e.request;
+  out.push(`request: ${r.method} ${r.url}`);
+  out.push(`  host ${r.host || '(none)'}, path ${r.normalised_path ?? r.path}${r.normalised_path !== null && r.normalised_path !== r.path ? ` (normalised from ${r.path})` : ''}${r.query ? `, query ${r.query}` : ''}, client ${r.client_ip}`);
+  if (e.outcome === 'unsafe_path') {
+    out.push(`400 unsafe_path: the path ${JSON.stringify(r.path)} cannot be normalised safely (encoded "/" or "\\", control character or bad percent-encoding)`);
+    return `${out.join('\n')}\n`;
+  }
+  if (e.route !== undefined) out.push(`route: ${e.route.name} (${e.route.at})${e.route.priority !== 0 ? `, priority ${e.route.priority}` : ''}`, `  match: ${e.route.match}`);
+  else out.push('no route matches: 404 no_route');
+  if (e.not_matched.length > 0) {
+    out.push(e.route !== undefined ? 'tried first, did not match:' : 'routes for this host, none matched:');
+    for (const n of e.not_matched) out.push(`  - ${n.name} (${n.at}${n.priority !== 0 ? `, priority ${n.priority}` : ''}): ${n.why}`);
+  }
+  if (e.also_matched.length > 0) {
+    out.push('also matched, but lost to the route above:');
+    for (const n of e.also_matched) out.push(`  - ${n.name} (${n.at}${n.priority !== 0 ? `, priority ${n.priority}` : ''}): ${n.match}`);
+  }
+  if (e.other_hosts > 0) out.push(`  (${e.other_hosts} route${e.other_hosts === 1 ? '' : 's'} for other hosts not considered)`);
+  if (e.route === undefined) return `${out.join('\n')}\n`;
+  out.push(`filters: ${e.filters.length > 0 ? e.filters.join(', ') : '(none)'}`);
+  if (e.outcome === 'respond') out.push(`responds: ${e.status} (respond)`);
+  if (e.outcome === 'redirect') out.push(`redirects: ${e.status} to ${e.location ?? '(no Host: 400)'}`);
+  if (e.upstream_request !== undefined) {
+    out.push('upstream request:', `  ${e.upstream_request.method} ${e.upstream_request.target}`);
+    for (const [k, v] of e.upstream_request.headers) out.push(`  ${k}: ${v}`);
+    out.push('  (plus X-Forwarded-For/-Proto/-Host, X-Real-IP, Forwarded, Via and the request id)');
+  }
+  if (e.upstream !== undefined) {
+    const u = e.upstream;
+    out.push(`upstream: ${u.name} (${u.chosen_by})`);
+    if (u.server !== null) out.push(`  server: ${u.server}`);
+    else if (u.servers.length > 0) out.push(`  server: one of ${u.servers.join(', ')}, picked per request by the balancer`);
+  }
+  if (e.mirror !== undefined) out.push(`mirror: ${e.mirror.percent}% to ${e.mirror.upstream} (response discarded)`);
+  return `${out.join('\n')}\n`;
+}
