@@ -121,6 +121,13 @@ function describeMatch(rc: RouteConfig): string {
   return parts.length === 0 ? 'everything' : parts.join(', ');
 }
 
+/** The banner's "→ ..." for routes with a split or a redirect. */
+export function actionSummary(rc: RouteConfig): string {
+  if (rc.split !== undefined) return `→ split ${rc.split.map((s) => `${s.upstream} ${s.weight}`).join(' / ')}`;
+  if (rc.redirect !== undefined) return `→ redirect ${rc.redirect.status} ${rc.redirect.to ?? 'to https'}`;
+  return '→ ?';
+}
+
 function ref(rc: RouteConfig): RouteRef {
   return { name: rc.name, at: at(rc.source), priority: rc.priority ?? 0, match: describeMatch(rc) };
 }

@@ -4,7 +4,7 @@ import { formatIssues, loadConfigFile, loadConfigObject } from '../config/index.
 import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
 import { Usher } from '../server/usher.js';
-import { explain } from './explain.js';
+import { actionSummary, explain } from './explain.js';
 import { watchConfig } from './watch.js';
 
 /** Exit codes (documented in the README and `usher --help`). */
@@ -192,7 +192,12 @@ function printBanner(usher: Usher, config: UsherConfig, demo: boolean): void {
   for (const r of config.routes) {
     const m = r.match;
     const when = `${m.hosts.length ? m.hosts.join(',') : '*'}${m.path ?? '/'}`;
-    const then = r.upstream !== undefined ? `→ ${r.upstream} (${config.upstreams[r.upstream]!.servers.map((s) => s.url).join(', ')})` : `→ respond ${r.respond!.status}`;
+    const then =
+      r.upstream !== undefined
+        ? `→ ${r.upstream} (${config.upstreams[r.upstream]!.servers.map((s) => s.url).join(', ')})`
+        : r.respond !== undefined
+          ? `→ respond ${r.respond.status}`
+          : actionSummary(r);
     lines.push(`  route ${r.name}: ${when} ${then}`);
   }
   const first = usher.addresses()[0];

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir, writeFile } from '../helpers/cli.js';
+import { runCli, serve, tempDir, writeFile } from '../helpers/cli.js';
+import { request } from '../helpers/client.js';
+import { startUpstream } from '../helpers/upstream.js';
 
 const CONFIG = `listeners: [{ address: 8080 }]
 upstreams:
@@ -100,4 +102,32 @@ test('usher explain: usage errors exit 2, an invalid config exits 1', LIMIT, asy
   const r = await runCli(['explain', '--config', bad, 'GET', 'http://x/']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no upstream named "nope"/);
+});
+
+test('usher serve runs a config with splits and redirects (the banner names their actions)', LIMIT, async (t) => {
+  const a = await startUpstream('a');
+  const b = await startUpstream('b');
+  t.after(async () => {
+    await a.close();
+    await b.close();
+  });
+  const file = writeFile(
+    join(tempDir(t), 'usher.yaml'),
+    `listeners: [{ address: "127.0.0.1:0" }]
+upstreams:
+  a: { servers: [${a.url}] }
+  b: { servers: [${b.url}] }
+routes:
+  - { match: { path: /old }, redirect: { to: "/new{path}", status: 302 } }
+  - { split: [{ upstream: a, weight: 1 }, { upstream: b, weight: 1 }] }
+`,
+  );
+  const s = await serve(t, ['--config', file]);
+  assert.match(s.cli.stderr, /route routes\[0\]: \*\/old → redirect 302 \/new\{path\}/);
+  assert.match(s.cli.stderr, /route routes\[1\]: \*\/ → split a 1 \/ b 1/);
+  const r = await request(`${s.url}/old/x`);
+  assert.equal(r.status, 302);
+  assert.equal(r.headers.location, '/new/old/x');
+  const bodies = [(await request(`${s.url}/`)).body, (await request(`${s.url}/`)).body];
+  assert.deepEqual(bodies.sort(), ['a', 'b']);
 });
