@@ -86,7 +86,9 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     const url = typeof s === 'string' ? s : s.url;
     const weight = typeof s === 'string' ? DEFAULTS.server.weight : (s.weight ?? DEFAULTS.server.weight);
     const { origin, authority } = must(parseServerUrl(url));
-    return { url, origin, authority, weight };
+    const backup = typeof s === 'string' ? DEFAULTS.server.backup : (s.backup ?? DEFAULTS.server.backup);
+    const priority = typeof s === 'string' ? DEFAULTS.server.priority : (s.priority ?? DEFAULTS.server.priority);
+    return { url, origin, authority, weight, backup, priority };
   });
   const pool = u.pool ?? {};
   const t = u.timeouts ?? {};
@@ -94,6 +96,14 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     name,
     servers,
     balance: u.balance ?? DEFAULTS.upstream.balance,
+    hash: { key: u.hash?.key ?? DEFAULTS.upstream.hash.key },
+    sticky: {
+      cookie: u.sticky?.cookie ?? DEFAULTS.upstream.sticky.cookie,
+      secret: u.sticky?.secret ?? null,
+      max_age: u.sticky?.max_age === undefined ? null : parseDuration(u.sticky.max_age),
+    },
+    panic_threshold: u.panic_threshold ?? DEFAULTS.upstream.panic_threshold,
+    slow_start: parseDuration(u.slow_start ?? DEFAULTS.upstream.slow_start),
     host_header: u.host_header ?? DEFAULTS.upstream.host_header,
     pool: {
       max_connections: pool.max_connections ?? DEFAULTS.upstream.pool.max_connections,

@@ -11,12 +11,16 @@ import { Type, type Static, type TSchema, type SchemaOptions } from '@sinclair/t
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
 
 export const DEFAULTS = {
-  server: { weight: 1 },
+  server: { weight: 1, backup: false, priority: 0 },
   upstream: {
     balance: 'round_robin',
     host_header: 'preserve',
     pool: { max_connections: 128, keep_alive_timeout: '60s' },
     timeouts: { connect: '5s', response_header: '60s', body_idle: '60s' },
+    hash: { key: 'client_ip' },
+    sticky: { cookie: 'usher_sticky' },
+    panic_threshold: 50,
+    slow_start: '0s',
   },
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },
@@ -32,7 +36,7 @@ export const DEFAULTS = {
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export const BALANCERS = ['round_robin'] as const;
+export const BALANCERS = ['round_robin', 'least_request', 'least_conn', 'random', 'hash', 'sticky'] as const;
 
 /** RFC 9110 §5.6.2 token: what a header name may contain. */
 const TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
@@ -113,6 +117,22 @@ const ServerObject = object(
         description: 'Relative share of requests this server gets from the balancer (1..1000).',
       }),
     ),
+    backup: Type.Optional(
+      Type.Boolean({
+        default: DEFAULTS.server.backup,
+        description:
+          'A backup server takes traffic only when no priority group has healthy capacity (see `priority`), and gives it back when they recover.',
+      }),
+    ),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: DEFAULTS.server.priority,
+        description:
+          'Priority group (0 is first). Requests go to the first group that has healthy capacity — at least `panic_threshold` percent of its servers healthy, or any healthy server when panic_threshold is 0 — e.g. one region per priority. Backup servers come after every group.',
+      }),
+    ),
   },
   { description: 'A server with options.' },
 );
@@ -128,7 +148,67 @@ const Upstream = object(
     balance: Type.Optional(
       stringEnum(BALANCERS, {
         default: DEFAULTS.upstream.balance,
-        description: 'How a server is picked for each request. round_robin: in turn, in proportion to weight.',
+        description:
+          'How a server is picked for each request, in proportion to weight. round_robin: in turn (smooth weighted, as nginx). least_request: the less busy of two random picks (power of two choices, as Envoy). least_conn: the server with the fewest requests in flight per weight (as nginx). random: at random. hash: consistent hashing (Maglev) on `hash.key`, so a key keeps its server and removing one of N servers moves about 1/N of the keys. sticky: round robin, then a signed cookie (`sticky.cookie`) keeps a client on its server while that server is available.',
+      }),
+    ),
+    hash: Type.Optional(
+      object(
+        {
+          key: Type.Optional(
+            Type.String({
+              pattern: '^(client_ip|path|header:[!#$%&\'*+.^_`|~0-9A-Za-z-]+|cookie:[!#$%&\'*+.^_`|~0-9A-Za-z-]+|query:[^\\s&=#]+)$',
+              default: DEFAULTS.upstream.hash.key,
+              description:
+                'What `balance: hash` hashes: "client_ip", "path" (without the query), "header:NAME", "cookie:NAME" or "query:NAME". Requests without the header, cookie or parameter are spread by weight.',
+              'x-usher-expected': '"client_ip", "path", "header:NAME", "cookie:NAME" or "query:NAME"',
+            }),
+          ),
+        },
+        { description: 'Settings of `balance: hash`.' },
+      ),
+    ),
+    sticky: Type.Optional(
+      object(
+        {
+          cookie: Type.Optional(
+            Type.String({
+              pattern: TOKEN_PATTERN,
+              default: DEFAULTS.upstream.sticky.cookie,
+              description: 'Name of the cookie that names the server (its value is an opaque signed token, not the address).',
+              'x-usher-expected': 'a cookie name (letters, digits and !#$%&\'*+.^_`|~-)',
+            }),
+          ),
+          secret: Type.Optional(
+            Type.String({
+              minLength: 16,
+              description:
+                'Key that signs the cookie tokens (at least 16 characters; use ${ENV} to keep it out of the file). Without it a random key is made at start, so sessions do not survive a restart and several usher instances disagree.',
+            }),
+          ),
+          max_age: Type.Optional(
+            Type.Union([Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })], {
+              description: 'Lifetime of the cookie (Max-Age, rounded down to seconds); omit for a session cookie. A duration: milliseconds as a number, or a string with units ms, s, m, h ("30m", "12h").',
+              'x-usher-kind': 'duration',
+            }),
+          ),
+        },
+        { description: 'Settings of `balance: sticky`.' },
+      ),
+    ),
+    slow_start: Type.Optional(
+      duration(
+        'Slow start window: a server that becomes healthy again (after a failed health check or an ejection) ramps from 10% to its full weight over this time. 0s: off. Not used by balance: hash.',
+        DEFAULTS.upstream.slow_start,
+      ),
+    ),
+    panic_threshold: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: DEFAULTS.upstream.panic_threshold,
+        description:
+          'Percent of healthy servers below which a priority group "panics" when no group has enough healthy servers: usher then balances over all of that group\'s servers, healthy or not, rather than overload the few survivors (a failed connection is still retried elsewhere). 0 disables panic: only healthy servers get traffic, and none healthy means 503 no_upstream_server. Envoy\'s default is 50.',
       }),
     ),
     host_header: Type.Optional(

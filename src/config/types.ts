@@ -27,12 +27,22 @@ export interface ServerConfig {
   /** host[:port] as it goes into Host when host_header is "upstream". */
   authority: string;
   weight: number; // default 1, integer >= 1
+  backup: boolean; // default false: only when no priority group has healthy capacity
+  priority: number; // default 0: the first group; higher numbers are failover groups
 }
 
 export interface UpstreamConfig {
   name: string;
   servers: ServerConfig[]; // at least one
-  balance: 'round_robin';
+  balance: 'round_robin' | 'least_request' | 'least_conn' | 'random' | 'hash' | 'sticky';
+  /** balance: hash — "client_ip", "path", "header:NAME", "cookie:NAME", "query:NAME". Default "client_ip". */
+  hash: { key: string };
+  /** balance: sticky — cookie name (default "usher_sticky"), signing secret (null: random per start), Max-Age in ms (null: session). */
+  sticky: { cookie: string; secret: string | null; max_age: number | null };
+  /** Percent 0..100, default 50 (Envoy's): below it a priority group panics (see schema). */
+  panic_threshold: number;
+  /** ms, default 0 (off): weight ramp after recovering. */
+  slow_start: number;
   /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
   host_header: string;
   pool: {

@@ -61,6 +61,8 @@ export class Exchange implements RequestContext, PickContext {
   endpoint: Endpoint | undefined = undefined;
   attempt = 0;
   exclude: Set<Endpoint> | undefined = undefined;
+  /** The balancer's key (balance: hash / sticky), read once per request. */
+  hashKey: string | undefined = undefined;
   private body: Readable | null = null;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private upstreamActive = false;
@@ -112,6 +114,7 @@ export class Exchange implements RequestContext, PickContext {
   proxy(cluster: Cluster, path: string, hasBody: boolean): void {
     this.cluster = cluster;
     this.path = path;
+    this.hashKey = cluster.hashKeyOf(this.req.rawHeaders, path, this.clientIp);
     if (hasBody) {
       (this.req as WithExchange<IncomingMessage>)[kExchange] = this;
       const limit = this.runtime.config.limits.body;
@@ -210,6 +213,8 @@ export class Exchange implements RequestContext, PickContext {
     filterResponseHeaders(rawHeaders, fwd, headers);
     if (fwd.via !== null) headers.push('via', fwd.via);
     headers.push(fwd.requestIdHeader, this.requestId);
+    const sticky = this.cluster!.stickyCookie(this.endpoint!, this.hashKey);
+    if (sticky !== undefined) headers.push('set-cookie', sticky);
     const filters = this.route!.responseFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);
     if (this.owner.draining) this.res.shouldKeepAlive = false;

@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { UpstreamConfig } from '../config/types.js';
-import type { Balancer, PickContext } from './balancer.js';
-import { roundRobin } from './balancers/round-robin/index.js';
+import type { PickContext } from './balancer.js';
+import { hashKeyOf, parseHashKey, type HashKeySpec } from './balancers/hash/key.js';
+import { stickyToken } from './balancers/sticky/index.js';
 import { Endpoint } from './endpoint.js';
+import { PrioritySet } from './priority.js';
 
 /**
  * An upstream: its endpoints and the balancer over them. This is the only thing the proxy
@@ -13,15 +16,30 @@ export class Cluster {
   readonly endpoints: readonly Endpoint[];
   /** "preserve" → undefined (keep the client's Host); otherwise the Host to send, per endpoint or literal. */
   readonly hostMode: 'preserve' | 'upstream' | 'literal';
-  private readonly balancer: Balancer<Endpoint>;
+  private readonly balancer: PrioritySet;
   /** A JSON fingerprint of the config, to reuse the cluster across reloads when unchanged. */
   readonly fingerprint: string;
+  /** What the balancer hashes on (hash: the configured key; sticky: its cookie), or null. */
+  private readonly keySpec: HashKeySpec | null;
+  /** sticky: endpoint → cookie token, and the Set-Cookie attributes. */
+  private readonly stickyTokens: Map<Endpoint, string> | null = null;
+  private readonly stickyAttributes: string = '';
 
   constructor(config: UpstreamConfig) {
     this.name = config.name;
     this.config = config;
     this.endpoints = Object.freeze(config.servers.map((s) => new Endpoint(s, config)));
-    this.balancer = roundRobin(this.endpoints);
+    const secret = config.sticky.secret ?? randomBytes(32).toString('hex');
+    this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, {
+      dynamicWeights: config.slow_start > 0,
+      secret,
+    });
+    this.keySpec = config.balance === 'hash' ? parseHashKey(config.hash.key) : config.balance === 'sticky' ? { kind: 'cookie', name: config.sticky.cookie } : null;
+    if (config.balance === 'sticky') {
+      this.stickyTokens = new Map(this.endpoints.map((e) => [e, stickyToken(secret, e.id)]));
+      const maxAge = config.sticky.max_age === null ? '' : `; Max-Age=${Math.floor(config.sticky.max_age / 1000)}`;
+      this.stickyAttributes = `; Path=/; HttpOnly; SameSite=Lax${maxAge}`;
+    }
     this.hostMode = config.host_header === 'preserve' ? 'preserve' : config.host_header === 'upstream' ? 'upstream' : 'literal';
     this.fingerprint = Cluster.fingerprint(config);
   }
@@ -33,6 +51,24 @@ export class Cluster {
 
   pick(ctx: PickContext): Endpoint | undefined {
     return this.balancer.pick(ctx);
+  }
+
+  /** Whether a retry of a request that tried `exclude` could go to another server. */
+  hasUntried(exclude: { has(e: Endpoint): boolean } | undefined): boolean {
+    return this.balancer.hasUntried(exclude);
+  }
+
+  /** The balancer's key for a request (hash, sticky), from plain request data; undefined when none. */
+  hashKeyOf(rawHeaders: readonly string[], path: string, clientIp: string): string | undefined {
+    return this.keySpec === null ? undefined : hashKeyOf(this.keySpec, rawHeaders, path, clientIp);
+  }
+
+  /** sticky: the Set-Cookie value pinning the client to `endpoint`, unless its cookie already does. */
+  stickyCookie(endpoint: Endpoint, presented: string | undefined): string | undefined {
+    if (this.stickyTokens === null) return undefined;
+    const token = this.stickyTokens.get(endpoint);
+    if (token === undefined || token === presented) return undefined;
+    return `${this.config.sticky.cookie}=${token}${this.stickyAttributes}`;
   }
 
   /** The Host header value for a request sent to `endpoint`; undefined keeps the client's. */
@@ -49,3 +85,4 @@ export class Cluster {
     await Promise.allSettled(this.endpoints.map((e) => e.destroy()));
   }
 }
+
