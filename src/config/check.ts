@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy } from './address.js';
 import type { Issues, Segment } from './issues.js';
+import { checkUpstreamOptions } from './check-upstream.js';
 import { didYouMean } from './suggest.js';
 
 type Rec = Record<string, unknown>;
@@ -83,6 +84,7 @@ function checkUpstreams(upstreams: Rec, issues: Issues, error: ErrorFn): void {
         });
       }
     });
+    checkUpstreamOptions(name, up, issues, error);
   }
 }
 

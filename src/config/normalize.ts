@@ -5,7 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } from './address.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { ListenerConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
+import type { HealthCheckConfig, ListenerConfig, OutlierConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
@@ -104,6 +104,8 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     },
     panic_threshold: u.panic_threshold ?? DEFAULTS.upstream.panic_threshold,
     slow_start: parseDuration(u.slow_start ?? DEFAULTS.upstream.slow_start),
+    health_check: u.health_check === undefined ? null : normalizeHealthCheck(u.health_check),
+    outlier_detection: u.outlier_detection === undefined ? null : normalizeOutlier(u.outlier_detection),
     host_header: u.host_header ?? DEFAULTS.upstream.host_header,
     pool: {
       max_connections: pool.max_connections ?? DEFAULTS.upstream.pool.max_connections,
@@ -115,6 +117,41 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
       body_idle: parseDuration(t.body_idle ?? DEFAULTS.upstream.timeouts.body_idle),
     },
     source,
+  };
+}
+
+function normalizeHealthCheck(h: NonNullable<UpstreamInput['health_check']>): HealthCheckConfig {
+  const d = DEFAULTS.upstream.health_check;
+  return {
+    type: h.type ?? d.type,
+    path: h.path ?? d.path,
+    method: h.method ?? d.method,
+    host: h.host ?? null,
+    expect_status: (h.expect_status ?? d.expect_status).map(statusRange),
+    expect_body: h.expect_body ?? null,
+    interval: parseDuration(h.interval ?? d.interval),
+    jitter: h.jitter ?? d.jitter,
+    timeout: parseDuration(h.timeout ?? d.timeout),
+    rise: h.rise ?? d.rise,
+    fall: h.fall ?? d.fall,
+  };
+}
+
+/** 204 → [204, 204]; "200-399" → [200, 399]. */
+export function statusRange(s: number | string): [number, number] {
+  if (typeof s === 'number') return [s, s];
+  const [lo, hi] = s.split('-');
+  return [Number(lo), Number(hi ?? lo)];
+}
+
+function normalizeOutlier(o: NonNullable<UpstreamInput['outlier_detection']>): OutlierConfig {
+  const d = DEFAULTS.upstream.outlier_detection;
+  return {
+    consecutive_5xx: o.consecutive_5xx ?? d.consecutive_5xx,
+    consecutive_connect_failures: o.consecutive_connect_failures ?? d.consecutive_connect_failures,
+    base_ejection_time: parseDuration(o.base_ejection_time ?? d.base_ejection_time),
+    max_ejection_time: parseDuration(o.max_ejection_time ?? d.max_ejection_time),
+    max_ejection_percent: o.max_ejection_percent ?? d.max_ejection_percent,
   };
 }
 

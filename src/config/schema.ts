@@ -21,6 +21,14 @@ export const DEFAULTS = {
     sticky: { cookie: 'usher_sticky' },
     panic_threshold: 50,
     slow_start: '0s',
+    health_check: { type: 'http', path: '/', method: 'GET', expect_status: ['200-399'], interval: '5s', jitter: 10, timeout: '2s', rise: 2, fall: 3 },
+    outlier_detection: {
+      consecutive_5xx: 5,
+      consecutive_connect_failures: 3,
+      base_ejection_time: '30s',
+      max_ejection_time: '5m',
+      max_ejection_percent: 50,
+    },
   },
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },
@@ -142,6 +150,74 @@ const Server = Type.Union([Type.String({ minLength: 1, description: 'Just the UR
   'x-usher-expected': 'a server URL string or a mapping with "url"',
 });
 
+const H = DEFAULTS.upstream.health_check;
+const STATUS_RANGE_PATTERN = '^[1-5][0-9]{2}(-[1-5][0-9]{2})?$';
+const HealthCheck = object(
+  {
+    type: Type.Optional(
+      stringEnum(['http', 'tcp'] as const, {
+        default: H.type,
+        description: 'http: send a request and check the answer; tcp: only open a connection.',
+      }),
+    ),
+    path: Type.Optional(Type.String({ pattern: '^/\\S*$', default: H.path, description: 'Request target of an http check.', 'x-usher-expected': 'a path starting with "/"' })),
+    method: Type.Optional(stringEnum(['GET', 'HEAD'] as const, { default: H.method, description: 'Method of an http check.' })),
+    host: Type.Optional(
+      Type.String({ pattern: '^\\S+$', description: 'Host header of an http check. Default: the server\'s own host[:port].', 'x-usher-expected': 'a host name without spaces' }),
+    ),
+    expect_status: Type.Optional(
+      Type.Array(
+        Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: STATUS_RANGE_PATTERN })], {
+          'x-usher-expected': 'a status code like 200 or a range like "200-399"',
+        }),
+        { minItems: 1, default: H.expect_status, description: 'Statuses that count as healthy: codes (204) or inclusive ranges ("200-399").' },
+      ),
+    ),
+    expect_body: Type.Optional(
+      Type.String({ minLength: 1, description: 'A regular expression (JavaScript syntax) the first 64 KiB of the body must match, e.g. "\\"status\\":\\s*\\"ok\\"".' }),
+    ),
+    interval: Type.Optional(duration('Time between two checks of one server.', H.interval)),
+    jitter: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 100, default: H.jitter, description: 'Each interval is varied at random by up to this percent, so checks do not arrive in lockstep.' }),
+    ),
+    timeout: Type.Optional(duration('Time a check may take (connect and answer); longer counts as failed ("timeout").', H.timeout)),
+    rise: Type.Optional(Type.Integer({ minimum: 1, default: H.rise, description: 'Consecutive passed checks that make an unhealthy server healthy again.' })),
+    fall: Type.Optional(Type.Integer({ minimum: 1, default: H.fall, description: 'Consecutive failed checks that make a healthy server unhealthy.' })),
+  },
+  {
+    description:
+      'Active health checks: usher probes every server on its own timer, apart from client traffic. A server that fails `fall` checks in a row gets no requests until it passes `rise` in a row. Servers start healthy. Each change is logged with its reason (status, timeout, refused, body mismatch). Omit to rely on passive detection only.',
+  },
+);
+
+const O = DEFAULTS.upstream.outlier_detection;
+const OutlierDetection = object(
+  {
+    consecutive_5xx: Type.Optional(
+      Type.Integer({ minimum: 1, default: O.consecutive_5xx, description: 'Consecutive 5xx answers (or resets and timeouts after connecting) that eject a server.' }),
+    ),
+    consecutive_connect_failures: Type.Optional(
+      Type.Integer({ minimum: 1, default: O.consecutive_connect_failures, description: 'Consecutive failed connection attempts that eject a server.' }),
+    ),
+    base_ejection_time: Type.Optional(
+      duration('How long the first ejection lasts; the n-th ejection of the same server lasts n times as long (up to max_ejection_time).', O.base_ejection_time),
+    ),
+    max_ejection_time: Type.Optional(duration('Longest an ejection lasts.', O.max_ejection_time)),
+    max_ejection_percent: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: O.max_ejection_percent,
+        description: 'Most servers ejected at once, in percent of the upstream (at least one server may always be ejected).',
+      }),
+    ),
+  },
+  {
+    description:
+      'Passive health (outlier detection): servers are ejected on the evidence of real requests and return on their own when the ejection time is over. Omit to disable.',
+  },
+);
+
 const Upstream = object(
   {
     servers: Type.Array(Server, { minItems: 1, description: 'The servers requests are balanced over (at least one).' }),
@@ -202,6 +278,8 @@ const Upstream = object(
         DEFAULTS.upstream.slow_start,
       ),
     ),
+    health_check: Type.Optional(HealthCheck),
+    outlier_detection: Type.Optional(OutlierDetection),
     panic_threshold: Type.Optional(
       Type.Integer({
         minimum: 0,

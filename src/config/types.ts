@@ -31,6 +31,31 @@ export interface ServerConfig {
   priority: number; // default 0: the first group; higher numbers are failover groups
 }
 
+export interface HealthCheckConfig {
+  type: 'http' | 'tcp';
+  path: string;
+  method: 'GET' | 'HEAD';
+  /** null: the server's own authority. */
+  host: string | null;
+  /** Inclusive [low, high] ranges. */
+  expect_status: [number, number][];
+  /** A RegExp source, checked at load. */
+  expect_body: string | null;
+  interval: number; // ms
+  jitter: number; // percent
+  timeout: number; // ms
+  rise: number;
+  fall: number;
+}
+
+export interface OutlierConfig {
+  consecutive_5xx: number;
+  consecutive_connect_failures: number;
+  base_ejection_time: number; // ms
+  max_ejection_time: number; // ms
+  max_ejection_percent: number;
+}
+
 export interface UpstreamConfig {
   name: string;
   servers: ServerConfig[]; // at least one
@@ -43,6 +68,10 @@ export interface UpstreamConfig {
   panic_threshold: number;
   /** ms, default 0 (off): weight ramp after recovering. */
   slow_start: number;
+  /** Active checks; null: none. */
+  health_check: HealthCheckConfig | null;
+  /** Passive ejection; null: none. */
+  outlier_detection: OutlierConfig | null;
   /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
   host_header: string;
   pool: {

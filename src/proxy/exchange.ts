@@ -208,6 +208,7 @@ export class Exchange implements RequestContext, PickContext {
     }
     this.responseStarted = true;
     this.resume = resume;
+    this.cluster!.observeStatus(this.endpoint!, statusCode);
     const fwd = this.runtime.forward;
     const headers: string[] = [];
     filterResponseHeaders(rawHeaders, fwd, headers);
@@ -252,7 +253,9 @@ export class Exchange implements RequestContext, PickContext {
     if (!this.upstreamActive) return; // we aborted it ourselves: the reason is already set
     this.abortUpstream = null;
     this.releaseEndpoint();
-    this.upstreamFailed(classifyUpstreamError(err, this.responseStarted), err);
+    const reason = classifyUpstreamError(err, this.responseStarted);
+    this.cluster!.observeFailure(this.endpoint!, reason, this.attemptConnected);
+    this.upstreamFailed(reason, err);
   }
 
   private upstreamFailed(reason: ReasonCode, _err: unknown): void {

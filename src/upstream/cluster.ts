@@ -4,6 +4,8 @@ import type { PickContext } from './balancer.js';
 import { hashKeyOf, parseHashKey, type HashKeySpec } from './balancers/hash/key.js';
 import { stickyToken } from './balancers/sticky/index.js';
 import { Endpoint } from './endpoint.js';
+import { ActiveHealthChecker, type ProbeResult, type ProbeTarget } from './health/active.js';
+import { OutlierDetector } from './health/outlier.js';
 import { PrioritySet } from './priority.js';
 
 /**
@@ -24,6 +26,8 @@ export class Cluster {
   /** sticky: endpoint → cookie token, and the Set-Cookie attributes. */
   private readonly stickyTokens: Map<Endpoint, string> | null = null;
   private readonly stickyAttributes: string = '';
+  private readonly outlier: OutlierDetector | null;
+  private readonly checker: ActiveHealthChecker | null;
 
   constructor(config: UpstreamConfig) {
     this.name = config.name;
@@ -40,6 +44,10 @@ export class Cluster {
       const maxAge = config.sticky.max_age === null ? '' : `; Max-Age=${Math.floor(config.sticky.max_age / 1000)}`;
       this.stickyAttributes = `; Path=/; HttpOnly; SameSite=Lax${maxAge}`;
     }
+    this.outlier = config.outlier_detection === null ? null : new OutlierDetector(this.endpoints, config.outlier_detection);
+    this.checker = config.health_check === null ? null : new ActiveHealthChecker(this.endpoints, config.health_check, this.onProbe);
+    // Probe timers are unref'd: a cluster that is built and dropped (a failed reload) keeps nothing alive.
+    this.checker?.start();
     this.hostMode = config.host_header === 'preserve' ? 'preserve' : config.host_header === 'upstream' ? 'upstream' : 'literal';
     this.fingerprint = Cluster.fingerprint(config);
   }
@@ -52,6 +60,26 @@ export class Cluster {
   pick(ctx: PickContext): Endpoint | undefined {
     return this.balancer.pick(ctx);
   }
+
+  /** Passive health: an upstream answered `status` (headers received). */
+  observeStatus(endpoint: Endpoint, status: number): void {
+    if (this.outlier === null) return;
+    if (status >= 500) this.outlier.serverError(endpoint, `status ${status}`);
+    else this.outlier.success(endpoint);
+  }
+
+  /** Passive health: a request failed without a response; `connected` says whether a connection was made. */
+  observeFailure(endpoint: Endpoint, reason: string, connected: boolean): void {
+    if (this.outlier === null) return;
+    if (connected) this.outlier.serverError(endpoint, reason);
+    else this.outlier.connectFailure(endpoint, reason);
+  }
+
+  private readonly onProbe = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null): void => {
+    const e = target as Endpoint;
+    e.health.lastCheck = { at: Date.now(), ok: result.ok, detail: result.detail };
+    if (transition !== null) e.health.setActive(transition === 'up', result.detail);
+  };
 
   /** Whether a retry of a request that tried `exclude` could go to another server. */
   hasUntried(exclude: { has(e: Endpoint): boolean } | undefined): boolean {
@@ -77,11 +105,19 @@ export class Cluster {
     return this.hostMode === 'upstream' ? endpoint.authority : this.config.host_header;
   }
 
+  /** Stops the health producers (timers); the pools stay until close/destroy. */
+  stopHealth(): void {
+    this.checker?.stop();
+    this.outlier?.close();
+  }
+
   async close(): Promise<void> {
+    this.stopHealth();
     await Promise.allSettled(this.endpoints.map((e) => e.close()));
   }
 
   async destroy(): Promise<void> {
+    this.stopHealth();
     await Promise.allSettled(this.endpoints.map((e) => e.destroy()));
   }
 }

@@ -19,6 +19,10 @@ export class Endpoint implements BalancerEndpoint {
   readonly health: EndpointHealth;
   readonly slowStart: SlowStart;
   panic: PanicState = NEVER_PANIC;
+  /** Outlier detection streaks and ejection timer (health/outlier.ts). */
+  outlier5xx = 0;
+  outlierConnect = 0;
+  outlierTimer: NodeJS.Timeout | null = null;
   readonly origin: string;
   readonly authority: string;
   readonly pool: Pool;

@@ -43,6 +43,8 @@ const UPSTREAM_DEFAULTS = {
   sticky: { cookie: 'usher_sticky', secret: null, max_age: null },
   panic_threshold: 50,
   slow_start: 0,
+  health_check: null,
+  outlier_detection: null,
 };
 
 const server = (port: number) => ({

@@ -20,6 +20,8 @@ export interface HealthEvent {
   readonly reason: string;
   /** How many times passive detection has ejected it so far. */
   readonly ejections: number;
+  /** The state object itself (tells apart endpoints of different usher instances in one process). */
+  readonly state: EndpointHealth;
 }
 
 export class EndpointHealth {
@@ -76,7 +78,7 @@ export class EndpointHealth {
     const now = this.up;
     if (now && !was) this.onRecover?.();
     if (healthChannel.hasSubscribers) {
-      const event: HealthEvent = { upstream: this.upstream, endpoint: this.endpoint, healthy: now, source, reason, ejections: this.ejections };
+      const event: HealthEvent = { upstream: this.upstream, endpoint: this.endpoint, healthy: now, source, reason, ejections: this.ejections, state: this };
       healthChannel.publish(event);
     }
   }
