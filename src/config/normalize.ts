@@ -5,7 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } from './address.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { HealthCheckConfig, ListenerConfig, OutlierConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
+import type { HealthCheckConfig, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
@@ -88,7 +88,8 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     const { origin, authority } = must(parseServerUrl(url));
     const backup = typeof s === 'string' ? DEFAULTS.server.backup : (s.backup ?? DEFAULTS.server.backup);
     const priority = typeof s === 'string' ? DEFAULTS.server.priority : (s.priority ?? DEFAULTS.server.priority);
-    return { url, origin, authority, weight, backup, priority };
+    const max_requests = typeof s === 'string' ? null : (s.max_requests ?? null);
+    return { url, origin, authority, weight, backup, priority, max_requests };
   });
   const pool = u.pool ?? {};
   const t = u.timeouts ?? {};
@@ -106,6 +107,15 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     slow_start: parseDuration(u.slow_start ?? DEFAULTS.upstream.slow_start),
     health_check: u.health_check === undefined ? null : normalizeHealthCheck(u.health_check),
     outlier_detection: u.outlier_detection === undefined ? null : normalizeOutlier(u.outlier_detection),
+    retry: normalizeRetry(u.retry ?? {}),
+    circuit_breaker:
+      u.circuit_breaker === undefined
+        ? null
+        : {
+            max_requests: u.circuit_breaker.max_requests ?? null,
+            max_pending: u.circuit_breaker.max_pending ?? DEFAULTS.upstream.circuit_breaker.max_pending,
+            queue_timeout: parseDuration(u.circuit_breaker.queue_timeout ?? DEFAULTS.upstream.circuit_breaker.queue_timeout),
+          },
     host_header: u.host_header ?? DEFAULTS.upstream.host_header,
     pool: {
       max_connections: pool.max_connections ?? DEFAULTS.upstream.pool.max_connections,
@@ -142,6 +152,18 @@ export function statusRange(s: number | string): [number, number] {
   if (typeof s === 'number') return [s, s];
   const [lo, hi] = s.split('-');
   return [Number(lo), Number(hi ?? lo)];
+}
+
+function normalizeRetry(r: NonNullable<UpstreamInput['retry']>): RetryConfig {
+  const d = DEFAULTS.upstream.retry;
+  return {
+    attempts: r.attempts ?? d.attempts,
+    on: unique((r.on ?? d.on) as (number | 'reset')[]),
+    per_try_timeout: r.per_try_timeout === undefined ? null : parseDuration(r.per_try_timeout),
+    backoff: { base: parseDuration(r.backoff?.base ?? d.backoff.base), max: parseDuration(r.backoff?.max ?? d.backoff.max) },
+    budget: { percent: r.budget?.percent ?? d.budget.percent, min_retries: r.budget?.min_retries ?? d.budget.min_retries },
+    buffer_body: parseSize(r.buffer_body ?? d.buffer_body),
+  };
 }
 
 function normalizeOutlier(o: NonNullable<UpstreamInput['outlier_detection']>): OutlierConfig {

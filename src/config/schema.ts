@@ -29,6 +29,14 @@ export const DEFAULTS = {
       max_ejection_time: '5m',
       max_ejection_percent: 50,
     },
+    retry: {
+      attempts: 2,
+      on: [502, 503, 504, 'reset'] as (number | string)[],
+      backoff: { base: '25ms', max: '250ms' },
+      budget: { percent: 20, min_retries: 3 },
+      buffer_body: '64kb',
+    },
+    circuit_breaker: { max_pending: 0, queue_timeout: '1s' },
   },
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },
@@ -132,6 +140,12 @@ const ServerObject = object(
           'A backup server takes traffic only when no priority group has healthy capacity (see `priority`), and gives it back when they recover.',
       }),
     ),
+    max_requests: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: 'Circuit breaker for this server: most requests in flight on it; at the limit the balancer skips it (see `circuit_breaker`). Default: no limit.',
+      }),
+    ),
     priority: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -218,6 +232,76 @@ const OutlierDetection = object(
   },
 );
 
+const R = DEFAULTS.upstream.retry;
+const Retry = object(
+  {
+    attempts: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10, default: R.attempts, description: 'Most retries of one request after its first try, each on a different server. 0: never retry.' }),
+    ),
+    on: Type.Optional(
+      Type.Array(
+        Type.Union([Type.Integer({ minimum: 500, maximum: 599 }), stringEnum(['reset'] as const, {})], {
+          'x-usher-expected': 'a 5xx status like 503, or "reset"',
+        }),
+        {
+          default: R.on,
+          description:
+            'After the request reached a server, retry only idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) whose body could be replayed, and only on these: 5xx statuses (a timeout counts as 504) and "reset" (the connection closed before a response). A failed connection is always retried on another server, whatever this says: nothing was sent. Never once response headers went to the client.',
+        },
+      ),
+    ),
+    per_try_timeout: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })], {
+        description: 'Time one try may take until the response head arrives; then it is abandoned and retried (as a 504) if `on` has 504. Default: only timeouts.response_header applies.',
+        'x-usher-kind': 'duration',
+      }),
+    ),
+    backoff: Type.Optional(
+      object(
+        {
+          base: Type.Optional(duration('Delay before the first retry after a response or reset; it doubles per retry, and each delay is drawn at random below it (full jitter). Connection failures are retried at once.', R.backoff.base)),
+          max: Type.Optional(duration('Cap of the backoff delay.', R.backoff.max)),
+        },
+        { description: 'Backoff between tries.' },
+      ),
+    ),
+    budget: Type.Optional(
+      object(
+        {
+          percent: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: 100, default: R.budget.percent, description: 'Retries may be at most this percent of the requests of the last 5-10 seconds, so retries cannot multiply the load of an upstream in trouble.' }),
+          ),
+          min_retries: Type.Optional(
+            Type.Integer({ minimum: 0, default: R.budget.min_retries, description: 'Retries allowed in that window whatever the percent says (for quiet upstreams).' }),
+          ),
+        },
+        { description: 'Retry budget (connection failures are not counted: they load no server).' },
+      ),
+    ),
+    buffer_body: Type.Optional(
+      size('Request bodies of idempotent requests up to this size (with a Content-Length) are read completely before they are sent, so that they can be replayed on a retry; larger or chunked bodies stream and are not retried once sent. 0: never buffer.', R.buffer_body),
+    ),
+  },
+  { description: 'Retries on another server.' },
+);
+
+const C = DEFAULTS.upstream.circuit_breaker;
+const CircuitBreaker = object(
+  {
+    max_requests: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Most requests in flight to this upstream as a whole. Default: no limit (per-server limits: `servers[].max_requests`).' }),
+    ),
+    max_pending: Type.Optional(
+      Type.Integer({ minimum: 0, default: C.max_pending, description: 'Requests that may wait for capacity when the limits are reached; beyond that: 503 upstream_overloaded at once.' }),
+    ),
+    queue_timeout: Type.Optional(duration('Longest a request waits for capacity; then 503 upstream_overloaded.', C.queue_timeout)),
+  },
+  {
+    description:
+      'Circuit breaking: limits on requests in flight (with `servers[].max_requests` per server, and `pool.max_connections` for connections per server) and a bounded queue. Over the limits usher answers 503 upstream_overloaded at once instead of piling requests up.',
+  },
+);
+
 const Upstream = object(
   {
     servers: Type.Array(Server, { minItems: 1, description: 'The servers requests are balanced over (at least one).' }),
@@ -279,6 +363,8 @@ const Upstream = object(
       ),
     ),
     health_check: Type.Optional(HealthCheck),
+    retry: Type.Optional(Retry),
+    circuit_breaker: Type.Optional(CircuitBreaker),
     outlier_detection: Type.Optional(OutlierDetection),
     panic_threshold: Type.Optional(
       Type.Integer({

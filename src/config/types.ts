@@ -29,6 +29,24 @@ export interface ServerConfig {
   weight: number; // default 1, integer >= 1
   backup: boolean; // default false: only when no priority group has healthy capacity
   priority: number; // default 0: the first group; higher numbers are failover groups
+  /** Circuit breaker: most requests in flight on this server; null: no limit. */
+  max_requests: number | null;
+}
+
+export interface RetryConfig {
+  attempts: number; // retries after the first try, default 2
+  /** 5xx statuses and "reset". Default [502, 503, 504, "reset"]. */
+  on: (number | 'reset')[];
+  per_try_timeout: number | null; // ms
+  backoff: { base: number; max: number }; // ms
+  budget: { percent: number; min_retries: number };
+  buffer_body: number; // bytes
+}
+
+export interface CircuitBreakerConfig {
+  max_requests: number | null;
+  max_pending: number;
+  queue_timeout: number; // ms
 }
 
 export interface HealthCheckConfig {
@@ -72,6 +90,9 @@ export interface UpstreamConfig {
   health_check: HealthCheckConfig | null;
   /** Passive ejection; null: none. */
   outlier_detection: OutlierConfig | null;
+  retry: RetryConfig;
+  /** null: no upstream-wide limit (per-server max_requests may still apply). */
+  circuit_breaker: CircuitBreakerConfig | null;
   /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
   host_header: string;
   pool: {

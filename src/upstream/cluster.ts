@@ -7,6 +7,8 @@ import { Endpoint } from './endpoint.js';
 import { ActiveHealthChecker, type ProbeResult, type ProbeTarget } from './health/active.js';
 import { OutlierDetector } from './health/outlier.js';
 import { PrioritySet } from './priority.js';
+import { Admission } from './admission.js';
+import { RetryPolicy } from './retry.js';
 
 /**
  * An upstream: its endpoints and the balancer over them. This is the only thing the proxy
@@ -28,6 +30,9 @@ export class Cluster {
   private readonly stickyAttributes: string = '';
   private readonly outlier: OutlierDetector | null;
   private readonly checker: ActiveHealthChecker | null;
+  readonly retry: RetryPolicy;
+  /** Circuit breaker and queue; null when no limits are configured. */
+  readonly admission: Admission | null;
 
   constructor(config: UpstreamConfig) {
     this.name = config.name;
@@ -44,6 +49,9 @@ export class Cluster {
       const maxAge = config.sticky.max_age === null ? '' : `; Max-Age=${Math.floor(config.sticky.max_age / 1000)}`;
       this.stickyAttributes = `; Path=/; HttpOnly; SameSite=Lax${maxAge}`;
     }
+    this.retry = new RetryPolicy(config.retry);
+    const limited = config.circuit_breaker !== null || config.servers.some((s) => s.max_requests !== null);
+    this.admission = limited ? new Admission(config.circuit_breaker ?? { max_requests: null, max_pending: 0, queue_timeout: 0 }, this.endpoints) : null;
     this.outlier = config.outlier_detection === null ? null : new OutlierDetector(this.endpoints, config.outlier_detection);
     this.checker = config.health_check === null ? null : new ActiveHealthChecker(this.endpoints, config.health_check, this.onProbe);
     // Probe timers are unref'd: a cluster that is built and dropped (a failed reload) keeps nothing alive.

@@ -23,6 +23,8 @@ export class Endpoint implements BalancerEndpoint {
   outlier5xx = 0;
   outlierConnect = 0;
   outlierTimer: NodeJS.Timeout | null = null;
+  /** Circuit breaker: most requests in flight here (Infinity: no limit). */
+  readonly maxRequests: number;
   readonly origin: string;
   readonly authority: string;
   readonly pool: Pool;
@@ -37,6 +39,7 @@ export class Endpoint implements BalancerEndpoint {
     this.health = new EndpointHealth(upstream.name, server.url);
     this.slowStart = new SlowStart(upstream.slow_start);
     this.health.onRecover = this.slowStart.begin;
+    this.maxRequests = server.max_requests ?? Infinity;
     this.origin = server.origin;
     this.authority = server.authority;
     this.pool = new Pool(server.origin, {
@@ -63,7 +66,11 @@ export class Endpoint implements BalancerEndpoint {
   }
 
   available(): boolean {
-    return this.panic.on || (this.healthy && this.health.up);
+    return (this.panic.on || (this.healthy && this.health.up)) && this.inflight < this.maxRequests;
+  }
+
+  hasCapacity(): boolean {
+    return this.inflight < this.maxRequests;
   }
 
   /** Health producers (active checks, outlier detection — the upstreams issue) set this. */

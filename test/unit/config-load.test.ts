@@ -37,7 +37,7 @@ const DEFAULT_TOP_LEVEL = {
 } as const;
 
 // Defaults of the upstreams issue's options (balancing, failover, health, retries...).
-const SERVER_DEFAULTS = { backup: false, priority: 0 };
+const SERVER_DEFAULTS = { backup: false, priority: 0, max_requests: null };
 const UPSTREAM_DEFAULTS = {
   hash: { key: 'client_ip' },
   sticky: { cookie: 'usher_sticky', secret: null, max_age: null },
@@ -45,6 +45,8 @@ const UPSTREAM_DEFAULTS = {
   slow_start: 0,
   health_check: null,
   outlier_detection: null,
+  retry: { attempts: 2, on: [502, 503, 504, 'reset'], per_try_timeout: null, backoff: { base: 25, max: 250 }, budget: { percent: 20, min_retries: 3 }, buffer_body: 65536 },
+  circuit_breaker: null,
 };
 
 const server = (port: number) => ({
