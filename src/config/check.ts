@@ -6,6 +6,7 @@ import { parseListenAddress, parseServerUrl, parseTrustedProxy } from './address
 import { checkRouting, checkRoutingActions, hasRoutingAction } from './check-routing.js';
 import { warnShadowedRoutes } from './check-shadow.js';
 import type { Issues, Segment } from './issues.js';
+import { checkUpstreamOptions } from './check-upstream.js';
 import { didYouMean } from './suggest.js';
 
 type Rec = Record<string, unknown>;
@@ -85,6 +86,7 @@ function checkUpstreams(upstreams: Rec, issues: Issues, error: ErrorFn): void {
         });
       }
     });
+    checkUpstreamOptions(name, up, issues, error);
   }
 }
 

@@ -6,7 +6,7 @@ import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } fr
 import { normalizeMatch, normalizeRouteActions } from './normalize-routing.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { ListenerConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
+import type { HealthCheckConfig, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
@@ -87,7 +87,10 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     const url = typeof s === 'string' ? s : s.url;
     const weight = typeof s === 'string' ? DEFAULTS.server.weight : (s.weight ?? DEFAULTS.server.weight);
     const { origin, authority } = must(parseServerUrl(url));
-    return { url, origin, authority, weight };
+    const backup = typeof s === 'string' ? DEFAULTS.server.backup : (s.backup ?? DEFAULTS.server.backup);
+    const priority = typeof s === 'string' ? DEFAULTS.server.priority : (s.priority ?? DEFAULTS.server.priority);
+    const max_requests = typeof s === 'string' ? null : (s.max_requests ?? null);
+    return { url, origin, authority, weight, backup, priority, max_requests };
   });
   const pool = u.pool ?? {};
   const t = u.timeouts ?? {};
@@ -95,6 +98,25 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     name,
     servers,
     balance: u.balance ?? DEFAULTS.upstream.balance,
+    hash: { key: u.hash?.key ?? DEFAULTS.upstream.hash.key },
+    sticky: {
+      cookie: u.sticky?.cookie ?? DEFAULTS.upstream.sticky.cookie,
+      secret: u.sticky?.secret ?? null,
+      max_age: u.sticky?.max_age === undefined ? null : parseDuration(u.sticky.max_age),
+    },
+    panic_threshold: u.panic_threshold ?? DEFAULTS.upstream.panic_threshold,
+    slow_start: parseDuration(u.slow_start ?? DEFAULTS.upstream.slow_start),
+    health_check: u.health_check === undefined ? null : normalizeHealthCheck(u.health_check),
+    outlier_detection: u.outlier_detection === undefined ? null : normalizeOutlier(u.outlier_detection),
+    retry: normalizeRetry(u.retry ?? {}),
+    circuit_breaker:
+      u.circuit_breaker === undefined
+        ? null
+        : {
+            max_requests: u.circuit_breaker.max_requests ?? null,
+            max_pending: u.circuit_breaker.max_pending ?? DEFAULTS.upstream.circuit_breaker.max_pending,
+            queue_timeout: parseDuration(u.circuit_breaker.queue_timeout ?? DEFAULTS.upstream.circuit_breaker.queue_timeout),
+          },
     host_header: u.host_header ?? DEFAULTS.upstream.host_header,
     pool: {
       max_connections: pool.max_connections ?? DEFAULTS.upstream.pool.max_connections,
@@ -106,6 +128,53 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
       body_idle: parseDuration(t.body_idle ?? DEFAULTS.upstream.timeouts.body_idle),
     },
     source,
+  };
+}
+
+function normalizeHealthCheck(h: NonNullable<UpstreamInput['health_check']>): HealthCheckConfig {
+  const d = DEFAULTS.upstream.health_check;
+  return {
+    type: h.type ?? d.type,
+    path: h.path ?? d.path,
+    method: h.method ?? d.method,
+    host: h.host ?? null,
+    expect_status: (h.expect_status ?? d.expect_status).map(statusRange),
+    expect_body: h.expect_body ?? null,
+    interval: parseDuration(h.interval ?? d.interval),
+    jitter: h.jitter ?? d.jitter,
+    timeout: parseDuration(h.timeout ?? d.timeout),
+    rise: h.rise ?? d.rise,
+    fall: h.fall ?? d.fall,
+  };
+}
+
+/** 204 → [204, 204]; "200-399" → [200, 399]. */
+export function statusRange(s: number | string): [number, number] {
+  if (typeof s === 'number') return [s, s];
+  const [lo, hi] = s.split('-');
+  return [Number(lo), Number(hi ?? lo)];
+}
+
+function normalizeRetry(r: NonNullable<UpstreamInput['retry']>): RetryConfig {
+  const d = DEFAULTS.upstream.retry;
+  return {
+    attempts: r.attempts ?? d.attempts,
+    on: unique((r.on ?? d.on) as (number | 'reset')[]),
+    per_try_timeout: r.per_try_timeout === undefined ? null : parseDuration(r.per_try_timeout),
+    backoff: { base: parseDuration(r.backoff?.base ?? d.backoff.base), max: parseDuration(r.backoff?.max ?? d.backoff.max) },
+    budget: { percent: r.budget?.percent ?? d.budget.percent, min_retries: r.budget?.min_retries ?? d.budget.min_retries },
+    buffer_body: parseSize(r.buffer_body ?? d.buffer_body),
+  };
+}
+
+function normalizeOutlier(o: NonNullable<UpstreamInput['outlier_detection']>): OutlierConfig {
+  const d = DEFAULTS.upstream.outlier_detection;
+  return {
+    consecutive_5xx: o.consecutive_5xx ?? d.consecutive_5xx,
+    consecutive_connect_failures: o.consecutive_connect_failures ?? d.consecutive_connect_failures,
+    base_ejection_time: parseDuration(o.base_ejection_time ?? d.base_ejection_time),
+    max_ejection_time: parseDuration(o.max_ejection_time ?? d.max_ejection_time),
+    max_ejection_percent: o.max_ejection_percent ?? d.max_ejection_percent,
   };
 }
 

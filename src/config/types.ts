@@ -27,12 +27,72 @@ export interface ServerConfig {
   /** host[:port] as it goes into Host when host_header is "upstream". */
   authority: string;
   weight: number; // default 1, integer >= 1
+  backup: boolean; // default false: only when no priority group has healthy capacity
+  priority: number; // default 0: the first group; higher numbers are failover groups
+  /** Circuit breaker: most requests in flight on this server; null: no limit. */
+  max_requests: number | null;
+}
+
+export interface RetryConfig {
+  attempts: number; // retries after the first try, default 2
+  /** 5xx statuses and "reset". Default [502, 503, 504, "reset"]. */
+  on: (number | 'reset')[];
+  per_try_timeout: number | null; // ms
+  backoff: { base: number; max: number }; // ms
+  budget: { percent: number; min_retries: number };
+  buffer_body: number; // bytes
+}
+
+export interface CircuitBreakerConfig {
+  max_requests: number | null;
+  max_pending: number;
+  queue_timeout: number; // ms
+}
+
+export interface HealthCheckConfig {
+  type: 'http' | 'tcp';
+  path: string;
+  method: 'GET' | 'HEAD';
+  /** null: the server's own authority. */
+  host: string | null;
+  /** Inclusive [low, high] ranges. */
+  expect_status: [number, number][];
+  /** A RegExp source, checked at load. */
+  expect_body: string | null;
+  interval: number; // ms
+  jitter: number; // percent
+  timeout: number; // ms
+  rise: number;
+  fall: number;
+}
+
+export interface OutlierConfig {
+  consecutive_5xx: number;
+  consecutive_connect_failures: number;
+  base_ejection_time: number; // ms
+  max_ejection_time: number; // ms
+  max_ejection_percent: number;
 }
 
 export interface UpstreamConfig {
   name: string;
   servers: ServerConfig[]; // at least one
-  balance: 'round_robin';
+  balance: 'round_robin' | 'least_request' | 'least_conn' | 'random' | 'hash' | 'sticky';
+  /** balance: hash — "client_ip", "path", "header:NAME", "cookie:NAME", "query:NAME". Default "client_ip". */
+  hash: { key: string };
+  /** balance: sticky — cookie name (default "usher_sticky"), signing secret (null: random per start), Max-Age in ms (null: session). */
+  sticky: { cookie: string; secret: string | null; max_age: number | null };
+  /** Percent 0..100, default 50 (Envoy's): below it a priority group panics (see schema). */
+  panic_threshold: number;
+  /** ms, default 0 (off): weight ramp after recovering. */
+  slow_start: number;
+  /** Active checks; null: none. */
+  health_check: HealthCheckConfig | null;
+  /** Passive ejection; null: none. */
+  outlier_detection: OutlierConfig | null;
+  retry: RetryConfig;
+  /** null: no upstream-wide limit (per-server max_requests may still apply). */
+  circuit_breaker: CircuitBreakerConfig | null;
   /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
   host_header: string;
   pool: {

@@ -16,6 +16,7 @@ import type { Runtime } from '../server/runtime.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { PickContext } from '../upstream/balancer.js';
+import { Attempt } from './attempt.js';
 import { BodyLimit } from './body-limit.js';
 import { filterResponseHeaders, forwardedNode, RequestHead, scanRequestHeaders, trailersObject, type ForwardSettings } from './headers.js';
 import { sendLocalReply, wantsJson } from './local-reply.js';
@@ -30,9 +31,8 @@ export interface ExchangeOwner {
   exchangeDone(ex: Exchange): void;
 }
 
+/** RFC 9110 §9.2.2: methods whose effect is the same however often they are applied. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-/** Retries on another server, for failures where nothing reached the upstream application. */
-const MAX_RETRIES = 2;
 
 export class Exchange implements RequestContext, PickContext {
   readonly owner: ExchangeOwner;
@@ -61,7 +61,19 @@ export class Exchange implements RequestContext, PickContext {
   endpoint: Endpoint | undefined = undefined;
   attempt = 0;
   exclude: Set<Endpoint> | undefined = undefined;
+  /** The balancer's key (balance: hash / sticky), read once per request. */
+  hashKey: string | undefined = undefined;
   private body: Readable | null = null;
+  /** A request body read in full so that a retry can replay it (retry.buffer_body). */
+  private bodyBuffer: Buffer | null = null;
+  private bufferChunks: Buffer[] | null = null;
+  /** The handler of the current try; null between tries. */
+  current: Attempt | null = null;
+  /** Per-try timeout or retry backoff (never both at once). */
+  private timer: NodeJS.Timeout | null = null;
+  /** Circuit breaker queue: the timer, and whether this request is waiting or was let through. */
+  queueTimer: NodeJS.Timeout | null = null;
+  private queued = false;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private upstreamActive = false;
   /** undici handed this attempt a connected socket (onConnect): bytes may have reached the upstream. */
@@ -94,6 +106,7 @@ export class Exchange implements RequestContext, PickContext {
   /** Ends the request with a local reply for `reason` (or resets the stream if headers went out). */
   fail(reason: ReasonCode, close = false): void {
     this.reason = reason;
+    this.clearTimer();
     if (this.upstreamActive) this.stopUpstream();
     sendLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader, wantsJson(this.req.rawHeaders), close || this.owner.draining);
   }
@@ -112,10 +125,18 @@ export class Exchange implements RequestContext, PickContext {
   proxy(cluster: Cluster, path: string, hasBody: boolean): void {
     this.cluster = cluster;
     this.path = path;
+    this.hashKey = cluster.hashKeyOf(this.req.rawHeaders, path, this.clientIp);
+    cluster.retry.budget.noteRequest();
     if (hasBody) {
       (this.req as WithExchange<IncomingMessage>)[kExchange] = this;
       const limit = this.runtime.config.limits.body;
-      if (limit !== null && this.head.contentLength === undefined) {
+      const length = this.head.contentLength;
+      if (length !== undefined && cluster.retry.attempts > 0 && Number(length) <= cluster.retry.bufferBody && IDEMPOTENT.has(this.req.method!)) {
+        // Small enough to keep: read it whole, then send it (and replay it on a retry).
+        this.bufferChunks = [];
+        this.req.on('data', onBufferData);
+        this.req.on('end', onBufferEnd);
+      } else if (limit !== null && this.head.contentLength === undefined) {
         const counted = new BodyLimit(limit, () => this.bodyTooLarge());
         pipeline(this.req, counted, ignoreError);
         this.body = counted;
@@ -132,7 +153,19 @@ export class Exchange implements RequestContext, PickContext {
     for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);
     // A filter may have removed fields before Host: find it again (usher's own is the only "host").
     if (filters.length > 0) this.hostIndex = hostValueIndex(this.upstreamHeaders);
-    this.dispatch();
+    if (this.bufferChunks === null) this.dispatch();
+  }
+
+  bodyChunk(chunk: Buffer): void {
+    this.bufferChunks?.push(chunk);
+  }
+
+  bodyBuffered(): void {
+    const chunks = this.bufferChunks;
+    if (chunks === null) return;
+    this.bufferChunks = null;
+    this.bodyBuffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    if (!this.downstreamGone && this.reason === undefined) this.dispatch();
   }
 
   private appendForwardingHeaders(): void {
@@ -156,6 +189,15 @@ export class Exchange implements RequestContext, PickContext {
 
   private dispatch(): void {
     const cluster = this.cluster!;
+    const admission = cluster.admission;
+    if (admission !== null && this.attempt === 0 && !this.queued) {
+      const verdict = admission.admit(this);
+      if (verdict === 'queued') {
+        this.queued = true;
+        return;
+      }
+      if (verdict === 'overloaded') return this.fail('upstream_overloaded');
+    }
     const endpoint = cluster.pick(this);
     if (endpoint === undefined) {
       this.fail(this.attempt === 0 ? 'no_upstream_server' : this.reason ?? 'no_upstream_server');
@@ -163,14 +205,28 @@ export class Exchange implements RequestContext, PickContext {
     }
     this.endpoint = endpoint;
     endpoint.inflight++;
+    if (admission !== null) admission.inflight++;
     const host = cluster.hostFor(endpoint);
     if (host !== undefined) this.upstreamHeaders[this.hostIndex] = host;
     this.upstreamActive = true;
     this.attemptConnected = false;
+    const attempt = (this.current = new Attempt(this));
+    const perTry = cluster.retry.perTryTimeout;
+    if (perTry !== null) this.timer = setTimeout(onTryTimeout, perTry, this);
     endpoint.pool.dispatch(
-      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.body },
-      this,
+      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body },
+      attempt,
     );
+  }
+
+  // ---- circuit breaker queue (Waiter) --------------------------------------------------------
+
+  admitted(): void {
+    if (!this.downstreamGone) this.dispatch();
+  }
+
+  overloaded(): void {
+    if (!this.downstreamGone) this.fail('upstream_overloaded');
   }
 
   private stopUpstream(): void {
@@ -183,11 +239,25 @@ export class Exchange implements RequestContext, PickContext {
   private releaseEndpoint(): void {
     if (this.upstreamActive) {
       this.upstreamActive = false;
+      this.current = null;
+      this.clearTimer();
       this.endpoint!.inflight--;
+      const admission = this.cluster!.admission;
+      if (admission !== null) {
+        admission.inflight--;
+        admission.released();
+      }
     }
   }
 
-  // ---- undici handler ------------------------------------------------------------------------
+  private clearTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  // ---- undici handler (through the current Attempt) ------------------------------------------
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.downstreamGone || !this.upstreamActive) {
@@ -205,13 +275,18 @@ export class Exchange implements RequestContext, PickContext {
       if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders, this.runtime.forward);
       return true;
     }
+    this.clearTimer();
+    if (statusCode >= 500 && this.retryStatus(statusCode)) return false;
     this.responseStarted = true;
     this.resume = resume;
+    this.cluster!.observeStatus(this.endpoint!, statusCode);
     const fwd = this.runtime.forward;
     const headers: string[] = [];
     filterResponseHeaders(rawHeaders, fwd, headers);
     if (fwd.via !== null) headers.push('via', fwd.via);
     headers.push(fwd.requestIdHeader, this.requestId);
+    const sticky = this.cluster!.stickyCookie(this.endpoint!, this.hashKey);
+    if (sticky !== undefined) headers.push('set-cookie', sticky);
     const filters = this.route!.responseFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);
     if (this.owner.draining) this.res.shouldKeepAlive = false;
@@ -221,6 +296,7 @@ export class Exchange implements RequestContext, PickContext {
     } catch (err) {
       // node:http refused a header or status line the upstream parser let through.
       this.responseStarted = false;
+      this.stopUpstream();
       this.upstreamFailed('upstream_bad_response', err);
       return false;
     }
@@ -249,16 +325,36 @@ export class Exchange implements RequestContext, PickContext {
     if (!this.upstreamActive) return; // we aborted it ourselves: the reason is already set
     this.abortUpstream = null;
     this.releaseEndpoint();
-    this.upstreamFailed(classifyUpstreamError(err, this.responseStarted), err);
+    const reason = classifyUpstreamError(err, this.responseStarted);
+    this.cluster!.observeFailure(this.endpoint!, reason, this.attemptConnected);
+    this.upstreamFailed(reason, err);
+  }
+
+  /** retry.per_try_timeout expired before the response head: abandon this try. */
+  tryTimedOut(): void {
+    this.timer = null;
+    if (!this.upstreamActive || this.responseStarted) return;
+    const connected = this.attemptConnected;
+    const endpoint = this.endpoint!;
+    this.stopUpstream();
+    // Without a connection yet nothing was sent: that is a connect timeout, always retryable.
+    const reason = connected ? 'upstream_timeout' : 'upstream_connect_timeout';
+    this.cluster!.observeFailure(endpoint, reason, connected);
+    this.upstreamFailed(reason, null);
+  }
+
+  /** The backoff before a retry is over. */
+  retryNow(): void {
+    this.timer = null;
+    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
   }
 
   private upstreamFailed(reason: ReasonCode, _err: unknown): void {
     if (this.downstreamGone) return;
-    if (!this.responseStarted && this.attempt < MAX_RETRIES && this.retryable(reason)) {
-      this.attempt++;
-      (this.exclude ??= new Set()).add(this.endpoint!);
+    if (!this.responseStarted && this.retryable(reason)) {
       this.reason = reason;
-      this.dispatch();
+      // A connection that failed sent nothing: go to the next server at once. Otherwise back off.
+      this.scheduleRetry(this.attemptConnected);
       return;
     }
     this.reason = reason;
@@ -270,16 +366,47 @@ export class Exchange implements RequestContext, PickContext {
     this.fail(reason, this.body !== null && !this.req.complete);
   }
 
+  private scheduleRetry(backoff: boolean): void {
+    this.attempt++;
+    const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
+    if (delay <= 0) this.dispatch();
+    else this.timer = setTimeout(onRetryTimer, delay, this);
+  }
+
   /**
-   * Connect failures never reached the upstream application, so any request may go elsewhere
-   * (its body was not read yet). A reset before any response is retried only for idempotent
-   * requests without a body. The upstreams issue adds budgets, per-try timeouts and buffering.
+   * Whether the failed try may be retried on another server. A connect failure never reached
+   * the upstream application, so any request may go elsewhere (a streamed body was not read
+   * yet). After a connection was made, only idempotent requests (RFC 9110 §9.2.2) whose body
+   * can be replayed, on the configured failures, within the retry budget.
    */
   private retryable(reason: ReasonCode): boolean {
+    if (!this.mayTryAnother()) return false;
     // ETIMEDOUT, EHOSTUNREACH... also happen on a connection already in use: only an attempt
     // that never got a socket is a connect failure.
     if (REASONS[reason].retryable && !this.attemptConnected) return true;
-    return reason === 'upstream_reset' && this.body === null && IDEMPOTENT.has(this.req.method!);
+    return this.replayable() && this.cluster!.retry.retriesReason(reason) && this.cluster!.retry.budget.tryAcquire();
+  }
+
+  /** A 5xx head arrived (nothing went downstream yet): drop it and retry if allowed. */
+  private retryStatus(status: number): boolean {
+    const policy = this.cluster!.retry;
+    if (!policy.retriesStatus(status) || !this.replayable() || !this.mayTryAnother() || !policy.budget.tryAcquire()) return false;
+    this.cluster!.observeStatus(this.endpoint!, status);
+    // Closing the connection is the only way to skip an unread body without reading it.
+    this.stopUpstream();
+    this.scheduleRetry(true);
+    return true;
+  }
+
+  private replayable(): boolean {
+    return this.body === null && IDEMPOTENT.has(this.req.method!);
+  }
+
+  /** Attempts are left and some server this request has not tried could take it. */
+  private mayTryAnother(): boolean {
+    if (this.attempt >= this.cluster!.retry.attempts) return false;
+    (this.exclude ??= new Set()).add(this.endpoint!);
+    return this.cluster!.hasUntried(this.exclude);
   }
 
   // ---- downstream events ---------------------------------------------------------------------
@@ -287,6 +414,8 @@ export class Exchange implements RequestContext, PickContext {
   downstreamClosed(): void {
     if (!this.res.writableFinished) {
       this.downstreamGone = true;
+      this.clearTimer();
+      if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
       if (this.upstreamActive) this.stopUpstream();
       this.reason ??= 'downstream_aborted';
     }
@@ -375,6 +504,22 @@ function onDownstreamClose(this: WithExchange<ServerResponse>): void {
 
 function onBodyIdle(this: WithExchange<IncomingMessage>): void {
   this[kExchange]!.bodyIdle();
+}
+
+function onBufferData(this: WithExchange<IncomingMessage>, chunk: Buffer): void {
+  this[kExchange]!.bodyChunk(chunk);
+}
+
+function onBufferEnd(this: WithExchange<IncomingMessage>): void {
+  this[kExchange]!.bodyBuffered();
+}
+
+function onTryTimeout(ex: Exchange): void {
+  ex.tryTimedOut();
+}
+
+function onRetryTimer(ex: Exchange): void {
+  ex.retryNow();
 }
 
 function onBodyEnd(this: WithExchange<IncomingMessage>): void {

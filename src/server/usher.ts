@@ -7,6 +7,7 @@ import type { Exchange } from '../proxy/exchange.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
 import { Runtime } from './runtime.js';
+import { logHealthEvents } from './health-log.js';
 
 export interface UsherOptions {
   /** Where process logs go (default: stdout). Tests pass a stream to read them. */
@@ -39,7 +40,10 @@ export class Usher implements ListenerOwner {
     this.logger = createLogger(config.log, options.logDestination);
     this.runtime = Runtime.build(config).runtime;
     this.configureAccessLog(config);
+    this.unsubscribeHealth = logHealthEvents(this);
   }
+
+  private readonly unsubscribeHealth: () => void;
 
   async start(): Promise<void> {
     try {
@@ -115,6 +119,7 @@ export class Usher implements ListenerOwner {
     this.listeners.clear();
     const clusters = [...this.runtime.clusters.values()];
     await (clean ? closeClusters(clusters) : Promise.allSettled(clusters.map((c) => c.destroy())));
+    this.unsubscribeHealth();
     this.flushLogs();
   }
 

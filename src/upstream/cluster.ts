@@ -1,7 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import type { UpstreamConfig } from '../config/types.js';
-import type { Balancer, PickContext } from './balancer.js';
-import { roundRobin } from './balancers/round-robin/index.js';
+import type { PickContext } from './balancer.js';
+import { hashKeyOf, parseHashKey, type HashKeySpec } from './balancers/hash/key.js';
+import { stickyToken } from './balancers/sticky/index.js';
 import { Endpoint } from './endpoint.js';
+import { ActiveHealthChecker, type ProbeResult, type ProbeTarget } from './health/active.js';
+import { OutlierDetector } from './health/outlier.js';
+import { PrioritySet } from './priority.js';
+import { Admission } from './admission.js';
+import { RetryPolicy } from './retry.js';
 
 /**
  * An upstream: its endpoints and the balancer over them. This is the only thing the proxy
@@ -13,15 +20,42 @@ export class Cluster {
   readonly endpoints: readonly Endpoint[];
   /** "preserve" → undefined (keep the client's Host); otherwise the Host to send, per endpoint or literal. */
   readonly hostMode: 'preserve' | 'upstream' | 'literal';
-  private readonly balancer: Balancer<Endpoint>;
+  private readonly balancer: PrioritySet;
   /** A JSON fingerprint of the config, to reuse the cluster across reloads when unchanged. */
   readonly fingerprint: string;
+  /** What the balancer hashes on (hash: the configured key; sticky: its cookie), or null. */
+  private readonly keySpec: HashKeySpec | null;
+  /** sticky: endpoint → cookie token, and the Set-Cookie attributes. */
+  private readonly stickyTokens: Map<Endpoint, string> | null = null;
+  private readonly stickyAttributes: string = '';
+  private readonly outlier: OutlierDetector | null;
+  private readonly checker: ActiveHealthChecker | null;
+  readonly retry: RetryPolicy;
+  /** Circuit breaker and queue; null when no limits are configured. */
+  readonly admission: Admission | null;
 
   constructor(config: UpstreamConfig) {
     this.name = config.name;
     this.config = config;
     this.endpoints = Object.freeze(config.servers.map((s) => new Endpoint(s, config)));
-    this.balancer = roundRobin(this.endpoints);
+    const secret = config.sticky.secret ?? randomBytes(32).toString('hex');
+    this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, {
+      dynamicWeights: config.slow_start > 0,
+      secret,
+    });
+    this.keySpec = config.balance === 'hash' ? parseHashKey(config.hash.key) : config.balance === 'sticky' ? { kind: 'cookie', name: config.sticky.cookie } : null;
+    if (config.balance === 'sticky') {
+      this.stickyTokens = new Map(this.endpoints.map((e) => [e, stickyToken(secret, e.id)]));
+      const maxAge = config.sticky.max_age === null ? '' : `; Max-Age=${Math.floor(config.sticky.max_age / 1000)}`;
+      this.stickyAttributes = `; Path=/; HttpOnly; SameSite=Lax${maxAge}`;
+    }
+    this.retry = new RetryPolicy(config.retry);
+    const limited = config.circuit_breaker !== null || config.servers.some((s) => s.max_requests !== null);
+    this.admission = limited ? new Admission(config.circuit_breaker ?? { max_requests: null, max_pending: 0, queue_timeout: 0 }, this.endpoints) : null;
+    this.outlier = config.outlier_detection === null ? null : new OutlierDetector(this.endpoints, config.outlier_detection);
+    this.checker = config.health_check === null ? null : new ActiveHealthChecker(this.endpoints, config.health_check, this.onProbe);
+    // Probe timers are unref'd: a cluster that is built and dropped (a failed reload) keeps nothing alive.
+    this.checker?.start();
     this.hostMode = config.host_header === 'preserve' ? 'preserve' : config.host_header === 'upstream' ? 'upstream' : 'literal';
     this.fingerprint = Cluster.fingerprint(config);
   }
@@ -35,17 +69,64 @@ export class Cluster {
     return this.balancer.pick(ctx);
   }
 
+  /** Passive health: an upstream answered `status` (headers received). */
+  observeStatus(endpoint: Endpoint, status: number): void {
+    if (this.outlier === null) return;
+    if (status >= 500) this.outlier.serverError(endpoint, `status ${status}`);
+    else this.outlier.success(endpoint);
+  }
+
+  /** Passive health: a request failed without a response; `connected` says whether a connection was made. */
+  observeFailure(endpoint: Endpoint, reason: string, connected: boolean): void {
+    if (this.outlier === null) return;
+    if (connected) this.outlier.serverError(endpoint, reason);
+    else this.outlier.connectFailure(endpoint, reason);
+  }
+
+  private readonly onProbe = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null): void => {
+    const e = target as Endpoint;
+    e.health.lastCheck = { at: Date.now(), ok: result.ok, detail: result.detail };
+    if (transition !== null) e.health.setActive(transition === 'up', result.detail);
+  };
+
+  /** Whether a retry of a request that tried `exclude` could go to another server. */
+  hasUntried(exclude: { has(e: Endpoint): boolean } | undefined): boolean {
+    return this.balancer.hasUntried(exclude);
+  }
+
+  /** The balancer's key for a request (hash, sticky), from plain request data; undefined when none. */
+  hashKeyOf(rawHeaders: readonly string[], path: string, clientIp: string): string | undefined {
+    return this.keySpec === null ? undefined : hashKeyOf(this.keySpec, rawHeaders, path, clientIp);
+  }
+
+  /** sticky: the Set-Cookie value pinning the client to `endpoint`, unless its cookie already does. */
+  stickyCookie(endpoint: Endpoint, presented: string | undefined): string | undefined {
+    if (this.stickyTokens === null) return undefined;
+    const token = this.stickyTokens.get(endpoint);
+    if (token === undefined || token === presented) return undefined;
+    return `${this.config.sticky.cookie}=${token}${this.stickyAttributes}`;
+  }
+
   /** The Host header value for a request sent to `endpoint`; undefined keeps the client's. */
   hostFor(endpoint: Endpoint): string | undefined {
     if (this.hostMode === 'preserve') return undefined;
     return this.hostMode === 'upstream' ? endpoint.authority : this.config.host_header;
   }
 
+  /** Stops the health producers (timers); the pools stay until close/destroy. */
+  stopHealth(): void {
+    this.checker?.stop();
+    this.outlier?.close();
+  }
+
   async close(): Promise<void> {
+    this.stopHealth();
     await Promise.allSettled(this.endpoints.map((e) => e.close()));
   }
 
   async destroy(): Promise<void> {
+    this.stopHealth();
     await Promise.allSettled(this.endpoints.map((e) => e.destroy()));
   }
 }
+

@@ -1,11 +1,30 @@
 import { Pool } from 'undici';
 import type { ServerConfig, UpstreamConfig } from '../config/types.js';
 import type { BalancerEndpoint } from './balancer.js';
+import { EndpointHealth } from './health/state.js';
+import { SlowStart } from './slow-start.js';
+
+/** Shared by a cluster's endpoints: set while the cluster balances in panic mode (see priority.ts). */
+export interface PanicState {
+  on: boolean;
+}
+const NEVER_PANIC: PanicState = Object.freeze({ on: false });
 
 /** One upstream server: its connection pool and its state. */
 export class Endpoint implements BalancerEndpoint {
   readonly id: string;
-  readonly weight: number;
+  /** The configured weight; `weight` is the effective one (slow start ramps it). */
+  readonly baseWeight: number;
+  readonly server: ServerConfig;
+  readonly health: EndpointHealth;
+  readonly slowStart: SlowStart;
+  panic: PanicState = NEVER_PANIC;
+  /** Outlier detection streaks and ejection timer (health/outlier.ts). */
+  outlier5xx = 0;
+  outlierConnect = 0;
+  outlierTimer: NodeJS.Timeout | null = null;
+  /** Circuit breaker: most requests in flight here (Infinity: no limit). */
+  readonly maxRequests: number;
   readonly origin: string;
   readonly authority: string;
   readonly pool: Pool;
@@ -15,7 +34,12 @@ export class Endpoint implements BalancerEndpoint {
 
   constructor(server: ServerConfig, upstream: UpstreamConfig) {
     this.id = server.url;
-    this.weight = server.weight;
+    this.baseWeight = server.weight;
+    this.server = server;
+    this.health = new EndpointHealth(upstream.name, server.url);
+    this.slowStart = new SlowStart(upstream.slow_start);
+    this.health.onRecover = this.slowStart.begin;
+    this.maxRequests = server.max_requests ?? Infinity;
     this.origin = server.origin;
     this.authority = server.authority;
     this.pool = new Pool(server.origin, {
@@ -32,8 +56,21 @@ export class Endpoint implements BalancerEndpoint {
     });
   }
 
+  get weight(): number {
+    return this.slowStart.active ? this.slowStart.scale(this.baseWeight) : this.baseWeight;
+  }
+
+  /** Healthy by every producer, whatever the cluster's panic mode says. */
+  healthyNow(): boolean {
+    return this.healthy && this.health.up;
+  }
+
   available(): boolean {
-    return this.healthy;
+    return (this.panic.on || (this.healthy && this.health.up)) && this.inflight < this.maxRequests;
+  }
+
+  hasCapacity(): boolean {
+    return this.inflight < this.maxRequests;
   }
 
   /** Health producers (active checks, outlier detection — the upstreams issue) set this. */

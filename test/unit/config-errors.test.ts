@@ -216,7 +216,7 @@ log: { level: infoo, access_log: "yes" }
   assert.deepEqual(errors(text), [
     [4, 14, 'upstreams.app.servers', 'expected a list, got a mapping'],
     [6, 40, 'upstreams.web.servers[0].weight', 'expected a whole number of at least 1, got 0'],
-    [7, 14, 'upstreams.web.balance', 'expected one of round_robin, got "roundrobin"', 'did you mean "round_robin"?'],
+    [7, 14, 'upstreams.web.balance', 'expected one of round_robin, least_request, least_conn, random, hash, sticky, got "roundrobin"', 'did you mean "round_robin"?'],
     [8, 3, 'upstreams["bad name!"]', 'invalid upstream name "bad name!": expected letters, digits, "_", "." and "-"'],
     [11, 20, 'routes[0].match.host', 'expected a host name like "example.com" or "*.example.com", optionally with ":port", got "a b"'],
     [11, 33, 'routes[0].match.path', 'expected a path starting with "/" (no spaces, "?" or "#"), got "api"'],
@@ -318,7 +318,7 @@ test('JSON: positions of errors, and JSON syntax is strict', async () => {
   const r = await loadConfigFile(file, {});
   assert.equal(r.ok, false);
   assert.deepEqual(brief(r.errors), [
-    [6, 61, 'upstreams.app.balance', 'expected one of round_robin, got "random"'],
+    [6, 61, 'upstreams.app.balance', 'expected one of round_robin, least_request, least_conn, random, hash, sticky, got "fastest"'],
     [8, 13, 'routes[0]', 'a route takes exactly one of "upstream" or "respond", found both', 'split it into two routes, or remove one'],
     [9, 11, 'log.levle', 'unknown key "levle"', 'did you mean "level"?'],
   ]);

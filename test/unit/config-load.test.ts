@@ -36,11 +36,25 @@ const DEFAULT_TOP_LEVEL = {
   log: { level: 'info', access_log: false },
 } as const;
 
+// Defaults of the upstreams issue's options (balancing, failover, health, retries...).
+const SERVER_DEFAULTS = { backup: false, priority: 0, max_requests: null };
+const UPSTREAM_DEFAULTS = {
+  hash: { key: 'client_ip' },
+  sticky: { cookie: 'usher_sticky', secret: null, max_age: null },
+  panic_threshold: 50,
+  slow_start: 0,
+  health_check: null,
+  outlier_detection: null,
+  retry: { attempts: 2, on: [502, 503, 504, 'reset'], per_try_timeout: null, backoff: { base: 25, max: 250 }, budget: { percent: 20, min_retries: 3 }, buffer_body: 65536 },
+  circuit_breaker: null,
+};
+
 const server = (port: number) => ({
   url: `http://127.0.0.1:${port}`,
   origin: `http://127.0.0.1:${port}`,
   authority: `127.0.0.1:${port}`,
   weight: 1,
+  ...SERVER_DEFAULTS,
 });
 
 test('the README example loads and normalizes', () => {
@@ -57,6 +71,7 @@ test('the README example loads and normalizes', () => {
         host_header: 'preserve',
         pool: { max_connections: 128, keep_alive_timeout: 60_000 },
         timeouts: { connect: 5000, response_header: 60_000, body_idle: 60_000 },
+        ...UPSTREAM_DEFAULTS,
         source: { file: 'usher.yaml', line: 4, column: 3 },
       },
     },
@@ -194,9 +209,9 @@ routes: [{ upstream: a }]
 `;
   const servers = ok(loadConfigText(text, 's.yaml', {})).upstreams.a?.servers;
   assert.deepEqual(servers, [
-    { url: 'https://Example.COM:443', origin: 'https://example.com', authority: 'example.com', weight: 1 },
-    { url: 'http://[::1]:3000', origin: 'http://[::1]:3000', authority: '[::1]:3000', weight: 5 },
-    { url: 'http://10.0.0.1', origin: 'http://10.0.0.1', authority: '10.0.0.1', weight: 1 },
+    { url: 'https://Example.COM:443', origin: 'https://example.com', authority: 'example.com', weight: 1, ...SERVER_DEFAULTS },
+    { url: 'http://[::1]:3000', origin: 'http://[::1]:3000', authority: '[::1]:3000', weight: 5, ...SERVER_DEFAULTS },
+    { url: 'http://10.0.0.1', origin: 'http://10.0.0.1', authority: '10.0.0.1', weight: 1, ...SERVER_DEFAULTS },
   ]);
 });
 

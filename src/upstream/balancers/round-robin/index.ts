@@ -1,4 +1,4 @@
-import type { Balancer, BalancerEndpoint, PickContext } from '../../balancer.js';
+import type { Balancer, BalancerEndpoint, BalancerOptions, PickContext } from '../../balancer.js';
 
 /**
  * Smooth weighted round robin (nginx's algorithm, ngx_http_upstream_get_peer): each pick adds
@@ -12,10 +12,11 @@ export class RoundRobinBalancer<E extends BalancerEndpoint> implements Balancer<
   private readonly uniform: boolean;
   private next = 0;
 
-  constructor(endpoints: readonly E[]) {
+  constructor(endpoints: readonly E[], options?: BalancerOptions) {
     this.endpoints = endpoints;
     this.current = new Float64Array(endpoints.length);
-    this.uniform = endpoints.every((e) => e.weight === endpoints[0]?.weight);
+    // Slow start changes weights over time: then always take the weighted path.
+    this.uniform = options?.dynamicWeights !== true && endpoints.every((e) => e.weight === endpoints[0]?.weight);
   }
 
   pick(ctx: PickContext): E | undefined {
@@ -52,6 +53,6 @@ export class RoundRobinBalancer<E extends BalancerEndpoint> implements Balancer<
   }
 }
 
-export function roundRobin<E extends BalancerEndpoint>(endpoints: readonly E[]): Balancer<E> {
-  return new RoundRobinBalancer(endpoints);
+export function roundRobin<E extends BalancerEndpoint>(endpoints: readonly E[], options?: BalancerOptions): Balancer<E> {
+  return new RoundRobinBalancer(endpoints, options);
 }

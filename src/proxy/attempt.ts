@@ -1,0 +1,36 @@
+import type { Exchange } from './exchange.js';
+
+/**
+ * The undici dispatch handler of one try of an exchange. A try that usher abandons (a per-try
+ * timeout, a 5xx it retries) may still report later — undici tears the connection down
+ * asynchronously — so each try has its own handler, and a handler that is no longer the
+ * exchange's current one drops everything (and aborts if it only now gets a connection).
+ */
+export class Attempt {
+  readonly ex: Exchange;
+
+  constructor(ex: Exchange) {
+    this.ex = ex;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.ex.current !== this) return abort();
+    this.ex.onConnect(abort);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    return this.ex.current === this ? this.ex.onHeaders(statusCode, rawHeaders, resume) : false;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.ex.current === this ? this.ex.onData(chunk) : false;
+  }
+
+  onComplete(trailers: readonly (Buffer | string)[] | null): void {
+    if (this.ex.current === this) this.ex.onComplete(trailers);
+  }
+
+  onError(err: Error): void {
+    if (this.ex.current === this) this.ex.onError(err);
+  }
+}

@@ -1,0 +1,23 @@
+import diagnostics from 'node:diagnostics_channel';
+import type { Logger } from 'pino';
+import { HEALTH_CHANNEL, type HealthEvent } from '../upstream/health/state.js';
+import type { Runtime } from './runtime.js';
+
+/**
+ * Logs the health changes of this usher's upstream servers (published by the health producers
+ * on a diagnostics channel): "unhealthy" as a warning, "healthy again" as info, with the reason.
+ * Returns the unsubscribe function.
+ */
+export function logHealthEvents(owner: { readonly logger: Logger; readonly runtime: Runtime }): () => void {
+  const onEvent = (message: unknown): void => {
+    const ev = message as HealthEvent;
+    // Several ushers may share a process (tests): log only the events of our own endpoints.
+    const cluster = owner.runtime.clusters.get(ev.upstream);
+    if (cluster === undefined || !cluster.endpoints.some((e) => e.health === ev.state)) return;
+    const fields = { upstream: ev.upstream, server: ev.endpoint, healthy: ev.healthy, source: ev.source, reason: ev.reason, ejections: ev.ejections };
+    if (ev.healthy) owner.logger.info(fields, 'upstream server healthy');
+    else owner.logger.warn(fields, 'upstream server unhealthy');
+  };
+  diagnostics.subscribe(HEALTH_CHANNEL, onEvent);
+  return () => diagnostics.unsubscribe(HEALTH_CHANNEL, onEvent);
+}

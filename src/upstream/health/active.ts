@@ -1,0 +1,165 @@
+// Active health checks: a producer of health state, separate from the request path. It probes
+// every endpoint of one upstream on its own timer and reports each result through a sink. In
+// this process the sink applies results to the endpoints directly; with several worker
+// processes, one process (the primary) runs the producers and publishes the same
+// (endpoint id, up, reason) results to the workers, which apply them with applyResult — so the
+// number of probes never grows with the number of workers.
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect, type Socket } from 'node:net';
+import type { HealthCheckConfig } from '../../config/types.js';
+
+export interface ProbeTarget {
+  readonly id: string;
+  readonly origin: string;
+  readonly authority: string;
+}
+
+/** One probe's outcome: `detail` says what was seen ("status 503", "timeout", "refused"...). */
+export interface ProbeResult {
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** Receives each probe result and the state it leads to (after rise/fall). */
+export type HealthSink = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null) => void;
+
+interface Tracked {
+  readonly target: ProbeTarget;
+  up: boolean;
+  streak: number; // consecutive results against the current state
+  timer: NodeJS.Timeout | null;
+  inflight: boolean;
+}
+
+export class ActiveHealthChecker {
+  private readonly config: HealthCheckConfig;
+  private readonly sink: HealthSink;
+  private readonly tracked: Tracked[];
+  private readonly bodyPattern: RegExp | null;
+  private stopped = false;
+
+  constructor(targets: readonly ProbeTarget[], config: HealthCheckConfig, sink: HealthSink) {
+    this.config = config;
+    this.sink = sink;
+    this.bodyPattern = config.expect_body === null ? null : new RegExp(config.expect_body);
+    this.tracked = targets.map((target) => ({ target, up: true, streak: 0, timer: null, inflight: false }));
+  }
+
+  start(): void {
+    // The first round goes out at once (within the jitter), so a dead server is found quickly.
+    for (const t of this.tracked) this.schedule(t, this.jitter(0));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.tracked) {
+      if (t.timer !== null) clearTimeout(t.timer);
+      t.timer = null;
+    }
+  }
+
+  /** interval ± jitter%, so the probes of many upstreams (and many ushers) do not line up. */
+  private jitter(base: number): number {
+    const spread = (this.config.interval * this.config.jitter) / 100;
+    return Math.max(0, base + (Math.random() * 2 - 1) * spread);
+  }
+
+  private schedule(t: Tracked, delay: number): void {
+    if (this.stopped) return;
+    t.timer = setTimeout(() => void this.run(t), delay);
+    t.timer.unref();
+  }
+
+  private async run(t: Tracked): Promise<void> {
+    t.timer = null;
+    if (this.stopped || t.inflight) return;
+    t.inflight = true;
+    const result = this.config.type === 'tcp' ? await probeTcp(t.target, this.config.timeout) : await this.probeHttp(t.target);
+    t.inflight = false;
+    if (this.stopped) return;
+    let transition: 'up' | 'down' | null = null;
+    if (result.ok === t.up) {
+      t.streak = 0;
+    } else if (++t.streak >= (t.up ? this.config.fall : this.config.rise)) {
+      t.up = result.ok;
+      t.streak = 0;
+      transition = t.up ? 'up' : 'down';
+    }
+    this.sink(t.target, result, transition);
+    this.schedule(t, this.jitter(this.config.interval));
+  }
+
+  private probeHttp(target: ProbeTarget): Promise<ProbeResult> {
+    const c = this.config;
+    const pattern = this.bodyPattern;
+    return new Promise<ProbeResult>((resolve) => {
+      let settled = false;
+      const done = (r: ProbeResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        resolve(r);
+      };
+      const make = target.origin.startsWith('https:') ? httpsRequest : httpRequest;
+      const url = new URL(c.path, target.origin);
+      const req = make(url, { method: c.method, agent: false, headers: { host: c.host ?? target.authority, 'user-agent': 'usher-health-check', connection: 'close' } }, (res: IncomingMessage) => {
+        const status = res.statusCode ?? 0;
+        if (!statusExpected(c.expect_status, status)) return done({ ok: false, detail: `status ${status}` });
+        if (pattern === null) return done({ ok: true, detail: `status ${status}` });
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          // A health page is small: 64 KiB is enough to find the pattern in.
+          if (body.length < 65536) body += chunk;
+        });
+        res.on('end', () => done(pattern.test(body) ? { ok: true, detail: `status ${status}` } : { ok: false, detail: 'body mismatch' }));
+        res.on('error', () => done({ ok: false, detail: 'reset' }));
+      });
+      const timer = setTimeout(() => done({ ok: false, detail: 'timeout' }), c.timeout);
+      req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: describeError(err) }));
+      req.end();
+    });
+  }
+}
+
+/** Expected status ranges, each [low, high] inclusive. */
+function statusExpected(ranges: readonly (readonly [number, number])[], status: number): boolean {
+  for (const [lo, hi] of ranges) if (status >= lo && status <= hi) return true;
+  return false;
+}
+
+function probeTcp(target: ProbeTarget, timeout: number): Promise<ProbeResult> {
+  const url = new URL(target.origin);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return new Promise<ProbeResult>((resolve) => {
+    let settled = false;
+    const socket: Socket = connect({ host, port });
+    const done = (r: ProbeResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done({ ok: false, detail: 'timeout' }), timeout);
+    socket.on('connect', () => done({ ok: true, detail: 'connected' }));
+    socket.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: describeError(err) }));
+  });
+}
+
+function describeError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return 'reset';
+    case 'ETIMEDOUT':
+      return 'timeout';
+    default:
+      return err.code ?? err.message;
+  }
+}

@@ -1,0 +1,85 @@
+// The health of one endpoint, as its producers report it: active checks (health/active.ts, or
+// in a later multi-process setup a single prober that publishes results) and passive outlier
+// detection (health/outlier.ts). The balancers only ever see the result through available().
+// Every change is published on a diagnostics channel — the logger subscribes, and the admin
+// API will — and the last reason stays here for whoever asks.
+import diagnostics from 'node:diagnostics_channel';
+
+/** Published on every health change of an endpoint. */
+export const HEALTH_CHANNEL = 'usher:upstream:health';
+export const healthChannel = diagnostics.channel(HEALTH_CHANNEL);
+
+export type HealthSource = 'active' | 'passive';
+
+export interface HealthEvent {
+  readonly upstream: string;
+  readonly endpoint: string;
+  readonly healthy: boolean;
+  readonly source: HealthSource;
+  /** "status 503", "timeout", "refused", "body mismatch", "5 consecutive 5xx", "ejection over"... */
+  readonly reason: string;
+  /** How many times passive detection has ejected it so far. */
+  readonly ejections: number;
+  /** The state object itself (tells apart endpoints of different usher instances in one process). */
+  readonly state: EndpointHealth;
+}
+
+export class EndpointHealth {
+  readonly upstream: string;
+  readonly endpoint: string;
+  /** Result of active checks (true until a check says otherwise). */
+  activeUp = true;
+  /** Ejected by outlier detection until `ejectedUntil` (epoch ms). */
+  ejected = false;
+  ejectedUntil = 0;
+  ejections = 0;
+  /** Why the state last changed, and when (epoch ms) — for the admin API. */
+  reason = 'initial';
+  changedAt = Date.now();
+  /** The last active probe: when (epoch ms), whether it passed and what it saw. */
+  lastCheck: { at: number; ok: boolean; detail: string } | null = null;
+  /** Called when the endpoint becomes healthy again (slow start begins). */
+  onRecover: (() => void) | null = null;
+
+  constructor(upstream: string, endpoint: string) {
+    this.upstream = upstream;
+    this.endpoint = endpoint;
+  }
+
+  get up(): boolean {
+    return this.activeUp && !this.ejected;
+  }
+
+  setActive(up: boolean, reason: string): void {
+    if (this.activeUp === up) return;
+    const was = this.up;
+    this.activeUp = up;
+    this.changed(was, 'active', reason);
+  }
+
+  eject(untilMs: number, reason: string): void {
+    const was = this.up;
+    this.ejected = true;
+    this.ejectedUntil = untilMs;
+    this.ejections++;
+    this.changed(was, 'passive', reason);
+  }
+
+  readmit(reason: string): void {
+    if (!this.ejected) return;
+    const was = this.up;
+    this.ejected = false;
+    this.changed(was, 'passive', reason);
+  }
+
+  private changed(was: boolean, source: HealthSource, reason: string): void {
+    this.reason = reason;
+    this.changedAt = Date.now();
+    const now = this.up;
+    if (now && !was) this.onRecover?.();
+    if (healthChannel.hasSubscribers) {
+      const event: HealthEvent = { upstream: this.upstream, endpoint: this.endpoint, healthy: now, source, reason, ejections: this.ejections, state: this };
+      healthChannel.publish(event);
+    }
+  }
+}
