@@ -28,7 +28,9 @@ export function watchConfig(file: string, onChange: () => void, debounceMs = 150
       clearTimeout(timer);
       timer = setTimeout(() => {
         const now = read(path);
-        if (now === undefined || now === last) return;
+        // An empty read is a save caught between truncate and write (writeFile opens with
+        // O_TRUNC): no config is empty, and the write's own event follows.
+        if (now === undefined || now === '' || now === last) return;
         last = now;
         onChange();
       }, debounceMs);
