@@ -17,6 +17,7 @@ import type { Cluster } from '../upstream/cluster.js';
 
 const USAGE = 'usage: usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]\n';
 const EXPLAIN_ID = '(request id)';
+const PATH_LIMIT = 10;
 
 interface RouteRef {
   name: string;
@@ -32,6 +33,8 @@ export interface Explanation {
   location?: string;
   route?: RouteRef;
   not_matched: (RouteRef & { why: string })[];
+  /** Routes tried first whose path did not match, beyond the first PATH_LIMIT: only counted. */
+  not_matched_omitted: number;
   /** Routes that match too but lost to the winner (shadowed for this request). */
   also_matched: RouteRef[];
   other_hosts: number;
@@ -150,6 +153,7 @@ export function explainRequest(
     request: { method, url, host, path: rawPath, normalised_path: path ?? null, query, client_ip: clientIp },
     outcome: 'no_route',
     not_matched: [],
+    not_matched_omitted: 0,
     also_matched: [],
     other_hosts: 0,
     filters: [],
@@ -162,7 +166,18 @@ export function explainRequest(
   const rr = new RouteRequest(host, port, path, query, method, rawHeaders, clientIp, target.scheme);
   const router = runtime.router as HostPathRouter<CompiledRoute>;
   const ex = explainRoute(router.candidates, rr);
-  e.not_matched = ex.tried.map((t) => ({ ...ref(t.candidate.config), why: t.why! }));
+  // Every route that got as far as its other conditions is listed. Of those that failed on the
+  // path (with thousands of routes, most of them): when a route won, those near this path (same
+  // first segment, or exact/regex); when none did, the first PATH_LIMIT. The rest are counted.
+  const first = rr.path.slice(0, rr.path.indexOf('/', 1) < 0 ? rr.path.length : rr.path.indexOf('/', 1));
+  let onPath = 0;
+  for (const t of ex.tried) {
+    const m = t.candidate.config.match;
+    const near = m.path === undefined || m.path === first || m.path.startsWith(`${first}/`);
+    const shown = !t.onPath || (ex.winner !== undefined ? near && ++onPath <= PATH_LIMIT : ++onPath <= PATH_LIMIT);
+    if (shown) e.not_matched.push({ ...ref(t.candidate.config), why: t.why });
+    else e.not_matched_omitted++;
+  }
   e.other_hosts = ex.otherHosts;
   e.also_matched = ex.alsoMatched.map((c) => ref(c.config));
   if (ex.winner === undefined) {
@@ -246,6 +261,7 @@ function text(e: Explanation): string {
     out.push(e.route !== undefined ? 'tried first, did not match:' : 'routes for this host, none matched:');
     for (const n of e.not_matched) out.push(`  - ${n.name} (${n.at}${n.priority !== 0 ? `, priority ${n.priority}` : ''}): ${n.why}`);
   }
+  if (e.not_matched_omitted > 0) out.push(`  (${e.not_matched_omitted} route${e.not_matched_omitted === 1 ? '' : 's'} for other paths tried first, not listed)`);
   if (e.also_matched.length > 0) {
     out.push('also matched, but lost to the route above:');
     for (const n of e.also_matched) out.push(`  - ${n.name} (${n.at}${n.priority !== 0 ? `, priority ${n.priority}` : ''}): ${n.match}`);

@@ -7,8 +7,10 @@ import type { RouteRequest } from './request.js';
 
 export interface Considered<R> {
   readonly candidate: Candidate<R>;
-  /** Why it did not match; undefined for the winner. */
-  readonly why: string | undefined;
+  /** Why it did not match. */
+  readonly why: string;
+  /** Whether the path already failed (else: a method, header, query, cookie or client condition). */
+  readonly onPath: boolean;
 }
 
 export interface RouteExplanation<R> {
@@ -77,6 +79,7 @@ export function explainRoute<R>(candidates: readonly Candidate<R>[], rr: RouteRe
   const alsoMatched: Candidate<R>[] = [];
   for (const { c } of ranked) {
     let why = pathWhy(c, rr);
+    const onPath = why !== undefined;
     if (why === undefined) {
       const failed = c.conditions.find((x) => !x.test(rr));
       if (failed !== undefined) why = failed.why(rr);
@@ -84,7 +87,7 @@ export function explainRoute<R>(candidates: readonly Candidate<R>[], rr: RouteRe
     if (winner !== undefined) {
       if (why === undefined) alsoMatched.push(c);
     } else if (why === undefined) winner = c;
-    else tried.push({ candidate: c, why });
+    else tried.push({ candidate: c, why, onPath });
   }
   return { winner, tried, otherHosts, alsoMatched };
 }

@@ -131,3 +131,17 @@ routes:
   const bodies = [(await request(`${s.url}/`)).body, (await request(`${s.url}/`)).body];
   assert.deepEqual(bodies.sort(), ['a', 'b']);
 });
+
+test('usher explain on 2,000 routes: the winner, and only the routes near this request listed', LIMIT, async (t) => {
+  const lines = ['listeners: [{ address: 8080 }]', 'upstreams:', '  app: { servers: [http://127.0.0.1:3001] }', 'routes:'];
+  for (let h = 0; h < 20; h++) for (let p = 0; p < 100; p++) lines.push(`  - { name: h${h}p${p}, match: { host: host${h}.test, path: /svc${p} }, upstream: app }`);
+  lines.push('  - { name: beta, match: { host: host7.test, path: /svc42/v1, cookies: { beta: "1" } }, upstream: app }');
+  const file = writeFile(join(tempDir(t), 'usher.yaml'), `${lines.join('\n')}\n`);
+  const r = await runCli(['explain', '--config', file, 'GET', 'http://host7.test/svc42/v1/x']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^route: h7p42 /m);
+  assert.match(r.stdout, /^ {2}- beta \(.*\): cookie beta is absent, wanted "1"$/m);
+  assert.match(r.stdout, /^ {2}\(\d+ routes for other paths tried first, not listed\)$/m);
+  assert.match(r.stdout, /^ {2}\(1900 routes for other hosts not considered\)$/m);
+  assert.ok(r.stdout.split('\n').length < 25, r.stdout);
+});
