@@ -147,7 +147,7 @@ export function explainRequest(
   const q = target.path.indexOf('?');
   const rawPath = q < 0 ? target.path : target.path.slice(0, q);
   const query = q < 0 ? '' : target.path.slice(q + 1);
-  const path = normalisePath(rawPath);
+  const path = normalisePath(rawPath, runtime.config.routing.encoded_slashes === 'keep');
   const [host, port] = splitHost(hostValue);
   const e: Explanation = {
     request: { method, url, host, path: rawPath, normalised_path: path ?? null, query, client_ip: clientIp },

@@ -40,8 +40,12 @@ function isNormal(path: string): boolean {
   return true;
 }
 
-/** `path`: the target without its query. Returns the normalised path, or undefined if unsafe. */
-export function normalisePath(path: string): string | undefined {
+/**
+ * `path`: the target without its query. Returns the normalised path, or undefined if unsafe.
+ * `keepEncodedSlashes` (routing.encoded_slashes: keep): %2F and %5C stay encoded, as ordinary
+ * characters of their segment, instead of making the path unsafe.
+ */
+export function normalisePath(path: string, keepEncodedSlashes = false): string | undefined {
   if (path.charCodeAt(0) !== 47) return undefined;
   if (isNormal(path)) return path;
   // 1. Percent-decoding of unreserved characters; refuse the dangerous encodings.
@@ -57,7 +61,7 @@ export function normalisePath(path: string): string | undefined {
     const lo = hexValue(path.charCodeAt(i + 2));
     if (hi < 0 || lo < 0) return undefined;
     const byte = hi * 16 + lo;
-    if (byte === 0x2f || byte === 0x5c || byte < 32 || byte === 127) return undefined;
+    if ((!keepEncodedSlashes && (byte === 0x2f || byte === 0x5c)) || byte < 32 || byte === 127) return undefined;
     decoded += isUnreserved(byte) ? String.fromCharCode(byte) : `%${HEX[hi]}${HEX[lo]}`;
     i += 2;
   }

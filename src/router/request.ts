@@ -113,10 +113,11 @@ export function attachRouteRequest(
   hostHeader: string | undefined,
   target: string,
   clientIp: string,
+  keepEncodedSlashes = false,
 ): RouteRequest | undefined {
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
-  const path = rawPath === '*' ? rawPath : normalisePath(rawPath);
+  const path = rawPath === '*' ? rawPath : normalisePath(rawPath, keepEncodedSlashes);
   if (path === undefined) return undefined;
   const [host, port] = splitHost(hostHeader);
   const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';

@@ -83,7 +83,7 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
   }
 
   // Routing sees (and the upstream gets) the normalised path: src/router/normalize.ts.
-  const rr = attachRouteRequest(req, host, path, ex.clientIp);
+  const rr = attachRouteRequest(req, host, path, ex.clientIp, rt.config.routing.encoded_slashes === 'keep');
   if (rr === undefined) return ex.fail('unsafe_path');
   const route = rt.router.route(rr);
   if (route === undefined) return ex.fail('no_route');

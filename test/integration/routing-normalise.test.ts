@@ -33,3 +33,24 @@ test('normalisation attacks cannot slip past a /admin deny rule; unsafe targets 
   const near = await request(`${u.url}/administrator`);
   assert.equal(near.status, 200, '/administrator is not under /admin');
 });
+
+test('routing.encoded_slashes: keep treats %2F and %5C as ordinary characters of a segment', async (t) => {
+  const app = await startUpstream('app');
+  const u = await startUsher({
+    routing: { encoded_slashes: 'keep' },
+    upstreams: { app: { servers: [app.url] } },
+    routes: [{ match: { path: '/admin' }, respond: { status: 403 } }, { upstream: 'app' }],
+  });
+  t.after(async () => {
+    await u.close();
+    await app.close();
+  });
+  assert.equal((await request(`${u.url}/files/a%2fb%5Cc/../d`)).status, 200);
+  assert.equal(app.requests[0]!.url, '/files/d', 'the encoded segment is a segment: .. removes it');
+  assert.equal((await request(`${u.url}/files/a%2fb`)).status, 200);
+  assert.equal(app.requests[1]!.url, '/files/a%2Fb');
+  assert.equal((await request(`${u.url}/%61dmin%2Fx`)).status, 200, '"admin%2Fx" is one segment, not under /admin');
+  assert.equal((await request(`${u.url}/%61dmin/x`)).status, 403);
+  const nul = await rawRequest(u.port, 'GET /a%00 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+  assert.equal(rawStatus(nul), 400, 'NUL stays unsafe');
+});

@@ -168,4 +168,6 @@ test('path normalisation: unreserved decoding, dot segments, merged slashes; uns
     ['admin', undefined],
   ];
   for (const [input, expected] of table) assert.equal(normalisePath(input), expected, input);
+  assert.equal(normalisePath('/a%2fb%5c/./c', true), '/a%2Fb%5C/c', 'keepEncodedSlashes: ordinary characters');
+  assert.equal(normalisePath('/a%00', true), undefined);
 });
