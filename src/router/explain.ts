@@ -3,7 +3,7 @@
 // with reasons, instead of the compiled fast path; tests check that both pick the same route.
 import type { RouteConfig } from '../config/types.js';
 import { prefixMatches, type Candidate } from './router.js';
-import type { RouteRequest } from './request.js';
+import { splitHost, type RouteRequest } from './request.js';
 
 export interface Considered<R> {
   readonly candidate: Candidate<R>;
@@ -29,9 +29,7 @@ function hostRank(m: RouteConfig['match'], rr: RouteRequest): [number, number] |
   if (m.hosts.length === 0) return [1, 0];
   let best: [number, number] | undefined;
   for (const h of m.hosts) {
-    const colon = h.startsWith('[') ? h.indexOf(']:') + 1 : h.lastIndexOf(':');
-    const name = colon > 0 ? h.slice(0, colon) : h;
-    const port = colon > 0 ? h.slice(colon + 1) : '';
+    const [name, port] = splitHost(h);
     if (port !== '' && port !== rr.port) continue;
     let r: [number, number] | undefined;
     if (name.startsWith('*.')) {

@@ -95,7 +95,9 @@ export function splitHost(hostHeader: string | undefined): [string, string] {
     const colon = hostHeader.lastIndexOf(':');
     if (colon >= 0) end = colon;
   }
-  const host = end === hostHeader.length ? hostHeader : hostHeader.slice(0, end);
+  // "example.com." is the same name as "example.com" (RFC 1034 §3.1): a rule for one must hold for both.
+  const dot = end > 1 && hostHeader.charCodeAt(end - 1) === 46 ? 1 : 0;
+  const host = end - dot === hostHeader.length ? hostHeader : hostHeader.slice(0, end - dot);
   const port = end < hostHeader.length && hostHeader.charCodeAt(end) === 58 ? hostHeader.slice(end + 1) : '';
   for (let i = 0; i < host.length; i++) {
     const c = host.charCodeAt(i);

@@ -8,7 +8,11 @@ test('normalisation attacks cannot slip past a /admin deny rule; unsafe targets 
   const app = await startUpstream('app');
   const u = await startUsher({
     upstreams: { app: { servers: [app.url] } },
-    routes: [{ match: { path: '/admin' }, respond: { status: 403, body: 'denied\n' } }, { upstream: 'app' }],
+    routes: [
+      { match: { path: '/admin' }, respond: { status: 403, body: 'denied\n' } },
+      { match: { host: 'internal.test' }, respond: { status: 403, body: 'internal\n' } },
+      { upstream: 'app' },
+    ],
   });
   t.after(async () => {
     await u.close();
@@ -24,6 +28,12 @@ test('normalisation attacks cannot slip past a /admin deny rule; unsafe targets 
     assert.equal(rawStatus(reply), 400, `${target}:\n${reply}`);
     assert.match(reply, /reason: unsafe_path/);
   }
+  for (const host of ['internal.test', 'INTERNAL.Test', 'internal.test.', 'internal.test:80', 'internal.test.:8080']) {
+    const reply = await rawRequest(u.port, `GET /x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    assert.equal(rawStatus(reply), 403, `Host ${host} must hit the host rule:\n${reply}`);
+  }
+  const absolute = await rawRequest(u.port, 'GET http://Internal.Test./x HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n');
+  assert.equal(rawStatus(absolute), 403, 'the absolute-form authority is the host');
   assert.equal(app.requests.length, 0, 'nothing reached the upstream');
 
   // What is not /admin goes upstream, with the normalised path and the query as sent.

@@ -46,6 +46,8 @@ test('hosts: exact, wildcard, list; case-insensitive; port ignored unless given'
   check(r, [
     [{ host: 'api.example.test', path: '/' }, 'exact'],
     [{ host: 'API.Example.TEST:80', path: '/' }, 'exact'],
+    [{ host: 'api.example.test.', path: '/' }, 'exact'],
+    [{ host: 'api.example.test.:8443', path: '/' }, 'exact-port'],
     [{ host: 'api.example.test:8443', path: '/' }, 'exact-port'],
     [{ host: 'www.example.test', path: '/' }, 'wild'],
     [{ host: 'x.eu.example.test', path: '/' }, 'deeper-wild'],
