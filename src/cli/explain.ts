@@ -2,6 +2,7 @@
 // which route takes a request and why — the winner with its file:line, why each route tried
 // before it did not match, the filters that run, the rewritten upstream request, and the
 // upstream (and server, when the choice is deterministic). Nothing is sent anywhere.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { formatIssues, loadConfigFile } from '../config/index.js';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
@@ -76,6 +77,11 @@ export async function explain(argv: string[]): Promise<number> {
     }
     headers.push(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
   }
+  const clientIp = values['client-ip'] ?? '127.0.0.1';
+  if (isIP(clientIp) === 0) {
+    process.stderr.write(`usher explain: --client-ip expects an IPv4 or IPv6 address, got ${JSON.stringify(clientIp)}\n`);
+    return 2;
+  }
   const target = splitUrl(url);
   if (target === undefined) {
     process.stderr.write(`usher explain: expected an http:// or https:// URL, got ${JSON.stringify(url)}\n`);
@@ -89,7 +95,7 @@ export async function explain(argv: string[]): Promise<number> {
   if (!headers.some((_, i) => i % 2 === 0 && headers[i]!.toLowerCase() === 'host')) headers.unshift('Host', target.authority);
   const { runtime } = Runtime.build(result.config);
   try {
-    const e = explainRequest(runtime, method.toUpperCase(), url, target, headers, values['client-ip'] ?? '127.0.0.1');
+    const e = explainRequest(runtime, method.toUpperCase(), url, target, headers, clientIp);
     process.stdout.write(values.json ? `${JSON.stringify(e, null, 2)}\n` : text(e));
   } finally {
     for (const c of runtime.clusters.values()) void c.destroy();

@@ -80,6 +80,9 @@ test('usher explain: unmatched, unsafe and shadowed requests; validate warns abo
   assert.match(text.stdout, /^no route matches: 404 no_route$/m);
   assert.match(text.stdout, /3 routes for other hosts not considered/);
 
+  const lan = await runCli(['explain', '--config', file, '--client-ip', '10.1.2.3', '--json', 'GET', 'http://other.test/admin']);
+  assert.equal((JSON.parse(lan.stdout) as { request: { client_ip: string } }).request.client_ip, '10.1.2.3');
+
   const unsafe = await runCli(['explain', '--config', file, 'GET', 'http://other.test/admin%2fapi']);
   assert.match(unsafe.stdout, /^400 unsafe_path/m);
 
@@ -98,6 +101,7 @@ test('usher explain: usage errors exit 2, an invalid config exits 1', LIMIT, asy
   assert.equal((await runCli(['explain', 'GET', 'http://x/'])).code, 2);
   assert.equal((await runCli(['explain', '--config', join(dir, 'x.yaml'), 'GET'])).code, 2);
   assert.equal((await runCli(['explain', '--config', join(dir, 'x.yaml'), 'GET', 'ftp://x/'])).code, 2);
+  assert.equal((await runCli(['explain', '--config', join(dir, 'x.yaml'), '--client-ip', 'me', 'GET', 'http://x/'])).code, 2);
   const bad = writeFile(join(dir, 'bad.yaml'), 'listeners: [{ address: 8080 }]\nroutes: [{ upstream: nope }]\n');
   const r = await runCli(['explain', '--config', bad, 'GET', 'http://x/']);
   assert.equal(r.code, 1);
