@@ -11,7 +11,7 @@ import { Redirect } from '../filters/redirect/index.js';
 import { HostRewrite } from '../filters/rewrite/index.js';
 import type { CompiledRoute } from '../pipeline/types.js';
 import { explainRoute } from '../router/explain.js';
-import { kRouteRequest, normalisePath, RouteRequest, splitHost, type HostPathRouter } from '../router/index.js';
+import { kRouteRequest, normalisePath, RouteRequest, splitHost, validHost, type HostPathRouter } from '../router/index.js';
 import { Split } from '../router/split.js';
 import { Runtime } from '../server/runtime.js';
 import type { Cluster } from '../upstream/cluster.js';
@@ -29,7 +29,7 @@ interface RouteRef {
 
 export interface Explanation {
   request: { method: string; url: string; host: string; path: string; normalised_path: string | null; query: string; client_ip: string };
-  outcome: 'proxy' | 'respond' | 'redirect' | 'no_route' | 'unsafe_path';
+  outcome: 'proxy' | 'respond' | 'redirect' | 'no_route' | 'unsafe_path' | 'bad_request';
   status?: number;
   location?: string;
   route?: RouteRef;
@@ -164,6 +164,11 @@ export function explainRequest(
     other_hosts: 0,
     filters: [],
   };
+  if (!validHost(hostValue)) {
+    e.outcome = 'bad_request';
+    e.status = 400;
+    return e;
+  }
   if (path === undefined) {
     e.outcome = 'unsafe_path';
     e.status = 400;
@@ -175,7 +180,7 @@ export function explainRequest(
   // Every route that got as far as its other conditions is listed. Of those that failed on the
   // path (with thousands of routes, most of them): when a route won, those near this path (same
   // first segment, or exact/regex); when none did, the first PATH_LIMIT. The rest are counted.
-  const first = rr.path.slice(0, rr.path.indexOf('/', 1) < 0 ? rr.path.length : rr.path.indexOf('/', 1));
+  const first = rr.matchPath.slice(0, rr.matchPath.indexOf('/', 1) < 0 ? rr.matchPath.length : rr.matchPath.indexOf('/', 1));
   let onPath = 0;
   for (const t of ex.tried) {
     const m = t.candidate.config.match;
@@ -259,6 +264,10 @@ function text(e: Explanation): string {
   out.push(`  host ${r.host || '(none)'}, path ${r.normalised_path ?? r.path}${r.normalised_path !== null && r.normalised_path !== r.path ? ` (normalised from ${r.path})` : ''}${r.query ? `, query ${r.query}` : ''}, client ${r.client_ip}`);
   if (e.outcome === 'unsafe_path') {
     out.push(`400 unsafe_path: the path ${JSON.stringify(r.path)} cannot be normalised safely (encoded "/" or "\\", control character or bad percent-encoding)`);
+    return `${out.join('\n')}\n`;
+  }
+  if (e.outcome === 'bad_request') {
+    out.push('400 bad_request: the Host is not a host name or IP address with an optional port');
     return `${out.join('\n')}\n`;
   }
   if (e.route !== undefined) out.push(`route: ${e.route.name} (${e.route.at})${e.route.priority !== 0 ? `, priority ${e.route.priority}` : ''}`, `  match: ${e.route.match}`);

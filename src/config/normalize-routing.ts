@@ -1,6 +1,6 @@
 // The routing parts of a route (issue #3), normalised: matchers into lists of conditions,
 // actions with their defaults. Runs after schema and checks passed (normalize.ts).
-import { normalisePath } from '../router/normalize.js';
+import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { FieldCondition, HeaderRules, RouteConfig, RouteMatch, StickyKey } from './types.js';
@@ -16,7 +16,7 @@ export function normalizeMatch(m: MatchInput | undefined): Omit<RouteMatch, 'hos
   if (m === undefined) return out;
   const p = m.path;
   // As requests are (src/router/normalize.ts); check-routing.ts warned when this changes a path.
-  const normal = (x: string) => normalisePath(x, true) ?? x;
+  const normal = (x: string) => matchingPath(normalisePath(x, true) ?? x);
   if (typeof p === 'string') out.path = normal(p);
   else if (p !== undefined) {
     if (p.prefix !== undefined) out.path = normal(p.prefix);

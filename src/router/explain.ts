@@ -50,10 +50,11 @@ function pathRank(m: RouteConfig['match']): [number, number] {
 
 function pathWhy<R>(c: Candidate<R>, rr: RouteRequest): string | undefined {
   const m = c.config.match;
-  if (m.exact_path !== undefined) return m.exact_path === rr.path ? undefined : `path ${rr.path} is not exactly ${m.exact_path}`;
-  if (c.regex !== undefined) return c.regex.test(rr.path) ? undefined : `path ${rr.path} does not match /${m.path_regex}/`;
+  const path = rr.matchPath;
+  if (m.exact_path !== undefined) return m.exact_path === path ? undefined : `path ${path} is not exactly ${m.exact_path}`;
+  if (c.regex !== undefined) return c.regex.test(path) ? undefined : `path ${path} does not match /${m.path_regex}/`;
   const p = m.path === undefined || m.path === '/' ? '' : m.path;
-  return prefixMatches(p, rr.path) ? undefined : `path ${rr.path} is not under the prefix ${p}`;
+  return prefixMatches(p, path) ? undefined : `path ${path} is not under the prefix ${p}`;
 }
 
 export function explainRoute<R>(candidates: readonly Candidate<R>[], rr: RouteRequest): RouteExplanation<R> {

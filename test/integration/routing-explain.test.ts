@@ -85,6 +85,10 @@ test('usher explain: unmatched, unsafe and shadowed requests; validate warns abo
 
   const unsafe = await runCli(['explain', '--config', file, 'GET', 'http://other.test/admin%2fapi']);
   assert.match(unsafe.stdout, /^400 unsafe_path/m);
+  const badHost = await runCli(['explain', '--config', file, 'GET', 'http://other.test/admin', '-H', 'host: x@other.test']);
+  assert.match(badHost.stdout, /^400 bad_request/m);
+  const params = await runCli(['explain', '--config', file, 'GET', 'http://other.test/admin;jsessionid=1']);
+  assert.match(params.stdout, /^route: admin \(/m, 'explain matches without ";params", as the router does');
 
   const shadowed = await runCli(['explain', '--config', file, 'GET', 'http://other.test/%61dmin/api/keys']);
   assert.match(shadowed.stdout, /^route: admin \(.*usher\.yaml:20:5\)$/m);
