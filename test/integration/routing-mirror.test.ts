@@ -117,3 +117,30 @@ test('mirror percent spreads copies evenly; bodies over max_body are not copied 
   await waitFor(() => mirrorOf(u).stats.dropped === 1 && mirrorOf(u).inflight === 0, 5000, 'the selected big body was dropped');
   assert.equal(shadow.requests.length, 2);
 });
+
+test('mirror: when the main upstream fails before reading the body, the shadow never gets a truncated copy', async (t) => {
+  const bodies: string[] = [];
+  const shadow = await startUpstream('shadow', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString());
+      res.end();
+    });
+  });
+  const u = await startUsher({
+    upstreams: { main: { servers: [`http://127.0.0.1:${await closedPort()}`] }, shadow: { servers: [shadow.url] } },
+    routes: [{ upstream: 'main', mirror: { upstream: 'shadow' } }],
+  });
+  t.after(async () => {
+    await u.close(100);
+    await shadow.close();
+  });
+  for (const headers of [{}, { 'transfer-encoding': 'chunked' }] as Record<string, string>[]) {
+    const r = await request(`${u.url}/x`, { method: 'POST', body: 'hello world', headers });
+    assert.equal(r.status, 502);
+  }
+  const m = mirrorOf(u);
+  await waitFor(() => m.inflight === 0 && m.stats.completed + m.stats.failed + m.stats.dropped === 2, 5000, 'both copies settled');
+  for (const b of bodies) assert.equal(b, 'hello world', 'a copy, if sent, has the whole body');
+});

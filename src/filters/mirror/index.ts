@@ -46,6 +46,16 @@ export class Mirror implements RequestMirror {
 
   send(ctx: RequestContext, rr: RouteRequest, target: string, hasBody: boolean): void {
     if (this.action.percent <= 0 || !this.selected()) return;
+    try {
+      this.start(ctx, rr, target, hasBody);
+    } catch {
+      // The handler's catch would answer 500 while the main request is in flight: a copy's own
+      // failure must end here, whatever threw.
+      this.stats.failed++;
+    }
+  }
+
+  private start(ctx: RequestContext, rr: RouteRequest, target: string, hasBody: boolean): void {
     if (this.inflight >= this.action.max_concurrent) {
       this.stats.dropped++;
       return;
@@ -137,6 +147,10 @@ class BodyTap {
 
   private readonly onEnd = (): void => {
     if (this.done) return;
+    // node:http dumps a body nobody read once the response is sent (the main upstream failed
+    // before reading it): it removes every 'data' listener, this one too, and the stream still
+    // ends. What was collected is then only a part of the body: never send that as the copy.
+    if (this.req.listenerCount('data', this.onData) === 0) return this.abandon(undefined);
     this.detach();
     const body = Buffer.concat(this.chunks);
     this.chunks = [];
