@@ -53,6 +53,7 @@ test('hosts: exact, wildcard, list; case-insensitive; port ignored unless given'
     [{ host: 'x.eu.example.test', path: '/' }, 'deeper-wild'],
     [{ host: 'example.test', path: '/' }, 'any'],
     [{ host: 'b.test:9000', path: '/' }, 'list'],
+    [{ host: 'api.example.test:08443', path: '/' }, 'exact-port'],
     [{ path: '/' }, 'any'],
   ]);
 });
@@ -79,6 +80,11 @@ test('paths: prefix on a segment boundary, exact, regex; exact > regex > longest
     [{ path: '/dir/' }, 'slash'],
     [{ path: '/dir/x' }, 'slash'],
     [{ path: '/API' }, 'root'],
+    // ";params" do not count for matching (Tomcat, Jetty and Spring strip them).
+    [{ path: '/api;jsessionid=1' }, 'api'],
+    [{ path: '/api;v=1/v1;x/users' }, 'users-exact'],
+    [{ path: '/api/v1/users/42;y' }, 'user-id'],
+    [{ path: '/;x/dir/x' }, 'slash'],
   ]);
 });
 
