@@ -2,6 +2,7 @@
 // which route takes a request and why — the winner with its file:line, why each route tried
 // before it did not match, the filters that run, the rewritten upstream request, and the
 // upstream (and server, when the choice is deterministic). Nothing is sent anywhere.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { formatIssues, loadConfigFile } from '../config/index.js';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
@@ -10,13 +11,14 @@ import { Redirect } from '../filters/redirect/index.js';
 import { HostRewrite } from '../filters/rewrite/index.js';
 import type { CompiledRoute } from '../pipeline/types.js';
 import { explainRoute } from '../router/explain.js';
-import { kRouteRequest, normalisePath, RouteRequest, splitHost, type HostPathRouter } from '../router/index.js';
+import { kRouteRequest, normalisePath, RouteRequest, splitHost, validHost, type HostPathRouter } from '../router/index.js';
 import { Split } from '../router/split.js';
 import { Runtime } from '../server/runtime.js';
 import type { Cluster } from '../upstream/cluster.js';
 
 const USAGE = 'usage: usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]\n';
 const EXPLAIN_ID = '(request id)';
+const PATH_LIMIT = 10;
 
 interface RouteRef {
   name: string;
@@ -27,11 +29,13 @@ interface RouteRef {
 
 export interface Explanation {
   request: { method: string; url: string; host: string; path: string; normalised_path: string | null; query: string; client_ip: string };
-  outcome: 'proxy' | 'respond' | 'redirect' | 'no_route' | 'unsafe_path';
+  outcome: 'proxy' | 'respond' | 'redirect' | 'no_route' | 'unsafe_path' | 'bad_request';
   status?: number;
   location?: string;
   route?: RouteRef;
   not_matched: (RouteRef & { why: string })[];
+  /** Routes tried first whose path did not match, beyond the first PATH_LIMIT: only counted. */
+  not_matched_omitted: number;
   /** Routes that match too but lost to the winner (shadowed for this request). */
   also_matched: RouteRef[];
   other_hosts: number;
@@ -73,6 +77,11 @@ export async function explain(argv: string[]): Promise<number> {
     }
     headers.push(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
   }
+  const clientIp = values['client-ip'] ?? '127.0.0.1';
+  if (isIP(clientIp) === 0) {
+    process.stderr.write(`usher explain: --client-ip expects an IPv4 or IPv6 address, got ${JSON.stringify(clientIp)}\n`);
+    return 2;
+  }
   const target = splitUrl(url);
   if (target === undefined) {
     process.stderr.write(`usher explain: expected an http:// or https:// URL, got ${JSON.stringify(url)}\n`);
@@ -86,7 +95,7 @@ export async function explain(argv: string[]): Promise<number> {
   if (!headers.some((_, i) => i % 2 === 0 && headers[i]!.toLowerCase() === 'host')) headers.unshift('Host', target.authority);
   const { runtime } = Runtime.build(result.config);
   try {
-    const e = explainRequest(runtime, method.toUpperCase(), url, target, headers, values['client-ip'] ?? '127.0.0.1');
+    const e = explainRequest(runtime, method.toUpperCase(), url, target, headers, clientIp);
     process.stdout.write(values.json ? `${JSON.stringify(e, null, 2)}\n` : text(e));
   } finally {
     for (const c of runtime.clusters.values()) void c.destroy();
@@ -144,16 +153,22 @@ export function explainRequest(
   const q = target.path.indexOf('?');
   const rawPath = q < 0 ? target.path : target.path.slice(0, q);
   const query = q < 0 ? '' : target.path.slice(q + 1);
-  const path = normalisePath(rawPath);
+  const path = normalisePath(rawPath, runtime.config.routing.encoded_slashes === 'keep');
   const [host, port] = splitHost(hostValue);
   const e: Explanation = {
     request: { method, url, host, path: rawPath, normalised_path: path ?? null, query, client_ip: clientIp },
     outcome: 'no_route',
     not_matched: [],
+    not_matched_omitted: 0,
     also_matched: [],
     other_hosts: 0,
     filters: [],
   };
+  if (!validHost(hostValue)) {
+    e.outcome = 'bad_request';
+    e.status = 400;
+    return e;
+  }
   if (path === undefined) {
     e.outcome = 'unsafe_path';
     e.status = 400;
@@ -162,7 +177,18 @@ export function explainRequest(
   const rr = new RouteRequest(host, port, path, query, method, rawHeaders, clientIp, target.scheme);
   const router = runtime.router as HostPathRouter<CompiledRoute>;
   const ex = explainRoute(router.candidates, rr);
-  e.not_matched = ex.tried.map((t) => ({ ...ref(t.candidate.config), why: t.why! }));
+  // Every route that got as far as its other conditions is listed. Of those that failed on the
+  // path (with thousands of routes, most of them): when a route won, those near this path (same
+  // first segment, or exact/regex); when none did, the first PATH_LIMIT. The rest are counted.
+  const first = rr.matchPath.slice(0, rr.matchPath.indexOf('/', 1) < 0 ? rr.matchPath.length : rr.matchPath.indexOf('/', 1));
+  let onPath = 0;
+  for (const t of ex.tried) {
+    const m = t.candidate.config.match;
+    const near = m.path === undefined || m.path === first || m.path.startsWith(`${first}/`);
+    const shown = !t.onPath || (ex.winner !== undefined ? near && ++onPath <= PATH_LIMIT : ++onPath <= PATH_LIMIT);
+    if (shown) e.not_matched.push({ ...ref(t.candidate.config), why: t.why });
+    else e.not_matched_omitted++;
+  }
   e.other_hosts = ex.otherHosts;
   e.also_matched = ex.alsoMatched.map((c) => ref(c.config));
   if (ex.winner === undefined) {
@@ -240,12 +266,17 @@ function text(e: Explanation): string {
     out.push(`400 unsafe_path: the path ${JSON.stringify(r.path)} cannot be normalised safely (encoded "/" or "\\", control character or bad percent-encoding)`);
     return `${out.join('\n')}\n`;
   }
+  if (e.outcome === 'bad_request') {
+    out.push('400 bad_request: the Host is not a host name or IP address with an optional port');
+    return `${out.join('\n')}\n`;
+  }
   if (e.route !== undefined) out.push(`route: ${e.route.name} (${e.route.at})${e.route.priority !== 0 ? `, priority ${e.route.priority}` : ''}`, `  match: ${e.route.match}`);
   else out.push('no route matches: 404 no_route');
   if (e.not_matched.length > 0) {
     out.push(e.route !== undefined ? 'tried first, did not match:' : 'routes for this host, none matched:');
     for (const n of e.not_matched) out.push(`  - ${n.name} (${n.at}${n.priority !== 0 ? `, priority ${n.priority}` : ''}): ${n.why}`);
   }
+  if (e.not_matched_omitted > 0) out.push(`  (${e.not_matched_omitted} route${e.not_matched_omitted === 1 ? '' : 's'} for other paths tried first, not listed)`);
   if (e.also_matched.length > 0) {
     out.push('also matched, but lost to the route above:');
     for (const n of e.also_matched) out.push(`  - ${n.name} (${n.at}${n.priority !== 0 ? `, priority ${n.priority}` : ''}): ${n.match}`);

@@ -1,6 +1,7 @@
 // Semantic checks for the routing parts of routes (issue #3): path and condition shapes, regular
 // expressions, CIDRs, actions, templates, upstream references; then warnings for routes that can
 // never match (shadowed or duplicated). Reads the data defensively, as check.ts does.
+import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
@@ -32,6 +33,15 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
   const m = route.match;
   if (isRec(m)) {
     const p = m.path;
+    const written = typeof p === 'string' ? { at: [...path, 'match', 'path'], value: p } : isRec(p) ? ['prefix', 'exact'].map((k) => ({ at: [...path, 'match', 'path', k], value: p[k] })).find((x) => typeof x.value === 'string') : undefined;
+    if (written !== undefined && typeof written.value === 'string') {
+      // Requests are matched on their normalised path, so a route path must be normal too.
+      const normalised = normalisePath(written.value, true);
+      const normal = normalised === undefined ? undefined : matchingPath(normalised);
+      if (normal !== undefined && normal !== written.value) {
+        issues.warning(written.at, `request paths are normalised before matching, so ${JSON.stringify(written.value)} matches as ${JSON.stringify(normal)}`, { hint: `write ${JSON.stringify(normal)}` });
+      }
+    }
     if (isRec(p)) {
       const kinds = ['prefix', 'exact', 'regex'].filter((k) => p[k] !== undefined);
       if (kinds.length !== 1) error([...path, 'match', 'path'], `expected exactly one of "prefix", "exact" or "regex", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`);
@@ -108,7 +118,6 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
   }
 
   if (isRec(route.mirror)) ref(route.mirror.upstream, [...path, 'mirror', 'upstream']);
-  void issues;
 }
 
 function checkRegex(source: string, at: Segment[], error: ErrorFn): void {

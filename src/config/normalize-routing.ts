@@ -1,5 +1,6 @@
 // The routing parts of a route (issue #3), normalised: matchers into lists of conditions,
 // actions with their defaults. Runs after schema and checks passed (normalize.ts).
+import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { FieldCondition, HeaderRules, RouteConfig, RouteMatch, StickyKey } from './types.js';
@@ -14,10 +15,12 @@ export function normalizeMatch(m: MatchInput | undefined): Omit<RouteMatch, 'hos
   const out: Omit<RouteMatch, 'hosts'> = {};
   if (m === undefined) return out;
   const p = m.path;
-  if (typeof p === 'string') out.path = p;
+  // As requests are (src/router/normalize.ts); check-routing.ts warned when this changes a path.
+  const normal = (x: string) => matchingPath(normalisePath(x, true) ?? x);
+  if (typeof p === 'string') out.path = normal(p);
   else if (p !== undefined) {
-    if (p.prefix !== undefined) out.path = p.prefix;
-    if (p.exact !== undefined) out.exact_path = p.exact;
+    if (p.prefix !== undefined) out.path = normal(p.prefix);
+    if (p.exact !== undefined) out.exact_path = normal(p.exact);
     if (p.regex !== undefined) out.path_regex = p.regex;
   }
   if (m.method !== undefined) out.methods = [...new Set(typeof m.method === 'string' ? [m.method] : m.method)];

@@ -77,6 +77,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
       level: input.log?.level ?? DEFAULTS.log.level,
       access_log: input.log?.access_log ?? DEFAULTS.log.access_log,
     },
+    routing: { encoded_slashes: input.routing?.encoded_slashes ?? DEFAULTS.routing.encoded_slashes },
     file: ctx.file,
   };
   return deepFreeze(config);

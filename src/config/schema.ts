@@ -53,6 +53,7 @@ export const DEFAULTS = {
     request_id_header: 'x-request-id',
   },
   log: { level: 'info', access_log: false },
+  routing: { encoded_slashes: 'reject' },
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -797,6 +798,20 @@ export const ConfigSchema = object(
           ),
         },
         { description: 'Logging.' },
+      ),
+    ),
+    routing: Type.Optional(
+      object(
+        {
+          encoded_slashes: Type.Optional(
+            stringEnum(['reject', 'keep'] as const, {
+              default: DEFAULTS.routing.encoded_slashes,
+              description:
+                'A request path with an encoded "/" or "\\" (%2F, %5C). reject: answer 400 (unsafe_path), since a server that decodes it would see other segments than usher routed on. keep: treat it as an ordinary character of its segment and send it upstream as is (for APIs with encoded ids).',
+            }),
+          ),
+        },
+        { description: 'How request paths are normalised for routing (and sent upstream).' },
       ),
     ),
   },

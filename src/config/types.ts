@@ -193,6 +193,7 @@ export interface UsherConfig {
   limits: Limits;
   proxy: ProxySettings;
   log: LogSettings;
+  routing: RoutingSettings;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }
@@ -261,4 +262,9 @@ export interface MirrorAction {
   max_body: number; // bytes, default 64 KiB
   max_concurrent: number; // default 16
   timeout: number; // ms, default 5000
+}
+
+export interface RoutingSettings {
+  /** %2F / %5C in a path: "reject" (400 unsafe_path, default) or "keep" (an ordinary character). */
+  encoded_slashes: 'reject' | 'keep';
 }

@@ -37,7 +37,7 @@ export const REASONS = Object.freeze({
   http_version_not_supported: r(505, 'downstream', false, 'usher speaks HTTP/1.0 and HTTP/1.1 on this listener'),
   method_not_allowed: r(405, 'downstream', false, 'usher does not proxy this method (CONNECT)'),
   bad_request: r(400, 'downstream', false, 'the request is malformed'),
-  unsafe_path: r(400, 'downstream', false, 'the request path cannot be normalised safely (an encoded "/" or "\\", a control character, or a bad percent-encoding)'),
+  unsafe_path: r(400, 'downstream', false, 'the request path cannot be normalised safely (an encoded "/" or "\\", a control character, a fragment, a dot segment with ";params", a double or overlong encoding, or a bad percent-encoding)'),
   ambiguous_framing: r(400, 'downstream', false, 'the request framing (Content-Length / Transfer-Encoding) is invalid or ambiguous'),
   unsupported_transfer_encoding: r(501, 'downstream', false, 'the request uses a transfer coding usher does not implement'),
   missing_host: r(400, 'downstream', false, 'the request has no Host header or more than one'),

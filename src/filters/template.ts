@@ -59,6 +59,23 @@ export class Template {
           break;
       }
     }
-    return out;
+    return safeFieldValue(out);
   }
 }
+
+/**
+ * A rendered value goes into a header field (RFC 9110 §5.5): a CR, LF, NUL or other control
+ * character taken from the request would split or corrupt the head. node:http's parser refuses
+ * them in targets and header values today; this holds whatever parser or source (a trusted
+ * proxy's header, a future placeholder) fed the value: they are percent-encoded ("%0D%0A").
+ */
+export function safeFieldValue(v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127) return v.replace(CONTROL, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  }
+  return v;
+}
+
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;

@@ -74,7 +74,13 @@ export interface PathRewriter {
   target(rr: RouteRequest): string;
 }
 
+/** A request the proxy stage has started. */
+export interface ProxiedRequest extends RequestContext {
+  /** A copy of the upstream head as the route sends it (forwarding headers, header rules). */
+  upstreamHead(): string[];
+}
+
 export interface RequestMirror {
   /** Called after the main request was handed to the proxy stage; never blocks or fails it. */
-  send(ctx: RequestContext, rr: RouteRequest, target: string, hasBody: boolean): void;
+  send(ctx: ProxiedRequest, rr: RouteRequest, target: string, hasBody: boolean): void;
 }

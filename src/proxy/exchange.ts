@@ -56,6 +56,8 @@ export class Exchange implements RequestContext, PickContext {
   /** Upstream head being built: flat name/value pairs. */
   private readonly upstreamHeaders: string[] = [];
   private hostIndex = -1;
+  /** The Host the route sends (before a cluster's host_header: upstream), for upstreamHead(). */
+  private routeHost: string | undefined = undefined;
   /** Request target in origin-form. */
   path = '';
   endpoint: Endpoint | undefined = undefined;
@@ -153,6 +155,7 @@ export class Exchange implements RequestContext, PickContext {
     for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);
     // A filter may have removed fields before Host: find it again (usher's own is the only "host").
     if (filters.length > 0) this.hostIndex = hostValueIndex(this.upstreamHeaders);
+    if (this.route!.mirror !== undefined && this.hostIndex >= 0) this.routeHost = this.upstreamHeaders[this.hostIndex];
     if (this.bufferChunks === null) this.dispatch();
   }
 
@@ -166,6 +169,17 @@ export class Exchange implements RequestContext, PickContext {
     this.bufferChunks = null;
     this.bodyBuffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     if (!this.downstreamGone && this.reason === undefined) this.dispatch();
+  }
+
+  /**
+   * A copy of the upstream head as the route sends it — forwarding headers (so a client cannot
+   * forge X-Forwarded-For to the shadow either), header rules, host rewrite — with the Host from
+   * before any cluster's host_header: upstream. For a mirror's copy (src/filters/mirror/).
+   */
+  upstreamHead(): string[] {
+    const h = this.upstreamHeaders.slice();
+    if (this.hostIndex >= 0 && this.routeHost !== undefined) h[this.hostIndex] = this.routeHost;
+    return h;
   }
 
   private appendForwardingHeaders(): void {

@@ -3,12 +3,14 @@
 // with reasons, instead of the compiled fast path; tests check that both pick the same route.
 import type { RouteConfig } from '../config/types.js';
 import { prefixMatches, type Candidate } from './router.js';
-import type { RouteRequest } from './request.js';
+import { splitHost, type RouteRequest } from './request.js';
 
 export interface Considered<R> {
   readonly candidate: Candidate<R>;
-  /** Why it did not match; undefined for the winner. */
-  readonly why: string | undefined;
+  /** Why it did not match. */
+  readonly why: string;
+  /** Whether the path already failed (else: a method, header, query, cookie or client condition). */
+  readonly onPath: boolean;
 }
 
 export interface RouteExplanation<R> {
@@ -27,9 +29,7 @@ function hostRank(m: RouteConfig['match'], rr: RouteRequest): [number, number] |
   if (m.hosts.length === 0) return [1, 0];
   let best: [number, number] | undefined;
   for (const h of m.hosts) {
-    const colon = h.startsWith('[') ? h.indexOf(']:') + 1 : h.lastIndexOf(':');
-    const name = colon > 0 ? h.slice(0, colon) : h;
-    const port = colon > 0 ? h.slice(colon + 1) : '';
+    const [name, port] = splitHost(h);
     if (port !== '' && port !== rr.port) continue;
     let r: [number, number] | undefined;
     if (name.startsWith('*.')) {
@@ -50,10 +50,11 @@ function pathRank(m: RouteConfig['match']): [number, number] {
 
 function pathWhy<R>(c: Candidate<R>, rr: RouteRequest): string | undefined {
   const m = c.config.match;
-  if (m.exact_path !== undefined) return m.exact_path === rr.path ? undefined : `path ${rr.path} is not exactly ${m.exact_path}`;
-  if (c.regex !== undefined) return c.regex.test(rr.path) ? undefined : `path ${rr.path} does not match /${m.path_regex}/`;
+  const path = rr.matchPath;
+  if (m.exact_path !== undefined) return m.exact_path === path ? undefined : `path ${path} is not exactly ${m.exact_path}`;
+  if (c.regex !== undefined) return c.regex.test(path) ? undefined : `path ${path} does not match /${m.path_regex}/`;
   const p = m.path === undefined || m.path === '/' ? '' : m.path;
-  return prefixMatches(p, rr.path) ? undefined : `path ${rr.path} is not under the prefix ${p}`;
+  return prefixMatches(p, path) ? undefined : `path ${path} is not under the prefix ${p}`;
 }
 
 export function explainRoute<R>(candidates: readonly Candidate<R>[], rr: RouteRequest): RouteExplanation<R> {
@@ -77,6 +78,7 @@ export function explainRoute<R>(candidates: readonly Candidate<R>[], rr: RouteRe
   const alsoMatched: Candidate<R>[] = [];
   for (const { c } of ranked) {
     let why = pathWhy(c, rr);
+    const onPath = why !== undefined;
     if (why === undefined) {
       const failed = c.conditions.find((x) => !x.test(rr));
       if (failed !== undefined) why = failed.why(rr);
@@ -84,7 +86,7 @@ export function explainRoute<R>(candidates: readonly Candidate<R>[], rr: RouteRe
     if (winner !== undefined) {
       if (why === undefined) alsoMatched.push(c);
     } else if (why === undefined) winner = c;
-    else tried.push({ candidate: c, why });
+    else tried.push({ candidate: c, why, onPath });
   }
   return { winner, tried, otherHosts, alsoMatched };
 }

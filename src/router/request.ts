@@ -1,6 +1,7 @@
 // What routing (matchers, splits, placeholders) sees of one request. Headers, cookies and query
 // parameters are looked up lazily: a route without such matchers costs nothing for them.
-import { normalisePath } from './normalize.js';
+import { isIP } from 'node:net';
+import { matchingPath, normalisePath } from './normalize.js';
 
 export const kRouteRequest = Symbol('usher.routeRequest');
 
@@ -9,8 +10,14 @@ export class RouteRequest {
   readonly host: string;
   /** The port from Host, "" when none. */
   readonly port: string;
-  /** The normalised path, without the query. */
+  /** The normalised path, without the query: what the upstream gets (before rewrites). */
   readonly path: string;
+  /**
+   * The path routes match on: `path` without ";params" in its segments ("/admin;x/y" is
+   * "/admin/y"), the way Tomcat, Jetty and Spring read it, so that such a server cannot be
+   * reached at "/admin" past a rule for "/admin". The same string as `path` when it has no ";".
+   */
+  readonly matchPath: string;
   /** The raw query, without "?" ("" when none). */
   readonly query: string;
   readonly method: string;
@@ -25,6 +32,7 @@ export class RouteRequest {
     this.host = host;
     this.port = port;
     this.path = path;
+    this.matchPath = matchingPath(path);
     this.query = query;
     this.method = method;
     this.rawHeaders = rawHeaders;
@@ -84,24 +92,78 @@ export class RouteRequest {
   }
 }
 
-/** Host header value → [host lower case without port, port]; IPv6 brackets kept. */
+/**
+ * Whether a Host value (or an absolute-form authority) is `host [":" port]` as RFC 9110 §7.2 and
+ * RFC 3986 §3.2 spell it: a name of letters, digits, "-", "_" and "." (not starting with a dot,
+ * no empty label; one trailing dot is allowed), or a bracketed IPv6 address; a port of digits.
+ * Anything else ("a@b", "a/b", "a..b", "a%2e", "a:b:c", "[::1") is refused with a 400 before
+ * routing: usher would route it to a catch-all while an upstream that reads it differently
+ * (as userinfo, a path, another name) could land it on a host a rule should have caught.
+ */
+export function validHost(value: string): boolean {
+  const n = value.length;
+  if (n === 0) return true;
+  let i = 0;
+  if (value.charCodeAt(0) === 91 /* [ */) {
+    const close = value.indexOf(']');
+    if (close < 0 || isIP(value.slice(1, close)) !== 6) return false;
+    i = close + 1;
+  } else {
+    let prev = 46; // a name may not start with "."
+    for (; i < n; i++) {
+      const c = value.charCodeAt(i);
+      if (c === 58 /* : */) break;
+      if (c === 46) {
+        if (prev === 46) return false;
+      } else if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return false;
+      prev = c;
+    }
+  }
+  if (i === n) return true;
+  if (value.charCodeAt(i) !== 58 || n - i - 1 > 5) return false;
+  for (i++; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * Host header value → [host lower case without port, port]. IPv6 brackets are kept and the
+ * address written in its one canonical form (RFC 5952: "[0:0::1]" is "[::1]"), a port without
+ * leading zeros ("080" is "80"), so a host rule cannot be bypassed by another spelling.
+ */
 export function splitHost(hostHeader: string | undefined): [string, string] {
   if (!hostHeader) return ['', ''];
   let end = hostHeader.length;
+  let v6 = false;
   if (hostHeader.charCodeAt(0) === 91 /* [ */) {
     const close = hostHeader.indexOf(']');
     end = close < 0 ? end : close + 1;
+    v6 = close >= 0;
   } else {
     const colon = hostHeader.lastIndexOf(':');
     if (colon >= 0) end = colon;
   }
-  const host = end === hostHeader.length ? hostHeader : hostHeader.slice(0, end);
-  const port = end < hostHeader.length && hostHeader.charCodeAt(end) === 58 ? hostHeader.slice(end + 1) : '';
+  // "example.com." is the same name as "example.com" (RFC 1034 §3.1): a rule for one must hold for both.
+  const dot = end > 1 && hostHeader.charCodeAt(end - 1) === 46 ? 1 : 0;
+  const host = end - dot === hostHeader.length ? hostHeader : hostHeader.slice(0, end - dot);
+  let port = end < hostHeader.length && hostHeader.charCodeAt(end) === 58 ? hostHeader.slice(end + 1) : '';
+  if (port.length > 1 && port.charCodeAt(0) === 48 && /^[0-9]+$/.test(port)) port = String(Number(port));
+  if (v6) return [canonicalIPv6(host), port];
   for (let i = 0; i < host.length; i++) {
     const c = host.charCodeAt(i);
     if (c >= 65 && c <= 90) return [host.toLowerCase(), port];
   }
   return [host, port];
+}
+
+function canonicalIPv6(bracketed: string): string {
+  try {
+    return new URL(`http://${bracketed}/`).hostname;
+  } catch {
+    return bracketed.toLowerCase();
+  }
 }
 
 /**
@@ -113,10 +175,11 @@ export function attachRouteRequest(
   hostHeader: string | undefined,
   target: string,
   clientIp: string,
+  keepEncodedSlashes = false,
 ): RouteRequest | undefined {
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
-  const path = rawPath === '*' ? rawPath : normalisePath(rawPath);
+  const path = rawPath === '*' ? rawPath : normalisePath(rawPath, keepEncodedSlashes);
   if (path === undefined) return undefined;
   const [host, port] = splitHost(hostHeader);
   const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';

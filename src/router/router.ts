@@ -63,7 +63,7 @@ class Bucket<R> {
   }
 
   match(rr: RouteRequest): R | undefined {
-    const path = rr.path;
+    const path = rr.matchPath;
     if (this.exact !== null) {
       const l = this.exact.get(path);
       if (l !== undefined) {

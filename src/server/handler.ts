@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Exchange, type ExchangeOwner } from '../proxy/exchange.js';
-import { attachRouteRequest } from '../router/index.js';
+import { attachRouteRequest, validHost } from '../router/index.js';
 import type { Runtime } from './runtime.js';
 
 /**
@@ -82,8 +82,10 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
     return ex.fail('missing_host', true);
   }
 
+  // A Host usher cannot read one way only (src/router/request.ts validHost) is refused before routing.
+  if (host !== undefined && !validHost(host)) return ex.fail('bad_request', true);
   // Routing sees (and the upstream gets) the normalised path: src/router/normalize.ts.
-  const rr = attachRouteRequest(req, host, path, ex.clientIp);
+  const rr = attachRouteRequest(req, host, path, ex.clientIp, rt.config.routing.encoded_slashes === 'keep');
   if (rr === undefined) return ex.fail('unsafe_path');
   const route = rt.router.route(rr);
   if (route === undefined) return ex.fail('no_route');

@@ -80,8 +80,15 @@ test('usher explain: unmatched, unsafe and shadowed requests; validate warns abo
   assert.match(text.stdout, /^no route matches: 404 no_route$/m);
   assert.match(text.stdout, /3 routes for other hosts not considered/);
 
+  const lan = await runCli(['explain', '--config', file, '--client-ip', '10.1.2.3', '--json', 'GET', 'http://other.test/admin']);
+  assert.equal((JSON.parse(lan.stdout) as { request: { client_ip: string } }).request.client_ip, '10.1.2.3');
+
   const unsafe = await runCli(['explain', '--config', file, 'GET', 'http://other.test/admin%2fapi']);
   assert.match(unsafe.stdout, /^400 unsafe_path/m);
+  const badHost = await runCli(['explain', '--config', file, 'GET', 'http://other.test/admin', '-H', 'host: x@other.test']);
+  assert.match(badHost.stdout, /^400 bad_request/m);
+  const params = await runCli(['explain', '--config', file, 'GET', 'http://other.test/admin;jsessionid=1']);
+  assert.match(params.stdout, /^route: admin \(/m, 'explain matches without ";params", as the router does');
 
   const shadowed = await runCli(['explain', '--config', file, 'GET', 'http://other.test/%61dmin/api/keys']);
   assert.match(shadowed.stdout, /^route: admin \(.*usher\.yaml:20:5\)$/m);
@@ -98,6 +105,7 @@ test('usher explain: usage errors exit 2, an invalid config exits 1', LIMIT, asy
   assert.equal((await runCli(['explain', 'GET', 'http://x/'])).code, 2);
   assert.equal((await runCli(['explain', '--config', join(dir, 'x.yaml'), 'GET'])).code, 2);
   assert.equal((await runCli(['explain', '--config', join(dir, 'x.yaml'), 'GET', 'ftp://x/'])).code, 2);
+  assert.equal((await runCli(['explain', '--config', join(dir, 'x.yaml'), '--client-ip', 'me', 'GET', 'http://x/'])).code, 2);
   const bad = writeFile(join(dir, 'bad.yaml'), 'listeners: [{ address: 8080 }]\nroutes: [{ upstream: nope }]\n');
   const r = await runCli(['explain', '--config', bad, 'GET', 'http://x/']);
   assert.equal(r.code, 1);
@@ -130,4 +138,18 @@ routes:
   assert.equal(r.headers.location, '/new/old/x');
   const bodies = [(await request(`${s.url}/`)).body, (await request(`${s.url}/`)).body];
   assert.deepEqual(bodies.sort(), ['a', 'b']);
+});
+
+test('usher explain on 2,000 routes: the winner, and only the routes near this request listed', LIMIT, async (t) => {
+  const lines = ['listeners: [{ address: 8080 }]', 'upstreams:', '  app: { servers: [http://127.0.0.1:3001] }', 'routes:'];
+  for (let h = 0; h < 20; h++) for (let p = 0; p < 100; p++) lines.push(`  - { name: h${h}p${p}, match: { host: host${h}.test, path: /svc${p} }, upstream: app }`);
+  lines.push('  - { name: beta, match: { host: host7.test, path: /svc42/v1, cookies: { beta: "1" } }, upstream: app }');
+  const file = writeFile(join(tempDir(t), 'usher.yaml'), `${lines.join('\n')}\n`);
+  const r = await runCli(['explain', '--config', file, 'GET', 'http://host7.test/svc42/v1/x']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^route: h7p42 /m);
+  assert.match(r.stdout, /^ {2}- beta \(.*\): cookie beta is absent, wanted "1"$/m);
+  assert.match(r.stdout, /^ {2}\(\d+ routes for other paths tried first, not listed\)$/m);
+  assert.match(r.stdout, /^ {2}\(1900 routes for other hosts not considered\)$/m);
+  assert.ok(r.stdout.split('\n').length < 25, r.stdout);
 });

@@ -25,7 +25,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, shadowUrl:
   });
   const u = await startUsher({
     upstreams: { main: { servers: [main.url] }, shadow: { servers: [shadowUrl] } },
-    routes: [{ upstream: 'main', rewrite: { add_prefix: '/v2' }, mirror: { upstream: 'shadow', ...mirror } }],
+    routes: [{ upstream: 'main', rewrite: { add_prefix: '/v2' }, request_headers: { set: { 'x-client': '{client_ip}' } }, mirror: { upstream: 'shadow', ...mirror } }],
   });
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   t.after(async () => {
@@ -50,7 +50,7 @@ test('mirror: the shadow gets method, rewritten path, headers and body; its answ
   t.after(() => shadow.close());
   const { main, u, agent } = await setup(t, shadow.url, {});
   const body = 'x'.repeat(20_000);
-  const r = await request(`${u.url}/orders?id=7`, { method: 'POST', body, headers: { 'content-type': 'text/plain', 'x-trace': 't1' }, agent });
+  const r = await request(`${u.url}/orders?id=7`, { method: 'POST', body, headers: { 'content-type': 'text/plain', 'x-trace': 't1', 'x-forwarded-for': '6.6.6.6', 'x-client': 'forged' }, agent });
   assert.equal(r.status, 200);
   assert.equal(r.body, 'main got 20000 bytes');
   assert.equal(r.headers['x-shadow'], undefined);
@@ -61,6 +61,11 @@ test('mirror: the shadow gets method, rewritten path, headers and body; its answ
   assert.equal(shadow.requests[0]!.url, '/v2/orders?id=7');
   assert.equal(shadow.requests[0]!.headers['x-trace'], 't1');
   assert.equal(shadow.requests[0]!.headers['x-request-id'], r.headers['x-request-id']);
+  // The head the main upstream got: usher's forwarding headers (not the client's forgery), header rules, the Host.
+  assert.equal(shadow.requests[0]!.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(shadow.requests[0]!.headers['x-client'], '127.0.0.1');
+  assert.equal(shadow.requests[0]!.headers.host, main.requests[0]!.headers.host);
+  assert.equal(shadow.requests[0]!.headers['content-length'], '20000');
   assert.equal(shadow.requests[1]!.method, 'PUT');
   assert.deepEqual(bodies, [body, 'chunked body']);
   assert.equal(main.requests.length, 2);
@@ -116,4 +121,31 @@ test('mirror percent spreads copies evenly; bodies over max_body are not copied 
   }
   await waitFor(() => mirrorOf(u).stats.dropped === 1 && mirrorOf(u).inflight === 0, 5000, 'the selected big body was dropped');
   assert.equal(shadow.requests.length, 2);
+});
+
+test('mirror: when the main upstream fails before reading the body, the shadow never gets a truncated copy', async (t) => {
+  const bodies: string[] = [];
+  const shadow = await startUpstream('shadow', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString());
+      res.end();
+    });
+  });
+  const u = await startUsher({
+    upstreams: { main: { servers: [`http://127.0.0.1:${await closedPort()}`] }, shadow: { servers: [shadow.url] } },
+    routes: [{ upstream: 'main', mirror: { upstream: 'shadow' } }],
+  });
+  t.after(async () => {
+    await u.close(100);
+    await shadow.close();
+  });
+  for (const headers of [{}, { 'transfer-encoding': 'chunked' }] as Record<string, string>[]) {
+    const r = await request(`${u.url}/x`, { method: 'POST', body: 'hello world', headers });
+    assert.equal(r.status, 502);
+  }
+  const m = mirrorOf(u);
+  await waitFor(() => m.inflight === 0 && m.stats.completed + m.stats.failed + m.stats.dropped === 2, 5000, 'both copies settled');
+  for (const b of bodies) assert.equal(b, 'hello world', 'a copy, if sent, has the whole body');
 });

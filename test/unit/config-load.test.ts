@@ -34,6 +34,7 @@ const DEFAULT_TOP_LEVEL = {
     request_id_header: 'x-request-id',
   },
   log: { level: 'info', access_log: false },
+  routing: { encoded_slashes: 'reject' },
 } as const;
 
 // Defaults of the upstreams issue's options (balancing, failover, health, retries...).

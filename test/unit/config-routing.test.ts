@@ -81,6 +81,10 @@ test('validate warns about duplicate and shadowed routes, and only those', () =>
       [10, 5, 'routes[4]', 'route "routes[4]" can never match: "routes[0]" (routes[0]) matches every request it would, and it comes first in the file', 'reorder them, narrow the broader route, or raise this route\'s priority'],
     ],
   );
+  assert.deepEqual(warnings('  - { match: { path: "/a//b/../%7Ec" }, upstream: app }\n  - { match: { path: { exact: /x/./y } }, upstream: canary }\n'), [
+    [6, 22, 'routes[0].match.path', 'request paths are normalised before matching, so "/a//b/../%7Ec" matches as "/a/~c"', 'write "/a/~c"'],
+    [7, 31, 'routes[1].match.path.exact', 'request paths are normalised before matching, so "/x/./y" matches as "/x/y"', 'write "/x/y"'],
+  ]);
 });
 
 test('the routing options normalise with their defaults', () => {
@@ -98,6 +102,7 @@ test('the routing options normalise with their defaults', () => {
   );
   assert.equal(r.ok, true, r.ok ? '' : formatIssues(r.errors));
   if (!r.ok) return;
+  assert.deepEqual(r.warnings, [], 'upstreams used only by a split or a mirror are used');
   const route = r.config.routes[0]!;
   assert.deepEqual(route.match, { hosts: [], path_regex: '^/x', methods: ['GET'], headers: [{ name: 'x-a', present: false }], cookies: [{ name: 'ab', exact: 'b' }], client_ip: ['::1/128'] });
   assert.deepEqual(route.split, [{ upstream: 'app', weight: 95 }, { upstream: 'canary', weight: 1 }]);

@@ -46,11 +46,14 @@ test('hosts: exact, wildcard, list; case-insensitive; port ignored unless given'
   check(r, [
     [{ host: 'api.example.test', path: '/' }, 'exact'],
     [{ host: 'API.Example.TEST:80', path: '/' }, 'exact'],
+    [{ host: 'api.example.test.', path: '/' }, 'exact'],
+    [{ host: 'api.example.test.:8443', path: '/' }, 'exact-port'],
     [{ host: 'api.example.test:8443', path: '/' }, 'exact-port'],
     [{ host: 'www.example.test', path: '/' }, 'wild'],
     [{ host: 'x.eu.example.test', path: '/' }, 'deeper-wild'],
     [{ host: 'example.test', path: '/' }, 'any'],
     [{ host: 'b.test:9000', path: '/' }, 'list'],
+    [{ host: 'api.example.test:08443', path: '/' }, 'exact-port'],
     [{ path: '/' }, 'any'],
   ]);
 });
@@ -77,6 +80,11 @@ test('paths: prefix on a segment boundary, exact, regex; exact > regex > longest
     [{ path: '/dir/' }, 'slash'],
     [{ path: '/dir/x' }, 'slash'],
     [{ path: '/API' }, 'root'],
+    // ";params" do not count for matching (Tomcat, Jetty and Spring strip them).
+    [{ path: '/api;jsessionid=1' }, 'api'],
+    [{ path: '/api;v=1/v1;x/users' }, 'users-exact'],
+    [{ path: '/api/v1/users/42;y' }, 'user-id'],
+    [{ path: '/;x/dir/x' }, 'slash'],
   ]);
 });
 
@@ -168,4 +176,6 @@ test('path normalisation: unreserved decoding, dot segments, merged slashes; uns
     ['admin', undefined],
   ];
   for (const [input, expected] of table) assert.equal(normalisePath(input), expected, input);
+  assert.equal(normalisePath('/a%2fb%5c/./c', true), '/a%2Fb%5C/c', 'keepEncodedSlashes: ordinary characters');
+  assert.equal(normalisePath('/a%00', true), undefined);
 });

@@ -7,12 +7,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { MirrorAction } from '../../config/types.js';
-import type { RequestContext, RequestMirror } from '../../pipeline/types.js';
+import type { ProxiedRequest, RequestMirror } from '../../pipeline/types.js';
 import type { RouteRequest } from '../../router/request.js';
 import type { Cluster } from '../../upstream/cluster.js';
 
-/** Request fields not copied: hop-by-hop (RFC 9110 §7.6.1), framing (undici sets it) and Expect. */
-const SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'expect', 'host']);
+/** Fields of the upstream head not copied: framing (undici sets it for the buffered body), Expect and hop-by-hop. */
+const SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'expect']);
 
 export interface MirrorStats {
   /** Copies sent. */
@@ -44,13 +44,23 @@ export class Mirror implements RequestMirror {
     return true;
   }
 
-  send(ctx: RequestContext, rr: RouteRequest, target: string, hasBody: boolean): void {
+  send(ctx: ProxiedRequest, rr: RouteRequest, target: string, hasBody: boolean): void {
     if (this.action.percent <= 0 || !this.selected()) return;
+    try {
+      this.start(ctx, rr, target, hasBody);
+    } catch {
+      // The handler's catch would answer 500 while the main request is in flight: a copy's own
+      // failure must end here, whatever threw.
+      this.stats.failed++;
+    }
+  }
+
+  private start(ctx: ProxiedRequest, rr: RouteRequest, target: string, hasBody: boolean): void {
     if (this.inflight >= this.action.max_concurrent) {
       this.stats.dropped++;
       return;
     }
-    const headers = copyHeaders(rr, ctx);
+    const headers = copyHeaders(ctx.upstreamHead());
     const method = rr.method as Dispatcher.HttpMethod;
     if (!hasBody) {
       this.inflight++;
@@ -73,6 +83,12 @@ export class Mirror implements RequestMirror {
       this.release(false);
       return;
     }
+    // The shadow's own Host when its upstream says host_header: upstream.
+    const host = this.cluster.hostFor(endpoint);
+    if (host !== undefined) {
+      const i = headers.indexOf('host');
+      if (i >= 0 && i % 2 === 0) headers[i + 1] = host;
+    }
     this.stats.sent++;
     endpoint.pool
       .request({ method, path, headers, body, signal: AbortSignal.timeout(this.action.timeout) })
@@ -93,17 +109,17 @@ export class Mirror implements RequestMirror {
   }
 }
 
-function copyHeaders(rr: RouteRequest, ctx: RequestContext): string[] {
-  const out: string[] = [];
-  const h = rr.rawHeaders;
-  for (let i = 0; i < h.length; i += 2) {
-    const name = h[i]!.toLowerCase();
-    if (!SKIP.has(name)) out.push(name, h[i + 1]!);
+/** The main request's upstream head without the fields undici sets for a buffered body. */
+function copyHeaders(head: string[]): string[] {
+  let w = 0;
+  for (let i = 0; i < head.length; i += 2) {
+    if (SKIP.has(head[i]!.toLowerCase())) continue;
+    head[w] = head[i]!;
+    head[w + 1] = head[i + 1]!;
+    w += 2;
   }
-  const host = ctx.req.headers.host;
-  if (host !== undefined) out.push('host', host);
-  out.push('x-request-id', ctx.requestId);
-  return out;
+  head.length = w;
+  return head;
 }
 
 /**
@@ -137,6 +153,10 @@ class BodyTap {
 
   private readonly onEnd = (): void => {
     if (this.done) return;
+    // node:http dumps a body nobody read once the response is sent (the main upstream failed
+    // before reading it): it removes every 'data' listener, this one too, and the stream still
+    // ends. What was collected is then only a part of the body: never send that as the copy.
+    if (this.req.listenerCount('data', this.onData) === 0) return this.abandon(undefined);
     this.detach();
     const body = Buffer.concat(this.chunks);
     this.chunks = [];
