@@ -94,10 +94,19 @@ export class Cluster {
   }
 
   private readonly onProbe = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null): void => {
-    const e = target as Endpoint;
+    this.applyProbe(target.id, result, transition);
+  };
+
+  /**
+   * Applies one active-check result to the endpoint with this id. The local checker calls it;
+   * with several worker processes, workers would call it with the results one prober publishes.
+   */
+  applyProbe(id: string, result: ProbeResult, transition: 'up' | 'down' | null): void {
+    const e = this.endpoints.find((x) => x.id === id);
+    if (e === undefined) return;
     e.health.lastCheck = { at: Date.now(), ok: result.ok, detail: result.detail };
     if (transition !== null) e.health.setActive(transition === 'up', result.detail);
-  };
+  }
 
   private readonly onResolved = (resolved: Resolved): void => {
     this.applyEndpoints(discoveredEndpoints(this.config, this.endpoints, resolved));
