@@ -1,10 +1,10 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
-import { HEALTH_CHANNEL, type HealthEvent } from '../upstream/health/state.js';
+import { ENDPOINTS_CHANNEL, HEALTH_CHANNEL, type EndpointsEvent, type HealthEvent } from '../upstream/health/state.js';
 import type { Runtime } from './runtime.js';
 
 /**
- * Logs the health changes of this usher's upstream servers (published by the health producers
+ * Logs the server-set changes made by DNS discovery (info) and the health changes of this usher's upstream servers (published by the health producers
  * on a diagnostics channel): "unhealthy" as a warning, "healthy again" as info, with the reason.
  * Returns the unsubscribe function.
  */
@@ -18,6 +18,15 @@ export function logHealthEvents(owner: { readonly logger: Logger; readonly runti
     if (ev.healthy) owner.logger.info(fields, 'upstream server healthy');
     else owner.logger.warn(fields, 'upstream server unhealthy');
   };
+  const onEndpoints = (message: unknown): void => {
+    const ev = message as EndpointsEvent;
+    if (owner.runtime.clusters.get(ev.upstream) !== ev.cluster) return;
+    owner.logger.info({ upstream: ev.upstream, servers: ev.servers, added: ev.added, removed: ev.removed }, 'upstream servers changed (DNS)');
+  };
   diagnostics.subscribe(HEALTH_CHANNEL, onEvent);
-  return () => diagnostics.unsubscribe(HEALTH_CHANNEL, onEvent);
+  diagnostics.subscribe(ENDPOINTS_CHANNEL, onEndpoints);
+  return () => {
+    diagnostics.unsubscribe(HEALTH_CHANNEL, onEvent);
+    diagnostics.unsubscribe(ENDPOINTS_CHANNEL, onEndpoints);
+  };
 }

@@ -6,6 +6,7 @@ import { stickyToken } from './balancers/sticky/index.js';
 import { Endpoint } from './endpoint.js';
 import { ActiveHealthChecker, type ProbeResult, type ProbeTarget } from './health/active.js';
 import { OutlierDetector } from './health/outlier.js';
+import { endpointsChannel, type EndpointsEvent } from './health/state.js';
 import { PrioritySet } from './priority.js';
 import { Admission } from './admission.js';
 import { discoveredEndpoints, namedServers } from './discovery/endpoints.js';
@@ -128,6 +129,16 @@ export class Cluster {
       this.retiring.add(e);
       // undici's close lets dispatched requests finish, then closes the connections.
       void e.close().finally(() => this.retiring.delete(e));
+    }
+    if (endpointsChannel.hasSubscribers) {
+      const event: EndpointsEvent = {
+        upstream: this.name,
+        cluster: this,
+        servers: this.endpoints.map((e) => e.id),
+        added: next.filter((e) => !old.includes(e)).map((e) => e.id),
+        removed: old.filter((e) => !next.includes(e)).map((e) => e.id),
+      };
+      endpointsChannel.publish(event);
     }
   }
 

@@ -35,6 +35,7 @@ test('dns discovery: a server by name follows its A records; removed addresses f
   const u = await startUsher({
     upstreams: { app: { servers: [`http://api.test:${one.port}`], host_header: 'upstream', dns: { refresh: '50ms', family: 'ipv4', servers: [dns.server] } } },
     routes: [{ upstream: 'app' }],
+    log: { level: 'info', access_log: true },
   });
   t.after(async () => {
     await u.close();
@@ -47,6 +48,9 @@ test('dns discovery: a server by name follows its A records; removed addresses f
   await waitFor(() => ids().join() === `http://127.0.0.1:${one.port}`, 5000, 'first answer applied');
   const r = await request(`${u.url}/`);
   assert.equal(r.body, `one host=api.test:${one.port}`, 'Host is still the name');
+  const changed = u.logs.find((l) => l.msg === 'upstream servers changed (DNS)');
+  assert.deepEqual(changed?.added, [`http://127.0.0.1:${one.port}`]);
+  assert.deepEqual(changed?.removed, [`http://api.test:${one.port}`]);
 
   dns.records.set('api.test', ['127.0.0.1', '127.0.0.2']);
   await waitFor(() => ids().length === 2, 5000, 'second address added');
@@ -77,4 +81,26 @@ test('dns discovery: a server by name follows its A records; removed addresses f
   await waitFor(() => dns.queries > queries + 2, 5000, 'more lookups');
   assert.deepEqual(ids(), [`http://127.0.0.2:${one.port}`]);
   assert.equal((await request(`${u.url}/`)).status, 200);
+});
+
+test('dns discovery: family any uses A and AAAA records', async (t) => {
+  const v4 = await upstreamOn('127.0.0.1', 0, 'v4');
+  const v6 = await upstreamOn('::1', v4.port, 'v6');
+  const dns = await startDns({ 'dual.test': ['127.0.0.1', '::1'] });
+  const u = await startUsher({
+    upstreams: { app: { servers: [`http://dual.test:${v4.port}`], dns: { refresh: '1m', servers: [dns.server] } } },
+    routes: [{ upstream: 'app' }],
+  });
+  t.after(async () => {
+    await u.close();
+    await v4.close();
+    await v6.close();
+    await dns.close();
+  });
+  const ids = () => u.usher.runtime.clusters.get('app')!.endpoints.map((e) => e.id);
+  await waitFor(() => ids().length === 2, 5000, 'both families resolved');
+  assert.deepEqual(ids().sort(), [`http://127.0.0.1:${v4.port}`, `http://[::1]:${v4.port}`]);
+  const seen = new Set<string>();
+  for (let i = 0; i < 4; i++) seen.add((await request(`${u.url}/`)).body.split(' ')[0]!);
+  assert.deepEqual(seen, new Set(['v4', 'v6']));
 });

@@ -9,6 +9,19 @@ import diagnostics from 'node:diagnostics_channel';
 export const HEALTH_CHANNEL = 'usher:upstream:health';
 export const healthChannel = diagnostics.channel(HEALTH_CHANNEL);
 
+/** Published when discovery changes an upstream's set of servers: { upstream, cluster, servers }. */
+export const ENDPOINTS_CHANNEL = 'usher:upstream:endpoints';
+export const endpointsChannel = diagnostics.channel(ENDPOINTS_CHANNEL);
+
+export interface EndpointsEvent {
+  readonly upstream: string;
+  /** The Cluster object (tells apart ushers sharing a process). */
+  readonly cluster: unknown;
+  readonly servers: readonly string[];
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+}
+
 export type HealthSource = 'active' | 'passive';
 
 export interface HealthEvent {
