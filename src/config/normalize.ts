@@ -115,6 +115,7 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
             refresh: parseDuration(u.dns.refresh ?? DEFAULTS.upstream.dns.refresh),
             family: u.dns.family ?? DEFAULTS.upstream.dns.family,
             servers: [...(u.dns.servers ?? DEFAULTS.upstream.dns.servers)],
+            srv: u.dns.srv ?? DEFAULTS.upstream.dns.srv,
           },
     circuit_breaker:
       u.circuit_breaker === undefined

@@ -37,7 +37,7 @@ export const DEFAULTS = {
       buffer_body: '64kb',
     },
     circuit_breaker: { max_pending: 0, queue_timeout: '1s' },
-    dns: { refresh: '30s', family: 'any', servers: [] as string[] },
+    dns: { refresh: '30s', family: 'any', servers: [] as string[], srv: false },
   },
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },
@@ -309,6 +309,13 @@ const Dns = object(
     refresh: Type.Optional(duration('How often the names are resolved again.', D.refresh)),
     family: Type.Optional(
       stringEnum(['any', 'ipv4', 'ipv6'] as const, { default: D.family, description: 'Which records to use: any (A and AAAA), ipv4 (A) or ipv6 (AAAA).' }),
+    ),
+    srv: Type.Optional(
+      Type.Boolean({
+        default: D.srv,
+        description:
+          'The names are SRV records (RFC 2782), e.g. "http://_http._tcp.api.internal": every target\'s addresses become servers with the record\'s port and weight, and lower SRV priorities come first (as `priority` groups).',
+      }),
     ),
     servers: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {

@@ -48,6 +48,8 @@ export interface DnsConfig {
   family: 'any' | 'ipv4' | 'ipv6';
   /** "host" or "host:port"; empty: the system's resolvers. */
   servers: string[];
+  /** The names are SRV records (port, weight and priority from the answer). */
+  srv: boolean;
 }
 
 export interface CircuitBreakerConfig {

@@ -104,3 +104,43 @@ test('dns discovery: family any uses A and AAAA records', async (t) => {
   for (let i = 0; i < 4; i++) seen.add((await request(`${u.url}/`)).body.split(' ')[0]!);
   assert.deepEqual(seen, new Set(['v4', 'v6']));
 });
+
+test('dns discovery: SRV records give ports, weights and priority groups', async (t) => {
+  const first = await upstreamOn('127.0.0.1', 0, 'first');
+  const second = await upstreamOn('127.0.0.1', 0, 'second');
+  const name = '_http._tcp.svc.test';
+  const dns = await startDns(
+    { 'a.test': ['127.0.0.1'], 'b.test': ['127.0.0.1'] },
+    {
+      [name]: [
+        { priority: 10, weight: 5, port: first.port, target: 'a.test' },
+        { priority: 20, weight: 1, port: second.port, target: 'b.test' },
+      ],
+    },
+  );
+  const u = await startUsher({
+    upstreams: { app: { servers: [`http://${name}`], dns: { refresh: '50ms', srv: true, servers: [dns.server] } } },
+    routes: [{ upstream: 'app' }],
+  });
+  t.after(async () => {
+    await u.close();
+    await first.close();
+    await second.close();
+    await dns.close();
+  });
+  const endpoints = () => u.usher.runtime.clusters.get('app')!.endpoints;
+  await waitFor(() => endpoints().length === 2, 5000, 'SRV answer applied');
+  assert.deepEqual(
+    endpoints()
+      .map((e) => [e.id, e.server.weight, e.server.priority])
+      .sort((x, y) => (x[2] as number) - (y[2] as number)),
+    [
+      [`http://127.0.0.1:${first.port}`, 5, 0],
+      [`http://127.0.0.1:${second.port}`, 1, 1],
+    ],
+  );
+  for (let i = 0; i < 4; i++) assert.match((await request(`${u.url}/`)).body, /^first /, 'the lower SRV priority takes the traffic');
+  dns.srv.set(name, [{ priority: 20, weight: 1, port: second.port, target: 'b.test' }]);
+  await waitFor(() => endpoints().length === 1, 5000, 'record removed');
+  for (let i = 0; i < 4; i++) assert.match((await request(`${u.url}/`)).body, /^second /);
+});

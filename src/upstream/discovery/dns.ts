@@ -1,20 +1,30 @@
 // DNS discovery: servers given by host name are re-resolved every `refresh` (A and/or AAAA
-// records, as Envoy's STRICT_DNS and nginx's `server ... resolve`), and the cluster swaps in a
-// new endpoint set when the answer changes. A failed lookup keeps the last good addresses: a
-// DNS outage must not empty a working pool.
+// records, as Envoy's STRICT_DNS and nginx's `server ... resolve`; or SRV records, RFC 2782),
+// and the cluster swaps in a new endpoint set when the answer changes. A failed lookup keeps the
+// last good answer: a DNS outage must not empty a working pool.
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import type { DnsConfig } from '../../config/types.js';
 
-/** Sorted, de-duplicated addresses per name. */
-export type Resolved = ReadonlyMap<string, readonly string[]>;
+/** One address a name resolved to; SRV answers also bring a port, weight and priority. */
+export interface Target {
+  readonly address: string;
+  readonly port: number | null;
+  readonly weight: number | null;
+  /** Rank of the SRV priority among the answer's priorities (0 = lowest value = first). */
+  readonly priority: number | null;
+}
+
+/** Sorted targets per name. */
+export type Resolved = ReadonlyMap<string, readonly Target[]>;
 
 export class DnsDiscovery {
   private readonly config: DnsConfig;
   private readonly names: readonly string[];
   private readonly onChange: (resolved: Resolved) => void;
   private readonly resolver: InstanceType<typeof dns.Resolver>;
-  private readonly last = new Map<string, readonly string[]>();
+  private readonly last = new Map<string, readonly Target[]>();
+  private readonly lastKey = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** Completed rounds (for tests and the admin API). */
@@ -43,11 +53,12 @@ export class DnsDiscovery {
     let changed = false;
     await Promise.all(
       this.names.map(async (name) => {
-        const addresses = await this.resolve(name);
-        if (addresses === undefined || addresses.length === 0) return; // keep the last good answer
-        const prev = this.last.get(name);
-        if (prev === undefined || prev.length !== addresses.length || prev.some((a, i) => a !== addresses[i])) {
-          this.last.set(name, addresses);
+        const targets = this.config.srv ? await this.resolveSrv(name) : (await this.addresses(name))?.map(plain);
+        if (targets === undefined || targets.length === 0) return; // keep the last good answer
+        const key = JSON.stringify(targets);
+        if (this.lastKey.get(name) !== key) {
+          this.last.set(name, targets);
+          this.lastKey.set(name, key);
           changed = true;
         }
       }),
@@ -59,7 +70,7 @@ export class DnsDiscovery {
     this.timer.unref();
   }
 
-  private async resolve(name: string): Promise<string[] | undefined> {
+  private async addresses(name: string): Promise<string[] | undefined> {
     const family = this.config.family;
     const [v4, v6] = await Promise.all([
       family === 'ipv6' ? [] : this.resolver.resolve4(name).catch(() => undefined),
@@ -68,4 +79,23 @@ export class DnsDiscovery {
     if (v4 === undefined && v6 === undefined) return undefined;
     return [...new Set([...(v4 ?? []), ...(v6 ?? [])])].filter((a) => isIP(a) !== 0).sort();
   }
+
+  /** RFC 2782: each record names a target host and port; its addresses become targets. */
+  private async resolveSrv(name: string): Promise<Target[] | undefined> {
+    const records = await this.resolver.resolveSrv(name).catch(() => undefined);
+    if (records === undefined) return undefined;
+    const ranks = [...new Set(records.map((r) => r.priority))].sort((a, b) => a - b);
+    const out: Target[] = [];
+    for (const r of records) {
+      // "A Target of '.' means that the service is decidedly not available at this domain."
+      if (r.name === '' || r.name === '.') continue;
+      const addresses = isIP(r.name) !== 0 ? [r.name] : ((await this.addresses(r.name)) ?? []);
+      for (const address of addresses) out.push({ address, port: r.port, weight: r.weight, priority: ranks.indexOf(r.priority) });
+    }
+    return out.sort((a, b) => (a.address === b.address ? (a.port ?? 0) - (b.port ?? 0) : a.address < b.address ? -1 : 1));
+  }
+}
+
+function plain(address: string): Target {
+  return { address, port: null, weight: null, priority: null };
 }

@@ -29,15 +29,24 @@ export function discoveredEndpoints(config: UpstreamConfig, current: readonly En
   };
   for (const server of config.servers) {
     const url = new URL(server.origin);
-    const addresses = resolved.get(url.hostname);
-    if (addresses === undefined) {
+    const targets = resolved.get(url.hostname);
+    if (targets === undefined) {
       add(server);
       continue;
     }
-    for (const address of addresses) {
-      const host = isIP(address) === 6 ? `[${address}]` : address;
-      const origin = `${url.protocol}//${host}${url.port === '' ? '' : `:${url.port}`}`;
-      add({ ...server, url: origin, origin, authority: server.authority });
+    for (const t of targets) {
+      const host = isIP(t.address) === 6 ? `[${t.address}]` : t.address;
+      const port = t.port !== null ? `:${t.port}` : url.port === '' ? '' : `:${url.port}`;
+      const origin = `${url.protocol}//${host}${port}`;
+      add({
+        ...server,
+        url: origin,
+        origin,
+        authority: server.authority,
+        // SRV weights are relative shares too (0 is "rarely": here the smallest weight, 1).
+        weight: t.weight === null ? server.weight : Math.min(1000, Math.max(1, t.weight)),
+        priority: t.priority === null ? server.priority : server.priority + t.priority,
+      });
     }
   }
   return out;
