@@ -15,7 +15,8 @@ export function logHealthEvents(owner: { readonly logger: Logger; readonly runti
     const cluster = owner.runtime.clusters.get(ev.upstream);
     if (cluster === undefined || !cluster.endpoints.some((e) => e.health === ev.state)) return;
     const fields = { upstream: ev.upstream, server: ev.endpoint, healthy: ev.healthy, source: ev.source, reason: ev.reason, ejections: ev.ejections };
-    if (ev.healthy) owner.logger.info(fields, 'upstream server healthy');
+    if (!ev.changed) owner.logger.debug(fields, ev.source === 'active' ? 'active check verdict changed' : 'outlier ejection changed');
+    else if (ev.healthy) owner.logger.info(fields, 'upstream server healthy');
     else owner.logger.warn(fields, 'upstream server unhealthy');
   };
   const onEndpoints = (message: unknown): void => {

@@ -28,6 +28,8 @@ export interface HealthEvent {
   readonly upstream: string;
   readonly endpoint: string;
   readonly healthy: boolean;
+  /** Whether `healthy` flipped (false: one producer changed its verdict, the result did not change). */
+  readonly changed: boolean;
   readonly source: HealthSource;
   /** "status 503", "timeout", "refused", "body mismatch", "5 consecutive 5xx", "ejection over"... */
   readonly reason: string;
@@ -91,7 +93,7 @@ export class EndpointHealth {
     const now = this.up;
     if (now && !was) this.onRecover?.();
     if (healthChannel.hasSubscribers) {
-      const event: HealthEvent = { upstream: this.upstream, endpoint: this.endpoint, healthy: now, source, reason, ejections: this.ejections, state: this };
+      const event: HealthEvent = { upstream: this.upstream, endpoint: this.endpoint, healthy: now, changed: now !== was, source, reason, ejections: this.ejections, state: this };
       healthChannel.publish(event);
     }
   }
