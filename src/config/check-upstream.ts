@@ -1,5 +1,6 @@
 // Semantic checks of the upstreams issue's options (balancing, health, retries, limits),
 // called from checkUpstreams in check.ts. Same rules: read defensively, precise paths.
+import { isIP } from 'node:net';
 import type { Issues, Segment } from './issues.js';
 
 type Rec = Record<string, unknown>;
@@ -39,4 +40,20 @@ export function checkUpstreamOptions(name: string, up: Rec, issues: Issues, erro
       }
     }
   }
+  const dns = up.dns;
+  if (isRec(dns) && Array.isArray(dns.servers)) {
+    dns.servers.forEach((entry, i) => {
+      if (typeof entry === 'string' && !isDnsServer(entry)) {
+        error([...base, 'dns', 'servers', i], `expected a DNS server address like "10.0.0.2", "10.0.0.2:5353" or "[::1]:53", got ${JSON.stringify(entry)}`);
+      }
+    });
+  }
+}
+
+/** What dns.Resolver#setServers accepts: an IP, "ipv4:port" or "[ipv6]:port". */
+function isDnsServer(s: string): boolean {
+  if (isIP(s) !== 0) return true;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
+  if (m === null || Number(m[3]) > 65535) return false;
+  return m[1] !== undefined ? isIP(m[1]) === 6 : isIP(m[2]!) === 4;
 }

@@ -110,6 +110,15 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     health_check: u.health_check === undefined ? null : normalizeHealthCheck(u.health_check),
     outlier_detection: u.outlier_detection === undefined ? null : normalizeOutlier(u.outlier_detection),
     retry: normalizeRetry(u.retry ?? {}),
+    dns:
+      u.dns === undefined
+        ? null
+        : {
+            refresh: parseDuration(u.dns.refresh ?? DEFAULTS.upstream.dns.refresh),
+            family: u.dns.family ?? DEFAULTS.upstream.dns.family,
+            servers: [...(u.dns.servers ?? DEFAULTS.upstream.dns.servers)],
+            srv: u.dns.srv ?? DEFAULTS.upstream.dns.srv,
+          },
     circuit_breaker:
       u.circuit_breaker === undefined
         ? null

@@ -37,6 +37,7 @@ export const DEFAULTS = {
       buffer_body: '64kb',
     },
     circuit_breaker: { max_pending: 0, queue_timeout: '1s' },
+    dns: { refresh: '30s', family: 'any', servers: [] as string[], srv: false },
   },
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   route: { priority: 0 },
@@ -307,6 +308,33 @@ const CircuitBreaker = object(
   },
 );
 
+const D = DEFAULTS.upstream.dns;
+const Dns = object(
+  {
+    refresh: Type.Optional(duration('How often the names are resolved again.', D.refresh)),
+    family: Type.Optional(
+      stringEnum(['any', 'ipv4', 'ipv6'] as const, { default: D.family, description: 'Which records to use: any (A and AAAA), ipv4 (A) or ipv6 (AAAA).' }),
+    ),
+    srv: Type.Optional(
+      Type.Boolean({
+        default: D.srv,
+        description:
+          'The names are SRV records (RFC 2782), e.g. "http://_http._tcp.api.internal": every target\'s addresses become servers with the record\'s port and weight, and lower SRV priorities come first (as `priority` groups).',
+      }),
+    ),
+    servers: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        default: D.servers,
+        description: 'DNS servers to ask ("10.0.0.2", "10.0.0.2:5353", "[::1]:53"). Default: the system\'s resolvers (/etc/resolv.conf).',
+      }),
+    ),
+  },
+  {
+    description:
+      'DNS discovery: every server whose URL has a host name (not an IP address) is resolved every `refresh`, and each address becomes a server of its own with the same options; the pool follows the answers without dropping requests in flight (removed servers finish theirs). A failed lookup keeps the last addresses. Until the first answer, the name is used as is. Omit to resolve names only when connecting.',
+  },
+);
+
 const Upstream = object(
   {
     servers: Type.Array(Server, { minItems: 1, description: 'The servers requests are balanced over (at least one).' }),
@@ -370,6 +398,7 @@ const Upstream = object(
     health_check: Type.Optional(HealthCheck),
     retry: Type.Optional(Retry),
     circuit_breaker: Type.Optional(CircuitBreaker),
+    dns: Type.Optional(Dns),
     outlier_detection: Type.Optional(OutlierDetection),
     panic_threshold: Type.Optional(
       Type.Integer({

@@ -43,6 +43,15 @@ export interface RetryConfig {
   buffer_body: number; // bytes
 }
 
+export interface DnsConfig {
+  refresh: number; // ms
+  family: 'any' | 'ipv4' | 'ipv6';
+  /** "host" or "host:port"; empty: the system's resolvers. */
+  servers: string[];
+  /** The names are SRV records (port, weight and priority from the answer). */
+  srv: boolean;
+}
+
 export interface CircuitBreakerConfig {
   max_requests: number | null;
   max_pending: number;
@@ -93,6 +102,8 @@ export interface UpstreamConfig {
   retry: RetryConfig;
   /** null: no upstream-wide limit (per-server max_requests may still apply). */
   circuit_breaker: CircuitBreakerConfig | null;
+  /** DNS discovery of servers given by name; null: off. */
+  dns: DnsConfig | null;
   /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
   host_header: string;
   pool: {

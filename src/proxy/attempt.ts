@@ -6,6 +6,16 @@ import type { Exchange } from './exchange.js';
  * asynchronously — so each try has its own handler, and a handler that is no longer the
  * exchange's current one drops everything (and aborts if it only now gets a connection).
  */
+/**
+ * What a try abandoned before it had a connection throws when undici hands it one at last.
+ * undici (client-h1 writeH1) catches it and fails that request alone: its handler's onError,
+ * which is ignored here, and the request leaves the queue unsent. Calling abort() instead would
+ * also destroy the request body — the downstream request stream, which the retry may be
+ * streaming to another server at that moment — and the fresh connection. Pinned by
+ * test/integration/retry-safety.test.ts.
+ */
+const ABANDONED = new Error('usher: try abandoned before it was sent');
+
 export class Attempt {
   readonly ex: Exchange;
 
@@ -14,7 +24,7 @@ export class Attempt {
   }
 
   onConnect(abort: (err?: Error) => void): void {
-    if (this.ex.current !== this) return abort();
+    if (this.ex.current !== this) throw ABANDONED;
     this.ex.onConnect(abort);
   }
 

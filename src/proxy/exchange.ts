@@ -73,7 +73,7 @@ export class Exchange implements RequestContext, PickContext {
   current: Attempt | null = null;
   /** Per-try timeout or retry backoff (never both at once). */
   private timer: NodeJS.Timeout | null = null;
-  /** Circuit breaker queue: the timer, and whether this request is waiting or was let through. */
+  /** Circuit breaker queue: the wait timer (set while queued), and whether it was ever queued. */
   queueTimer: NodeJS.Timeout | null = null;
   private queued = false;
   private abortUpstream: ((err?: Error) => void) | null = null;
@@ -109,6 +109,7 @@ export class Exchange implements RequestContext, PickContext {
   fail(reason: ReasonCode, close = false): void {
     this.reason = reason;
     this.clearTimer();
+    if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
     if (this.upstreamActive) this.stopUpstream();
     sendLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader, wantsJson(this.req.rawHeaders), close || this.owner.draining);
   }
@@ -236,7 +237,7 @@ export class Exchange implements RequestContext, PickContext {
   // ---- circuit breaker queue (Waiter) --------------------------------------------------------
 
   admitted(): void {
-    if (!this.downstreamGone) this.dispatch();
+    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
   }
 
   overloaded(): void {

@@ -19,7 +19,7 @@ export class Admission {
   private readonly maxRequests: number | null;
   private readonly maxPending: number;
   private readonly queueTimeout: number;
-  private readonly endpoints: readonly Endpoint[];
+  private endpoints: readonly Endpoint[];
   private readonly queue: Waiter[] = [];
   private draining = false;
   /** Requests in flight across the upstream. */
@@ -31,6 +31,10 @@ export class Admission {
     this.maxRequests = config.max_requests;
     this.maxPending = config.max_pending;
     this.queueTimeout = config.queue_timeout;
+    this.endpoints = endpoints;
+  }
+
+  setEndpoints(endpoints: readonly Endpoint[]): void {
     this.endpoints = endpoints;
   }
 

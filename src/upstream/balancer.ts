@@ -6,6 +6,8 @@ export interface BalancerEndpoint {
   readonly id: string;
   /** Effective weight now (it ramps during slow start, so balancers read it on every pick). */
   readonly weight: number;
+  /** The configured weight, when it differs from `weight` during slow start (hash tables use it). */
+  readonly baseWeight?: number;
   /** Requests in flight on this endpoint (least_request, least_conn); 0 when not tracked. */
   readonly inflight?: number;
   /** Whether the endpoint may take traffic now (health, ejection, draining). */

@@ -6,8 +6,11 @@ import { stickyToken } from './balancers/sticky/index.js';
 import { Endpoint } from './endpoint.js';
 import { ActiveHealthChecker, type ProbeResult, type ProbeTarget } from './health/active.js';
 import { OutlierDetector } from './health/outlier.js';
+import { endpointsChannel, type EndpointsEvent } from './health/state.js';
 import { PrioritySet } from './priority.js';
 import { Admission } from './admission.js';
+import { discoveredEndpoints, namedServers } from './discovery/endpoints.js';
+import { DnsDiscovery, type Resolved } from './discovery/dns.js';
 import { RetryPolicy } from './retry.js';
 
 /**
@@ -17,16 +20,21 @@ import { RetryPolicy } from './retry.js';
 export class Cluster {
   readonly name: string;
   readonly config: UpstreamConfig;
-  readonly endpoints: readonly Endpoint[];
+  /** The current snapshot; DNS discovery swaps in a new one (never mutated in place). */
+  endpoints: readonly Endpoint[];
   /** "preserve" → undefined (keep the client's Host); otherwise the Host to send, per endpoint or literal. */
   readonly hostMode: 'preserve' | 'upstream' | 'literal';
-  private readonly balancer: PrioritySet;
+  private balancer: PrioritySet;
   /** A JSON fingerprint of the config, to reuse the cluster across reloads when unchanged. */
   readonly fingerprint: string;
   /** What the balancer hashes on (hash: the configured key; sticky: its cookie), or null. */
   private readonly keySpec: HashKeySpec | null;
   /** sticky: endpoint → cookie token, and the Set-Cookie attributes. */
-  private readonly stickyTokens: Map<Endpoint, string> | null = null;
+  private stickyTokens: Map<Endpoint, string> | null = null;
+  private readonly secret: string;
+  private readonly discovery: DnsDiscovery | null;
+  /** Endpoints dropped by discovery, finishing their requests. */
+  private readonly retiring = new Set<Endpoint>();
   private readonly stickyAttributes: string = '';
   private readonly outlier: OutlierDetector | null;
   private readonly checker: ActiveHealthChecker | null;
@@ -38,7 +46,7 @@ export class Cluster {
     this.name = config.name;
     this.config = config;
     this.endpoints = Object.freeze(config.servers.map((s) => new Endpoint(s, config)));
-    const secret = config.sticky.secret ?? randomBytes(32).toString('hex');
+    const secret = (this.secret = config.sticky.secret ?? randomBytes(32).toString('hex'));
     this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, {
       dynamicWeights: config.slow_start > 0,
       secret,
@@ -56,6 +64,9 @@ export class Cluster {
     this.checker = config.health_check === null ? null : new ActiveHealthChecker(this.endpoints, config.health_check, this.onProbe);
     // Probe timers are unref'd: a cluster that is built and dropped (a failed reload) keeps nothing alive.
     this.checker?.start();
+    const names = config.dns === null ? [] : namedServers(config.servers);
+    this.discovery = config.dns === null || names.length === 0 ? null : new DnsDiscovery(config.dns, names, this.onResolved);
+    this.discovery?.start();
     this.hostMode = config.host_header === 'preserve' ? 'preserve' : config.host_header === 'upstream' ? 'upstream' : 'literal';
     this.fingerprint = Cluster.fingerprint(config);
   }
@@ -84,10 +95,52 @@ export class Cluster {
   }
 
   private readonly onProbe = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null): void => {
-    const e = target as Endpoint;
+    this.applyProbe(target.id, result, transition);
+  };
+
+  /**
+   * Applies one active-check result to the endpoint with this id. The local checker calls it;
+   * with several worker processes, workers would call it with the results one prober publishes.
+   */
+  applyProbe(id: string, result: ProbeResult, transition: 'up' | 'down' | null): void {
+    const e = this.endpoints.find((x) => x.id === id);
+    if (e === undefined) return;
     e.health.lastCheck = { at: Date.now(), ok: result.ok, detail: result.detail };
     if (transition !== null) e.health.setActive(transition === 'up', result.detail);
+  }
+
+  private readonly onResolved = (resolved: Resolved): void => {
+    this.applyEndpoints(discoveredEndpoints(this.config, this.endpoints, resolved));
   };
+
+  /** Swaps in a new endpoint set: new balancers over it; removed endpoints finish what they have. */
+  private applyEndpoints(next: readonly Endpoint[]): void {
+    const old = this.endpoints;
+    const config = this.config;
+    this.endpoints = Object.freeze([...next]);
+    this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, { dynamicWeights: config.slow_start > 0, secret: this.secret });
+    if (this.stickyTokens !== null) this.stickyTokens = new Map(this.endpoints.map((e) => [e, stickyToken(this.secret, e.id)]));
+    this.outlier?.setSubjects(this.endpoints);
+    this.checker?.setTargets(this.endpoints);
+    this.admission?.setEndpoints(this.endpoints);
+    for (const e of old) {
+      if (next.includes(e)) continue;
+      if (e.outlierTimer !== null) clearTimeout(e.outlierTimer);
+      this.retiring.add(e);
+      // undici's close lets dispatched requests finish, then closes the connections.
+      void e.close().finally(() => this.retiring.delete(e));
+    }
+    if (endpointsChannel.hasSubscribers) {
+      const event: EndpointsEvent = {
+        upstream: this.name,
+        cluster: this,
+        servers: this.endpoints.map((e) => e.id),
+        added: next.filter((e) => !old.includes(e)).map((e) => e.id),
+        removed: old.filter((e) => !next.includes(e)).map((e) => e.id),
+      };
+      endpointsChannel.publish(event);
+    }
+  }
 
   /** Whether a retry of a request that tried `exclude` could go to another server. */
   hasUntried(exclude: { has(e: Endpoint): boolean } | undefined): boolean {
@@ -115,18 +168,19 @@ export class Cluster {
 
   /** Stops the health producers (timers); the pools stay until close/destroy. */
   stopHealth(): void {
+    this.discovery?.stop();
     this.checker?.stop();
     this.outlier?.close();
   }
 
   async close(): Promise<void> {
     this.stopHealth();
-    await Promise.allSettled(this.endpoints.map((e) => e.close()));
+    await Promise.allSettled([...this.endpoints, ...this.retiring].map((e) => e.close()));
   }
 
   async destroy(): Promise<void> {
     this.stopHealth();
-    await Promise.allSettled(this.endpoints.map((e) => e.destroy()));
+    await Promise.allSettled([...this.endpoints, ...this.retiring].map((e) => e.destroy()));
   }
 }
 

@@ -91,3 +91,34 @@ test('balance: sticky sets a signed cookie and keeps the client on its server wh
   assert.notEqual(moved.body, first.body);
   assert.match(moved.headers['set-cookie']?.[0] ?? '', /^srv=/);
 });
+
+for (const balance of ['least_request', 'least_conn']) {
+  test(`balance: ${balance} sends less to a slow server than round robin would`, async (t) => {
+    const fast1 = await startUpstream('fast1');
+    const fast2 = await startUpstream('fast2');
+    const slow = await startUpstream('slow', (req, res) => {
+      req.resume();
+      // Answers only after the next fast answers went out: it holds requests longer.
+      setTimeout(() => res.end('slow'), 40);
+    });
+    const u = await startUsher({ upstreams: { app: { balance, servers: [fast1.url, fast2.url, slow.url] } }, routes: [{ upstream: 'app' }] });
+    t.after(async () => {
+      await u.close();
+      for (const up of [fast1, fast2, slow]) await up.close();
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 6 });
+    t.after(() => agent.destroy());
+    let n = 0;
+    const worker = async () => {
+      while (n < 240) {
+        n++;
+        assert.equal((await request(`${u.url}/`, { agent })).status, 200);
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, worker));
+    const share = slow.requests.length / 240;
+    t.diagnostic(`${balance}: the slow server got ${slow.requests.length} of 240 requests`);
+    // Round robin would give it a third; busy-aware balancers much less.
+    assert.ok(share < 0.25, `slow server share ${share}`);
+  });
+}

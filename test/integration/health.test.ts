@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { startFlaky, type FlakyUpstream } from '../helpers/flaky.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
-import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
+import { config, startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
 const FAST_CHECK = { path: '/healthz', interval: '40ms', timeout: '200ms', rise: 2, fall: 2 };
 
@@ -184,4 +184,26 @@ test('panic threshold: when most servers are marked down, traffic spreads over a
     const seen = new Set(await bodies(u, 9));
     assert.deepEqual(seen, panic_threshold === 50 ? new Set(['a', 'b', 'c']) : new Set(['c']), `panic_threshold ${panic_threshold}`);
   }
+});
+
+test('a reload that keeps an upstream unchanged keeps its health state (an ejected server stays out)', async (t) => {
+  const port = await closedPort();
+  const live = await startFlaky('live');
+  const upstreams = { app: { servers: [`http://127.0.0.1:${port}`, live.url], outlier_detection: { consecutive_connect_failures: 1, base_ejection_time: '1m' } } };
+  const u = await startUsher({ upstreams, routes: [{ upstream: 'app' }], log: { level: 'info', access_log: true } });
+  t.after(async () => {
+    await u.close();
+    await live.close();
+  });
+  for (let i = 0; i < 3; i++) await request(`${u.url}/`);
+  const before = u.usher.runtime.clusters.get('app')!;
+  assert.equal(before.endpoints[0]!.health.ejected, true);
+  await u.usher.reload(config({ upstreams, routes: [{ match: { path: '/new' }, respond: { body: 'new' } }, { upstream: 'app' }], log: { level: 'info', access_log: true } }));
+  const after = u.usher.runtime.clusters.get('app')!;
+  assert.equal(after, before, 'the cluster was reused');
+  assert.equal((await request(`${u.url}/new`)).body, 'new');
+  const n = u.access.length;
+  for (let i = 0; i < 3; i++) assert.equal((await request(`${u.url}/`)).body, 'live');
+  await waitFor(() => u.access.length === n + 3);
+  assert.deepEqual(u.access.slice(n).map((l) => l.attempts), [1, 1, 1], 'the ejected server is still skipped');
 });

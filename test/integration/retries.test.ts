@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { startFlaky, type FlakyUpstream } from '../helpers/flaky.js';
@@ -174,4 +175,34 @@ test('circuit breaker: upstream-wide max_requests with a bounded queue and a que
   await waitFor(() => a.held === 1);
   a.release();
   assert.equal((await later).status, 200);
+});
+
+test('circuit breaker: a client that gives up while queued leaves the queue; its request never reaches the server', async (t) => {
+  const a = await holding('a');
+  t.after(() => a.close());
+  const u = await startUsher({
+    upstreams: { app: { servers: [a.url], circuit_breaker: { max_requests: 1, max_pending: 5, queue_timeout: '10s' } } },
+    routes: [{ upstream: 'app' }],
+  });
+  t.after(() => u.close());
+  const first = request(`${u.url}/first`);
+  await waitFor(() => a.held === 1);
+  const admission = u.usher.runtime.clusters.get('app')!.admission!;
+  const gone = httpRequest(`${u.url}/gone`);
+  gone.on('error', () => {});
+  gone.end();
+  await waitFor(() => admission.pending === 1, 5000, 'queued');
+  gone.destroy();
+  await waitFor(() => admission.pending === 0, 5000, 'withdrawn');
+  a.release();
+  assert.equal((await first).status, 200);
+  const after = request(`${u.url}/after`);
+  await waitFor(() => a.held === 1, 5000, 'after reached the server');
+  a.release();
+  const r = await after;
+  assert.equal(r.status, 200, r.body);
+  assert.deepEqual(
+    a.requests.map((r) => r.url),
+    ['/first', '/after'],
+  );
 });

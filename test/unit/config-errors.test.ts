@@ -345,3 +345,29 @@ test('formatIssues: file:line:column, severity, path, message and hint; file onl
   );
   assert.equal(formatIssues([]), '');
 });
+
+test('upstream options: positions and messages for health checks, dns servers and balancer settings', () => {
+  const text = `${L}upstreams:
+  app:
+    servers: [http://a]
+    balance: round_robin
+    hash: { key: header:x-user }
+    health_check: { expect_status: ["399-200"], expect_body: "(" }
+    dns: { servers: ["10.0.0.2", "nameserver:53"] }
+    retry: { on: [404] }
+routes: [{ upstream: app }]
+`;
+  assert.deepEqual(errors(text), [
+    [7, 37, 'upstreams.app.health_check.expect_status[0]', 'expected a range from low to high like "200-399", got "399-200"', 'write "200-399"'],
+    [
+      7,
+      62,
+      'upstreams.app.health_check.expect_body',
+      'expected a regular expression, got "(": Invalid regular expression: /(/: Unterminated group',
+    ],
+    [8, 34, 'upstreams.app.dns.servers[1]', 'expected a DNS server address like "10.0.0.2", "10.0.0.2:5353" or "[::1]:53", got "nameserver:53"'],
+    [9, 19, 'upstreams.app.retry.on[0]', 'expected a whole number of at least 500, got 404'],
+  ]);
+  const ok = `${L}upstreams:\n  app:\n    servers: [http://a]\n    hash: { key: path }\nroutes: [{ upstream: app }]\n`;
+  assert.deepEqual(warnings(ok), [[5, 5, 'upstreams.app.hash', '"hash" has no effect unless balance is "hash" (it is "round_robin")']]);
+});

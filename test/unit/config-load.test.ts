@@ -48,6 +48,7 @@ const UPSTREAM_DEFAULTS = {
   outlier_detection: null,
   retry: { attempts: 2, on: [502, 503, 504, 'reset'], per_try_timeout: null, backoff: { base: 25, max: 250 }, budget: { percent: 20, min_retries: 3 }, buffer_body: 65536 },
   circuit_breaker: null,
+  dns: null,
 };
 
 const server = (port: number) => ({

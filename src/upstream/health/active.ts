@@ -35,7 +35,7 @@ interface Tracked {
 export class ActiveHealthChecker {
   private readonly config: HealthCheckConfig;
   private readonly sink: HealthSink;
-  private readonly tracked: Tracked[];
+  private tracked: Tracked[];
   private readonly bodyPattern: RegExp | null;
   private stopped = false;
 
@@ -49,6 +49,25 @@ export class ActiveHealthChecker {
   start(): void {
     // The first round goes out at once (within the jitter), so a dead server is found quickly.
     for (const t of this.tracked) this.schedule(t, this.jitter(0));
+  }
+
+  /** The endpoint set changed (DNS discovery): keep the state of known targets, probe new ones now. */
+  setTargets(targets: readonly ProbeTarget[]): void {
+    const known = new Map(this.tracked.map((t) => [t.target, t]));
+    const next: Tracked[] = [];
+    for (const target of targets) {
+      const t = known.get(target);
+      if (t !== undefined) {
+        known.delete(target);
+        next.push(t);
+      } else {
+        const fresh: Tracked = { target, up: true, streak: 0, timer: null, inflight: false };
+        next.push(fresh);
+        this.schedule(fresh, this.jitter(0));
+      }
+    }
+    for (const gone of known.values()) if (gone.timer !== null) clearTimeout(gone.timer);
+    this.tracked = next;
   }
 
   stop(): void {
@@ -77,7 +96,7 @@ export class ActiveHealthChecker {
     t.inflight = true;
     const result = this.config.type === 'tcp' ? await probeTcp(t.target, this.config.timeout) : await this.probeHttp(t.target);
     t.inflight = false;
-    if (this.stopped) return;
+    if (this.stopped || !this.tracked.includes(t)) return; // stopped, or dropped by discovery meanwhile
     let transition: 'up' | 'down' | null = null;
     if (result.ok === t.up) {
       t.streak = 0;

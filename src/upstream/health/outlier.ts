@@ -16,12 +16,17 @@ export interface OutlierSubject {
 
 export class OutlierDetector {
   private readonly config: OutlierConfig;
-  private readonly subjects: readonly OutlierSubject[];
+  private subjects: readonly OutlierSubject[];
   private closed = false;
 
   constructor(subjects: readonly OutlierSubject[], config: OutlierConfig) {
     this.subjects = subjects;
     this.config = config;
+  }
+
+  /** DNS discovery changed the endpoint set (the share of ejected ones is over the new set). */
+  setSubjects(subjects: readonly OutlierSubject[]): void {
+    this.subjects = subjects;
   }
 
   success(e: OutlierSubject): void {

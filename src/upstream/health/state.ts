@@ -9,12 +9,27 @@ import diagnostics from 'node:diagnostics_channel';
 export const HEALTH_CHANNEL = 'usher:upstream:health';
 export const healthChannel = diagnostics.channel(HEALTH_CHANNEL);
 
+/** Published when discovery changes an upstream's set of servers: { upstream, cluster, servers }. */
+export const ENDPOINTS_CHANNEL = 'usher:upstream:endpoints';
+export const endpointsChannel = diagnostics.channel(ENDPOINTS_CHANNEL);
+
+export interface EndpointsEvent {
+  readonly upstream: string;
+  /** The Cluster object (tells apart ushers sharing a process). */
+  readonly cluster: unknown;
+  readonly servers: readonly string[];
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+}
+
 export type HealthSource = 'active' | 'passive';
 
 export interface HealthEvent {
   readonly upstream: string;
   readonly endpoint: string;
   readonly healthy: boolean;
+  /** Whether `healthy` flipped (false: one producer changed its verdict, the result did not change). */
+  readonly changed: boolean;
   readonly source: HealthSource;
   /** "status 503", "timeout", "refused", "body mismatch", "5 consecutive 5xx", "ejection over"... */
   readonly reason: string;
@@ -78,7 +93,7 @@ export class EndpointHealth {
     const now = this.up;
     if (now && !was) this.onRecover?.();
     if (healthChannel.hasSubscribers) {
-      const event: HealthEvent = { upstream: this.upstream, endpoint: this.endpoint, healthy: now, source, reason, ejections: this.ejections, state: this };
+      const event: HealthEvent = { upstream: this.upstream, endpoint: this.endpoint, healthy: now, changed: now !== was, source, reason, ejections: this.ejections, state: this };
       healthChannel.publish(event);
     }
   }

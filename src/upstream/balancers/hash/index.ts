@@ -19,7 +19,7 @@ export class HashBalancer<E extends BalancerEndpoint> implements Balancer<E> {
     this.random = options?.random ?? Math.random;
     this.table = buildTable(
       endpoints.map((e) => e.id),
-      endpoints.map((e) => e.weight),
+      endpoints.map((e) => e.baseWeight ?? e.weight),
     );
   }
 
