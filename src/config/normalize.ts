@@ -5,7 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } from './address.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { ListenerConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
+import type { Http2Settings, ListenerConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
@@ -35,6 +35,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     const { host, port } = must(parseListenAddress(l.address));
     const out: ListenerConfig = { address: String(l.address), host, port };
     if (l.tls) out.tls = { cert: filePath(l.tls.cert), key: filePath(l.tls.key) };
+    if (l.http2) out.http2 = normalizeHttp2(l.http2);
     return out;
   });
 
@@ -76,6 +77,10 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
       level: input.log?.level ?? DEFAULTS.log.level,
       access_log: input.log?.access_log ?? DEFAULTS.log.access_log,
     },
+    upgrade: {
+      protocols: unique((input.upgrade?.protocols ?? DEFAULTS.upgrade.protocols).map((p) => p.toLowerCase())),
+      idle_timeout: parseDuration(input.upgrade?.idle_timeout ?? DEFAULTS.upgrade.idle_timeout),
+    },
     file: ctx.file,
   };
   return deepFreeze(config);
@@ -94,6 +99,7 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     name,
     servers,
     balance: u.balance ?? DEFAULTS.upstream.balance,
+    protocol: u.protocol ?? 'http1',
     host_header: u.host_header ?? DEFAULTS.upstream.host_header,
     pool: {
       max_connections: pool.max_connections ?? DEFAULTS.upstream.pool.max_connections,
@@ -105,6 +111,17 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
       body_idle: parseDuration(t.body_idle ?? DEFAULTS.upstream.timeouts.body_idle),
     },
     source,
+  };
+}
+
+function normalizeHttp2(h: NonNullable<ConfigInput['listeners'][number]['http2']>): Http2Settings {
+  const d = DEFAULTS.http2;
+  return {
+    max_concurrent_streams: h.max_concurrent_streams ?? d.max_concurrent_streams,
+    max_header_list_size: parseSize(h.max_header_list_size ?? d.max_header_list_size),
+    max_session_memory: parseSize(h.max_session_memory ?? d.max_session_memory),
+    max_resets: h.max_resets ?? d.max_resets,
+    reset_window: parseDuration(h.reset_window ?? d.reset_window),
   };
 }
 

@@ -29,6 +29,8 @@ export class Endpoint implements BalancerEndpoint {
       // The upstream's response head may be as large as what we accept downstream, not more.
       maxHeaderSize: 64 * 1024,
       strictContentLength: true,
+      // HTTP/2 upstreams (gRPC): h2 by ALPN over TLS, h2c by prior knowledge (undici's useH2c).
+      ...(upstream.protocol === 'http1' ? {} : { allowH2: true, useH2c: upstream.protocol === 'h2c' }),
     });
   }
 

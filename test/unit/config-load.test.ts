@@ -34,6 +34,7 @@ const DEFAULT_TOP_LEVEL = {
     request_id_header: 'x-request-id',
   },
   log: { level: 'info', access_log: false },
+  upgrade: { protocols: ['websocket'], idle_timeout: 600_000 },
 } as const;
 
 const server = (port: number) => ({
@@ -54,6 +55,7 @@ test('the README example loads and normalizes', () => {
         name: 'app',
         servers: [server(3001), server(3002)],
         balance: 'round_robin',
+        protocol: 'http1',
         host_header: 'preserve',
         pool: { max_connections: 128, keep_alive_timeout: 60_000 },
         timeouts: { connect: 5000, response_header: 60_000, body_idle: 60_000 },
