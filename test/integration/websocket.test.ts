@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import WebSocket, { WebSocketServer } from 'ws';
+import { rawRequest, rawStatus } from '../helpers/client.js';
+import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
+
+interface WsUpstream {
+  url: string;
+  server: Server;
+  wss: WebSocketServer;
+  heads: IncomingMessage[];
+  closes: { code: number; reason: string }[];
+  close(): Promise<void>;
+}
+
+/** A real WebSocket echo server (ws) on 127.0.0.1:0; `verify` may refuse the handshake. */
+async function startWsUpstream(name: string, verify?: (cb: (ok: boolean, code?: number, message?: string) => void) => void): Promise<WsUpstream> {
+  const server = createServer((_req, res) => res.end(name));
+  const heads: IncomingMessage[] = [];
+  const closes: { code: number; reason: string }[] = [];
+  const wss = new WebSocketServer({ server, maxPayload: 8 * 1024 * 1024, ...(verify ? { verifyClient: (_info: unknown, cb: (ok: boolean, code?: number, message?: string) => void) => verify(cb) } : {}) });
+  wss.on('connection', (ws, req) => {
+    heads.push(req);
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? '' : (data as Buffer).toString();
+      if (text.startsWith('close:')) ws.close(Number(text.slice(6)), 'server says bye');
+      else if (text === 'who') ws.send(name);
+      else ws.send(data as Buffer, { binary: isBinary });
+    });
+    ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    wss,
+    heads,
+    closes,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function open(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { maxPayload: 8 * 1024 * 1024 });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+function next(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return new Promise((resolve) => ws.once('message', (data, isBinary) => resolve({ data: data as Buffer, isBinary })));
+}
+
+async function setup(t: { after: (fn: () => Promise<void>) => void }, settings: Record<string, unknown> = {}, verify?: Parameters<typeof startWsUpstream>[1]): Promise<{ a: WsUpstream; b: WsUpstream; u: TestUsher; ws: string }> {
+  const a = await startWsUpstream('a', verify);
+  const b = await startWsUpstream('b', verify);
+  const u = await startUsher({ upstreams: { app: { servers: [a.url, b.url] } }, routes: [{ match: { path: '/ws' }, upstream: 'app' }], ...settings });
+  t.after(async () => {
+    await u.close(200);
+    await a.close();
+    await b.close();
+  });
+  return { a, b, u, ws: `ws://127.0.0.1:${u.port}/ws` };
+}
+
+test('WebSocket: routed and balanced, forwarding headers, 1 MiB binary, text, fragments, ping/pong', async (t) => {
+  const { a, b, u, ws: url } = await setup(t);
+  const c1 = await open(url);
+  const c2 = await open(`${url}/two`);
+  c1.send('who');
+  c2.send('who');
+  const names = [(await next(c1)).data.toString(), (await next(c2)).data.toString()].sort();
+  assert.deepEqual(names, ['a', 'b'], 'two tunnels went to the two servers');
+  const head = [...a.heads, ...b.heads][0]!;
+  assert.equal(head.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(head.headers.via, '1.1 usher');
+  assert.ok(head.headers['x-request-id']);
+
+  // 1 MiB of random binary comes back byte for byte.
+  const big = Buffer.alloc(1024 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+  c1.send(big, { binary: true });
+  const echoed = await next(c1);
+  assert.equal(echoed.isBinary, true);
+  assert.ok(echoed.data.equals(big), '1 MiB binary intact');
+
+  // A message in three fragments (RFC 6455 §5.4) is one message at the other end.
+  c1.send('frag-', { fin: false });
+  c1.send('men-', { fin: false });
+  c1.send('ted', { fin: true });
+  assert.equal((await next(c1)).data.toString(), 'frag-men-ted');
+
+  const pong = new Promise<Buffer>((resolve) => c1.once('pong', (d) => resolve(d)));
+  c1.ping('are you there');
+  assert.equal((await pong).toString(), 'are you there');
+
+  assert.equal(u.usher.inflight, 2, 'open tunnels count as in flight');
+  c1.close();
+  c2.close();
+  await waitFor(() => u.usher.inflight === 0, 5000, 'tunnels closed');
+  const lines = u.access.filter((l) => l.status === 101);
+  assert.equal(lines.length, 2, 'one access-log line per tunnel, status 101');
+  assert.ok((lines[0]!.bytes_in as number) > 1024 * 1024);
+});
+
+test('WebSocket close codes pass both ways', async (t) => {
+  const { a, b, ws: url } = await setup(t);
+  const c = await open(url);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => c.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  c.send('close:4002');
+  assert.deepEqual(await closed, { code: 4002, reason: 'server says bye' });
+
+  const d = await open(url);
+  d.close(4001, 'client says bye');
+  await waitFor(() => [...a.closes, ...b.closes].some((x) => x.code === 4001), 5000, 'upstream saw the close');
+  assert.deepEqual([...a.closes, ...b.closes].find((x) => x.code === 4001), { code: 4001, reason: 'client says bye' });
+});
+
+test('a refused upgrade (the upstream answers 403) is relayed as refused', async (t) => {
+  const { u, ws: url } = await setup(t, {}, (cb) => cb(false, 403, 'Forbidden'));
+  const status = await new Promise<number>((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    ws.on('open', () => reject(new Error('the upgrade should have been refused')));
+    ws.on('error', () => {});
+  });
+  assert.equal(status, 403);
+  await waitFor(() => u.access.some((l) => l.status === 403), 5000, 'access log');
+  assert.equal(u.usher.inflight, 0);
+});
+
+test('h2c (and other unlisted) upgrades are refused with 400 upgrade_not_allowed and reach no upstream', async (t) => {
+  const { a, b, u } = await setup(t);
+  const reply = await rawRequest(
+    u.port,
+    'GET /ws HTTP/1.1\r\nHost: x.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n',
+  );
+  assert.equal(rawStatus(reply), 400);
+  assert.match(reply, /reason: upgrade_not_allowed/);
+  const other = await rawRequest(u.port, 'GET /ws HTTP/1.1\r\nHost: x.test\r\nConnection: Upgrade\r\nUpgrade: IRC/6.9\r\n\r\n');
+  assert.equal(rawStatus(other), 400);
+  assert.equal(a.heads.length + b.heads.length, 0);
+  await waitFor(() => u.usher.inflight === 0, 5000, 'inflight back to 0');
+});
+
+test('an idle tunnel is closed after upgrade.idle_timeout; shutdown closes open tunnels', async (t) => {
+  const { u, ws: url } = await setup(t, { upgrade: { idle_timeout: '150ms' } });
+  const c = await open(url);
+  const code = await new Promise<number>((resolve) => c.once('close', (cd) => resolve(cd)));
+  assert.equal(code, 1006, 'cut without a close frame');
+  await waitFor(() => u.access.some((l) => l.reason === 'tunnel_idle_timeout'), 5000, 'access log reason');
+
+  // Graceful shutdown waits for tunnels (they are in flight) up to the grace period, then cuts them.
+  const u2 = await startUsher({ upstreams: { app: { servers: u.config.upstreams.app!.servers.map((s) => s.url) } }, routes: [{ upstream: 'app' }] });
+  const d = await open(`ws://127.0.0.1:${u2.port}/x`);
+  const dClosed = new Promise<void>((resolve) => d.once('close', () => resolve()));
+  await u2.close(100);
+  await dClosed;
+});
