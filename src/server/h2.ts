@@ -88,7 +88,6 @@ export class H2Front {
     this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, false));
     this.h2.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, true));
     this.h2.on('session', (session: Http2Session) => this.onSession(session));
-    this.h2.on('stream', onStream);
     this.h2.on('sessionError', ignore);
     // Take over the connection event the HTTP/1.1 server listens to, and pass HTTP/1.1 on to it.
     const event = tls ? 'secureConnection' : 'connection';
@@ -127,6 +126,7 @@ export class H2Front {
     this.sessions.add(session);
     session.on('close', () => this.sessions.delete(session));
     session.on('error', ignore);
+    session.on('stream', onSessionStream);
     session.setTimeout(this.idleMs, () => session.close());
     if (this.closing) session.close();
   }
@@ -181,8 +181,10 @@ function onSniffTimeout(this: SniffSocket): void {
   this.destroy();
 }
 
-function onStream(stream: GuardedStream): void {
-  stream[kGuard] = (stream.session as GuardedSession | undefined)?.[kGuard];
+// A listener on the session, not the server: node emits 'stream' on the next tick, and a stream
+// reset in the same read as its HEADERS has already let go of its session by then.
+function onSessionStream(this: GuardedSession, stream: GuardedStream): void {
+  stream[kGuard] = this[kGuard];
   stream.on('error', ignore);
   stream.on('close', onStreamClose);
 }
@@ -195,6 +197,9 @@ function onStreamClose(this: GuardedStream): void {
 }
 
 function onRequest(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean): void {
+  // Reset before node got to emit it (Rapid Reset sends HEADERS and RST_STREAM together): no
+  // work at all for a request nobody waits for.
+  if (req.stream.destroyed) return;
   // The request path reads rawHeaders as HTTP/1.1 fields: shadow node's getter on this request.
   Object.defineProperty(req, 'rawHeaders', { value: toHttp1Headers(req.rawHeaders) });
   try {
