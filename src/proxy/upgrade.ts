@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream';
 import { handleRequest, type HandlerOwner } from '../server/handler.js';
 import { Exchange } from './exchange.js';
 import { filterResponseHeaders } from './headers.js';
+import { openH2Tunnel } from './upgrade-h2.js';
 
 const kUpgrade = Symbol('usher.upgrade');
 const kTunnels = Symbol('usher.tunnels');
@@ -22,6 +23,11 @@ type TunnelSocket = Socket & { [kTunnels]?: Set<Socket>; [kTunnelled]?: boolean 
 /** The protocol an upgrade request asks for, for undici's `upgrade` option; undefined otherwise. */
 export function upgradeOf(req: IncomingMessage): string | undefined {
   return (req as UpgradeRequest)[kUpgrade];
+}
+
+/** Marks a request as an upgrade to `protocol` (an HTTP/2 extended CONNECT, see upgrade-h2.ts). */
+export function markUpgrade(req: IncomingMessage, protocol: string): void {
+  (req as UpgradeRequest)[kUpgrade] = protocol;
 }
 
 /** node:http's 'upgrade' event: every request with Connection: upgrade and an Upgrade field. */
@@ -55,13 +61,14 @@ export function handleUpgrade(owner: HandlerOwner, tunnels: Set<Socket>, req: In
 export function openTunnel(ex: Exchange, statusCode: number, rawHeaders: readonly (Buffer | string)[], upstream: Socket): void {
   const client = ex.socket as TunnelSocket;
   upstream.on('error', ignore);
+  const raw = rawHeaders.map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));
+  if (ex.req.httpVersionMajor === 2) return openH2Tunnel(ex, raw, upstream, ex.runtime.config.upgrade.idle_timeout);
   if (client.destroyed) {
     upstream.destroy();
     return;
   }
   const fwd = ex.runtime.forward;
   const headers: string[] = [];
-  const raw = rawHeaders.map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));
   filterResponseHeaders(raw, fwd, headers);
   // Connection and Upgrade are hop-by-hop and were filtered; the 101 needs them (RFC 9110 §15.2.2).
   headers.push('connection', 'upgrade', 'upgrade', upgradeOf(ex.req) ?? 'websocket');

@@ -25,6 +25,9 @@ import type { Http2Settings, UsherConfig } from '../config/types.js';
 import type { HandlerOwner } from './handler.js';
 import { handleRequest } from './handler.js';
 import { toHttp1Headers } from './h2-headers.js';
+import { markUpgrade, upgradeOf } from '../proxy/upgrade.js';
+import { prepareH2WebSocket } from '../proxy/upgrade-h2.js';
+import { Exchange } from '../proxy/exchange.js';
 
 /** TLS options that offer HTTP/2 by ALPN; merged into the listener's https options. */
 export function h2TlsOptions(): { ALPNProtocols: string[] } {
@@ -38,7 +41,8 @@ export function isH2Request(req: IncomingMessage): boolean {
 
 /** Whether an HTTP/2 request has a body: its HEADERS frame did not end the stream (RFC 9113 §8.1). */
 export function h2HasBody(req: IncomingMessage): boolean {
-  return !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
+  // A WebSocket over HTTP/2 (RFC 8441) keeps its stream open for frames, not for a body.
+  return upgradeOf(req) === undefined && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
 }
 
 const PREFACE = Buffer.from('PRI ');
@@ -78,7 +82,8 @@ export class H2Front {
       settings: {
         maxConcurrentStreams: settings.max_concurrent_streams,
         maxHeaderListSize: settings.max_header_list_size,
-        enableConnectProtocol: false,
+        // RFC 8441 §3: lets clients open WebSockets with an extended CONNECT.
+        enableConnectProtocol: config.upgrade.protocols.includes('websocket'),
       },
       // node takes megabytes here.
       maxSessionMemory: Math.max(1, Math.ceil(settings.max_session_memory / (1024 * 1024))),
@@ -87,6 +92,8 @@ export class H2Front {
     });
     this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, false));
     this.h2.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, true));
+    // node's compatibility layer emits CONNECT (and RFC 8441 extended CONNECT) separately.
+    this.h2.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, false));
     this.h2.on('session', (session: Http2Session) => this.onSession(session));
     this.h2.on('sessionError', ignore);
     // Take over the connection event the HTTP/1.1 server listens to, and pass HTTP/1.1 on to it.
@@ -201,14 +208,27 @@ function onRequest(owner: HandlerOwner, req: Http2ServerRequest, res: Http2Serve
   // work at all for a request nobody waits for.
   if (req.stream.destroyed) return;
   // The request path reads rawHeaders as HTTP/1.1 fields: shadow node's getter on this request.
-  Object.defineProperty(req, 'rawHeaders', { value: toHttp1Headers(req.rawHeaders) });
+  const raw = toHttp1Headers(req.rawHeaders);
+  Object.defineProperty(req, 'rawHeaders', { value: raw });
   try {
+    if (req.method === 'CONNECT') {
+      // usher is not a forward proxy; only an RFC 8441 WebSocket may CONNECT.
+      if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuseConnect(owner, req, res);
+      markUpgrade(req as unknown as IncomingMessage, 'websocket');
+    }
     handleRequest(owner, req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue);
   } catch {
     // handleRequest's own fallback reply can itself be refused by http2 (a connection header):
     // the stream is reset, the session and the process carry on.
     res.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
   }
+}
+
+function refuseConnect(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse): void {
+  const ex = new Exchange(owner, owner.runtime, req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  owner.inflight++;
+  owner.runtime.inflight++;
+  ex.fail('method_not_allowed');
 }
 
 function ignore(): void {}

@@ -3,7 +3,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
+import { randomBytes } from 'node:crypto';
 import { rawRequest, rawStatus } from '../helpers/client.js';
+import { h2session } from '../helpers/h2.js';
+import { closePayload, decodeFrames, encodeFrame, OP } from '../helpers/ws-frames.js';
 import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
 interface WsUpstream {
@@ -170,4 +173,54 @@ test('an idle tunnel is closed after upgrade.idle_timeout; shutdown closes open 
   const dClosed = new Promise<void>((resolve) => d.once('close', () => resolve()));
   await u2.close(100);
   await dClosed;
+});
+
+test('WebSocket over HTTP/2 (RFC 8441 extended CONNECT) to an HTTP/1.1 WebSocket upstream', async (t) => {
+  const { a, b, u } = await setup(t, { listeners: [{ address: '127.0.0.1:0', http2: {} }] });
+  const session = await h2session(u.url);
+  t.after(() => session.destroy());
+  await waitFor(() => session.remoteSettings.enableConnectProtocol === true, 2000, 'SETTINGS_ENABLE_CONNECT_PROTOCOL');
+  const stream = session.request(
+    { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/ws', ':authority': 'chat.test', 'sec-websocket-version': '13' },
+    { endStream: false },
+  );
+  const status = await new Promise<number>((resolve, reject) => {
+    stream.once('response', (h) => resolve(Number(h[':status'])));
+    stream.once('error', reject);
+  });
+  assert.equal(status, 200, 'RFC 8441 §5: 200, not 101');
+  let buf: Buffer = Buffer.alloc(0);
+  const frames: { opcode: number; payload: Buffer }[] = [];
+  stream.on('data', (c: Buffer) => {
+    const d = decodeFrames(Buffer.concat([buf, c]));
+    buf = d.rest;
+    frames.push(...d.frames);
+  });
+  const big = randomBytes(200 * 1024);
+  stream.write(encodeFrame(OP.TEXT, Buffer.from('who')));
+  stream.write(encodeFrame(OP.BINARY, big));
+  stream.write(encodeFrame(OP.PING, Buffer.from('p')));
+  await waitFor(() => frames.length >= 3, 5000, 'three frames back');
+  assert.equal(frames[0]!.opcode, OP.TEXT);
+  assert.match(frames[0]!.payload.toString(), /^[ab]$/, 'answered by one of the two servers');
+  assert.ok(frames.some((f) => f.opcode === OP.BINARY && f.payload.equals(big)), '200 KiB binary intact');
+  assert.ok(frames.some((f) => f.opcode === OP.PONG && f.payload.toString() === 'p'), 'ping answered with pong');
+  const head = [...a.heads, ...b.heads][0]!;
+  assert.equal(head.headers.host, 'chat.test');
+  assert.equal(head.headers['x-forwarded-for'], '127.0.0.1');
+  stream.write(encodeFrame(OP.CLOSE, closePayload(4003, 'h2 bye')));
+  await waitFor(() => [...a.closes, ...b.closes].some((c) => c.code === 4003), 5000, 'the upstream saw the close code');
+  await waitFor(() => frames.some((f) => f.opcode === OP.CLOSE), 5000, 'the close echoed');
+  assert.equal(frames.find((f) => f.opcode === OP.CLOSE)!.payload.readUInt16BE(0), 4003);
+  // RFC 8441 §6: END_STREAM is the TCP FIN of the tunnel; the upstream's FIN came back as ours.
+  stream.end();
+  await waitFor(() => u.usher.inflight === 0, 5000, 'the tunnel finished');
+  assert.equal(u.access.at(-1)?.status, 200);
+  assert.equal(u.access.at(-1)?.reason, null);
+
+  // A plain CONNECT (forward proxying) is refused.
+  const plain = session.request({ ':method': 'CONNECT', ':authority': 'elsewhere.test:443' }, { endStream: false });
+  const plainStatus = await new Promise<number>((resolve) => plain.once('response', (h) => resolve(Number(h[':status']))));
+  plain.close();
+  assert.equal(plainStatus, 405);
 });
