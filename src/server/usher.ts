@@ -205,7 +205,8 @@ export class Usher implements ListenerOwner {
 }
 
 function listenerKey(l: ListenerConfig): string {
-  return `${l.host}|${l.port}|${l.tls ? `${l.tls.cert}|${l.tls.key}` : ''}`;
+  // http2 settings are fixed when the listener is created: a change reopens it.
+  return `${l.host}|${l.port}|${l.tls ? `${l.tls.cert}|${l.tls.key}` : ''}${l.http2 ? `|h2${JSON.stringify(l.http2)}` : ''}`;
 }
 
 async function closeClusters(clusters: readonly Cluster[]): Promise<void> {

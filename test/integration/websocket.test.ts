@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
 import { rawRequest, rawStatus } from '../helpers/client.js';
-import { h2session } from '../helpers/h2.js';
+import { CERT_FILE, h2session, KEY_FILE } from '../helpers/h2.js';
+import { closedPort } from '../helpers/upstream.js';
 import { closePayload, decodeFrames, encodeFrame, OP } from '../helpers/ws-frames.js';
 import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
@@ -55,7 +56,7 @@ async function startWsUpstream(name: string, verify?: (cb: (ok: boolean, code?: 
 
 function open(url: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { maxPayload: 8 * 1024 * 1024 });
+    const ws = new WebSocket(url, { maxPayload: 8 * 1024 * 1024, rejectUnauthorized: false });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -223,4 +224,27 @@ test('WebSocket over HTTP/2 (RFC 8441 extended CONNECT) to an HTTP/1.1 WebSocket
   const plainStatus = await new Promise<number>((resolve) => plain.once('response', (h) => resolve(Number(h[':status']))));
   plain.close();
   assert.equal(plainStatus, 405);
+});
+
+test('WebSocket: a server that refuses the connection is skipped (retried on another); wss:// on a TLS + http2 listener', async (t) => {
+  const a = await startWsUpstream('a');
+  const dead = await closedPort();
+  const u = await startUsher({
+    listeners: [{ address: '127.0.0.1:0', tls: { cert: CERT_FILE, key: KEY_FILE }, http2: {} }],
+    upstreams: { app: { servers: [`http://127.0.0.1:${dead}`, a.url] } },
+    routes: [{ upstream: 'app' }],
+  });
+  t.after(async () => {
+    await u.close(200);
+    await a.close();
+  });
+  for (let i = 0; i < 2; i++) {
+    const c = await open(`wss://127.0.0.1:${u.port}/chat`);
+    c.send('who');
+    assert.equal((await next(c)).data.toString(), 'a');
+    c.close();
+  }
+  assert.equal(a.heads[0]!.headers['x-forwarded-proto'], 'https');
+  await waitFor(() => u.usher.inflight === 0, 5000, 'tunnels closed');
+  assert.ok(u.access.some((l) => l.status === 101 && l.attempts === 2), 'one tunnel needed a second attempt');
 });
