@@ -132,6 +132,9 @@ export class Exchange implements RequestContext, PickContext {
       this.req.on('end', onBodyEnd);
     }
     this.appendForwardingHeaders();
+    // TE is hop-by-hop and dropped, but gRPC servers expect "te: trailers" (RFC 9110 §10.1.4),
+    // and usher does relay trailers.
+    if (cluster.config.protocol !== 'http1' && isGrpc(this.req)) this.upstreamHeaders.push('te', 'trailers');
     // Once per request, not per attempt: a retry re-sends the same edited head.
     const filters = this.route!.upstreamRequestFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
-import { constants } from 'node:http2';
+import { constants, createServer as createH2cServer } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
@@ -173,4 +174,40 @@ test('h2: max_concurrent_streams is advertised and enforced', async (t) => {
   const replies = await Promise.all(all);
   assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
   assert.equal(peak, 3);
+});
+
+test('h2c upstream: HTTP/2 end to end; a gRPC request carries te: trailers upstream and its trailers come back', async (t) => {
+  const seen: Record<string, unknown>[] = [];
+  const up = createH2cServer((req, res) => {
+    seen.push({ ...req.headers });
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', req.headers['content-type'] ?? 'text/plain');
+      res.addTrailers({ 'grpc-status': '0', 'x-t': 'yes' });
+      res.end(`v${req.httpVersion}`);
+    });
+  });
+  await new Promise<void>((resolve) => up.listen(0, '127.0.0.1', resolve));
+  const port = (up.address() as AddressInfo).port;
+  const u = await startUsher({
+    listeners: [{ address: '127.0.0.1:0', http2: {} }],
+    upstreams: { h2: { protocol: 'h2c', servers: [`http://127.0.0.1:${port}`] } },
+    routes: [{ upstream: 'h2' }],
+  });
+  t.after(async () => {
+    await u.close();
+    await new Promise<void>((resolve) => up.close(() => resolve()));
+  });
+  const session = await h2session(u.url);
+  t.after(() => session.close());
+  const r = await h2request(session, { ':path': '/svc/M', ':authority': 'g.test', 'content-type': 'application/grpc', te: 'trailers' }, Buffer.from([0, 0, 0, 0, 0]));
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'v2.0', 'the upstream was spoken to in HTTP/2');
+  assert.equal(r.trailers?.['grpc-status'], '0');
+  assert.equal(r.trailers?.['x-t'], 'yes');
+  assert.equal(seen[0]![':authority'], 'g.test');
+  assert.equal(seen[0]!.te, 'trailers');
+  const plain = await h2request(session, { ':path': '/plain', ':authority': 'g.test' });
+  assert.equal(plain.body.toString(), 'v2.0');
+  assert.equal(seen[1]!.te, undefined, 'no te for a non-gRPC request');
 });
