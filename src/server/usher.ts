@@ -86,6 +86,10 @@ export class Usher implements ListenerOwner {
         void listener.stopAccepting().then(() => this.stopping.delete(listener));
       } else {
         listener.applySettings(config);
+        // HTTP/2 settings are fixed when a listener opens (reopening the same port would clash).
+        if (JSON.stringify(listener.config.http2) !== JSON.stringify(wanted.get(key)!.http2)) {
+          this.logger.warn({ address: listener.config.address }, 'listeners[].http2 changed: restart usher to apply it to this listener');
+        }
       }
     }
     if (previous.config.limits.header_size !== config.limits.header_size) {
@@ -205,8 +209,7 @@ export class Usher implements ListenerOwner {
 }
 
 function listenerKey(l: ListenerConfig): string {
-  // http2 settings are fixed when the listener is created: a change reopens it.
-  return `${l.host}|${l.port}|${l.tls ? `${l.tls.cert}|${l.tls.key}` : ''}${l.http2 ? `|h2${JSON.stringify(l.http2)}` : ''}`;
+  return `${l.host}|${l.port}|${l.tls ? `${l.tls.cert}|${l.tls.key}` : ''}`;
 }
 
 async function closeClusters(clusters: readonly Cluster[]): Promise<void> {

@@ -7,8 +7,8 @@ import { request as httpsRequest } from 'node:https';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { CERT_FILE, h2request, h2session, KEY_FILE } from '../helpers/h2.js';
-import { startUpstream } from '../helpers/upstream.js';
-import { proxyTo, startUsher, waitFor } from '../helpers/usher.js';
+import { closedPort, startUpstream } from '../helpers/upstream.js';
+import { config, proxyTo, startUsher, waitFor } from '../helpers/usher.js';
 
 function curl(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -210,4 +210,21 @@ test('h2c upstream: HTTP/2 end to end; a gRPC request carries te: trailers upstr
   const plain = await h2request(session, { ':path': '/plain', ':authority': 'g.test' });
   assert.equal(plain.body.toString(), 'v2.0');
   assert.equal(seen[1]!.te, undefined, 'no te for a non-gRPC request');
+});
+
+test('reload: a changed listeners[].http2 is reported as needing a restart, and HTTP/2 keeps serving', async (t) => {
+  // A fixed address (port 0 would open a new listener on every reload), so the listener is kept.
+  const port = await closedPort();
+  const { u } = await proxyTo(t, 'a', undefined, { listeners: [{ address: `127.0.0.1:${port}`, http2: {} }] });
+  const bound = config({
+    listeners: [{ address: `127.0.0.1:${port}`, http2: { max_concurrent_streams: 7 } }],
+    upstreams: { app: { servers: [u.config.upstreams.app!.servers[0]!.url] } },
+    routes: [{ upstream: 'app' }],
+    log: { level: 'warn' },
+  });
+  await u.usher.reload(bound);
+  await waitFor(() => u.logs.some((l) => String(l.msg).includes('listeners[].http2 changed')), 2000, 'the warning');
+  const session = await h2session(u.url);
+  t.after(() => session.close());
+  assert.equal((await h2request(session, { ':path': '/' })).status, 200);
 });
