@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { CERT_FILE, KEY_FILE } from '../helpers/h2.js';
 import { closedPort } from '../helpers/upstream.js';
 import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
@@ -109,7 +111,8 @@ test('gRPC unary through usher (h2c both sides): metadata in, trailers out, grpc
   assert.deepEqual(r.res, { n: 42, text: 'hello|127.0.0.1' });
   assert.deepEqual(r.trailers?.get('x-trailer'), ['from-server'], 'trailing metadata passed through');
   await waitFor(() => u.access.length >= 1, 2000, 'access log');
-  assert.equal(u.access[0]!.upstream, `http://127.0.0.1:${(u.config.upstreams.grpc!.servers[0]!.url.split(':')[2])}`);
+  assert.equal(u.access[0]!.upstream, u.config.upstreams.grpc!.servers[0]!.url);
+  assert.equal(u.access[0]!.status, 200);
 });
 
 test('gRPC error status from the server passes through (Trailers-Only)', async (t) => {
@@ -186,4 +189,23 @@ test('gRPC local errors are gRPC statuses: no route → UNIMPLEMENTED, upstream 
   const r3 = await unary(slow, { n: 1, text: 'hang' });
   assert.equal(r3.err?.code, grpc.status.DEADLINE_EXCEEDED);
   assert.match(r3.err!.details, /upstream_timeout/);
+});
+
+test('gRPC over TLS: ALPN h2 on a TLS listener, grpc-js with the listener certificate as root', async (t) => {
+  const g = await startGrpcServer();
+  const u = await startUsher({
+    listeners: [{ address: '127.0.0.1:0', tls: { cert: CERT_FILE, key: KEY_FILE }, http2: {} }],
+    upstreams: { grpc: { protocol: 'h2c', servers: [`http://127.0.0.1:${g.port}`] } },
+    routes: [{ upstream: 'grpc' }],
+  });
+  const c = new EchoClient(`localhost:${u.port}`, grpc.credentials.createSsl(readFileSync(CERT_FILE))) as unknown as EchoClientT;
+  t.after(async () => {
+    c.close();
+    await u.close();
+    await g.close();
+  });
+  const r = await unary(c, { n: 5 });
+  assert.equal(r.err, null);
+  assert.equal(r.res?.n, 10);
+  assert.deepEqual(r.trailers?.get('x-trailer'), ['from-server']);
 });

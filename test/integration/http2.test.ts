@@ -5,7 +5,7 @@ import { constants, createServer as createH2cServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { test } from 'node:test';
-import { request } from '../helpers/client.js';
+import { rawRequest, rawStatus, request } from '../helpers/client.js';
 import { CERT_FILE, h2request, h2session, KEY_FILE } from '../helpers/h2.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
 import { config, proxyTo, startUsher, waitFor } from '../helpers/usher.js';
@@ -227,4 +227,15 @@ test('reload: a changed listeners[].http2 is reported as needing a restart, and 
   const session = await h2session(u.url);
   t.after(() => session.close());
   assert.equal((await h2request(session, { ':path': '/' })).status, 200);
+});
+
+test('HTTP/1.1 on an h2c listener keeps its limits: slow head 408, big head 431, pipelining; a silent connection is closed', async (t) => {
+  const u = await startUsher({ listeners: [{ address: '127.0.0.1:0', http2: {} }], routes: [{ respond: { body: 'x' } }], timeouts: { request_header: '300ms' }, limits: { header_size: '1kb' } });
+  t.after(() => u.close());
+  assert.match(await rawRequest(u.port, 'GET / HTTP/1.1\r\nHost: x\r\n', 3000), /^HTTP\/1\.1 408 [^]*reason: request_header_timeout/);
+  assert.equal(rawStatus(await rawRequest(u.port, `GET / HTTP/1.1\r\nHost: x\r\nX: ${'a'.repeat(2000)}\r\n\r\n`)), 431);
+  const two = await rawRequest(u.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal(two.match(/HTTP\/1\.1 200 OK/g)?.length, 2);
+  // Nothing sent at all: closed once timeouts.request_header passes, before the protocol is known.
+  assert.equal(await rawRequest(u.port, '', 3000), '');
 });
