@@ -82,3 +82,15 @@ test('too many header fields on HTTP/2 are 431 too_many_headers, as on HTTP/1.1'
   assert.match(r.body.toString(), /too_many_headers/);
   assert.equal(up.requests.length, 0);
 });
+
+test('connection-specific request fields on HTTP/2 (RFC 9113 §8.2.2) make the request malformed: reset, never proxied', async (t) => {
+  const { up, u } = await proxyTo(t, 'a', undefined, { listeners: [{ address: '127.0.0.1:0', http2: {} }] });
+  const c = await rawH2(u.port);
+  t.after(() => c.socket.destroy());
+  const bad = [literal('connection', 'keep-alive'), literal('transfer-encoding', 'chunked'), literal('te', 'gzip'), literal('upgrade', 'websocket')];
+  bad.forEach((field, i) => c.socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1 + 2 * i, Buffer.concat([requestBlock(`/bad${i}`), field]))));
+  const resets = () => parseFrames(c.received()).filter((f) => f.type === FRAME.RST_STREAM).length;
+  await waitFor(() => resets() === bad.length || c.closed(), 5000, 'every stream refused');
+  assert.equal(up.requests.length, 0);
+  await anotherClientServed(u.url);
+});
