@@ -8,6 +8,7 @@ import { warnShadowedRoutes } from './check-shadow.js';
 import type { Issues, Segment } from './issues.js';
 import { checkUpstreamOptions } from './check-upstream.js';
 import { didYouMean } from './suggest.js';
+import { checkProtocols } from './check-protocols.js';
 
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -31,6 +32,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
   for (const name of Object.keys(upstreams)) {
     if (!used.has(name)) issues.warning(['upstreams', name], `upstream "${name}" is not used by any route`, { at: 'key' });
   }
+  checkProtocols(data, error);
   if (isRec(data.proxy)) {
     list(data.proxy.trusted_proxies).forEach((entry, i) => {
       if (typeof entry !== 'string') return;

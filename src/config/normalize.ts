@@ -6,7 +6,7 @@ import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } fr
 import { normalizeMatch, normalizeRouteActions } from './normalize-routing.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { HealthCheckConfig, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
+import type { HealthCheckConfig, Http2Settings, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
@@ -36,6 +36,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     const { host, port } = must(parseListenAddress(l.address));
     const out: ListenerConfig = { address: String(l.address), host, port };
     if (l.tls) out.tls = { cert: filePath(l.tls.cert), key: filePath(l.tls.key) };
+    if (l.http2) out.http2 = normalizeHttp2(l.http2);
     return out;
   });
 
@@ -78,6 +79,10 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
       access_log: input.log?.access_log ?? DEFAULTS.log.access_log,
     },
     routing: { encoded_slashes: input.routing?.encoded_slashes ?? DEFAULTS.routing.encoded_slashes },
+    upgrade: {
+      protocols: unique((input.upgrade?.protocols ?? DEFAULTS.upgrade.protocols).map((p) => p.toLowerCase())),
+      idle_timeout: parseDuration(input.upgrade?.idle_timeout ?? DEFAULTS.upgrade.idle_timeout),
+    },
     file: ctx.file,
   };
   return deepFreeze(config);
@@ -99,6 +104,7 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     name,
     servers,
     balance: u.balance ?? DEFAULTS.upstream.balance,
+    protocol: u.protocol ?? 'http1',
     hash: { key: u.hash?.key ?? DEFAULTS.upstream.hash.key },
     sticky: {
       cookie: u.sticky?.cookie ?? DEFAULTS.upstream.sticky.cookie,
@@ -185,6 +191,17 @@ function normalizeOutlier(o: NonNullable<UpstreamInput['outlier_detection']>): O
     base_ejection_time: parseDuration(o.base_ejection_time ?? d.base_ejection_time),
     max_ejection_time: parseDuration(o.max_ejection_time ?? d.max_ejection_time),
     max_ejection_percent: o.max_ejection_percent ?? d.max_ejection_percent,
+  };
+}
+
+function normalizeHttp2(h: NonNullable<ConfigInput['listeners'][number]['http2']>): Http2Settings {
+  const d = DEFAULTS.http2;
+  return {
+    max_concurrent_streams: h.max_concurrent_streams ?? d.max_concurrent_streams,
+    max_header_list_size: parseSize(h.max_header_list_size ?? d.max_header_list_size),
+    max_session_memory: parseSize(h.max_session_memory ?? d.max_session_memory),
+    max_resets: h.max_resets ?? d.max_resets,
+    reset_window: parseDuration(h.reset_window ?? d.reset_window),
   };
 }
 

@@ -55,10 +55,13 @@ export const DEFAULTS = {
   },
   log: { level: 'info', access_log: false },
   routing: { encoded_slashes: 'reject' },
+  http2: { max_concurrent_streams: 100, max_header_list_size: '32kb', max_session_memory: '10mb', max_resets: 200, reset_window: '10s' },
+  upgrade: { protocols: ['websocket'], idle_timeout: '10m' },
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const BALANCERS = ['round_robin', 'least_request', 'least_conn', 'random', 'hash', 'sticky'] as const;
+export const UPSTREAM_PROTOCOLS = ['http1', 'h2', 'h2c'] as const;
 
 /** RFC 9110 §5.6.2 token: what a header name may contain. */
 const TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
@@ -105,6 +108,41 @@ const headerName = (description: string, options: SchemaOptions = {}) =>
     ...options,
   });
 
+const Http2Options = object(
+  {
+    max_concurrent_streams: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10000,
+        default: DEFAULTS.http2.max_concurrent_streams,
+        description: 'Most streams (requests) a client may have open at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113 §6.5.2).',
+      }),
+    ),
+    max_header_list_size: Type.Optional(
+      size(
+        'Largest decoded request header list on HTTP/2 (SETTINGS_MAX_HEADER_LIST_SIZE): bounds HPACK bombs and CONTINUATION floods; a larger header block resets the stream or closes the connection.',
+        DEFAULTS.http2.max_header_list_size,
+      ),
+    ),
+    max_session_memory: Type.Optional(
+      size('Memory one HTTP/2 connection may hold (HPACK tables, buffered frames) before new streams are refused; rounded up to whole megabytes.', DEFAULTS.http2.max_session_memory),
+    ),
+    max_resets: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: DEFAULTS.http2.max_resets,
+        description:
+          'Rapid Reset defence (CVE-2023-44487): a connection on which more than this many streams are reset (by the client or by usher) within `reset_window` gets GOAWAY (ENHANCE_YOUR_CALM) and is closed.',
+      }),
+    ),
+    reset_window: Type.Optional(duration('Time window over which `max_resets` is counted.', DEFAULTS.http2.reset_window)),
+  },
+  {
+    description:
+      'Accept HTTP/2 on this listener as well as HTTP/1.1. With `tls`: negotiated by ALPN ("h2", falling back to "http/1.1"). Without `tls`: cleartext h2c with prior knowledge (RFC 9113 §3.3), told apart from HTTP/1.1 by the connection preface. `http2: {}` enables it with the defaults.',
+  },
+);
+
 const Listener = object(
   {
     address: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0, maximum: 65535 })], {
@@ -121,6 +159,7 @@ const Listener = object(
         { description: 'Terminate TLS on this listener with a certificate and key from files. Omit for plain HTTP.' },
       ),
     ),
+    http2: Type.Optional(Http2Options),
   },
   { description: 'One address to accept client (downstream) connections on.' },
 );
@@ -338,6 +377,13 @@ const Dns = object(
 const Upstream = object(
   {
     servers: Type.Array(Server, { minItems: 1, description: 'The servers requests are balanced over (at least one).' }),
+    protocol: Type.Optional(
+      stringEnum(UPSTREAM_PROTOCOLS, {
+        default: 'http1',
+        description:
+          'Protocol spoken to the servers. http1: HTTP/1.1 (default). h2: HTTP/2 over TLS (https:// servers, negotiated by ALPN). h2c: cleartext HTTP/2 with prior knowledge (http:// servers) — what gRPC servers usually speak.',
+      }),
+    ),
     balance: Type.Optional(
       stringEnum(BALANCERS, {
         default: DEFAULTS.upstream.balance,
@@ -816,6 +862,23 @@ export const ConfigSchema = object(
           ),
         },
         { description: 'How requests and responses are rewritten on the way through.' },
+      ),
+    ),
+    upgrade: Type.Optional(
+      object(
+        {
+          protocols: Type.Optional(
+            Type.Array(Type.String({ pattern: TOKEN_PATTERN, 'x-usher-expected': 'a protocol name like "websocket"' }), {
+              default: DEFAULTS.upgrade.protocols,
+              description:
+                'Protocols a client may switch to with an HTTP/1.1 Upgrade (RFC 9110 §7.8), case-insensitively. Other upgrades (h2c included) are refused with 400 upgrade_not_allowed.',
+            }),
+          ),
+          idle_timeout: Type.Optional(
+            duration('An upgraded connection (a WebSocket tunnel) with no bytes in either direction for this long is closed.', DEFAULTS.upgrade.idle_timeout),
+          ),
+        },
+        { description: 'Connection upgrades (WebSockets): routed and balanced like any request, then tunnelled byte for byte once the upstream answers 101.' },
       ),
     ),
     log: Type.Optional(

@@ -17,6 +17,22 @@ export interface ListenerConfig {
   port: number; // 0..65535 (0: ephemeral, used by tests)
   /** TLS termination with files (PEM). SNI, reload and ACME come with the TLS issue. */
   tls?: { cert: string; key: string };
+  /** HTTP/2 next to HTTP/1.1: ALPN with tls, h2c prior knowledge without. Absent: HTTP/1.1 only. */
+  http2?: Http2Settings;
+}
+
+export interface Http2Settings {
+  max_concurrent_streams: number; // default 100
+  max_header_list_size: number; // bytes, default 32768
+  max_session_memory: number; // bytes, default 10 MiB
+  max_resets: number; // default 200 per reset_window
+  reset_window: number; // ms, default 10000
+}
+
+export interface UpgradeSettings {
+  /** Lower-case protocol tokens allowed in Upgrade. Default ["websocket"]. */
+  protocols: string[];
+  idle_timeout: number; // ms, default 600000
 }
 
 export interface ServerConfig {
@@ -104,6 +120,8 @@ export interface UpstreamConfig {
   circuit_breaker: CircuitBreakerConfig | null;
   /** DNS discovery of servers given by name; null: off. */
   dns: DnsConfig | null;
+  /** http1 (default), h2 (TLS + ALPN), h2c (cleartext prior knowledge). */
+  protocol: 'http1' | 'h2' | 'h2c';
   /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
   host_header: string;
   pool: {
@@ -205,6 +223,7 @@ export interface UsherConfig {
   proxy: ProxySettings;
   log: LogSettings;
   routing: RoutingSettings;
+  upgrade: UpgradeSettings;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

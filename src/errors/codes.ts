@@ -48,6 +48,8 @@ export const REASONS = Object.freeze({
   too_many_headers: r(431, 'downstream', false, 'the request has too many header fields'),
   body_too_large: r(413, 'downstream', false, 'the request body is larger than allowed'),
   downstream_aborted: r(499, 'downstream', false, 'the client closed the connection before the response completed'),
+  upgrade_not_allowed: r(400, 'downstream', false, 'this connection upgrade is not allowed (only websocket and configured protocols)'),
+  tunnel_idle_timeout: r(408, 'downstream', false, 'the upgraded connection (WebSocket tunnel) was idle too long'),
 });
 
 export type ReasonCode = keyof typeof REASONS;

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Exchange } from './exchange.js';
 
 /**
@@ -30,6 +31,11 @@ export class Attempt {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     return this.ex.current === this ? this.ex.onHeaders(statusCode, rawHeaders, resume) : false;
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
+    if (this.ex.current === this) this.ex.onUpgrade(statusCode, rawHeaders, socket);
+    else socket.destroy();
   }
 
   onData(chunk: Buffer): boolean {

@@ -20,6 +20,8 @@ import { Attempt } from './attempt.js';
 import { BodyLimit } from './body-limit.js';
 import { filterResponseHeaders, forwardedNode, RequestHead, scanRequestHeaders, trailersObject, type ForwardSettings } from './headers.js';
 import { sendLocalReply, wantsJson } from './local-reply.js';
+import { grpcTrailersOnly, isGrpc, sendGrpcLocalReply } from './grpc.js';
+import { openTunnel, upgradeOf } from './upgrade.js';
 
 export const kExchange = Symbol('usher.exchange');
 
@@ -111,6 +113,8 @@ export class Exchange implements RequestContext, PickContext {
     this.clearTimer();
     if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
     if (this.upstreamActive) this.stopUpstream();
+    // gRPC clients read grpc-status, not an HTML/JSON body (gRPC over HTTP/2: Trailers-Only).
+    if (isGrpc(this.req)) return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
     sendLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader, wantsJson(this.req.rawHeaders), close || this.owner.draining);
   }
 
@@ -146,11 +150,15 @@ export class Exchange implements RequestContext, PickContext {
       } else {
         this.body = this.req;
       }
-      this.socket.setTimeout(this.runtime.config.timeouts.body_idle);
+      // On the request, not the socket: on HTTP/2 the socket is the whole session's.
+      this.req.setTimeout(this.runtime.config.timeouts.body_idle);
       this.req.on('timeout', onBodyIdle);
       this.req.on('end', onBodyEnd);
     }
     this.appendForwardingHeaders();
+    // TE is hop-by-hop and dropped, but gRPC servers expect "te: trailers" (RFC 9110 §10.1.4),
+    // and usher does relay trailers.
+    if (cluster.config.protocol !== 'http1' && isGrpc(this.req)) this.upstreamHeaders.push('te', 'trailers');
     // Once per request, not per attempt: a retry re-sends the same edited head.
     const filters = this.route!.upstreamRequestFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);
@@ -229,7 +237,7 @@ export class Exchange implements RequestContext, PickContext {
     const perTry = cluster.retry.perTryTimeout;
     if (perTry !== null) this.timer = setTimeout(onTryTimeout, perTry, this);
     endpoint.pool.dispatch(
-      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body },
+      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body, upgrade: upgradeOf(this.req) },
       attempt,
     );
   }
@@ -305,6 +313,8 @@ export class Exchange implements RequestContext, PickContext {
     const filters = this.route!.responseFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);
     if (this.owner.draining) this.res.shouldKeepAlive = false;
+    // A gRPC Trailers-Only response (grpc-status in the head) must stay one HEADERS frame.
+    if (grpcTrailersOnly(this.res, statusCode, headers)) return true;
     try {
       // The standard reason phrase: undici decodes the upstream's as UTF-8, which node:http may refuse.
       this.res.writeHead(statusCode, headers);
@@ -320,6 +330,20 @@ export class Exchange implements RequestContext, PickContext {
 
   private resume: (() => void) | null = null;
 
+  /** The upstream answered 101 to an upgrade (WebSocket): from here it is a byte tunnel. */
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
+    if (!this.upstreamActive || this.downstreamGone) {
+      socket.destroy();
+      return;
+    }
+    this.clearTimer();
+    this.cluster!.observeStatus(this.endpoint!, statusCode);
+    this.abortUpstream = null;
+    this.releaseEndpoint();
+    this.responseStarted = true;
+    openTunnel(this, statusCode, rawHeaders, socket);
+  }
+
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
     if (this.res.destroyed) return false;
@@ -332,7 +356,8 @@ export class Exchange implements RequestContext, PickContext {
     if (!this.upstreamActive) return;
     this.releaseEndpoint();
     this.abortUpstream = null;
-    if (trailers !== null && trailers.length > 0) this.res.addTrailers(trailersObject(trailers));
+    // HTTP/1.1 upstreams give trailers as a flat array, HTTP/2 ones as an object.
+    if (trailers !== null && (trailers.length > 0 || !Array.isArray(trailers))) this.res.addTrailers(trailersObject(trailers));
     this.res.end();
   }
 
@@ -487,7 +512,8 @@ function relayInterim(res: ServerResponse, status: number, raw: Buffer[], settin
       // node:http refuses some Link values (e.g. several links in one field); hints are optional.
     }
   } else if (status === 102) {
-    res.writeProcessing();
+    // Http2ServerResponse has no writeProcessing (102 is obsolete, RFC 9110 §15.2).
+    if (typeof res.writeProcessing === 'function') res.writeProcessing();
   }
 }
 
@@ -538,7 +564,7 @@ function onRetryTimer(ex: Exchange): void {
 }
 
 function onBodyEnd(this: WithExchange<IncomingMessage>): void {
-  this[kExchange]!.socket.setTimeout(0);
+  this.setTimeout(0);
 }
 
 function ignoreError(): void {

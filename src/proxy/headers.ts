@@ -193,12 +193,19 @@ export function filterResponseHeaders(raw: readonly Buffer[], settings: ForwardS
   if (named !== null) removeNamed(out, named);
 }
 
-/** Converts undici trailers (Buffer pairs) to the object `res.addTrailers` takes. */
-export function trailersObject(raw: readonly (Buffer | string)[]): Record<string, string> {
+/** Converts undici trailers (Buffer pairs, or an HTTP/2 header object) to the object `res.addTrailers` takes. */
+export function trailersObject(raw: readonly (Buffer | string)[] | Record<string, string | string[] | undefined>): Record<string, string> {
   const obj: Record<string, string> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = latin1(raw[i]!);
-    const value = latin1(raw[i + 1]!);
+  if (!Array.isArray(raw)) {
+    for (const [name, value] of Object.entries(raw)) {
+      if (value !== undefined && name.charCodeAt(0) !== 58 /* : */) obj[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    return obj;
+  }
+  const list = raw as readonly (Buffer | string)[];
+  for (let i = 0; i < list.length; i += 2) {
+    const name = latin1(list[i]!);
+    const value = latin1(list[i + 1]!);
     obj[name] = obj[name] === undefined ? value : `${obj[name]}, ${value}`;
   }
   return obj;

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { Exchange, type ExchangeOwner } from '../proxy/exchange.js';
 import { attachRouteRequest, validHost } from '../router/index.js';
 import type { Runtime } from './runtime.js';
+import { h2HasBody, isH2Request } from './h2.js';
 
 /**
  * The latest response on a downstream socket. The parser can still fail after the handler ran
@@ -51,7 +52,8 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
   const url = req.url ?? '';
 
   // llhttp also accepts "GET /" (HTTP/0.9) and "HTTP/2.0" on an HTTP/1 connection: RFC 9110 §15.6.6.
-  if (req.httpVersionMajor !== 1) return ex.fail('http_version_not_supported', true);
+  const h2 = req.httpVersionMajor === 2 && isH2Request(req);
+  if (req.httpVersionMajor !== 1 && !h2) return ex.fail('http_version_not_supported', true);
   if (url.length + req.method!.length + 10 > limits.request_line) return ex.fail('request_line_too_long', true);
   if (req.rawHeaders.length > limits.header_count * 2) return ex.fail('too_many_headers', true);
   if (head.transferEncoding !== undefined) {
@@ -100,7 +102,8 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
   // RFC 9112 §3.2.4 asterisk-form: undici cannot send it upstream, so only respond routes answer it.
   if (path === '*') return ex.fail('bad_request');
 
-  const hasBody = head.transferEncoding !== undefined || (head.contentLength !== undefined && head.contentLength !== '0');
+  // HTTP/2 frames the body itself (END_STREAM); Content-Length, if sent, is checked against DATA by node.
+  const hasBody = h2 ? h2HasBody(req) : head.transferEncoding !== undefined || (head.contentLength !== undefined && head.contentLength !== '0');
   if (hasBody && limits.body !== null && head.contentLength !== undefined && Number(head.contentLength) > limits.body) {
     // Refused before any body byte is read, and before "100 Continue" is sent.
     return ex.fail('body_too_large', true);

@@ -8,6 +8,8 @@ import type { ReasonCode } from '../errors/index.js';
 import { rawErrorReply } from '../proxy/local-reply.js';
 import { newRequestId } from '../observability/request-id.js';
 import { handleRequest, kResponse, type HandlerOwner, type ResponseSocket } from './handler.js';
+import { H2Front, h2TlsOptions } from './h2.js';
+import { closeTunnels, handleUpgrade } from '../proxy/upgrade.js';
 
 export interface ListenerOwner extends HandlerOwner {
   /** A request that failed before it reached a handler (parse error, head timeout...). */
@@ -21,6 +23,10 @@ export class Listener {
   readonly config: ListenerConfig;
   readonly server: Server;
   private readonly owner: ListenerOwner;
+  /** HTTP/2 on this listener (listeners[].http2), next to HTTP/1.1. */
+  readonly h2: H2Front | undefined;
+  /** Client sockets of open upgrade tunnels (WebSockets): not tracked by node:http once upgraded. */
+  readonly tunnels = new Set<Socket>();
 
   constructor(owner: ListenerOwner, config: ListenerConfig, settings: UsherConfig) {
     this.owner = owner;
@@ -39,8 +45,10 @@ export class Listener {
     };
     const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, req, res, false);
     this.server = config.tls
-      ? createHttpsServer({ ...options, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, onRequest)
+      ? createHttpsServer({ ...options, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), ...(config.http2 ? h2TlsOptions() : {}) }, onRequest)
       : createHttpServer(options, onRequest);
+    this.h2 = config.http2 ? new H2Front(owner, this.server, config.http2, settings, config.tls !== undefined) : undefined;
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, this.tunnels, req, socket as Socket, head));
     this.applySettings(settings);
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, req, res, true));
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
@@ -79,11 +87,14 @@ export class Listener {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
+      this.h2?.close();
     });
   }
 
   closeAll(): void {
     this.server.closeAllConnections();
+    this.h2?.destroy();
+    closeTunnels(this.tunnels);
   }
 
   /** Requests that never reached a handler: malformed, too large, too slow. */

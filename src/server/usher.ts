@@ -90,6 +90,10 @@ export class Usher implements ListenerOwner {
         void listener.stopAccepting().then(() => this.stopping.delete(listener));
       } else {
         listener.applySettings(config);
+        // HTTP/2 settings are fixed when a listener opens (reopening the same port would clash).
+        if (JSON.stringify(listener.config.http2) !== JSON.stringify(wanted.get(key)!.http2)) {
+          this.logger.warn({ address: listener.config.address }, 'listeners[].http2 changed: restart usher to apply it to this listener');
+        }
       }
     }
     if (previous.config.limits.header_size !== config.limits.header_size) {

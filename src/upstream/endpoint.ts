@@ -47,12 +47,15 @@ export class Endpoint implements BalancerEndpoint {
       pipelining: 1,
       keepAliveTimeout: upstream.pool.keep_alive_timeout,
       keepAliveMaxTimeout: upstream.pool.keep_alive_timeout,
-      connect: { timeout: upstream.timeouts.connect },
+      connect: { timeout: upstream.timeouts.connect, ...(upstream.protocol === 'h2c' ? { useH2c: true } : {}) },
       headersTimeout: upstream.timeouts.response_header,
       bodyTimeout: upstream.timeouts.body_idle,
       // The upstream's response head may be as large as what we accept downstream, not more.
       maxHeaderSize: 64 * 1024,
       strictContentLength: true,
+      // HTTP/2 upstreams (gRPC): h2 by ALPN over TLS, h2c by prior knowledge (undici's useH2c,
+      // which Pool only passes on inside `connect`).
+      ...(upstream.protocol === 'http1' ? {} : { allowH2: true }),
     });
   }
 

@@ -35,6 +35,7 @@ const DEFAULT_TOP_LEVEL = {
   },
   log: { level: 'info', access_log: false },
   routing: { encoded_slashes: 'reject' },
+  upgrade: { protocols: ['websocket'], idle_timeout: 600_000 },
 } as const;
 
 // Defaults of the upstreams issue's options (balancing, failover, health, retries...).
@@ -70,6 +71,7 @@ test('the README example loads and normalizes', () => {
         name: 'app',
         servers: [server(3001), server(3002)],
         balance: 'round_robin',
+        protocol: 'http1',
         host_header: 'preserve',
         pool: { max_connections: 128, keep_alive_timeout: 60_000 },
         timeouts: { connect: 5000, response_header: 60_000, body_idle: 60_000 },

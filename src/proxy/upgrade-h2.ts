@@ -1,0 +1,62 @@
+// WebSockets over HTTP/2 (RFC 8441): the client opens a stream with an extended CONNECT
+// (`:method CONNECT`, `:protocol websocket`) and, once answered 200, speaks WebSocket frames on
+// it. Upstreams speak HTTP/1.1, so usher turns the stream into an ordinary upgrade request
+// (GET, Upgrade: websocket, a fresh Sec-WebSocket-Key: RFC 8441 §5 drops the key/accept
+// handshake on HTTP/2) and, after the upstream's 101, joins the stream and the upstream socket.
+
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import type { Exchange } from './exchange.js';
+import { filterResponseHeaders } from './headers.js';
+
+/**
+ * Rewrites an extended CONNECT for `websocket` into the HTTP/1.1 upgrade request the proxy stage
+ * sends upstream. Returns false when the request is not one (an ordinary CONNECT, another
+ * :protocol, or websocket upgrades not allowed).
+ */
+export function prepareH2WebSocket(req: Http2ServerRequest, rawHeaders: string[], allowed: readonly string[]): boolean {
+  const protocol = req.headers[':protocol'];
+  if (typeof protocol !== 'string' || protocol.toLowerCase() !== 'websocket' || !allowed.includes('websocket')) return false;
+  rawHeaders.push('sec-websocket-key', randomBytes(16).toString('base64'));
+  // node validates the new value; the upstream head is built from it.
+  (req as { method: string }).method = 'GET';
+  return true;
+}
+
+/** After the upstream's 101: answer the stream 200 (RFC 8441 §5) and copy bytes both ways. */
+export function openH2Tunnel(ex: Exchange, rawHeaders: readonly Buffer[], upstream: Socket, idle: number): void {
+  const fwd = ex.runtime.forward;
+  const headers: string[] = [];
+  filterResponseHeaders(rawHeaders, fwd, headers);
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    // The accept value answers usher's key, not the client's (it sent none).
+    if (headers[i]!.toLowerCase() !== 'sec-websocket-accept') out.push(headers[i]!, headers[i + 1]!);
+  }
+  if (fwd.via !== null) out.push('via', fwd.via);
+  out.push(fwd.requestIdHeader, ex.requestId);
+  // Flat name/value arrays work on node's compatibility response as on node:http's.
+  ex.res.writeHead(200, out);
+  const res = ex.res as unknown as Http2ServerResponse;
+  const stream = res.stream;
+  upstream.on('close', () => {
+    if (!stream.destroyed && !res.writableEnded) stream.close();
+  });
+  if (idle > 0) {
+    stream.setTimeout(idle, () => {
+      ex.reason = 'tunnel_idle_timeout';
+      upstream.destroy();
+      stream.close();
+    });
+  }
+  // Through the compatibility objects, which already own the stream's data events.
+  pipeline(ex.req as IncomingMessage, upstream, (err) => {
+    if (err) upstream.destroy();
+  });
+  pipeline(upstream, res as unknown as ServerResponse, (err) => {
+    if (err && !stream.destroyed) stream.close();
+  });
+}

@@ -1,0 +1,118 @@
+// HTTP/1.1 connection upgrades (RFC 9110 §7.8), i.e. WebSockets (RFC 6455). An upgrade request
+// takes the ordinary request path — routing, filters, forwarding headers, cluster.pick, retries
+// on connect failure, the access log and the inflight count — with a ServerResponse bound to the
+// raw socket. undici sends it with `upgrade:`; only when the upstream answers 101 does usher
+// answer 101 and join the two sockets into a byte tunnel (so WebSocket frames, pings and close
+// codes pass as they are). Any other answer (a refusal: 400, 403...) is relayed as a normal
+// response and the connection is closed.
+
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import { handleRequest, type HandlerOwner } from '../server/handler.js';
+import { Exchange } from './exchange.js';
+import { filterResponseHeaders } from './headers.js';
+import { openH2Tunnel } from './upgrade-h2.js';
+
+const kUpgrade = Symbol('usher.upgrade');
+const kTunnels = Symbol('usher.tunnels');
+const kTunnelled = Symbol('usher.tunnelled');
+type UpgradeRequest = IncomingMessage & { [kUpgrade]?: string };
+type TunnelSocket = Socket & { [kTunnels]?: Set<Socket>; [kTunnelled]?: boolean };
+
+/** The protocol an upgrade request asks for, for undici's `upgrade` option; undefined otherwise. */
+export function upgradeOf(req: IncomingMessage): string | undefined {
+  return (req as UpgradeRequest)[kUpgrade];
+}
+
+/** Marks a request as an upgrade to `protocol` (an HTTP/2 extended CONNECT, see upgrade-h2.ts). */
+export function markUpgrade(req: IncomingMessage, protocol: string): void {
+  (req as UpgradeRequest)[kUpgrade] = protocol;
+}
+
+/** node:http's 'upgrade' event: every request with Connection: upgrade and an Upgrade field. */
+export function handleUpgrade(owner: HandlerOwner, tunnels: Set<Socket>, req: IncomingMessage, socket: TunnelSocket, head: Buffer): void {
+  socket.on('error', ignore);
+  socket[kTunnels] = tunnels;
+  // Bytes the client sent after the head belong to the upstream once the tunnel opens.
+  if (head.length > 0) socket.unshift(head);
+  const res = new ServerResponse(req);
+  res.assignSocket(socket);
+  // No keep-alive after an upgrade request: the connection is a tunnel or it is closed.
+  res.shouldKeepAlive = false;
+  res.on('finish', onReplyFinish);
+  const protocol = (req.headers.upgrade ?? '').trim();
+  const allowed = owner.runtime.config.upgrade.protocols;
+  // One protocol, allowed by config. A list ("websocket, foo") is refused rather than guessed at.
+  if (!allowed.includes(protocol.toLowerCase()) || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+    // h2c (RFC 7540 §3.2, removed in RFC 9113) through a proxy would hand the client a raw
+    // HTTP/2 connection to the upstream past routing ("h2c smuggling"): refused like any other.
+    const ex = new Exchange(owner, owner.runtime, req, res);
+    owner.inflight++;
+    owner.runtime.inflight++;
+    ex.fail('upgrade_not_allowed', true);
+    return;
+  }
+  (req as UpgradeRequest)[kUpgrade] = protocol;
+  handleRequest(owner, req, res, false);
+}
+
+/** Called by Exchange.onUpgrade once the upstream answered 101. */
+export function openTunnel(ex: Exchange, statusCode: number, rawHeaders: readonly (Buffer | string)[], upstream: Socket): void {
+  const client = ex.socket as TunnelSocket;
+  upstream.on('error', ignore);
+  const raw = rawHeaders.map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));
+  if (ex.req.httpVersionMajor === 2) return openH2Tunnel(ex, raw, upstream, ex.runtime.config.upgrade.idle_timeout);
+  if (client.destroyed) {
+    upstream.destroy();
+    return;
+  }
+  const fwd = ex.runtime.forward;
+  const headers: string[] = [];
+  filterResponseHeaders(raw, fwd, headers);
+  // Connection and Upgrade are hop-by-hop and were filtered; the 101 needs them (RFC 9110 §15.2.2).
+  headers.push('connection', 'upgrade', 'upgrade', upgradeOf(ex.req) ?? 'websocket');
+  if (fwd.via !== null) headers.push('via', fwd.via);
+  headers.push(fwd.requestIdHeader, ex.requestId);
+  client[kTunnelled] = true;
+  ex.res.writeHead(statusCode, headers);
+  // A 101 has no body: end() writes the head now; the socket is the tunnel's from here.
+  ex.res.end();
+  const tunnels = client[kTunnels];
+  tunnels?.add(client);
+  client.on('close', () => {
+    tunnels?.delete(client);
+    upstream.destroy();
+  });
+  upstream.on('close', () => client.destroy());
+  // Activity in either direction is activity on the client socket (reads and writes).
+  const idle = ex.runtime.config.upgrade.idle_timeout;
+  if (idle > 0) {
+    client.setTimeout(idle, () => {
+      ex.reason = 'tunnel_idle_timeout';
+      client.destroy();
+    });
+  }
+  // Backpressure both ways; an error or close on either side tears down both.
+  pipeline(client, upstream, (err) => {
+    if (err) client.destroy();
+  });
+  pipeline(upstream, client, (err) => {
+    if (err) upstream.destroy();
+  });
+  client.resume();
+}
+
+/** Closes every open tunnel (after the graceful-shutdown period). */
+export function closeTunnels(tunnels: Set<Socket>): void {
+  for (const s of tunnels) s.destroy();
+  tunnels.clear();
+}
+
+/** A reply that is not a 101 ends the connection: no keep-alive after a refused upgrade. */
+function onReplyFinish(this: ServerResponse): void {
+  const socket = this.socket as TunnelSocket | null;
+  if (socket !== null && socket[kTunnelled] !== true) socket.end();
+}
+
+function ignore(): void {}
