@@ -5,6 +5,8 @@ import { isIP } from 'node:net';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy } from './address.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
+import { checkTls } from './check-tls.js';
+import { baseDirOf } from './normalize.js';
 
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -28,6 +30,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
   for (const name of Object.keys(upstreams)) {
     if (!used.has(name)) issues.warning(['upstreams', name], `upstream "${name}" is not used by any route`, { at: 'key' });
   }
+  checkTls(data, issues, baseDirOf(issues.file));
   if (isRec(data.proxy)) {
     list(data.proxy.trusted_proxies).forEach((entry, i) => {
       if (typeof entry !== 'string') return;

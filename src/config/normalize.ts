@@ -5,6 +5,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } from './address.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
+import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from './normalize-tls.js';
 import type { ListenerConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -34,13 +35,16 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   const listeners = input.listeners.map((l): ListenerConfig => {
     const { host, port } = must(parseListenAddress(l.address));
     const out: ListenerConfig = { address: String(l.address), host, port };
-    if (l.tls) out.tls = { cert: filePath(l.tls.cert), key: filePath(l.tls.key) };
+    if (l.tls) out.tls = normalizeListenerTls(l.tls, filePath);
+    const redirect = redirectPort(l.redirect_https);
+    if (redirect !== undefined) out.redirect_https = redirect;
     return out;
   });
 
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, u] of Object.entries(input.upstreams ?? {})) {
     upstreams[name] = normalizeUpstream(name, u, source(['upstreams', name], 'key'));
+    if (u.tls) upstreams[name].tls = normalizeUpstreamTls(u.tls, filePath);
   }
 
   const routes = (input.routes ?? []).map((r, index) => normalizeRoute(r, index, source(['routes', index], 'value')));
@@ -78,6 +82,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     },
     file: ctx.file,
   };
+  if (input.acme) config.acme = normalizeAcme(input.acme, filePath);
   return deepFreeze(config);
 }
 

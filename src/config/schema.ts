@@ -9,6 +9,7 @@
 //   x-usher-key:      what the keys of a map are called ("upstream name"), for error messages.
 import { Type, type Static, type TSchema, type SchemaOptions } from '@sinclair/typebox';
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
+import { Acme, ListenerTls, RedirectHttps, TLS_DEFAULTS, UpstreamTls } from './schema-tls.js';
 
 export const DEFAULTS = {
   server: { weight: 1 },
@@ -29,6 +30,7 @@ export const DEFAULTS = {
     request_id_header: 'x-request-id',
   },
   log: { level: 'info', access_log: false },
+  tls: TLS_DEFAULTS,
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -86,15 +88,8 @@ const Listener = object(
         'Where to accept connections: "host:port", "[ipv6]:port", ":port" (all IPv4 interfaces, 0.0.0.0) or a bare port number (same as ":port"). Port 0 picks a free port.',
       'x-usher-expected': 'an address like "127.0.0.1:8080", "[::1]:8080", ":8080" or a port number',
     }),
-    tls: Type.Optional(
-      object(
-        {
-          cert: Type.String({ minLength: 1, description: 'Certificate chain file (PEM). Relative paths are resolved against the config file\'s directory.' }),
-          key: Type.String({ minLength: 1, description: 'Private key file (PEM). Relative paths are resolved against the config file\'s directory.' }),
-        },
-        { description: 'Terminate TLS on this listener with a certificate and key from files. Omit for plain HTTP.' },
-      ),
-    ),
+    tls: Type.Optional(ListenerTls),
+    redirect_https: Type.Optional(RedirectHttps),
   },
   { description: 'One address to accept client (downstream) connections on.' },
 );
@@ -169,6 +164,7 @@ const Upstream = object(
         { description: 'Timeouts for talking to this upstream\'s servers.' },
       ),
     ),
+    tls: Type.Optional(UpstreamTls),
   },
   { description: 'A named group of servers that routes send requests to.' },
 );
@@ -333,6 +329,7 @@ export const ConfigSchema = object(
         { description: 'Logging.' },
       ),
     ),
+    acme: Type.Optional(Acme),
   },
   {
     title: 'usher configuration',

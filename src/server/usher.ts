@@ -205,7 +205,9 @@ export class Usher implements ListenerOwner {
 }
 
 function listenerKey(l: ListenerConfig): string {
-  return `${l.host}|${l.port}|${l.tls ? `${l.tls.cert}|${l.tls.key}` : ''}`;
+  // TLS settings and certificates change on a live listener (Listener.applySettings); only
+  // switching TLS on or off needs a new server.
+  return `${l.host}|${l.port}|${l.tls ? 'tls' : ''}`;
 }
 
 async function closeClusters(clusters: readonly Cluster[]): Promise<void> {
