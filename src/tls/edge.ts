@@ -40,7 +40,9 @@ export class Edge {
       return false;
     }
     const url = req.url ?? '';
-    if (url.startsWith(CHALLENGE_PREFIX) && this.answerChallenge(url, res)) return true;
+    // Never redirected: a CA fetches HTTP-01 answers over plain HTTP (RFC 8555 §8.3); a token
+    // usher does not hold may belong to another ACME client behind it, so it is routed.
+    if (url.startsWith(CHALLENGE_PREFIX)) return this.answerChallenge(url, res);
     if (this.redirectPort !== undefined) return redirect(req, res, this.redirectPort);
     return false;
   }

@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import type { ServerConfig, UpstreamConfig } from '../config/types.js';
 import type { BalancerEndpoint } from './balancer.js';
+import { upstreamTlsOptions } from '../tls/upstream.js';
 
 /** One upstream server: its connection pool and its state. */
 export class Endpoint implements BalancerEndpoint {
@@ -23,7 +24,7 @@ export class Endpoint implements BalancerEndpoint {
       pipelining: 1,
       keepAliveTimeout: upstream.pool.keep_alive_timeout,
       keepAliveMaxTimeout: upstream.pool.keep_alive_timeout,
-      connect: { timeout: upstream.timeouts.connect },
+      connect: { timeout: upstream.timeouts.connect, ...upstreamTlsOptions(server, upstream) },
       headersTimeout: upstream.timeouts.response_header,
       bodyTimeout: upstream.timeouts.body_idle,
       // The upstream's response head may be as large as what we accept downstream, not more.
