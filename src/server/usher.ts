@@ -6,6 +6,7 @@ import { createAccessLogger, createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
+import { AcmeManager } from '../tls/acme/manager.js';
 import { Runtime } from './runtime.js';
 
 export interface UsherOptions {
@@ -33,17 +34,21 @@ export class Usher implements ListenerOwner {
   draining = false;
   inflight = 0;
   private drainWaiters: (() => void)[] = [];
+  /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
+  readonly certSource: AcmeManager | undefined;
 
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
     this.logger = createLogger(config.log, options.logDestination);
     this.runtime = Runtime.build(config).runtime;
     this.configureAccessLog(config);
+    this.certSource = config.acme === undefined ? undefined : new AcmeManager(config.acme, this.logger);
   }
 
   async start(): Promise<void> {
     try {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
+      this.certSource?.start();
     } catch (err) {
       await this.close(0);
       throw err;
@@ -78,6 +83,8 @@ export class Usher implements ListenerOwner {
     }
     const previous = this.runtime;
     this.runtime = runtime;
+    if (config.acme !== undefined) this.certSource?.update(config.acme);
+    if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
     this.configureAccessLog(config);
     for (const [key, listener] of this.listeners) {
       if (!wanted.has(key)) {
@@ -103,6 +110,7 @@ export class Usher implements ListenerOwner {
   /** Graceful shutdown: stop accepting, let in-flight requests finish within graceMs, then cut. */
   async close(graceMs = this.runtime.config.timeouts.graceful_shutdown): Promise<void> {
     this.draining = true;
+    const acmeStopped = this.certSource?.close();
     const stops = [...this.listeners.values()].map((l) => l.stopAccepting());
     const drained = this.inflight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));
     let timer: NodeJS.Timeout | undefined;
@@ -115,6 +123,7 @@ export class Usher implements ListenerOwner {
     this.listeners.clear();
     const clusters = [...this.runtime.clusters.values()];
     await (clean ? closeClusters(clusters) : Promise.allSettled(clusters.map((c) => c.destroy())));
+    await acmeStopped;
     this.flushLogs();
   }
 
