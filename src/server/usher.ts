@@ -7,6 +7,7 @@ import type { Exchange } from '../proxy/exchange.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
 import { AcmeManager } from '../tls/acme/manager.js';
+import { warnInsecureUpstreams } from '../tls/upstream.js';
 import { Runtime } from './runtime.js';
 
 export interface UsherOptions {
@@ -43,6 +44,7 @@ export class Usher implements ListenerOwner {
     this.runtime = Runtime.build(config).runtime;
     this.configureAccessLog(config);
     this.certSource = config.acme === undefined ? undefined : new AcmeManager(config.acme, this.logger);
+    warnInsecureUpstreams(config.upstreams, this.logger);
   }
 
   async start(): Promise<void> {
@@ -84,6 +86,7 @@ export class Usher implements ListenerOwner {
     const previous = this.runtime;
     this.runtime = runtime;
     if (config.acme !== undefined) this.certSource?.update(config.acme);
+    warnInsecureUpstreams(config.upstreams, this.logger);
     if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
     this.configureAccessLog(config);
     for (const [key, listener] of this.listeners) {

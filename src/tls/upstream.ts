@@ -56,3 +56,12 @@ export function isUpstreamTlsError(code: unknown): boolean {
   // ERR_SSL_*: handshake failures and alerts (e.g. the server wants a client certificate).
   return VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_');
 }
+
+/** The loud warning for upstreams that skip certificate verification, once per load. */
+export function warnInsecureUpstreams(upstreams: Readonly<Record<string, UpstreamConfig>>, log: { warn(obj: object, msg: string): void }): void {
+  for (const u of Object.values(upstreams)) {
+    if (u.tls?.insecure_skip_verify === true && u.servers.some((s) => s.origin.startsWith('https:'))) {
+      log.warn({ upstream: u.name }, `INSECURE: TLS certificate verification is off for upstream "${u.name}" (tls.insecure_skip_verify)`);
+    }
+  }
+}

@@ -72,6 +72,7 @@ test('upstream TLS: verification is on by default; an unknown CA is a 502 upstre
 
   const insecure = await request(`${u.url}/insecure`);
   assert.equal(insecure.status, 200, 'insecure_skip_verify accepts any certificate');
+  assert.ok(u.logs.some((l) => l.level === 40 && l.upstream === 'insecure' && String(l.msg).startsWith('INSECURE:')), 'logged as a warning at load');
 });
 
 test('upstream TLS: servername sets SNI and the name checked; a name mismatch is upstream_tls_failed', async (t) => {

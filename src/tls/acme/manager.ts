@@ -15,6 +15,16 @@ import { AcmeStore } from './store.js';
 
 const DAY_MS = 86_400_000;
 
+/**
+ * The reason for a failed order, in words. acme-client 5.4 loses network errors: with no HTTP
+ * response its axios interceptor fails with a TypeError reading `response.config`.
+ */
+function describe(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof TypeError && message.includes("reading 'config'")) return 'no response from the ACME server (connection refused, reset or timed out)';
+  return message;
+}
+
 interface DomainState {
   cert: LoadedCertificate | undefined;
   failures: number;
@@ -114,7 +124,8 @@ export class AcmeManager implements CertSource {
   private nextDelay(): number {
     let next = this.config.check_interval;
     const now = Date.now();
-    for (const s of this.domains.values()) if (s.failures > 0) next = Math.min(next, Math.max(0, s.notBefore - now));
+    // A domain waiting to retry is checked when its wait is over (never sooner than 10ms: no busy loop).
+    for (const s of this.domains.values()) if (s.failures > 0 && this.needsOrder(s)) next = Math.min(next, Math.max(10, s.notBefore - now));
     return next;
   }
 
@@ -140,7 +151,11 @@ export class AcmeManager implements CertSource {
       if (stored !== undefined && stored.fingerprint !== s.cert?.fingerprint) {
         s.cert = stored;
         this.notify();
-        if (!this.needsOrder(s)) continue;
+        if (!this.needsOrder(s)) {
+          s.failures = 0;
+          s.notBefore = 0;
+          continue;
+        }
       }
       if (!this.store.tryLock()) {
         this.log.info({ domain, storage: this.config.storage }, 'ACME: another usher process holds the storage lock; checking again later');
@@ -154,7 +169,7 @@ export class AcmeManager implements CertSource {
         s.failures++;
         const wait = Math.min(this.config.retry.max, this.config.retry.min * 2 ** (s.failures - 1));
         s.notBefore = Date.now() + wait;
-        this.log.error({ domain, attempt: s.failures, retry_in_ms: wait, directory: this.config.directory, err: { message: (err as Error).message } }, 'ACME: could not obtain a certificate; will retry');
+        this.log.error({ domain, attempt: s.failures, retry_in_ms: wait, directory: this.config.directory, err: { message: describe(err) } }, 'ACME: could not obtain a certificate; will retry');
       } finally {
         this.store.unlock();
       }
@@ -162,8 +177,8 @@ export class AcmeManager implements CertSource {
   }
 
   private async order(domain: string, s: DomainState): Promise<void> {
-    const client = await this.acmeClient();
     this.orders++;
+    const client = await this.acmeClient();
     const renewing = s.cert !== undefined;
     this.log.info({ domain, renewing, challenges: this.config.challenges }, 'ACME: ordering a certificate');
     const [key, csr] = await acme.crypto.createCsr({ commonName: domain, altNames: [domain] }, await acme.crypto.createPrivateEcdsaKey());
@@ -207,6 +222,9 @@ export class AcmeManager implements CertSource {
       // acme-client talks through its own axios instance: trust the private CA there only.
       acme.axios.defaults.httpsAgent = new HttpsAgent({ ca: [...rootCertificates, readFileSync(this.config.ca, 'utf8')] });
     }
+    // acme-client retries failed requests itself, up to 75 s per request with fixed delays;
+    // usher's own backoff (acme.retry) governs instead, so every failure is logged and spaced.
+    (acme.axios.defaults as { acmeSettings?: { retryMaxAttempts: number } }).acmeSettings!.retryMaxAttempts = 0;
     const client = new acme.Client({ directoryUrl: this.config.directory, accountKey });
     try {
       await client.createAccount({ termsOfServiceAgreed: true, ...(this.config.email === undefined ? {} : { contact: [`mailto:${this.config.email}`] }) });
