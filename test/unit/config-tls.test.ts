@@ -62,3 +62,20 @@ test('upstream TLS: insecure_skip_verify is a loud warning; tls without https se
   ]);
   if (r.ok) assert.equal(r.config.upstreams.a?.tls?.insecure_skip_verify, true);
 });
+
+test('acme: a TLS listener may have no certificate of its own; acme without a TLS listener is a warning', () => {
+  const ok = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme: { domains: [Example.COM], storage: /var/lib/usher/acme }\n', 'usher.yaml', {});
+  assert.equal(ok.ok, true);
+  if (ok.ok) {
+    assert.deepEqual(ok.warnings, []);
+    assert.deepEqual(ok.config.acme?.domains, ['example.com']);
+    assert.deepEqual(ok.config.acme?.challenges, ['http-01', 'tls-alpn-01']);
+    assert.equal(ok.config.acme?.directory, 'https://acme-v02.api.letsencrypt.org/directory');
+  }
+  const warn = loadConfigText('listeners: [{ address: 8080 }]\nacme: { domains: [example.com] }\n', 'usher.yaml', {});
+  assert.equal(warn.ok, true);
+  assert.deepEqual(brief(warn.warnings), [[2, 7, 'acme', 'no listener has "tls": the certificates obtained by ACME are not served', 'add a listener with "tls: {}"']]);
+  const wild = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme: { domains: ["*.example.com"] }\n', 'usher.yaml', {});
+  assert.equal(wild.ok, false);
+  if (!wild.ok) assert.match(wild.errors[0]!.message, /no wildcard/);
+});
