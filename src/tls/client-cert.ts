@@ -9,8 +9,8 @@ type IdentitySocket = TLSSocket & { [kIdentity]?: readonly string[] };
 
 const NONE: readonly string[] = Object.freeze([]);
 
-/** Removes every `X-Client-Cert-*` field from Node's flat raw header array, in place. */
-export function stripClientCertHeaders(raw: string[]): void {
+/** Removes every `X-Client-Cert-*` field from Node's flat raw header array, in place; true if any was there. */
+export function stripClientCertHeaders(raw: string[]): boolean {
   let w = 0;
   for (let r = 0; r < raw.length; r += 2) {
     const name = raw[r]!;
@@ -22,7 +22,9 @@ export function stripClientCertHeaders(raw: string[]): void {
     }
     w += 2;
   }
+  if (w === raw.length) return false;
   raw.length = w;
+  return true;
 }
 
 /** The identity headers of a TLS connection (flat pairs), computed once per connection. */

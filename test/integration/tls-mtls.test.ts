@@ -5,7 +5,10 @@ import { test } from 'node:test';
 import { rawRequest, request } from '../helpers/client.js';
 import { certDir, httpsGet } from '../helpers/certs.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { startUsher } from '../helpers/usher.js';
+import { config, startUsher } from '../helpers/usher.js';
+import { Edge } from '../../src/tls/edge.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 function setup() {
   const certs = certDir();
@@ -123,4 +126,24 @@ test('HSTS on TLS listeners only; a plain listener redirects to https except ACM
   const challenge = await request(`http://127.0.0.1:${ports[1]}/.well-known/acme-challenge/tok`, { headers: { host: 'site.test' } });
   assert.equal(challenge.status, 200);
   assert.equal(up.requests.at(-1)!.url, '/.well-known/acme-challenge/tok');
+});
+
+test('the edge removes forged X-Client-Cert-* from both req.rawHeaders and req.headers (HTTP/1.0 and 1.1)', async (t) => {
+  const cfg = config({ listeners: [{ address: '127.0.0.1:0' }] });
+  const edge = new Edge(cfg.listeners[0]!, undefined, undefined);
+  const server = createServer((req, res) => {
+    const handled = edge.onRequest(req, res);
+    res.end(JSON.stringify({ handled, headers: req.headers, raw: req.rawHeaders }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as AddressInfo).port;
+  for (const version of ['1.0', '1.1']) {
+    const reply = await rawRequest(port, `GET / HTTP/${version}\r\nhost: a\r\nX-Client-Cert-Subject: CN=admin\r\nx-keep: 1\r\nconnection: close\r\n\r\n`);
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { handled: boolean; headers: Record<string, string>; raw: string[] };
+    assert.equal(body.handled, false);
+    assert.equal(body.headers['x-client-cert-subject'], undefined, version);
+    assert.equal(body.headers['x-keep'], '1');
+    assert.deepEqual(body.raw, ['host', 'a', 'x-keep', '1', 'connection', 'close']);
+  }
 });

@@ -268,3 +268,23 @@ test('session ticket keys rotate: a ticket from before a rotation stops resuming
     return r;
   })()));
 });
+
+test('a broken certificate file (e.g. half-deployed) keeps the previous certificate and logs an error', async (t) => {
+  const p = pki();
+  t.after(() => p.certs.remove());
+  const live = { certPath: `${p.certs.dir}/live.pem`, keyPath: `${p.certs.dir}/live-key.pem` };
+  copyFileSync(p.exact.certPath, live.certPath);
+  copyFileSync(p.exact.keyPath, live.keyPath);
+  const { u } = await tlsUsher(t, { cert: p.dflt.certPath, key: p.dflt.keyPath, certificates: [{ cert: live.certPath, key: live.keyPath }] });
+  const fp = async () => {
+    const s = await handshake(u.port, { servername: 'a.test', ca: p.ca.cert });
+    const f = s.getPeerCertificate().fingerprint256;
+    s.destroy();
+    return f;
+  };
+  const before = await fp();
+  // A key that does not belong to the certificate.
+  copyFileSync(p.wild.keyPath, live.keyPath);
+  await eventually(async () => (u.logs.some((l) => l.msg === 'TLS certificate reload failed; still serving the previous certificates') ? true : undefined), 'the reload error');
+  assert.equal(await fp(), before);
+});
