@@ -2,10 +2,9 @@
 // file reload, versions and ciphers, session tickets with key rotation, client certificates.
 // serverOptions() gives the options for https.createServer / http2.createSecureServer; attach()
 // hands it the server so that updates reach new handshakes (open connections keep their keys).
-import { randomBytes } from 'node:crypto';
+import { constants, randomBytes } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { constants } from 'node:crypto';
 import { createSecureContext, type SecureContext, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { CertificateFiles, ListenerTlsConfig } from '../config/types.js';
 import { loadCertificate, lookupName, type LoadedCertificate } from './certificate.js';

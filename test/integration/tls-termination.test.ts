@@ -119,6 +119,19 @@ test('TLS 1.2 is the minimum and only AEAD suites are offered by default; TLS 1.
   second.destroy();
 });
 
+test('ciphers is configurable: only the listed TLS 1.2 suite is negotiated', async (t) => {
+  const p = pki();
+  t.after(() => p.certs.remove());
+  const { u } = await tlsUsher(t, { cert: p.dflt.certPath, key: p.dflt.keyPath, ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305' });
+  const s = await handshake(u.port, { maxVersion: 'TLSv1.2', ca: p.ca.cert, servername: 'default.test' });
+  assert.equal(s.getCipher().name, 'ECDHE-ECDSA-CHACHA20-POLY1305');
+  s.destroy();
+  await assert.rejects(
+    handshake(u.port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', rejectUnauthorized: false }),
+    (err: NodeJS.ErrnoException) => err.code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  );
+});
+
 test('a TLS listener with min_version TLSv1.3 refuses TLS 1.2', async (t) => {
   const p = pki();
   t.after(() => p.certs.remove());
