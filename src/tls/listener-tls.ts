@@ -64,7 +64,16 @@ export class ListenerTls {
       // Node calls these as methods of the TLSSocket being handshaken (lib/_tls_wrap.js): the
       // ALPN choice (made first in TLS 1.3) is remembered on the socket for the SNI choice.
       SNICallback(this: unknown, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) {
-        cb(null, self.contextFor(servername, this));
+        // Runs inside the handshake: a throw here would be an uncaught exception. A certificate
+        // that cannot become a context fails this handshake only.
+        let ctx: SecureContext | undefined;
+        try {
+          ctx = self.contextFor(servername, this);
+        } catch (err) {
+          cb(err as Error);
+          return;
+        }
+        cb(null, ctx);
       },
       ALPNCallback(this: unknown, info: { servername: string; protocols: string[] }) {
         return self.selectAlpn(info.servername, info.protocols, this);
