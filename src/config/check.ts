@@ -9,6 +9,8 @@ import type { Issues, Segment } from './issues.js';
 import { checkUpstreamOptions } from './check-upstream.js';
 import { didYouMean } from './suggest.js';
 import { checkProtocols } from './check-protocols.js';
+import { checkTls } from './check-tls.js';
+import { baseDirOf } from './normalize.js';
 
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -33,6 +35,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
     if (!used.has(name)) issues.warning(['upstreams', name], `upstream "${name}" is not used by any route`, { at: 'key' });
   }
   checkProtocols(data, error);
+  checkTls(data, issues, baseDirOf(issues.file));
   if (isRec(data.proxy)) {
     list(data.proxy.trusted_proxies).forEach((entry, i) => {
       if (typeof entry !== 'string') return;

@@ -6,6 +6,7 @@ import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } fr
 import { normalizeMatch, normalizeRouteActions } from './normalize-routing.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
+import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from './normalize-tls.js';
 import type { HealthCheckConfig, Http2Settings, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -35,7 +36,9 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   const listeners = input.listeners.map((l): ListenerConfig => {
     const { host, port } = must(parseListenAddress(l.address));
     const out: ListenerConfig = { address: String(l.address), host, port };
-    if (l.tls) out.tls = { cert: filePath(l.tls.cert), key: filePath(l.tls.key) };
+    if (l.tls) out.tls = normalizeListenerTls(l.tls, filePath);
+    const redirect = redirectPort(l.redirect_https);
+    if (redirect !== undefined) out.redirect_https = redirect;
     if (l.http2) out.http2 = normalizeHttp2(l.http2);
     return out;
   });
@@ -43,6 +46,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, u] of Object.entries(input.upstreams ?? {})) {
     upstreams[name] = normalizeUpstream(name, u, source(['upstreams', name], 'key'));
+    if (u.tls) upstreams[name].tls = normalizeUpstreamTls(u.tls, filePath);
   }
 
   const routes = (input.routes ?? []).map((r, index) => normalizeRoute(r, index, source(['routes', index], 'value')));
@@ -85,6 +89,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     },
     file: ctx.file,
   };
+  if (input.acme) config.acme = normalizeAcme(input.acme, filePath);
   return deepFreeze(config);
 }
 

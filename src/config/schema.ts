@@ -9,6 +9,7 @@
 //   x-usher-key:      what the keys of a map are called ("upstream name"), for error messages.
 import { Type, type Static, type TSchema, type SchemaOptions } from '@sinclair/typebox';
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
+import { Acme, ListenerTls, RedirectHttps, TLS_DEFAULTS, UpstreamTls } from './schema-tls.js';
 
 export const DEFAULTS = {
   server: { weight: 1, backup: false, priority: 0 },
@@ -57,6 +58,7 @@ export const DEFAULTS = {
   routing: { encoded_slashes: 'reject' },
   http2: { max_concurrent_streams: 100, max_header_list_size: '32kb', max_session_memory: '10mb', max_resets: 200, reset_window: '10s' },
   upgrade: { protocols: ['websocket'], idle_timeout: '10m' },
+  tls: TLS_DEFAULTS,
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -150,15 +152,8 @@ const Listener = object(
         'Where to accept connections: "host:port", "[ipv6]:port", ":port" (all IPv4 interfaces, 0.0.0.0) or a bare port number (same as ":port"). Port 0 picks a free port.',
       'x-usher-expected': 'an address like "127.0.0.1:8080", "[::1]:8080", ":8080" or a port number',
     }),
-    tls: Type.Optional(
-      object(
-        {
-          cert: Type.String({ minLength: 1, description: 'Certificate chain file (PEM). Relative paths are resolved against the config file\'s directory.' }),
-          key: Type.String({ minLength: 1, description: 'Private key file (PEM). Relative paths are resolved against the config file\'s directory.' }),
-        },
-        { description: 'Terminate TLS on this listener with a certificate and key from files. Omit for plain HTTP.' },
-      ),
-    ),
+    tls: Type.Optional(ListenerTls),
+    redirect_https: Type.Optional(RedirectHttps),
     http2: Type.Optional(Http2Options),
   },
   { description: 'One address to accept client (downstream) connections on.' },
@@ -493,6 +488,7 @@ const Upstream = object(
         { description: 'Timeouts for talking to this upstream\'s servers.' },
       ),
     ),
+    tls: Type.Optional(UpstreamTls),
   },
   { description: 'A named group of servers that routes send requests to.' },
 );
@@ -906,6 +902,7 @@ export const ConfigSchema = object(
         { description: 'How request paths are normalised for routing (and sent upstream).' },
       ),
     ),
+    acme: Type.Optional(Acme),
   },
   {
     title: 'usher configuration',

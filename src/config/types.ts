@@ -2,6 +2,8 @@
 // The loader (load.ts) turns a YAML/JSON/JS file into this shape: every default applied,
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
+import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
+export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 
 /** Where a config node came from, for error messages and `usher explain`. */
 export interface SourceLocation {
@@ -15,8 +17,10 @@ export interface ListenerConfig {
   address: string;
   host: string; // "127.0.0.1", "::1", "0.0.0.0" (":8080" means all interfaces: "0.0.0.0")
   port: number; // 0..65535 (0: ephemeral, used by tests)
-  /** TLS termination with files (PEM). SNI, reload and ACME come with the TLS issue. */
-  tls?: { cert: string; key: string };
+  /** TLS termination: certificates by SNI, versions, ciphers, HSTS, client certificates. */
+  tls?: ListenerTlsConfig;
+  /** Plain listeners only: redirect to https on this port (443: no port in the URL). */
+  redirect_https?: number;
   /** HTTP/2 next to HTTP/1.1: ALPN with tls, h2c prior knowledge without. Absent: HTTP/1.1 only. */
   http2?: Http2Settings;
 }
@@ -133,6 +137,8 @@ export interface UpstreamConfig {
     response_header: number; // ms, default 60000: request sent → response head received
     body_idle: number; // ms, default 60000: max gap between upstream body chunks
   };
+  /** TLS to https:// servers (verification on unless insecure_skip_verify). */
+  tls?: UpstreamTlsConfig;
   source: SourceLocation;
 }
 
@@ -224,6 +230,8 @@ export interface UsherConfig {
   log: LogSettings;
   routing: RoutingSettings;
   upgrade: UpgradeSettings;
+  /** Automatic certificates; absent when not configured. */
+  acme?: AcmeConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

@@ -31,6 +31,7 @@ export const REASONS = Object.freeze({
   upstream_body_timeout: r(504, 'upstream', false, 'the upstream server stalled while sending the body'),
   upstream_reset: r(502, 'upstream', false, 'the upstream server closed the connection before answering'),
   upstream_bad_response: r(502, 'upstream', false, 'the upstream server sent a malformed response'),
+  upstream_tls_failed: r(502, 'upstream', false, 'the TLS handshake with the upstream server failed (its certificate did not verify, or it refused ours)'),
   upstream_overloaded: r(503, 'upstream', false, 'the upstream is over its connection or queue limits'),
 
   // downstream (client) problems

@@ -1,4 +1,5 @@
 import type { ReasonCode } from './codes.js';
+import { isUpstreamTlsError } from '../tls/upstream.js';
 
 /**
  * Maps an error raised by the upstream client (undici or the OS) to a reason code.
@@ -45,6 +46,7 @@ export function classifyUpstreamError(err: unknown, responseStarted: boolean): R
       return responseStarted ? 'upstream_reset' : classifySocket(err);
     default:
       if (typeof code === 'string' && code.startsWith('HPE_')) return 'upstream_bad_response';
+      if (isUpstreamTlsError(code)) return 'upstream_tls_failed';
       return 'upstream_reset';
   }
 }

@@ -9,7 +9,7 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import { handleRequest, type HandlerOwner } from '../server/handler.js';
+import type { HandlerOwner, RequestEntry } from '../server/handler.js';
 import { Exchange } from './exchange.js';
 import { filterResponseHeaders } from './headers.js';
 import { openH2Tunnel } from './upgrade-h2.js';
@@ -31,7 +31,7 @@ export function markUpgrade(req: IncomingMessage, protocol: string): void {
 }
 
 /** node:http's 'upgrade' event: every request with Connection: upgrade and an Upgrade field. */
-export function handleUpgrade(owner: HandlerOwner, tunnels: Set<Socket>, req: IncomingMessage, socket: TunnelSocket, head: Buffer): void {
+export function handleUpgrade(owner: HandlerOwner, entry: RequestEntry, tunnels: Set<Socket>, req: IncomingMessage, socket: TunnelSocket, head: Buffer): void {
   socket.on('error', ignore);
   socket[kTunnels] = tunnels;
   // Bytes the client sent after the head belong to the upstream once the tunnel opens.
@@ -54,7 +54,7 @@ export function handleUpgrade(owner: HandlerOwner, tunnels: Set<Socket>, req: In
     return;
   }
   (req as UpgradeRequest)[kUpgrade] = protocol;
-  handleRequest(owner, req, res, false);
+  entry(req, res, false);
 }
 
 /** Called by Exchange.onUpgrade once the upstream answered 101. */

@@ -22,17 +22,11 @@ import {
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http2Settings, UsherConfig } from '../config/types.js';
-import type { HandlerOwner } from './handler.js';
-import { handleRequest } from './handler.js';
+import type { HandlerOwner, RequestEntry } from './handler.js';
 import { toHttp1Headers } from './h2-headers.js';
 import { markUpgrade, upgradeOf } from '../proxy/upgrade.js';
 import { prepareH2WebSocket } from '../proxy/upgrade-h2.js';
 import { Exchange } from '../proxy/exchange.js';
-
-/** TLS options that offer HTTP/2 by ALPN; merged into the listener's https options. */
-export function h2TlsOptions(): { ALPNProtocols: string[] } {
-  return { ALPNProtocols: ['h2', 'http/1.1'] };
-}
 
 /** Whether a request came in over HTTP/2 (node's compatibility API). */
 export function isH2Request(req: IncomingMessage): boolean {
@@ -68,12 +62,14 @@ export class H2Front {
   private readonly http1: ((socket: Socket) => void)[];
   private readonly server: Server;
   private readonly owner: HandlerOwner;
+  private readonly entry: RequestEntry;
   private readonly idleMs: number;
   private readonly sniffMs: number;
   private closing = false;
 
-  constructor(owner: HandlerOwner, server: Server, settings: Http2Settings, config: UsherConfig, tls: boolean) {
+  constructor(owner: HandlerOwner, entry: RequestEntry, server: Server, settings: Http2Settings, config: UsherConfig, tls: boolean) {
     this.owner = owner;
+    this.entry = entry;
     this.server = server;
     this.settings = settings;
     this.idleMs = config.timeouts.keep_alive;
@@ -90,10 +86,10 @@ export class H2Front {
       // Pseudo-headers count as pairs too; usher answers more than limits.header_count with 431.
       maxHeaderListPairs: config.limits.header_count + 8,
     });
-    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, false));
-    this.h2.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, true));
+    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, this.entry, req, res, false));
+    this.h2.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, this.entry, req, res, true));
     // node's compatibility layer emits CONNECT (and RFC 8441 extended CONNECT) separately.
-    this.h2.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, req, res, false));
+    this.h2.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(this.owner, this.entry, req, res, false));
     this.h2.on('session', (session: Http2Session) => this.onSession(session));
     this.h2.on('sessionError', ignore);
     // Take over the connection event the HTTP/1.1 server listens to, and pass HTTP/1.1 on to it.
@@ -203,7 +199,7 @@ function onStreamClose(this: GuardedStream): void {
   if (guard !== undefined) guard.front.countReset(guard);
 }
 
-function onRequest(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean): void {
+function onRequest(owner: HandlerOwner, entry: RequestEntry, req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean): void {
   // Reset before node got to emit it (Rapid Reset sends HEADERS and RST_STREAM together): no
   // work at all for a request nobody waits for.
   if (req.stream.destroyed) return;
@@ -216,7 +212,7 @@ function onRequest(owner: HandlerOwner, req: Http2ServerRequest, res: Http2Serve
       if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuseConnect(owner, req, res);
       markUpgrade(req as unknown as IncomingMessage, 'websocket');
     }
-    handleRequest(owner, req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue);
+    entry(req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue);
   } catch {
     // handleRequest's own fallback reply can itself be refused by http2 (a connection header):
     // the stream is reset, the session and the process carry on.

@@ -12,6 +12,9 @@ import { h2HasBody, isH2Request } from './h2.js';
 export const kResponse = Symbol('usher.response');
 export type ResponseSocket = Socket & { [kResponse]?: ServerResponse };
 
+/** A listener's way into the request path (its TLS edge, then handleRequest). */
+export type RequestEntry = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
+
 export interface HandlerOwner extends ExchangeOwner {
   readonly runtime: Runtime;
   inflight: number;

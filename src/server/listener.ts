@@ -1,21 +1,27 @@
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Server as TlsServer } from 'node:tls';
 import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 import { rawErrorReply } from '../proxy/local-reply.js';
 import { newRequestId } from '../observability/request-id.js';
-import { handleRequest, kResponse, type HandlerOwner, type ResponseSocket } from './handler.js';
-import { H2Front, h2TlsOptions } from './h2.js';
+import { handleRequest, kResponse, type HandlerOwner, type RequestEntry, type ResponseSocket } from './handler.js';
+import { H2Front } from './h2.js';
 import { closeTunnels, handleUpgrade } from '../proxy/upgrade.js';
+import { Edge } from '../tls/edge.js';
+import { ListenerTls, type TlsLog } from '../tls/listener-tls.js';
+import type { CertSource } from '../tls/source.js';
 
 export interface ListenerOwner extends HandlerOwner {
   /** A request that failed before it reached a handler (parse error, head timeout...). */
   clientError(reason: ReasonCode, detail: string, socket: Socket): void;
   /** The listening socket itself failed after it was bound. */
   listenerError(listener: Listener, err: Error): void;
+  readonly logger: TlsLog;
+  /** Certificates obtained by ACME, when configured. */
+  readonly certSource?: CertSource | undefined;
 }
 
 /** One downstream listener (HTTP/1.1, optionally over TLS). */
@@ -27,6 +33,10 @@ export class Listener {
   readonly h2: H2Front | undefined;
   /** Client sockets of open upgrade tunnels (WebSockets): not tracked by node:http once upgraded. */
   readonly tunnels = new Set<Socket>();
+  /** TLS state (certificates, SNI, reload) and the HTTP edge hooks (mTLS headers, HSTS, redirect). */
+  readonly tls: ListenerTls | undefined;
+  private readonly edge: Edge;
+  private edgeConfig: ListenerConfig;
 
   constructor(owner: ListenerOwner, config: ListenerConfig, settings: UsherConfig) {
     this.owner = owner;
@@ -43,14 +53,24 @@ export class Listener {
       // usher answers a missing Host itself, with its reason code.
       requireHostHeader: false,
     };
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, req, res, false);
-    this.server = config.tls
-      ? createHttpsServer({ ...options, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), ...(config.http2 ? h2TlsOptions() : {}) }, onRequest)
+    this.tls = config.tls ? new ListenerTls(config.tls, owner.certSource, owner.logger) : undefined;
+    const edge = (this.edge = new Edge(config, this.tls, owner.certSource));
+    this.edgeConfig = config;
+    // Every request on this listener — HTTP/1.1, HTTP/2, upgrades — enters through the TLS edge
+    // (forged X-Client-Cert-* stripped, verified identity added, HSTS, ACME HTTP-01, redirect).
+    const entry: RequestEntry = (req, res, expectContinue) => {
+      if (!edge.onRequest(req, res)) handleRequest(owner, req, res, expectContinue);
+    };
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => entry(req, res, false);
+    // ALPN is chosen by ListenerTls's callback (it also answers acme-tls/1), so h2 is offered there.
+    this.server = this.tls
+      ? createHttpsServer({ ...options, ...this.tls.serverOptions(config.http2 ? ['h2', 'http/1.1'] : ['http/1.1']) }, onRequest)
       : createHttpServer(options, onRequest);
-    this.h2 = config.http2 ? new H2Front(owner, this.server, config.http2, settings, config.tls !== undefined) : undefined;
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, this.tunnels, req, socket as Socket, head));
+    this.tls?.attach(this.server as unknown as TlsServer);
+    this.h2 = config.http2 ? new H2Front(owner, entry, this.server, config.http2, settings, config.tls !== undefined) : undefined;
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, entry, this.tunnels, req, socket as Socket, head));
     this.applySettings(settings);
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, req, res, true));
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => entry(req, res, true));
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', ignore);
@@ -64,6 +84,20 @@ export class Listener {
     this.server.headersTimeout = settings.timeouts.request_header;
     // Node silently truncates past maxHeadersCount; one more than the limit lets usher see the excess and answer 431.
     this.server.maxHeadersCount = settings.limits.header_count + 1;
+    this.applyTls(settings);
+  }
+
+  /** A reload: this listener's new TLS settings and files, redirect target (same address and TLS on/off). */
+  private applyTls(settings: UsherConfig): void {
+    const next = settings.listeners.find((l) => l.host === this.config.host && l.port === this.config.port && (l.tls === undefined) === (this.tls === undefined));
+    if (next === undefined || next === this.edgeConfig) return;
+    this.edgeConfig = next;
+    this.edge.update(next);
+    try {
+      if (next.tls !== undefined) this.tls?.update(next.tls);
+    } catch (err) {
+      this.owner.logger.error({ err, address: this.config.address }, 'TLS settings not applied: a certificate could not be loaded; still serving the previous ones');
+    }
   }
 
   listen(): Promise<AddressInfo> {
@@ -84,6 +118,7 @@ export class Listener {
 
   /** Stops accepting and closes idle keep-alive connections; busy ones close after their response. */
   stopAccepting(): Promise<void> {
+    this.tls?.close();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();

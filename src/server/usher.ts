@@ -6,6 +6,8 @@ import { createAccessLogger, createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
+import { AcmeManager } from '../tls/acme/manager.js';
+import { warnInsecureUpstreams } from '../tls/upstream.js';
 import { Runtime } from './runtime.js';
 import { logHealthEvents } from './health-log.js';
 
@@ -34,6 +36,8 @@ export class Usher implements ListenerOwner {
   draining = false;
   inflight = 0;
   private drainWaiters: (() => void)[] = [];
+  /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
+  readonly certSource: AcmeManager | undefined;
 
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
@@ -41,6 +45,8 @@ export class Usher implements ListenerOwner {
     this.runtime = Runtime.build(config).runtime;
     this.configureAccessLog(config);
     this.unsubscribeHealth = logHealthEvents(this);
+    this.certSource = config.acme === undefined ? undefined : new AcmeManager(config.acme, this.logger);
+    warnInsecureUpstreams(config.upstreams, this.logger);
   }
 
   private readonly unsubscribeHealth: () => void;
@@ -48,6 +54,7 @@ export class Usher implements ListenerOwner {
   async start(): Promise<void> {
     try {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
+      this.certSource?.start();
     } catch (err) {
       await this.close(0);
       throw err;
@@ -82,6 +89,9 @@ export class Usher implements ListenerOwner {
     }
     const previous = this.runtime;
     this.runtime = runtime;
+    if (config.acme !== undefined) this.certSource?.update(config.acme);
+    warnInsecureUpstreams(config.upstreams, this.logger);
+    if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
     this.configureAccessLog(config);
     for (const [key, listener] of this.listeners) {
       if (!wanted.has(key)) {
@@ -111,6 +121,7 @@ export class Usher implements ListenerOwner {
   /** Graceful shutdown: stop accepting, let in-flight requests finish within graceMs, then cut. */
   async close(graceMs = this.runtime.config.timeouts.graceful_shutdown): Promise<void> {
     this.draining = true;
+    const acmeStopped = this.certSource?.close();
     const stops = [...this.listeners.values()].map((l) => l.stopAccepting());
     const drained = this.inflight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));
     let timer: NodeJS.Timeout | undefined;
@@ -124,6 +135,7 @@ export class Usher implements ListenerOwner {
     const clusters = [...this.runtime.clusters.values()];
     await (clean ? closeClusters(clusters) : Promise.allSettled(clusters.map((c) => c.destroy())));
     this.unsubscribeHealth();
+    await acmeStopped;
     this.flushLogs();
   }
 
@@ -214,7 +226,9 @@ export class Usher implements ListenerOwner {
 }
 
 function listenerKey(l: ListenerConfig): string {
-  return `${l.host}|${l.port}|${l.tls ? `${l.tls.cert}|${l.tls.key}` : ''}`;
+  // TLS settings and certificates change on a live listener (Listener.applySettings); only
+  // switching TLS on or off needs a new server.
+  return `${l.host}|${l.port}|${l.tls ? 'tls' : ''}`;
 }
 
 async function closeClusters(clusters: readonly Cluster[]): Promise<void> {

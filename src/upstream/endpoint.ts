@@ -9,6 +9,7 @@ export interface PanicState {
   on: boolean;
 }
 const NEVER_PANIC: PanicState = Object.freeze({ on: false });
+import { upstreamTlsOptions } from '../tls/upstream.js';
 
 /** One upstream server: its connection pool and its state. */
 export class Endpoint implements BalancerEndpoint {
@@ -47,7 +48,7 @@ export class Endpoint implements BalancerEndpoint {
       pipelining: 1,
       keepAliveTimeout: upstream.pool.keep_alive_timeout,
       keepAliveMaxTimeout: upstream.pool.keep_alive_timeout,
-      connect: { timeout: upstream.timeouts.connect, ...(upstream.protocol === 'h2c' ? { useH2c: true } : {}) },
+      connect: { timeout: upstream.timeouts.connect, ...upstreamTlsOptions(server, upstream), ...(upstream.protocol === 'h2c' ? { useH2c: true } : {}) },
       headersTimeout: upstream.timeouts.response_header,
       bodyTimeout: upstream.timeouts.body_idle,
       // The upstream's response head may be as large as what we accept downstream, not more.

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_CIPHERS } from '../../src/config/schema-tls.js';
 import {
   defineConfig,
   loadConfigFile,
@@ -166,7 +167,16 @@ test('every section of the reference config loads, without warnings', async () =
     host: '::1',
     port: 8443,
     // Relative to the config file's directory.
-    tls: { cert: join(fixtures, 'certs/example.pem'), key: join(fixtures, 'certs/example-key.pem') },
+    tls: {
+      default: { cert: join(fixtures, 'certs/example.pem'), key: join(fixtures, 'certs/example-key.pem'), names: [] },
+      certificates: [],
+      min_version: 'TLSv1.2',
+      ciphers: DEFAULT_CIPHERS,
+      session_tickets: true,
+      ticket_key_rotation: 12 * 3_600_000,
+      hsts: null,
+      client_auth: null,
+    },
   });
   assert.deepEqual(
     config.upstreams.app?.servers.map((s) => [s.url, s.weight]),

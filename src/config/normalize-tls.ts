@@ -1,0 +1,63 @@
+// Normalizes the TLS parts of a valid config (schema-tls.ts) into types-tls.ts shapes.
+import type { ConfigInput } from './schema.js';
+import { TLS_DEFAULTS } from './schema-tls.js';
+import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
+import { parseDuration } from './units.js';
+
+type ListenerInput = ConfigInput['listeners'][number];
+type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
+type FilePath = (p: string) => string;
+
+const D = TLS_DEFAULTS;
+
+export function normalizeListenerTls(t: NonNullable<ListenerInput['tls']>, filePath: FilePath): ListenerTlsConfig {
+  const out: ListenerTlsConfig = {
+    certificates: (t.certificates ?? []).map((c) => ({ cert: filePath(c.cert), key: filePath(c.key), names: (c.names ?? []).map((n) => n.toLowerCase()) })),
+    min_version: t.min_version ?? D.listener.min_version,
+    ciphers: t.ciphers ?? D.listener.ciphers,
+    session_tickets: t.session_tickets ?? D.listener.session_tickets,
+    ticket_key_rotation: parseDuration(t.ticket_key_rotation ?? D.listener.ticket_key_rotation),
+    hsts: t.hsts === undefined ? null : hstsValue(t.hsts),
+    client_auth: t.client_auth === undefined ? null : { mode: t.client_auth.mode ?? D.listener.client_auth.mode, ca: filePath(t.client_auth.ca) },
+  };
+  if (t.cert !== undefined && t.key !== undefined) out.default = { cert: filePath(t.cert), key: filePath(t.key), names: [] };
+  return out;
+}
+
+/** RFC 6797 §6.1 Strict-Transport-Security directives. */
+function hstsValue(h: NonNullable<NonNullable<ListenerInput['tls']>['hsts']>): string {
+  let v = `max-age=${h.max_age ?? D.listener.hsts.max_age}`;
+  if (h.include_subdomains ?? D.listener.hsts.include_subdomains) v += '; includeSubDomains';
+  if (h.preload ?? D.listener.hsts.preload) v += '; preload';
+  return v;
+}
+
+/** `redirect_https`: true → 443, a number → that port, false/absent → none. */
+export function redirectPort(r: ListenerInput['redirect_https']): number | undefined {
+  if (r === undefined || r === false) return undefined;
+  return r === true ? 443 : r;
+}
+
+export function normalizeUpstreamTls(t: NonNullable<UpstreamInput['tls']>, filePath: FilePath): UpstreamTlsConfig {
+  const out: UpstreamTlsConfig = { insecure_skip_verify: t.insecure_skip_verify ?? D.upstream.insecure_skip_verify };
+  if (t.ca !== undefined) out.ca = filePath(t.ca);
+  if (t.servername !== undefined) out.servername = t.servername.toLowerCase();
+  if (t.cert !== undefined) out.cert = filePath(t.cert);
+  if (t.key !== undefined) out.key = filePath(t.key);
+  return out;
+}
+
+export function normalizeAcme(a: NonNullable<ConfigInput['acme']>, filePath: FilePath): AcmeConfig {
+  const out: AcmeConfig = {
+    domains: [...new Set(a.domains.map((d) => d.toLowerCase()))],
+    directory: a.directory ?? D.acme.directory,
+    storage: filePath(a.storage ?? D.acme.storage),
+    challenges: [...new Set(a.challenges ?? D.acme.challenges)],
+    renew_before_days: a.renew_before_days ?? D.acme.renew_before_days,
+    check_interval: parseDuration(a.check_interval ?? D.acme.check_interval),
+    retry: { min: parseDuration(a.retry?.min ?? D.acme.retry.min), max: parseDuration(a.retry?.max ?? D.acme.retry.max) },
+  };
+  if (a.email !== undefined) out.email = a.email;
+  if (a.ca !== undefined) out.ca = filePath(a.ca);
+  return out;
+}

@@ -1,0 +1,248 @@
+// Automatic certificates (RFC 8555) with acme-client: for each configured domain, a stored
+// certificate is served at once; a missing or soon-expiring one is ordered with HTTP-01
+// (RFC 8555 §8.3, answered by plain listeners via edge.ts) or TLS-ALPN-01 (RFC 8737, answered
+// by TLS listeners via listener-tls.ts), one order at a time across processes (store.ts lock).
+// Failures are logged and retried with exponential backoff; serving never waits for ACME.
+import { readFileSync } from 'node:fs';
+import { Agent as HttpsAgent } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import acme from 'acme-client';
+import type { AcmeConfig } from '../../config/types.js';
+import { loadCertificate, type LoadedCertificate } from '../certificate.js';
+import type { TlsLog } from '../listener-tls.js';
+import type { CertSource } from '../source.js';
+import { AcmeStore } from './store.js';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The reason for a failed order, in words. acme-client 5.4 loses network errors: with no HTTP
+ * response its axios interceptor fails with a TypeError reading `response.config`.
+ */
+function describe(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof TypeError && message.includes("reading 'config'")) return 'no response from the ACME server (connection refused, reset or timed out)';
+  return message;
+}
+
+interface DomainState {
+  cert: LoadedCertificate | undefined;
+  failures: number;
+  /** When the next attempt may run (ms since epoch); 0: now. */
+  notBefore: number;
+}
+
+export class AcmeManager implements CertSource {
+  private config: AcmeConfig;
+  private readonly log: TlsLog;
+  private readonly store: AcmeStore;
+  private readonly domains = new Map<string, DomainState>();
+  private readonly httpTokens = new Map<string, string>();
+  private readonly alpnCerts = new Map<string, LoadedCertificate>();
+  private readonly listeners = new Set<() => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | null = null;
+  private closed = false;
+  private client: acme.Client | undefined;
+  /** Orders started (for tests and, later, metrics). */
+  orders = 0;
+  /** Certificates obtained. */
+  issued = 0;
+  /** Completed passes over the domains. */
+  checks = 0;
+
+  constructor(config: AcmeConfig, log: TlsLog) {
+    this.config = config;
+    this.log = log;
+    this.store = new AcmeStore(config.storage);
+    for (const d of config.domains) this.domains.set(d, { cert: this.store.readCertificate(d), failures: 0, notBefore: 0 });
+  }
+
+  /** Begins checking (listeners must already accept connections: the CA calls back). */
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** A reload: new settings; domains added are checked at once. */
+  update(config: AcmeConfig): void {
+    if (config.directory !== this.config.directory || config.ca !== this.config.ca || config.email !== this.config.email) this.client = undefined;
+    this.config = config;
+    for (const d of config.domains) if (!this.domains.has(d)) this.domains.set(d, { cert: this.store.readCertificate(d), failures: 0, notBefore: 0 });
+    for (const d of [...this.domains.keys()]) if (!config.domains.includes(d)) this.domains.delete(d);
+    this.notify();
+    this.schedule(0);
+  }
+
+  /** Stops the loop. An order under way (acme-client cannot abort one) gets a moment to finish. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.running === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+  }
+
+  // ---- CertSource ----------------------------------------------------------------------------
+
+  certificate(name: string): LoadedCertificate | undefined {
+    return this.domains.get(name)?.cert;
+  }
+
+  any(): LoadedCertificate | undefined {
+    for (const s of this.domains.values()) if (s.cert !== undefined) return s.cert;
+    return undefined;
+  }
+
+  alpnChallenge(name: string): LoadedCertificate | undefined {
+    return this.alpnCerts.get(name);
+  }
+
+  httpChallenge(token: string): string | undefined {
+    return this.httpTokens.get(token);
+  }
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  // ---- the loop ------------------------------------------------------------------------------
+
+  private schedule(delay: number): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running ??= this.checkAll().finally(() => {
+        this.running = null;
+        this.schedule(this.nextDelay());
+      });
+    }, delay);
+    this.timer.unref();
+  }
+
+  private nextDelay(): number {
+    let next = this.config.check_interval;
+    const now = Date.now();
+    // A domain waiting to retry is checked when its wait is over (never sooner than 10ms: no busy loop).
+    for (const s of this.domains.values()) if (s.failures > 0 && this.needsOrder(s)) next = Math.min(next, Math.max(10, s.notBefore - now));
+    return next;
+  }
+
+  private needsOrder(s: DomainState): boolean {
+    if (s.cert === undefined) return true;
+    return s.cert.notAfter.getTime() - Date.now() < this.config.renew_before_days * DAY_MS;
+  }
+
+  private async checkAll(): Promise<void> {
+    try {
+      await this.checkDomains();
+    } finally {
+      this.checks++;
+    }
+  }
+
+  private async checkDomains(): Promise<void> {
+    for (const [domain, s] of this.domains) {
+      if (this.closed) return;
+      if (!this.needsOrder(s) || Date.now() < s.notBefore) continue;
+      // Another process may have renewed it since we last looked.
+      const stored = this.store.readCertificate(domain);
+      if (stored !== undefined && stored.fingerprint !== s.cert?.fingerprint) {
+        s.cert = stored;
+        this.notify();
+        if (!this.needsOrder(s)) {
+          s.failures = 0;
+          s.notBefore = 0;
+          continue;
+        }
+      }
+      if (!this.store.tryLock()) {
+        this.log.info({ domain, storage: this.config.storage }, 'ACME: another usher process holds the storage lock; checking again later');
+        s.notBefore = Date.now() + this.config.retry.min;
+        s.failures = Math.max(s.failures, 1);
+        continue;
+      }
+      try {
+        await this.order(domain, s);
+      } catch (err) {
+        s.failures++;
+        const wait = Math.min(this.config.retry.max, this.config.retry.min * 2 ** (s.failures - 1));
+        s.notBefore = Date.now() + wait;
+        this.log.error({ domain, attempt: s.failures, retry_in_ms: wait, directory: this.config.directory, err: { message: describe(err) } }, 'ACME: could not obtain a certificate; will retry');
+      } finally {
+        this.store.unlock();
+      }
+    }
+  }
+
+  private async order(domain: string, s: DomainState): Promise<void> {
+    this.orders++;
+    const client = await this.acmeClient();
+    const renewing = s.cert !== undefined;
+    this.log.info({ domain, renewing, challenges: this.config.challenges }, 'ACME: ordering a certificate');
+    const [key, csr] = await acme.crypto.createCsr({ commonName: domain, altNames: [domain] }, await acme.crypto.createPrivateEcdsaKey());
+    const chain = await client.auto({
+      csr,
+      email: this.config.email,
+      termsOfServiceAgreed: true,
+      challengePriority: this.config.challenges,
+      // The CA reaches usher by the domain's DNS, which usher cannot check from inside.
+      skipChallengeVerification: true,
+      challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+        if (challenge.type === 'http-01') this.httpTokens.set(challenge.token, keyAuthorization);
+        else if ((challenge.type as string) === 'tls-alpn-01') {
+          const [alpnKey, alpnCert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
+          this.alpnCerts.set(authz.identifier.value, loadCertificate(alpnCert.toString(), alpnKey.toString(), [authz.identifier.value]));
+        }
+      },
+      challengeRemoveFn: async (authz, challenge) => {
+        if (challenge.type === 'http-01') this.httpTokens.delete(challenge.token);
+        else this.alpnCerts.delete(authz.identifier.value);
+      },
+    });
+    const cert = loadCertificate(chain, key.toString(), [domain]);
+    this.store.writeCertificate(domain, chain, key.toString());
+    s.cert = cert;
+    s.failures = 0;
+    s.notBefore = 0;
+    this.issued++;
+    this.log.info({ domain, not_after: cert.notAfter.toISOString(), renewed: renewing }, 'ACME: certificate obtained');
+    this.notify();
+  }
+
+  private async acmeClient(): Promise<acme.Client> {
+    if (this.client !== undefined) return this.client;
+    let accountKey = this.store.readAccountKey();
+    if (accountKey === undefined) {
+      accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
+      this.store.writeAccountKey(accountKey);
+    }
+    if (this.config.ca !== undefined) {
+      // acme-client talks through its own axios instance: trust the private CA there only.
+      acme.axios.defaults.httpsAgent = new HttpsAgent({ ca: [...rootCertificates, readFileSync(this.config.ca, 'utf8')] });
+    }
+    // acme-client retries failed requests itself, up to 75 s per request with fixed delays;
+    // usher's own backoff (acme.retry) governs instead, so every failure is logged and spaced.
+    (acme.axios.defaults as { acmeSettings?: { retryMaxAttempts: number } }).acmeSettings!.retryMaxAttempts = 0;
+    const client = new acme.Client({ directoryUrl: this.config.directory, accountKey });
+    try {
+      await client.createAccount({ termsOfServiceAgreed: true, ...(this.config.email === undefined ? {} : { contact: [`mailto:${this.config.email}`] }) });
+    } catch (err) {
+      // RFC 8555 §7.3.1: a known key answers 200 with the account's URL; acme-client then sends
+      // an update, which some CAs (Pebble) refuse when there is nothing to change. The account
+      // exists either way once its URL is known.
+      try {
+        client.getAccountUrl();
+      } catch {
+        throw err;
+      }
+    }
+    this.client = client;
+    return client;
+  }
+
+  private notify(): void {
+    for (const fn of this.listeners) fn();
+  }
+}
