@@ -1,9 +1,9 @@
 // Routing at scale (issue #3): one request matched against 10 and against 10,000 routes
 // (hosts × path prefixes, plus regex and header-matcher routes on other hosts), including the
-// per-request work the handler does before the match: path normalisation and the RouteRequest.
+// per-request work the handler does before the match: Host check, path normalisation and the RouteRequest.
 // From the compiled tree (run `npm run build` first).
 
-import { HostPathRouter, normalisePath, RouteRequest, splitHost } from '../../dist/src/router/index.js';
+import { HostPathRouter, normalisePath, RouteRequest, splitHost, validHost } from '../../dist/src/router/index.js';
 
 function table(hosts, prefixes) {
   const routes = [];
@@ -31,6 +31,7 @@ const HEADERS = ['Host', 'host57.example.test', 'User-Agent', 'bench', 'Accept',
 function request(router, hostHeader, target) {
   const q = target.indexOf('?');
   const path = normalisePath(q < 0 ? target : target.slice(0, q));
+  if (!validHost(hostHeader)) return undefined;
   const [host, port] = splitHost(hostHeader);
   return router.route(new RouteRequest(host, port, path, q < 0 ? '' : target.slice(q + 1), 'GET', HEADERS, '127.0.0.1', 'http'));
 }

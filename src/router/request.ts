@@ -130,7 +130,8 @@ export function validHost(value: string): boolean {
 
 /**
  * Host header value → [host lower case without port, port]. IPv6 brackets are kept and the
- * address written in its one canonical form (RFC 5952: "[0:0::1]" is "[::1]"), a port without
+ * address written in its one canonical form (RFC 5952: "[0:0::1]" is "[::1]"), an IPv4 address
+ * in dotted decimal ("127.1" is "127.0.0.1"), a port without
  * leading zeros ("080" is "80"), so a host rule cannot be bypassed by another spelling.
  */
 export function splitHost(hostHeader: string | undefined): [string, string] {
@@ -151,11 +152,29 @@ export function splitHost(hostHeader: string | undefined): [string, string] {
   let port = end < hostHeader.length && hostHeader.charCodeAt(end) === 58 ? hostHeader.slice(end + 1) : '';
   if (port.length > 1 && port.charCodeAt(0) === 48 && /^[0-9]+$/.test(port)) port = String(Number(port));
   if (v6) return [canonicalIPv6(host), port];
+  let name = host;
   for (let i = 0; i < host.length; i++) {
     const c = host.charCodeAt(i);
-    if (c >= 65 && c <= 90) return [host.toLowerCase(), port];
+    if (c >= 65 && c <= 90) {
+      name = host.toLowerCase();
+      break;
+    }
   }
-  return [host, port];
+  // A name whose last label is a number is an IPv4 address (WHATWG URL): "127.1", "0x7f.1",
+  // "2130706433" and "0177.0.0.1" are all 127.0.0.1 to an upstream that parses URLs.
+  const last = name.charCodeAt(name.length - 1);
+  if (((last >= 48 && last <= 57) || name.lastIndexOf('.0x') >= 0 || name.startsWith('0x')) && !DOTTED_QUAD.test(name)) name = canonicalIPv4(name);
+  return [name, port];
+}
+
+const DOTTED_QUAD = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+function canonicalIPv4(name: string): string {
+  try {
+    return new URL(`http://${name}/`).hostname;
+  } catch {
+    return name; // not an address ("1.2.3.4.5"): compared as written
+  }
 }
 
 function canonicalIPv6(bracketed: string): string {

@@ -55,6 +55,9 @@ test('rewrite: strip and add a prefix, regex replace with captures, host; the qu
     ['/api', '/v2/'],
     ['/strip', '/'],
     ['/strip/a/b', '/a/b'],
+    ['/strip;v=1/a;b', '/a;b'],
+    ['/strip;v=1', '/'],
+    ['/api;jsessionid=1/items', '/v2/items'],
     ['/users/42', '/accounts/42/profile'],
     ['/users/42/photos?s=1', '/accounts/42/profile/photos?s=1'],
   ];

@@ -10,7 +10,7 @@ test('normalisation attacks cannot slip past a /admin deny rule; unsafe targets 
     upstreams: { app: { servers: [app.url] } },
     routes: [
       { match: { path: '/admin' }, respond: { status: 403, body: 'denied\n' } },
-      { match: { host: ['internal.test', '[::1]', 'ported.test:8080'] }, respond: { status: 403, body: 'internal\n' } },
+      { match: { host: ['internal.test', '[::1]', '10.0.0.5', 'ported.test:8080'] }, respond: { status: 403, body: 'internal\n' } },
       { upstream: 'app' },
     ],
   });
@@ -28,7 +28,7 @@ test('normalisation attacks cannot slip past a /admin deny rule; unsafe targets 
     assert.equal(rawStatus(reply), 400, `${target}:\n${reply}`);
     assert.match(reply, /reason: unsafe_path/);
   }
-  for (const host of ['internal.test', 'INTERNAL.Test', 'internal.test.', 'internal.test:80', 'internal.test.:8080', 'ported.test:8080', 'ported.test:08080', 'internal.test:', '[::1]', '[0:0::1]', '[0:0:0:0:0:0:0:1]:80', '[::0001]']) {
+  for (const host of ['internal.test', 'INTERNAL.Test', 'internal.test.', 'internal.test:80', 'internal.test.:8080', 'ported.test:8080', 'ported.test:08080', 'internal.test:', '[::1]', '[0:0::1]', '[0:0:0:0:0:0:0:1]:80', '[::0001]', '10.0.0.5', '10.5', '0xa.0.0.5:80', '012.0.0.5', '167772165']) {
     const reply = await rawRequest(u.port, `GET /x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     assert.equal(rawStatus(reply), 403, `Host ${host} must hit the host rule:\n${reply}`);
   }

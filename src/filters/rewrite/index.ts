@@ -21,8 +21,16 @@ export class PathRewrite implements PathRewriter {
   path(path: string): string {
     let p = path;
     const s = this.strip;
-    // On a segment boundary: "/api" strips "/api" and "/api/x" (→ "/", "/x"), not "/apix".
-    if (s !== undefined && p.startsWith(s) && (p.length === s.length || p.charCodeAt(s.length) === 47)) p = p.length === s.length ? '/' : p.slice(s.length);
+    // On a segment boundary: "/api" strips "/api" and "/api/x" (→ "/", "/x"), not "/apix"; and,
+    // as routes match without ";params", "/api;v=1/x" (→ "/x": the params go with their segment).
+    if (s !== undefined && p.startsWith(s)) {
+      const next = p.length === s.length ? 47 : p.charCodeAt(s.length);
+      if (next === 47) p = p.length === s.length ? '/' : p.slice(s.length);
+      else if (next === 59 /* ; */) {
+        const slash = p.indexOf('/', s.length);
+        p = slash < 0 ? '/' : p.slice(slash);
+      }
+    }
     if (this.add !== undefined) p = p === '/' ? `${this.add}/` : `${this.add}${p}`;
     if (this.regex !== undefined) p = p.replace(this.regex, this.replace);
     // A replacement may produce an empty or relative path: origin-form needs a leading "/" (RFC 9112 §3.2.1).

@@ -1,0 +1,221 @@
+// The routing parts of the config schema (issue #3): a route's matchers and its actions
+// (split, sticky key, redirect, rewrite, header rules, mirror). Route itself is in schema.ts.
+import { Type } from '@sinclair/typebox';
+import { DEFAULTS, duration, headerName, HOST_EXPECTED, MATCH_HOST_PATTERN, object, size, TOKEN_PATTERN } from './schema-parts.js';
+
+const PATH_PATTERN = '^/[^\\s?#]*$';
+const PATH_EXPECTED = 'a path starting with "/" (no spaces, "?" or "#")';
+const METHOD_PATTERN = '^[A-Z][A-Z0-9_-]*$';
+/** Text with {placeholders}: checked in check-routing.ts, rendered per request (src/filters/template.ts). */
+const PLACEHOLDERS =
+  'Placeholders: {client_ip}, {request_id}, {host}, {path}, {request_uri} (path and query), {query_string}, {scheme}, {header.NAME}, {cookie.NAME}, {query.NAME}; "{{" is a literal "{".';
+
+const FieldCondition = Type.Union(
+  [
+    Type.String({ description: 'The exact value.' }),
+    object(
+      {
+        exact: Type.Optional(Type.String({ description: 'The exact value.' })),
+        regex: Type.Optional(Type.String({ minLength: 1, description: 'A JavaScript regular expression the value must match (unanchored unless it says ^...$).' })),
+        present: Type.Optional(Type.Boolean({ description: 'true: must be present (any value); false: must be absent.' })),
+      },
+      { description: 'One of exact, regex or present.' },
+    ),
+  ],
+  {
+    description: 'A condition on one value: a string (exact), or { exact }, { regex }, { present: true | false }.',
+    'x-usher-expected': 'a string, or a mapping with one of "exact", "regex", "present"',
+  },
+);
+
+const PathMatch = object(
+  {
+    prefix: Type.Optional(Type.String({ pattern: PATH_PATTERN, description: 'A prefix on a segment boundary.', 'x-usher-expected': PATH_EXPECTED })),
+    exact: Type.Optional(Type.String({ pattern: PATH_PATTERN, description: 'The whole path, exactly.', 'x-usher-expected': PATH_EXPECTED })),
+    regex: Type.Optional(
+      Type.String({ minLength: 1, description: 'A JavaScript regular expression over the normalised path (without the query); anchor it with ^...$.' }),
+    ),
+  },
+  { description: 'Exactly one of prefix, exact or regex.' },
+);
+
+export const SplitTarget = object(
+  {
+    upstream: Type.String({ minLength: 1, description: 'Name of the upstream for this side.' }),
+    weight: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10000, default: DEFAULTS.split.weight, description: 'Relative share of requests (0..10000; 0 sends none).' }),
+    ),
+  },
+  { description: 'One side of a traffic split.' },
+);
+
+export const StickyKey = Type.Union(
+  [
+    Type.Literal('client_ip'),
+    object({ cookie: Type.String({ pattern: TOKEN_PATTERN, description: 'Cookie name.' }) }, { description: 'The value of a cookie.' }),
+    object({ header: Type.String({ pattern: TOKEN_PATTERN, description: 'Header name.' }) }, { description: 'The value of a request header.' }),
+  ],
+  {
+    description:
+      'What keeps a client on one side of a `split`: "client_ip", { cookie: NAME } or { header: NAME }. The key is hashed (FNV-1a) onto the weights, so the same key always gets the same side while the weights stay; changing 95/5 to 90/10 moves only the keys between the old and new boundary. Requests without the key are shared out by weight.',
+    'x-usher-expected': '"client_ip", or a mapping with "cookie" or "header"',
+  },
+);
+
+export const Redirect = object(
+  {
+    to: Type.Optional(Type.String({ minLength: 1, description: `Where to send the client (the Location header). ${PLACEHOLDERS}` })),
+    https: Type.Optional(
+      Type.Boolean({ description: 'Redirect to the same host and request URI over https (the usual http → https upgrade). Instead of `to`.' }),
+    ),
+    https_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'With `https`: the port to send the client to (default: 443, not written).' })),
+    status: Type.Optional(
+      Type.Unsafe<301 | 302 | 303 | 307 | 308>({
+        type: 'integer',
+        enum: [301, 302, 303, 307, 308],
+        default: DEFAULTS.redirect.status,
+        description: 'Status: 301 or 308 (permanent), 302, 303 or 307 (temporary); 307 and 308 keep the method and body.',
+      }),
+    ),
+  },
+  { description: 'Answer with a redirect instead of proxying. One of `to` or `https: true`.' },
+);
+
+export const Rewrite = object(
+  {
+    strip_prefix: Type.Optional(
+      Type.String({ pattern: PATH_PATTERN, description: 'Remove this prefix (on a segment boundary) from the path sent upstream.', 'x-usher-expected': PATH_EXPECTED }),
+    ),
+    add_prefix: Type.Optional(
+      Type.String({ pattern: PATH_PATTERN, description: 'Put this prefix in front of the path sent upstream (after strip_prefix).', 'x-usher-expected': PATH_EXPECTED }),
+    ),
+    regex: Type.Optional(
+      object(
+        {
+          pattern: Type.String({ minLength: 1, description: 'A JavaScript regular expression over the path (after strip/add prefix).' }),
+          replace: Type.String({ description: 'The replacement: $1, $2... and $<name> are the captures.' }),
+        },
+        { description: 'Replace the first match of `pattern` in the path with `replace`.' },
+      ),
+    ),
+    host: Type.Optional(
+      Type.String({
+        pattern: '^\\S+$',
+        description: 'Host header to send upstream instead of the client\'s (an upstream\'s own host_header other than "preserve" still applies on top).',
+        'x-usher-expected': 'a host name without spaces',
+      }),
+    ),
+  },
+  { description: 'Changes to the request sent upstream. The query string is kept as it came.' },
+);
+
+export function HeaderRules(description: string) {
+  const values = (what: string) =>
+    Type.Record(Type.String({ pattern: TOKEN_PATTERN }), Type.String(), {
+      additionalProperties: false,
+      description: `${what} ${PLACEHOLDERS}`,
+      'x-usher-key': 'header name',
+      'x-usher-expected': 'letters, digits and !#$%&\'*+.^_`|~-',
+    });
+  return object(
+    {
+      set: Type.Optional(values('Headers to set, name: value; replaces every field of that name.')),
+      add: Type.Optional(values('Headers to add, name: value; keeps fields already there.')),
+      remove: Type.Optional(Type.Array(headerName('A header name; case does not matter.'), { description: 'Headers to remove.' })),
+    },
+    { description: `${description} Applied in order: remove, set, add.` },
+  );
+}
+
+export const Mirror = object(
+  {
+    upstream: Type.String({ minLength: 1, description: 'The shadow upstream that gets a copy of the request.' }),
+    percent: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 100, default: DEFAULTS.mirror.percent, description: 'Share of requests copied (0..100), spread evenly.' }),
+    ),
+    max_body: Type.Optional(size('Largest request body copied; a request with a larger body is not mirrored.', DEFAULTS.mirror.max_body)),
+    max_concurrent: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: DEFAULTS.mirror.max_concurrent,
+        description: 'Most mirrored requests in flight for this route; further copies are dropped, so a slow shadow cannot hold memory.',
+      }),
+    ),
+    timeout: Type.Optional(duration('A mirrored request still unanswered after this long is abandoned.', DEFAULTS.mirror.timeout)),
+  },
+  {
+    description:
+      'Copy requests to a shadow upstream. The shadow\'s response is read and discarded; it never delays, fails or changes the client\'s response.',
+  },
+);
+
+export const RouteMatch = object(
+  {
+    host: Type.Optional(
+      Type.Union(
+        [
+          Type.String({ pattern: MATCH_HOST_PATTERN, 'x-usher-expected': HOST_EXPECTED }),
+          Type.Array(Type.String({ pattern: MATCH_HOST_PATTERN, 'x-usher-expected': HOST_EXPECTED }), { minItems: 1 }),
+        ],
+        {
+          description:
+            'Host name(s) to match, case-insensitively: one string or a list. "*.example.com" matches names under example.com. Without a port, any port matches.',
+          'x-usher-expected': 'a host name like "example.com" or "*.example.com", or a list of them',
+        },
+      ),
+    ),
+    path: Type.Optional(
+      Type.Union(
+        [
+          Type.String({
+            pattern: PATH_PATTERN,
+            description: 'Path prefix to match on a segment boundary: "/api" matches "/api" and "/api/x", not "/apix". Must start with "/".',
+            'x-usher-expected': PATH_EXPECTED,
+          }),
+          PathMatch,
+        ],
+        {
+          description:
+            'The path to match, on the normalised path (percent-encoded unreserved characters decoded, "." and ".." segments removed, repeated "/" merged): a string is a prefix on a segment boundary ("/api" matches "/api" and "/api/x", not "/apix"); or one of { prefix }, { exact }, { regex }.',
+          'x-usher-expected': `${PATH_EXPECTED}, or a mapping with one of "prefix", "exact", "regex"`,
+        },
+      ),
+    ),
+    method: Type.Optional(
+      Type.Union([Type.String({ pattern: METHOD_PATTERN }), Type.Array(Type.String({ pattern: METHOD_PATTERN }), { minItems: 1 })], {
+        description: 'Request method(s) to match, upper case ("GET", or a list like ["GET", "HEAD"]).',
+        'x-usher-expected': 'an upper-case method name like "GET", or a list of them',
+      }),
+    ),
+    headers: Type.Optional(
+      Type.Record(Type.String({ pattern: TOKEN_PATTERN }), FieldCondition, {
+        additionalProperties: false,
+        description: 'Request headers to match, name (any case): condition. Every listed header must match.',
+        'x-usher-key': 'header name',
+        'x-usher-expected': 'letters, digits and !#$%&\'*+.^_`|~-',
+      }),
+    ),
+    query: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), FieldCondition, {
+        additionalProperties: false,
+        description: 'Query parameters to match, name: condition (the raw, undecoded value of the first parameter with that name).',
+      }),
+    ),
+    cookies: Type.Optional(
+      Type.Record(Type.String({ pattern: TOKEN_PATTERN }), FieldCondition, {
+        additionalProperties: false,
+        description: 'Cookies (from the Cookie header) to match, name: condition.',
+        'x-usher-key': 'cookie name',
+        'x-usher-expected': 'letters, digits and !#$%&\'*+.^_`|~-',
+      }),
+    ),
+    client_ip: Type.Optional(
+      Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+        description:
+          'Client addresses to match: an IP or CIDR range ("10.0.0.0/8", "2001:db8::/32"), or a list. The client is the connection\'s peer address.',
+        'x-usher-expected': 'an IP address or CIDR range, or a list of them',
+      }),
+    ),
+  },
+  { description: 'What a request must look like for this route to apply. All given conditions must hold; omit to match every request.' },
+);
