@@ -32,6 +32,8 @@ export class Cluster {
   /** sticky: endpoint → cookie token, and the Set-Cookie attributes. */
   private stickyTokens: Map<Endpoint, string> | null = null;
   private readonly secret: string;
+  /** The random sticky secret when none is configured (handed on to a replacing cluster). */
+  private readonly generatedSecret: string | null;
   private readonly discovery: DnsDiscovery | null;
   /** Endpoints dropped by discovery, finishing their requests. */
   private readonly retiring = new Set<Endpoint>();
@@ -42,11 +44,17 @@ export class Cluster {
   /** Circuit breaker and queue; null when no limits are configured. */
   readonly admission: Admission | null;
 
-  constructor(config: UpstreamConfig) {
+  /**
+   * `previous`: the cluster this one replaces on a reload (same upstream name, changed config).
+   * Without a configured sticky.secret its generated one is kept, so that the cookies clients
+   * hold stay valid across the reload.
+   */
+  constructor(config: UpstreamConfig, previous?: Cluster) {
     this.name = config.name;
     this.config = config;
     this.endpoints = Object.freeze(config.servers.map((s) => new Endpoint(s, config)));
-    const secret = (this.secret = config.sticky.secret ?? randomBytes(32).toString('hex'));
+    this.generatedSecret = config.sticky.secret === null ? (previous?.generatedSecret ?? randomBytes(32).toString('hex')) : null;
+    const secret = (this.secret = config.sticky.secret ?? this.generatedSecret!);
     this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, {
       dynamicWeights: config.slow_start > 0,
       secret,
