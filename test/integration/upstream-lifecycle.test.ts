@@ -1,9 +1,11 @@
 // What an upstream keeps across a reload, and what usher.close() leaves behind: real sockets.
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { config, startUsher } from '../helpers/usher.js';
+import { config, startUsher, waitFor } from '../helpers/usher.js';
 
 test('sticky without a configured secret: a cookie stays valid across a reload that changes the upstream', async (t) => {
   const ups: TestUpstream[] = [];
@@ -25,4 +27,29 @@ test('sticky without a configured secret: a cookie stays valid across a reload t
     assert.equal(r.body, first.body, 'still pinned to its server');
     assert.equal(r.headers['set-cookie'], undefined, 'the cookie is still valid');
   }
+});
+
+test('usher.close() cuts an active health probe in flight (no socket or timer left running)', async (t) => {
+  // A health endpoint that accepts and never answers: the probe waits for its 30 s timeout.
+  const probes = new Set<Socket>();
+  let closed = 0;
+  const hang = createServer((s) => {
+    probes.add(s);
+    s.resume(); // read, so that the peer's FIN is seen
+    s.on('error', () => {});
+    s.on('close', () => closed++);
+  });
+  await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of probes) s.destroy();
+        hang.close(() => r());
+      }),
+  );
+  const url = `http://127.0.0.1:${(hang.address() as AddressInfo).port}`;
+  const u = await startUsher({ upstreams: { app: { servers: [url], health_check: { path: '/healthz', interval: '10s', timeout: '30s' } } }, routes: [{ upstream: 'app' }] });
+  await waitFor(() => probes.size === 1, 5000, 'a probe in flight');
+  await u.close();
+  await waitFor(() => closed === 1, 2000, 'the probe connection closed by usher.close()');
 });
