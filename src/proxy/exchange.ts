@@ -67,7 +67,7 @@ export class Exchange implements RequestContext, PickContext {
   /** A request body read in full so that a retry can replay it (retry.buffer_body). */
   private bodyBuffer: Buffer | null = null;
   private bufferChunks: Buffer[] | null = null;
-  /** The handler of the current try; null between tries. */
+  /** The handler of the current try when it has its own (retry.per_try_timeout); null otherwise. */
   current: Attempt | null = null;
   /** Per-try timeout or retry backoff (never both at once). */
   private timer: NodeJS.Timeout | null = null;
@@ -209,12 +209,18 @@ export class Exchange implements RequestContext, PickContext {
     if (host !== undefined) this.upstreamHeaders[this.hostIndex] = host;
     this.upstreamActive = true;
     this.attemptConnected = false;
-    const attempt = (this.current = new Attempt(this));
+    // Only a per-try timeout abandons a try that undici may still call later (it may not have a
+    // connection, hence no abort, yet): only then does a try need a handler of its own. Every
+    // other way a try ends goes through undici first (onError) or through abort(), after which
+    // undici calls nothing more, so the exchange is the handler and a plain GET allocates nothing.
     const perTry = cluster.retry.perTryTimeout;
-    if (perTry !== null) this.timer = setTimeout(onTryTimeout, perTry, this);
+    if (perTry !== null) {
+      this.current = new Attempt(this);
+      this.timer = setTimeout(onTryTimeout, perTry, this);
+    }
     endpoint.pool.dispatch(
       { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body },
-      attempt,
+      perTry === null ? this : this.current!,
     );
   }
 
