@@ -46,13 +46,14 @@ export class Cluster {
 
   /**
    * `previous`: the cluster this one replaces on a reload (same upstream name, changed config).
-   * Without a configured sticky.secret its generated one is kept, so that the cookies clients
-   * hold stay valid across the reload.
+   * Its servers' health carries over to the same servers here, and without a configured
+   * sticky.secret its generated one is kept, so that the cookies clients hold stay valid.
    */
   constructor(config: UpstreamConfig, previous?: Cluster) {
     this.name = config.name;
     this.config = config;
     this.endpoints = Object.freeze(config.servers.map((s) => new Endpoint(s, config)));
+    if (previous !== undefined) this.inheritHealth(previous);
     this.generatedSecret = config.sticky.secret === null ? (previous?.generatedSecret ?? randomBytes(32).toString('hex')) : null;
     const secret = (this.secret = config.sticky.secret ?? this.generatedSecret!);
     this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, {
@@ -69,6 +70,7 @@ export class Cluster {
     const limited = config.circuit_breaker !== null || config.servers.some((s) => s.max_requests !== null);
     this.admission = limited ? new Admission(config.circuit_breaker ?? { max_requests: null, max_pending: 0, queue_timeout: 0 }, this.endpoints) : null;
     this.outlier = config.outlier_detection === null ? null : new OutlierDetector(this.endpoints, config.outlier_detection);
+    if (this.outlier !== null) for (const e of this.endpoints) this.outlier.resume(e);
     this.checker = config.health_check === null ? null : new ActiveHealthChecker(this.endpoints, config.health_check, this.onProbe);
     // Probe timers are unref'd: a cluster that is built and dropped (a failed reload) keeps nothing alive.
     this.checker?.start();
@@ -77,6 +79,18 @@ export class Cluster {
     this.discovery?.start();
     this.hostMode = config.host_header === 'preserve' ? 'preserve' : config.host_header === 'upstream' ? 'upstream' : 'literal';
     this.fingerprint = Cluster.fingerprint(config);
+  }
+
+  /** Servers of the replaced cluster (same URL) keep their health: a dead one stays out. */
+  private inheritHealth(previous: Cluster): void {
+    const active = this.config.health_check !== null;
+    const passive = this.config.outlier_detection !== null;
+    for (const e of this.endpoints) {
+      const old = previous.endpoints.find((x) => x.id === e.id);
+      if (old === undefined) continue;
+      e.health.inherit(old.health, active);
+      if (!passive) e.health.ejected = false;
+    }
   }
 
   static fingerprint(config: UpstreamConfig): string {

@@ -4,7 +4,9 @@ import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
+import { startFlaky } from '../helpers/flaky.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import type { Endpoint } from '../../src/upstream/endpoint.js';
 import { config, startUsher, waitFor } from '../helpers/usher.js';
 
 test('sticky without a configured secret: a cookie stays valid across a reload that changes the upstream', async (t) => {
@@ -52,4 +54,44 @@ test('usher.close() cuts an active health probe in flight (no socket or timer le
   await waitFor(() => probes.size === 1, 5000, 'a probe in flight');
   await u.close();
   await waitFor(() => closed === 1, 2000, 'the probe connection closed by usher.close()');
+});
+
+test('a reload that changes an upstream keeps the health of its servers: ejected stays out, down stays down until checks pass', async (t) => {
+  const bad = await startFlaky('bad'); // passes the checks, answers requests 503
+  const sick = await startFlaky('sick'); // fails the checks
+  const live = await startFlaky('live');
+  t.after(async () => {
+    for (const up of [bad, sick, live]) await up.close();
+  });
+  bad.status = 503;
+  const upstreams = (timeout: string) => ({
+    app: {
+      servers: [bad.url, sick.url, live.url],
+      timeouts: { response_header: timeout },
+      panic_threshold: 0, // two of three down would otherwise spread traffic over all three
+      health_check: { path: '/healthz', interval: '40ms', timeout: '200ms', rise: 1, fall: 1 },
+      outlier_detection: { consecutive_5xx: 1, base_ejection_time: '1m', max_ejection_percent: 100 },
+    },
+  });
+  const u = await startUsher({ upstreams: upstreams('30s'), routes: [{ upstream: 'app' }] });
+  t.after(() => u.close());
+  sick.healthy = false;
+  const before = u.usher.runtime.clusters.get('app')!;
+  const [ejected, down] = before.endpoints as [Endpoint, Endpoint];
+  await waitFor(() => !down.health.activeUp, 5000, 'sick marked down by the checks');
+  for (let i = 0; i < 4 && !ejected.health.ejected; i++) await request(`${u.url}/`);
+  assert.equal(ejected.health.ejected, true, 'the 503 server is ejected');
+  await u.usher.reload(config({ upstreams: upstreams('20s'), routes: [{ upstream: 'app' }], log: { level: 'warn', access_log: true } }));
+  const after = u.usher.runtime.clusters.get('app')!;
+  assert.notEqual(after, before, 'a changed upstream is a new cluster');
+  const [bad2, down2] = after.endpoints as [Endpoint, Endpoint];
+  assert.equal(bad2.health.ejected, true, 'still ejected');
+  assert.equal(down2.health.activeUp, false, 'still down');
+  for (let i = 0; i < 4; i++) assert.equal((await request(`${u.url}/after`)).body, 'live');
+  const afterLines = () => u.access.filter((l) => l.path === '/after');
+  await waitFor(() => afterLines().length === 4, 5000, 'access log lines');
+  assert.deepEqual(afterLines().map((l) => l.attempts), [1, 1, 1, 1], 'neither is tried');
+  // The new checker started from "down": a passing check brings the server back.
+  sick.healthy = true;
+  await waitFor(() => down2.health.activeUp, 5000, 'sick healthy again');
 });

@@ -13,6 +13,8 @@ export interface ProbeTarget {
   readonly id: string;
   readonly origin: string;
   readonly authority: string;
+  /** The verdict to start from (a reload hands on the last one); up when absent. */
+  readonly health?: { readonly activeUp: boolean };
 }
 
 /** One probe's outcome: `detail` says what was seen ("status 503", "timeout", "refused"...). */
@@ -47,7 +49,7 @@ export class ActiveHealthChecker {
     this.config = config;
     this.sink = sink;
     this.bodyPattern = config.expect_body === null ? null : new RegExp(config.expect_body);
-    this.tracked = targets.map((target) => ({ target, up: true, streak: 0, timer: null, inflight: false, cancel: null }));
+    this.tracked = targets.map((target) => ({ target, up: target.health?.activeUp ?? true, streak: 0, timer: null, inflight: false, cancel: null }));
   }
 
   start(): void {
@@ -65,7 +67,7 @@ export class ActiveHealthChecker {
         known.delete(target);
         next.push(t);
       } else {
-        const fresh: Tracked = { target, up: true, streak: 0, timer: null, inflight: false, cancel: null };
+        const fresh: Tracked = { target, up: target.health?.activeUp ?? true, streak: 0, timer: null, inflight: false, cancel: null };
         next.push(fresh);
         this.schedule(fresh, this.jitter(0));
       }
