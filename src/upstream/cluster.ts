@@ -188,10 +188,19 @@ export class Cluster {
     return this.hostMode === 'upstream' ? endpoint.authority : this.config.host_header;
   }
 
-  /** Stops the health producers (timers); the pools stay until close/destroy. */
-  stopHealth(): void {
+  /**
+   * A reload retired this cluster: stop probing and resolving at once (requests still running
+   * on the previous runtime may take longer to finish than anyone wants probes for a config
+   * that is gone: a WebSocket may never). Its state stays as it is for those requests.
+   */
+  stopProbes(): void {
     this.discovery?.stop();
     this.checker?.stop();
+  }
+
+  /** Stops the health producers (timers); the pools stay until close/destroy. */
+  stopHealth(): void {
+    this.stopProbes();
     this.outlier?.close();
   }
 

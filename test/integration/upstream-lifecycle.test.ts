@@ -95,3 +95,29 @@ test('a reload that changes an upstream keeps the health of its servers: ejected
   sick.healthy = true;
   await waitFor(() => down2.health.activeUp, 5000, 'sick healthy again');
 });
+
+test('a reload stops the retired cluster’s active checks at once, even while a request on it is still running', async (t) => {
+  const probes: string[] = [];
+  const waiting: (() => void)[] = [];
+  const up = await startUpstream('x', (req, res) => {
+    req.resume();
+    if (req.url!.endsWith('healthz')) {
+      probes.push(req.url!);
+      return res.end('ok');
+    }
+    waiting.push(() => res.end('x'));
+  });
+  t.after(() => up.close());
+  const upstreams = (path: string) => ({ app: { servers: [up.url], health_check: { path, interval: '20ms', timeout: '1s' } } });
+  const u = await startUsher({ upstreams: upstreams('/old-healthz'), routes: [{ upstream: 'app' }] });
+  t.after(() => u.close());
+  const held = request(`${u.url}/long`); // keeps the previous runtime (and its cluster) busy
+  await waitFor(() => waiting.length === 1 && probes.length > 0, 5000, 'request held, probes running');
+  await u.usher.reload(config({ upstreams: upstreams('/new-healthz'), routes: [{ upstream: 'app' }] }));
+  const oldAtReload = probes.filter((p) => p === '/old-healthz').length;
+  await waitFor(() => probes.filter((p) => p === '/new-healthz').length >= 5, 5000, 'the new cluster probing');
+  // At most the one probe that was already on its way when the reload came.
+  assert.ok(probes.filter((p) => p === '/old-healthz').length <= oldAtReload + 1, `old probes: ${probes.join(' ')}`);
+  waiting.splice(0).forEach((w) => w());
+  assert.equal((await held).status, 200);
+});
