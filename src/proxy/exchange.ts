@@ -335,10 +335,25 @@ export class Exchange implements RequestContext, PickContext {
     this.upstreamFailed(reason, err);
   }
 
+  /**
+   * The downstream request body has all arrived. A body streaming from a slow client is not the
+   * upstream's delay: a connected try's per-try clock (re)starts now, as Envoy's per_try_timeout
+   * starts once the downstream request is complete. (Waiting for a connection stays timed.)
+   */
+  bodyEnded(): void {
+    this.socket.setTimeout(0);
+    const perTry = this.cluster!.retry.perTryTimeout;
+    if (perTry === null || !this.upstreamActive || this.responseStarted) return;
+    this.clearTimer();
+    this.timer = setTimeout(onTryTimeout, perTry, this);
+  }
+
   /** retry.per_try_timeout expired before the response head: abandon this try. */
   tryTimedOut(): void {
     this.timer = null;
     if (!this.upstreamActive || this.responseStarted) return;
+    // Connected and still streaming the client's body: the clock restarts when it ends (bodyEnded).
+    if (this.attemptConnected && this.body !== null && !this.req.complete) return;
     const connected = this.attemptConnected;
     const endpoint = this.endpoint!;
     this.stopUpstream();
@@ -523,7 +538,7 @@ function onRetryTimer(ex: Exchange): void {
 }
 
 function onBodyEnd(this: WithExchange<IncomingMessage>): void {
-  this[kExchange]!.socket.setTimeout(0);
+  this[kExchange]!.bodyEnded();
 }
 
 function ignoreError(): void {

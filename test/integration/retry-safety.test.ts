@@ -124,3 +124,33 @@ test('a POST whose per-try timeout fires after it was sent is not sent again: 50
   assert.equal(hang.requests.length, 1);
   assert.equal(other.requests.length, 0, 'never retried');
 });
+
+test('per_try_timeout does not count a slow client upload: the clock starts once the body has all arrived', async (t) => {
+  const up = await startUpstream('up', (req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => res.end(`got ${body}`));
+  });
+  t.after(() => up.close());
+  const u = await startUsher({ upstreams: { app: { servers: [up.url], retry: { per_try_timeout: '100ms' } } }, routes: [{ upstream: 'app' }] });
+  t.after(() => u.close());
+  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest(`${u.url}/upload`, { method: 'PUT', agent: false }, (res: IncomingMessage) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.write('slow ');
+    void (async () => {
+      await waitFor(() => up.requests.length === 1, 5000, 'upload reached the upstream');
+      // The scenario, not a synchronisation: the client takes 3 × per_try_timeout to finish.
+      await new Promise((r) => setTimeout(r, 300));
+      req.end('upload');
+    })().catch(reject);
+  });
+  assert.equal(reply.status, 200, reply.body);
+  assert.equal(reply.body, 'got slow upload');
+});
