@@ -1,11 +1,14 @@
 // What an upstream keeps across a reload, and what usher.close() leaves behind: real sockets.
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { startFlaky } from '../helpers/flaky.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import dnsPacket from 'dns-packet';
+import { DnsDiscovery } from '../../src/upstream/discovery/dns.js';
 import type { Endpoint } from '../../src/upstream/endpoint.js';
 import { config, startUsher, waitFor } from '../helpers/usher.js';
 
@@ -120,4 +123,25 @@ test('a reload stops the retired cluster’s active checks at once, even while a
   assert.ok(probes.filter((p) => p === '/old-healthz').length <= oldAtReload + 1, `old probes: ${probes.join(' ')}`);
   waiting.splice(0).forEach((w) => w());
   assert.equal((await held).status, 200);
+});
+
+test('DNS discovery: stop() cancels a query in flight (no retry is sent after close)', async (t) => {
+  // A DNS server that never answers: the resolver would retry each query after its timeout.
+  const socket = createSocket('udp4');
+  const names: string[] = [];
+  socket.on('message', (msg: Buffer) => names.push(dnsPacket.decode(msg).questions?.[0]?.name ?? ''));
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => socket.close(() => r())));
+  const dnsConfig = { refresh: 200, family: 'ipv4' as const, servers: [`127.0.0.1:${(socket.address() as AddressInfo).port}`], srv: false };
+  const stopped = new DnsDiscovery(dnsConfig, ['stopped.test'], () => {});
+  // A twin left running: its retry shows when the stopped one's would have been due.
+  const control = new DnsDiscovery(dnsConfig, ['control.test'], () => {});
+  t.after(() => control.stop());
+  stopped.start();
+  control.start();
+  const count = (name: string) => names.filter((n) => n === name).length;
+  await waitFor(() => count('stopped.test') === 1 && count('control.test') === 1, 5000, 'both queries sent');
+  stopped.stop();
+  await waitFor(() => count('control.test') >= 2, 5000, 'the control query retried');
+  assert.equal(count('stopped.test'), 1, 'the stopped resolver sent no retry');
 });
