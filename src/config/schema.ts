@@ -198,7 +198,7 @@ const Retry = object(
     ),
     per_try_timeout: Type.Optional(
       Type.Union([Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })], {
-        description: 'Time one try may take until the response head arrives; then it is abandoned and retried (as a 504) if `on` has 504. Default: only timeouts.response_header applies.',
+        description: 'Time one try may take until the response head arrives; then it is abandoned and retried (as a 504) if `on` has 504. While a request body is still streaming from the client to a connected server the clock waits, and starts again once the body has all arrived. Default: only timeouts.response_header applies.',
         'x-usher-kind': 'duration',
       }),
     ),

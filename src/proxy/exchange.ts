@@ -71,7 +71,7 @@ export class Exchange implements RequestContext, PickContext {
   /** A request body read in full so that a retry can replay it (retry.buffer_body). */
   private bodyBuffer: Buffer | null = null;
   private bufferChunks: Buffer[] | null = null;
-  /** The handler of the current try; null between tries. */
+  /** The handler of the current try when it has its own (retry.per_try_timeout); null otherwise. */
   current: Attempt | null = null;
   /** Per-try timeout or retry backoff (never both at once). */
   private timer: NodeJS.Timeout | null = null;
@@ -233,12 +233,18 @@ export class Exchange implements RequestContext, PickContext {
     if (host !== undefined) this.upstreamHeaders[this.hostIndex] = host;
     this.upstreamActive = true;
     this.attemptConnected = false;
-    const attempt = (this.current = new Attempt(this));
+    // Only a per-try timeout abandons a try that undici may still call later (it may not have a
+    // connection, hence no abort, yet): only then does a try need a handler of its own. Every
+    // other way a try ends goes through undici first (onError) or through abort(), after which
+    // undici calls nothing more, so the exchange is the handler and a plain GET allocates nothing.
     const perTry = cluster.retry.perTryTimeout;
-    if (perTry !== null) this.timer = setTimeout(onTryTimeout, perTry, this);
+    if (perTry !== null) {
+      this.current = new Attempt(this);
+      this.timer = setTimeout(onTryTimeout, perTry, this);
+    }
     endpoint.pool.dispatch(
       { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body, upgrade: upgradeOf(this.req) },
-      attempt,
+      perTry === null ? this : this.current!,
     );
   }
 
@@ -370,10 +376,26 @@ export class Exchange implements RequestContext, PickContext {
     this.upstreamFailed(reason, err);
   }
 
+  /**
+   * The downstream request body has all arrived. A body streaming from a slow client is not the
+   * upstream's delay: a connected try's per-try clock (re)starts now, as Envoy's per_try_timeout
+   * starts once the downstream request is complete. (Waiting for a connection stays timed.)
+   */
+  bodyEnded(): void {
+    // On the request, not the socket: on HTTP/2 the socket is the whole session's.
+    this.req.setTimeout(0);
+    const perTry = this.cluster!.retry.perTryTimeout;
+    if (perTry === null || !this.upstreamActive || this.responseStarted) return;
+    this.clearTimer();
+    this.timer = setTimeout(onTryTimeout, perTry, this);
+  }
+
   /** retry.per_try_timeout expired before the response head: abandon this try. */
   tryTimedOut(): void {
     this.timer = null;
     if (!this.upstreamActive || this.responseStarted) return;
+    // Connected and still streaming the client's body: the clock restarts when it ends (bodyEnded).
+    if (this.attemptConnected && this.body !== null && !this.req.complete) return;
     const connected = this.attemptConnected;
     const endpoint = this.endpoint!;
     this.stopUpstream();
@@ -564,7 +586,7 @@ function onRetryTimer(ex: Exchange): void {
 }
 
 function onBodyEnd(this: WithExchange<IncomingMessage>): void {
-  this.setTimeout(0);
+  this[kExchange]!.bodyEnded();
 }
 
 function ignoreError(): void {

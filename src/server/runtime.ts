@@ -58,7 +58,9 @@ export class Runtime {
         clusters.set(name, old);
         reused.add(old);
       } else {
-        clusters.set(name, new Cluster(upstream));
+        // A changed upstream of the same name is a new cluster that inherits what must outlive
+        // the change (the generated sticky secret, so clients keep their servers).
+        clusters.set(name, new Cluster(upstream, old));
       }
     }
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];

@@ -113,6 +113,7 @@ export class Usher implements ListenerOwner {
     // Requests still running on the previous runtime may retry on its pools: close them (undici
     // lets dispatched requests finish) only once the last of those requests is done.
     if (retired.length > 0) {
+      for (const c of retired) c.stopProbes();
       previous.onDrained = () => void closeClusters(retired);
       if (previous.inflight === 0) previous.onDrained();
     }

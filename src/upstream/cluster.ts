@@ -32,6 +32,8 @@ export class Cluster {
   /** sticky: endpoint → cookie token, and the Set-Cookie attributes. */
   private stickyTokens: Map<Endpoint, string> | null = null;
   private readonly secret: string;
+  /** The random sticky secret when none is configured (handed on to a replacing cluster). */
+  private readonly generatedSecret: string | null;
   private readonly discovery: DnsDiscovery | null;
   /** Endpoints dropped by discovery, finishing their requests. */
   private readonly retiring = new Set<Endpoint>();
@@ -42,11 +44,18 @@ export class Cluster {
   /** Circuit breaker and queue; null when no limits are configured. */
   readonly admission: Admission | null;
 
-  constructor(config: UpstreamConfig) {
+  /**
+   * `previous`: the cluster this one replaces on a reload (same upstream name, changed config).
+   * Its servers' health carries over to the same servers here, and without a configured
+   * sticky.secret its generated one is kept, so that the cookies clients hold stay valid.
+   */
+  constructor(config: UpstreamConfig, previous?: Cluster) {
     this.name = config.name;
     this.config = config;
     this.endpoints = Object.freeze(config.servers.map((s) => new Endpoint(s, config)));
-    const secret = (this.secret = config.sticky.secret ?? randomBytes(32).toString('hex'));
+    if (previous !== undefined) this.inheritHealth(previous);
+    this.generatedSecret = config.sticky.secret === null ? (previous?.generatedSecret ?? randomBytes(32).toString('hex')) : null;
+    const secret = (this.secret = config.sticky.secret ?? this.generatedSecret!);
     this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, {
       dynamicWeights: config.slow_start > 0,
       secret,
@@ -61,6 +70,7 @@ export class Cluster {
     const limited = config.circuit_breaker !== null || config.servers.some((s) => s.max_requests !== null);
     this.admission = limited ? new Admission(config.circuit_breaker ?? { max_requests: null, max_pending: 0, queue_timeout: 0 }, this.endpoints) : null;
     this.outlier = config.outlier_detection === null ? null : new OutlierDetector(this.endpoints, config.outlier_detection);
+    if (this.outlier !== null) for (const e of this.endpoints) this.outlier.resume(e);
     this.checker = config.health_check === null ? null : new ActiveHealthChecker(this.endpoints, config.health_check, this.onProbe);
     // Probe timers are unref'd: a cluster that is built and dropped (a failed reload) keeps nothing alive.
     this.checker?.start();
@@ -69,6 +79,18 @@ export class Cluster {
     this.discovery?.start();
     this.hostMode = config.host_header === 'preserve' ? 'preserve' : config.host_header === 'upstream' ? 'upstream' : 'literal';
     this.fingerprint = Cluster.fingerprint(config);
+  }
+
+  /** Servers of the replaced cluster (same URL) keep their health: a dead one stays out. */
+  private inheritHealth(previous: Cluster): void {
+    const active = this.config.health_check !== null;
+    const passive = this.config.outlier_detection !== null;
+    for (const e of this.endpoints) {
+      const old = previous.endpoints.find((x) => x.id === e.id);
+      if (old === undefined) continue;
+      e.health.inherit(old.health, active);
+      if (!passive) e.health.ejected = false;
+    }
   }
 
   static fingerprint(config: UpstreamConfig): string {
@@ -166,10 +188,19 @@ export class Cluster {
     return this.hostMode === 'upstream' ? endpoint.authority : this.config.host_header;
   }
 
-  /** Stops the health producers (timers); the pools stay until close/destroy. */
-  stopHealth(): void {
+  /**
+   * A reload retired this cluster: stop probing and resolving at once (requests still running
+   * on the previous runtime may take longer to finish than anyone wants probes for a config
+   * that is gone: a WebSocket may never). Its state stays as it is for those requests.
+   */
+  stopProbes(): void {
     this.discovery?.stop();
     this.checker?.stop();
+  }
+
+  /** Stops the health producers (timers); the pools stay until close/destroy. */
+  stopHealth(): void {
+    this.stopProbes();
     this.outlier?.close();
   }
 

@@ -46,6 +46,8 @@ export class DnsDiscovery {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    // Queries in flight would run to their timeout (up to 2 × 2 s) after close: end them now.
+    this.resolver.cancel();
   }
 
   private async round(): Promise<void> {

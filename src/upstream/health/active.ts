@@ -13,6 +13,8 @@ export interface ProbeTarget {
   readonly id: string;
   readonly origin: string;
   readonly authority: string;
+  /** The verdict to start from (a reload hands on the last one); up when absent. */
+  readonly health?: { readonly activeUp: boolean };
 }
 
 /** One probe's outcome: `detail` says what was seen ("status 503", "timeout", "refused"...). */
@@ -30,7 +32,11 @@ interface Tracked {
   streak: number; // consecutive results against the current state
   timer: NodeJS.Timeout | null;
   inflight: boolean;
+  /** Ends the probe in flight at once (its socket and timeout timer), for stop() and setTargets(). */
+  cancel: (() => void) | null;
 }
+
+const STOPPED: ProbeResult = Object.freeze({ ok: false, detail: 'stopped' });
 
 export class ActiveHealthChecker {
   private readonly config: HealthCheckConfig;
@@ -43,7 +49,7 @@ export class ActiveHealthChecker {
     this.config = config;
     this.sink = sink;
     this.bodyPattern = config.expect_body === null ? null : new RegExp(config.expect_body);
-    this.tracked = targets.map((target) => ({ target, up: true, streak: 0, timer: null, inflight: false }));
+    this.tracked = targets.map((target) => ({ target, up: target.health?.activeUp ?? true, streak: 0, timer: null, inflight: false, cancel: null }));
   }
 
   start(): void {
@@ -61,21 +67,18 @@ export class ActiveHealthChecker {
         known.delete(target);
         next.push(t);
       } else {
-        const fresh: Tracked = { target, up: true, streak: 0, timer: null, inflight: false };
+        const fresh: Tracked = { target, up: target.health?.activeUp ?? true, streak: 0, timer: null, inflight: false, cancel: null };
         next.push(fresh);
         this.schedule(fresh, this.jitter(0));
       }
     }
-    for (const gone of known.values()) if (gone.timer !== null) clearTimeout(gone.timer);
+    for (const gone of known.values()) halt(gone);
     this.tracked = next;
   }
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.tracked) {
-      if (t.timer !== null) clearTimeout(t.timer);
-      t.timer = null;
-    }
+    for (const t of this.tracked) halt(t);
   }
 
   /** interval ± jitter%, so the probes of many upstreams (and many ushers) do not line up. */
@@ -94,7 +97,7 @@ export class ActiveHealthChecker {
     t.timer = null;
     if (this.stopped || t.inflight) return;
     t.inflight = true;
-    const result = this.config.type === 'tcp' ? await probeTcp(t.target, this.config.timeout) : await this.probeHttp(t.target);
+    const result = this.config.type === 'tcp' ? await probeTcp(t, this.config.timeout) : await this.probeHttp(t);
     t.inflight = false;
     if (this.stopped || !this.tracked.includes(t)) return; // stopped, or dropped by discovery meanwhile
     let transition: 'up' | 'down' | null = null;
@@ -109,14 +112,16 @@ export class ActiveHealthChecker {
     this.schedule(t, this.jitter(this.config.interval));
   }
 
-  private probeHttp(target: ProbeTarget): Promise<ProbeResult> {
+  private probeHttp(t: Tracked): Promise<ProbeResult> {
     const c = this.config;
     const pattern = this.bodyPattern;
+    const target = t.target;
     return new Promise<ProbeResult>((resolve) => {
       let settled = false;
       const done = (r: ProbeResult) => {
         if (settled) return;
         settled = true;
+        t.cancel = null;
         clearTimeout(timer);
         req.destroy();
         resolve(r);
@@ -138,6 +143,7 @@ export class ActiveHealthChecker {
       });
       const timer = setTimeout(() => done({ ok: false, detail: 'timeout' }), c.timeout);
       req.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: describeError(err) }));
+      t.cancel = () => done(STOPPED);
       req.end();
     });
   }
@@ -149,8 +155,15 @@ function statusExpected(ranges: readonly (readonly [number, number])[], status: 
   return false;
 }
 
-function probeTcp(target: ProbeTarget, timeout: number): Promise<ProbeResult> {
-  const url = new URL(target.origin);
+/** Stops everything running for a target: its next-probe timer and its probe in flight. */
+function halt(t: Tracked): void {
+  if (t.timer !== null) clearTimeout(t.timer);
+  t.timer = null;
+  t.cancel?.();
+}
+
+function probeTcp(t: Tracked, timeout: number): Promise<ProbeResult> {
+  const url = new URL(t.target.origin);
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   return new Promise<ProbeResult>((resolve) => {
@@ -159,6 +172,7 @@ function probeTcp(target: ProbeTarget, timeout: number): Promise<ProbeResult> {
     const done = (r: ProbeResult) => {
       if (settled) return;
       settled = true;
+      t.cancel = null;
       clearTimeout(timer);
       socket.destroy();
       resolve(r);
@@ -166,6 +180,7 @@ function probeTcp(target: ProbeTarget, timeout: number): Promise<ProbeResult> {
     const timer = setTimeout(() => done({ ok: false, detail: 'timeout' }), timeout);
     socket.on('connect', () => done({ ok: true, detail: 'connected' }));
     socket.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: describeError(err) }));
+    t.cancel = () => done(STOPPED);
   });
 }
 

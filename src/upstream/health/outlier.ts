@@ -58,6 +58,13 @@ export class OutlierDetector {
     e.outlierTimer.unref();
   }
 
+  /** An endpoint that arrived ejected (health inherited over a reload): readmit it when its time is up. */
+  resume(e: OutlierSubject): void {
+    if (this.closed || !e.health.ejected) return;
+    e.outlierTimer = setTimeout(readmit, Math.max(0, e.health.ejectedUntil - Date.now()), e);
+    e.outlierTimer.unref();
+  }
+
   close(): void {
     this.closed = true;
     for (const s of this.subjects) {

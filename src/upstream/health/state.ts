@@ -61,6 +61,21 @@ export class EndpointHealth {
     this.endpoint = endpoint;
   }
 
+  /**
+   * Takes over the state of the same server in the cluster this one replaces (a reload that
+   * changed the upstream): a server known to be down or ejected stays so. No event: nothing
+   * changed. `active`: the new config still has active checks (otherwise their verdict is void).
+   */
+  inherit(from: EndpointHealth, active: boolean): void {
+    this.activeUp = active ? from.activeUp : true;
+    this.ejected = from.ejected;
+    this.ejectedUntil = from.ejectedUntil;
+    this.ejections = from.ejections;
+    this.reason = from.reason;
+    this.changedAt = from.changedAt;
+    this.lastCheck = from.lastCheck;
+  }
+
   get up(): boolean {
     return this.activeUp && !this.ejected;
   }
