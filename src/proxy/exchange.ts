@@ -98,7 +98,8 @@ export class Exchange implements RequestContext, PickContext {
     this.reason = reason;
     if (this.upstreamActive) this.stopUpstream();
     // gRPC clients read grpc-status, not an HTML/JSON body (gRPC over HTTP/2: Trailers-Only).
-    if (isGrpc(this.req)) return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
+    // gRPC is HTTP/2 only; req.headers (built lazily by node) is not touched on HTTP/1.1.
+    if (this.req.httpVersionMajor === 2 && isGrpc(this.req)) return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
     sendLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader, wantsJson(this.req.rawHeaders), close || this.owner.draining);
   }
 
@@ -221,9 +222,10 @@ export class Exchange implements RequestContext, PickContext {
     const filters = this.route!.responseFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);
     if (this.owner.draining) this.res.shouldKeepAlive = false;
-    // A gRPC Trailers-Only response (grpc-status in the head) must stay one HEADERS frame.
-    if (grpcTrailersOnly(this.res, statusCode, headers)) return true;
     try {
+      // A gRPC Trailers-Only response (grpc-status in the head) must stay one HEADERS frame. Only
+      // HTTP/2 requests can be gRPC: a plain HTTP/1.1 response never scans its fields for it.
+      if (this.req.httpVersionMajor === 2 && isGrpc(this.req) && grpcTrailersOnly(this.res, statusCode, headers)) return true;
       // The standard reason phrase: undici decodes the upstream's as UTF-8, which node:http may refuse.
       this.res.writeHead(statusCode, headers);
     } catch (err) {
