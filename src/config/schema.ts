@@ -349,7 +349,7 @@ export const ConfigSchema = object(
           via: Type.Optional(
             Type.Union([Type.String({ pattern: TOKEN_PATTERN, 'x-usher-expected': VIA_EXPECTED }), Type.Null()], {
               default: DEFAULTS.proxy.via,
-              description: 'Name usher gives itself in the Via header ("1.1 usher"). null: send no Via header.',
+              description: 'Name usher gives itself in the Via header ("1.1 usher", or "2 usher" for a message received over HTTP/2). null: send no Via header.',
               'x-usher-expected': `${VIA_EXPECTED}, or null`,
             }),
           ),

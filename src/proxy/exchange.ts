@@ -157,7 +157,9 @@ export class Exchange implements RequestContext, PickContext {
     h.push('x-real-ip', head.xff === undefined ? ip : realClientIp(head.xff, ip, fwd.trusted));
     const node = host === '' ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host="${quoted(host)}";proto=${proto}`;
     h.push('forwarded', head.forwarded === undefined ? node : `${head.forwarded}, ${node}`);
-    if (fwd.via !== null) h.push('via', head.via === undefined ? fwd.via : `${head.via}, ${fwd.via}`);
+    // The received protocol is the downstream's (RFC 9110 §7.6.3): "2 usher" for HTTP/2.
+    const via = this.req.httpVersionMajor === 2 ? fwd.via2 : fwd.via;
+    if (via !== null) h.push('via', head.via === undefined ? via : `${head.via}, ${via}`);
     h.push(fwd.requestIdHeader, this.requestId);
   }
 
@@ -217,7 +219,10 @@ export class Exchange implements RequestContext, PickContext {
     const fwd = this.runtime.forward;
     const headers: string[] = [];
     filterResponseHeaders(rawHeaders, fwd, headers);
-    if (fwd.via !== null) headers.push('via', fwd.via);
+    // Received from the upstream: over HTTP/2 when the upstream is marked h2/h2c (an h2 server
+    // that refuses h2 by ALPN is still reported as 2; undici does not tell).
+    const via = this.cluster!.config.protocol === 'http1' ? fwd.via : fwd.via2;
+    if (via !== null) headers.push('via', via);
     headers.push(fwd.requestIdHeader, this.requestId);
     const filters = this.route!.responseFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);

@@ -50,6 +50,9 @@ test('h2c prior knowledge: pseudo-headers become an HTTP/1.1 head, cookies joine
   assert.equal(seen.headers['x-forwarded-host'], 'site.test');
   assert.ok(!seen.rawHeaders.some((h) => h.startsWith(':')), 'no pseudo-headers upstream');
   assert.equal(seen.headers['x-request-id'], r.headers['x-request-id']);
+  // RFC 9110 §7.6.3: Via names the protocol each message was received with.
+  assert.equal(seen.headers.via, '2 usher', 'the request came in over HTTP/2');
+  assert.equal(r.headers.via, '1.1 usher', 'the response came in over HTTP/1.1');
 
   // A GET without a body: the upstream sees no body and no Transfer-Encoding.
   const g = await h2request(session, { ':path': '/get', ':authority': 'site.test' });
@@ -63,6 +66,7 @@ test('h2c prior knowledge: pseudo-headers become an HTTP/1.1 head, cookies joine
   const h1 = await request(`${u.url}/h1`, { headers: { cookie: 'c=3' }, agent });
   assert.equal(h1.status, 200);
   assert.equal(up.requests[2]!.headers.cookie, 'c=3');
+  assert.equal(up.requests[2]!.headers.via, '1.1 usher');
   const again = await request(`${u.url}/h1b`, { agent });
   assert.equal(again.status, 200);
 
@@ -207,6 +211,8 @@ test('h2c upstream: HTTP/2 end to end; a gRPC request carries te: trailers upstr
   assert.equal(r.trailers?.['x-t'], 'yes');
   assert.equal(seen[0]![':authority'], 'g.test');
   assert.equal(seen[0]!.te, 'trailers');
+  assert.equal(seen[0]!.via, '2 usher');
+  assert.equal(r.headers.via, '2 usher', 'received from an h2c upstream');
   const plain = await h2request(session, { ':path': '/plain', ':authority': 'g.test' });
   assert.equal(plain.body.toString(), 'v2.0');
   assert.equal(seen[1]!.te, undefined, 'no te for a non-gRPC request');
