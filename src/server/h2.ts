@@ -22,6 +22,7 @@ import {
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http2Settings, UsherConfig } from '../config/types.js';
+import type { ReasonCode } from '../errors/index.js';
 import type { HandlerOwner } from './handler.js';
 import { handleRequest } from './handler.js';
 import { toHttp1Headers } from './h2-headers.js';
@@ -209,11 +210,12 @@ function onRequest(owner: HandlerOwner, req: Http2ServerRequest, res: Http2Serve
   if (req.stream.destroyed) return;
   // The request path reads rawHeaders as HTTP/1.1 fields: shadow node's getter on this request.
   const raw = toHttp1Headers(req.rawHeaders);
-  Object.defineProperty(req, 'rawHeaders', { value: raw });
+  Object.defineProperty(req, 'rawHeaders', { value: raw ?? [] });
   try {
+    if (raw === null) return refuse(owner, req, res, 'bad_request');
     if (req.method === 'CONNECT') {
       // usher is not a forward proxy; only an RFC 8441 WebSocket may CONNECT.
-      if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuseConnect(owner, req, res);
+      if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuse(owner, req, res, 'method_not_allowed');
       markUpgrade(req as unknown as IncomingMessage, 'websocket');
     }
     handleRequest(owner, req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue);
@@ -224,11 +226,12 @@ function onRequest(owner: HandlerOwner, req: Http2ServerRequest, res: Http2Serve
   }
 }
 
-function refuseConnect(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse): void {
+/** A local reply before the request path runs (an Exchange, so that it is logged and counted). */
+function refuse(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse, reason: ReasonCode): void {
   const ex = new Exchange(owner, owner.runtime, req as unknown as IncomingMessage, res as unknown as ServerResponse);
   owner.inflight++;
   owner.runtime.inflight++;
-  ex.fail('method_not_allowed');
+  ex.fail(reason);
 }
 
 function ignore(): void {}

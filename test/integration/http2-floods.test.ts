@@ -94,3 +94,26 @@ test('connection-specific request fields on HTTP/2 (RFC 9113 §8.2.2) make the r
   assert.equal(up.requests.length, 0);
   await anotherClientServed(u.url);
 });
+
+test('h2: an :authority with userinfo, or a Host naming another authority, is 400 bad_request and never proxied (RFC 9113 §8.3.1)', async (t) => {
+  const { up, u } = await proxyTo(t, 'a', undefined, {
+    listeners: [{ address: '127.0.0.1:0', http2: {} }],
+    routes: [{ match: { host: 'public.test' }, upstream: 'app' }, { upstream: 'app' }],
+  });
+  const s = await h2session(u.url);
+  t.after(() => s.close());
+  const userinfo = await h2request(s, { ':path': '/u', ':authority': 'admin@public.test' });
+  assert.equal(userinfo.status, 400);
+  assert.match(userinfo.body.toString(), /bad_request/);
+  const c = await rawH2(u.port);
+  t.after(() => c.socket.destroy());
+  // node's client would not send both: raw frames. Routing would see :authority, a Host-reading upstream the other.
+  c.socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, Buffer.concat([requestBlock('/h', 'public.test'), literal('host', 'admin.internal')])));
+  await waitFor(() => parseFrames(c.received()).some((f) => f.type === FRAME.HEADERS && f.streamId === 1), 5000, 'a reply on stream 1');
+  assert.match(c.received().toString('latin1'), /bad_request/);
+  assert.equal(up.requests.length, 0, 'nothing reached the upstream');
+  assert.equal(u.access.filter((l) => l.reason === 'bad_request').length, 2);
+  const same = await h2request(s, { ':path': '/ok', ':authority': 'public.test', host: 'public.test' });
+  assert.equal(same.status, 200, 'a Host equal to :authority is fine');
+  assert.equal(up.requests[0]!.headers.host, 'public.test');
+});
