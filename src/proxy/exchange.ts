@@ -313,7 +313,9 @@ export class Exchange implements RequestContext, PickContext {
   // ---- downstream events ---------------------------------------------------------------------
 
   downstreamClosed(): void {
-    if (!this.res.writableFinished) {
+    // writableEnded too: node's Http2ServerResponse reports writableFinished once its stream is
+    // closed, also when the client reset it (RST_STREAM) before the response ended.
+    if (!this.res.writableFinished || !this.res.writableEnded) {
       this.downstreamGone = true;
       if (this.upstreamActive) this.stopUpstream();
       this.reason ??= 'downstream_aborted';

@@ -143,6 +143,40 @@ test('h2: a body longer than its Content-Length is refused and never completes u
   assert.equal(r.status, 200);
 });
 
+test('h2: a call the client cancels (RST_STREAM CANCEL) aborts its upstream request and is logged downstream_aborted', async (t) => {
+  let upstreamClosed = 0;
+  const held: ServerResponse[] = [];
+  t.after(() => held.forEach((r) => r.destroy()));
+  const { up, u } = await proxyTo(
+    t,
+    'a',
+    (req, res) => {
+      // A long call (a gRPC stream, a slow report): the upstream answers headers, then works on.
+      res.on('close', () => upstreamClosed++);
+      res.writeHead(200);
+      res.write('partial');
+      held.push(res);
+    },
+    { listeners: [{ address: '127.0.0.1:0', http2: {} }] },
+  );
+  const session = await h2session(u.url);
+  t.after(() => session.close());
+  for (const path of ['/before-headers', '/after-headers']) {
+    const stream = session.request({ ':path': path });
+    stream.on('error', () => {});
+    if (path === '/after-headers') await new Promise((resolve) => stream.once('data', resolve));
+    else await waitFor(() => up.requests.some((r) => r.url === path), 5000, 'the request upstream');
+    stream.close(constants.NGHTTP2_CANCEL);
+  }
+  await waitFor(() => upstreamClosed === 2, 5000, 'both upstream requests aborted');
+  await waitFor(() => u.access.length === 2, 5000, 'access log');
+  assert.deepEqual(
+    u.access.map((l) => l.reason),
+    ['downstream_aborted', 'downstream_aborted'],
+  );
+  assert.equal(u.usher.inflight, 0);
+});
+
 test('h2: max_concurrent_streams is advertised and enforced', async (t) => {
   let open = 0;
   let peak = 0;
