@@ -106,7 +106,7 @@ const Http2Options = object(
         minimum: 1,
         default: DEFAULTS.http2.max_resets,
         description:
-          'Rapid Reset defence (CVE-2023-44487): a connection on which more than this many streams are reset (by the client or by usher) within `reset_window` gets GOAWAY (ENHANCE_YOUR_CALM) and is closed.',
+          'Rapid Reset defence (CVE-2023-44487): a connection on which more than this many streams are reset (by the client or by usher) within `reset_window`, and at least half of the streams opened in that window, gets GOAWAY (ENHANCE_YOUR_CALM) and is closed.',
       }),
     ),
     reset_window: Type.Optional(duration('Time window over which `max_resets` is counted.', DEFAULTS.http2.reset_window)),

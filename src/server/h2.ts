@@ -50,6 +50,8 @@ const PREFACE = Buffer.from('PRI ');
 
 interface ResetGuard {
   resets: number;
+  /** Streams opened in the same window. */
+  streams: number;
   windowStart: number;
   readonly front: H2Front;
   readonly session: Http2Session;
@@ -115,22 +117,37 @@ export class H2Front {
     for (const s of this.sessions) s.destroy();
   }
 
-  /** Rapid Reset (CVE-2023-44487): too many resets in the window → GOAWAY and close. */
+  /**
+   * Rapid Reset (CVE-2023-44487): too many resets in the window, and at least half of the
+   * streams opened in it, → GOAWAY and close. The ratio (as Envoy's premature-reset check) spares
+   * a busy connection whose client cancels some calls (gRPC deadlines): closing it would also
+   * cut every request in flight on it. An attack is (nearly) all resets.
+   */
   countReset(guard: ResetGuard): void {
     const session = guard.session;
-    const now = Date.now();
-    if (now - guard.windowStart > this.settings.reset_window) {
-      guard.windowStart = now;
-      guard.resets = 0;
-    }
-    if (++guard.resets > this.settings.max_resets && !session.destroyed) {
+    this.rollWindow(guard);
+    if (++guard.resets > this.settings.max_resets && guard.resets * 2 >= guard.streams && !session.destroyed) {
       session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       session.destroy();
     }
   }
 
+  countStream(guard: ResetGuard): void {
+    this.rollWindow(guard);
+    guard.streams++;
+  }
+
+  private rollWindow(guard: ResetGuard): void {
+    const now = Date.now();
+    if (now - guard.windowStart > this.settings.reset_window) {
+      guard.windowStart = now;
+      guard.resets = 0;
+      guard.streams = 0;
+    }
+  }
+
   private onSession(session: Http2Session): void {
-    (session as GuardedSession)[kGuard] = { resets: 0, windowStart: Date.now(), front: this, session };
+    (session as GuardedSession)[kGuard] = { resets: 0, streams: 0, windowStart: Date.now(), front: this, session };
     this.sessions.add(session);
     session.on('close', () => this.sessions.delete(session));
     session.on('error', ignore);
@@ -192,7 +209,9 @@ function onSniffTimeout(this: SniffSocket): void {
 // A listener on the session, not the server: node emits 'stream' on the next tick, and a stream
 // reset in the same read as its HEADERS has already let go of its session by then.
 function onSessionStream(this: GuardedSession, stream: GuardedStream): void {
-  stream[kGuard] = this[kGuard];
+  const guard = this[kGuard];
+  stream[kGuard] = guard;
+  if (guard !== undefined) guard.front.countStream(guard);
   stream.on('error', ignore);
   stream.on('close', onStreamClose);
 }
