@@ -40,6 +40,7 @@ const pickCtx = { attempt: 0 };
 const settings = {
   trusted: null,
   via: '1.1 usher',
+  via2: '2 usher',
   dropUnderscore: true,
   requestIdHeader: 'x-request-id',
   hideResponse: new Set(['server', 'x-powered-by']),

@@ -40,7 +40,7 @@ const Http2Options = object(
         minimum: 1,
         default: DEFAULTS.http2.max_resets,
         description:
-          'Rapid Reset defence (CVE-2023-44487): a connection on which more than this many streams are reset (by the client or by usher) within `reset_window` gets GOAWAY (ENHANCE_YOUR_CALM) and is closed.',
+          'Rapid Reset defence (CVE-2023-44487): a connection on which more than this many streams are reset (by the client or by usher) within `reset_window`, and at least half of the streams opened in that window, gets GOAWAY (ENHANCE_YOUR_CALM) and is closed.',
       }),
     ),
     reset_window: Type.Optional(duration('Time window over which `max_resets` is counted.', DEFAULTS.http2.reset_window)),
@@ -528,7 +528,7 @@ export const ConfigSchema = object(
           via: Type.Optional(
             Type.Union([Type.String({ pattern: TOKEN_PATTERN, 'x-usher-expected': VIA_EXPECTED }), Type.Null()], {
               default: DEFAULTS.proxy.via,
-              description: 'Name usher gives itself in the Via header ("1.1 usher"). null: send no Via header.',
+              description: 'Name usher gives itself in the Via header ("1.1 usher", or "2 usher" for a message received over HTTP/2). null: send no Via header.',
               'x-usher-expected': `${VIA_EXPECTED}, or null`,
             }),
           ),

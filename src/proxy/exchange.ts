@@ -114,7 +114,8 @@ export class Exchange implements RequestContext, PickContext {
     if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
     if (this.upstreamActive) this.stopUpstream();
     // gRPC clients read grpc-status, not an HTML/JSON body (gRPC over HTTP/2: Trailers-Only).
-    if (isGrpc(this.req)) return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
+    // gRPC is HTTP/2 only; req.headers (built lazily by node) is not touched on HTTP/1.1.
+    if (this.req.httpVersionMajor === 2 && isGrpc(this.req)) return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
     sendLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader, wantsJson(this.req.rawHeaders), close || this.owner.draining);
   }
 
@@ -206,7 +207,9 @@ export class Exchange implements RequestContext, PickContext {
     h.push('x-real-ip', head.xff === undefined ? ip : realClientIp(head.xff, ip, fwd.trusted));
     const node = host === '' ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host="${quoted(host)}";proto=${proto}`;
     h.push('forwarded', head.forwarded === undefined ? node : `${head.forwarded}, ${node}`);
-    if (fwd.via !== null) h.push('via', head.via === undefined ? fwd.via : `${head.via}, ${fwd.via}`);
+    // The received protocol is the downstream's (RFC 9110 §7.6.3): "2 usher" for HTTP/2.
+    const via = this.req.httpVersionMajor === 2 ? fwd.via2 : fwd.via;
+    if (via !== null) h.push('via', head.via === undefined ? via : `${head.via}, ${via}`);
     h.push(fwd.requestIdHeader, this.requestId);
   }
 
@@ -312,16 +315,20 @@ export class Exchange implements RequestContext, PickContext {
     const fwd = this.runtime.forward;
     const headers: string[] = [];
     filterResponseHeaders(rawHeaders, fwd, headers);
-    if (fwd.via !== null) headers.push('via', fwd.via);
+    // Received from the upstream: over HTTP/2 when the upstream is marked h2/h2c (an h2 server
+    // that refuses h2 by ALPN is still reported as 2; undici does not tell).
+    const via = this.cluster!.config.protocol === 'http1' ? fwd.via : fwd.via2;
+    if (via !== null) headers.push('via', via);
     headers.push(fwd.requestIdHeader, this.requestId);
     const sticky = this.cluster!.stickyCookie(this.endpoint!, this.hashKey);
     if (sticky !== undefined) headers.push('set-cookie', sticky);
     const filters = this.route!.responseFilters;
     for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);
     if (this.owner.draining) this.res.shouldKeepAlive = false;
-    // A gRPC Trailers-Only response (grpc-status in the head) must stay one HEADERS frame.
-    if (grpcTrailersOnly(this.res, statusCode, headers)) return true;
     try {
+      // A gRPC Trailers-Only response (grpc-status in the head) must stay one HEADERS frame. Only
+      // HTTP/2 requests can be gRPC: a plain HTTP/1.1 response never scans its fields for it.
+      if (this.req.httpVersionMajor === 2 && isGrpc(this.req) && grpcTrailersOnly(this.res, statusCode, headers)) return true;
       // The standard reason phrase: undici decodes the upstream's as UTF-8, which node:http may refuse.
       this.res.writeHead(statusCode, headers);
     } catch (err) {
@@ -474,7 +481,9 @@ export class Exchange implements RequestContext, PickContext {
   // ---- downstream events ---------------------------------------------------------------------
 
   downstreamClosed(): void {
-    if (!this.res.writableFinished) {
+    // writableEnded too: node's Http2ServerResponse reports writableFinished once its stream is
+    // closed, also when the client reset it (RST_STREAM) before the response ended.
+    if (!this.res.writableFinished || !this.res.writableEnded) {
       this.downstreamGone = true;
       this.clearTimer();
       if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);

@@ -10,6 +10,8 @@ export interface ForwardSettings {
   readonly trusted: BlockList | null;
   /** "1.1 usher", or null to send no Via. */
   readonly via: string | null;
+  /** "2 usher": the Via entry for a message usher received over HTTP/2 (RFC 9110 §7.6.3), or null. */
+  readonly via2: string | null;
   readonly dropUnderscore: boolean;
   /** Lower case. */
   readonly requestIdHeader: string;

@@ -15,10 +15,9 @@ import { filterResponseHeaders } from './headers.js';
 import { openH2Tunnel } from './upgrade-h2.js';
 
 const kUpgrade = Symbol('usher.upgrade');
-const kTunnels = Symbol('usher.tunnels');
 const kTunnelled = Symbol('usher.tunnelled');
 type UpgradeRequest = IncomingMessage & { [kUpgrade]?: string };
-type TunnelSocket = Socket & { [kTunnels]?: Set<Socket>; [kTunnelled]?: boolean };
+type TunnelSocket = Socket & { [kTunnelled]?: boolean };
 
 /** The protocol an upgrade request asks for, for undici's `upgrade` option; undefined otherwise. */
 export function upgradeOf(req: IncomingMessage): string | undefined {
@@ -33,7 +32,10 @@ export function markUpgrade(req: IncomingMessage, protocol: string): void {
 /** node:http's 'upgrade' event: every request with Connection: upgrade and an Upgrade field. */
 export function handleUpgrade(owner: HandlerOwner, entry: RequestEntry, tunnels: Set<Socket>, req: IncomingMessage, socket: TunnelSocket, head: Buffer): void {
   socket.on('error', ignore);
-  socket[kTunnels] = tunnels;
+  // node:http no longer tracks this socket (closeAllConnections misses it): usher does, from the
+  // upgrade request on, so that shutdown closes it whether it became a tunnel or was refused.
+  tunnels.add(socket);
+  socket.on('close', () => tunnels.delete(socket));
   // Bytes the client sent after the head belong to the upstream once the tunnel opens.
   if (head.length > 0) socket.unshift(head);
   const res = new ServerResponse(req);
@@ -78,12 +80,7 @@ export function openTunnel(ex: Exchange, statusCode: number, rawHeaders: readonl
   ex.res.writeHead(statusCode, headers);
   // A 101 has no body: end() writes the head now; the socket is the tunnel's from here.
   ex.res.end();
-  const tunnels = client[kTunnels];
-  tunnels?.add(client);
-  client.on('close', () => {
-    tunnels?.delete(client);
-    upstream.destroy();
-  });
+  client.on('close', () => upstream.destroy());
   upstream.on('close', () => client.destroy());
   // Activity in either direction is activity on the client socket (reads and writes).
   const idle = ex.runtime.config.upgrade.idle_timeout;
@@ -109,10 +106,21 @@ export function closeTunnels(tunnels: Set<Socket>): void {
   tunnels.clear();
 }
 
-/** A reply that is not a 101 ends the connection: no keep-alive after a refused upgrade. */
+/** How long a refused upgrade's connection may linger for the client's FIN (nginx: lingering_timeout 5s). */
+const LINGER_MS = 5000;
+
+/**
+ * A reply that is not a 101 ends the connection: no keep-alive after a refused upgrade. Bytes
+ * the client sent after the request (never forwarded) are read and dropped, so that the FIN is
+ * seen and the close does not turn into a reset that could discard the reply; a client that
+ * never closes its side is cut after LINGER_MS (the socket has no node:http timeout any more).
+ */
 function onReplyFinish(this: ServerResponse): void {
   const socket = this.socket as TunnelSocket | null;
-  if (socket !== null && socket[kTunnelled] !== true) socket.end();
+  if (socket === null || socket[kTunnelled] === true) return;
+  socket.resume();
+  socket.end();
+  socket.setTimeout(LINGER_MS, () => socket.destroy());
 }
 
 function ignore(): void {}

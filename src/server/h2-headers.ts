@@ -5,8 +5,11 @@
 /**
  * Drops pseudo-headers, turns `:authority` into Host (it takes precedence over a Host field,
  * RFC 9113 §8.3.1), and joins Cookie fields with "; " (RFC 9113 §8.2.3) for HTTP/1.1 upstreams.
+ * Returns null for a malformed request (RFC 9113 §8.3.1): an `:authority` with userinfo
+ * ("user@host", which HTTP/1.1 absolute-form refuses too), or a Host naming another authority
+ * than `:authority` (routing and upstreams must not see two different hosts).
  */
-export function toHttp1Headers(raw: readonly string[]): string[] {
+export function toHttp1Headers(raw: readonly string[]): string[] | null {
   const out: string[] = [];
   let authority: string | undefined;
   let host: string | undefined;
@@ -21,6 +24,10 @@ export function toHttp1Headers(raw: readonly string[]): string[] {
     if (name === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
     else if (name === 'host') host ??= value;
     else out.push(name, value);
+  }
+  if (authority !== undefined) {
+    if (authority.includes('@')) return null;
+    if (host !== undefined && host.toLowerCase() !== authority.toLowerCase()) return null;
   }
   const h = authority ?? host;
   if (cookie !== undefined) out.unshift('cookie', cookie);

@@ -22,6 +22,7 @@ import {
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http2Settings, UsherConfig } from '../config/types.js';
+import type { ReasonCode } from '../errors/index.js';
 import type { HandlerOwner, RequestEntry } from './handler.js';
 import { toHttp1Headers } from './h2-headers.js';
 import { markUpgrade, upgradeOf } from '../proxy/upgrade.js';
@@ -43,6 +44,8 @@ const PREFACE = Buffer.from('PRI ');
 
 interface ResetGuard {
   resets: number;
+  /** Streams opened in the same window. */
+  streams: number;
   windowStart: number;
   readonly front: H2Front;
   readonly session: Http2Session;
@@ -110,22 +113,37 @@ export class H2Front {
     for (const s of this.sessions) s.destroy();
   }
 
-  /** Rapid Reset (CVE-2023-44487): too many resets in the window → GOAWAY and close. */
+  /**
+   * Rapid Reset (CVE-2023-44487): too many resets in the window, and at least half of the
+   * streams opened in it, → GOAWAY and close. The ratio (as Envoy's premature-reset check) spares
+   * a busy connection whose client cancels some calls (gRPC deadlines): closing it would also
+   * cut every request in flight on it. An attack is (nearly) all resets.
+   */
   countReset(guard: ResetGuard): void {
     const session = guard.session;
-    const now = Date.now();
-    if (now - guard.windowStart > this.settings.reset_window) {
-      guard.windowStart = now;
-      guard.resets = 0;
-    }
-    if (++guard.resets > this.settings.max_resets && !session.destroyed) {
+    this.rollWindow(guard);
+    if (++guard.resets > this.settings.max_resets && guard.resets * 2 >= guard.streams && !session.destroyed) {
       session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       session.destroy();
     }
   }
 
+  countStream(guard: ResetGuard): void {
+    this.rollWindow(guard);
+    guard.streams++;
+  }
+
+  private rollWindow(guard: ResetGuard): void {
+    const now = Date.now();
+    if (now - guard.windowStart > this.settings.reset_window) {
+      guard.windowStart = now;
+      guard.resets = 0;
+      guard.streams = 0;
+    }
+  }
+
   private onSession(session: Http2Session): void {
-    (session as GuardedSession)[kGuard] = { resets: 0, windowStart: Date.now(), front: this, session };
+    (session as GuardedSession)[kGuard] = { resets: 0, streams: 0, windowStart: Date.now(), front: this, session };
     this.sessions.add(session);
     session.on('close', () => this.sessions.delete(session));
     session.on('error', ignore);
@@ -187,7 +205,9 @@ function onSniffTimeout(this: SniffSocket): void {
 // A listener on the session, not the server: node emits 'stream' on the next tick, and a stream
 // reset in the same read as its HEADERS has already let go of its session by then.
 function onSessionStream(this: GuardedSession, stream: GuardedStream): void {
-  stream[kGuard] = this[kGuard];
+  const guard = this[kGuard];
+  stream[kGuard] = guard;
+  if (guard !== undefined) guard.front.countStream(guard);
   stream.on('error', ignore);
   stream.on('close', onStreamClose);
 }
@@ -205,11 +225,12 @@ function onRequest(owner: HandlerOwner, entry: RequestEntry, req: Http2ServerReq
   if (req.stream.destroyed) return;
   // The request path reads rawHeaders as HTTP/1.1 fields: shadow node's getter on this request.
   const raw = toHttp1Headers(req.rawHeaders);
-  Object.defineProperty(req, 'rawHeaders', { value: raw });
+  Object.defineProperty(req, 'rawHeaders', { value: raw ?? [] });
   try {
+    if (raw === null) return refuse(owner, req, res, 'bad_request');
     if (req.method === 'CONNECT') {
       // usher is not a forward proxy; only an RFC 8441 WebSocket may CONNECT.
-      if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuseConnect(owner, req, res);
+      if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuse(owner, req, res, 'method_not_allowed');
       markUpgrade(req as unknown as IncomingMessage, 'websocket');
     }
     entry(req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue);
@@ -220,11 +241,12 @@ function onRequest(owner: HandlerOwner, entry: RequestEntry, req: Http2ServerReq
   }
 }
 
-function refuseConnect(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse): void {
+/** A local reply before the request path runs (an Exchange, so that it is logged and counted). */
+function refuse(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse, reason: ReasonCode): void {
   const ex = new Exchange(owner, owner.runtime, req as unknown as IncomingMessage, res as unknown as ServerResponse);
   owner.inflight++;
   owner.runtime.inflight++;
-  ex.fail('method_not_allowed');
+  ex.fail(reason);
 }
 
 function ignore(): void {}

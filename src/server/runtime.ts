@@ -80,6 +80,7 @@ function compileForward(config: UsherConfig): ForwardSettings {
   return {
     trusted,
     via: config.proxy.via === null ? null : `1.1 ${config.proxy.via}`,
+    via2: config.proxy.via === null ? null : `2 ${config.proxy.via}`,
     dropUnderscore: config.proxy.drop_underscore_headers,
     requestIdHeader: config.proxy.request_id_header.toLowerCase(),
     hideResponse: new Set(config.proxy.hide_headers.map((h) => h.toLowerCase())),

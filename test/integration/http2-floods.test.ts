@@ -1,6 +1,8 @@
 // HTTP/2 abuse: each attack is sent as raw frames (node's client would not send them), and each
 // test checks both that the abusive connection is bounded and that another client is served.
 import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { constants } from 'node:http2';
 import { test } from 'node:test';
 import { FLAG, frame, FRAME, h2request, h2session, indexed, literal, literalIndexed, parseFrames, rawH2, requestBlock } from '../helpers/h2.js';
 import { proxyTo, waitFor } from '../helpers/usher.js';
@@ -93,4 +95,55 @@ test('connection-specific request fields on HTTP/2 (RFC 9113 §8.2.2) make the r
   await waitFor(() => resets() === bad.length || c.closed(), 5000, 'every stream refused');
   assert.equal(up.requests.length, 0);
   await anotherClientServed(u.url);
+});
+
+test('h2: an :authority with userinfo, or a Host naming another authority, is 400 bad_request and never proxied (RFC 9113 §8.3.1)', async (t) => {
+  const { up, u } = await proxyTo(t, 'a', undefined, {
+    listeners: [{ address: '127.0.0.1:0', http2: {} }],
+    routes: [{ match: { host: 'public.test' }, upstream: 'app' }, { upstream: 'app' }],
+  });
+  const s = await h2session(u.url);
+  t.after(() => s.close());
+  const userinfo = await h2request(s, { ':path': '/u', ':authority': 'admin@public.test' });
+  assert.equal(userinfo.status, 400);
+  assert.match(userinfo.body.toString(), /bad_request/);
+  const c = await rawH2(u.port);
+  t.after(() => c.socket.destroy());
+  // node's client would not send both: raw frames. Routing would see :authority, a Host-reading upstream the other.
+  c.socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, Buffer.concat([requestBlock('/h', 'public.test'), literal('host', 'admin.internal')])));
+  await waitFor(() => parseFrames(c.received()).some((f) => f.type === FRAME.HEADERS && f.streamId === 1), 5000, 'a reply on stream 1');
+  assert.match(c.received().toString('latin1'), /bad_request/);
+  assert.equal(up.requests.length, 0, 'nothing reached the upstream');
+  assert.equal(u.access.filter((l) => l.reason === 'bad_request').length, 2);
+  const same = await h2request(s, { ':path': '/ok', ':authority': 'public.test', host: 'public.test' });
+  assert.equal(same.status, 200, 'a Host equal to :authority is fine');
+  assert.equal(up.requests[0]!.headers.host, 'public.test');
+});
+
+test('Rapid Reset defence spares a busy connection on which a client cancels some calls (resets under half the streams)', async (t) => {
+  const held: ServerResponse[] = [];
+  t.after(() => held.forEach((r) => r.destroy()));
+  const { up, u } = await proxyTo(
+    t,
+    'a',
+    (req, res) => {
+      req.resume();
+      if (req.url!.startsWith('/slow')) held.push(res);
+      else res.end('a');
+    },
+    { listeners: [{ address: '127.0.0.1:0', http2: { max_resets: 20, reset_window: '1m' } }] },
+  );
+  const s = await h2session(u.url);
+  t.after(() => s.close());
+  for (let i = 0; i < 60; i++) assert.equal((await h2request(s, { ':path': `/ok${i}` })).status, 200);
+  // 30 calls cancelled by the client while the upstream works on them: 30 resets in 90 streams.
+  for (let i = 0; i < 30; i++) {
+    const st = s.request({ ':path': `/slow${i}` });
+    st.on('error', () => {});
+    await waitFor(() => up.requests.length === 61 + i, 5000, `call ${i} to reach the upstream`);
+    st.close(constants.NGHTTP2_CANCEL);
+  }
+  const after = await h2request(s, { ':path': '/after' });
+  assert.equal(after.status, 200, 'the same connection still serves');
+  assert.equal(s.closed || s.destroyed, false);
 });

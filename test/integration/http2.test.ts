@@ -50,6 +50,9 @@ test('h2c prior knowledge: pseudo-headers become an HTTP/1.1 head, cookies joine
   assert.equal(seen.headers['x-forwarded-host'], 'site.test');
   assert.ok(!seen.rawHeaders.some((h) => h.startsWith(':')), 'no pseudo-headers upstream');
   assert.equal(seen.headers['x-request-id'], r.headers['x-request-id']);
+  // RFC 9110 §7.6.3: Via names the protocol each message was received with.
+  assert.equal(seen.headers.via, '2 usher', 'the request came in over HTTP/2');
+  assert.equal(r.headers.via, '1.1 usher', 'the response came in over HTTP/1.1');
 
   // A GET without a body: the upstream sees no body and no Transfer-Encoding.
   const g = await h2request(session, { ':path': '/get', ':authority': 'site.test' });
@@ -63,6 +66,7 @@ test('h2c prior knowledge: pseudo-headers become an HTTP/1.1 head, cookies joine
   const h1 = await request(`${u.url}/h1`, { headers: { cookie: 'c=3' }, agent });
   assert.equal(h1.status, 200);
   assert.equal(up.requests[2]!.headers.cookie, 'c=3');
+  assert.equal(up.requests[2]!.headers.via, '1.1 usher');
   const again = await request(`${u.url}/h1b`, { agent });
   assert.equal(again.status, 200);
 
@@ -139,6 +143,40 @@ test('h2: a body longer than its Content-Length is refused and never completes u
   assert.equal(r.status, 200);
 });
 
+test('h2: a call the client cancels (RST_STREAM CANCEL) aborts its upstream request and is logged downstream_aborted', async (t) => {
+  let upstreamClosed = 0;
+  const held: ServerResponse[] = [];
+  t.after(() => held.forEach((r) => r.destroy()));
+  const { up, u } = await proxyTo(
+    t,
+    'a',
+    (req, res) => {
+      // A long call (a gRPC stream, a slow report): the upstream answers headers, then works on.
+      res.on('close', () => upstreamClosed++);
+      res.writeHead(200);
+      res.write('partial');
+      held.push(res);
+    },
+    { listeners: [{ address: '127.0.0.1:0', http2: {} }] },
+  );
+  const session = await h2session(u.url);
+  t.after(() => session.close());
+  for (const path of ['/before-headers', '/after-headers']) {
+    const stream = session.request({ ':path': path });
+    stream.on('error', () => {});
+    if (path === '/after-headers') await new Promise((resolve) => stream.once('data', resolve));
+    else await waitFor(() => up.requests.some((r) => r.url === path), 5000, 'the request upstream');
+    stream.close(constants.NGHTTP2_CANCEL);
+  }
+  await waitFor(() => upstreamClosed === 2, 5000, 'both upstream requests aborted');
+  await waitFor(() => u.access.length === 2, 5000, 'access log');
+  assert.deepEqual(
+    u.access.map((l) => l.reason),
+    ['downstream_aborted', 'downstream_aborted'],
+  );
+  assert.equal(u.usher.inflight, 0);
+});
+
 test('h2: max_concurrent_streams is advertised and enforced', async (t) => {
   let open = 0;
   let peak = 0;
@@ -207,6 +245,8 @@ test('h2c upstream: HTTP/2 end to end; a gRPC request carries te: trailers upstr
   assert.equal(r.trailers?.['x-t'], 'yes');
   assert.equal(seen[0]![':authority'], 'g.test');
   assert.equal(seen[0]!.te, 'trailers');
+  assert.equal(seen[0]!.via, '2 usher');
+  assert.equal(r.headers.via, '2 usher', 'received from an h2c upstream');
   const plain = await h2request(session, { ':path': '/plain', ':authority': 'g.test' });
   assert.equal(plain.body.toString(), 'v2.0');
   assert.equal(seen[1]!.te, undefined, 'no te for a non-gRPC request');

@@ -5,6 +5,7 @@ import { filterResponseHeaders, forwardedNode, RequestHead, scanRequestHeaders, 
 const settings: ForwardSettings = {
   trusted: null,
   via: '1.1 usher',
+  via2: '2 usher',
   dropUnderscore: true,
   requestIdHeader: 'x-request-id',
   hideResponse: new Set(['server', 'x-powered-by']),
