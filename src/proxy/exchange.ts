@@ -166,7 +166,8 @@ export class Exchange implements RequestContext, PickContext {
     this.upstreamActive = true;
     this.attemptConnected = false;
     endpoint.pool.dispatch(
-      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.body },
+      // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
+      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.body, servername: endpoint.servername } as Dispatcher.DispatchOptions,
       this,
     );
   }

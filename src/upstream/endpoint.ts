@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { ServerConfig, UpstreamConfig } from '../config/types.js';
 import type { BalancerEndpoint } from './balancer.js';
-import { upstreamTlsOptions } from '../tls/upstream.js';
+import { upstreamConnect, upstreamServername } from '../tls/upstream.js';
 
 /** One upstream server: its connection pool and its state. */
 export class Endpoint implements BalancerEndpoint {
@@ -10,6 +10,12 @@ export class Endpoint implements BalancerEndpoint {
   readonly origin: string;
   readonly authority: string;
   readonly pool: Pool;
+  /**
+   * https only: given with every request so that undici never derives one from the client's Host
+   * (a change of servername would also close the pooled connection). The connector sends the
+   * server's own name whatever this is; for an IP it is the IP, which undici keeps constant.
+   */
+  readonly servername: string | undefined;
   /** Requests dispatched and not yet finished (for least_request and the admin API later). */
   inflight = 0;
   private healthy = true;
@@ -19,12 +25,13 @@ export class Endpoint implements BalancerEndpoint {
     this.weight = server.weight;
     this.origin = server.origin;
     this.authority = server.authority;
+    this.servername = server.origin.startsWith('https:') ? (upstreamServername(server, upstream) ?? new URL(server.origin).hostname) : undefined;
     this.pool = new Pool(server.origin, {
       connections: upstream.pool.max_connections,
       pipelining: 1,
       keepAliveTimeout: upstream.pool.keep_alive_timeout,
       keepAliveMaxTimeout: upstream.pool.keep_alive_timeout,
-      connect: { timeout: upstream.timeouts.connect, ...upstreamTlsOptions(server, upstream) },
+      connect: upstreamConnect(server, upstream),
       headersTimeout: upstream.timeouts.response_header,
       bodyTimeout: upstream.timeouts.body_idle,
       // The upstream's response head may be as large as what we accept downstream, not more.
