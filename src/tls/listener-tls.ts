@@ -121,7 +121,7 @@ export class ListenerTls {
   // ---- handshake -------------------------------------------------------------------------------
 
   private contextFor(servername: string, socket: unknown): SecureContext | undefined {
-    const name = servername.toLowerCase();
+    const name = sniName(servername);
     if (this.source !== undefined && isAcmeAlpn(socket)) {
       const challenge = this.source.alpnChallenge(name);
       if (challenge !== undefined) return this.context(challenge);
@@ -133,7 +133,7 @@ export class ListenerTls {
   }
 
   private selectAlpn(servername: string, offered: readonly string[], socket: unknown): string | undefined {
-    if (offered.includes(ACME_TLS_ALPN) && this.source?.alpnChallenge(servername.toLowerCase()) !== undefined) {
+    if (offered.includes(ACME_TLS_ALPN) && this.source?.alpnChallenge(sniName(servername)) !== undefined) {
       if (socket !== null && typeof socket === 'object') (socket as Record<symbol, boolean>)[kAcmeAlpn] = true;
       return ACME_TLS_ALPN;
     }
@@ -232,6 +232,12 @@ export class ListenerTls {
       return false;
     }
   }
+}
+
+/** SNI names compare case-insensitively, and an absolute name ("a.test.", RFC 1034 §3.1) is the same name. */
+function sniName(servername: string): string {
+  const name = servername.toLowerCase();
+  return name.endsWith('.') ? name.slice(0, -1) : name;
 }
 
 function isAcmeAlpn(socket: unknown): boolean {

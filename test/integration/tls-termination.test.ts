@@ -79,6 +79,13 @@ test('HTTPS listener: SNI picks the exact name, then the wildcard, else the defa
   const other = await handshake(u.port, { servername: 'other.test', rejectUnauthorized: false });
   assert.equal(other.getPeerCertificate().subject.CN, 'default.test');
   other.destroy();
+  // An absolute name (trailing dot, RFC 1034 §3.1) is the same name.
+  for (const [name, want] of [['a.test.', 'a.test'], ['X.Wild.Test.', 'wild']] as const) {
+    const s = await handshake(u.port, { servername: name, rejectUnauthorized: false });
+    const got = s.getPeerCertificate().subject.CN;
+    s.destroy(); // before asserting: an open connection would hold up the close in t.after
+    assert.equal(got, want, name);
+  }
   assert.equal(up.requests.at(-1)!.headers['x-forwarded-proto'], 'https');
 });
 
