@@ -158,7 +158,10 @@ export class ListenerTls {
       ciphers: c.ciphers,
       // The server's order, not the client's, picks the suite (the list is ordered by strength).
       honorCipherOrder: true,
-      secureOptions: c.session_tickets ? 0 : constants.SSL_OP_NO_TICKET,
+      // No TLS 1.2 renegotiation: Node allows a client 3 per 10 minutes (tls.CLIENT_RENEG_LIMIT),
+      // each a full handshake of server CPU, and the client certificate could change under an
+      // identity already computed for the connection (client-cert.ts). TLS 1.3 has none.
+      secureOptions: constants.SSL_OP_NO_RENEGOTIATION | (c.session_tickets ? 0 : constants.SSL_OP_NO_TICKET),
     };
     if (cert !== undefined) {
       options.cert = cert.cert;

@@ -106,6 +106,14 @@ test('TLS 1.2 is the minimum and only AEAD suites are offered by default; TLS 1.
   const tls12 = await handshake(u.port, { maxVersion: 'TLSv1.2', ca: p.ca.cert, servername: 'default.test' });
   assert.equal(tls12.getProtocol(), 'TLSv1.2');
   assert.match(tls12.getCipher().name, /GCM|CHACHA20/);
+  // Client-initiated renegotiation is refused (the server alerts; the connection fails).
+  tls12.on('data', () => {});
+  const renegotiated = await new Promise<string>((resolve) => {
+    tls12.once('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code}`));
+    tls12.renegotiate({ rejectUnauthorized: false }, (err) => resolve(err ? `error ${(err as NodeJS.ErrnoException).code}` : 'renegotiated'));
+    tls12.write('GET / HTTP/1.1\r\nhost: default.test\r\n\r\n');
+  });
+  assert.match(renegotiated, /^error/);
   tls12.destroy();
 
   // Resumption: a TLS 1.3 ticket from the first connection resumes the second.
