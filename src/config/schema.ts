@@ -8,7 +8,8 @@
 //   x-usher-expected: what a pattern/union expects, in words, for error messages.
 //   x-usher-key:      what the keys of a map are called ("upstream name"), for error messages.
 import { Type, type Static, type TSchema, type SchemaOptions } from '@sinclair/typebox';
-import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
+import { SIZE_PATTERN } from './units.js';
+import { duration, stringEnum } from './schema-kit.js';
 import { Acme, ListenerTls, RedirectHttps, TLS_DEFAULTS, UpstreamTls } from './schema-tls.js';
 
 export const DEFAULTS = {
@@ -46,20 +47,6 @@ const MATCH_HOST_PATTERN =
 
 const VIA_EXPECTED = "a name without spaces (letters, digits and !#$%&'*+.^_`|~-)";
 
-function stringEnum<T extends string>(values: readonly T[], options: SchemaOptions) {
-  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
-}
-
-function duration(description: string, dflt: string) {
-  return Type.Union(
-    [Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })],
-    {
-      description: `${description} A duration: milliseconds as a number, or a string with units ms, s, m, h ("250ms", "5s", "1m30s").`,
-      default: dflt,
-      'x-usher-kind': 'duration',
-    },
-  );
-}
 
 function size(description: string, dflt: string | number) {
   return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], {
