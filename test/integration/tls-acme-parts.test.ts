@@ -10,7 +10,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { test } from 'node:test';
 import { config, startUsher, waitFor } from '../helpers/usher.js';
 import { freePort } from '../helpers/pebble.js';
-import { certDir } from '../helpers/certs.js';
+import { certDir, httpsGet } from '../helpers/certs.js';
 import { loadCertificate } from '../../src/tls/certificate.js';
 import { ListenerTls } from '../../src/tls/listener-tls.js';
 import type { CertSource } from '../../src/tls/source.js';
@@ -108,9 +108,13 @@ test('ACME failures are logged with the domain, attempt and next retry, and retr
   t.after(() => rmSync(storage, { recursive: true, force: true }));
   // A directory URL where nothing listens: every order fails at once.
   const dead = await freePort();
+  const pki = certDir();
+  t.after(() => pki.remove());
+  const ca = pki.ca('acme-fail-ca');
+  const site = pki.issue('other', { cn: 'other.test', sans: ['DNS:other.test'], ca });
   const u = await startUsher({
     log: { level: 'info' },
-    listeners: [{ address: '127.0.0.1:0', tls: {} }],
+    listeners: [{ address: '127.0.0.1:0', tls: { certificates: [{ cert: site.certPath, key: site.keyPath }] } }],
     routes: [{ respond: { body: 'x' } }],
     acme: { domains: ['down.test'], directory: `http://127.0.0.1:${dead}/dir`, storage, retry: { min: '50ms', max: '150ms' } },
   });
@@ -123,8 +127,10 @@ test('ACME failures are logged with the domain, attempt and next retry, and retr
   assert.deepEqual([c!.attempt, c!.retry_in_ms], [3, 150], 'capped at retry.max');
   assert.match(String((a!.err as { message: string }).message), /no response from the ACME server/);
   assert.equal(u.usher.certSource!.issued, 0);
-  // The listener still serves (no certificate for this name yet: the handshake fails, usher lives).
-  assert.equal(u.usher.addresses().length, 1);
+  // Other names are served all along, by the same listener.
+  const served = await httpsGet(u.usher.addresses()[0]!.port, { servername: 'other.test', ca: ca.cert });
+  assert.equal(served.status, 200);
+  assert.equal(served.body, 'x');
 });
 
 test('two processes sharing ACME storage: while another holds the lock nothing is ordered; its certificate is then picked up and served', async (t) => {
