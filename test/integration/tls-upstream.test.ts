@@ -117,6 +117,8 @@ test('upstream TLS: the name verified is the server URL\'s (or tls.servername), 
   t.after(() => byName.close());
   const byIp = await httpsUpstream(p.byIp);
   t.after(() => byIp.close());
+  let handshakes = 0;
+  byIp.server.on('secureConnection', () => handshakes++);
   const u = await usherFor(t, {
     // Host is preserved (the default): undici alone would take SNI and the checked name from it.
     ipname: { servers: [byName.url], tls: { ca: p.ca.certPath } },
@@ -132,6 +134,8 @@ test('upstream TLS: the name verified is the server URL\'s (or tls.servername), 
     const ok = await request(`${u.url}/ip`, { headers: { host } });
     assert.equal(ok.status, 200, `Host ${host} → 127.0.0.1 verified by IP`);
   }
+  // One pooled connection served all three: a changing Host does not make undici reconnect.
+  assert.equal(handshakes, 1, 'the upstream connection is reused across client Host values');
   // ...and against the configured servername, whatever Host the client sends.
   for (const host of ['www.example.com', 'evil.test']) {
     const ok = await request(`${u.url}/named`, { headers: { host } });
