@@ -3,7 +3,8 @@
 // x-usher-* annotation keywords.
 import { Type, type TSchema, type SchemaOptions } from '@sinclair/typebox';
 import { TLS_DEFAULTS } from './schema-tls.js';
-import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
+export { duration, stringEnum } from './schema-kit.js';
+import { SIZE_PATTERN } from './units.js';
 
 export const DEFAULTS = {
   server: { weight: 1, backup: false, priority: 0 },
@@ -69,20 +70,6 @@ export const MATCH_HOST_PATTERN =
 
 export const VIA_EXPECTED = "a name without spaces (letters, digits and !#$%&'*+.^_`|~-)";
 
-export function stringEnum<T extends string>(values: readonly T[], options: SchemaOptions) {
-  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
-}
-
-export function duration(description: string, dflt: string) {
-  return Type.Union(
-    [Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })],
-    {
-      description: `${description} A duration: milliseconds as a number, or a string with units ms, s, m, h ("250ms", "5s", "1m30s").`,
-      default: dflt,
-      'x-usher-kind': 'duration',
-    },
-  );
-}
 
 export function size(description: string, dflt: string | number) {
   return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], {

@@ -2,7 +2,7 @@
 // upstream's `tls:` block, and the top-level `acme:` section. Kept apart from schema.ts so the
 // TLS options stay together; schema.ts only places them. Descriptions are the user docs.
 import { Type, type SchemaOptions, type TSchema } from '@sinclair/typebox';
-import { DURATION_PATTERN, MAX_DURATION_MS } from './units.js';
+import { duration, stringEnum } from './schema-kit.js';
 
 /**
  * TLS 1.3 suites (all AEAD, RFC 8446 §9.1) then TLS 1.2 ECDHE suites with AEAD ciphers only
@@ -53,20 +53,6 @@ function object<T extends Record<string, TSchema>>(properties: T, options: Schem
   return Type.Object(properties, { additionalProperties: false, ...options });
 }
 
-function stringEnum<T extends string>(values: readonly T[], options: SchemaOptions) {
-  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options });
-}
-
-function duration(description: string, dflt: string) {
-  return Type.Union(
-    [Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })],
-    {
-      description: `${description} A duration: milliseconds as a number, or a string with units ms, s, m, h ("250ms", "5s", "1m30s").`,
-      default: dflt,
-      'x-usher-kind': 'duration',
-    },
-  );
-}
 
 const file = (description: string) => Type.String({ minLength: 1, description: description + FILE });
 

@@ -246,7 +246,8 @@ export class Exchange implements RequestContext, PickContext {
       this.timer = setTimeout(onTryTimeout, perTry, this);
     }
     endpoint.pool.dispatch(
-      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body, upgrade: upgradeOf(this.req) },
+      // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
+      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body, upgrade: upgradeOf(this.req), servername: endpoint.servername } as Dispatcher.DispatchOptions,
       perTry === null ? this : this.current!,
     );
   }

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/types.js';
-import { CLIENT_CERT_PREFIX, clientIdentityHeaders, stripClientCertHeaders } from './client-cert.js';
+import { applyClientIdentity } from './client-cert.js';
 import type { ListenerTls } from './listener-tls.js';
 import type { CertSource } from './source.js';
 
@@ -27,22 +27,9 @@ export class Edge {
 
   /** Returns true when the request was answered here. */
   onRequest(req: IncomingMessage, res: ServerResponse): boolean {
-    const raw = req.rawHeaders;
-    // Node builds req.headers from rawHeaders once (it already has, to look for Expect) and
-    // caches it: both views are edited so that no later stage can read a forged value.
-    const headers = req.headers;
-    if (stripClientCertHeaders(raw)) {
-      for (const name of Object.keys(headers)) if (name.startsWith(CLIENT_CERT_PREFIX)) delete headers[name];
-    }
     const tls = this.tls;
+    applyClientIdentity(req, tls !== undefined && tls.config.client_auth !== null ? (req.socket as TLSSocket) : undefined);
     if (tls !== undefined) {
-      if (tls.config.client_auth !== null) {
-        const identity = clientIdentityHeaders(req.socket as TLSSocket);
-        for (let i = 0; i < identity.length; i += 2) {
-          raw.push(identity[i]!, identity[i + 1]!);
-          headers[identity[i]!] = identity[i + 1]!;
-        }
-      }
       // RFC 6797 §7.2: only over secure transport. An upstream's own value replaces it (writeHead).
       if (tls.config.hsts !== null) res.setHeader('strict-transport-security', tls.config.hsts);
       return false;

@@ -121,7 +121,7 @@ export class ListenerTls {
   // ---- handshake -------------------------------------------------------------------------------
 
   private contextFor(servername: string, socket: unknown): SecureContext | undefined {
-    const name = servername.toLowerCase();
+    const name = sniName(servername);
     if (this.source !== undefined && isAcmeAlpn(socket)) {
       const challenge = this.source.alpnChallenge(name);
       if (challenge !== undefined) return this.context(challenge);
@@ -133,7 +133,7 @@ export class ListenerTls {
   }
 
   private selectAlpn(servername: string, offered: readonly string[], socket: unknown): string | undefined {
-    if (offered.includes(ACME_TLS_ALPN) && this.source?.alpnChallenge(servername.toLowerCase()) !== undefined) {
+    if (offered.includes(ACME_TLS_ALPN) && this.source?.alpnChallenge(sniName(servername)) !== undefined) {
       if (socket !== null && typeof socket === 'object') (socket as Record<symbol, boolean>)[kAcmeAlpn] = true;
       return ACME_TLS_ALPN;
     }
@@ -158,7 +158,10 @@ export class ListenerTls {
       ciphers: c.ciphers,
       // The server's order, not the client's, picks the suite (the list is ordered by strength).
       honorCipherOrder: true,
-      secureOptions: c.session_tickets ? 0 : constants.SSL_OP_NO_TICKET,
+      // No TLS 1.2 renegotiation: Node allows a client 3 per 10 minutes (tls.CLIENT_RENEG_LIMIT),
+      // each a full handshake of server CPU, and the client certificate could change under an
+      // identity already computed for the connection (client-cert.ts). TLS 1.3 has none.
+      secureOptions: constants.SSL_OP_NO_RENEGOTIATION | (c.session_tickets ? 0 : constants.SSL_OP_NO_TICKET),
     };
     if (cert !== undefined) {
       options.cert = cert.cert;
@@ -232,6 +235,12 @@ export class ListenerTls {
       return false;
     }
   }
+}
+
+/** SNI names compare case-insensitively, and an absolute name ("a.test.", RFC 1034 §3.1) is the same name. */
+function sniName(servername: string): string {
+  const name = servername.toLowerCase();
+  return name.endsWith('.') ? name.slice(0, -1) : name;
 }
 
 function isAcmeAlpn(socket: unknown): boolean {

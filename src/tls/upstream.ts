@@ -1,6 +1,8 @@
 // TLS to upstream servers: the connect options for an https:// server's undici Pool, and which
 // upstream errors are TLS failures (→ upstream_tls_failed).
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { buildConnector } from 'undici';
 import type { ServerConfig, UpstreamConfig } from '../config/types.js';
 
 export interface UpstreamTlsOptions {
@@ -20,14 +22,47 @@ export function upstreamTlsOptions(server: ServerConfig, upstream: UpstreamConfi
   if (!server.origin.startsWith('https:')) return undefined;
   const t = upstream.tls;
   const out: UpstreamTlsOptions = { rejectUnauthorized: t?.insecure_skip_verify !== true };
+  const name = upstreamServername(server, upstream);
+  if (name !== undefined) out.servername = name;
   if (t === undefined) return out;
   if (t.ca !== undefined) out.ca = readFileSync(t.ca, 'utf8');
-  if (t.servername !== undefined) out.servername = t.servername;
   if (t.cert !== undefined && t.key !== undefined) {
     out.cert = readFileSync(t.cert, 'utf8');
     out.key = readFileSync(t.key, 'utf8');
   }
   return out;
+}
+
+/**
+ * The name sent as SNI and checked against the upstream's certificate: tls.servername, else the
+ * server URL's host name; undefined for an IP address (no SNI, RFC 6066 §3; verified as an IP).
+ * Never the client's Host: undici derives it from the request's Host header unless told.
+ */
+export function upstreamServername(server: ServerConfig, upstream: UpstreamConfig): string | undefined {
+  if (upstream.tls?.servername !== undefined) return upstream.tls.servername;
+  // The authority, not the origin: a server found by DNS discovery has an IP origin but keeps the
+  // configured name as its authority, and that name is what its certificate carries.
+  const host = new URL(`https://${server.authority}`).hostname;
+  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+  return isIP(bare) === 0 ? host : undefined;
+}
+
+type Connector = ReturnType<typeof buildConnector>;
+
+/**
+ * The undici Pool `connect` option of a server. For https: a connector that always uses the
+ * server's own name: undici passes each connection the servername of the request that opened
+ * it, which it takes from the Host header (lib/core/request.js) — with `host_header: preserve`
+ * the client would choose the name usher verifies.
+ */
+export function upstreamConnect(server: ServerConfig, upstream: UpstreamConfig): Connector | { timeout: number } {
+  const timeout = upstream.timeouts.connect;
+  const tls = upstreamTlsOptions(server, upstream);
+  if (tls === undefined) return { timeout };
+  // A connector of our own replaces undici's, so ALPN h2 (protocol: h2) is asked for here.
+  const base = buildConnector({ timeout, ...tls, ...(upstream.protocol === 'h2' ? { allowH2: true } : {}) });
+  const servername = tls.servername;
+  return (options, callback) => base({ ...options, servername }, callback);
 }
 
 /** OpenSSL verification results (X509_V_ERR_* names as Node reports them) and Node's own. */

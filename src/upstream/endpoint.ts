@@ -9,7 +9,7 @@ export interface PanicState {
   on: boolean;
 }
 const NEVER_PANIC: PanicState = Object.freeze({ on: false });
-import { upstreamTlsOptions } from '../tls/upstream.js';
+import { upstreamConnect, upstreamServername } from '../tls/upstream.js';
 
 /** One upstream server: its connection pool and its state. */
 export class Endpoint implements BalancerEndpoint {
@@ -29,6 +29,12 @@ export class Endpoint implements BalancerEndpoint {
   readonly origin: string;
   readonly authority: string;
   readonly pool: Pool;
+  /**
+   * https only: given with every request so that undici never derives one from the client's Host
+   * (a change of servername would also close the pooled connection). The connector sends the
+   * server's own name whatever this is; for an IP it is the IP, which undici keeps constant.
+   */
+  readonly servername: string | undefined;
   /** Requests dispatched and not yet finished (for least_request and the admin API later). */
   inflight = 0;
   private healthy = true;
@@ -43,12 +49,13 @@ export class Endpoint implements BalancerEndpoint {
     this.maxRequests = server.max_requests ?? Infinity;
     this.origin = server.origin;
     this.authority = server.authority;
+    this.servername = server.origin.startsWith('https:') ? (upstreamServername(server, upstream) ?? new URL(server.origin).hostname) : undefined;
     this.pool = new Pool(server.origin, {
       connections: upstream.pool.max_connections,
       pipelining: 1,
       keepAliveTimeout: upstream.pool.keep_alive_timeout,
       keepAliveMaxTimeout: upstream.pool.keep_alive_timeout,
-      connect: { timeout: upstream.timeouts.connect, ...upstreamTlsOptions(server, upstream), ...(upstream.protocol === 'h2c' ? { useH2c: true } : {}) },
+      connect: withH2c(upstreamConnect(server, upstream), upstream.protocol),
       headersTimeout: upstream.timeouts.response_header,
       bodyTimeout: upstream.timeouts.body_idle,
       // The upstream's response head may be as large as what we accept downstream, not more.
@@ -90,4 +97,9 @@ export class Endpoint implements BalancerEndpoint {
   async destroy(): Promise<void> {
     await this.pool.destroy();
   }
+}
+
+/** h2c (cleartext HTTP/2 by prior knowledge): undici's useH2c, which Pool only passes on inside `connect`. */
+function withH2c<C extends object>(connect: C, protocol: UpstreamConfig['protocol']): C | (C & { useH2c: true }) {
+  return protocol === 'h2c' && typeof connect !== 'function' ? { ...connect, useH2c: true } : connect;
 }

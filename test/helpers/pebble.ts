@@ -77,7 +77,12 @@ export async function startPebble(): Promise<Pebble> {
   const directory = `https://127.0.0.1:${listen}/dir`;
   const close = async () => {
     for (const c of children) c.kill('SIGTERM');
+    // A child that ignores SIGTERM must not hang the test run: SIGKILL after 3 s.
+    const kill = setTimeout(() => {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }, 3000);
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+    clearTimeout(kill);
     certs.remove();
   };
   const start = Date.now();

@@ -47,7 +47,7 @@ async function servedFingerprint(port: number, name: string, root: string): Prom
   return fp;
 }
 
-test('HTTP-01: obtain, serve by SNI (verifies against pebble\'s root), renew, restart with the stored certificate (no new order)', async (t) => {
+test('HTTP-01: obtain, serve by SNI (verifies against pebble\'s root), renew, restart with the stored certificate (no new order)', { timeout: 120_000 }, async (t) => {
   const storage = mkdtempSync(join(tmpdir(), 'usher-acme-'));
   t.after(() => rmSync(storage, { recursive: true, force: true }));
   const domain = 'a.acme.test';
@@ -97,7 +97,7 @@ test('HTTP-01: obtain, serve by SNI (verifies against pebble\'s root), renew, re
   assert.equal(r.status, 200);
 });
 
-test('TLS-ALPN-01: a TLS listener alone proves the name (no plain listener for HTTP-01)', async (t) => {
+test('TLS-ALPN-01: a TLS listener alone proves the name (no plain listener for HTTP-01)', { timeout: 120_000 }, async (t) => {
   const storage = mkdtempSync(join(tmpdir(), 'usher-acme-'));
   t.after(() => rmSync(storage, { recursive: true, force: true }));
   const domain = 'b.acme.test';

@@ -1,16 +1,16 @@
 // The parts of ACME that do not need a CA: the TLS-ALPN-01 certificate goes only to clients
 // that ask for acme-tls/1, and the storage lock lets one process order at a time.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { test } from 'node:test';
 import { config, startUsher, waitFor } from '../helpers/usher.js';
 import { freePort } from '../helpers/pebble.js';
-import { certDir } from '../helpers/certs.js';
+import { certDir, httpsGet } from '../helpers/certs.js';
 import { loadCertificate } from '../../src/tls/certificate.js';
 import { ListenerTls } from '../../src/tls/listener-tls.js';
 import type { CertSource } from '../../src/tls/source.js';
@@ -68,7 +68,39 @@ test('the ACME storage lock: one holder at a time; a stale lock is taken over', 
   const old = (Date.now() - 11 * 60_000) / 1000;
   utimesSync(join(dir, 'lock'), old, old);
   assert.equal(a.tryLock(), true);
+  // b was only slow (e.g. a long order), not dead: releasing must not remove a's lock.
+  b.unlock();
+  assert.equal(b.tryLock(), false, "a stale holder's unlock leaves the new holder's lock in place");
+  // A live holder refreshes its lock, so it never looks stale to the others.
+  utimesSync(join(dir, 'lock'), old, old);
+  a.touchLock();
+  assert.equal(b.tryLock(), false, 'a refreshed lock is not taken over');
   a.unlock();
+  assert.equal(b.tryLock(), true);
+  b.unlock();
+});
+
+test('ACME storage: the account key and certificate keys are written 0600, the directory 0700', (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'usher-acme-perm-')), 'storage');
+  t.after(() => rmSync(dirname(dir), { recursive: true, force: true }));
+  const s = new AcmeStore(dir);
+  const c = certDir();
+  t.after(() => c.remove());
+  const site = c.issue('site', { cn: 'site.test', sans: ['DNS:site.test'] });
+  const umask = process.umask(0);
+  try {
+    s.writeAccountKey('-----BEGIN PRIVATE KEY-----\n');
+    s.writeCertificate('site.test', site.cert, site.key);
+    // Rewritten over a leftover temporary file with loose permissions.
+    writeFileSync(join(dir, 'certs', `site.test-key.pem.${process.pid}.tmp`), 'x', { mode: 0o644 });
+    s.writeCertificate('site.test', site.cert, site.key);
+  } finally {
+    process.umask(umask);
+  }
+  assert.equal(statSync(join(dir, 'account-key.pem')).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, 'certs', 'site.test-key.pem')).mode & 0o777, 0o600);
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
+  assert.equal(s.readCertificate('site.test')?.names[0], 'site.test');
 });
 
 test('ACME failures are logged with the domain, attempt and next retry, and retried with doubling backoff', async (t) => {
@@ -76,9 +108,13 @@ test('ACME failures are logged with the domain, attempt and next retry, and retr
   t.after(() => rmSync(storage, { recursive: true, force: true }));
   // A directory URL where nothing listens: every order fails at once.
   const dead = await freePort();
+  const pki = certDir();
+  t.after(() => pki.remove());
+  const ca = pki.ca('acme-fail-ca');
+  const site = pki.issue('other', { cn: 'other.test', sans: ['DNS:other.test'], ca });
   const u = await startUsher({
     log: { level: 'info' },
-    listeners: [{ address: '127.0.0.1:0', tls: {} }],
+    listeners: [{ address: '127.0.0.1:0', tls: { certificates: [{ cert: site.certPath, key: site.keyPath }] } }],
     routes: [{ respond: { body: 'x' } }],
     acme: { domains: ['down.test'], directory: `http://127.0.0.1:${dead}/dir`, storage, retry: { min: '50ms', max: '150ms' } },
   });
@@ -91,8 +127,10 @@ test('ACME failures are logged with the domain, attempt and next retry, and retr
   assert.deepEqual([c!.attempt, c!.retry_in_ms], [3, 150], 'capped at retry.max');
   assert.match(String((a!.err as { message: string }).message), /no response from the ACME server/);
   assert.equal(u.usher.certSource!.issued, 0);
-  // The listener still serves (no certificate for this name yet: the handshake fails, usher lives).
-  assert.equal(u.usher.addresses().length, 1);
+  // Other names are served all along, by the same listener.
+  const served = await httpsGet(u.usher.addresses()[0]!.port, { servername: 'other.test', ca: ca.cert });
+  assert.equal(served.status, 200);
+  assert.equal(served.body, 'x');
 });
 
 test('two processes sharing ACME storage: while another holds the lock nothing is ordered; its certificate is then picked up and served', async (t) => {

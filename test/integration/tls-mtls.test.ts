@@ -27,7 +27,8 @@ function setup() {
 
 async function start(t: { after: (fn: () => Promise<void> | void) => void }, listeners: Record<string, unknown>[]) {
   const up = await startUpstream('app');
-  const u = await startUsher({ listeners, upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
+  // Underscore names forwarded: the forged X_Client_Cert_* spellings must still be removed.
+  const u = await startUsher({ listeners, proxy: { drop_underscore_headers: false }, upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
   t.after(async () => {
     await u.close();
     await up.close();
@@ -42,7 +43,8 @@ function handshake(port: number, options: ConnectionOptions): Promise<TLSSocket>
   });
 }
 
-const FORGED = { 'x-client-cert-subject': 'CN=admin', 'X-Client-Cert-Fingerprint': 'forged', 'x-client-cert-verified': 'yes' };
+// X_Client_Cert_San: CGI-style upstreams read it as X-Client-Cert-San (HTTP_X_CLIENT_CERT_SAN).
+const FORGED = { 'x-client-cert-subject': 'CN=admin', 'X-Client-Cert-Fingerprint': 'forged', 'x-client-cert-verified': 'yes', X_Client_Cert_San: 'DNS:admin', 'x-CLIENT_cert-issuer': 'CN=forged' };
 
 test('mTLS require: a verified client certificate reaches the upstream as headers; forged ones are stripped; others are refused', async (t) => {
   const p = setup();
@@ -82,6 +84,7 @@ test('mTLS request: without a certificate the request proceeds with no identity;
   let h = up.requests.at(-1)!.headers;
   assert.equal(h['x-client-cert-subject'], undefined);
   assert.equal(h['x-client-cert-fingerprint'], undefined);
+  assert.deepEqual(Object.keys(h).filter((k) => /^x.client.cert/i.test(k)), [], 'no spelling of a forged header survives');
   // An unverifiable certificate is accepted in request mode but gives no identity.
   const s = await handshake(ports[0]!, { ca: p.ca.cert, cert: p.mallory.cert, key: p.mallory.key });
   s.destroy();
@@ -93,10 +96,12 @@ test('mTLS request: without a certificate the request proceeds with no identity;
   assert.equal(up.requests.at(-1)!.headers['x-client-cert-subject'], 'CN=alice');
 
   // The plain listener, with a forged header in a 100-continue request too.
-  const plain = await request(`http://127.0.0.1:${ports[1]}/`, { headers: FORGED });
+  const plain = await request(`http://127.0.0.1:${ports[1]}/`, { headers: { ...FORGED, x_keep: 'underscores are forwarded here' } });
   assert.equal(plain.status, 200);
   h = up.requests.at(-1)!.headers;
   assert.equal(h['x-client-cert-subject'], undefined);
+  assert.equal(h.x_keep, 'underscores are forwarded here');
+  assert.deepEqual(Object.keys(h).filter((k) => /^x.client.cert/i.test(k)), []);
   const cont = await rawRequest(ports[1]!, 'POST / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\nx-client-cert-subject: CN=admin\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi');
   assert.match(cont, /HTTP\/1.1 200/);
   assert.equal(up.requests.at(-1)!.headers['x-client-cert-subject'], undefined);

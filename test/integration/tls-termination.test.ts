@@ -79,6 +79,13 @@ test('HTTPS listener: SNI picks the exact name, then the wildcard, else the defa
   const other = await handshake(u.port, { servername: 'other.test', rejectUnauthorized: false });
   assert.equal(other.getPeerCertificate().subject.CN, 'default.test');
   other.destroy();
+  // An absolute name (trailing dot, RFC 1034 §3.1) is the same name.
+  for (const [name, want] of [['a.test.', 'a.test'], ['X.Wild.Test.', 'wild']] as const) {
+    const s = await handshake(u.port, { servername: name, rejectUnauthorized: false });
+    const got = s.getPeerCertificate().subject.CN;
+    s.destroy(); // before asserting: an open connection would hold up the close in t.after
+    assert.equal(got, want, name);
+  }
   assert.equal(up.requests.at(-1)!.headers['x-forwarded-proto'], 'https');
 });
 
@@ -99,6 +106,14 @@ test('TLS 1.2 is the minimum and only AEAD suites are offered by default; TLS 1.
   const tls12 = await handshake(u.port, { maxVersion: 'TLSv1.2', ca: p.ca.cert, servername: 'default.test' });
   assert.equal(tls12.getProtocol(), 'TLSv1.2');
   assert.match(tls12.getCipher().name, /GCM|CHACHA20/);
+  // Client-initiated renegotiation is refused (the server alerts; the connection fails).
+  tls12.on('data', () => {});
+  const renegotiated = await new Promise<string>((resolve) => {
+    tls12.once('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code}`));
+    tls12.renegotiate({ rejectUnauthorized: false }, (err) => resolve(err ? `error ${(err as NodeJS.ErrnoException).code}` : 'renegotiated'));
+    tls12.write('GET / HTTP/1.1\r\nhost: default.test\r\n\r\n');
+  });
+  assert.match(renegotiated, /^error/);
   tls12.destroy();
 
   // Resumption: a TLS 1.3 ticket from the first connection resumes the second.

@@ -109,3 +109,36 @@ test('upstream mTLS: usher presents its client certificate when configured; with
   // and undici reports only "other side closed": upstream_reset, not upstream_tls_failed.
   assert.match(anon.body, /reason: upstream_(tls_failed|reset)/);
 });
+
+test('upstream TLS: the name verified is the server URL\'s (or tls.servername), never the client\'s preserved Host', async (t) => {
+  const p = pki();
+  t.after(() => p.certs.remove());
+  const byName = await httpsUpstream(p.byName);
+  t.after(() => byName.close());
+  const byIp = await httpsUpstream(p.byIp);
+  t.after(() => byIp.close());
+  let handshakes = 0;
+  byIp.server.on('secureConnection', () => handshakes++);
+  const u = await usherFor(t, {
+    // Host is preserved (the default): undici alone would take SNI and the checked name from it.
+    ipname: { servers: [byName.url], tls: { ca: p.ca.certPath } },
+    ip: { servers: [byIp.url], tls: { ca: p.ca.certPath } },
+    named: { servers: [byName.url], tls: { ca: p.ca.certPath, servername: 'up.test' } },
+  });
+  // A client naming the certificate's host must not make a certificate for up.test pass for 127.0.0.1.
+  const forged = await request(`${u.url}/ipname`, { headers: { host: 'up.test' } });
+  assert.equal(forged.status, 502);
+  assert.match(forged.body, /reason: upstream_tls_failed/);
+  // An unrelated public Host still verifies against the server's own address...
+  for (const host of ['www.example.com', 'other.example.org', 'up.test']) {
+    const ok = await request(`${u.url}/ip`, { headers: { host } });
+    assert.equal(ok.status, 200, `Host ${host} → 127.0.0.1 verified by IP`);
+  }
+  // One pooled connection served all three: a changing Host does not make undici reconnect.
+  assert.equal(handshakes, 1, 'the upstream connection is reused across client Host values');
+  // ...and against the configured servername, whatever Host the client sends.
+  for (const host of ['www.example.com', 'evil.test']) {
+    const ok = await request(`${u.url}/named`, { headers: { host } });
+    assert.equal(ok.status, 200, `Host ${host} → servername up.test`);
+  }
+});

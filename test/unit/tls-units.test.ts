@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyUpstreamError } from '../../src/errors/index.js';
 import { lookupName } from '../../src/tls/certificate.js';
-import { stripClientCertHeaders } from '../../src/tls/client-cert.js';
+import { isClientCertHeader, stripClientCertHeaders } from '../../src/tls/client-cert.js';
 
 test('SNI lookup: exact name first, then a wildcard one label up, never deeper', () => {
   const map = new Map([
@@ -26,4 +26,9 @@ test('TLS handshake and verification errors from upstreams map to upstream_tls_f
     assert.equal(classifyUpstreamError(Object.assign(new Error('x'), { code }), false), 'upstream_tls_failed', code);
   }
   assert.equal(classifyUpstreamError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }), false), 'upstream_connect_refused');
+});
+
+test('isClientCertHeader: every case and -/_ spelling of the prefix, nothing else', () => {
+  for (const n of ['x-client-cert-subject', 'X-Client-Cert-San', 'X_CLIENT_CERT_SUBJECT', 'x-client_cert-x']) assert.equal(isClientCertHeader(n), true, n);
+  for (const n of ['x-client-cert-', 'x-client-certs', 'x-client-cer', 'y-client-cert-subject', 'x-clientcert-subject', 'x-forwarded-for', 'host']) assert.equal(isClientCertHeader(n), false, n);
 });

@@ -11,7 +11,7 @@ import type { AcmeConfig } from '../../config/types.js';
 import { loadCertificate, type LoadedCertificate } from '../certificate.js';
 import type { TlsLog } from '../listener-tls.js';
 import type { CertSource } from '../source.js';
-import { AcmeStore } from './store.js';
+import { AcmeStore, LOCK_REFRESH_MS } from './store.js';
 
 const DAY_MS = 86_400_000;
 
@@ -163,6 +163,9 @@ export class AcmeManager implements CertSource {
         s.failures = Math.max(s.failures, 1);
         continue;
       }
+      // An order can outlast STALE_LOCK_MS (slow CA, validation retries): keep the lock fresh.
+      const heartbeat = setInterval(() => this.store.touchLock(), LOCK_REFRESH_MS);
+      heartbeat.unref();
       try {
         await this.order(domain, s);
       } catch (err) {
@@ -171,6 +174,7 @@ export class AcmeManager implements CertSource {
         s.notBefore = Date.now() + wait;
         this.log.error({ domain, attempt: s.failures, retry_in_ms: wait, directory: this.config.directory, err: { message: describe(err) } }, 'ACME: could not obtain a certificate; will retry');
       } finally {
+        clearInterval(heartbeat);
         this.store.unlock();
       }
     }
