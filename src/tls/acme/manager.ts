@@ -6,12 +6,22 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import acme from 'acme-client';
+import type AcmeClientModule from 'acme-client';
 import type { AcmeConfig } from '../../config/types.js';
 import { loadCertificate, type LoadedCertificate } from '../certificate.js';
 import type { TlsLog } from '../listener-tls.js';
 import type { CertSource } from '../source.js';
 import { AcmeStore, LOCK_REFRESH_MS } from './store.js';
+
+type AcmeLib = typeof AcmeClientModule;
+let acmeLib: Promise<AcmeLib> | undefined;
+/**
+ * acme-client (with axios and @peculiar/x509 under it, ~15 MB of heap) is loaded on the first
+ * order, not at start: a proxy without `acme:` never pays for it.
+ */
+function loadAcme(): Promise<AcmeLib> {
+  return (acmeLib ??= import('acme-client').then((m) => ((m as { default?: AcmeLib }).default ?? (m as unknown as AcmeLib))));
+}
 
 const DAY_MS = 86_400_000;
 
@@ -43,7 +53,7 @@ export class AcmeManager implements CertSource {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   private closed = false;
-  private client: acme.Client | undefined;
+  private client: AcmeClientModule.Client | undefined;
   /** Orders started (for tests and, later, metrics). */
   orders = 0;
   /** Certificates obtained. */
@@ -183,6 +193,7 @@ export class AcmeManager implements CertSource {
   private async order(domain: string, s: DomainState): Promise<void> {
     this.orders++;
     const client = await this.acmeClient();
+    const acme = await loadAcme();
     const renewing = s.cert !== undefined;
     this.log.info({ domain, renewing, challenges: this.config.challenges }, 'ACME: ordering a certificate');
     const [key, csr] = await acme.crypto.createCsr({ commonName: domain, altNames: [domain] }, await acme.crypto.createPrivateEcdsaKey());
@@ -215,8 +226,9 @@ export class AcmeManager implements CertSource {
     this.notify();
   }
 
-  private async acmeClient(): Promise<acme.Client> {
+  private async acmeClient(): Promise<AcmeClientModule.Client> {
     if (this.client !== undefined) return this.client;
+    const acme = await loadAcme();
     let accountKey = this.store.readAccountKey();
     if (accountKey === undefined) {
       accountKey = (await acme.crypto.createPrivateEcdsaKey()).toString();
