@@ -7,6 +7,7 @@ import type { StickyKey } from '../config/types.js';
 import type { ClusterChooser } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { RouteRequest } from './request.js';
+import { hash32 } from '../util/hash.js';
 
 interface Side {
   readonly cluster: Cluster;
@@ -58,17 +59,4 @@ export class Split implements ClusterChooser {
   }
 }
 
-/** FNV-1a over the UTF-16 code units, then murmur3's finaliser so nearby keys spread. Unsigned. */
-export function hash32(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export { hash32 };

@@ -4,27 +4,12 @@
 // its weight. Lookups are one array read; each endpoint owns a share of the slots equal to its
 // weight share (within one slot), and removing one of N endpoints moves about 1/N of the keys.
 
+import { hash32 } from '../../../util/hash.js';
+
 /** A prime much larger than any upstream's server count (the paper wants M ≫ 100·N). */
 export const TABLE_SIZE = 65537;
 
-/** 32-bit FNV-1a over the string's UTF-16 code units, then murmur3's finalizer to spread the bits. */
-export function hash32(s: string, seed = 0): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return fmix32(h);
-}
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export { hash32 };
 
 /** Builds the lookup table: slot → index into `ids`. Weights are relative shares (> 0). */
 export function buildTable(ids: readonly string[], weights: readonly number[], size = TABLE_SIZE): Int32Array {
