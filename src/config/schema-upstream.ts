@@ -1,0 +1,170 @@
+// The health, retry, circuit-breaking and DNS parts of an upstream's schema (see schema.ts: the
+// descriptions are the user docs).
+import { Type } from '@sinclair/typebox';
+import { DEFAULTS, duration, object, size, stringEnum } from './schema-parts.js';
+import { DURATION_PATTERN, MAX_DURATION_MS } from './units.js';
+
+const H = DEFAULTS.upstream.health_check;
+const STATUS_RANGE_PATTERN = '^[1-5][0-9]{2}(-[1-5][0-9]{2})?$';
+export const HealthCheck = object(
+  {
+    type: Type.Optional(
+      stringEnum(['http', 'tcp'] as const, {
+        default: H.type,
+        description: 'http: send a request and check the answer; tcp: only open a connection.',
+      }),
+    ),
+    path: Type.Optional(Type.String({ pattern: '^/\\S*$', default: H.path, description: 'Request target of an http check.', 'x-usher-expected': 'a path starting with "/"' })),
+    method: Type.Optional(stringEnum(['GET', 'HEAD'] as const, { default: H.method, description: 'Method of an http check.' })),
+    host: Type.Optional(
+      Type.String({ pattern: '^\\S+$', description: 'Host header of an http check. Default: the server\'s own host[:port].', 'x-usher-expected': 'a host name without spaces' }),
+    ),
+    expect_status: Type.Optional(
+      Type.Array(
+        Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: STATUS_RANGE_PATTERN })], {
+          'x-usher-expected': 'a status code like 200 or a range like "200-399"',
+        }),
+        { minItems: 1, default: H.expect_status, description: 'Statuses that count as healthy: codes (204) or inclusive ranges ("200-399").' },
+      ),
+    ),
+    expect_body: Type.Optional(
+      Type.String({ minLength: 1, description: 'A regular expression (JavaScript syntax) the first 64 KiB of the body must match, e.g. "\\"status\\":\\s*\\"ok\\"".' }),
+    ),
+    interval: Type.Optional(duration('Time between two checks of one server.', H.interval)),
+    jitter: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 100, default: H.jitter, description: 'Each interval is varied at random by up to this percent, so checks do not arrive in lockstep.' }),
+    ),
+    timeout: Type.Optional(duration('Time a check may take (connect and answer); longer counts as failed ("timeout").', H.timeout)),
+    rise: Type.Optional(Type.Integer({ minimum: 1, default: H.rise, description: 'Consecutive passed checks that make an unhealthy server healthy again.' })),
+    fall: Type.Optional(Type.Integer({ minimum: 1, default: H.fall, description: 'Consecutive failed checks that make a healthy server unhealthy.' })),
+  },
+  {
+    description:
+      'Active health checks: usher probes every server on its own timer, apart from client traffic. A server that fails `fall` checks in a row gets no requests until it passes `rise` in a row. Servers start healthy. Each change is logged with its reason (status, timeout, refused, body mismatch). Omit to rely on passive detection only.',
+  },
+);
+
+const O = DEFAULTS.upstream.outlier_detection;
+export const OutlierDetection = object(
+  {
+    consecutive_5xx: Type.Optional(
+      Type.Integer({ minimum: 1, default: O.consecutive_5xx, description: 'Consecutive 5xx answers (or resets and timeouts after connecting) that eject a server.' }),
+    ),
+    consecutive_connect_failures: Type.Optional(
+      Type.Integer({ minimum: 1, default: O.consecutive_connect_failures, description: 'Consecutive failed connection attempts that eject a server.' }),
+    ),
+    base_ejection_time: Type.Optional(
+      duration('How long the first ejection lasts; the n-th ejection of the same server lasts n times as long (up to max_ejection_time).', O.base_ejection_time),
+    ),
+    max_ejection_time: Type.Optional(duration('Longest an ejection lasts.', O.max_ejection_time)),
+    max_ejection_percent: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: O.max_ejection_percent,
+        description: 'Most servers ejected at once, in percent of the upstream (at least one server may always be ejected).',
+      }),
+    ),
+  },
+  {
+    description:
+      'Passive health (outlier detection): servers are ejected on the evidence of real requests and return on their own when the ejection time is over. Omit to disable.',
+  },
+);
+
+const R = DEFAULTS.upstream.retry;
+export const Retry = object(
+  {
+    attempts: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10, default: R.attempts, description: 'Most retries of one request after its first try, each on a different server. 0: never retry.' }),
+    ),
+    on: Type.Optional(
+      Type.Array(
+        Type.Union([Type.Integer({ minimum: 500, maximum: 599 }), stringEnum(['reset'] as const, {})], {
+          'x-usher-expected': 'a 5xx status like 503, or "reset"',
+        }),
+        {
+          default: R.on,
+          description:
+            'After the request reached a server, retry only idempotent requests (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) whose body could be replayed, and only on these: 5xx statuses (a timeout counts as 504) and "reset" (the connection closed before a response). A failed connection is always retried on another server, whatever this says: nothing was sent. Never once response headers went to the client.',
+        },
+      ),
+    ),
+    per_try_timeout: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })], {
+        description: 'Time one try may take until the response head arrives; then it is abandoned and retried (as a 504) if `on` has 504. While a request body is still streaming from the client to a connected server the clock waits, and starts again once the body has all arrived. Default: only timeouts.response_header applies.',
+        'x-usher-kind': 'duration',
+      }),
+    ),
+    backoff: Type.Optional(
+      object(
+        {
+          base: Type.Optional(duration('Delay before the first retry after a response or reset; it doubles per retry, and each delay is drawn at random below it (full jitter). Connection failures are retried at once.', R.backoff.base)),
+          max: Type.Optional(duration('Cap of the backoff delay.', R.backoff.max)),
+        },
+        { description: 'Backoff between tries.' },
+      ),
+    ),
+    budget: Type.Optional(
+      object(
+        {
+          percent: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: 100, default: R.budget.percent, description: 'Retries may be at most this percent of the requests of the last 5-10 seconds, so retries cannot multiply the load of an upstream in trouble.' }),
+          ),
+          min_retries: Type.Optional(
+            Type.Integer({ minimum: 0, default: R.budget.min_retries, description: 'Retries allowed in that window whatever the percent says (for quiet upstreams).' }),
+          ),
+        },
+        { description: 'Retry budget (connection failures are not counted: they load no server).' },
+      ),
+    ),
+    buffer_body: Type.Optional(
+      size('Request bodies of idempotent requests up to this size (with a Content-Length) are read completely before they are sent, so that they can be replayed on a retry; larger or chunked bodies stream and are not retried once sent. 0: never buffer.', R.buffer_body),
+    ),
+  },
+  { description: 'Retries on another server.' },
+);
+
+const C = DEFAULTS.upstream.circuit_breaker;
+export const CircuitBreaker = object(
+  {
+    max_requests: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Most requests in flight to this upstream as a whole. Default: no limit (per-server limits: `servers[].max_requests`).' }),
+    ),
+    max_pending: Type.Optional(
+      Type.Integer({ minimum: 0, default: C.max_pending, description: 'Requests that may wait for capacity when the limits are reached; beyond that: 503 upstream_overloaded at once.' }),
+    ),
+    queue_timeout: Type.Optional(duration('Longest a request waits for capacity; then 503 upstream_overloaded.', C.queue_timeout)),
+  },
+  {
+    description:
+      'Circuit breaking: limits on requests in flight (with `servers[].max_requests` per server, and `pool.max_connections` for connections per server) and a bounded queue. Over the limits usher answers 503 upstream_overloaded at once instead of piling requests up.',
+  },
+);
+
+const D = DEFAULTS.upstream.dns;
+export const Dns = object(
+  {
+    refresh: Type.Optional(duration('How often the names are resolved again.', D.refresh)),
+    family: Type.Optional(
+      stringEnum(['any', 'ipv4', 'ipv6'] as const, { default: D.family, description: 'Which records to use: any (A and AAAA), ipv4 (A) or ipv6 (AAAA).' }),
+    ),
+    srv: Type.Optional(
+      Type.Boolean({
+        default: D.srv,
+        description:
+          'The names are SRV records (RFC 2782), e.g. "http://_http._tcp.api.internal": every target\'s addresses become servers with the record\'s port and weight, and lower SRV priorities come first (as `priority` groups).',
+      }),
+    ),
+    servers: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        default: D.servers,
+        description: 'DNS servers to ask ("10.0.0.2", "10.0.0.2:5353", "[::1]:53"). Default: the system\'s resolvers (/etc/resolv.conf).',
+      }),
+    ),
+  },
+  {
+    description:
+      'DNS discovery: every server whose URL has a host name (not an IP address) is resolved every `refresh`, and each address becomes a server of its own with the same options; the pool follows the answers without dropping requests in flight (removed servers finish theirs). A failed lookup keeps the last addresses. Until the first answer, the name is used as is. Omit to resolve names only when connecting.',
+  },
+);
