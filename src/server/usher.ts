@@ -73,13 +73,13 @@ export class Usher implements ListenerOwner {
    */
   async reload(config: UsherConfig): Promise<void> {
     const { runtime, retired } = Runtime.build(config, this.runtime);
-    const wanted = new Map(config.listeners.map((l) => [listenerKey(l), l]));
+    const wanted = new Map(config.listeners.map((l, i) => [listenerKey(l, i), l]));
     const opened: Listener[] = [];
     try {
       for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc, config));
     } catch (err) {
       for (const l of opened) {
-        this.listeners.delete(listenerKey(l.config));
+        this.listeners.delete(listenerKey(l.config, config.listeners.indexOf(l.config)));
         await l.stopAccepting();
       }
       // Pools the new runtime created (not reused ones) were never used: close them.
@@ -179,7 +179,7 @@ export class Usher implements ListenerOwner {
   private async openListener(lc: ListenerConfig, config: UsherConfig): Promise<Listener> {
     const listener = new Listener(this, lc, config);
     await listener.listen();
-    this.listeners.set(listenerKey(lc), listener);
+    this.listeners.set(listenerKey(lc, config.listeners.indexOf(lc)), listener);
     return listener;
   }
 
@@ -226,10 +226,11 @@ export class Usher implements ListenerOwner {
   }
 }
 
-function listenerKey(l: ListenerConfig): string {
+function listenerKey(l: ListenerConfig, index: number): string {
   // TLS settings and certificates change on a live listener (Listener.applySettings); only
-  // switching TLS on or off needs a new server.
-  return `${l.host}|${l.port}|${l.tls ? 'tls' : ''}`;
+  // switching TLS on or off needs a new server. Port 0 binds a fresh port each time, so two such
+  // listeners are distinct (by position), not one entry that hides the other from close().
+  return `${l.host}|${l.port === 0 ? `0#${index}` : l.port}|${l.tls ? 'tls' : ''}`;
 }
 
 async function closeClusters(clusters: readonly Cluster[]): Promise<void> {

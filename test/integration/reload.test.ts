@@ -69,3 +69,22 @@ test('reload opens new listeners and closes removed ones; a listener that cannot
   assert.equal((await request(`http://127.0.0.1:${addrs[0]!.port}/`)).body, 'a');
   await assert.rejects(request(`${u.url}/`), /ECONNREFUSED/);
 });
+
+test('two listeners on port 0 are two listeners: both serve, a reload keeps both, close() closes both', { timeout: 20_000 }, async (t) => {
+  const { up } = await proxyTo(t, 'app');
+  const two = { listeners: [{ address: '127.0.0.1:0' }, { address: '127.0.0.1:0' }], upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] };
+  const u = await startUsher(two);
+  let closed = false;
+  t.after(async () => {
+    if (!closed) await u.close();
+  });
+  const ports = u.usher.addresses().map((a) => a.port);
+  assert.equal(ports.length, 2);
+  assert.notEqual(ports[0], ports[1]);
+  for (const port of ports) assert.equal((await request(`http://127.0.0.1:${port}/`)).body, 'app');
+  await u.usher.reload(config(two));
+  assert.deepEqual(u.usher.addresses().map((a) => a.port), ports, 'the same two listeners are kept');
+  await u.close();
+  closed = true;
+  for (const port of ports) await assert.rejects(request(`http://127.0.0.1:${port}/`), /ECONNREFUSED/);
+});
