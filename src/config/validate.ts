@@ -20,36 +20,49 @@ export function configJsonSchema(): Json {
 
 const KIND_PARSERS: Readonly<Record<string, (v: string | number) => number>> = { duration: parseDuration, size: parseSize };
 
-let compiled: ValidateFunction | undefined;
+let firstError: ValidateFunction | undefined;
+let allErrors: ValidateFunction | undefined;
 
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
-    ajv.addVocabulary(['x-usher-expected', 'x-usher-key']);
-    ajv.addKeyword({
-      keyword: 'x-usher-kind',
-      schemaType: 'string',
-      errors: false,
-      // Other types are the union's business (its `anyOf` reports them).
-      validate: (kind: string, data: unknown) => {
-        if (typeof data !== 'string' && typeof data !== 'number') return true;
-        try {
-          (KIND_PARSERS[kind] as (v: string | number) => number)(data);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-    });
-    compiled = ajv.compile(configJsonSchema());
-  }
-  return compiled;
+/**
+ * Two validators from one schema. Valid configs — every start and reload in normal operation —
+ * only meet the first, which stops at the first error. The second, with allErrors for the full
+ * list of messages, is compiled only once a config has failed: its generated code has thousands
+ * of distinct object-literal shapes, and compiling it leaves V8's shared literal maps without
+ * free transitions, after which Node's own small objects (nextTick records, stream state) get a
+ * fresh hidden class each: that cost +18–35% CPU per proxied request (bench/README.md,
+ * "Run of 2026-12-01").
+ */
+function validator(all: boolean): ValidateFunction {
+  if (all) return (allErrors ??= compile(true));
+  return (firstError ??= compile(false));
+}
+
+function compile(all: boolean): ValidateFunction {
+  const ajv = new Ajv({ allErrors: all, verbose: true, strict: true });
+  ajv.addVocabulary(['x-usher-expected', 'x-usher-key']);
+  ajv.addKeyword({
+    keyword: 'x-usher-kind',
+    schemaType: 'string',
+    errors: false,
+    // Other types are the union's business (its `anyOf` reports them).
+    validate: (kind: string, data: unknown) => {
+      if (typeof data !== 'string' && typeof data !== 'number') return true;
+      try {
+        (KIND_PARSERS[kind] as (v: string | number) => number)(data);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  });
+  return ajv.compile(configJsonSchema());
 }
 
 /** Validates `data` against the schema; reports translated errors into `issues`. */
 export function validateSchema(data: unknown, issues: Issues): boolean {
-  const validate = validator();
-  if (validate(data)) return true;
+  if (validator(false)(data)) return true;
+  const validate = validator(true);
+  validate(data);
   if (data === null || data === undefined) {
     issues.error([], 'expected a mapping with at least "listeners", got an empty document');
     return false;
