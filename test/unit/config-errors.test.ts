@@ -3,20 +3,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatIssues, loadConfigFile, loadConfigText, type ConfigIssue } from '../../src/config/index.js';
+import { brief, type Brief } from '../helpers/issues.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const fixtures = join(root, 'test/fixtures/config');
-
-type Brief = [line: number | undefined, column: number | undefined, path: string, message: string, hint?: string];
-
-/** Issues as [line, column, path, message, hint?] tuples: compact to write, exact to compare. */
-function brief(issues: readonly ConfigIssue[]): Brief[] {
-  return issues.map((i) => {
-    const b: Brief = [i.line, i.column, i.path, i.message];
-    if (i.hint !== undefined) b.push(i.hint);
-    return b;
-  });
-}
 
 function errors(text: string, file = 'usher.yaml'): Brief[] {
   const r = loadConfigText(text, file, {});

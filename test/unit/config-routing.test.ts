@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatIssues, loadConfigText, type ConfigIssue } from '../../src/config/index.js';
+import { formatIssues, loadConfigText } from '../../src/config/index.js';
+import { brief, type Brief } from '../helpers/issues.js';
 
-type Brief = [line: number | undefined, column: number | undefined, path: string, message: string, hint?: string];
-const brief = (issues: readonly ConfigIssue[]): Brief[] =>
-  issues.map((i) => {
-    const b: Brief = [i.line, i.column, i.path, i.message];
-    if (i.hint !== undefined) b.push(i.hint);
-    return b;
-  });
 const HEAD = 'listeners: [{ address: 8080 }]\nupstreams:\n  app: { servers: [http://127.0.0.1:3001] }\n  canary: { servers: [http://127.0.0.1:3002] }\nroutes:\n';
 
 function errors(routes: string): Brief[] {

@@ -1,16 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { loadConfigText, type ConfigIssue } from '../../src/config/index.js';
+import { loadConfigText } from '../../src/config/index.js';
 import { certDir } from '../helpers/certs.js';
+import { brief } from '../helpers/issues.js';
 
-type Brief = [line: number | undefined, column: number | undefined, path: string, message: string, hint?: string];
-const brief = (issues: readonly ConfigIssue[]): Brief[] =>
-  issues.map((i) => {
-    const b: Brief = [i.line, i.column, i.path, i.message];
-    if (i.hint !== undefined) b.push(i.hint);
-    return b;
-  });
 
 test('TLS config errors point at the key: missing files, a cert without its key, a mismatched key, redirect on TLS, no certificate', (t) => {
   const certs = certDir();
