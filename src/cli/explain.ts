@@ -6,18 +6,14 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { formatIssues, loadConfigFile } from '../config/index.js';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
-import { RequestHeaders } from '../filters/headers/index.js';
-import { Redirect } from '../filters/redirect/index.js';
-import { HostRewrite } from '../filters/rewrite/index.js';
-import type { CompiledRoute } from '../pipeline/types.js';
+import { ExplainContext } from '../pipeline/explain-context.js';
+import type { CompiledRoute, LocalResponse, PhaseArrays } from '../pipeline/types.js';
 import { explainRoute } from '../router/explain.js';
-import { kRouteRequest, normalisePath, RouteRequest, splitHost, validHost, type HostPathRouter } from '../router/index.js';
-import { Split } from '../router/split.js';
+import { normalisePath, RouteRequest, splitHost, validHost, type HostPathRouter } from '../router/index.js';
 import { Runtime } from '../server/runtime.js';
 import type { Cluster } from '../upstream/cluster.js';
 
 const USAGE = 'usage: usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]\n';
-const EXPLAIN_ID = '(request id)';
 const PATH_LIMIT = 10;
 
 interface RouteRef {
@@ -29,7 +25,7 @@ interface RouteRef {
 
 export interface Explanation {
   request: { method: string; url: string; host: string; path: string; normalised_path: string | null; query: string; client_ip: string };
-  outcome: 'proxy' | 'respond' | 'redirect' | 'no_route' | 'unsafe_path' | 'bad_request';
+  outcome: 'proxy' | 'respond' | 'redirect' | 'local_reply' | 'no_route' | 'unsafe_path' | 'bad_request';
   status?: number;
   location?: string;
   route?: RouteRef;
@@ -40,6 +36,10 @@ export interface Explanation {
   also_matched: RouteRef[];
   other_hosts: number;
   filters: string[];
+  /** The route's compiled chain by phase: each filter's explain() line. */
+  phases: Partial<Record<string, string[]>>;
+  /** The filter that answered the request itself (a redirect, a denial), when one did. */
+  answered_by?: string;
   upstream_request?: { method: string; target: string; headers: [string, string][] };
   upstream?: { name: string; chosen_by: string; servers: string[]; server: string | null };
   mirror?: { upstream: string; percent: number };
@@ -163,6 +163,7 @@ export function explainRequest(
     also_matched: [],
     other_hosts: 0,
     filters: [],
+    phases: {},
   };
   if (!validHost(hostValue)) {
     e.outcome = 'bad_request';
@@ -197,44 +198,38 @@ export function explainRequest(
   }
   const route = ex.winner.route;
   e.route = ref(route.config);
-  e.filters = [...route.requestFilters, ...route.upstreamRequestFilters, ...route.responseFilters].map((f) => f.name);
-  if (route.rewrite !== undefined) e.filters.push('rewrite_path');
-  const ctx = { req: { [kRouteRequest]: rr }, requestId: EXPLAIN_ID, clientIp };
+  // The route's compiled chain, run for real on an explain context (hooks send nothing).
+  e.filters = route.filters.map((f) => f.name);
+  e.phases = phaseLines(route.phases);
+  const ctx = new ExplainContext(method, target.path, target.scheme, rawHeaders, clientIp, rr, route);
   if (route.respond !== undefined) {
     e.outcome = 'respond';
     e.status = route.respond.status;
     return e;
   }
-  const redirect = route.requestFilters.find((f): f is Redirect => f instanceof Redirect);
-  if (redirect !== undefined) {
-    e.outcome = 'redirect';
-    e.status = route.config.redirect!.status;
-    const location = redirect.location(ctx, rr);
-    if (location !== undefined) e.location = location;
-    return e;
+  for (const f of route.phases.request) {
+    const reply = f.request!(ctx);
+    if (reply === undefined || reply === null || reply instanceof Promise) continue;
+    return answered(e, f.name, reply as LocalResponse);
   }
   e.outcome = 'proxy';
   let cluster: Cluster | undefined = route.cluster;
   let chosenBy = 'the route';
-  if (route.split instanceof Split) {
-    const key = route.split.keyOf(rr);
-    const weights = route.config.split!.map((s) => `${s.upstream} ${s.weight}`).join(' / ');
-    if (key !== undefined) {
-      cluster = route.split.sideFor(key);
-      chosenBy = `split ${weights}, sticky key ${JSON.stringify(key)}`;
-    } else {
-      cluster = undefined;
-      chosenBy = `split ${weights}, by weight per request (no sticky key in this request)`;
-    }
+  const split = route.config.split;
+  if (split !== undefined) {
+    cluster = undefined;
+    for (const f of route.phases.upstreamPeer) cluster ??= f.upstreamPeer!(ctx);
+    const weights = split.map((s) => `${s.upstream} ${s.weight}`).join(' / ');
+    const k = route.config.sticky_key;
+    const key = k === undefined ? undefined : k.kind === 'client_ip' ? clientIp : k.kind === 'cookie' ? rr.cookie(k.name) : rr.header(k.name);
+    chosenBy = cluster !== undefined ? `split ${weights}, sticky key ${JSON.stringify(key)}` : `split ${weights}, by weight per request (no sticky key in this request)`;
   }
-  const upstreamTarget = route.rewrite !== undefined ? route.rewrite.target(rr) : rr.uri;
   const headers: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() !== 'host') headers.push(rawHeaders[i]!.toLowerCase(), rawHeaders[i + 1]!);
   headers.push('host', hostValue);
-  for (const f of route.upstreamRequestFilters) {
-    if (f instanceof HostRewrite) f.onUpstreamRequest(ctx as never, headers);
-    else if (f instanceof RequestHeaders) f.apply(ctx as never, headers);
-  }
+  const head = { method, target: rr.uri, headers };
+  for (const f of route.phases.upstreamRequest) void f.upstreamRequest!(ctx, head);
+  const upstreamTarget = head.target;
   if (cluster !== undefined && cluster.hostMode !== 'preserve' && cluster.endpoints.length === 1) {
     const hi = headers.findIndex((h, i) => i % 2 === 0 && h === 'host');
     if (hi >= 0) headers[hi + 1] = cluster.hostFor(cluster.endpoints[0]!)!;
@@ -251,9 +246,41 @@ export function explainRequest(
       server: servers.length === 1 ? servers[0]! : null,
     };
   } else {
-    e.upstream = { name: route.config.split!.map((s) => s.upstream).join(' or '), chosen_by: chosenBy, servers: [], server: null };
+    e.upstream = { name: (split ?? []).map((s) => s.upstream).join(' or '), chosen_by: chosenBy, servers: [], server: null };
   }
   if (route.config.mirror !== undefined) e.mirror = { upstream: route.config.mirror.upstream, percent: route.config.mirror.percent };
+  return e;
+}
+
+const PHASE_NAMES: [keyof PhaseArrays, string][] = [
+  ['request', 'request'],
+  ['requestBody', 'request_body'],
+  ['upstreamPeer', 'upstream_peer'],
+  ['upstreamRequest', 'upstream_request'],
+  ['upstreamResponse', 'upstream_response'],
+  ['response', 'response'],
+  ['responseBody', 'response_body'],
+  ['done', 'done'],
+];
+
+function phaseLines(p: PhaseArrays): Partial<Record<string, string[]>> {
+  const out: Partial<Record<string, string[]>> = {};
+  for (const [key, name] of PHASE_NAMES) if (p[key].length > 0) out[name] = p[key].map((f) => f.explain?.() ?? f.name);
+  return out;
+}
+
+/** A request-phase filter answered: a redirect (3xx with Location) or another local reply. */
+function answered(e: Explanation, filter: string, reply: LocalResponse): Explanation {
+  e.answered_by = filter;
+  e.status = reply.status;
+  const h = reply.headers ?? [];
+  const li = h.findIndex((x, i) => i % 2 === 0 && x.toLowerCase() === 'location');
+  if (reply.status >= 300 && reply.status < 400 && li >= 0) {
+    e.outcome = 'redirect';
+    e.location = h[li + 1]!;
+  } else {
+    e.outcome = 'local_reply';
+  }
   return e;
 }
 
@@ -284,8 +311,10 @@ function text(e: Explanation): string {
   if (e.other_hosts > 0) out.push(`  (${e.other_hosts} route${e.other_hosts === 1 ? '' : 's'} for other hosts not considered)`);
   if (e.route === undefined) return `${out.join('\n')}\n`;
   out.push(`filters: ${e.filters.length > 0 ? e.filters.join(', ') : '(none)'}`);
+  for (const [phase, lines] of Object.entries(e.phases)) out.push(`  ${phase}: ${lines!.join(', ')}`);
   if (e.outcome === 'respond') out.push(`responds: ${e.status} (respond)`);
-  if (e.outcome === 'redirect') out.push(`redirects: ${e.status} to ${e.location ?? '(no Host: 400)'}`);
+  if (e.outcome === 'redirect') out.push(`redirects: ${e.status} to ${e.location}`);
+  if (e.outcome === 'local_reply') out.push(`answered by ${e.answered_by}: ${e.status}`);
   if (e.upstream_request !== undefined) {
     out.push('upstream request:', `  ${e.upstream_request.method} ${e.upstream_request.target}`);
     for (const [k, v] of e.upstream_request.headers) out.push(`  ${k}: ${v}`);

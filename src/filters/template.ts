@@ -2,14 +2,7 @@
 // missing (no such header, cookie or parameter) renders as "".
 import type { TemplatePart } from '../config/template.js';
 import type { RequestContext } from '../pipeline/types.js';
-import { kRouteRequest, type RouteRequest } from '../router/request.js';
-
-export type RouteRequestCarrier = { [kRouteRequest]?: RouteRequest };
-
-/** The RouteRequest the handler attached to this request. */
-export function routeRequestOf(ctx: { readonly req: object }): RouteRequest {
-  return (ctx.req as RouteRequestCarrier)[kRouteRequest]!;
-}
+import type { RouteRequest } from '../router/request.js';
 
 export class Template {
   /** The template is plain text: render() returns it as is. */

@@ -1,42 +1,182 @@
-// The request path as phases (Pingora's names): request filters → upstream_peer (cluster.pick)
-// → upstream request filters → response filters (reverse order) → logging. Filters are compiled
-// into per-route phase arrays at load time, so an empty phase costs one length check and nothing
-// is merged per request. Built-in filters arrive with the routing and security issues; the
-// phase arrays and their call sites are here so they slot in without touching the proxy stage.
+// The request path as named phases (Pingora's one interface, many phases; docs/filters.md).
+// A filter implements the hooks it needs; the route compiler (compile.ts) copies each filter
+// into the phase arrays of the hooks it has, once per config, so an empty phase costs one
+// length check and nothing is merged per request. The runner (runner.ts) owns the order.
+//
+//   early_request     listener   before routing (TLS edge, access lists, global limits, WAF headers)
+//   request           route      auth, rate limits, redirects, cache lookup — may answer locally
+//   request_body      route      opt-in: the whole body, within a bound (inspect or replace)
+//   upstream_peer     route      which upstream (a traffic split); the cluster then picks a server
+//   upstream_request  route      last edits to the upstream head (path rewrite, header rules, mirror)
+//   upstream_response route      the upstream's head before anything is stored
+//   response          route      every head that goes downstream: proxied or local reply
+//   response_body     route      opt-in streaming transform with backpressure
+//   done              request    exactly once, whatever happened
+//
+// Filters see usher's own view of the request (RequestContext), never node's IncomingMessage
+// or ServerResponse: the HTTP data path underneath can change without touching a filter.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Transform } from 'node:stream';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 import type { RouteRequest } from '../router/request.js';
 import type { Cluster } from '../upstream/cluster.js';
 
-/** The per-request state every phase sees. */
-export interface RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  /** Undefined only before routing (or when no route matched): filters always see one. */
-  readonly route: CompiledRoute | undefined;
-  readonly requestId: string;
-  readonly clientIp: string;
-  /** Set when the request ends with a local reply or an error; read by the logging phase. */
-  reason: ReasonCode | undefined;
-}
+export const PHASES = [
+  'early_request',
+  'request',
+  'request_body',
+  'upstream_peer',
+  'upstream_request',
+  'upstream_response',
+  'response',
+  'response_body',
+  'done',
+] as const;
+export type PhaseName = (typeof PHASES)[number];
 
-/** A reply a filter makes instead of proxying (auth denied, rate limited, redirect...). */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** A reply a filter makes instead of proxying (auth denied, rate limited, redirect, cache hit...). */
 export interface LocalResponse {
   status: number;
+  /** Flat name/value pairs. */
   headers?: readonly string[];
   body?: string | Buffer;
+  /** The registry code logged for it (default `local_response`). */
+  reason?: ReasonCode;
+}
+
+/** A hook of a request-side phase: nothing to go on, or a local reply. */
+export type RequestHookResult = MaybePromise<LocalResponse | undefined | void>;
+
+/** What a response hook sees and may edit: the status and a flat name/value array. */
+export interface ResponseHead {
+  status: number;
+  readonly headers: string[];
+  /** Set for a reply usher made itself (a filter's, a `respond:` route's, an error). */
+  readonly local: boolean;
+}
+
+/** The upstream request as the route sends it: target in origin-form and a flat head. */
+export interface UpstreamRequestHead {
+  readonly method: string;
+  target: string;
+  readonly headers: string[];
+}
+
+/** The TLS facts of the downstream connection. */
+export interface TlsInfo {
+  readonly servername: string | undefined;
+  /** The verified client certificate's identity fields (X-Client-Cert-* pairs), empty when none. */
+  readonly clientIdentity: readonly string[];
+}
+
+/** Per-request timings (performance.now() milliseconds); unset until the phase happened. */
+export interface Timings {
+  readonly start: number;
+  routed: number | undefined;
+  upstreamStart: number | undefined;
+  responseStart: number | undefined;
+  end: number | undefined;
+}
+
+/** A typed slot for a filter's per-request state: `const k = stateKey<T>('name')`. */
+export interface StateKey<T> {
+  readonly id: number;
+  readonly name: string;
+  /** Phantom: ties the key to its value type. */
+  readonly type?: T;
+}
+
+let nextStateId = 0;
+export function stateKey<T>(name: string): StateKey<T> {
+  return Object.freeze({ id: nextStateId++, name });
+}
+
+/** Sees the bytes of the request body as they go upstream (never pausing or replacing them). */
+export interface BodyObserver {
+  data(chunk: Buffer): void;
+  /** `complete`: the whole body passed; false when it was cut (client gone, never read). */
+  end(complete: boolean): void;
+}
+
+/** The per-request context every hook sees. */
+export interface RequestContext {
+  readonly requestId: string;
+  readonly method: string;
+  /** The request target as received (origin-form, absolute-form or "*"). */
+  readonly target: string;
+  readonly httpVersion: '1.0' | '1.1' | '2';
+  readonly scheme: 'http' | 'https';
+  /** The request head as received, flat name/value pairs (HTTP/2 in HTTP/1.1 form). */
+  readonly headers: readonly string[];
+  /** A field by lower-case name; repeated fields are joined with ", " (RFC 9110 §5.3). */
+  header(name: string): string | undefined;
+  /** The client's address: the TCP peer. */
+  readonly clientIp: string;
+  readonly clientPort: number;
+  /** Undefined on a plain-text connection. */
+  readonly tls: TlsInfo | undefined;
+  /** The upgrade protocol asked for ("websocket"), or undefined. */
+  readonly upgrade: string | undefined;
+  /** The normalised view routing used (host, path, query, cookies); undefined before routing. */
+  readonly request: RouteRequest | undefined;
+  /** The route that took the request; undefined before routing or when none matched. */
+  readonly route: CompiledRoute | undefined;
+  /** The upstream chosen (upstream_peer) and the server of the last try. */
+  readonly upstream: { readonly name: string | undefined; readonly server: string | undefined; readonly attempts: number };
+  /** The head sent downstream once it is known (proxied or local). */
+  readonly response: ResponseHead | undefined;
+  /** How the request ended (a registry code) when it did not end with a proxied response. */
+  readonly reason: ReasonCode | undefined;
+  readonly timings: Timings;
+  get<T>(key: StateKey<T>): T | undefined;
+  set<T>(key: StateKey<T>, value: T): void;
+  /** Observes the request body as it streams upstream (mirroring): false when there is none. */
+  observeRequestBody(observer: BodyObserver): boolean;
+  /**
+   * True under `usher explain`: hooks run as they would for this request, but must send, count
+   * and store nothing (a mirror sends no copy, a rate limit takes no token).
+   */
+  readonly explaining: boolean;
+}
+
+/** Opt-in request body phase: the whole body, read up to `max_bytes` (beyond it: 413). */
+export interface RequestBodyHook {
+  readonly maxBytes: number;
+  /** May answer locally, or return a new body to send instead. */
+  inspect(ctx: RequestContext, body: Buffer): MaybePromise<LocalResponse | Buffer | undefined | void>;
 }
 
 export interface Filter {
   readonly name: string;
-  /** May answer the request itself: return a LocalResponse to short-circuit. Synchronous by design. */
-  onRequest?(ctx: RequestContext): LocalResponse | undefined;
-  /** Last edits to the upstream head: a flat name/value array. */
-  onUpstreamRequest?(ctx: RequestContext, headers: string[]): void;
-  /** Edits to the response head before it goes downstream: a flat name/value array. */
-  onResponse?(ctx: RequestContext, status: number, headers: string[]): void;
+  earlyRequest?(ctx: RequestContext): RequestHookResult;
+  request?(ctx: RequestContext): RequestHookResult;
+  readonly requestBody?: RequestBodyHook;
+  /** Which upstream takes the request (synchronous: a pure choice over the route's clusters). */
+  upstreamPeer?(ctx: RequestContext): Cluster | undefined;
+  upstreamRequest?(ctx: RequestContext, head: UpstreamRequestHead): MaybePromise<void>;
+  upstreamResponse?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
+  response?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
+  /** A transform for this response's body (it may change the length), or undefined. */
+  responseBody?(ctx: RequestContext, head: ResponseHead): Transform | undefined;
+  /** Exactly once per request. Synchronous; a throw is logged and ignored. */
+  done?(ctx: RequestContext): void;
+  /** One line for `usher explain`: what this filter does on this route. */
+  explain?(): string;
+}
+
+/** A route's filters by phase, in run order (response-side phases already reversed, as Envoy). */
+export interface PhaseArrays {
+  readonly request: readonly Filter[];
+  readonly requestBody: readonly Filter[];
+  readonly upstreamPeer: readonly Filter[];
+  readonly upstreamRequest: readonly Filter[];
+  readonly upstreamResponse: readonly Filter[];
+  readonly response: readonly Filter[];
+  readonly responseBody: readonly Filter[];
+  readonly done: readonly Filter[];
 }
 
 /** A `respond:` action, pre-rendered at load time. */
@@ -51,36 +191,19 @@ export interface CompiledRoute {
   readonly index: number;
   readonly source: SourceLocation;
   readonly config: RouteConfig;
+  /** The route's upstream; undefined for a split (an upstream_peer filter chooses) or no upstream. */
   readonly cluster: Cluster | undefined;
   readonly respond: CompiledRespond | undefined;
-  readonly requestFilters: readonly Filter[];
-  readonly upstreamRequestFilters: readonly Filter[];
-  /** Already in reverse declaration order (Envoy: response filters run backwards). */
-  readonly responseFilters: readonly Filter[];
-  /** A traffic split: picks the cluster for a request instead of `cluster` (src/router/split.ts). */
-  readonly split?: ClusterChooser | undefined;
-  /** The path (and query) sent upstream, when the route rewrites it (src/filters/rewrite/). */
-  readonly rewrite?: PathRewriter | undefined;
-  /** Copies requests to a shadow upstream (src/filters/mirror/). */
-  readonly mirror?: RequestMirror | undefined;
+  /** Every filter of the route in declaration order (for explain). */
+  readonly filters: readonly Filter[];
+  readonly phases: PhaseArrays;
+  /** The largest request_body bound of the route's filters (0: no request_body phase). */
+  readonly requestBodyLimit: number;
 }
 
-export interface ClusterChooser {
-  choose(rr: RouteRequest): Cluster | undefined;
-}
-
-export interface PathRewriter {
-  /** The upstream target in origin-form: rewritten path plus the original query. */
-  target(rr: RouteRequest): string;
-}
-
-/** A request the proxy stage has started. */
-export interface ProxiedRequest extends RequestContext {
-  /** A copy of the upstream head as the route sends it (forwarding headers, header rules). */
-  upstreamHead(): string[];
-}
-
-export interface RequestMirror {
-  /** Called after the main request was handed to the proxy stage; never blocks or fails it. */
-  send(ctx: ProxiedRequest, rr: RouteRequest, target: string, hasBody: boolean): void;
+/** A listener's own filters (the TLS edge, access lists...): outermost on every request. */
+export interface ListenerChain {
+  readonly early: readonly Filter[];
+  readonly response: readonly Filter[];
+  readonly done: readonly Filter[];
 }

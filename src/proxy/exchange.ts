@@ -1,97 +1,158 @@
-// The terminal stage: one Exchange per downstream request. It is the request context the phases
-// see, and it is itself the undici dispatch handler (the legacy onConnect/onHeaders/onData/
-// onComplete/onError contract, which undici runs natively; the newer one is wrapped onto it).
-// No closures are allocated per request: event listeners are module-level functions that find
-// their Exchange through a symbol on the emitter.
+// One downstream request on its way through the phases (src/pipeline/types.ts): the Exchange is
+// the typed context every hook sees, and it orchestrates — it walks the phases through the
+// runner, hands each upstream try to an Attempt (attempt.ts), asks the pure retry decision
+// (retry-decision.ts) after a failure, and leaves the body to RequestBody (request-body.ts).
+// Its state says where the request is, instead of flags. Event listeners are module-level
+// functions that find their Exchange through a symbol on the emitter: no closure per request.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BlockList, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, type Transform, type Writable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { classifyUpstreamError, REASONS, type ReasonCode } from '../errors/index.js';
+import type { UsherConfig } from '../config/types.js';
+import type { ReasonCode } from '../errors/index.js';
 import { isAcceptableRequestId, newRequestId } from '../observability/request-id.js';
-import type { CompiledRoute, RequestContext } from '../pipeline/types.js';
-import type { Runtime } from '../server/runtime.js';
+import { runDoneHooks, runHeadHooks, runRequestHooks, runUpstreamRequestHooks, type PhaseHost } from '../pipeline/runner.js';
+import type {
+  BodyObserver,
+  CompiledRoute,
+  Filter,
+  ListenerChain,
+  LocalResponse,
+  PhaseName,
+  ResponseHead,
+  StateKey,
+  Timings,
+  TlsInfo,
+  UpstreamRequestHead,
+} from '../pipeline/types.js';
+import { routeRequestFor, type RouteRequest, type Router } from '../router/index.js';
+import { clientIdentityHeaders } from '../tls/client-cert.js';
+import type { PickContext } from '../upstream/balancer.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import type { PickContext } from '../upstream/balancer.js';
-import { Attempt } from './attempt.js';
-import { BodyLimit } from './body-limit.js';
-import { filterResponseHeaders, forwardedNode, RequestHead, scanRequestHeaders, trailersObject, type ForwardSettings } from './headers.js';
-import { sendLocalReply, wantsJson } from './local-reply.js';
+import { Attempt, type TryOwner } from './attempt.js';
 import { grpcTrailersOnly, isGrpc, sendGrpcLocalReply } from './grpc.js';
+import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex, RequestHead, scanRequestHeaders, trailersObject, type ForwardSettings } from './headers.js';
+import { localReplyFor, wantsJson } from './local-reply.js';
+import { relayInterim } from './interim.js';
+import { RequestBody, type BodyOwner } from './request-body.js';
+import { decideRetry, isIdempotent, usesBudget, type RetryFacts } from './retry-decision.js';
 import { openTunnel, upgradeOf } from './upgrade.js';
 
-export const kExchange = Symbol('usher.exchange');
-
+const kExchange = Symbol('usher.exchange');
 type WithExchange<T> = T & { [kExchange]?: Exchange };
+
+/** What the exchange needs of the compiled config it runs on. */
+export interface ExchangeRuntime {
+  readonly config: UsherConfig;
+  readonly router: Router<CompiledRoute>;
+  readonly forward: ForwardSettings;
+}
 
 /** What the exchange needs from the server that owns it. */
 export interface ExchangeOwner {
-  draining: boolean;
+  readonly draining: boolean;
+  /** The shutdown grace period is over: what is cut now ends as shutting_down. */
+  readonly cutting: boolean;
   exchangeDone(ex: Exchange): void;
+  /** A hook threw or rejected (logged with the filter's name and the request id). */
+  filterFailed(ex: Exchange, filter: Filter, phase: PhaseName, err: unknown): void;
 }
 
-/** RFC 9110 §9.2.2: methods whose effect is the same however often they are applied. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Where a request is. */
+export type ExchangeState =
+  | 'early' // early_request (listener filters)
+  | 'request' // routed; request phase
+  | 'body' // request_body: reading the body whole for inspection
+  | 'queued' // waiting for the circuit breaker's queue
+  | 'trying' // an upstream try is out (or about to be)
+  | 'backoff' // waiting to retry
+  | 'response' // the upstream's head is in the response phases
+  | 'streaming' // the response head went downstream; the body follows
+  | 'replying' // a local reply is in the response phase or being written
+  | 'done';
 
-export class Exchange implements RequestContext, PickContext {
+// Steps of run(), in order.
+const S_EARLY = 0;
+const S_ROUTE = 1;
+const S_REQUEST = 2;
+const S_REQUEST_BODY = 3;
+const S_INSPECT = 4;
+const S_PEER = 5;
+const S_UPSTREAM_REQUEST = 6;
+
+const NO_FILTERS: readonly Filter[] = Object.freeze([]);
+/** Statuses whose response has no body (RFC 9110 §6.4.1): nothing to transform. */
+const bodyless = (status: number, method: string) => method === 'HEAD' || status === 204 || status === 304 || status < 200;
+
+export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
   readonly owner: ExchangeOwner;
-  readonly runtime: Runtime;
+  readonly runtime: ExchangeRuntime;
+  readonly listener: ListenerChain;
+  // The data path (node:http today); hooks never see these.
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   /** Kept here: node:http detaches req.socket once the response is done. */
   readonly socket: Socket;
   readonly head = new RequestHead();
+
   readonly requestId: string;
   readonly clientIp: string;
-  readonly startedAt = performance.now();
+  readonly timings: Timings;
+  readonly explaining = false;
+  state: ExchangeState = 'early';
   route: CompiledRoute | undefined = undefined;
-  /**
-   * The upstream this request goes to, chosen once before proxying (the route's, or one side of a
-   * traffic split). Retries stay on it.
-   */
+  request: RouteRequest | undefined = undefined;
+  /** The upstream this request goes to, chosen once (upstream_peer). Retries stay on it. */
   cluster: Cluster | undefined = undefined;
+  response: ResponseHead | undefined = undefined;
   reason: ReasonCode | undefined = undefined;
 
-  /** Upstream head being built: flat name/value pairs. */
-  private readonly upstreamHeaders: string[] = [];
-  private hostIndex = -1;
-  /** The Host the route sends (before a cluster's host_header: upstream), for upstreamHead(). */
-  private routeHost: string | undefined = undefined;
-  /** Request target in origin-form. */
-  path = '';
-  endpoint: Endpoint | undefined = undefined;
+  // PickContext: retries made so far, servers tried, the balancer's key.
   attempt = 0;
   exclude: Set<Endpoint> | undefined = undefined;
-  /** The balancer's key (balance: hash / sticky), read once per request. */
   hashKey: string | undefined = undefined;
-  private body: Readable | null = null;
-  /** A request body read in full so that a retry can replay it (retry.buffer_body). */
-  private bodyBuffer: Buffer | null = null;
-  private bufferChunks: Buffer[] | null = null;
-  /** The handler of the current try when it has its own (retry.per_try_timeout); null otherwise. */
+  /** The current (or last) upstream try. */
   current: Attempt | null = null;
-  /** Per-try timeout or retry backoff (never both at once). */
-  private timer: NodeJS.Timeout | null = null;
+  /** Response headers are committed to (a failure from here resets the stream). */
+  responseStarted = false;
+
+  private host: string | undefined = undefined;
+  private path = '';
+  private expectContinue = false;
+  private hasBody = false;
+  private body: RequestBody | null = null;
+  /** Waiting for a replay buffer before the first try. */
+  private awaitingBuffer = false;
+  private readonly upstreamHeaders: string[] = [];
+  private upstreamHead: UpstreamRequestHead | undefined = undefined;
+  private hostIndex = -1;
+  private retryTimer: NodeJS.Timeout | null = null;
   /** Circuit breaker queue: the wait timer (set while queued), and whether it was ever queued. */
   queueTimer: NodeJS.Timeout | null = null;
   private queued = false;
-  private abortUpstream: ((err?: Error) => void) | null = null;
-  private upstreamActive = false;
-  /** undici handed this attempt a connected socket (onConnect): bytes may have reached the upstream. */
-  private attemptConnected = false;
-  private responseStarted = false;
+  private upstreamResume: (() => void) | null = null;
+  /** The first response_body transform; data goes through it instead of straight downstream. */
+  private sink: Writable | null = null;
+  /** response phase: 0 while the route's hooks run, 1 for the listener's. */
+  private responseStage = 0;
+  private localBody: string | Buffer | undefined = undefined;
+  private closeAfter = false;
   private downstreamGone = false;
-  private finished = false;
+  private slots: unknown[] | undefined = undefined;
+  private tlsInfo: TlsInfo | undefined | null = null;
 
-  constructor(owner: ExchangeOwner, runtime: Runtime, req: IncomingMessage, res: ServerResponse) {
+  constructor(owner: ExchangeOwner, runtime: ExchangeRuntime, listener: ListenerChain, req: IncomingMessage, res: ServerResponse) {
     this.owner = owner;
     this.runtime = runtime;
+    this.listener = listener;
     this.req = req;
     this.res = res;
     this.socket = req.socket;
+    this.timings = { start: performance.now(), routed: undefined, upstreamStart: undefined, responseStart: undefined, end: undefined };
     const fwd = runtime.forward;
     scanRequestHeaders(req.rawHeaders, fwd, this.head, this.upstreamHeaders);
     this.clientIp = this.socket.remoteAddress ?? '';
@@ -100,118 +161,245 @@ export class Exchange implements RequestContext, PickContext {
     this.requestId = trusted && incomingId !== undefined && isAcceptableRequestId(incomingId) ? incomingId : newRequestId();
     (res as WithExchange<ServerResponse>)[kExchange] = this;
     res.on('close', onDownstreamClose);
-    if (!trusted) {
-      this.head.xff = this.head.xfp = this.head.xfh = this.head.forwarded = undefined;
+    if (!trusted) this.head.xff = this.head.xfp = this.head.xfh = this.head.forwarded = undefined;
+  }
+
+  // ---- the context hooks see (RequestContext) ------------------------------------------------
+
+  get method(): string {
+    return this.req.method!;
+  }
+  get target(): string {
+    return this.req.url ?? '';
+  }
+  get httpVersion(): '1.0' | '1.1' | '2' {
+    return this.req.httpVersionMajor === 2 ? '2' : this.req.httpVersionMinor === 0 ? '1.0' : '1.1';
+  }
+  get scheme(): 'http' | 'https' {
+    return (this.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  }
+  get headers(): readonly string[] {
+    return this.req.rawHeaders;
+  }
+  header(name: string): string | undefined {
+    const h = this.req.rawHeaders;
+    let value: string | undefined;
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i]!;
+      if (n.length === name.length && n.toLowerCase() === name) value = value === undefined ? h[i + 1]! : `${value}, ${h[i + 1]!}`;
     }
+    return value;
+  }
+  get clientPort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+  get tls(): TlsInfo | undefined {
+    if (this.tlsInfo === null) {
+      const s = this.socket as TLSSocket;
+      this.tlsInfo = s.encrypted ? { servername: typeof s.servername === 'string' ? s.servername : undefined, clientIdentity: clientIdentityHeaders(s) } : undefined;
+    }
+    return this.tlsInfo;
+  }
+  get upgrade(): string | undefined {
+    return upgradeOf(this.req);
+  }
+  get upstream(): { name: string | undefined; server: string | undefined; attempts: number } {
+    return { name: this.cluster?.name, server: this.current?.endpoint.id, attempts: this.current === null ? 0 : this.attempt + 1 };
+  }
+  get<T>(key: StateKey<T>): T | undefined {
+    return this.slots?.[key.id] as T | undefined;
+  }
+  set<T>(key: StateKey<T>, value: T): void {
+    (this.slots ??= [])[key.id] = value;
+  }
+  observeRequestBody(observer: BodyObserver): boolean {
+    if (!this.hasBody) return false;
+    this.ensureBody().observe(observer);
+    return true;
   }
 
-  // ---- local answers -------------------------------------------------------------------------
+  // ---- the request side ----------------------------------------------------------------------
 
-  /** Ends the request with a local reply for `reason` (or resets the stream if headers went out). */
-  fail(reason: ReasonCode, close = false): void {
-    this.reason = reason;
-    this.clearTimer();
-    if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
-    if (this.upstreamActive) this.stopUpstream();
-    // gRPC clients read grpc-status, not an HTML/JSON body (gRPC over HTTP/2: Trailers-Only).
-    // gRPC is HTTP/2 only; req.headers (built lazily by node) is not touched on HTTP/1.1.
-    if (this.req.httpVersionMajor === 2 && isGrpc(this.req)) return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
-    sendLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader, wantsJson(this.req.rawHeaders), close || this.owner.draining);
-  }
-
-  /** Answers from a `respond:` route or a request filter's LocalResponse. */
-  respond(status: number, headers: readonly string[], body: string | Buffer | undefined): void {
-    this.reason = 'local_response';
-    if (this.owner.draining) this.res.shouldKeepAlive = false;
-    this.res.writeHead(status, [...headers, this.runtime.forward.requestIdHeader, this.requestId]);
-    this.res.end(body);
-  }
-
-  // ---- upstream ------------------------------------------------------------------------------
-
-  /** Starts proxying: `hasBody` says whether the downstream request carries a body. */
-  proxy(cluster: Cluster, path: string, hasBody: boolean): void {
-    this.cluster = cluster;
+  /** Starts the phases; `host` and `path` as the handler read them from the request line. */
+  start(host: string | undefined, path: string, expectContinue: boolean): void {
+    this.host = host;
     this.path = path;
-    this.hashKey = cluster.hashKeyOf(this.req.rawHeaders, path, this.clientIp);
-    cluster.retry.budget.noteRequest();
-    if (hasBody) {
-      (this.req as WithExchange<IncomingMessage>)[kExchange] = this;
-      const limit = this.runtime.config.limits.body;
-      const length = this.head.contentLength;
-      if (length !== undefined && cluster.retry.attempts > 0 && Number(length) <= cluster.retry.bufferBody && IDEMPOTENT.has(this.req.method!)) {
-        // Small enough to keep: read it whole, then send it (and replay it on a retry).
-        this.bufferChunks = [];
-        this.req.on('data', onBufferData);
-        this.req.on('end', onBufferEnd);
-      } else if (limit !== null && this.head.contentLength === undefined) {
-        const counted = new BodyLimit(limit, () => this.bodyTooLarge());
-        pipeline(this.req, counted, ignoreError);
-        this.body = counted;
-      } else {
-        this.body = this.req;
-      }
-      // On the request, not the socket: on HTTP/2 the socket is the whole session's.
-      this.req.setTimeout(this.runtime.config.timeouts.body_idle);
-      this.req.on('timeout', onBodyIdle);
-      this.req.on('end', onBodyEnd);
+    this.expectContinue = expectContinue;
+    this.run(S_EARLY, 0);
+  }
+
+  /** Walks the steps from `step` (hook `from` of its phase) until one waits or answers. */
+  private run(step: number, from: number): void {
+    if (step <= S_EARLY) {
+      if (!runRequestHooks(this, 'early_request', this.listener.early, from)) return;
+      from = 0;
     }
-    this.appendForwardingHeaders();
+    if (step <= S_ROUTE && !this.routeIt()) return;
+    const route = this.route!;
+    if (step <= S_REQUEST) {
+      this.state = 'request';
+      if (!runRequestHooks(this, 'request', route.phases.request, from)) return;
+      from = 0;
+      if (route.respond !== undefined) return this.replyLocal(route.respond.status, route.respond.headers, route.respond.body, 'local_response', false);
+      // RFC 9112 §3.2.4 asterisk-form: undici cannot send it upstream, so only respond routes answer it.
+      if (this.path === '*') return this.fail('bad_request');
+      if (!this.acceptBody()) return;
+    }
+    if (step <= S_REQUEST_BODY && this.hasBody && route.requestBodyLimit > 0) {
+      this.state = 'body';
+      this.ensureBody().bufferIt(route.requestBodyLimit);
+      return; // bodyBuffered() goes on
+    }
+    if (step <= S_INSPECT) {
+      if (!this.inspectBody(from)) return;
+      from = 0;
+    }
+    if (step <= S_PEER && !this.choosePeer()) return;
+    if (step <= S_UPSTREAM_REQUEST) {
+      if (from === 0) this.buildUpstreamHead();
+      if (!runUpstreamRequestHooks(this, route.phases.upstreamRequest, from, this.upstreamHead!)) return;
+    }
+    this.startUpstream();
+  }
+
+  /** Routing: the normalised request (src/router/normalize.ts) and the route that takes it. */
+  private routeIt(): boolean {
+    const rr = routeRequestFor(this.req, this.host, this.path, this.clientIp, this.runtime.config.routing.encoded_slashes === 'keep');
+    if (rr === undefined) {
+      this.fail('unsafe_path');
+      return false;
+    }
+    this.request = rr;
+    const route = this.runtime.router.route(rr);
+    this.timings.routed = performance.now();
+    if (route === undefined) {
+      this.fail('no_route');
+      return false;
+    }
+    this.route = route;
+    return true;
+  }
+
+  /** Whether the request carries a body, and whether usher will read it (413 before any byte). */
+  private acceptBody(): boolean {
+    const head = this.head;
+    const limits = this.runtime.config.limits;
+    // HTTP/2 frames the body itself (END_STREAM); Content-Length, if sent, is checked against DATA by node.
+    this.hasBody = this.req.httpVersionMajor === 2 ? h2HasBody(this.req) : head.transferEncoding !== undefined || (head.contentLength !== undefined && head.contentLength !== '0');
+    if (this.hasBody && limits.body !== null && head.contentLength !== undefined && Number(head.contentLength) > limits.body) {
+      // Refused before any body byte is read, and before "100 Continue" is sent.
+      this.fail('body_too_large', true);
+      return false;
+    }
+    // usher answers Expect: 100-continue itself, once it is willing to read the body.
+    if (this.expectContinue) this.res.writeContinue();
+    return true;
+  }
+
+  private ensureBody(): RequestBody {
+    return (this.body ??= new RequestBody(this, this.req, this.runtime.config.timeouts.body_idle));
+  }
+
+  /** request_body: each filter's inspect() on the whole body; it may answer or replace it. */
+  private inspectBody(from: number): boolean {
+    const filters = this.route!.phases.requestBody;
+    if (!this.hasBody || filters.length === 0) return true;
+    const body = this.body!;
+    for (let i = from; i < filters.length; i++) {
+      const f = filters[i]!;
+      let r;
+      try {
+        r = f.requestBody!.inspect(this, body.buffer!);
+      } catch (err) {
+        this.hookFailed(f, 'request_body', err);
+        return false;
+      }
+      if (r instanceof Promise) {
+        const next = i + 1;
+        r.then(
+          (v) => {
+            if (v === undefined || v === null || Buffer.isBuffer(v)) {
+              if (v) body.buffer = v;
+              this.resume('request_body', next);
+            } else this.hookReplied(v);
+          },
+          (err: unknown) => this.hookFailed(f, 'request_body', err),
+        );
+        return false;
+      }
+      if (Buffer.isBuffer(r)) body.buffer = r;
+      else if (r !== undefined && r !== null) {
+        this.hookReplied(r);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** upstream_peer: a filter (a split) chooses the upstream, else the route's. */
+  private choosePeer(): boolean {
+    const route = this.route!;
+    let cluster = route.cluster;
+    const peers = route.phases.upstreamPeer;
+    for (let i = 0; i < peers.length; i++) {
+      let c;
+      try {
+        c = peers[i]!.upstreamPeer!(this);
+      } catch (err) {
+        this.hookFailed(peers[i]!, 'upstream_peer', err);
+        return false;
+      }
+      if (c !== undefined) {
+        cluster = c;
+        break;
+      }
+    }
+    if (cluster === undefined) {
+      this.fail('no_upstream_server');
+      return false;
+    }
+    this.cluster = cluster;
+    this.hashKey = cluster.hashKeyOf(this.req.rawHeaders, this.path, this.clientIp);
+    cluster.retry.budget.noteRequest();
+    return true;
+  }
+
+  /** The upstream head as the route sends it, before its upstream_request filters. */
+  private buildUpstreamHead(): void {
+    const h = this.upstreamHeaders;
+    const body = this.body;
+    // A body read whole goes as a Buffer: undici frames it, so the length must be its own.
+    if (body !== null && body.buffer !== null) setContentLength(h, body.buffer.length);
+    this.hostIndex = appendForwardingHeaders(h, this.head, this.runtime.forward, this.clientIp, this.scheme, this.req.httpVersionMajor === 2, this.requestId);
     // TE is hop-by-hop and dropped, but gRPC servers expect "te: trailers" (RFC 9110 §10.1.4),
     // and usher does relay trailers.
-    if (cluster.config.protocol !== 'http1' && isGrpc(this.req)) this.upstreamHeaders.push('te', 'trailers');
-    // Once per request, not per attempt: a retry re-sends the same edited head.
-    const filters = this.route!.upstreamRequestFilters;
-    for (let i = 0; i < filters.length; i++) filters[i]!.onUpstreamRequest!(this, this.upstreamHeaders);
+    if (this.cluster!.config.protocol !== 'http1' && this.req.httpVersionMajor === 2 && isGrpc(this.req)) h.push('te', 'trailers');
+    this.upstreamHead = { method: this.req.method!, target: this.request!.uri, headers: h };
+  }
+
+  /** After upstream_request: the body's mode, then the first try. */
+  private startUpstream(): void {
     // A filter may have removed fields before Host: find it again (usher's own is the only "host").
-    if (filters.length > 0) this.hostIndex = hostValueIndex(this.upstreamHeaders);
-    if (this.route!.mirror !== undefined && this.hostIndex >= 0) this.routeHost = this.upstreamHeaders[this.hostIndex];
-    if (this.bufferChunks === null) this.dispatch();
+    if (this.route!.phases.upstreamRequest.length > 0) this.hostIndex = hostValueIndex(this.upstreamHeaders);
+    this.timings.upstreamStart = performance.now();
+    if (this.hasBody) {
+      const body = this.ensureBody();
+      if (body.buffer === null) {
+        const retry = this.cluster!.retry;
+        const length = this.head.contentLength;
+        if (length !== undefined && retry.attempts > 0 && Number(length) <= retry.bufferBody && isIdempotent(this.req.method!)) {
+          // Small enough to keep: read it whole, then send it (and replay it on a retry).
+          this.awaitingBuffer = true;
+          body.bufferIt(Infinity);
+          return;
+        }
+        body.streamIt(this.runtime.config.limits.body, length !== undefined);
+      }
+    }
+    this.dispatch();
   }
 
-  bodyChunk(chunk: Buffer): void {
-    this.bufferChunks?.push(chunk);
-  }
-
-  bodyBuffered(): void {
-    const chunks = this.bufferChunks;
-    if (chunks === null) return;
-    this.bufferChunks = null;
-    this.bodyBuffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    if (!this.downstreamGone && this.reason === undefined) this.dispatch();
-  }
-
-  /**
-   * A copy of the upstream head as the route sends it — forwarding headers (so a client cannot
-   * forge X-Forwarded-For to the shadow either), header rules, host rewrite — with the Host from
-   * before any cluster's host_header: upstream. For a mirror's copy (src/filters/mirror/).
-   */
-  upstreamHead(): string[] {
-    const h = this.upstreamHeaders.slice();
-    if (this.hostIndex >= 0 && this.routeHost !== undefined) h[this.hostIndex] = this.routeHost;
-    return h;
-  }
-
-  private appendForwardingHeaders(): void {
-    const h = this.upstreamHeaders;
-    const head = this.head;
-    const fwd = this.runtime.forward;
-    const ip = this.clientIp;
-    const proto = (this.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-    const host = head.host ?? '';
-    this.hostIndex = h.length + 1;
-    h.push('host', host);
-    h.push('x-forwarded-for', head.xff === undefined ? ip : `${head.xff}, ${ip}`);
-    h.push('x-forwarded-proto', head.xfp ?? proto);
-    if (host !== '' || head.xfh !== undefined) h.push('x-forwarded-host', head.xfh ?? host);
-    h.push('x-real-ip', head.xff === undefined ? ip : realClientIp(head.xff, ip, fwd.trusted));
-    const node = host === '' ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host="${quoted(host)}";proto=${proto}`;
-    h.push('forwarded', head.forwarded === undefined ? node : `${head.forwarded}, ${node}`);
-    // The received protocol is the downstream's (RFC 9110 §7.6.3): "2 usher" for HTTP/2.
-    const via = this.req.httpVersionMajor === 2 ? fwd.via2 : fwd.via;
-    if (via !== null) h.push('via', head.via === undefined ? via : `${head.via}, ${via}`);
-    h.push(fwd.requestIdHeader, this.requestId);
-  }
+  // ---- upstream tries ------------------------------------------------------------------------
 
   private dispatch(): void {
     const cluster = this.cluster!;
@@ -220,6 +408,7 @@ export class Exchange implements RequestContext, PickContext {
       const verdict = admission.admit(this);
       if (verdict === 'queued') {
         this.queued = true;
+        this.state = 'queued';
         return;
       }
       if (verdict === 'overloaded') return this.fail('upstream_overloaded');
@@ -229,31 +418,28 @@ export class Exchange implements RequestContext, PickContext {
       this.fail(this.attempt === 0 ? 'no_upstream_server' : this.reason ?? 'no_upstream_server');
       return;
     }
-    this.endpoint = endpoint;
-    endpoint.inflight++;
-    if (admission !== null) admission.inflight++;
+    this.state = 'trying';
+    const t = (this.current = new Attempt(this, endpoint, admission));
     const host = cluster.hostFor(endpoint);
-    if (host !== undefined) this.upstreamHeaders[this.hostIndex] = host;
-    this.upstreamActive = true;
-    this.attemptConnected = false;
-    // Only a per-try timeout abandons a try that undici may still call later (it may not have a
-    // connection, hence no abort, yet): only then does a try need a handler of its own. Every
-    // other way a try ends goes through undici first (onError) or through abort(), after which
-    // undici calls nothing more, so the exchange is the handler and a plain GET allocates nothing.
+    if (host !== undefined && this.hostIndex >= 0) this.upstreamHeaders[this.hostIndex] = host;
     const perTry = cluster.retry.perTryTimeout;
-    if (perTry !== null) {
-      this.current = new Attempt(this);
-      this.timer = setTimeout(onTryTimeout, perTry, this);
-    }
+    if (perTry !== null) t.timer = setTimeout(onTryTimeout, perTry, t);
+    const body = this.body;
     endpoint.pool.dispatch(
       // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
-      { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.upstreamHeaders, body: this.bodyBuffer ?? this.body, upgrade: upgradeOf(this.req), servername: endpoint.servername } as Dispatcher.DispatchOptions,
-      perTry === null ? this : this.current!,
+      {
+        path: this.upstreamHead!.target,
+        method: this.req.method as Dispatcher.HttpMethod,
+        headers: this.upstreamHeaders,
+        body: body === null ? null : (body.buffer ?? body.stream),
+        upgrade: upgradeOf(this.req),
+        servername: endpoint.servername,
+      } as Dispatcher.DispatchOptions,
+      t,
     );
   }
 
-  // ---- circuit breaker queue (Waiter) --------------------------------------------------------
-
+  // Waiter (circuit breaker queue)
   admitted(): void {
     if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
   }
@@ -262,126 +448,220 @@ export class Exchange implements RequestContext, PickContext {
     if (!this.downstreamGone) this.fail('upstream_overloaded');
   }
 
-  private stopUpstream(): void {
-    const abort = this.abortUpstream;
-    this.abortUpstream = null;
-    this.releaseEndpoint();
-    if (abort !== null) abort();
-  }
-
-  private releaseEndpoint(): void {
-    if (this.upstreamActive) {
-      this.upstreamActive = false;
-      this.current = null;
-      this.clearTimer();
-      this.endpoint!.inflight--;
-      const admission = this.cluster!.admission;
-      if (admission !== null) {
-        admission.inflight--;
-        admission.released();
-      }
-    }
-  }
-
-  private clearTimer(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-
-  // ---- undici handler (through the current Attempt) ------------------------------------------
-
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.downstreamGone || !this.upstreamActive) {
-      abort();
-      return;
-    }
-    this.abortUpstream = abort;
-    this.attemptConnected = true;
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (!this.upstreamActive) return false;
+  tryHeaders(t: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) {
       // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
       if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders, this.runtime.forward);
       return true;
     }
-    this.clearTimer();
-    if (statusCode >= 500 && this.retryStatus(statusCode)) return false;
+    t.clearTimer();
+    if (statusCode >= 500 && this.retryStatus(t, statusCode)) return false;
     this.responseStarted = true;
-    this.resume = resume;
-    this.cluster!.observeStatus(this.endpoint!, statusCode);
+    const cluster = this.cluster!;
+    cluster.observeStatus(t.endpoint, statusCode);
     const fwd = this.runtime.forward;
     const headers: string[] = [];
     filterResponseHeaders(rawHeaders, fwd, headers);
     // Received from the upstream: over HTTP/2 when the upstream is marked h2/h2c (an h2 server
     // that refuses h2 by ALPN is still reported as 2; undici does not tell).
-    const via = this.cluster!.config.protocol === 'http1' ? fwd.via : fwd.via2;
+    const via = cluster.config.protocol === 'http1' ? fwd.via : fwd.via2;
     if (via !== null) headers.push('via', via);
     headers.push(fwd.requestIdHeader, this.requestId);
-    const sticky = this.cluster!.stickyCookie(this.endpoint!, this.hashKey);
+    const sticky = cluster.stickyCookie(t.endpoint, this.hashKey);
     if (sticky !== undefined) headers.push('set-cookie', sticky);
-    const filters = this.route!.responseFilters;
-    for (let i = 0; i < filters.length; i++) filters[i]!.onResponse!(this, statusCode, headers);
-    if (this.owner.draining) this.res.shouldKeepAlive = false;
+    this.response = { status: statusCode, headers, local: false };
+    this.upstreamResume = resume;
+    this.state = 'response';
+    return this.proxiedHead('upstream_response', 0);
+  }
+
+  /** The upstream's head through upstream_response and response; false pauses undici. */
+  private proxiedHead(phase: 'upstream_response' | 'response', from: number): boolean {
+    const head = this.response!;
+    if (phase === 'upstream_response') {
+      if (!runHeadHooks(this, 'upstream_response', this.route!.phases.upstreamResponse, from, head)) return false;
+      from = 0;
+      this.responseStage = 0;
+    }
+    if (!this.responseHooks(from)) return false;
+    return this.writeProxiedHead();
+  }
+
+  /** The response phase: the route's hooks, then the listener's (outermost last). */
+  private responseHooks(from: number): boolean {
+    const head = this.response!;
+    if (this.responseStage === 0) {
+      const routeHooks = this.route?.phases.response ?? NO_FILTERS;
+      if (!runHeadHooks(this, 'response', routeHooks, from, head)) return false;
+      from = 0;
+      this.responseStage = 1;
+    }
+    return runHeadHooks(this, 'response', this.listener.response, from, head);
+  }
+
+  private writeProxiedHead(): boolean {
+    const head = this.response!;
+    const res = this.res;
+    const transforms = bodyless(head.status, this.req.method!) ? null : this.bodyTransforms(head);
+    if (this.owner.draining) res.shouldKeepAlive = false;
     try {
       // A gRPC Trailers-Only response (grpc-status in the head) must stay one HEADERS frame. Only
       // HTTP/2 requests can be gRPC: a plain HTTP/1.1 response never scans its fields for it.
-      if (this.req.httpVersionMajor === 2 && isGrpc(this.req) && grpcTrailersOnly(this.res, statusCode, headers)) return true;
-      // The standard reason phrase: undici decodes the upstream's as UTF-8, which node:http may refuse.
-      this.res.writeHead(statusCode, headers);
+      if (!(this.req.httpVersionMajor === 2 && isGrpc(this.req) && grpcTrailersOnly(res, head.status, head.headers))) {
+        // The standard reason phrase: undici decodes the upstream's as UTF-8, which node:http may refuse.
+        res.writeHead(head.status, head.headers);
+      }
     } catch (err) {
       // node:http refused a header or status line the upstream parser let through.
       this.responseStarted = false;
-      this.stopUpstream();
-      this.upstreamFailed('upstream_bad_response', err);
+      this.current!.stop();
+      this.upstreamFailed(this.current!, 'upstream_bad_response', err);
       return false;
+    }
+    this.state = 'streaming';
+    this.timings.responseStart = performance.now();
+    if (transforms !== null) {
+      this.sink = transforms[0]!;
+      pipeline([...transforms, res], (err) => {
+        if (err) res.destroy();
+      });
     }
     return true;
   }
 
-  private resume: (() => void) | null = null;
+  /** response_body: the transforms the route's filters want for this response (they change the length). */
+  private bodyTransforms(head: ResponseHead): Transform[] | null {
+    const filters = this.route?.phases.responseBody ?? NO_FILTERS;
+    let out: Transform[] | null = null;
+    for (let i = 0; i < filters.length; i++) {
+      const t = filters[i]!.responseBody!(this, head);
+      if (t !== undefined) (out ??= []).push(t);
+    }
+    if (out !== null) removeField(head.headers, 'content-length');
+    return out;
+  }
 
-  /** The upstream answered 101 to an upgrade (WebSocket): from here it is a byte tunnel. */
-  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
-    if (!this.upstreamActive || this.downstreamGone) {
+  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
+    if (this.downstreamGone) {
       socket.destroy();
       return;
     }
-    this.clearTimer();
-    this.cluster!.observeStatus(this.endpoint!, statusCode);
-    this.abortUpstream = null;
-    this.releaseEndpoint();
+    this.cluster!.observeStatus(t.endpoint, statusCode);
     this.responseStarted = true;
+    this.state = 'streaming';
     openTunnel(this, statusCode, rawHeaders, socket);
   }
 
-  onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
+  tryData(_t: Attempt, chunk: Buffer): boolean {
+    const sink = this.sink ?? this.res;
+    if (sink.write(chunk)) return true;
     if (this.res.destroyed) return false;
-    this.res.once('drain', this.resume!);
+    sink.once('drain', this.upstreamResume!);
     return false;
   }
 
-  // undici's types say string[]; at runtime the legacy handler receives Buffers. Accept both.
-  onComplete(trailers: readonly (Buffer | string)[] | null): void {
-    if (!this.upstreamActive) return;
-    this.releaseEndpoint();
-    this.abortUpstream = null;
+  tryComplete(_t: Attempt, trailers: readonly (Buffer | string)[] | null): void {
+    if (this.sink !== null) {
+      // A transformed body ends with the transform; trailers described the original bytes.
+      this.sink.end();
+      return;
+    }
     // HTTP/1.1 upstreams give trailers as a flat array, HTTP/2 ones as an object.
     if (trailers !== null && (trailers.length > 0 || !Array.isArray(trailers))) this.res.addTrailers(trailersObject(trailers));
     this.res.end();
   }
 
-  onError(err: Error): void {
-    if (!this.upstreamActive) return; // we aborted it ourselves: the reason is already set
-    this.abortUpstream = null;
-    this.releaseEndpoint();
-    const reason = classifyUpstreamError(err, this.responseStarted);
-    this.cluster!.observeFailure(this.endpoint!, reason, this.attemptConnected);
-    this.upstreamFailed(reason, err);
+  tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
+    this.cluster!.observeFailure(t.endpoint, reason, t.connected);
+    this.upstreamFailed(t, reason, err);
+  }
+
+  /** retry.per_try_timeout expired before the response head: abandon this try. */
+  tryTimedOut(t: Attempt): void {
+    t.timer = null;
+    if (this.current !== t || !t.active || this.responseStarted) return;
+    // Connected and still streaming the client's body: the clock restarts when it ends (bodyEnded).
+    const body = this.body;
+    if (t.connected && body !== null && body.stream !== null && !body.complete) return;
+    const connected = t.connected;
+    t.stop();
+    // Without a connection yet nothing was sent: that is a connect timeout, always retryable.
+    const reason = connected ? 'upstream_timeout' : 'upstream_connect_timeout';
+    this.cluster!.observeFailure(t.endpoint, reason, connected);
+    this.upstreamFailed(t, reason, null);
+  }
+
+  private retryFacts(t: Attempt, reason: ReasonCode, status: number | undefined): RetryFacts {
+    const cluster = this.cluster!;
+    (this.exclude ??= new Set()).add(t.endpoint);
+    return {
+      reason,
+      status,
+      connected: t.connected,
+      responseStarted: this.responseStarted,
+      method: this.req.method!,
+      bodyReplayable: this.body === null || this.body.replayable,
+      attempt: this.attempt,
+      policy: cluster.retry,
+      untried: cluster.hasUntried(this.exclude),
+      budgetLeft: cluster.retry.budget.available(),
+    };
+  }
+
+  private upstreamFailed(t: Attempt, reason: ReasonCode, _err: unknown): void {
+    if (this.downstreamGone) return;
+    if (this.owner.cutting) reason = 'shutting_down';
+    const facts = this.retryFacts(t, reason, undefined);
+    const decision = decideRetry(facts);
+    this.reason = reason;
+    if (decision !== 'no') {
+      if (usesBudget(facts)) this.cluster!.retry.budget.tryAcquire();
+      this.scheduleRetry(decision === 'backoff');
+      return;
+    }
+    if (this.res.headersSent) {
+      // Never end a truncated response as if it were complete: reset the downstream stream.
+      this.res.destroy();
+      return;
+    }
+    this.fail(reason, this.body !== null && this.body.stream !== null && !this.body.complete);
+  }
+
+  /** A 5xx head arrived (nothing went downstream yet): drop it and retry if allowed. */
+  private retryStatus(t: Attempt, status: number): boolean {
+    const facts = this.retryFacts(t, 'upstream_bad_response', status);
+    if (decideRetry(facts) === 'no') return false;
+    this.cluster!.retry.budget.tryAcquire();
+    this.cluster!.observeStatus(t.endpoint, status);
+    // Closing the connection is the only way to skip an unread body without reading it.
+    t.stop();
+    this.scheduleRetry(true);
+    return true;
+  }
+
+  private scheduleRetry(backoff: boolean): void {
+    this.attempt++;
+    const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
+    if (delay <= 0) return this.dispatch();
+    this.state = 'backoff';
+    this.retryTimer = setTimeout(onRetryTimer, delay, this);
+  }
+
+  /** The backoff before a retry is over. */
+  retryNow(): void {
+    this.retryTimer = null;
+    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
+  }
+
+  // ---- the body (BodyOwner) ------------------------------------------------------------------
+
+  bodyBuffered(): void {
+    if (this.downstreamGone || this.state === 'replying') return;
+    if (this.state === 'body') return this.run(S_INSPECT, 0);
+    if (this.awaitingBuffer) {
+      this.awaitingBuffer = false;
+      if (this.reason === undefined) this.dispatch();
+    }
   }
 
   /**
@@ -390,93 +670,135 @@ export class Exchange implements RequestContext, PickContext {
    * starts once the downstream request is complete. (Waiting for a connection stays timed.)
    */
   bodyEnded(): void {
-    // On the request, not the socket: on HTTP/2 the socket is the whole session's.
-    this.req.setTimeout(0);
-    const perTry = this.cluster!.retry.perTryTimeout;
-    if (perTry === null || !this.upstreamActive || this.responseStarted) return;
-    this.clearTimer();
-    this.timer = setTimeout(onTryTimeout, perTry, this);
+    const t = this.current;
+    const perTry = this.cluster?.retry.perTryTimeout ?? null;
+    if (perTry === null || t === null || !t.active || this.responseStarted) return;
+    t.clearTimer();
+    t.timer = setTimeout(onTryTimeout, perTry, t);
   }
 
-  /** retry.per_try_timeout expired before the response head: abandon this try. */
-  tryTimedOut(): void {
-    this.timer = null;
-    if (!this.upstreamActive || this.responseStarted) return;
-    // Connected and still streaming the client's body: the clock restarts when it ends (bodyEnded).
-    if (this.attemptConnected && this.body !== null && !this.req.complete) return;
-    const connected = this.attemptConnected;
-    const endpoint = this.endpoint!;
-    this.stopUpstream();
-    // Without a connection yet nothing was sent: that is a connect timeout, always retryable.
-    const reason = connected ? 'upstream_timeout' : 'upstream_connect_timeout';
-    this.cluster!.observeFailure(endpoint, reason, connected);
-    this.upstreamFailed(reason, null);
+  bodyIdle(): void {
+    this.abortWith('request_body_timeout');
   }
 
-  /** The backoff before a retry is over. */
-  retryNow(): void {
-    this.timer = null;
-    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
+  bodyTooLarge(): void {
+    this.abortWith('body_too_large');
   }
 
-  private upstreamFailed(reason: ReasonCode, _err: unknown): void {
-    if (this.downstreamGone) return;
-    if (!this.responseStarted && this.retryable(reason)) {
-      this.reason = reason;
-      // A connection that failed sent nothing: go to the next server at once. Otherwise back off.
-      this.scheduleRetry(this.attemptConnected);
-      return;
-    }
-    this.reason = reason;
+  /** A downstream failure while the body streams: a reply while it can, else a reset. */
+  private abortWith(reason: ReasonCode): void {
     if (this.res.headersSent) {
-      // Never end a truncated response as if it were complete: reset the downstream stream.
+      this.reason = reason;
+      if (this.current?.active) this.current.stop();
       this.res.destroy();
       return;
     }
-    this.fail(reason, this.body !== null && !this.req.complete);
+    this.fail(reason, true);
   }
 
-  private scheduleRetry(backoff: boolean): void {
-    this.attempt++;
-    const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
-    if (delay <= 0) this.dispatch();
-    else this.timer = setTimeout(onRetryTimer, delay, this);
-  }
+  // ---- local replies -------------------------------------------------------------------------
 
-  /**
-   * Whether the failed try may be retried on another server. A connect failure never reached
-   * the upstream application, so any request may go elsewhere (a streamed body was not read
-   * yet). After a connection was made, only idempotent requests (RFC 9110 §9.2.2) whose body
-   * can be replayed, on the configured failures, within the retry budget.
-   */
-  private retryable(reason: ReasonCode): boolean {
-    if (!this.mayTryAnother()) return false;
-    // ETIMEDOUT, EHOSTUNREACH... also happen on a connection already in use: only an attempt
-    // that never got a socket is a connect failure.
-    if (REASONS[reason].retryable && !this.attemptConnected) return true;
-    return this.replayable() && this.cluster!.retry.retriesReason(reason) && this.cluster!.retry.budget.tryAcquire();
-  }
-
-  /** A 5xx head arrived (nothing went downstream yet): drop it and retry if allowed. */
-  private retryStatus(status: number): boolean {
-    const policy = this.cluster!.retry;
-    if (!policy.retriesStatus(status) || !this.replayable() || !this.mayTryAnother() || !policy.budget.tryAcquire()) return false;
-    this.cluster!.observeStatus(this.endpoint!, status);
-    // Closing the connection is the only way to skip an unread body without reading it.
+  /** Ends the request with usher's own reply for `reason` (or resets the stream if headers went out). */
+  fail(reason: ReasonCode, close = false): void {
+    this.reason = reason;
     this.stopUpstream();
-    this.scheduleRetry(true);
-    return true;
+    // gRPC clients read grpc-status, not an HTML/JSON body (gRPC over HTTP/2: Trailers-Only,
+    // one HEADERS frame: it skips the response phase). req.headers is not touched on HTTP/1.1.
+    if (this.req.httpVersionMajor === 2 && isGrpc(this.req)) {
+      this.state = 'replying';
+      return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
+    }
+    const r = localReplyFor(reason, this.requestId, wantsJson(this.req.rawHeaders));
+    this.replyLocal(r.status, r.headers, r.body, reason, close);
   }
 
-  private replayable(): boolean {
-    return this.body === null && IDEMPOTENT.has(this.req.method!);
+  /** A local reply: through the response phase (route, then listener), then written. */
+  private replyLocal(status: number, headers: readonly string[], body: string | Buffer | undefined, reason: ReasonCode, close: boolean): void {
+    const res = this.res;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    this.reason = reason;
+    this.localBody = body;
+    this.closeAfter = close;
+    this.response = { status, headers: [...headers, this.runtime.forward.requestIdHeader, this.requestId], local: true };
+    this.state = 'replying';
+    this.responseStage = 0;
+    if (this.responseHooks(0)) this.writeLocal();
   }
 
-  /** Attempts are left and some server this request has not tried could take it. */
-  private mayTryAnother(): boolean {
-    if (this.attempt >= this.cluster!.retry.attempts) return false;
-    (this.exclude ??= new Set()).add(this.endpoint!);
-    return this.cluster!.hasUntried(this.exclude);
+  private writeLocal(): void {
+    const res = this.res;
+    if (res.headersSent || res.destroyed || this.downstreamGone) return;
+    const head = this.response!;
+    if (this.closeAfter || this.owner.draining) res.shouldKeepAlive = false;
+    res.writeHead(head.status, head.headers);
+    res.end(this.localBody);
+    this.timings.responseStart = performance.now();
+  }
+
+  private stopUpstream(): void {
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
+    if (this.current?.active) this.current.stop();
+  }
+
+  // ---- the runner's callbacks (PhaseHost) ----------------------------------------------------
+
+  hookReplied(reply: LocalResponse): void {
+    if (this.downstreamGone) return;
+    this.replyLocal(reply.status, reply.headers ?? [], reply.body, reply.reason ?? 'local_response', false);
+  }
+
+  hookFailed(filter: Filter, phase: PhaseName, err: unknown): void {
+    this.owner.filterFailed(this, filter, phase, err);
+    if (this.downstreamGone) return;
+    if (this.state === 'replying' && !this.res.headersSent) {
+      // A response hook failed on a local reply: answer 500 without running them again.
+      this.stopUpstream();
+      const r = localReplyFor('internal_error', this.requestId, wantsJson(this.req.rawHeaders));
+      this.reason = 'internal_error';
+      this.response = { status: r.status, headers: [...r.headers, this.runtime.forward.requestIdHeader, this.requestId], local: true };
+      this.localBody = r.body;
+      this.writeLocal();
+      return;
+    }
+    if (this.res.headersSent) {
+      this.reason = 'internal_error';
+      this.stopUpstream();
+      this.res.destroy();
+      return;
+    }
+    this.responseStarted = false;
+    this.fail('internal_error');
+  }
+
+  resume(phase: PhaseName, next: number): void {
+    if (this.downstreamGone || this.state === 'done') return;
+    switch (phase) {
+      case 'early_request':
+        return this.run(S_EARLY, next);
+      case 'request':
+        return this.run(S_REQUEST, next);
+      case 'request_body':
+        return this.run(S_INSPECT, next);
+      case 'upstream_request':
+        return this.run(S_UPSTREAM_REQUEST, next);
+      case 'upstream_response':
+        if (this.proxiedHead('upstream_response', next)) this.upstreamResume!();
+        return;
+      case 'response':
+        if (this.state === 'replying') {
+          if (this.responseHooks(next)) this.writeLocal();
+        } else if (this.responseHooks(next) && this.writeProxiedHead()) this.upstreamResume!();
+        return;
+      default:
+        return;
+    }
   }
 
   // ---- downstream events ---------------------------------------------------------------------
@@ -486,119 +808,59 @@ export class Exchange implements RequestContext, PickContext {
     // closed, also when the client reset it (RST_STREAM) before the response ended.
     if (!this.res.writableFinished || !this.res.writableEnded) {
       this.downstreamGone = true;
-      this.clearTimer();
-      if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
-      if (this.upstreamActive) this.stopUpstream();
+      this.stopUpstream();
+      if (this.owner.cutting) this.reason = 'shutting_down';
       this.reason ??= 'downstream_aborted';
     }
     this.finish();
   }
 
-  bodyIdle(): void {
-    if (this.res.headersSent) {
-      this.reason = 'request_body_timeout';
-      if (this.upstreamActive) this.stopUpstream();
-      this.res.destroy();
-      return;
-    }
-    this.fail('request_body_timeout', true);
-  }
-
-  bodyTooLarge(): void {
-    if (this.res.headersSent) {
-      this.reason = 'body_too_large';
-      if (this.upstreamActive) this.stopUpstream();
-      this.res.destroy();
-      return;
-    }
-    this.fail('body_too_large', true);
-  }
-
+  /** done: exactly once, whatever happened (route's hooks, then the listener's). */
   private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.state === 'done') return;
+    this.state = 'done';
+    this.timings.end = performance.now();
+    const route = this.route;
+    if (route !== undefined && route.phases.done.length > 0) runDoneHooks(this, route.phases.done, doneFailed);
+    if (this.listener.done.length > 0) runDoneHooks(this, this.listener.done, doneFailed);
     this.owner.exchangeDone(this);
   }
+}
 
-  /** Upstream server that took (or last tried) the request, for the access log. */
-  upstreamId(): string | undefined {
-    return this.endpoint?.id;
+/** Whether an HTTP/2 request has a body: its HEADERS frame did not end the stream (RFC 9113 §8.1). */
+function h2HasBody(req: IncomingMessage): boolean {
+  // A WebSocket over HTTP/2 (RFC 8441) keeps its stream open for frames, not for a body.
+  return upgradeOf(req) === undefined && !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
+}
+
+function setContentLength(h: string[], length: number): void {
+  removeField(h, 'content-length');
+  h.push('content-length', String(length));
+}
+
+function removeField(h: string[], name: string): void {
+  let w = 0;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i]!.length === name.length && h[i]!.toLowerCase() === name) continue;
+    h[w] = h[i]!;
+    h[w + 1] = h[i + 1]!;
+    w += 2;
   }
+  h.length = w;
 }
 
-/** RFC 9110 §15.2: 1xx are interim. 100 is answered by usher itself; 103 and 102 are relayed. */
-function relayInterim(res: ServerResponse, status: number, raw: Buffer[], settings: ForwardSettings): void {
-  if (status === 103) {
-    const fields: string[] = [];
-    filterResponseHeaders(raw, settings, fields);
-    const hints: Record<string, string | string[]> = {};
-    for (let i = 0; i < fields.length; i += 2) {
-      const name = fields[i]!.toLowerCase();
-      const prev = hints[name];
-      hints[name] = prev === undefined ? fields[i + 1]! : Array.isArray(prev) ? [...prev, fields[i + 1]!] : [prev, fields[i + 1]!];
-    }
-    if (hints.link === undefined) return;
-    try {
-      res.writeEarlyHints(hints);
-    } catch {
-      // node:http refuses some Link values (e.g. several links in one field); hints are optional.
-    }
-  } else if (status === 102) {
-    // Http2ServerResponse has no writeProcessing (102 is obsolete, RFC 9110 §15.2).
-    if (typeof res.writeProcessing === 'function') res.writeProcessing();
-  }
-}
-
-function hostValueIndex(h: readonly string[]): number {
-  for (let i = 0; i < h.length; i += 2) if (h[i] === 'host') return i + 1;
-  return -1;
-}
-
-/** RFC 9110 §5.6.4 quoted-string content: escape " and \. */
-function quoted(value: string): string {
-  return value.includes('"') || value.includes('\\') ? value.replace(/["\\]/g, '\\$&') : value;
-}
-
-/** X-Real-IP from a trusted chain: the right-most address that is not a trusted proxy. */
-function realClientIp(xff: string, peer: string, trusted: BlockList | null): string {
-  if (trusted === null) return peer;
-  const parts = xff.split(',');
-  for (let i = parts.length - 1; i >= 0; i--) {
-    const ip = parts[i]!.trim();
-    if (ip === '') continue;
-    if (!trusted.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4')) return ip;
-  }
-  return parts[0]!.trim() || peer;
+function doneFailed(ex: Exchange, f: Filter, err: unknown): void {
+  ex.owner.filterFailed(ex, f, 'done', err);
 }
 
 function onDownstreamClose(this: WithExchange<ServerResponse>): void {
   this[kExchange]!.downstreamClosed();
 }
 
-function onBodyIdle(this: WithExchange<IncomingMessage>): void {
-  this[kExchange]!.bodyIdle();
-}
-
-function onBufferData(this: WithExchange<IncomingMessage>, chunk: Buffer): void {
-  this[kExchange]!.bodyChunk(chunk);
-}
-
-function onBufferEnd(this: WithExchange<IncomingMessage>): void {
-  this[kExchange]!.bodyBuffered();
-}
-
-function onTryTimeout(ex: Exchange): void {
-  ex.tryTimedOut();
+function onTryTimeout(t: Attempt): void {
+  (t.owner as Exchange).tryTimedOut(t);
 }
 
 function onRetryTimer(ex: Exchange): void {
   ex.retryNow();
-}
-
-function onBodyEnd(this: WithExchange<IncomingMessage>): void {
-  this[kExchange]!.bodyEnded();
-}
-
-function ignoreError(): void {
-  // Errors on the counted body reach undici (which reads it) and the downstream 'close' handler.
 }

@@ -164,6 +164,60 @@ function removeNamed(out: string[], names: readonly string[]): void {
   out.length = w;
 }
 
+/**
+ * Appends usher's forwarding headers to the upstream head `h`: Host, X-Forwarded-For/-Proto/
+ * -Host, X-Real-IP, Forwarded (RFC 7239), Via (RFC 9110 §7.6.3) and the request id. Values the
+ * client sent survive (extended) only when `head` kept them: a trusted proxy's. Returns the index
+ * of the Host value in `h`.
+ */
+export function appendForwardingHeaders(
+  h: string[],
+  head: RequestHead,
+  fwd: ForwardSettings,
+  ip: string,
+  proto: 'http' | 'https',
+  viaHttp2: boolean,
+  requestId: string,
+): number {
+  const host = head.host ?? '';
+  const hostIndex = h.length + 1;
+  h.push('host', host);
+  h.push('x-forwarded-for', head.xff === undefined ? ip : `${head.xff}, ${ip}`);
+  h.push('x-forwarded-proto', head.xfp ?? proto);
+  if (host !== '' || head.xfh !== undefined) h.push('x-forwarded-host', head.xfh ?? host);
+  h.push('x-real-ip', head.xff === undefined ? ip : realClientIp(head.xff, ip, fwd.trusted));
+  const node = host === '' ? `for=${forwardedNode(ip)};proto=${proto}` : `for=${forwardedNode(ip)};host="${quoted(host)}";proto=${proto}`;
+  h.push('forwarded', head.forwarded === undefined ? node : `${head.forwarded}, ${node}`);
+  // The received protocol is the downstream's (RFC 9110 §7.6.3): "2 usher" for HTTP/2.
+  const via = viaHttp2 ? fwd.via2 : fwd.via;
+  if (via !== null) h.push('via', head.via === undefined ? via : `${head.via}, ${via}`);
+  h.push(fwd.requestIdHeader, requestId);
+  return hostIndex;
+}
+
+/** The index of the "host" value in an upstream head (usher's own is the only "host"), or -1. */
+export function hostValueIndex(h: readonly string[]): number {
+  for (let i = 0; i < h.length; i += 2) if (h[i] === 'host') return i + 1;
+  return -1;
+}
+
+/** RFC 9110 §5.6.4 quoted-string content: escape " and \. */
+function quoted(value: string): string {
+  return value.includes('"') || value.includes('\\') ? value.replace(/["\\]/g, '\\$&') : value;
+}
+
+/** X-Real-IP from a trusted chain: the right-most address that is not a trusted proxy. */
+function realClientIp(xff: string, peer: string, trusted: BlockList | null): string {
+  if (trusted === null) return peer;
+  const parts = xff.split(',');
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const ip = parts[i]!.trim();
+    if (ip === '') continue;
+    if (!trusted.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4')) return ip;
+  }
+  return parts[0]!.trim() || peer;
+}
+
 /** Formats the `for=` node of RFC 7239 §6: IPv6 in brackets and quotes. */
 export function forwardedNode(ip: string): string {
   return ip.includes(':') ? `"[${ip}]"` : ip;

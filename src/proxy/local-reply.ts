@@ -1,35 +1,21 @@
-import type { ServerResponse } from 'node:http';
 import { REASONS, STATUS_TEXT, type ReasonCode } from '../errors/index.js';
 
 /**
- * Writes a reply that usher makes itself (no route, upstream failure, limits). It carries the
- * request id and the stable reason code, as JSON when the client asked for it, else as text.
+ * The reply usher makes itself for `reason` (no route, upstream failure, limits): it carries
+ * the request id and the stable reason code, as JSON when the client asked for it, else as text.
+ * The exchange passes it through the response phase like any other head.
  */
-export function sendLocalReply(
-  res: ServerResponse,
-  reason: ReasonCode,
-  requestId: string,
-  requestIdHeader: string,
-  json: boolean,
-  close: boolean,
-): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
+export function localReplyFor(reason: ReasonCode, requestId: string, json: boolean): { status: number; headers: string[]; body: string } {
   const status = REASONS[reason].status;
   const text = STATUS_TEXT[status] ?? 'Error';
   const body = json
     ? `${JSON.stringify({ status, error: text, reason, request_id: requestId })}\n`
     : `${status} ${text}\nreason: ${reason}\nrequest_id: ${requestId}\n`;
-  if (close) res.shouldKeepAlive = false;
-  res.writeHead(status, [
-    'content-type', json ? 'application/json' : 'text/plain; charset=utf-8',
-    'content-length', String(Buffer.byteLength(body)),
-    'cache-control', 'no-store',
-    requestIdHeader, requestId,
-  ]);
-  res.end(body);
+  return {
+    status,
+    headers: ['content-type', json ? 'application/json' : 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store'],
+    body,
+  };
 }
 
 /** Whether the request's Accept header prefers JSON (looked at only when making a local reply). */

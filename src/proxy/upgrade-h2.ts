@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import type { Exchange } from './exchange.js';
+import type { TunnelHost } from './tunnel.js';
 import { filterResponseHeaders } from './headers.js';
 
 /**
@@ -27,7 +27,7 @@ export function prepareH2WebSocket(req: Http2ServerRequest, rawHeaders: string[]
 }
 
 /** After the upstream's 101: answer the stream 200 (RFC 8441 §5) and copy bytes both ways. */
-export function openH2Tunnel(ex: Exchange, rawHeaders: readonly Buffer[], upstream: Socket, idle: number): void {
+export function openH2Tunnel(ex: TunnelHost, rawHeaders: readonly Buffer[], upstream: Socket, idle: number): void {
   const fwd = ex.runtime.forward;
   const headers: string[] = [];
   filterResponseHeaders(rawHeaders, fwd, headers);

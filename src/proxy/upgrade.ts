@@ -1,5 +1,5 @@
-// HTTP/1.1 connection upgrades (RFC 9110 §7.8), i.e. WebSockets (RFC 6455). An upgrade request
-// takes the ordinary request path — routing, filters, forwarding headers, cluster.pick, retries
+// HTTP/1.1 connection upgrades (RFC 9110 §7.8), i.e. WebSockets (RFC 6455), on the proxy side
+// (the listener's side is src/server/upgrade.ts). An upgrade request takes the ordinary request path — routing, filters, forwarding headers, cluster.pick, retries
 // on connect failure, the access log and the inflight count — with a ServerResponse bound to the
 // raw socket. undici sends it with `upgrade:`; only when the upstream answers 101 does usher
 // answer 101 and join the two sockets into a byte tunnel (so WebSocket frames, pings and close
@@ -9,8 +9,7 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import type { HandlerOwner, RequestEntry } from '../server/handler.js';
-import { Exchange } from './exchange.js';
+import type { TunnelHost } from './tunnel.js';
 import { filterResponseHeaders } from './headers.js';
 import { openH2Tunnel } from './upgrade-h2.js';
 
@@ -29,38 +28,21 @@ export function markUpgrade(req: IncomingMessage, protocol: string): void {
   (req as UpgradeRequest)[kUpgrade] = protocol;
 }
 
-/** node:http's 'upgrade' event: every request with Connection: upgrade and an Upgrade field. */
-export function handleUpgrade(owner: HandlerOwner, entry: RequestEntry, tunnels: Set<Socket>, req: IncomingMessage, socket: TunnelSocket, head: Buffer): void {
-  socket.on('error', ignore);
-  // node:http no longer tracks this socket (closeAllConnections misses it): usher does, from the
-  // upgrade request on, so that shutdown closes it whether it became a tunnel or was refused.
-  tunnels.add(socket);
-  socket.on('close', () => tunnels.delete(socket));
-  // Bytes the client sent after the head belong to the upstream once the tunnel opens.
-  if (head.length > 0) socket.unshift(head);
+/**
+ * The ServerResponse for an upgrade request, bound to its raw socket (node:http no longer owns
+ * it). A reply that is not a 101 ends the connection (see onReplyFinish).
+ */
+export function upgradeResponse(req: IncomingMessage, socket: Socket): ServerResponse {
   const res = new ServerResponse(req);
   res.assignSocket(socket);
   // No keep-alive after an upgrade request: the connection is a tunnel or it is closed.
   res.shouldKeepAlive = false;
   res.on('finish', onReplyFinish);
-  const protocol = (req.headers.upgrade ?? '').trim();
-  const allowed = owner.runtime.config.upgrade.protocols;
-  // One protocol, allowed by config. A list ("websocket, foo") is refused rather than guessed at.
-  if (!allowed.includes(protocol.toLowerCase()) || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-    // h2c (RFC 7540 §3.2, removed in RFC 9113) through a proxy would hand the client a raw
-    // HTTP/2 connection to the upstream past routing ("h2c smuggling"): refused like any other.
-    const ex = new Exchange(owner, owner.runtime, req, res);
-    owner.inflight++;
-    owner.runtime.inflight++;
-    ex.fail('upgrade_not_allowed', true);
-    return;
-  }
-  (req as UpgradeRequest)[kUpgrade] = protocol;
-  entry(req, res, false);
+  return res;
 }
 
-/** Called by Exchange.onUpgrade once the upstream answered 101. */
-export function openTunnel(ex: Exchange, statusCode: number, rawHeaders: readonly (Buffer | string)[], upstream: Socket): void {
+/** Called by Exchange.tryUpgrade once the upstream answered 101. */
+export function openTunnel(ex: TunnelHost, statusCode: number, rawHeaders: readonly (Buffer | string)[], upstream: Socket): void {
   const client = ex.socket as TunnelSocket;
   upstream.on('error', ignore);
   const raw = rawHeaders.map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));

@@ -3,8 +3,6 @@
 import { isIP } from 'node:net';
 import { matchingPath, normalisePath } from './normalize.js';
 
-export const kRouteRequest = Symbol('usher.routeRequest');
-
 export class RouteRequest {
   /** Lower case, port removed ("" when there is no Host). */
   readonly host: string;
@@ -186,10 +184,10 @@ function canonicalIPv6(bracketed: string): string {
 }
 
 /**
- * The RouteRequest for a request target (origin-form, or "*"), attached to `req` for the filters
- * (placeholders) to find. Undefined when the path cannot be normalised safely (→ 400).
+ * The RouteRequest for a request target (origin-form, or "*"): what routing and the filters'
+ * placeholders see (RequestContext.request). Undefined when the path cannot be normalised safely (→ 400).
  */
-export function attachRouteRequest(
+export function routeRequestFor(
   req: { readonly method?: string | undefined; readonly rawHeaders: string[]; readonly socket: object },
   hostHeader: string | undefined,
   target: string,
@@ -202,7 +200,5 @@ export function attachRouteRequest(
   if (path === undefined) return undefined;
   const [host, port] = splitHost(hostHeader);
   const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-  const rr = new RouteRequest(host, port, path, q < 0 ? '' : target.slice(q + 1), req.method ?? 'GET', req.rawHeaders, clientIp, scheme);
-  (req as { [kRouteRequest]?: RouteRequest })[kRouteRequest] = rr;
-  return rr;
+  return new RouteRequest(host, port, path, q < 0 ? '' : target.slice(q + 1), req.method ?? 'GET', req.rawHeaders, clientIp, scheme);
 }

@@ -4,7 +4,6 @@
 // consecutive ranges of [0, total)). Without a key: smooth weighted round robin, so the shares
 // are exact over every `total` requests.
 import type { StickyKey } from '../config/types.js';
-import type { ClusterChooser } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { RouteRequest } from './request.js';
 import { hash32 } from '../util/hash.js';
@@ -17,7 +16,7 @@ interface Side {
   current: number;
 }
 
-export class Split implements ClusterChooser {
+export class Split {
   private readonly sides: Side[];
   private readonly total: number;
 

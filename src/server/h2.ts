@@ -13,7 +13,7 @@
 import {
   constants,
   createServer as createH2Server,
-  Http2ServerRequest,
+  type Http2ServerRequest,
   type Http2Server,
   type Http2ServerResponse,
   type Http2Session,
@@ -23,22 +23,10 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Http2Settings, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
-import type { HandlerOwner, RequestEntry } from './handler.js';
+import { handleRequest, newExchange, type HandlerOwner, type ListenerEntry } from './handler.js';
 import { toHttp1Headers } from './h2-headers.js';
-import { markUpgrade, upgradeOf } from '../proxy/upgrade.js';
+import { markUpgrade } from '../proxy/upgrade.js';
 import { prepareH2WebSocket } from '../proxy/upgrade-h2.js';
-import { Exchange } from '../proxy/exchange.js';
-
-/** Whether a request came in over HTTP/2 (node's compatibility API). */
-export function isH2Request(req: IncomingMessage): boolean {
-  return req instanceof Http2ServerRequest;
-}
-
-/** Whether an HTTP/2 request has a body: its HEADERS frame did not end the stream (RFC 9113 §8.1). */
-export function h2HasBody(req: IncomingMessage): boolean {
-  // A WebSocket over HTTP/2 (RFC 8441) keeps its stream open for frames, not for a body.
-  return upgradeOf(req) === undefined && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
-}
 
 const PREFACE = Buffer.from('PRI ');
 
@@ -65,12 +53,12 @@ export class H2Front {
   private readonly http1: ((socket: Socket) => void)[];
   private readonly server: Server;
   private readonly owner: HandlerOwner;
-  private readonly entry: RequestEntry;
+  private readonly entry: ListenerEntry;
   private readonly idleMs: number;
   private readonly sniffMs: number;
   private closing = false;
 
-  constructor(owner: HandlerOwner, entry: RequestEntry, server: Server, settings: Http2Settings, config: UsherConfig, tls: boolean) {
+  constructor(owner: HandlerOwner, entry: ListenerEntry, server: Server, settings: Http2Settings, config: UsherConfig, tls: boolean) {
     this.owner = owner;
     this.entry = entry;
     this.server = server;
@@ -219,7 +207,7 @@ function onStreamClose(this: GuardedStream): void {
   if (guard !== undefined) guard.front.countReset(guard);
 }
 
-function onRequest(owner: HandlerOwner, entry: RequestEntry, req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean): void {
+function onRequest(owner: HandlerOwner, entry: ListenerEntry, req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean): void {
   // Reset before node got to emit it (Rapid Reset sends HEADERS and RST_STREAM together): no
   // work at all for a request nobody waits for.
   if (req.stream.destroyed) return;
@@ -227,13 +215,13 @@ function onRequest(owner: HandlerOwner, entry: RequestEntry, req: Http2ServerReq
   const raw = toHttp1Headers(req.rawHeaders);
   Object.defineProperty(req, 'rawHeaders', { value: raw ?? [] });
   try {
-    if (raw === null) return refuse(owner, req, res, 'bad_request');
+    if (raw === null) return refuse(owner, entry, req, res, 'bad_request');
     if (req.method === 'CONNECT') {
       // usher is not a forward proxy; only an RFC 8441 WebSocket may CONNECT.
-      if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuse(owner, req, res, 'method_not_allowed');
+      if (!prepareH2WebSocket(req, raw, owner.runtime.config.upgrade.protocols)) return refuse(owner, entry, req, res, 'method_not_allowed');
       markUpgrade(req as unknown as IncomingMessage, 'websocket');
     }
-    entry(req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue);
+    handleRequest(owner, entry, req as unknown as IncomingMessage, res as unknown as ServerResponse, expectContinue);
   } catch {
     // handleRequest's own fallback reply can itself be refused by http2 (a connection header):
     // the stream is reset, the session and the process carry on.
@@ -242,11 +230,8 @@ function onRequest(owner: HandlerOwner, entry: RequestEntry, req: Http2ServerReq
 }
 
 /** A local reply before the request path runs (an Exchange, so that it is logged and counted). */
-function refuse(owner: HandlerOwner, req: Http2ServerRequest, res: Http2ServerResponse, reason: ReasonCode): void {
-  const ex = new Exchange(owner, owner.runtime, req as unknown as IncomingMessage, res as unknown as ServerResponse);
-  owner.inflight++;
-  owner.runtime.inflight++;
-  ex.fail(reason);
+function refuse(owner: HandlerOwner, entry: ListenerEntry, req: Http2ServerRequest, res: Http2ServerResponse, reason: ReasonCode): void {
+  newExchange(owner, entry.chain, req as unknown as IncomingMessage, res as unknown as ServerResponse).fail(reason);
 }
 
 function ignore(): void {}

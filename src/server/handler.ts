@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ListenerChain } from '../pipeline/types.js';
 import { Exchange, type ExchangeOwner } from '../proxy/exchange.js';
-import { attachRouteRequest, validHost } from '../router/index.js';
+import { validHost } from '../router/index.js';
+import { applyClientIdentity } from '../tls/client-cert.js';
 import type { Runtime } from './runtime.js';
-import { h2HasBody, isH2Request } from './h2.js';
 
 /**
  * The latest response on a downstream socket. The parser can still fail after the handler ran
@@ -12,8 +14,12 @@ import { h2HasBody, isH2Request } from './h2.js';
 export const kResponse = Symbol('usher.response');
 export type ResponseSocket = Socket & { [kResponse]?: ServerResponse };
 
-/** A listener's way into the request path (its TLS edge, then handleRequest). */
-export type RequestEntry = (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void;
+/** What a listener hands every request it receives: its filters and its TLS client-auth mode. */
+export interface ListenerEntry {
+  chain: ListenerChain;
+  /** The listener verifies client certificates: their identity goes upstream (X-Client-Cert-*). */
+  readonly clientAuth: boolean;
+}
 
 export interface HandlerOwner extends ExchangeOwner {
   readonly runtime: Runtime;
@@ -22,14 +28,16 @@ export interface HandlerOwner extends ExchangeOwner {
 }
 
 /**
- * Phases 2–7 of the request path for one downstream request: id and client, limits, route,
- * request filters, then a local answer or the terminal proxy stage. Node's parser (llhttp,
- * strict mode) has already rejected bad framing, bare CR/LF, NUL and obs-fold, and heads
- * larger than limits.header_size (see listener.ts for those replies).
+ * One downstream request — HTTP/1.1, HTTP/2 or an upgrade — enters here. The HTTP-level checks
+ * (version, request line, framing, Host) answer first; then the Exchange walks the phases.
+ * Node's parser (llhttp, strict mode) has already rejected bad framing, bare CR/LF, NUL and
+ * obs-fold, and heads larger than limits.header_size (see listener.ts for those replies).
  */
-export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+export function handleRequest(owner: HandlerOwner, entry: ListenerEntry, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
   try {
-    handle(owner, req, res, expectContinue);
+    // Before anything reads the head: forged X-Client-Cert-* removed, the verified identity added.
+    applyClientIdentity(req, entry.clientAuth ? (req.socket as TLSSocket) : undefined);
+    handle(owner, entry, req, res, expectContinue);
   } catch (err) {
     // A bug or a value node:http refuses must cost this request, never the process.
     owner.internalError(err);
@@ -43,19 +51,25 @@ export function handleRequest(owner: HandlerOwner, req: IncomingMessage, res: Se
   }
 }
 
-function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+/** An Exchange for `req`, counted in flight (it is logged and counted like every request). */
+export function newExchange(owner: HandlerOwner, chain: ListenerChain, req: IncomingMessage, res: ServerResponse): Exchange {
   const rt = owner.runtime;
   rt.stats.requests++;
-  const ex = new Exchange(owner, rt, req, res);
+  const ex = new Exchange(owner, rt, chain, req, res);
   owner.inflight++;
   rt.inflight++;
+  return ex;
+}
+
+function handle(owner: HandlerOwner, entry: ListenerEntry, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  const ex = newExchange(owner, entry.chain, req, res);
   (req.socket as ResponseSocket)[kResponse] = res;
-  const limits = rt.config.limits;
+  const limits = owner.runtime.config.limits;
   const head = ex.head;
   const url = req.url ?? '';
 
   // llhttp also accepts "GET /" (HTTP/0.9) and "HTTP/2.0" on an HTTP/1 connection: RFC 9110 §15.6.6.
-  const h2 = req.httpVersionMajor === 2 && isH2Request(req);
+  const h2 = req.httpVersionMajor === 2 && (req as { stream?: unknown }).stream !== undefined;
   if (req.httpVersionMajor !== 1 && !h2) return ex.fail('http_version_not_supported', true);
   if (url.length + req.method!.length + 10 > limits.request_line) return ex.fail('request_line_too_long', true);
   if (req.rawHeaders.length > limits.header_count * 2) return ex.fail('too_many_headers', true);
@@ -86,38 +100,9 @@ function handle(owner: HandlerOwner, req: IncomingMessage, res: ServerResponse, 
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
     return ex.fail('missing_host', true);
   }
-
   // A Host usher cannot read one way only (src/router/request.ts validHost) is refused before routing.
   if (host !== undefined && !validHost(host)) return ex.fail('bad_request', true);
-  // Routing sees (and the upstream gets) the normalised path: src/router/normalize.ts.
-  const rr = attachRouteRequest(req, host, path, ex.clientIp, rt.config.routing.encoded_slashes === 'keep');
-  if (rr === undefined) return ex.fail('unsafe_path');
-  const route = rt.router.route(rr);
-  if (route === undefined) return ex.fail('no_route');
-  ex.route = route;
-
-  const filters = route.requestFilters;
-  for (let i = 0; i < filters.length; i++) {
-    const local = filters[i]!.onRequest!(ex);
-    if (local !== undefined) return ex.respond(local.status, local.headers ?? [], local.body);
-  }
-  if (route.respond !== undefined) return ex.respond(route.respond.status, route.respond.headers, route.respond.body);
-  // RFC 9112 §3.2.4 asterisk-form: undici cannot send it upstream, so only respond routes answer it.
-  if (path === '*') return ex.fail('bad_request');
-
-  // HTTP/2 frames the body itself (END_STREAM); Content-Length, if sent, is checked against DATA by node.
-  const hasBody = h2 ? h2HasBody(req) : head.transferEncoding !== undefined || (head.contentLength !== undefined && head.contentLength !== '0');
-  if (hasBody && limits.body !== null && head.contentLength !== undefined && Number(head.contentLength) > limits.body) {
-    // Refused before any body byte is read, and before "100 Continue" is sent.
-    return ex.fail('body_too_large', true);
-  }
-  // usher answers Expect: 100-continue itself, once it is willing to read the body.
-  if (expectContinue) res.writeContinue();
-  // A traffic split picks the cluster once per request; the mirror copies after the main request started.
-  const cluster = route.split !== undefined ? route.split.choose(rr) : route.cluster;
-  const target = route.rewrite !== undefined ? route.rewrite.target(rr) : rr.uri;
-  ex.proxy(cluster!, target, hasBody);
-  if (route.mirror !== undefined) route.mirror.send(ex, rr, target, hasBody);
+  ex.start(host, path, expectContinue);
 }
 
 /** RFC 9112 §3.2.2 absolute-form ("http://host/path") and §3.2.4 asterisk-form ("OPTIONS *"). */

@@ -7,10 +7,12 @@ import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 import { rawErrorReply } from '../proxy/local-reply.js';
 import { newRequestId } from '../observability/request-id.js';
-import { handleRequest, kResponse, type HandlerOwner, type RequestEntry, type ResponseSocket } from './handler.js';
+import { listenerChain } from '../pipeline/compile.js';
+import { handleRequest, kResponse, type HandlerOwner, type ListenerEntry, type ResponseSocket } from './handler.js';
 import { H2Front } from './h2.js';
-import { closeTunnels, handleUpgrade } from '../proxy/upgrade.js';
-import { Edge } from '../tls/edge.js';
+import { closeTunnels } from '../proxy/upgrade.js';
+import { handleUpgrade } from './upgrade.js';
+import { TlsEdge } from '../tls/edge.js';
 import { ListenerTls, type TlsLog } from '../tls/listener-tls.js';
 import type { CertSource } from '../tls/source.js';
 
@@ -35,8 +37,10 @@ export class Listener {
   readonly tunnels = new Set<Socket>();
   /** TLS state (certificates, SNI, reload) and the HTTP edge hooks (mTLS headers, HSTS, redirect). */
   readonly tls: ListenerTls | undefined;
-  private readonly edge: Edge;
+  private readonly edge: TlsEdge;
   private edgeConfig: ListenerConfig;
+  /** What every request of this listener carries into the request path: its filters. */
+  readonly entry: ListenerEntry;
 
   constructor(owner: ListenerOwner, config: ListenerConfig, settings: UsherConfig) {
     this.owner = owner;
@@ -54,14 +58,19 @@ export class Listener {
       requireHostHeader: false,
     };
     this.tls = config.tls ? new ListenerTls(config.tls, owner.certSource, owner.logger) : undefined;
-    const edge = (this.edge = new Edge(config, this.tls, owner.certSource));
+    this.edge = new TlsEdge(config, this.tls, owner.certSource);
     this.edgeConfig = config;
-    // Every request on this listener — HTTP/1.1, HTTP/2, upgrades — enters through the TLS edge
-    // (forged X-Client-Cert-* stripped, verified identity added, HSTS, ACME HTTP-01, redirect).
-    const entry: RequestEntry = (req, res, expectContinue) => {
-      if (!edge.onRequest(req, res)) handleRequest(owner, req, res, expectContinue);
-    };
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => entry(req, res, false);
+    // Every request on this listener — HTTP/1.1, HTTP/2, upgrades — enters handleRequest with the
+    // listener's filters: the TLS edge (HSTS, ACME HTTP-01, redirect) runs as early_request and
+    // response hooks; forged X-Client-Cert-* are stripped and the verified identity added first.
+    const tls = this.tls;
+    const entry: ListenerEntry = (this.entry = {
+      chain: listenerChain([this.edge]),
+      get clientAuth() {
+        return tls !== undefined && tls.config.client_auth !== null;
+      },
+    });
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, entry, req, res, false);
     // ALPN is chosen by ListenerTls's callback (it also answers acme-tls/1), so h2 is offered there.
     this.server = this.tls
       ? createHttpsServer({ ...options, ...this.tls.serverOptions(config.http2 ? ['h2', 'http/1.1'] : ['http/1.1']) }, onRequest)
@@ -70,7 +79,7 @@ export class Listener {
     this.h2 = config.http2 ? new H2Front(owner, entry, this.server, config.http2, settings, config.tls !== undefined) : undefined;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, entry, this.tunnels, req, socket as Socket, head));
     this.applySettings(settings);
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => entry(req, res, true));
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, entry, req, res, true));
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', ignore);

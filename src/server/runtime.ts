@@ -1,6 +1,8 @@
 import { BlockList, isIP } from 'node:net';
 import type { UsherConfig } from '../config/types.js';
-import { withRouting } from '../pipeline/routing.js';
+import { ROUTE_FILTERS } from '../filters/index.js';
+import { compileRoute } from '../pipeline/compile.js';
+import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import type { CompiledRespond, CompiledRoute } from '../pipeline/types.js';
 import type { ForwardSettings } from '../proxy/headers.js';
 import { HostPathRouter, type Router } from '../router/index.js';
@@ -23,24 +25,18 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: Map<string, Cluster>) {
+  private constructor(config: UsherConfig, clusters: Map<string, Cluster>, extra: readonly RouteFilterDefinition[]) {
     this.config = config;
     this.clusters = clusters;
     this.forward = compileForward(config);
-    const routes = config.routes.map((rc) => {
-      const route: CompiledRoute = withRouting({
-        name: rc.name,
-        index: rc.index,
-        source: rc.source,
-        config: rc,
-        cluster: rc.upstream === undefined ? undefined : clusters.get(rc.upstream),
-        respond: rc.respond === undefined ? undefined : compileRespond(rc.respond),
-        requestFilters: [],
-        upstreamRequestFilters: [],
-        responseFilters: [],
-      }, rc, clusters);
-      return { config: rc, route };
-    });
+    // Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters
+    // the embedding program added after the built-in ones.
+    const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
+    const deps = { clusters };
+    const routes = config.routes.map((rc) => ({
+      config: rc,
+      route: compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond)),
+    }));
     this.router = new HostPathRouter(routes);
   }
 
@@ -49,7 +45,7 @@ export class Runtime {
    * connection pools (and, later, health state) survive a reload. Returns the clusters that the
    * new runtime no longer uses; the caller closes them once the old runtime has drained.
    */
-  static build(config: UsherConfig, previous?: Runtime): { runtime: Runtime; retired: Cluster[] } {
+  static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = []): { runtime: Runtime; retired: Cluster[] } {
     const clusters = new Map<string, Cluster>();
     const reused = new Set<Cluster>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
@@ -64,7 +60,7 @@ export class Runtime {
       }
     }
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters), retired };
+    return { runtime: new Runtime(config, clusters, filters), retired };
   }
 }
 

@@ -4,6 +4,8 @@ import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 import { createAccessLogger, createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
+import type { RouteFilterDefinition } from '../pipeline/registry.js';
+import type { Filter, PhaseName } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
 import { AcmeManager } from '../tls/acme/manager.js';
@@ -16,6 +18,11 @@ export interface UsherOptions {
   logDestination?: NodeJS.WritableStream;
   /** Where access-log lines go when log.access_log is on (default: stdout). */
   accessLogDestination?: NodeJS.WritableStream;
+  /**
+   * Route filters of the embedding program, compiled for every route after the built-in ones
+   * (docs/filters.md). Each definition decides per route whether the route gets its filter.
+   */
+  filters?: readonly RouteFilterDefinition[];
 }
 
 const kBytes = Symbol('usher.bytes');
@@ -34,6 +41,8 @@ export class Usher implements ListenerOwner {
   /** Listeners removed by a reload that still have connections open. */
   private readonly stopping = new Set<Listener>();
   draining = false;
+  /** The grace period is over: requests cut from here are logged as shutting_down. */
+  cutting = false;
   inflight = 0;
   private drainWaiters: (() => void)[] = [];
   /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
@@ -42,7 +51,7 @@ export class Usher implements ListenerOwner {
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
     this.logger = createLogger(config.log, options.logDestination);
-    this.runtime = Runtime.build(config).runtime;
+    this.runtime = Runtime.build(config, undefined, options.filters).runtime;
     this.configureAccessLog(config);
     this.unsubscribeHealth = logHealthEvents(this);
     this.certSource = config.acme === undefined ? undefined : new AcmeManager(config.acme, this.logger);
@@ -72,7 +81,7 @@ export class Usher implements ListenerOwner {
    * If a new listener cannot bind, nothing changes and the error is thrown.
    */
   async reload(config: UsherConfig): Promise<void> {
-    const { runtime, retired } = Runtime.build(config, this.runtime);
+    const { runtime, retired } = Runtime.build(config, this.runtime, this.options.filters);
     const wanted = new Map(config.listeners.map((l, i) => [listenerKey(l, i), l]));
     const opened: Listener[] = [];
     try {
@@ -130,6 +139,7 @@ export class Usher implements ListenerOwner {
     const clean = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
     if (!clean) this.logger.warn({ inflight: this.inflight }, 'grace period over: closing the remaining connections');
+    this.cutting = true;
     for (const l of [...this.listeners.values(), ...this.stopping]) l.closeAll();
     await Promise.all(stops);
     this.listeners.clear();
@@ -144,7 +154,7 @@ export class Usher implements ListenerOwner {
 
   exchangeDone(ex: Exchange): void {
     this.inflight--;
-    const rt = ex.runtime;
+    const rt = ex.runtime as Runtime;
     if (--rt.inflight === 0 && rt.onDrained !== null && rt !== this.runtime) {
       const drained = rt.onDrained;
       rt.onDrained = null;
@@ -164,6 +174,10 @@ export class Usher implements ListenerOwner {
     } else {
       this.logger.debug({ client: socket.remoteAddress, reason, detail }, 'request rejected before routing');
     }
+  }
+
+  filterFailed(ex: Exchange, filter: Filter, phase: PhaseName, err: unknown): void {
+    this.logger.error({ err, filter: filter.name, phase, request_id: ex.requestId }, 'a filter failed: the request is answered 500 internal_error');
   }
 
   internalError(err: unknown): void {
@@ -190,7 +204,6 @@ export class Usher implements ListenerOwner {
   }
 
   private writeAccessLog(ex: Exchange): void {
-    const req = ex.req;
     const socket = ex.socket as CountedSocket;
     const prev = (socket[kBytes] ??= { read: 0, written: 0 });
     const read = socket.bytesRead;
@@ -198,17 +211,17 @@ export class Usher implements ListenerOwner {
     this.accessLog!.info({
       request_id: ex.requestId,
       client: ex.clientIp,
-      method: req.method,
+      method: ex.method,
       host: ex.head.host ?? null,
-      path: req.url,
+      path: ex.target,
       status: ex.res.headersSent ? ex.res.statusCode : 0,
       bytes_in: read - prev.read,
       bytes_out: written - prev.written,
-      duration_ms: Math.round((performance.now() - ex.startedAt) * 1000) / 1000,
+      duration_ms: Math.round(((ex.timings.end ?? performance.now()) - ex.timings.start) * 1000) / 1000,
       // null rather than undefined: pino drops undefined keys, and every line should have the same keys.
       route: ex.route?.name ?? null,
-      upstream: ex.upstreamId() ?? null,
-      attempts: ex.endpoint === undefined ? 0 : ex.attempt + 1,
+      upstream: ex.current?.endpoint.id ?? null,
+      attempts: ex.current === null ? 0 : ex.attempt + 1,
       reason: ex.reason ?? null,
     });
     prev.read = read;

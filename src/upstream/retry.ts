@@ -77,11 +77,16 @@ export class RetryBudget {
 
   /** Takes one retry from the budget; false when it is spent. */
   tryAcquire(): boolean {
-    this.rotate();
-    const allowed = Math.max(this.min, this.share * (this.requests + this.prevRequests));
-    if (this.retries + this.prevRetries >= allowed) return false;
+    if (!this.available()) return false;
     this.retries++;
     return true;
+  }
+
+  /** Whether a retry is left in the budget (takes none). */
+  available(): boolean {
+    this.rotate();
+    const allowed = Math.max(this.min, this.share * (this.requests + this.prevRequests));
+    return this.retries + this.prevRetries < allowed;
   }
 
   private rotate(): void {

@@ -11,7 +11,7 @@ import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
 function mirrorOf(u: TestUsher): Mirror {
   const router = u.usher.runtime.router as HostPathRouter<CompiledRoute>;
-  return router.candidates[0]!.route.mirror as Mirror;
+  return router.candidates[0]!.route.filters.find((f) => f.name === 'mirror') as Mirror;
 }
 
 async function setup(t: { after: (fn: () => Promise<void>) => void }, shadowUrl: string, mirror: Record<string, unknown>) {

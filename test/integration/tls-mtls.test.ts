@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import { rawRequest, request } from '../helpers/client.js';
 import { certDir, httpsGet } from '../helpers/certs.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { config, startUsher } from '../helpers/usher.js';
-import { Edge } from '../../src/tls/edge.js';
+import { startUsher } from '../helpers/usher.js';
+import { applyClientIdentity } from '../../src/tls/client-cert.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -133,12 +133,10 @@ test('HSTS on TLS listeners only; a plain listener redirects to https except ACM
   assert.equal(up.requests.at(-1)!.url, '/.well-known/acme-challenge/tok');
 });
 
-test('the edge removes forged X-Client-Cert-* from both req.rawHeaders and req.headers (HTTP/1.0 and 1.1)', async (t) => {
-  const cfg = config({ listeners: [{ address: '127.0.0.1:0' }] });
-  const edge = new Edge(cfg.listeners[0]!, undefined, undefined);
+test('the identity step removes forged X-Client-Cert-* from both req.rawHeaders and req.headers (HTTP/1.0 and 1.1)', async (t) => {
   const server = createServer((req, res) => {
-    const handled = edge.onRequest(req, res);
-    res.end(JSON.stringify({ handled, headers: req.headers, raw: req.rawHeaders }));
+    applyClientIdentity(req, undefined);
+    res.end(JSON.stringify({ handled: false, headers: req.headers, raw: req.rawHeaders }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => server.close(() => r())));

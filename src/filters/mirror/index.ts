@@ -4,11 +4,10 @@
 // (tapped off the same stream, never pausing it), it goes through the shadow cluster's own pool,
 // and its errors end here. Memory is bounded: at most max_concurrent copies in flight per route,
 // each holding at most max_body bytes; beyond that copies are dropped and counted.
-import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { MirrorAction } from '../../config/types.js';
-import type { ProxiedRequest, RequestMirror } from '../../pipeline/types.js';
-import type { RouteRequest } from '../../router/request.js';
+import type { MirrorAction, RouteConfig } from '../../config/types.js';
+import type { RouteFilterDefinition } from '../../pipeline/registry.js';
+import type { BodyObserver, Filter, RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 
 /** Fields of the upstream head not copied: framing (undici sets it for the buffered body), Expect and hop-by-hop. */
@@ -25,7 +24,9 @@ export interface MirrorStats {
   dropped: number;
 }
 
-export class Mirror implements RequestMirror {
+/** The route's last upstream_request filter: it copies the head as the route sends it. */
+export class Mirror implements Filter {
+  readonly name = 'mirror';
   readonly stats: MirrorStats = { sent: 0, completed: 0, failed: 0, dropped: 0 };
   /** Copies holding a slot: collecting a body or in flight. */
   inflight = 0;
@@ -44,10 +45,10 @@ export class Mirror implements RequestMirror {
     return true;
   }
 
-  send(ctx: ProxiedRequest, rr: RouteRequest, target: string, hasBody: boolean): void {
-    if (this.action.percent <= 0 || !this.selected()) return;
+  upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): void {
+    if (ctx.explaining || this.action.percent <= 0 || !this.selected()) return;
     try {
-      this.start(ctx, rr, target, hasBody);
+      this.start(ctx, head);
     } catch {
       // The handler's catch would answer 500 while the main request is in flight: a copy's own
       // failure must end here, whatever threw.
@@ -55,25 +56,27 @@ export class Mirror implements RequestMirror {
     }
   }
 
-  private start(ctx: ProxiedRequest, rr: RouteRequest, target: string, hasBody: boolean): void {
+  explain(): string {
+    return `mirror (${this.action.percent}% to ${this.action.upstream}, response discarded)`;
+  }
+
+  private start(ctx: RequestContext, head: UpstreamRequestHead): void {
     if (this.inflight >= this.action.max_concurrent) {
       this.stats.dropped++;
       return;
     }
-    const headers = copyHeaders(ctx.upstreamHead());
-    const method = rr.method as Dispatcher.HttpMethod;
-    if (!hasBody) {
-      this.inflight++;
-      this.dispatch(method, target, headers, null);
-      return;
-    }
-    const length = ctx.req.headers['content-length'];
+    // The head as the route sends it (forwarding headers included, so a client cannot forge
+    // X-Forwarded-For to the shadow either), before any upstream's host_header: upstream.
+    const headers = copyHeaders(head.headers.slice());
+    const method = head.method as Dispatcher.HttpMethod;
+    const length = ctx.header('content-length');
     if (length !== undefined && Number(length) > this.action.max_body) {
       this.stats.dropped++;
       return;
     }
     this.inflight++;
-    new BodyTap(this, ctx.req, method, target, headers);
+    const copy = new BodyCopy(this, method, head.target, headers);
+    if (!ctx.observeRequestBody(copy)) this.dispatch(method, head.target, headers, null);
   }
 
   /** Sends one copy; the slot was taken by the caller and is released here. */
@@ -122,62 +125,43 @@ function copyHeaders(head: string[]): string[] {
   return head;
 }
 
-/**
- * Copies the request body as the proxy stage reads it. A 'data' listener on a stream nobody
- * reads yet would start it flowing before the proxy stage listens, so such a stream is paused
- * first: undici resumes it once it attached its own listener.
- */
-class BodyTap {
+/** Collects the request body as the proxy stage reads it, then sends the copy. */
+class BodyCopy implements BodyObserver {
   private chunks: Buffer[] = [];
   private size = 0;
   private done = false;
 
   constructor(
     private readonly mirror: Mirror,
-    private readonly req: IncomingMessage,
     private readonly method: Dispatcher.HttpMethod,
     private readonly path: string,
     private readonly headers: string[],
-  ) {
-    if (req.readableFlowing === null) req.pause();
-    req.on('data', this.onData);
-    req.once('end', this.onEnd);
-    req.once('close', this.onClose);
-  }
+  ) {}
 
-  private readonly onData = (chunk: Buffer): void => {
-    this.size += chunk.length;
-    if (this.size > this.mirror.action.max_body) return this.abandon(undefined);
-    this.chunks.push(chunk);
-  };
-
-  private readonly onEnd = (): void => {
+  data(chunk: Buffer): void {
     if (this.done) return;
-    // node:http dumps a body nobody read once the response is sent (the main upstream failed
-    // before reading it): it removes every 'data' listener, this one too, and the stream still
-    // ends. What was collected is then only a part of the body: never send that as the copy.
-    if (this.req.listenerCount('data', this.onData) === 0) return this.abandon(undefined);
-    this.detach();
-    const body = Buffer.concat(this.chunks);
-    this.chunks = [];
-    this.mirror.dispatch(this.method, this.path, this.headers, body);
-  };
-
-  private readonly onClose = (): void => {
-    // Closed before the body ended: the client went away; there is nothing whole to copy.
-    if (!this.done) this.abandon(undefined);
-  };
-
-  private abandon(ok: boolean | undefined): void {
-    this.detach();
-    this.chunks = [];
-    this.mirror.release(ok);
+    this.size += chunk.length;
+    if (this.size > this.mirror.action.max_body) {
+      this.done = true;
+      this.chunks = [];
+      this.mirror.release(undefined);
+      return;
+    }
+    this.chunks.push(chunk);
   }
 
-  private detach(): void {
+  end(complete: boolean): void {
+    if (this.done) return;
     this.done = true;
-    this.req.off('data', this.onData);
-    this.req.off('end', this.onEnd);
-    this.req.off('close', this.onClose);
+    const chunks = this.chunks;
+    this.chunks = [];
+    // A body that did not pass whole (client gone, never read) is never sent as the copy.
+    if (!complete) return this.mirror.release(undefined);
+    this.mirror.dispatch(this.method, this.path, this.headers, Buffer.concat(chunks));
   }
 }
+
+export const mirror: RouteFilterDefinition = {
+  name: 'mirror',
+  create: (rc: RouteConfig, deps) => (rc.mirror === undefined ? undefined : new Mirror(rc.mirror, deps.clusters.get(rc.mirror.upstream)!)),
+};

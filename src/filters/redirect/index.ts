@@ -1,12 +1,13 @@
 // `redirect:` — answers with a 3xx and a Location (RFC 9110 §15.4, §10.2.2) built from a
-// template, or the same host and request URI over https. Runs as the route's last request filter.
+// template, or the same host and request URI over https. A request-phase filter.
 import { parseTemplate } from '../../config/template.js';
-import type { RedirectAction } from '../../config/types.js';
+import type { RedirectAction, RouteConfig } from '../../config/types.js';
+import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import type { Filter, LocalResponse, RequestContext } from '../../pipeline/types.js';
 import type { RouteRequest } from '../../router/request.js';
-import { routeRequestOf, Template } from '../template.js';
+import { Template } from '../template.js';
 
-const NO_HOST: LocalResponse = Object.freeze({ status: 400, headers: ['content-type', 'text/plain; charset=utf-8'], body: 'an https redirect needs a Host header\n' });
+const NO_HOST: LocalResponse = Object.freeze({ status: 400, headers: ['content-type', 'text/plain; charset=utf-8'], body: 'an https redirect needs a Host header\n', reason: 'bad_request' });
 
 export class Redirect implements Filter {
   readonly name = 'redirect';
@@ -28,9 +29,18 @@ export class Redirect implements Filter {
     return `https://${rr.host}${port}${rr.uri}`;
   }
 
-  onRequest(ctx: RequestContext): LocalResponse {
-    const location = this.location(ctx, routeRequestOf(ctx));
+  request(ctx: RequestContext): LocalResponse {
+    const location = this.location(ctx, ctx.request!);
     if (location === undefined) return NO_HOST;
     return { status: this.action.status, headers: ['location', location, 'content-length', '0'] };
   }
+
+  explain(): string {
+    return `redirect (${this.action.status} ${this.action.to ?? 'to https'})`;
+  }
 }
+
+export const redirect: RouteFilterDefinition = {
+  name: 'redirect',
+  create: (rc: RouteConfig) => (rc.redirect === undefined ? undefined : new Redirect(rc.redirect)),
+};

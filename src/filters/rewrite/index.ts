@@ -1,16 +1,19 @@
 // `rewrite:` — the path sent upstream (strip a prefix, add a prefix, a regex replace with
 // captures; in that order, on the normalised path; the query is kept) and the Host sent upstream.
-import type { RewriteAction } from '../../config/types.js';
-import type { Filter, PathRewriter, RequestContext } from '../../pipeline/types.js';
+// Both are upstream_request filters.
+import type { RewriteAction, RouteConfig } from '../../config/types.js';
+import type { RouteFilterDefinition } from '../../pipeline/registry.js';
+import type { Filter, RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import type { RouteRequest } from '../../router/request.js';
 
-export class PathRewrite implements PathRewriter {
+export class PathRewrite implements Filter {
+  readonly name = 'rewrite_path';
   private readonly strip: string | undefined;
   private readonly add: string | undefined;
   private readonly regex: RegExp | undefined;
   private readonly replace: string;
 
-  constructor(action: RewriteAction) {
+  constructor(private readonly action: RewriteAction) {
     const strip = action.strip_prefix;
     this.strip = strip === undefined || strip === '/' ? undefined : strip.endsWith('/') ? strip.slice(0, -1) : strip;
     this.add = action.add_prefix === undefined || action.add_prefix === '/' ? undefined : action.add_prefix.replace(/\/$/, '');
@@ -41,13 +44,27 @@ export class PathRewrite implements PathRewriter {
     const p = this.path(rr.path);
     return rr.query === '' ? p : `${p}?${rr.query}`;
   }
+
+  upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): void {
+    head.target = this.target(ctx.request!);
+  }
+
+  explain(): string {
+    const a = this.action;
+    const parts: string[] = [];
+    if (a.strip_prefix !== undefined) parts.push(`strip ${a.strip_prefix}`);
+    if (a.add_prefix !== undefined) parts.push(`add ${a.add_prefix}`);
+    if (a.regex !== undefined) parts.push(`s/${a.regex.pattern}/${a.regex.replace}/`);
+    return `rewrite_path (${parts.join(', ')})`;
+  }
 }
 
 /** Replaces the Host sent upstream (the proxy stage added it as "host"). */
 export class HostRewrite implements Filter {
   readonly name = 'rewrite_host';
   constructor(readonly host: string) {}
-  onUpstreamRequest(_ctx: RequestContext, headers: string[]): void {
+  upstreamRequest(_ctx: RequestContext, head: UpstreamRequestHead): void {
+    const headers = head.headers;
     for (let i = 0; i < headers.length; i += 2) {
       if (headers[i] === 'host') {
         headers[i + 1] = this.host;
@@ -55,4 +72,20 @@ export class HostRewrite implements Filter {
       }
     }
   }
+  explain(): string {
+    return `rewrite_host (${this.host})`;
+  }
 }
+
+export const rewriteHost: RouteFilterDefinition = {
+  name: 'rewrite_host',
+  create: (rc: RouteConfig) => (rc.rewrite?.host === undefined ? undefined : new HostRewrite(rc.rewrite.host)),
+};
+
+export const rewritePath: RouteFilterDefinition = {
+  name: 'rewrite_path',
+  create: (rc: RouteConfig) => {
+    const r = rc.rewrite;
+    return r !== undefined && (r.strip_prefix !== undefined || r.add_prefix !== undefined || r.regex !== undefined) ? new PathRewrite(r) : undefined;
+  },
+};

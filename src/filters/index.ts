@@ -1,0 +1,23 @@
+// The built-in route filters, in declaration order: a route's request-side hooks run in this
+// order, its response-side hooks in the reverse (src/pipeline/compile.ts). Each filter's folder
+// holds its factory and explain(); docs/filters.md says how to write one.
+import type { RouteFilterDefinition } from '../pipeline/registry.js';
+import { requestHeaders, responseHeaders } from './headers/index.js';
+import { mirror } from './mirror/index.js';
+import { redirect } from './redirect/index.js';
+import { rewriteHost, rewritePath } from './rewrite/index.js';
+import { split } from './split/index.js';
+
+export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
+  // request
+  redirect,
+  // upstream_peer
+  split,
+  // upstream_request: host, header rules, path; the mirror last, so it copies the final head
+  rewriteHost,
+  requestHeaders,
+  rewritePath,
+  mirror,
+  // response
+  responseHeaders,
+]);

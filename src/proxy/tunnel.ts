@@ -1,0 +1,14 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ReasonCode } from '../errors/index.js';
+import type { ForwardSettings } from './headers.js';
+
+/** What a tunnel needs of its exchange (structurally: no import of exchange.ts). */
+export interface TunnelHost {
+  readonly socket: Socket;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly runtime: { readonly config: { readonly upgrade: { readonly idle_timeout: number } }; readonly forward: ForwardSettings };
+  readonly requestId: string;
+  reason: ReasonCode | undefined;
+}
