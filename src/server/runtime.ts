@@ -4,7 +4,7 @@ import { withRouting } from '../pipeline/routing.js';
 import type { CompiledRespond, CompiledRoute } from '../pipeline/types.js';
 import type { ForwardSettings } from '../proxy/headers.js';
 import { HostPathRouter, type Router } from '../router/index.js';
-import { Cluster } from '../upstream/cluster.js';
+import { Cluster, type ClusterStartOptions } from '../upstream/cluster.js';
 
 /**
  * Everything compiled from one config: router, clusters, header settings. Immutable once built.
@@ -48,8 +48,8 @@ export class Runtime {
   }
 
   /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
-  start(): void {
-    for (const c of this.clusters.values()) c.start();
+  start(options: ClusterStartOptions = {}): void {
+    for (const c of this.clusters.values()) c.start(options);
   }
 
   /** Graceful: lets dispatched requests finish, then closes every cluster's connections. */

@@ -16,6 +16,11 @@ export interface UsherOptions {
   logDestination?: NodeJS.WritableStream;
   /** Where access-log lines go when log.access_log is on (default: stdout). */
   accessLogDestination?: NodeJS.WritableStream;
+  /**
+   * false: run no active health checks in this process; results are fed in from outside with
+   * Cluster.applyProbe (a multi-process primary probes once for every worker). Default true.
+   */
+  probes?: boolean;
 }
 
 const kBytes = Symbol('usher.bytes');
@@ -57,7 +62,7 @@ export class Usher implements ListenerOwner {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
       // A request that reached an earlier listener meanwhile opened its endpoint's pool itself
       // (Endpoint.pool); probes and DNS discovery start here, for a start that is going to hold.
-      this.runtime.start();
+      this.runtime.start({ probes: this.options.probes });
       this.certSource?.start();
     } catch (err) {
       await this.close(0);
@@ -93,7 +98,7 @@ export class Usher implements ListenerOwner {
     this.runtime = runtime;
     // Committed: the new clusters go live in the same tick as the swap, so no request sees one
     // unstarted; reused clusters are running already and keep their pools and probes.
-    runtime.start();
+    runtime.start({ probes: this.options.probes });
     if (config.acme !== undefined) this.certSource?.update(config.acme);
     warnInsecureUpstreams(config.upstreams, this.logger);
     if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');

@@ -13,6 +13,16 @@ import { discoveredEndpoints, namedServers } from './discovery/endpoints.js';
 import { DnsDiscovery, type Resolved } from './discovery/dns.js';
 import { RetryPolicy } from './retry.js';
 
+/** How a cluster goes live. */
+export interface ClusterStartOptions {
+  /**
+   * false: run no active health checks in this process, even with a `health_check` section.
+   * The results are fed in from outside through applyProbe: the seam for a multi-process
+   * primary that probes once and publishes to its workers. Default true.
+   */
+  probes?: boolean;
+}
+
 /**
  * An upstream: its endpoints and the balancer over them. This is the only thing the proxy
  * stage talks to. Clusters survive reloads when their config did not change (see runtime).
@@ -100,17 +110,22 @@ export class Cluster {
     return this.state === 'live';
   }
 
+  /** Whether this process runs the active checks (false before start, with `probes: false`, and after stopProbes). */
+  get probing(): boolean {
+    return this.checker?.probing ?? false;
+  }
+
   /**
-   * Goes live: opens the endpoints' pools, starts active checks, DNS discovery, and the
-   * readmission timers of servers that arrived ejected over a reload.
+   * Goes live: opens the endpoints' pools, starts active checks (unless `probes: false`), DNS
+   * discovery, and the readmission timers of servers that arrived ejected over a reload.
    * Idempotent (a reload starts every cluster of the new runtime; reused ones are running).
    */
-  start(): void {
+  start(options: ClusterStartOptions = {}): void {
     if (this.state !== 'built') return;
     this.state = 'live';
     for (const e of this.endpoints) e.start();
     if (this.outlier !== null) for (const e of this.endpoints) this.outlier.resume(e);
-    this.checker?.start();
+    if (options.probes !== false) this.checker?.start();
     this.discovery?.start();
   }
 
@@ -142,8 +157,9 @@ export class Cluster {
   };
 
   /**
-   * Applies one active-check result to the endpoint with this id. The local checker calls it;
-   * with several worker processes, workers would call it with the results one prober publishes.
+   * Applies one active-check result to the endpoint with this id (`transition`: the verdict it
+   * led to after rise/fall, or null). The local checker calls it; with several worker processes,
+   * workers started with `probes: false` call it with the results one prober publishes.
    */
   applyProbe(id: string, result: ProbeResult, transition: 'up' | 'down' | null): void {
     const e = this.endpoints.find((x) => x.id === id);

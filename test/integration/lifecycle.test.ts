@@ -9,7 +9,9 @@ import { test } from 'node:test';
 import { runCli, serve, tempDir, writeFile } from '../helpers/cli.js';
 import { request } from '../helpers/client.js';
 import { startDns } from '../helpers/dns.js';
+import { startUpstream } from '../helpers/upstream.js';
 import { config, startUsher, waitFor } from '../helpers/usher.js';
+import { Cluster } from '../../src/upstream/cluster.js';
 
 const LIMIT = { timeout: 60_000 };
 const NAME = 'api.lifecycle.test';
@@ -158,4 +160,47 @@ test('a rejected reload (a listener that cannot bind) starts nothing; the same r
   await waitFor(() => cluster.endpoints.every((e) => e.id === `http://127.0.0.1:${app.port}`), 10_000, 'the DNS answer applied');
   assert.ok(cluster.endpoints.every((e) => e.started), 'an endpoint found by DNS later is started as it arrives');
   assert.equal((await request(`${u.url}/`)).body, 'counted');
+});
+
+test('probes: false — no active checks in this process; results fed in from outside (Cluster.applyProbe) steer the traffic', LIMIT, async (t) => {
+  const a = await startUpstream('a');
+  const b = await startUpstream('b');
+  t.after(async () => {
+    await a.close();
+    await b.close();
+  });
+  const health = { path: '/healthz', interval: '50ms', timeout: '1s', jitter: 0, rise: 1, fall: 1 };
+  const obj = { upstreams: { app: { servers: [a.url, b.url], health_check: health, panic_threshold: 0 } }, routes: [{ upstream: 'app' }] };
+  const built = new Cluster(config(obj).upstreams.app!);
+  assert.equal(built.live, false);
+  assert.ok(built.endpoints.every((e) => !e.started), 'a built cluster has no pool');
+  const u = await startUsher(obj, { probes: false });
+  t.after(() => u.close());
+  const cluster = u.usher.runtime.clusters.get('app')!;
+  assert.equal(cluster.live, true);
+  assert.ok(cluster.endpoints.every((e) => e.started), 'started: the pools are open');
+  assert.equal(cluster.probing, false, 'no checker runs in this process');
+  const bodies = async (n: number) => {
+    const out = new Set<string>();
+    for (let i = 0; i < n; i++) out.add((await request(`${u.url}/`)).body);
+    return out;
+  };
+  assert.deepEqual(await bodies(4), new Set(['a', 'b']));
+
+  // What a primary that probes for its workers would publish: b failed its checks.
+  cluster.applyProbe(b.url, { ok: false, detail: 'status 503' }, 'down');
+  assert.deepEqual(await bodies(4), new Set(['a']), 'b is out');
+  const eb = cluster.endpoints.find((e) => e.id === b.url)!;
+  assert.equal(eb.health.lastCheck?.ok, false);
+  assert.equal(eb.healthyNow(), false);
+  cluster.applyProbe(b.url, { ok: true, detail: 'status 200' }, 'up');
+  assert.deepEqual(await bodies(4), new Set(['a', 'b']), 'b is back');
+  const probed = () => [...a.requests, ...b.requests].filter((r) => r.url === '/healthz').length;
+  assert.equal(probed(), 0, 'no probe was sent by this process');
+
+  // The same config with probes on (the default): the checks do go out.
+  const local = await startUsher(obj);
+  t.after(() => local.close());
+  assert.equal(local.usher.runtime.clusters.get('app')!.probing, true);
+  await waitFor(() => probed() >= 2, 5000, 'probes from a usher that runs its checks');
 });

@@ -2,9 +2,9 @@
 // every endpoint of one upstream on its own timer and reports each result through a sink. In
 // this process the sink applies results to the endpoints directly; with several worker
 // processes, one process (the primary) runs the producers and publishes the same
-// (endpoint id, up, reason) results to the workers, which apply them with Cluster.applyProbe —
-// so the number of probes never grows with the number of workers. A checker sends nothing
-// until start().
+// (endpoint id, up, reason) results to the workers, which apply them with Cluster.applyProbe
+// (their clusters started with `probes: false`) — so the number of probes never grows with
+// the number of workers. A checker sends nothing until start().
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
@@ -47,6 +47,11 @@ export class ActiveHealthChecker {
   /** Probes go out only between start() and stop(): building a checker sends nothing. */
   private running = false;
   private stopped = false;
+
+  /** Between start() and stop(): probes go out. */
+  get probing(): boolean {
+    return this.running;
+  }
 
   constructor(targets: readonly ProbeTarget[], config: HealthCheckConfig, sink: HealthSink) {
     this.config = config;
