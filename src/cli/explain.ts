@@ -93,13 +93,10 @@ export async function explain(argv: string[]): Promise<number> {
     return 1;
   }
   if (!headers.some((_, i) => i % 2 === 0 && headers[i]!.toLowerCase() === 'host')) headers.unshift('Host', target.authority);
+  // Built and never started: no pool, probe or DNS query; there is nothing to close after.
   const { runtime } = Runtime.build(result.config);
-  try {
-    const e = explainRequest(runtime, method.toUpperCase(), url, target, headers, clientIp);
-    process.stdout.write(values.json ? `${JSON.stringify(e, null, 2)}\n` : text(e));
-  } finally {
-    for (const c of runtime.clusters.values()) void c.destroy();
-  }
+  const e = explainRequest(runtime, method.toUpperCase(), url, target, headers, clientIp);
+  process.stdout.write(values.json ? `${JSON.stringify(e, null, 2)}\n` : text(e));
   return 0;
 }
 

@@ -6,12 +6,15 @@ import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import type { CompiledRespond, CompiledRoute } from '../pipeline/types.js';
 import type { ForwardSettings } from '../proxy/headers.js';
 import { HostPathRouter, type Router } from '../router/index.js';
-import { Cluster } from '../upstream/cluster.js';
+import { Cluster, type ClusterStartOptions } from '../upstream/cluster.js';
 
 /**
  * Everything compiled from one config: router, clusters, header settings. Immutable once built.
  * A request reads the current Runtime once when it starts and keeps it to the end, so a reload
  * swaps one pointer and in-flight requests finish on the config they started with.
+ *
+ * Building one is pure (`usher explain` and a rejected reload build runtimes that never go
+ * live); start() opens what its clusters need once it is the runtime serving requests.
  */
 export class Runtime {
   readonly config: UsherConfig;
@@ -40,10 +43,25 @@ export class Runtime {
     this.router = new HostPathRouter(routes);
   }
 
+  /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
+  start(options: ClusterStartOptions = {}): void {
+    for (const c of this.clusters.values()) c.start(options);
+  }
+
+  /** Graceful: lets dispatched requests finish, then closes every cluster's connections. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.clusters.values()].map((c) => c.close()));
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.allSettled([...this.clusters.values()].map((c) => c.destroy()));
+  }
+
   /**
    * Builds a runtime, reusing clusters from `previous` whose config is unchanged so that their
    * connection pools (and, later, health state) survive a reload. Returns the clusters that the
    * new runtime no longer uses; the caller closes them once the old runtime has drained.
+   * Starts nothing: new clusters go live with runtime.start(), once the caller commits to it.
    */
   static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = []): { runtime: Runtime; retired: Cluster[] } {
     const clusters = new Map<string, Cluster>();

@@ -23,6 +23,11 @@ export interface UsherOptions {
    * (docs/filters.md). Each definition decides per route whether the route gets its filter.
    */
   filters?: readonly RouteFilterDefinition[];
+  /**
+   * false: run no active health checks in this process; results are fed in from outside with
+   * Cluster.applyProbe (a multi-process primary probes once for every worker). Default true.
+   */
+  probes?: boolean;
 }
 
 const kBytes = Symbol('usher.bytes');
@@ -51,6 +56,7 @@ export class Usher implements ListenerOwner {
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
     this.logger = createLogger(config.log, options.logDestination);
+    // Built, not started: the clusters go live in start(), once the listeners are open.
     this.runtime = Runtime.build(config, undefined, options.filters).runtime;
     this.configureAccessLog(config);
     this.unsubscribeHealth = logHealthEvents(this);
@@ -63,6 +69,9 @@ export class Usher implements ListenerOwner {
   async start(): Promise<void> {
     try {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
+      // A request that reached an earlier listener meanwhile opened its endpoint's pool itself
+      // (Endpoint.pool); probes and DNS discovery start here, for a start that is going to hold.
+      this.runtime.start({ probes: this.options.probes });
       this.certSource?.start();
     } catch (err) {
       await this.close(0);
@@ -78,7 +87,8 @@ export class Usher implements ListenerOwner {
   /**
    * Swaps in a new, already validated config. Requests in flight finish on the runtime they
    * started with; unchanged upstream pools are kept; listeners are opened and closed to match.
-   * If a new listener cannot bind, nothing changes and the error is thrown.
+   * If a new listener cannot bind, nothing changes and the error is thrown: the new runtime's
+   * clusters were built but never started, so nothing was sent (no probe, no DNS query).
    */
   async reload(config: UsherConfig): Promise<void> {
     const { runtime, retired } = Runtime.build(config, this.runtime, this.options.filters);
@@ -91,13 +101,13 @@ export class Usher implements ListenerOwner {
         this.listeners.delete(listenerKey(l.config, config.listeners.indexOf(l.config)));
         await l.stopAccepting();
       }
-      // Pools the new runtime created (not reused ones) were never used: close them.
-      const kept = new Set(this.runtime.clusters.values());
-      void closeClusters([...runtime.clusters.values()].filter((c) => !kept.has(c)));
       throw err;
     }
     const previous = this.runtime;
     this.runtime = runtime;
+    // Committed: the new clusters go live in the same tick as the swap, so no request sees one
+    // unstarted; reused clusters are running already and keep their pools and probes.
+    runtime.start({ probes: this.options.probes });
     if (config.acme !== undefined) this.certSource?.update(config.acme);
     warnInsecureUpstreams(config.upstreams, this.logger);
     if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
@@ -143,8 +153,7 @@ export class Usher implements ListenerOwner {
     for (const l of [...this.listeners.values(), ...this.stopping]) l.closeAll();
     await Promise.all(stops);
     this.listeners.clear();
-    const clusters = [...this.runtime.clusters.values()];
-    await (clean ? closeClusters(clusters) : Promise.allSettled(clusters.map((c) => c.destroy())));
+    await (clean ? this.runtime.close() : this.runtime.destroy());
     this.unsubscribeHealth();
     await acmeStopped;
     this.flushLogs();

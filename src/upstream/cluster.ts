@@ -13,9 +13,24 @@ import { discoveredEndpoints, namedServers } from './discovery/endpoints.js';
 import { DnsDiscovery, type Resolved } from './discovery/dns.js';
 import { RetryPolicy } from './retry.js';
 
+/** How a cluster goes live. */
+export interface ClusterStartOptions {
+  /**
+   * false: run no active health checks in this process, even with a `health_check` section.
+   * The results are fed in from outside through applyProbe: the seam for a multi-process
+   * primary that probes once and publishes to its workers. Default true.
+   */
+  probes?: boolean;
+}
+
 /**
  * An upstream: its endpoints and the balancer over them. This is the only thing the proxy
  * stage talks to. Clusters survive reloads when their config did not change (see runtime).
+ *
+ * Lifecycle: built (pure: no pool, timer, socket or DNS query, so `usher explain` and a
+ * rejected reload send nothing) → start() when the runtime holding it goes live (pools, active
+ * checks, DNS discovery, readmission timers) → stopProbes() when a reload retires it →
+ * close()/destroy().
  */
 export class Cluster {
   readonly name: string;
@@ -43,6 +58,7 @@ export class Cluster {
   readonly retry: RetryPolicy;
   /** Circuit breaker and queue; null when no limits are configured. */
   readonly admission: Admission | null;
+  private state: 'built' | 'live' | 'closed' = 'built';
 
   /**
    * `previous`: the cluster this one replaces on a reload (same upstream name, changed config).
@@ -70,13 +86,9 @@ export class Cluster {
     const limited = config.circuit_breaker !== null || config.servers.some((s) => s.max_requests !== null);
     this.admission = limited ? new Admission(config.circuit_breaker ?? { max_requests: null, max_pending: 0, queue_timeout: 0 }, this.endpoints) : null;
     this.outlier = config.outlier_detection === null ? null : new OutlierDetector(this.endpoints, config.outlier_detection);
-    if (this.outlier !== null) for (const e of this.endpoints) this.outlier.resume(e);
     this.checker = config.health_check === null ? null : new ActiveHealthChecker(this.endpoints, config.health_check, this.onProbe);
-    // Probe timers are unref'd: a cluster that is built and dropped (a failed reload) keeps nothing alive.
-    this.checker?.start();
     const names = config.dns === null ? [] : namedServers(config.servers);
     this.discovery = config.dns === null || names.length === 0 ? null : new DnsDiscovery(config.dns, names, this.onResolved);
-    this.discovery?.start();
     this.hostMode = config.host_header === 'preserve' ? 'preserve' : config.host_header === 'upstream' ? 'upstream' : 'literal';
     this.fingerprint = Cluster.fingerprint(config);
   }
@@ -91,6 +103,30 @@ export class Cluster {
       e.health.inherit(old.health, active);
       if (!passive) e.health.ejected = false;
     }
+  }
+
+  /** Whether start() ran (and close() did not). */
+  get live(): boolean {
+    return this.state === 'live';
+  }
+
+  /** Whether this process runs the active checks (false before start, with `probes: false`, and after stopProbes). */
+  get probing(): boolean {
+    return this.checker?.probing ?? false;
+  }
+
+  /**
+   * Goes live: opens the endpoints' pools, starts active checks (unless `probes: false`), DNS
+   * discovery, and the readmission timers of servers that arrived ejected over a reload.
+   * Idempotent (a reload starts every cluster of the new runtime; reused ones are running).
+   */
+  start(options: ClusterStartOptions = {}): void {
+    if (this.state !== 'built') return;
+    this.state = 'live';
+    for (const e of this.endpoints) e.start();
+    if (this.outlier !== null) for (const e of this.endpoints) this.outlier.resume(e);
+    if (options.probes !== false) this.checker?.start();
+    this.discovery?.start();
   }
 
   static fingerprint(config: UpstreamConfig): string {
@@ -121,8 +157,9 @@ export class Cluster {
   };
 
   /**
-   * Applies one active-check result to the endpoint with this id. The local checker calls it;
-   * with several worker processes, workers would call it with the results one prober publishes.
+   * Applies one active-check result to the endpoint with this id (`transition`: the verdict it
+   * led to after rise/fall, or null). The local checker calls it; with several worker processes,
+   * workers started with `probes: false` call it with the results one prober publishes.
    */
   applyProbe(id: string, result: ProbeResult, transition: 'up' | 'down' | null): void {
     const e = this.endpoints.find((x) => x.id === id);
@@ -145,6 +182,8 @@ export class Cluster {
     this.outlier?.setSubjects(this.endpoints);
     this.checker?.setTargets(this.endpoints);
     this.admission?.setEndpoints(this.endpoints);
+    // Discovery runs only on a live cluster: servers that arrive now go live with it.
+    if (this.state === 'live') for (const e of this.endpoints) e.start();
     for (const e of old) {
       if (next.includes(e)) continue;
       if (e.outlierTimer !== null) clearTimeout(e.outlierTimer);
@@ -205,11 +244,13 @@ export class Cluster {
   }
 
   async close(): Promise<void> {
+    this.state = 'closed';
     this.stopHealth();
     await Promise.allSettled([...this.endpoints, ...this.retiring].map((e) => e.close()));
   }
 
   async destroy(): Promise<void> {
+    this.state = 'closed';
     this.stopHealth();
     await Promise.allSettled([...this.endpoints, ...this.retiring].map((e) => e.destroy()));
   }

@@ -11,7 +11,11 @@ export interface PanicState {
 const NEVER_PANIC: PanicState = Object.freeze({ on: false });
 import { upstreamConnect, upstreamServername } from '../tls/upstream.js';
 
-/** One upstream server: its connection pool and its state. */
+/**
+ * One upstream server: its connection pool and its state. Building one opens nothing (`usher
+ * explain`, `validate` and a rejected reload build endpoints that never go live); the pool is
+ * created by start(), when the runtime holding it goes live.
+ */
 export class Endpoint implements BalancerEndpoint {
   readonly id: string;
   /** The configured weight; `weight` is the effective one (slow start ramps it). */
@@ -28,7 +32,11 @@ export class Endpoint implements BalancerEndpoint {
   readonly maxRequests: number;
   readonly origin: string;
   readonly authority: string;
-  readonly pool: Pool;
+  /** Created by start(); null before it (see `pool`). */
+  private openedPool: Pool | null = null;
+  private closed = false;
+  /** What the pool is built with; computed here so that a bad TLS file fails the build, not start(). */
+  private readonly poolOptions: Pool.Options;
   /**
    * https only: given with every request so that undici never derives one from the client's Host
    * (a change of servername would also close the pooled connection). The connector sends the
@@ -50,7 +58,7 @@ export class Endpoint implements BalancerEndpoint {
     this.origin = server.origin;
     this.authority = server.authority;
     this.servername = server.origin.startsWith('https:') ? (upstreamServername(server, upstream) ?? new URL(server.origin).hostname) : undefined;
-    this.pool = new Pool(server.origin, {
+    this.poolOptions = {
       connections: upstream.pool.max_connections,
       pipelining: 1,
       keepAliveTimeout: upstream.pool.keep_alive_timeout,
@@ -64,7 +72,35 @@ export class Endpoint implements BalancerEndpoint {
       // HTTP/2 upstreams (gRPC): h2 by ALPN over TLS, h2c by prior knowledge (undici's useH2c,
       // which Pool only passes on inside `connect`).
       ...(upstream.protocol === 'http1' ? {} : { allowH2: true }),
-    });
+    };
+  }
+
+  /**
+   * The connection pool. A request only reaches an endpoint of a started cluster, so this is the
+   * pool start() made; the fallback covers a request that lands before start() (Usher.start
+   * opens listeners one by one, then starts the clusters) by opening it then. A monomorphic
+   * getter that V8 inlines: the hot path (one dispatch per request) pays a null check.
+   */
+  get pool(): Pool {
+    return this.openedPool ?? this.open();
+  }
+
+  /** Whether a pool exists (for tests: a built-but-not-started endpoint has none). */
+  get started(): boolean {
+    return this.openedPool !== null;
+  }
+
+  /** Opens the pool (undici connects on the first dispatch). Idempotent. */
+  start(): void {
+    if (this.openedPool === null) this.open();
+  }
+
+  private open(): Pool {
+    const pool = (this.openedPool = new Pool(this.origin, this.poolOptions));
+    // Closed before it ever opened, and still asked for (a request on a retired runtime): a
+    // closed pool answers ClientClosedError, as the pool would had it been open before.
+    if (this.closed) void pool.close();
+    return pool;
   }
 
   get weight(): number {
@@ -91,11 +127,13 @@ export class Endpoint implements BalancerEndpoint {
 
   /** Graceful: waits for in-flight requests, then closes idle connections. */
   async close(): Promise<void> {
-    await this.pool.close();
+    this.closed = true;
+    await this.openedPool?.close();
   }
 
   async destroy(): Promise<void> {
-    await this.pool.destroy();
+    this.closed = true;
+    await this.openedPool?.destroy();
   }
 }
 

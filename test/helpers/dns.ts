@@ -17,16 +17,27 @@ export interface TestDns {
   srv: Map<string, SrvRecord[]>;
   /** Queries answered so far. */
   queries: number;
+  /** Queries answered so far for one name (any type). */
+  asked(name: string): number;
+  /**
+   * Resolves once every query that reached the server before this call has been counted: it
+   * sends one query of its own and waits for the answer (one socket reads its datagrams in
+   * order). For "nothing was asked" checks after a process ended, without a sleep.
+   */
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startDns(records: Record<string, string[]>, srv: Record<string, SrvRecord[]> = {}): Promise<TestDns> {
   const socket = createSocket('udp4');
+  const perName = new Map<string, number>();
   const state: TestDns = {
     server: '',
     records: new Map(Object.entries(records)),
     srv: new Map(Object.entries(srv)),
     queries: 0,
+    asked: (name) => perName.get(name) ?? 0,
+    settle: () => settle(socket),
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
@@ -34,6 +45,7 @@ export async function startDns(records: Record<string, string[]>, srv: Record<st
     const q = query.questions?.[0];
     if (q === undefined) return;
     state.queries++;
+    perName.set(q.name, (perName.get(q.name) ?? 0) + 1);
     if (q.type === 'SRV') {
       const found = state.srv.get(q.name);
       const answer = dnsPacket.encode({
@@ -61,4 +73,20 @@ export async function startDns(records: Record<string, string[]>, srv: Record<st
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   state.server = `127.0.0.1:${(socket.address() as AddressInfo).port}`;
   return state;
+}
+
+/** The barrier behind TestDns.settle: one query from a fresh socket, answered (NXDOMAIN). */
+function settle(server: ReturnType<typeof createSocket>): Promise<void> {
+  const { port } = server.address() as AddressInfo;
+  const client = createSocket('udp4');
+  const id = Math.floor(Math.random() * 65536);
+  return new Promise<void>((resolve, reject) => {
+    client.on('error', reject);
+    client.on('message', (msg: Buffer) => {
+      if (dnsPacket.decode(msg).id !== id) return;
+      client.close();
+      resolve();
+    });
+    client.send(dnsPacket.encode({ type: 'query', id, questions: [{ type: 'A', name: 'settle.invalid' }] }), port, '127.0.0.1');
+  });
 }

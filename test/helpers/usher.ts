@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { loadConfigObject } from '../../src/config/index.js';
 import type { UsherConfig } from '../../src/config/types.js';
-import { Usher } from '../../src/server/usher.js';
+import { Usher, type UsherOptions } from '../../src/server/usher.js';
 import { startUpstream, type TestUpstream } from './upstream.js';
 
 export interface TestUsher {
@@ -24,13 +24,13 @@ export function config(obj: Record<string, unknown>): UsherConfig {
 }
 
 /** Starts usher in-process on 127.0.0.1:0 in front of whatever the config names. */
-export async function startUsher(obj: Record<string, unknown>): Promise<TestUsher> {
+export async function startUsher(obj: Record<string, unknown>, options: Pick<UsherOptions, 'probes'> = {}): Promise<TestUsher> {
   const cfg = config({ log: { level: 'warn', access_log: true }, ...obj });
   const access: Record<string, unknown>[] = [];
   const logs: Record<string, unknown>[] = [];
   const accessStream = lineCollector(access);
   const logStream = lineCollector(logs);
-  const usher = new Usher(cfg, { accessLogDestination: accessStream, logDestination: logStream });
+  const usher = new Usher(cfg, { ...options, accessLogDestination: accessStream, logDestination: logStream });
   await usher.start();
   const port = usher.addresses()[0]!.port;
   return {

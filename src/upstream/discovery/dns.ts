@@ -22,7 +22,8 @@ export class DnsDiscovery {
   private readonly config: DnsConfig;
   private readonly names: readonly string[];
   private readonly onChange: (resolved: Resolved) => void;
-  private readonly resolver: InstanceType<typeof dns.Resolver>;
+  /** Made by start(): building a discovery sends nothing (`usher explain`, a rejected reload). */
+  private resolver: InstanceType<typeof dns.Resolver> | null = null;
   private readonly last = new Map<string, readonly Target[]>();
   private readonly lastKey = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
@@ -34,11 +35,13 @@ export class DnsDiscovery {
     this.config = config;
     this.names = names;
     this.onChange = onChange;
-    this.resolver = new dns.Resolver({ timeout: Math.min(config.refresh, 2000), tries: 2 });
-    if (config.servers.length > 0) this.resolver.setServers(config.servers);
   }
 
+  /** Resolves at once, then every `refresh`. Once only: a stopped discovery stays stopped. */
   start(): void {
+    if (this.resolver !== null || this.stopped) return;
+    this.resolver = new dns.Resolver({ timeout: Math.min(this.config.refresh, 2000), tries: 2 });
+    if (this.config.servers.length > 0) this.resolver.setServers(this.config.servers);
     void this.round();
   }
 
@@ -47,7 +50,7 @@ export class DnsDiscovery {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     // Queries in flight would run to their timeout (up to 2 × 2 s) after close: end them now.
-    this.resolver.cancel();
+    this.resolver?.cancel();
   }
 
   private async round(): Promise<void> {
@@ -75,8 +78,8 @@ export class DnsDiscovery {
   private async addresses(name: string): Promise<string[] | undefined> {
     const family = this.config.family;
     const [v4, v6] = await Promise.all([
-      family === 'ipv6' ? [] : this.resolver.resolve4(name).catch(() => undefined),
-      family === 'ipv4' ? [] : this.resolver.resolve6(name).catch(() => undefined),
+      family === 'ipv6' ? [] : this.resolver!.resolve4(name).catch(() => undefined),
+      family === 'ipv4' ? [] : this.resolver!.resolve6(name).catch(() => undefined),
     ]);
     if (v4 === undefined && v6 === undefined) return undefined;
     return [...new Set([...(v4 ?? []), ...(v6 ?? [])])].filter((a) => isIP(a) !== 0).sort();
@@ -84,7 +87,7 @@ export class DnsDiscovery {
 
   /** RFC 2782: each record names a target host and port; its addresses become targets. */
   private async resolveSrv(name: string): Promise<Target[] | undefined> {
-    const records = await this.resolver.resolveSrv(name).catch(() => undefined);
+    const records = await this.resolver!.resolveSrv(name).catch(() => undefined);
     if (records === undefined) return undefined;
     const ranks = [...new Set(records.map((r) => r.priority))].sort((a, b) => a - b);
     const out: Target[] = [];

@@ -2,8 +2,9 @@
 // every endpoint of one upstream on its own timer and reports each result through a sink. In
 // this process the sink applies results to the endpoints directly; with several worker
 // processes, one process (the primary) runs the producers and publishes the same
-// (endpoint id, up, reason) results to the workers, which apply them with applyResult — so the
-// number of probes never grows with the number of workers.
+// (endpoint id, up, reason) results to the workers, which apply them with Cluster.applyProbe
+// (their clusters started with `probes: false`) — so the number of probes never grows with
+// the number of workers. A checker sends nothing until start().
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
@@ -43,7 +44,14 @@ export class ActiveHealthChecker {
   private readonly sink: HealthSink;
   private tracked: Tracked[];
   private readonly bodyPattern: RegExp | null;
+  /** Probes go out only between start() and stop(): building a checker sends nothing. */
+  private running = false;
   private stopped = false;
+
+  /** Between start() and stop(): probes go out. */
+  get probing(): boolean {
+    return this.running;
+  }
 
   constructor(targets: readonly ProbeTarget[], config: HealthCheckConfig, sink: HealthSink) {
     this.config = config;
@@ -53,6 +61,8 @@ export class ActiveHealthChecker {
   }
 
   start(): void {
+    if (this.running || this.stopped) return;
+    this.running = true;
     // The first round goes out at once (within the jitter), so a dead server is found quickly.
     for (const t of this.tracked) this.schedule(t, this.jitter(0));
   }
@@ -77,6 +87,7 @@ export class ActiveHealthChecker {
   }
 
   stop(): void {
+    this.running = false;
     this.stopped = true;
     for (const t of this.tracked) halt(t);
   }
@@ -88,18 +99,18 @@ export class ActiveHealthChecker {
   }
 
   private schedule(t: Tracked, delay: number): void {
-    if (this.stopped) return;
+    if (!this.running) return;
     t.timer = setTimeout(() => void this.run(t), delay);
     t.timer.unref();
   }
 
   private async run(t: Tracked): Promise<void> {
     t.timer = null;
-    if (this.stopped || t.inflight) return;
+    if (!this.running || t.inflight) return;
     t.inflight = true;
     const result = this.config.type === 'tcp' ? await probeTcp(t, this.config.timeout) : await this.probeHttp(t);
     t.inflight = false;
-    if (this.stopped || !this.tracked.includes(t)) return; // stopped, or dropped by discovery meanwhile
+    if (!this.running || !this.tracked.includes(t)) return; // stopped, or dropped by discovery meanwhile
     let transition: 'up' | 'down' | null = null;
     if (result.ok === t.up) {
       t.streak = 0;
