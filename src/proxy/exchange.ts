@@ -13,6 +13,20 @@ import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
+import {
+  connectErrorChannel,
+  doneChannel,
+  requestStartChannel,
+  retryChannel,
+  routedChannel,
+  upstreamResponseChannel,
+  upstreamTryChannel,
+  type ConnectErrorEvent,
+  type DoneEvent,
+  type RetryEvent,
+  type UpstreamResponseEvent,
+  type UpstreamTryEvent,
+} from '../observability/events.js';
 import { isAcceptableRequestId, newRequestId } from '../observability/request-id.js';
 import { runDoneHooks, runHeadHooks, runRequestHooks, runUpstreamRequestHooks, type PhaseHost } from '../pipeline/runner.js';
 import type {
@@ -43,6 +57,8 @@ import { decideRetry, isIdempotent, usesBudget, type RetryFacts } from './retry-
 import { openTunnel, upgradeOf } from './upgrade.js';
 
 const kExchange = Symbol('usher.exchange');
+const kBytes = Symbol('usher.bytes');
+type CountedSocket = Socket & { [kBytes]?: { read: number; written: number } };
 type WithExchange<T> = T & { [kExchange]?: Exchange };
 
 /** What the exchange needs of the compiled config it runs on. */
@@ -225,6 +241,7 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     this.host = host;
     this.path = path;
     this.expectContinue = expectContinue;
+    if (requestStartChannel.hasSubscribers) requestStartChannel.publish({ server: this.owner, ctx: this });
     this.run(S_EARLY, 0);
   }
 
@@ -277,6 +294,7 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
       return false;
     }
     this.route = route;
+    if (routedChannel.hasSubscribers) routedChannel.publish({ server: this.owner, ctx: this, route: route.name });
     return true;
   }
 
@@ -424,6 +442,9 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     if (host !== undefined && this.hostIndex >= 0) this.upstreamHeaders[this.hostIndex] = host;
     const perTry = cluster.retry.perTryTimeout;
     if (perTry !== null) t.timer = setTimeout(onTryTimeout, perTry, t);
+    if (upstreamTryChannel.hasSubscribers) {
+      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, attempt: this.attempt } satisfies UpstreamTryEvent);
+    }
     const body = this.body;
     endpoint.pool.dispatch(
       // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
@@ -459,6 +480,9 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     this.responseStarted = true;
     const cluster = this.cluster!;
     cluster.observeStatus(t.endpoint, statusCode);
+    if (upstreamResponseChannel.hasSubscribers) {
+      upstreamResponseChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: t.endpoint.id, status: statusCode } satisfies UpstreamResponseEvent);
+    }
     const fwd = this.runtime.forward;
     const headers: string[] = [];
     filterResponseHeaders(rawHeaders, fwd, headers);
@@ -573,6 +597,9 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
 
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
     this.cluster!.observeFailure(t.endpoint, reason, t.connected);
+    if (!t.connected && connectErrorChannel.hasSubscribers) {
+      connectErrorChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, upstreamServer: t.endpoint.id, reason } satisfies ConnectErrorEvent);
+    }
     this.upstreamFailed(t, reason, err);
   }
 
@@ -616,7 +643,7 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     this.reason = reason;
     if (decision !== 'no') {
       if (usesBudget(facts)) this.cluster!.retry.budget.tryAcquire();
-      this.scheduleRetry(decision === 'backoff');
+      this.scheduleRetry(reason, decision === 'backoff');
       return;
     }
     if (this.res.headersSent) {
@@ -635,12 +662,13 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     this.cluster!.observeStatus(t.endpoint, status);
     // Closing the connection is the only way to skip an unread body without reading it.
     t.stop();
-    this.scheduleRetry(true);
+    this.scheduleRetry('upstream_bad_response', true);
     return true;
   }
 
-  private scheduleRetry(backoff: boolean): void {
+  private scheduleRetry(reason: ReasonCode, backoff: boolean): void {
     this.attempt++;
+    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, reason, attempt: this.attempt, backoff } satisfies RetryEvent);
     const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
     if (delay <= 0) return this.dispatch();
     this.state = 'backoff';
@@ -823,7 +851,34 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     const route = this.route;
     if (route !== undefined && route.phases.done.length > 0) runDoneHooks(this, route.phases.done, doneFailed);
     if (this.listener.done.length > 0) runDoneHooks(this, this.listener.done, doneFailed);
+    if (doneChannel.hasSubscribers) doneChannel.publish(this.doneEvent());
     this.owner.exchangeDone(this);
+  }
+
+  private doneEvent(): DoneEvent {
+    const res = this.res;
+    let bytesIn: number | null = null;
+    let bytesOut: number | null = null;
+    // Per request on a keep-alive connection: the socket's counters since the previous request.
+    // An HTTP/2 session multiplexes streams on one socket: no per-request count there.
+    if (this.req.httpVersionMajor !== 2) {
+      const socket = this.socket as CountedSocket;
+      const prev = (socket[kBytes] ??= { read: 0, written: 0 });
+      bytesIn = socket.bytesRead - prev.read;
+      bytesOut = socket.bytesWritten - prev.written;
+      prev.read = socket.bytesRead;
+      prev.written = socket.bytesWritten;
+    }
+    return {
+      server: this.owner,
+      ctx: this,
+      host: this.head.host ?? null,
+      status: res.headersSent ? res.statusCode : 0,
+      reason: this.reason ?? null,
+      bytesIn,
+      bytesOut,
+      durationMs: this.timings.end! - this.timings.start,
+    };
   }
 }
 

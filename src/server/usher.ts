@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
+import { subscribeAccessLog } from '../observability/access-log.js';
 import { createAccessLogger, createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
@@ -30,8 +31,6 @@ export interface UsherOptions {
   probes?: boolean;
 }
 
-const kBytes = Symbol('usher.bytes');
-type CountedSocket = Socket & { [kBytes]?: { read: number; written: number } };
 
 /**
  * The running proxy: listeners, the current Runtime, reload and graceful shutdown.
@@ -41,6 +40,7 @@ export class Usher implements ListenerOwner {
   runtime: Runtime;
   readonly logger: Logger;
   private accessLog: Logger | null = null;
+  private unsubscribeAccess: (() => void) | null = null;
   private readonly options: UsherOptions;
   private readonly listeners = new Map<string, Listener>();
   /** Listeners removed by a reload that still have connections open. */
@@ -151,12 +151,19 @@ export class Usher implements ListenerOwner {
     if (!clean) this.logger.warn({ inflight: this.inflight }, 'grace period over: closing the remaining connections');
     this.cutting = true;
     for (const l of [...this.listeners.values(), ...this.stopping]) l.closeAll();
+    // The cut requests finish as their sockets close (a tick or two): wait for them, boundedly,
+    // so that each one's done phase and access-log line (shutting_down) still happen.
+    if (!clean) {
+      const settle = new Promise<boolean>((resolve) => setTimeout(resolve, 1000, false).unref());
+      await Promise.race([drained, settle]);
+    }
     await Promise.all(stops);
     this.listeners.clear();
     await (clean ? this.runtime.close() : this.runtime.destroy());
     this.unsubscribeHealth();
     await acmeStopped;
     this.flushLogs();
+    this.unsubscribeAccess?.();
   }
 
   // ---- ListenerOwner / ExchangeOwner ---------------------------------------------------------
@@ -169,7 +176,6 @@ export class Usher implements ListenerOwner {
       rt.onDrained = null;
       drained();
     }
-    if (this.accessLog !== null) this.writeAccessLog(ex);
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
@@ -207,34 +213,15 @@ export class Usher implements ListenerOwner {
   }
 
   private configureAccessLog(config: UsherConfig): void {
-    if (!config.log.access_log) this.accessLog = null;
-    else this.accessLog ??= createAccessLogger(this.options.accessLogDestination);
+    if (!config.log.access_log) {
+      this.accessLog = null;
+      this.unsubscribeAccess?.();
+      this.unsubscribeAccess = null;
+    } else if (this.accessLog === null) {
+      this.accessLog = createAccessLogger(this.options.accessLogDestination);
+      this.unsubscribeAccess = subscribeAccessLog(this, this.accessLog);
+    }
     this.logger.level = config.log.level;
-  }
-
-  private writeAccessLog(ex: Exchange): void {
-    const socket = ex.socket as CountedSocket;
-    const prev = (socket[kBytes] ??= { read: 0, written: 0 });
-    const read = socket.bytesRead;
-    const written = socket.bytesWritten;
-    this.accessLog!.info({
-      request_id: ex.requestId,
-      client: ex.clientIp,
-      method: ex.method,
-      host: ex.head.host ?? null,
-      path: ex.target,
-      status: ex.res.headersSent ? ex.res.statusCode : 0,
-      bytes_in: read - prev.read,
-      bytes_out: written - prev.written,
-      duration_ms: Math.round(((ex.timings.end ?? performance.now()) - ex.timings.start) * 1000) / 1000,
-      // null rather than undefined: pino drops undefined keys, and every line should have the same keys.
-      route: ex.route?.name ?? null,
-      upstream: ex.current?.endpoint.id ?? null,
-      attempts: ex.current === null ? 0 : ex.attempt + 1,
-      reason: ex.reason ?? null,
-    });
-    prev.read = read;
-    prev.written = written;
   }
 
   private flushLogs(): void {

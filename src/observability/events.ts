@@ -1,0 +1,77 @@
+// The request path's events on node:diagnostics_channel, at the phase boundaries. The access
+// log (access-log.ts) subscribes to `usher:request:done`; metrics and tracing will subscribe to
+// the rest. A publisher checks `hasSubscribers` first: nothing is computed for an event nobody
+// subscribes to. Every message carries `ctx`, the request's RequestContext, and `server`, the
+// usher instance it belongs to (several may share a process).
+import diagnostics from 'node:diagnostics_channel';
+import type { ReasonCode } from '../errors/index.js';
+import type { RequestContext } from '../pipeline/types.js';
+
+export const CHANNELS = Object.freeze({
+  requestStart: 'usher:request:start',
+  routed: 'usher:request:routed',
+  upstreamTry: 'usher:upstream:try',
+  connectError: 'usher:upstream:connect_error',
+  upstreamResponse: 'usher:upstream:response',
+  retry: 'usher:upstream:retry',
+  done: 'usher:request:done',
+});
+
+export const requestStartChannel = diagnostics.channel(CHANNELS.requestStart);
+export const routedChannel = diagnostics.channel(CHANNELS.routed);
+export const upstreamTryChannel = diagnostics.channel(CHANNELS.upstreamTry);
+export const connectErrorChannel = diagnostics.channel(CHANNELS.connectError);
+export const upstreamResponseChannel = diagnostics.channel(CHANNELS.upstreamResponse);
+export const retryChannel = diagnostics.channel(CHANNELS.retry);
+export const doneChannel = diagnostics.channel(CHANNELS.done);
+
+interface Base {
+  readonly server: unknown;
+  readonly ctx: RequestContext;
+}
+
+/** usher:request:start — the head arrived (before early_request). */
+export type RequestStartEvent = Base;
+/** usher:request:routed — a route took the request. */
+export interface RoutedEvent extends Base {
+  readonly route: string;
+}
+/** usher:upstream:try — try `attempt` (0-based) goes to `upstreamServer`. */
+export interface UpstreamTryEvent extends Base {
+  readonly upstream: string;
+  readonly upstreamServer: string;
+  readonly attempt: number;
+}
+/** usher:upstream:connect_error — a try failed before it had a connection. */
+export interface ConnectErrorEvent extends Base {
+  readonly upstream: string;
+  readonly upstreamServer: string;
+  readonly reason: ReasonCode;
+}
+/** usher:upstream:response — the upstream's final head arrived. */
+export interface UpstreamResponseEvent extends Base {
+  readonly upstream: string;
+  readonly upstreamServer: string;
+  readonly status: number;
+}
+/** usher:upstream:retry — the request goes to another server after `reason`. */
+export interface RetryEvent extends Base {
+  readonly upstream: string;
+  readonly reason: ReasonCode;
+  /** The retry's number (1 for the first retry). */
+  readonly attempt: number;
+  readonly backoff: boolean;
+}
+/** usher:request:done — exactly once per request. */
+export interface DoneEvent extends Base {
+  /** The Host the request named (or its absolute-form authority), as received. */
+  readonly host: string | null;
+  /** The status sent downstream; 0 when none was (the client left, or the stream was reset). */
+  readonly status: number;
+  readonly reason: ReasonCode | null;
+  /** Bytes read from / written to the downstream connection for this request; null on HTTP/2. */
+  readonly bytesIn: number | null;
+  readonly bytesOut: number | null;
+  /** Milliseconds from the head's arrival to the end. */
+  readonly durationMs: number;
+}
