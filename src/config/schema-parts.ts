@@ -5,6 +5,7 @@ import { Type, type TSchema, type SchemaOptions } from '@sinclair/typebox';
 import { TLS_DEFAULTS } from './schema-tls.js';
 export { duration, stringEnum } from './schema-kit.js';
 import { SIZE_PATTERN } from './units.js';
+import { BALANCER_NAMES } from '../upstream/balancers/names.js';
 
 export const DEFAULTS = {
   server: { weight: 1, backup: false, priority: 0 },
@@ -57,7 +58,8 @@ export const DEFAULTS = {
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export const BALANCERS = ['round_robin', 'least_request', 'least_conn', 'random', 'hash', 'sticky'] as const;
+/** From the balancer registry's own list (src/upstream/balancers/names.ts). */
+export const BALANCERS = BALANCER_NAMES;
 export const UPSTREAM_PROTOCOLS = ['http1', 'h2', 'h2c'] as const;
 
 /** RFC 9110 §5.6.2 token: what a header name may contain. */

@@ -3,6 +3,7 @@
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
 import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
+import type { BalancerName } from '../upstream/balancers/names.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 
 /** Where a config node came from, for error messages and `usher explain`. */
@@ -106,7 +107,7 @@ export interface OutlierConfig {
 export interface UpstreamConfig {
   name: string;
   servers: ServerConfig[]; // at least one
-  balance: 'round_robin' | 'least_request' | 'least_conn' | 'random' | 'hash' | 'sticky';
+  balance: BalancerName;
   /** balance: hash — "client_ip", "path", "header:NAME", "cookie:NAME", "query:NAME". Default "client_ip". */
   hash: { key: string };
   /** balance: sticky — cookie name (default "usher_sticky"), signing secret (null: random per start), Max-Age in ms (null: session). */

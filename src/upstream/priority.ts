@@ -1,5 +1,6 @@
 import type { Balancer, BalancerOptions, PickContext } from './balancer.js';
 import { BALANCER_FACTORIES } from './balancers/index.js';
+import type { BalancerName } from './balancers/names.js';
 import type { Endpoint, PanicState } from './endpoint.js';
 
 interface Level {
@@ -22,7 +23,7 @@ export class PrioritySet {
   private readonly threshold: number;
   private readonly panic: PanicState = { on: false };
 
-  constructor(endpoints: readonly Endpoint[], balance: string, threshold: number, options: BalancerOptions) {
+  constructor(endpoints: readonly Endpoint[], balance: BalancerName, threshold: number, options: BalancerOptions) {
     this.threshold = threshold;
     const groups = new Map<number, Endpoint[]>();
     for (const e of endpoints) {
@@ -33,7 +34,7 @@ export class PrioritySet {
       g.push(e);
       e.panic = this.panic;
     }
-    const make = BALANCER_FACTORIES[balance]!;
+    const make = BALANCER_FACTORIES[balance];
     this.levels = [...groups.keys()]
       .sort((a, b) => a - b)
       .map((k) => {

@@ -6,8 +6,10 @@ import { random } from './random/index.js';
 import { roundRobin } from './round-robin/index.js';
 import { sticky } from './sticky/index.js';
 
-/** Every balancer by its `balance:` name. The config's enum (schema.ts BALANCERS) lists these. */
-export const BALANCER_FACTORIES: Readonly<Record<string, BalancerFactory>> = Object.freeze({
+import type { BalancerName } from './names.js';
+
+/** Every balancer by its `balance:` name (names.ts, which the config's enum reads too). */
+export const BALANCER_FACTORIES: Readonly<Record<BalancerName, BalancerFactory>> = Object.freeze({
   round_robin: roundRobin,
   least_request: leastRequest,
   least_conn: leastConn,
