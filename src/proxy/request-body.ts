@@ -59,6 +59,9 @@ export class RequestBody {
     this.chunks = [];
     this.max = max;
     this.req.on('data', onData);
+    // An observer (a mirror) may have paused the stream so that it would not flow before undici
+    // read it; read whole, nothing else will resume it.
+    this.req.resume();
   }
 
   /** The body can be sent again: nothing streams it. */

@@ -69,6 +69,11 @@ test('mirror: the shadow gets method, rewritten path, headers and body; its answ
   assert.equal(shadow.requests[1]!.method, 'PUT');
   assert.deepEqual(bodies, [body, 'chunked body']);
   assert.equal(main.requests.length, 2);
+  // A small idempotent body is read whole first (to replay it on a retry): the copy still gets it.
+  const replayable = await request(`${u.url}/p`, { method: 'PUT', body: 'small', agent });
+  assert.equal(replayable.body, 'main got 5 bytes');
+  await waitFor(() => mirrorOf(u).stats.completed === 3, 5000, 'the third mirrored request');
+  assert.equal(bodies[2], 'small');
 });
 
 test('mirror isolation: a hanging shadow changes nothing for the client and holds at most max_concurrent copies', async (t) => {
