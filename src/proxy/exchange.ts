@@ -1,95 +1,25 @@
-// One downstream request on its way through the phases (src/pipeline/types.ts): the Exchange is
-// the typed context every hook sees, and it orchestrates — it walks the phases through the
-// runner, hands each upstream try to an Attempt (attempt.ts), asks the pure retry decision
-// (retry-decision.ts) after a failure, and leaves the body to RequestBody (request-body.ts).
-// Its state says where the request is, instead of flags. Event listeners are module-level
-// functions that find their Exchange through a symbol on the emitter: no closure per request.
-
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+// One downstream request on its way through the phases (src/pipeline/types.ts). The Exchange
+// is the typed context every hook sees (context.ts) and it orchestrates: it walks the phases
+// through the runner, hands the upstream side to UpstreamStage (upstream-stage.ts: one Attempt
+// per try, the pure retry decision), and leaves the body to RequestBody (request-body.ts). Its
+// state says where the request is, instead of flags. Event listeners are module-level functions
+// that find their Exchange through a symbol on the emitter: no closure per request.
 import { performance } from 'node:perf_hooks';
-import { pipeline, type Transform, type Writable } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
-import type { Dispatcher } from 'undici';
-import type { UsherConfig } from '../config/types.js';
+import { pipeline, type Transform } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import type { ReasonCode } from '../errors/index.js';
-import {
-  connectErrorChannel,
-  doneChannel,
-  requestStartChannel,
-  retryChannel,
-  routedChannel,
-  upstreamResponseChannel,
-  upstreamTryChannel,
-  type ConnectErrorEvent,
-  type DoneEvent,
-  type RetryEvent,
-  type UpstreamResponseEvent,
-  type UpstreamTryEvent,
-} from '../observability/events.js';
-import { isAcceptableRequestId, newRequestId } from '../observability/request-id.js';
+import { doneChannel, requestStartChannel, routedChannel } from '../observability/events.js';
 import { runDoneHooks, runHeadHooks, runRequestHooks, runUpstreamRequestHooks, type PhaseHost } from '../pipeline/runner.js';
-import type {
-  BodyObserver,
-  CompiledRoute,
-  Filter,
-  ListenerChain,
-  LocalResponse,
-  PhaseName,
-  ResponseHead,
-  StateKey,
-  Timings,
-  TlsInfo,
-  UpstreamRequestHead,
-} from '../pipeline/types.js';
-import { routeRequestFor, type RouteRequest, type Router } from '../router/index.js';
-import { clientIdentityHeaders } from '../tls/client-cert.js';
-import type { PickContext } from '../upstream/balancer.js';
-import type { Cluster } from '../upstream/cluster.js';
-import type { Endpoint } from '../upstream/endpoint.js';
-import { Attempt, type TryOwner } from './attempt.js';
+import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline/types.js';
+import { routeRequestFor } from '../router/index.js';
 import { grpcTrailersOnly, isGrpc, sendGrpcLocalReply } from './grpc.js';
-import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex, RequestHead, scanRequestHeaders, trailersObject, type ForwardSettings } from './headers.js';
+import { appendForwardingHeaders, hostValueIndex } from './headers.js';
 import { localReplyFor, wantsJson } from './local-reply.js';
-import { relayInterim } from './interim.js';
-import { RequestBody, type BodyOwner } from './request-body.js';
-import { decideRetry, isIdempotent, usesBudget, type RetryFacts } from './retry-decision.js';
-import { openTunnel, upgradeOf } from './upgrade.js';
+import { isIdempotent } from './retry-decision.js';
+import { UpstreamStage } from './upstream-stage.js';
+import { upgradeOf } from './upgrade.js';
 
-const kExchange = Symbol('usher.exchange');
-const kBytes = Symbol('usher.bytes');
-type CountedSocket = Socket & { [kBytes]?: { read: number; written: number } };
-type WithExchange<T> = T & { [kExchange]?: Exchange };
-
-/** What the exchange needs of the compiled config it runs on. */
-export interface ExchangeRuntime {
-  readonly config: UsherConfig;
-  readonly router: Router<CompiledRoute>;
-  readonly forward: ForwardSettings;
-}
-
-/** What the exchange needs from the server that owns it. */
-export interface ExchangeOwner {
-  readonly draining: boolean;
-  /** The shutdown grace period is over: what is cut now ends as shutting_down. */
-  readonly cutting: boolean;
-  exchangeDone(ex: Exchange): void;
-  /** A hook threw or rejected (logged with the filter's name and the request id). */
-  filterFailed(ex: Exchange, filter: Filter, phase: PhaseName, err: unknown): void;
-}
-
-/** Where a request is. */
-export type ExchangeState =
-  | 'early' // early_request (listener filters)
-  | 'request' // routed; request phase
-  | 'body' // request_body: reading the body whole for inspection
-  | 'queued' // waiting for the circuit breaker's queue
-  | 'trying' // an upstream try is out (or about to be)
-  | 'backoff' // waiting to retry
-  | 'response' // the upstream's head is in the response phases
-  | 'streaming' // the response head went downstream; the body follows
-  | 'replying' // a local reply is in the response phase or being written
-  | 'done';
+export type { ExchangeOwner, ExchangeRuntime, ExchangeState } from './context.js';
 
 // Steps of run(), in order.
 const S_EARLY = 0;
@@ -104,137 +34,14 @@ const NO_FILTERS: readonly Filter[] = Object.freeze([]);
 /** Statuses whose response has no body (RFC 9110 §6.4.1): nothing to transform. */
 const bodyless = (status: number, method: string) => method === 'HEAD' || status === 204 || status === 304 || status < 200;
 
-export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
-  readonly owner: ExchangeOwner;
-  readonly runtime: ExchangeRuntime;
-  readonly listener: ListenerChain;
-  // The data path (node:http today); hooks never see these.
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  /** Kept here: node:http detaches req.socket once the response is done. */
-  readonly socket: Socket;
-  readonly head = new RequestHead();
-
-  readonly requestId: string;
-  readonly clientIp: string;
-  readonly timings: Timings;
-  readonly explaining = false;
-  state: ExchangeState = 'early';
-  route: CompiledRoute | undefined = undefined;
-  request: RouteRequest | undefined = undefined;
-  /** The upstream this request goes to, chosen once (upstream_peer). Retries stay on it. */
-  cluster: Cluster | undefined = undefined;
-  response: ResponseHead | undefined = undefined;
-  reason: ReasonCode | undefined = undefined;
-
-  // PickContext: retries made so far, servers tried, the balancer's key.
-  attempt = 0;
-  exclude: Set<Endpoint> | undefined = undefined;
-  hashKey: string | undefined = undefined;
-  /** The current (or last) upstream try. */
-  current: Attempt | null = null;
-  /** Response headers are committed to (a failure from here resets the stream). */
-  responseStarted = false;
-
+export class Exchange extends UpstreamStage implements PhaseHost {
   private host: string | undefined = undefined;
   private path = '';
   private expectContinue = false;
-  private hasBody = false;
-  private body: RequestBody | null = null;
-  /** Waiting for a replay buffer before the first try. */
-  private awaitingBuffer = false;
-  private readonly upstreamHeaders: string[] = [];
-  private upstreamHead: UpstreamRequestHead | undefined = undefined;
-  private hostIndex = -1;
-  private retryTimer: NodeJS.Timeout | null = null;
-  /** Circuit breaker queue: the wait timer (set while queued), and whether it was ever queued. */
-  queueTimer: NodeJS.Timeout | null = null;
-  private queued = false;
-  private upstreamResume: (() => void) | null = null;
-  /** The first response_body transform; data goes through it instead of straight downstream. */
-  private sink: Writable | null = null;
   /** response phase: 0 while the route's hooks run, 1 for the listener's. */
   private responseStage = 0;
   private localBody: string | Buffer | undefined = undefined;
   private closeAfter = false;
-  private downstreamGone = false;
-  private slots: unknown[] | undefined = undefined;
-  private tlsInfo: TlsInfo | undefined | null = null;
-
-  constructor(owner: ExchangeOwner, runtime: ExchangeRuntime, listener: ListenerChain, req: IncomingMessage, res: ServerResponse) {
-    this.owner = owner;
-    this.runtime = runtime;
-    this.listener = listener;
-    this.req = req;
-    this.res = res;
-    this.socket = req.socket;
-    this.timings = { start: performance.now(), routed: undefined, upstreamStart: undefined, responseStart: undefined, end: undefined };
-    const fwd = runtime.forward;
-    scanRequestHeaders(req.rawHeaders, fwd, this.head, this.upstreamHeaders);
-    this.clientIp = this.socket.remoteAddress ?? '';
-    const trusted = fwd.trusted !== null && this.clientIp !== '' && fwd.trusted.check(this.clientIp, this.clientIp.includes(':') ? 'ipv6' : 'ipv4');
-    const incomingId = this.head.requestId;
-    this.requestId = trusted && incomingId !== undefined && isAcceptableRequestId(incomingId) ? incomingId : newRequestId();
-    (res as WithExchange<ServerResponse>)[kExchange] = this;
-    res.on('close', onDownstreamClose);
-    if (!trusted) this.head.xff = this.head.xfp = this.head.xfh = this.head.forwarded = undefined;
-  }
-
-  // ---- the context hooks see (RequestContext) ------------------------------------------------
-
-  get method(): string {
-    return this.req.method!;
-  }
-  get target(): string {
-    return this.req.url ?? '';
-  }
-  get httpVersion(): '1.0' | '1.1' | '2' {
-    return this.req.httpVersionMajor === 2 ? '2' : this.req.httpVersionMinor === 0 ? '1.0' : '1.1';
-  }
-  get scheme(): 'http' | 'https' {
-    return (this.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-  }
-  get headers(): readonly string[] {
-    return this.req.rawHeaders;
-  }
-  header(name: string): string | undefined {
-    const h = this.req.rawHeaders;
-    let value: string | undefined;
-    for (let i = 0; i < h.length; i += 2) {
-      const n = h[i]!;
-      if (n.length === name.length && n.toLowerCase() === name) value = value === undefined ? h[i + 1]! : `${value}, ${h[i + 1]!}`;
-    }
-    return value;
-  }
-  get clientPort(): number {
-    return this.socket.remotePort ?? 0;
-  }
-  get tls(): TlsInfo | undefined {
-    if (this.tlsInfo === null) {
-      const s = this.socket as TLSSocket;
-      this.tlsInfo = s.encrypted ? { servername: typeof s.servername === 'string' ? s.servername : undefined, clientIdentity: clientIdentityHeaders(s) } : undefined;
-    }
-    return this.tlsInfo;
-  }
-  get upgrade(): string | undefined {
-    return upgradeOf(this.req);
-  }
-  get upstream(): { name: string | undefined; server: string | undefined; attempts: number } {
-    return { name: this.cluster?.name, server: this.current?.endpoint.id, attempts: this.current === null ? 0 : this.attempt + 1 };
-  }
-  get<T>(key: StateKey<T>): T | undefined {
-    return this.slots?.[key.id] as T | undefined;
-  }
-  set<T>(key: StateKey<T>, value: T): void {
-    (this.slots ??= [])[key.id] = value;
-  }
-  observeRequestBody(observer: BodyObserver): boolean {
-    if (!this.hasBody) return false;
-    this.ensureBody().observe(observer);
-    return true;
-  }
-
-  // ---- the request side ----------------------------------------------------------------------
 
   /** Starts the phases; `host` and `path` as the handler read them from the request line. */
   start(host: string | undefined, path: string, expectContinue: boolean): void {
@@ -312,10 +119,6 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     // usher answers Expect: 100-continue itself, once it is willing to read the body.
     if (this.expectContinue) this.res.writeContinue();
     return true;
-  }
-
-  private ensureBody(): RequestBody {
-    return (this.body ??= new RequestBody(this, this.req, this.runtime.config.timeouts.body_idle));
   }
 
   /** request_body: each filter's inspect() on the whole body; it may answer or replace it. */
@@ -417,90 +220,8 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     this.dispatch();
   }
 
-  // ---- upstream tries ------------------------------------------------------------------------
-
-  private dispatch(): void {
-    const cluster = this.cluster!;
-    const admission = cluster.admission;
-    if (admission !== null && this.attempt === 0 && !this.queued) {
-      const verdict = admission.admit(this);
-      if (verdict === 'queued') {
-        this.queued = true;
-        this.state = 'queued';
-        return;
-      }
-      if (verdict === 'overloaded') return this.fail('upstream_overloaded');
-    }
-    const endpoint = cluster.pick(this);
-    if (endpoint === undefined) {
-      this.fail(this.attempt === 0 ? 'no_upstream_server' : this.reason ?? 'no_upstream_server');
-      return;
-    }
-    this.state = 'trying';
-    const t = (this.current = new Attempt(this, endpoint, admission));
-    const host = cluster.hostFor(endpoint);
-    if (host !== undefined && this.hostIndex >= 0) this.upstreamHeaders[this.hostIndex] = host;
-    const perTry = cluster.retry.perTryTimeout;
-    if (perTry !== null) t.timer = setTimeout(onTryTimeout, perTry, t);
-    if (upstreamTryChannel.hasSubscribers) {
-      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, attempt: this.attempt } satisfies UpstreamTryEvent);
-    }
-    const body = this.body;
-    endpoint.pool.dispatch(
-      // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
-      {
-        path: this.upstreamHead!.target,
-        method: this.req.method as Dispatcher.HttpMethod,
-        headers: this.upstreamHeaders,
-        body: body === null ? null : (body.buffer ?? body.stream),
-        upgrade: upgradeOf(this.req),
-        servername: endpoint.servername,
-      } as Dispatcher.DispatchOptions,
-      t,
-    );
-  }
-
-  // Waiter (circuit breaker queue)
-  admitted(): void {
-    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
-  }
-
-  overloaded(): void {
-    if (!this.downstreamGone) this.fail('upstream_overloaded');
-  }
-
-  tryHeaders(t: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) {
-      // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
-      if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders, this.runtime.forward);
-      return true;
-    }
-    t.clearTimer();
-    if (statusCode >= 500 && this.retryStatus(t, statusCode)) return false;
-    this.responseStarted = true;
-    const cluster = this.cluster!;
-    cluster.observeStatus(t.endpoint, statusCode);
-    if (upstreamResponseChannel.hasSubscribers) {
-      upstreamResponseChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: t.endpoint.id, status: statusCode } satisfies UpstreamResponseEvent);
-    }
-    const fwd = this.runtime.forward;
-    const headers: string[] = [];
-    filterResponseHeaders(rawHeaders, fwd, headers);
-    // Received from the upstream: over HTTP/2 when the upstream is marked h2/h2c (an h2 server
-    // that refuses h2 by ALPN is still reported as 2; undici does not tell).
-    const via = cluster.config.protocol === 'http1' ? fwd.via : fwd.via2;
-    if (via !== null) headers.push('via', via);
-    headers.push(fwd.requestIdHeader, this.requestId);
-    const sticky = cluster.stickyCookie(t.endpoint, this.hashKey);
-    if (sticky !== undefined) headers.push('set-cookie', sticky);
-    this.response = { status: statusCode, headers, local: false };
-    this.upstreamResume = resume;
-    this.state = 'response';
-    return this.proxiedHead('upstream_response', 0);
-  }
-
   /** The upstream's head through upstream_response and response; false pauses undici. */
-  private proxiedHead(phase: 'upstream_response' | 'response', from: number): boolean {
+  protected proxiedHead(phase: 'upstream_response' | 'response', from: number): boolean {
     const head = this.response!;
     if (phase === 'upstream_response') {
       if (!runHeadHooks(this, 'upstream_response', this.route!.phases.upstreamResponse, from, head)) return false;
@@ -565,124 +286,6 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     return out;
   }
 
-  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
-    if (this.downstreamGone) {
-      socket.destroy();
-      return;
-    }
-    this.cluster!.observeStatus(t.endpoint, statusCode);
-    this.responseStarted = true;
-    this.state = 'streaming';
-    openTunnel(this, statusCode, rawHeaders, socket);
-  }
-
-  tryData(_t: Attempt, chunk: Buffer): boolean {
-    const sink = this.sink ?? this.res;
-    if (sink.write(chunk)) return true;
-    if (this.res.destroyed) return false;
-    sink.once('drain', this.upstreamResume!);
-    return false;
-  }
-
-  tryComplete(_t: Attempt, trailers: readonly (Buffer | string)[] | null): void {
-    if (this.sink !== null) {
-      // A transformed body ends with the transform; trailers described the original bytes.
-      this.sink.end();
-      return;
-    }
-    // HTTP/1.1 upstreams give trailers as a flat array, HTTP/2 ones as an object.
-    if (trailers !== null && (trailers.length > 0 || !Array.isArray(trailers))) this.res.addTrailers(trailersObject(trailers));
-    this.res.end();
-  }
-
-  tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
-    this.cluster!.observeFailure(t.endpoint, reason, t.connected);
-    if (!t.connected && connectErrorChannel.hasSubscribers) {
-      connectErrorChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, upstreamServer: t.endpoint.id, reason } satisfies ConnectErrorEvent);
-    }
-    this.upstreamFailed(t, reason, err);
-  }
-
-  /** retry.per_try_timeout expired before the response head: abandon this try. */
-  tryTimedOut(t: Attempt): void {
-    t.timer = null;
-    if (this.current !== t || !t.active || this.responseStarted) return;
-    // Connected and still streaming the client's body: the clock restarts when it ends (bodyEnded).
-    const body = this.body;
-    if (t.connected && body !== null && body.stream !== null && !body.complete) return;
-    const connected = t.connected;
-    t.stop();
-    // Without a connection yet nothing was sent: that is a connect timeout, always retryable.
-    const reason = connected ? 'upstream_timeout' : 'upstream_connect_timeout';
-    this.cluster!.observeFailure(t.endpoint, reason, connected);
-    this.upstreamFailed(t, reason, null);
-  }
-
-  private retryFacts(t: Attempt, reason: ReasonCode, status: number | undefined): RetryFacts {
-    const cluster = this.cluster!;
-    (this.exclude ??= new Set()).add(t.endpoint);
-    return {
-      reason,
-      status,
-      connected: t.connected,
-      responseStarted: this.responseStarted,
-      method: this.req.method!,
-      bodyReplayable: this.body === null || this.body.replayable,
-      attempt: this.attempt,
-      policy: cluster.retry,
-      untried: cluster.hasUntried(this.exclude),
-      budgetLeft: cluster.retry.budget.available(),
-    };
-  }
-
-  private upstreamFailed(t: Attempt, reason: ReasonCode, _err: unknown): void {
-    if (this.downstreamGone) return;
-    if (this.owner.cutting) reason = 'shutting_down';
-    const facts = this.retryFacts(t, reason, undefined);
-    const decision = decideRetry(facts);
-    this.reason = reason;
-    if (decision !== 'no') {
-      if (usesBudget(facts)) this.cluster!.retry.budget.tryAcquire();
-      this.scheduleRetry(reason, decision === 'backoff');
-      return;
-    }
-    if (this.res.headersSent) {
-      // Never end a truncated response as if it were complete: reset the downstream stream.
-      this.res.destroy();
-      return;
-    }
-    this.fail(reason, this.body !== null && this.body.stream !== null && !this.body.complete);
-  }
-
-  /** A 5xx head arrived (nothing went downstream yet): drop it and retry if allowed. */
-  private retryStatus(t: Attempt, status: number): boolean {
-    const facts = this.retryFacts(t, 'upstream_bad_response', status);
-    if (decideRetry(facts) === 'no') return false;
-    this.cluster!.retry.budget.tryAcquire();
-    this.cluster!.observeStatus(t.endpoint, status);
-    // Closing the connection is the only way to skip an unread body without reading it.
-    t.stop();
-    this.scheduleRetry('upstream_bad_response', true);
-    return true;
-  }
-
-  private scheduleRetry(reason: ReasonCode, backoff: boolean): void {
-    this.attempt++;
-    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, reason, attempt: this.attempt, backoff } satisfies RetryEvent);
-    const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
-    if (delay <= 0) return this.dispatch();
-    this.state = 'backoff';
-    this.retryTimer = setTimeout(onRetryTimer, delay, this);
-  }
-
-  /** The backoff before a retry is over. */
-  retryNow(): void {
-    this.retryTimer = null;
-    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
-  }
-
-  // ---- the body (BodyOwner) ------------------------------------------------------------------
-
   bodyBuffered(): void {
     if (this.downstreamGone || this.state === 'replying') return;
     if (this.state === 'body') return this.run(S_INSPECT, 0);
@@ -690,19 +293,6 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
       this.awaitingBuffer = false;
       if (this.reason === undefined) this.dispatch();
     }
-  }
-
-  /**
-   * The downstream request body has all arrived. A body streaming from a slow client is not the
-   * upstream's delay: a connected try's per-try clock (re)starts now, as Envoy's per_try_timeout
-   * starts once the downstream request is complete. (Waiting for a connection stays timed.)
-   */
-  bodyEnded(): void {
-    const t = this.current;
-    const perTry = this.cluster?.retry.perTryTimeout ?? null;
-    if (perTry === null || t === null || !t.active || this.responseStarted) return;
-    t.clearTimer();
-    t.timer = setTimeout(onTryTimeout, perTry, t);
   }
 
   bodyIdle(): void {
@@ -723,8 +313,6 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     }
     this.fail(reason, true);
   }
-
-  // ---- local replies -------------------------------------------------------------------------
 
   /** Ends the request with usher's own reply for `reason` (or resets the stream if headers went out). */
   fail(reason: ReasonCode, close = false): void {
@@ -765,17 +353,6 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     res.end(this.localBody);
     this.timings.responseStart = performance.now();
   }
-
-  private stopUpstream(): void {
-    if (this.retryTimer !== null) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = null;
-    }
-    if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
-    if (this.current?.active) this.current.stop();
-  }
-
-  // ---- the runner's callbacks (PhaseHost) ----------------------------------------------------
 
   hookReplied(reply: LocalResponse): void {
     if (this.downstreamGone) return;
@@ -829,8 +406,6 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     }
   }
 
-  // ---- downstream events ---------------------------------------------------------------------
-
   downstreamClosed(): void {
     // writableEnded too: node's Http2ServerResponse reports writableFinished once its stream is
     // closed, also when the client reset it (RST_STREAM) before the response ended.
@@ -853,32 +428,6 @@ export class Exchange implements PhaseHost, PickContext, TryOwner, BodyOwner {
     if (this.listener.done.length > 0) runDoneHooks(this, this.listener.done, doneFailed);
     if (doneChannel.hasSubscribers) doneChannel.publish(this.doneEvent());
     this.owner.exchangeDone(this);
-  }
-
-  private doneEvent(): DoneEvent {
-    const res = this.res;
-    let bytesIn: number | null = null;
-    let bytesOut: number | null = null;
-    // Per request on a keep-alive connection: the socket's counters since the previous request.
-    // An HTTP/2 session multiplexes streams on one socket: no per-request count there.
-    if (this.req.httpVersionMajor !== 2) {
-      const socket = this.socket as CountedSocket;
-      const prev = (socket[kBytes] ??= { read: 0, written: 0 });
-      bytesIn = socket.bytesRead - prev.read;
-      bytesOut = socket.bytesWritten - prev.written;
-      prev.read = socket.bytesRead;
-      prev.written = socket.bytesWritten;
-    }
-    return {
-      server: this.owner,
-      ctx: this,
-      host: this.head.host ?? null,
-      status: res.headersSent ? res.statusCode : 0,
-      reason: this.reason ?? null,
-      bytesIn,
-      bytesOut,
-      durationMs: this.timings.end! - this.timings.start,
-    };
   }
 }
 
@@ -906,16 +455,4 @@ function removeField(h: string[], name: string): void {
 
 function doneFailed(ex: Exchange, f: Filter, err: unknown): void {
   ex.owner.filterFailed(ex, f, 'done', err);
-}
-
-function onDownstreamClose(this: WithExchange<ServerResponse>): void {
-  this[kExchange]!.downstreamClosed();
-}
-
-function onTryTimeout(t: Attempt): void {
-  (t.owner as Exchange).tryTimedOut(t);
-}
-
-function onRetryTimer(ex: Exchange): void {
-  ex.retryNow();
 }

@@ -1,0 +1,278 @@
+// The upstream side of an exchange: admission (the circuit breaker's queue), one Attempt per
+// try (attempt.ts), the upstream's head and body on their way downstream, and after a failure
+// the pure retry decision (retry-decision.ts). The response phases themselves are the
+// Exchange's (exchange.ts): a head that arrives goes to proxiedHead().
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { ReasonCode } from '../errors/index.js';
+import {
+  connectErrorChannel,
+  retryChannel,
+  upstreamResponseChannel,
+  upstreamTryChannel,
+  type ConnectErrorEvent,
+  type RetryEvent,
+  type UpstreamResponseEvent,
+  type UpstreamTryEvent,
+} from '../observability/events.js';
+import type { UpstreamRequestHead } from '../pipeline/types.js';
+import type { PickContext } from '../upstream/balancer.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import { Attempt, type TryOwner } from './attempt.js';
+import { ExchangeContext } from './context.js';
+import { filterResponseHeaders, trailersObject } from './headers.js';
+import { relayInterim } from './interim.js';
+import { decideRetry, usesBudget, type RetryFacts } from './retry-decision.js';
+import { openTunnel, upgradeOf } from './upgrade.js';
+
+export abstract class UpstreamStage extends ExchangeContext implements PickContext, TryOwner {
+  exclude: Set<Endpoint> | undefined = undefined;
+  hashKey: string | undefined = undefined;
+  /** Response headers are committed to (a failure from here resets the stream). */
+  responseStarted = false;
+  /** Waiting for a replay buffer before the first try. */
+  protected awaitingBuffer = false;
+  protected upstreamHead: UpstreamRequestHead | undefined = undefined;
+  protected hostIndex = -1;
+  protected retryTimer: NodeJS.Timeout | null = null;
+  /** Circuit breaker queue: the wait timer (set while queued), and whether it was ever queued. */
+  queueTimer: NodeJS.Timeout | null = null;
+  protected queued = false;
+
+  protected upstreamResume: (() => void) | null = null;
+
+  /** The first response_body transform; data goes through it instead of straight downstream. */
+  protected sink: Writable | null = null;
+
+  protected dispatch(): void {
+    const cluster = this.cluster!;
+    const admission = cluster.admission;
+    if (admission !== null && this.attempt === 0 && !this.queued) {
+      const verdict = admission.admit(this);
+      if (verdict === 'queued') {
+        this.queued = true;
+        this.state = 'queued';
+        return;
+      }
+      if (verdict === 'overloaded') return this.fail('upstream_overloaded');
+    }
+    const endpoint = cluster.pick(this);
+    if (endpoint === undefined) {
+      this.fail(this.attempt === 0 ? 'no_upstream_server' : this.reason ?? 'no_upstream_server');
+      return;
+    }
+    this.state = 'trying';
+    const t = (this.current = new Attempt(this, endpoint, admission));
+    const host = cluster.hostFor(endpoint);
+    if (host !== undefined && this.hostIndex >= 0) this.upstreamHeaders[this.hostIndex] = host;
+    const perTry = cluster.retry.perTryTimeout;
+    if (perTry !== null) t.timer = setTimeout(onTryTimeout, perTry, t);
+    if (upstreamTryChannel.hasSubscribers) {
+      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, attempt: this.attempt } satisfies UpstreamTryEvent);
+    }
+    const body = this.body;
+    endpoint.pool.dispatch(
+      // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
+      {
+        path: this.upstreamHead!.target,
+        method: this.req.method as Dispatcher.HttpMethod,
+        headers: this.upstreamHeaders,
+        body: body === null ? null : (body.buffer ?? body.stream),
+        upgrade: upgradeOf(this.req),
+        servername: endpoint.servername,
+      } as Dispatcher.DispatchOptions,
+      t,
+    );
+  }
+
+  // Waiter (circuit breaker queue)
+  admitted(): void {
+    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
+  }
+
+  overloaded(): void {
+    if (!this.downstreamGone) this.fail('upstream_overloaded');
+  }
+
+  tryHeaders(t: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) {
+      // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+      if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders, this.runtime.forward);
+      return true;
+    }
+    t.clearTimer();
+    if (statusCode >= 500 && this.retryStatus(t, statusCode)) return false;
+    this.responseStarted = true;
+    const cluster = this.cluster!;
+    cluster.observeStatus(t.endpoint, statusCode);
+    if (upstreamResponseChannel.hasSubscribers) {
+      upstreamResponseChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: t.endpoint.id, status: statusCode } satisfies UpstreamResponseEvent);
+    }
+    const fwd = this.runtime.forward;
+    const headers: string[] = [];
+    filterResponseHeaders(rawHeaders, fwd, headers);
+    // Received from the upstream: over HTTP/2 when the upstream is marked h2/h2c (an h2 server
+    // that refuses h2 by ALPN is still reported as 2; undici does not tell).
+    const via = cluster.config.protocol === 'http1' ? fwd.via : fwd.via2;
+    if (via !== null) headers.push('via', via);
+    headers.push(fwd.requestIdHeader, this.requestId);
+    const sticky = cluster.stickyCookie(t.endpoint, this.hashKey);
+    if (sticky !== undefined) headers.push('set-cookie', sticky);
+    this.response = { status: statusCode, headers, local: false };
+    this.upstreamResume = resume;
+    this.state = 'response';
+    return this.proxiedHead('upstream_response', 0);
+  }
+
+  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
+    if (this.downstreamGone) {
+      socket.destroy();
+      return;
+    }
+    this.cluster!.observeStatus(t.endpoint, statusCode);
+    this.responseStarted = true;
+    this.state = 'streaming';
+    openTunnel(this, statusCode, rawHeaders, socket);
+  }
+
+  tryData(_t: Attempt, chunk: Buffer): boolean {
+    const sink = this.sink ?? this.res;
+    if (sink.write(chunk)) return true;
+    if (this.res.destroyed) return false;
+    sink.once('drain', this.upstreamResume!);
+    return false;
+  }
+
+  tryComplete(_t: Attempt, trailers: readonly (Buffer | string)[] | null): void {
+    if (this.sink !== null) {
+      // A transformed body ends with the transform; trailers described the original bytes.
+      this.sink.end();
+      return;
+    }
+    // HTTP/1.1 upstreams give trailers as a flat array, HTTP/2 ones as an object.
+    if (trailers !== null && (trailers.length > 0 || !Array.isArray(trailers))) this.res.addTrailers(trailersObject(trailers));
+    this.res.end();
+  }
+
+  tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
+    this.cluster!.observeFailure(t.endpoint, reason, t.connected);
+    if (!t.connected && connectErrorChannel.hasSubscribers) {
+      connectErrorChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, upstreamServer: t.endpoint.id, reason } satisfies ConnectErrorEvent);
+    }
+    this.upstreamFailed(t, reason, err);
+  }
+
+  /** retry.per_try_timeout expired before the response head: abandon this try. */
+  tryTimedOut(t: Attempt): void {
+    t.timer = null;
+    if (this.current !== t || !t.active || this.responseStarted) return;
+    // Connected and still streaming the client's body: the clock restarts when it ends (bodyEnded).
+    const body = this.body;
+    if (t.connected && body !== null && body.stream !== null && !body.complete) return;
+    const connected = t.connected;
+    t.stop();
+    // Without a connection yet nothing was sent: that is a connect timeout, always retryable.
+    const reason = connected ? 'upstream_timeout' : 'upstream_connect_timeout';
+    this.cluster!.observeFailure(t.endpoint, reason, connected);
+    this.upstreamFailed(t, reason, null);
+  }
+
+  protected retryFacts(t: Attempt, reason: ReasonCode, status: number | undefined): RetryFacts {
+    const cluster = this.cluster!;
+    (this.exclude ??= new Set()).add(t.endpoint);
+    return {
+      reason,
+      status,
+      connected: t.connected,
+      responseStarted: this.responseStarted,
+      method: this.req.method!,
+      bodyReplayable: this.body === null || this.body.replayable,
+      attempt: this.attempt,
+      policy: cluster.retry,
+      untried: cluster.hasUntried(this.exclude),
+      budgetLeft: cluster.retry.budget.available(),
+    };
+  }
+
+  protected upstreamFailed(t: Attempt, reason: ReasonCode, _err: unknown): void {
+    if (this.downstreamGone) return;
+    if (this.owner.cutting) reason = 'shutting_down';
+    const facts = this.retryFacts(t, reason, undefined);
+    const decision = decideRetry(facts);
+    this.reason = reason;
+    if (decision !== 'no') {
+      if (usesBudget(facts)) this.cluster!.retry.budget.tryAcquire();
+      this.scheduleRetry(reason, decision === 'backoff');
+      return;
+    }
+    if (this.res.headersSent) {
+      // Never end a truncated response as if it were complete: reset the downstream stream.
+      this.res.destroy();
+      return;
+    }
+    this.fail(reason, this.body !== null && this.body.stream !== null && !this.body.complete);
+  }
+
+  /** A 5xx head arrived (nothing went downstream yet): drop it and retry if allowed. */
+  protected retryStatus(t: Attempt, status: number): boolean {
+    const facts = this.retryFacts(t, 'upstream_bad_response', status);
+    if (decideRetry(facts) === 'no') return false;
+    this.cluster!.retry.budget.tryAcquire();
+    this.cluster!.observeStatus(t.endpoint, status);
+    // Closing the connection is the only way to skip an unread body without reading it.
+    t.stop();
+    this.scheduleRetry('upstream_bad_response', true);
+    return true;
+  }
+
+  protected scheduleRetry(reason: ReasonCode, backoff: boolean): void {
+    this.attempt++;
+    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, reason, attempt: this.attempt, backoff } satisfies RetryEvent);
+    const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
+    if (delay <= 0) return this.dispatch();
+    this.state = 'backoff';
+    this.retryTimer = setTimeout(onRetryTimer, delay, this);
+  }
+
+  /** The backoff before a retry is over. */
+  retryNow(): void {
+    this.retryTimer = null;
+    if (!this.downstreamGone && !this.res.headersSent) this.dispatch();
+  }
+
+  /**
+   * The downstream request body has all arrived. A body streaming from a slow client is not the
+   * upstream's delay: a connected try's per-try clock (re)starts now, as Envoy's per_try_timeout
+   * starts once the downstream request is complete. (Waiting for a connection stays timed.)
+   */
+  bodyEnded(): void {
+    const t = this.current;
+    const perTry = this.cluster?.retry.perTryTimeout ?? null;
+    if (perTry === null || t === null || !t.active || this.responseStarted) return;
+    t.clearTimer();
+    t.timer = setTimeout(onTryTimeout, perTry, t);
+  }
+
+  protected stopUpstream(): void {
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    if (this.queueTimer !== null) this.cluster!.admission?.withdraw(this);
+    if (this.current?.active) this.current.stop();
+  }
+
+  /** Ends the request with usher's own reply for `reason` (exchange.ts). */
+  abstract fail(reason: ReasonCode, close?: boolean): void;
+  /** The upstream's head through upstream_response and response; false pauses undici (exchange.ts). */
+  protected abstract proxiedHead(phase: 'upstream_response' | 'response', from: number): boolean;
+}
+
+function onTryTimeout(t: Attempt): void {
+  (t.owner as UpstreamStage).tryTimedOut(t);
+}
+
+function onRetryTimer(ex: UpstreamStage): void {
+  ex.retryNow();
+}
