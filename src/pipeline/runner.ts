@@ -19,13 +19,16 @@ function isPromise(v: unknown): v is Promise<unknown> {
   return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 }
 
-/** early_request or request: each hook may answer with a LocalResponse. */
-export function runRequestHooks(host: PhaseHost, phase: 'early_request' | 'request', filters: readonly Filter[], from: number): boolean {
+/** The request-side phases whose hooks may answer with a LocalResponse. */
+export type ReplyPhase = 'early_request' | 'request' | 'upstream_request';
+
+/** early_request, request or upstream_request (which also edits `head`). */
+export function runRequestHooks(host: PhaseHost, phase: ReplyPhase, filters: readonly Filter[], from: number, head?: UpstreamRequestHead): boolean {
   for (let i = from; i < filters.length; i++) {
     const f = filters[i]!;
     let r;
     try {
-      r = phase === 'request' ? f.request!(host) : f.earlyRequest!(host);
+      r = phase === 'request' ? f.request!(host) : phase === 'upstream_request' ? f.upstreamRequest!(host, head!) : f.earlyRequest!(host);
     } catch (err) {
       host.hookFailed(f, phase, err);
       return false;
@@ -41,25 +44,6 @@ export function runRequestHooks(host: PhaseHost, phase: 'early_request' | 'reque
     }
     host.hookReplied(r);
     return false;
-  }
-  return true;
-}
-
-/** upstream_request: edits to the upstream head. */
-export function runUpstreamRequestHooks(host: PhaseHost, filters: readonly Filter[], from: number, head: UpstreamRequestHead): boolean {
-  for (let i = from; i < filters.length; i++) {
-    const f = filters[i]!;
-    let r;
-    try {
-      r = f.upstreamRequest!(host, head);
-    } catch (err) {
-      host.hookFailed(f, 'upstream_request', err);
-      return false;
-    }
-    if (isPromise(r)) {
-      awaitHook(host, f, 'upstream_request', i + 1, r);
-      return false;
-    }
   }
   return true;
 }

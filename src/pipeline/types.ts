@@ -156,7 +156,8 @@ export interface Filter {
   readonly requestBody?: RequestBodyHook;
   /** Which upstream takes the request (synchronous: a pure choice over the route's clusters). */
   upstreamPeer?(ctx: RequestContext): Cluster | undefined;
-  upstreamRequest?(ctx: RequestContext, head: UpstreamRequestHead): MaybePromise<void>;
+  /** Edits the head; like every request-side hook it may answer locally instead. */
+  upstreamRequest?(ctx: RequestContext, head: UpstreamRequestHead): RequestHookResult;
   upstreamResponse?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
   response?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
   /** A transform for this response's body (it may change the length), or undefined. */

@@ -9,7 +9,7 @@ import { pipeline, type Transform } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { ReasonCode } from '../errors/index.js';
 import { doneChannel, requestStartChannel, routedChannel } from '../observability/events.js';
-import { runDoneHooks, runHeadHooks, runRequestHooks, runUpstreamRequestHooks, type PhaseHost } from '../pipeline/runner.js';
+import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
 import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline/types.js';
 import { routeRequestFor } from '../router/index.js';
 import { grpcTrailersOnly, isGrpc, sendGrpcLocalReply } from './grpc.js';
@@ -81,7 +81,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     if (step <= S_PEER && !this.choosePeer()) return;
     if (step <= S_UPSTREAM_REQUEST) {
       if (from === 0) this.buildUpstreamHead();
-      if (!runUpstreamRequestHooks(this, route.phases.upstreamRequest, from, this.upstreamHead!)) return;
+      if (!runRequestHooks(this, 'upstream_request', route.phases.upstreamRequest, from, this.upstreamHead!)) return;
     }
     this.startUpstream();
   }
