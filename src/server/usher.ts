@@ -35,6 +35,8 @@ export class Usher implements ListenerOwner {
   private readonly stopping = new Set<Listener>();
   draining = false;
   inflight = 0;
+  /** Since start: requests answered (every exchange that finished) and connections accepted. */
+  readonly stats = { requests: 0, connections: 0 };
   private drainWaiters: (() => void)[] = [];
   /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
   readonly certSource: AcmeManager | undefined;
@@ -129,6 +131,7 @@ export class Usher implements ListenerOwner {
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
     const clean = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
+    const cut = clean ? 0 : this.inflight;
     if (!clean) this.logger.warn({ inflight: this.inflight }, 'grace period over: closing the remaining connections');
     for (const l of [...this.listeners.values(), ...this.stopping]) l.closeAll();
     await Promise.all(stops);
@@ -137,6 +140,8 @@ export class Usher implements ListenerOwner {
     await (clean ? closeClusters(clusters) : Promise.allSettled(clusters.map((c) => c.destroy())));
     this.unsubscribeHealth();
     await acmeStopped;
+    // The last line: what the process did, and whether shutdown cut anything.
+    this.logger.info({ requests: this.stats.requests, connections: this.stats.connections, requests_cut: cut }, 'stopped');
     this.flushLogs();
   }
 
@@ -144,6 +149,7 @@ export class Usher implements ListenerOwner {
 
   exchangeDone(ex: Exchange): void {
     this.inflight--;
+    this.stats.requests++;
     const rt = ex.runtime;
     if (--rt.inflight === 0 && rt.onDrained !== null && rt !== this.runtime) {
       const drained = rt.onDrained;
