@@ -48,7 +48,10 @@ const OTHER_SIGALGS = ['ed25519', 'ed448'];
  * keeps the rest of the order (OpenSSL ciphers(1), "+"), whatever the list is written with.
  */
 export function preferOtherThan(dflt: KeyType, ciphers: string): { sigalgs: string; ciphers: string } | undefined {
-  if (dflt === 'ec') return { sigalgs: [...RSA_SIGALGS, ...ECDSA_SIGALGS, ...OTHER_SIGALGS].join(':'), ciphers: `${ciphers}:+aECDSA` };
-  if (dflt === 'rsa') return { sigalgs: [...ECDSA_SIGALGS, ...RSA_SIGALGS, ...OTHER_SIGALGS].join(':'), ciphers: `${ciphers}:+aRSA` };
-  return undefined;
+  if (dflt !== 'ec' && dflt !== 'rsa') return undefined;
+  const sigalgs = (dflt === 'ec' ? [...RSA_SIGALGS, ...ECDSA_SIGALGS] : [...ECDSA_SIGALGS, ...RSA_SIGALGS]).concat(OTHER_SIGALGS).join(':');
+  // Only TLS 1.3 suites (Node sets those apart, and they name no key type): the signature
+  // algorithms decide alone, and a lone "+aRSA" would leave OpenSSL "no cipher match".
+  const tls12 = ciphers.split(':').some((c) => c.trim() !== '' && !c.trim().startsWith('TLS_'));
+  return { sigalgs, ciphers: tls12 ? `${ciphers}:+a${dflt === 'ec' ? 'ECDSA' : 'RSA'}` : ciphers };
 }

@@ -61,6 +61,26 @@ for (const dfltType of types) {
   }
 }
 
+test('SNI: TLS 1.3 suites only (ciphers without a TLS 1.2 suite) with an ECDSA default and an RSA name: each its own', async (t) => {
+  const certs = certDir();
+  t.after(() => certs.remove());
+  const ca = certs.ca('ca');
+  const dflt = certs.issue('default', { cn: 'default.test', sans: ['DNS:default.test'], ca, keyType: 'ec' });
+  const api = certs.issue('api', { cn: 'api.example.test', sans: ['DNS:api.example.test'], ca, keyType: 'rsa' });
+  const up = await startUpstream('app');
+  const u = await startUsher({
+    listeners: [{ address: '127.0.0.1:0', tls: { cert: dflt.certPath, key: dflt.keyPath, min_version: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', certificates: [{ cert: api.certPath, key: api.keyPath }] } }],
+    upstreams: { app: { servers: [up.url] } },
+    routes: [{ upstream: 'app' }],
+  });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  assert.equal(await presented(u.port, { servername: 'api.example.test', ca: ca.cert }), fingerprint(api.cert));
+  assert.equal(await presented(u.port, { servername: 'default.test', ca: ca.cert }), fingerprint(dflt.cert));
+});
+
 test('SNI: a certificate of a third key type beside a different default is refused at load, at its line', (t) => {
   const certs = certDir();
   t.after(() => certs.remove());
