@@ -4,6 +4,7 @@
 // certificate from TLS 1.3 clients, an RSA default hid an ECDSA one from TLS 1.2 clients.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type ConnectionOptions, type SecureVersion } from 'node:tls';
 import { test } from 'node:test';
@@ -114,4 +115,32 @@ test('SNI: a certificate of a third key type beside a different default is refus
       'use an ECDSA or RSA key for this name, or a default certificate of the same key type',
     ],
   ]);
+});
+
+test('SNI: a certificate file replaced by one of a third key type is refused at reload; the previous one keeps serving', async (t) => {
+  const certs = certDir();
+  t.after(() => certs.remove());
+  const ca = certs.ca('ca');
+  const dflt = certs.issue('default', { cn: 'default.test', sans: ['DNS:default.test'], ca, keyType: 'ec' });
+  const api = certs.issue('api', { cn: 'api.example.test', sans: ['DNS:api.example.test'], ca, keyType: 'ec' });
+  const ed = certs.issue('ed', { cn: 'api.example.test', sans: ['DNS:api.example.test'], ca, keyType: 'ed25519' });
+  const up = await startUpstream('app');
+  const u = await startUsher({
+    listeners: [{ address: '127.0.0.1:0', tls: { cert: dflt.certPath, key: dflt.keyPath, certificates: [{ cert: api.certPath, key: api.keyPath }] } }],
+    upstreams: { app: { servers: [up.url] } },
+    routes: [{ upstream: 'app' }],
+  });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  copyFileSync(ed.certPath, api.certPath);
+  copyFileSync(ed.keyPath, api.keyPath);
+  const refused = (l: Record<string, unknown>) =>
+    l.msg === 'TLS certificate reload failed; still serving the previous certificates' && String((l.err as { message?: string } | undefined)?.message).includes('nodejs/node#54235');
+  for (let start = Date.now(); !u.logs.some(refused); ) {
+    assert.ok(Date.now() - start < 10_000, `no reload refusal logged: ${JSON.stringify(u.logs)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(await presented(u.port, { servername: 'api.example.test', ca: ca.cert }), fingerprint(api.cert));
 });
