@@ -4,7 +4,7 @@ import { closest } from '../config/suggest.js';
 import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
 import { Usher } from '../server/usher.js';
-import { commandHelp, findCommand, overview, parseCommand, UsageError } from './commands.js';
+import { commandHelp, commandNamed, findCommand, overview, parseCommand, UsageError } from './commands.js';
 import { bashCompletion, zshCompletion } from './completion.js';
 import { actionSummary, explain, pathSummary } from './explain.js';
 import { watchConfig } from './watch.js';
@@ -37,6 +37,10 @@ async function run(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (first.startsWith('-')) {
+    // `usher -c x.yaml validate` worked before commands had options of their own: the command
+    // may still come after options.
+    const at = argv.findIndex((a) => commandNamed(a) !== undefined);
+    if (at > 0) return run([argv[at]!, ...argv.slice(0, at), ...argv.slice(at + 1)]);
     const meant = closest(first, ['--help', '--version']);
     throw new UsageError(undefined, `unknown option ${first}${meant !== undefined ? ` (did you mean ${meant}?)` : ''}; a command comes first, as in: usher serve --config FILE`);
   }

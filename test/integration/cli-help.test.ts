@@ -20,7 +20,7 @@ const EXPECTED: Record<string, string[]> = {
 /** Node's own parseArgs wording, which must never reach the user. */
 const NODE_WORDS = /ERR_PARSE_ARGS|Unknown option '|argument is ambiguous|To specify an option argument starting with/;
 
-test('usher COMMAND --help, -h and usher help COMMAND: options and an example, exit 0', LIMIT, async () => {
+test('usher COMMAND --help, -h and usher help COMMAND: options and an example, exit 0', LIMIT, async (t) => {
   for (const [command, wanted] of Object.entries(EXPECTED)) {
     const long = await runCli([command, '--help']);
     assert.equal(long.code, 0, `${command} --help: ${long.stderr}`);
@@ -32,6 +32,12 @@ test('usher COMMAND --help, -h and usher help COMMAND: options and an example, e
     assert.equal(viaHelp.code, 0);
     assert.equal(viaHelp.stdout, long.stdout);
   }
+  // Options before the command, as the CLI always took them.
+  const dir = tempDir(t);
+  const file = writeFile(join(dir, 'u.yaml'), 'listeners: [{ address: 127.0.0.1:0 }]\nroutes: [{ respond: {} }]\n');
+  const before = await runCli(['-c', file, 'validate']);
+  assert.equal(before.code, 0, before.stderr);
+  assert.equal(before.stdout, `${file}: valid (1 route, 0 upstreams)\n`);
   // --help wins over what is missing: no "--config FILE is required" for `validate --help`.
   assert.equal((await runCli(['explain', '--help'])).stderr, '');
 });
