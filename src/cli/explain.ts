@@ -3,7 +3,6 @@
 // before it did not match, the filters that run, the rewritten upstream request, and the
 // upstream (and server, when the choice is deterministic). Nothing is sent anywhere.
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import { formatIssues, loadConfigFile } from '../config/index.js';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
 import { ExplainContext } from '../pipeline/explain-context.js';
@@ -12,8 +11,8 @@ import { explainRoute } from '../router/explain.js';
 import { normalisePath, RouteRequest, splitHost, validHost, type HostPathRouter } from '../router/index.js';
 import { Runtime } from '../server/runtime.js';
 import type { Cluster } from '../upstream/cluster.js';
+import { UsageError, type Values } from './commands.js';
 
-const USAGE = 'usage: usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]\n';
 const PATH_LIMIT = 10;
 
 interface RouteRef {
@@ -45,51 +44,24 @@ export interface Explanation {
   mirror?: { upstream: string; percent: number };
 }
 
-export async function explain(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        header: { type: 'string', short: 'H', multiple: true },
-        'client-ip': { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    process.stderr.write(`usher explain: ${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.config === undefined || positionals.length !== 2) {
-    process.stderr.write(`usher explain: ${values.config === undefined ? '--config FILE is required' : 'expected METHOD and URL'}\n${USAGE}`);
-    return 2;
-  }
+/** `values` and `positionals` as parsed by commands.ts (the command table checks their shape). */
+export async function explain(values: Values, positionals: string[]): Promise<number> {
+  const file = values.config as string | undefined;
+  if (file === undefined) throw new UsageError('explain', '--config FILE is required');
   const [method, url] = positionals as [string, string];
   const headers: string[] = [];
-  for (const h of values.header ?? []) {
+  for (const h of (values.header as string[] | undefined) ?? []) {
     const colon = h.indexOf(':');
-    if (colon <= 0) {
-      process.stderr.write(`usher explain: expected -H "name: value", got ${JSON.stringify(h)}\n`);
-      return 2;
-    }
+    if (colon <= 0) throw new UsageError('explain', `expected -H "name: value", got ${JSON.stringify(h)}`);
     headers.push(h.slice(0, colon).trim(), h.slice(colon + 1).trim());
   }
-  const clientIp = values['client-ip'] ?? '127.0.0.1';
-  if (isIP(clientIp) === 0) {
-    process.stderr.write(`usher explain: --client-ip expects an IPv4 or IPv6 address, got ${JSON.stringify(clientIp)}\n`);
-    return 2;
-  }
+  const clientIp = (values['client-ip'] as string | undefined) ?? '127.0.0.1';
+  if (isIP(clientIp) === 0) throw new UsageError('explain', `--client-ip expects an IPv4 or IPv6 address, got ${JSON.stringify(clientIp)}`);
   const target = splitUrl(url);
-  if (target === undefined) {
-    process.stderr.write(`usher explain: expected an http:// or https:// URL, got ${JSON.stringify(url)}\n`);
-    return 2;
-  }
-  const result = await loadConfigFile(values.config);
+  if (target === undefined) throw new UsageError('explain', `expected an http:// or https:// URL, got ${JSON.stringify(url)}`);
+  const result = await loadConfigFile(file);
   if (!result.ok) {
-    process.stderr.write(`${formatIssues(result.errors)}\n${values.config}: invalid\n`);
+    process.stderr.write(`${formatIssues(result.errors)}\n${file}: invalid\n`);
     return 1;
   }
   if (!headers.some((_, i) => i % 2 === 0 && headers[i]!.toLowerCase() === 'host')) headers.unshift('Host', target.authority);
@@ -125,6 +97,14 @@ function describeMatch(rc: RouteConfig): string {
   }
   if (m.client_ip) parts.push(`client_ip ${m.client_ip.join(' | ')}`);
   return parts.length === 0 ? 'everything' : parts.join(', ');
+}
+
+/** The banner's path: a prefix as written, "= /x" for an exact path, "~ regex" for a regex (as nginx's location). */
+export function pathSummary(rc: RouteConfig): string {
+  const m = rc.match;
+  if (m.exact_path !== undefined) return ` = ${m.exact_path}`;
+  if (m.path_regex !== undefined) return ` ~ ${m.path_regex}`;
+  return m.path ?? '/';
 }
 
 /** The banner's "→ ..." for routes with a split or a redirect. */

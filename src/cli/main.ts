@@ -1,90 +1,82 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { formatIssues, loadConfigFile, loadConfigObject } from '../config/index.js';
+import { closest } from '../config/suggest.js';
 import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
 import { Usher } from '../server/usher.js';
-import { actionSummary, explain } from './explain.js';
+import { commandHelp, commandNamed, findCommand, overview, parseCommand, UsageError } from './commands.js';
+import { bashCompletion, zshCompletion } from './completion.js';
+import { actionSummary, explain, pathSummary } from './explain.js';
 import { watchConfig } from './watch.js';
 
 /** Exit codes (documented in the README and `usher --help`). */
 export const EXIT = Object.freeze({ ok: 0, invalidConfig: 1, usage: 2, cannotStart: 3, internal: 70 });
 
-const HELP = `usher — a reverse proxy and load balancer
-
-Usage:
-  usher serve [--config FILE]     start serving (without --config: a built-in demo on 127.0.0.1:8080)
-  usher validate --config FILE    check a config file; prints every problem with file:line:col
-  usher explain --config FILE METHOD URL [-H "name: value"]... [--client-ip IP] [--json]
-                                  which route takes this request, why, and what goes upstream
-  usher --help                    this text
-  usher --version                 the version
-
-Options:
-  -c, --config FILE   YAML (.yaml/.yml), JSON (.json) or JavaScript (.js/.mjs, default export)
-  --listen ADDRESS    with the built-in demo only: listen on ADDRESS instead of 127.0.0.1:8080
-
-Signals (serve):
-  SIGTERM, SIGINT     graceful shutdown: stop accepting, finish in-flight requests, exit
-  SIGHUP              reload the config file (so does saving it); an invalid file keeps the old config
-
-Exit codes:
-  0   success (validate: the config is valid)
-  1   the config is invalid (validate, or serve at start-up)
-  2   usage error (unknown command or option)
-  3   usher could not start (e.g. the address is in use)
-  70  internal error
-`;
-
 export async function main(argv: string[]): Promise<number> {
-  // explain takes METHOD URL and repeated -H: it parses its own arguments.
-  if (argv[0] === 'explain') return explain(argv.slice(1));
-  let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        listen: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    return await run(argv);
   } catch (err) {
-    process.stderr.write(`usher: ${(err as Error).message}\n\n${HELP}`);
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(err.text());
     return EXIT.usage;
   }
-  const { values, positionals } = parsed;
-  if (values.version) {
+}
+
+async function run(argv: string[]): Promise<number> {
+  const first = argv[0];
+  if (first === undefined) {
+    process.stderr.write(overview());
+    return EXIT.usage;
+  }
+  if (first === '--help' || first === '-h') {
+    process.stdout.write(overview());
+    return EXIT.ok;
+  }
+  if (first === '--version' || first === '-v') {
     process.stdout.write(`${version()}\n`);
     return EXIT.ok;
   }
-  const command = positionals[0];
-  if (values.help || command === undefined || command === 'help') {
-    process.stdout.write(HELP);
-    return values.help || command === 'help' ? EXIT.ok : EXIT.usage;
+  if (first.startsWith('-')) {
+    // `usher -c x.yaml validate` worked before commands had options of their own: the command
+    // may still come after options.
+    const at = argv.findIndex((a) => commandNamed(a) !== undefined);
+    if (at > 0) return run([argv[at]!, ...argv.slice(0, at), ...argv.slice(at + 1)]);
+    const meant = closest(first, ['--help', '--version']);
+    throw new UsageError(undefined, `unknown option ${first}${meant !== undefined ? ` (did you mean ${meant}?)` : ''}; a command comes first, as in: usher serve --config FILE`);
   }
-  if (positionals.length > 1) {
-    process.stderr.write(`usher: unexpected argument "${positionals[1]}"\n\n${HELP}`);
-    return EXIT.usage;
+  const command = findCommand(first);
+  const { values, positionals } = parseCommand(command, argv.slice(1));
+  if (values.help === true) {
+    process.stdout.write(commandHelp(command));
+    return EXIT.ok;
   }
-  switch (command) {
+  const config = values.config as string | undefined;
+  switch (command.name) {
     case 'serve':
-      if (values.listen !== undefined && values.config !== undefined) {
-        process.stderr.write('usher serve: --listen applies to the built-in demo; set listeners in the config file instead\n');
-        return EXIT.usage;
+      if (values.listen !== undefined && config !== undefined) {
+        throw new UsageError('serve', '--listen applies to the built-in demo; set listeners in the config file instead');
       }
-      return serve(values.config, values.listen);
+      return serve(config, values.listen as string | undefined);
     case 'validate':
-      if (values.config === undefined) {
-        process.stderr.write('usher validate: --config FILE is required\n');
-        return EXIT.usage;
+      if (config === undefined) throw new UsageError('validate', '--config FILE is required');
+      return validate(config);
+    case 'explain':
+      return explain(values, positionals);
+    case 'completion': {
+      const shell = positionals[0]!;
+      if (shell !== 'bash' && shell !== 'zsh') {
+        const meant = closest(shell, ['bash', 'zsh']);
+        throw new UsageError('completion', `no completion for ${JSON.stringify(shell)}: bash or zsh${meant !== undefined ? ` (did you mean "${meant}"?)` : ''}`);
       }
-      return validate(values.config);
-    default:
-      process.stderr.write(`usher: unknown command "${command}"\n\n${HELP}`);
-      return EXIT.usage;
+      process.stdout.write(shell === 'bash' ? bashCompletion() : zshCompletion());
+      return EXIT.ok;
+    }
+    default: {
+      // help [COMMAND]
+      const topic = positionals[0];
+      process.stdout.write(topic === undefined ? overview() : commandHelp(findCommand(topic)));
+      return EXIT.ok;
+    }
   }
 }
 
@@ -92,6 +84,8 @@ function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return `usher ${pkg.version} (node ${process.version})`;
 }
+
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 function report(result: LoadResult): void {
   const issues = result.ok ? result.warnings : [...result.errors, ...result.warnings];
@@ -102,10 +96,10 @@ async function validate(file: string): Promise<number> {
   const result = await loadConfigFile(file);
   report(result);
   if (!result.ok) {
-    process.stderr.write(`${file}: invalid (${result.errors.length} error${result.errors.length === 1 ? '' : 's'})\n`);
+    process.stderr.write(`${file}: invalid (${count(result.errors.length, 'error')})\n`);
     return EXIT.invalidConfig;
   }
-  process.stdout.write(`${file}: valid (${result.config.routes.length} routes, ${Object.keys(result.config.upstreams).length} upstreams)\n`);
+  process.stdout.write(`${file}: valid (${count(result.config.routes.length, 'route')}, ${count(Object.keys(result.config.upstreams).length, 'upstream')})\n`);
   return EXIT.ok;
 }
 
@@ -191,7 +185,7 @@ function printBanner(usher: Usher, config: UsherConfig, demo: boolean): void {
   for (const a of usher.addresses()) lines.push(`  listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
   for (const r of config.routes) {
     const m = r.match;
-    const when = `${m.hosts.length ? m.hosts.join(',') : '*'}${m.path ?? '/'}`;
+    const when = `${m.hosts.length ? m.hosts.join(',') : '*'}${pathSummary(r)}`;
     const then =
       r.upstream !== undefined
         ? `→ ${r.upstream} (${config.upstreams[r.upstream]!.servers.map((s) => s.url).join(', ')})`

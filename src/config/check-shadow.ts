@@ -11,6 +11,8 @@ const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !
 interface Shape {
   index: number;
   name: string;
+  /** Whether the route has a name of its own (else `name` is "routes[N]", which the issue path already says). */
+  named: boolean;
   priority: number;
   hosts: string[]; // sorted, lower case; [] = any
   pathKind: 'any' | 'prefix' | 'exact' | 'regex';
@@ -53,8 +55,12 @@ function shapeOf(route: unknown, index: number): Shape | undefined {
   }
   const name = typeof route.name === 'string' ? route.name : `routes[${index}]`;
   const key = JSON.stringify([priority, hosts, pathKind, path, [...conditions].sort()]);
-  return { index, name, priority, hosts, pathKind, path, conditions, key };
+  return { index, name, named: typeof route.name === 'string', priority, hosts, pathKind, path, conditions, key };
 }
+
+/** How a warning names the route it is about, and the other route. */
+const subject = (s: Shape) => (s.named ? `route ${JSON.stringify(s.name)}` : 'this route');
+const other = (s: Shape) => (s.named ? `${JSON.stringify(s.name)} (routes[${s.index}])` : `routes[${s.index}]`);
 
 function hostCovers(a: string, b: string): boolean {
   if (a === b) return true;
@@ -94,7 +100,7 @@ export function warnShadowedRoutes(routes: unknown, issues: Issues): void {
     if (s === undefined) continue;
     const dup = firstByKey.get(s.key);
     if (dup !== undefined) {
-      issues.warning(['routes', s.index], `route "${s.name}" duplicates "${dup.name}" (routes[${dup.index}]): same priority and match, so it never matches`, {
+      issues.warning(['routes', s.index], `${subject(s)} duplicates ${other(dup)}: same priority and match, so it never matches`, {
         hint: 'remove one, or make their matches differ',
       });
     } else {
@@ -102,7 +108,7 @@ export function warnShadowedRoutes(routes: unknown, issues: Issues): void {
       const shadow = findShadow(s, anyHost, wildcard, byHost);
       if (shadow !== undefined) {
         const why = shadow.priority > s.priority ? `it has a higher priority (${shadow.priority} > ${s.priority})` : 'it comes first in the file';
-        issues.warning(['routes', s.index], `route "${s.name}" can never match: "${shadow.name}" (routes[${shadow.index}]) matches every request it would, and ${why}`, {
+        issues.warning(['routes', s.index], `${subject(s)} can never match: ${other(shadow)} matches every request it would, and ${why}`, {
           hint: 'reorder them, narrow the broader route, or raise this route\'s priority',
         });
       }

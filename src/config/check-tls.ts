@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { keyTypeOf, mixedKeyTypeProblem } from '../tls/key-types.js';
 import type { Issues, Segment } from './issues.js';
 
 type Rec = Record<string, unknown>;
@@ -24,7 +25,8 @@ export function checkTls(data: Rec, issues: Issues, baseDir: string | undefined)
       return undefined;
     }
   };
-  const pair = (at: Segment[], holder: Rec, what: string) => {
+  /** The certificate's key type when it loads with its key. */
+  const pair = (at: Segment[], holder: Rec, what: string): string | undefined => {
     const hasCert = holder.cert !== undefined;
     const hasKey = holder.key !== undefined;
     if (hasCert !== hasKey) {
@@ -36,8 +38,10 @@ export function checkTls(data: Rec, issues: Issues, baseDir: string | undefined)
     if (cert === undefined || key === undefined) return;
     try {
       createSecureContext({ cert, key });
+      return keyTypeOf(cert);
     } catch (err) {
       error([...at, 'cert'], `cannot use this certificate and key: ${(err as Error).message}`, 'the files must be PEM, the key must belong to the first certificate');
+      return undefined;
     }
   };
   const hasAcme = isRec(data.acme);
@@ -48,9 +52,15 @@ export function checkTls(data: Rec, issues: Issues, baseDir: string | undefined)
     if (isRec(l.tls)) {
       tlsListeners++;
       const t = l.tls;
-      pair([...at, 'tls'], t, 'the default certificate');
+      let dfltType = pair([...at, 'tls'], t, 'the default certificate');
       list(t.certificates).forEach((c, j) => {
-        if (isRec(c)) pair([...at, 'tls', 'certificates', j], c, 'this certificate');
+        if (!isRec(c)) return;
+        const cAt: Segment[] = [...at, 'tls', 'certificates', j];
+        const type = pair(cAt, c, 'this certificate');
+        // Without "cert", the first certificate listed is the default (listener-tls.ts).
+        if (t.cert === undefined && j === 0) dfltType = type;
+        const problem = dfltType === undefined || type === undefined ? undefined : mixedKeyTypeProblem(dfltType, type);
+        if (problem !== undefined) error([...cAt, 'cert'], problem, 'use an ECDSA or RSA key for this name, or a default certificate of the same key type');
       });
       if (t.cert === undefined && list(t.certificates).length === 0 && !hasAcme) {
         error([...at, 'tls'], 'a TLS listener needs a certificate', 'add "cert" and "key", a "certificates" list, or a top-level "acme" section');

@@ -105,12 +105,12 @@ function checkRoutes(routes: unknown, upstreamNames: string[], issues: Issues, e
     const hasRespond = route.respond !== undefined;
     if (hasRoutingAction(route)) checkRoutingActions(route, path, error);
     else if (hasUpstream && hasRespond) {
-      error(path, 'a route takes exactly one of "upstream" or "respond", found both', 'split it into two routes, or remove one');
+      error(path, 'a route takes exactly one of "upstream", "split", "respond" or "redirect", found "upstream" and "respond"', 'split it into several routes, or remove all but one');
     } else if (!hasUpstream && !hasRespond) {
       error(
         path,
-        'a route takes exactly one of "upstream" or "respond", found neither',
-        'add "upstream: <name>" to proxy the request, or "respond:" to answer it directly',
+        'a route takes exactly one of "upstream", "split", "respond" or "redirect", found none',
+        'add "upstream: <name>" to proxy the request, "split:" to divide it between upstreams, "respond:" to answer it directly, or "redirect:" to send the client elsewhere',
       );
     }
     if (typeof route.upstream === 'string') {

@@ -6,13 +6,15 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { checkSemantics } from './check.js';
+import { warnBareDurations } from './check-units.js';
 import { interpolateDocument } from './interpolate.js';
+import { jsonSyntaxError } from './json-syntax.js';
 import { Issues, noLocator, sortIssues, type Locator } from './issues.js';
 import { baseDirOf, normalize } from './normalize.js';
 import { offsetToPosition, yamlLocator } from './positions.js';
 import type { ConfigInput } from './schema.js';
 import type { LoadResult } from './types.js';
-import { validateSchema } from './validate.js';
+import { configJsonSchema, validateSchema } from './validate.js';
 
 /** Typed identity for JS configs: `export default defineConfig({ listeners: [...] })`. */
 export function defineConfig(config: ConfigInput): ConfigInput {
@@ -28,11 +30,20 @@ function isJson(file: string, text: string): boolean {
 }
 
 /**
- * Parses YAML or JSON text. JSON goes through the yaml parser too (with its strict JSON
- * schema), so both get positions. `${VAR}` and `${VAR:-default}` are expanded from `env`.
+ * Parses YAML or JSON text. JSON is checked as JSON first (json-syntax.ts), then goes through the
+ * yaml parser too (with its strict JSON schema), so both get positions. `${VAR}` and
+ * `${VAR:-default}` are expanded from `env`.
  */
 export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   const json = isJson(file, text);
+  const jsonError = json ? jsonSyntaxError(text) : undefined;
+  if (jsonError !== undefined) {
+    const before = text.slice(0, jsonError.offset);
+    const line = before.split('\n').length;
+    const issues = new Issues(file);
+    issues.error([], `invalid JSON: ${jsonError.message}`, { position: { line, column: jsonError.offset - before.lastIndexOf('\n') } });
+    return result(issues);
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, schema: json ? 'json' : 'core', uniqueKeys: true });
   const issues = new Issues(file, yamlLocator(doc, lineCounter));
@@ -119,8 +130,10 @@ function failure(file: string, message: string, hint?: string): LoadResult {
   return result(issues);
 }
 
+let schemaJson: Record<string, unknown> | undefined;
+
 function check(data: unknown, issues: Issues, locate: Locator): LoadResult {
-  validateSchema(data, issues);
+  if (validateSchema(data, issues)) warnBareDurations((schemaJson ??= configJsonSchema()), data, issues);
   checkSemantics(data, issues);
   if (issues.errors.length > 0) return result(issues);
   const config = normalize(data as ConfigInput, { file: issues.file, locate, baseDir: baseDirOf(issues.file) });

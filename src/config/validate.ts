@@ -231,9 +231,14 @@ function translateOne(e: AjvError, path: Segment[], parent: Json, issues: Issues
       issues.error(path, `expected at least ${n} ${n === 1 ? 'entry' : 'entries'}, got ${got}`);
       return;
     }
-    case 'minLength':
-      issues.error(path, `expected a non-empty string, got ${got}`);
+    case 'minLength': {
+      const n = Number(p.limit);
+      // The value is not echoed beyond its length: a too-short one may be a secret.
+      const length = typeof e.data === 'string' ? e.data.length : 0;
+      if (n <= 1) issues.error(path, `expected a non-empty string, got ${got}`);
+      else issues.error(path, `expected a string of at least ${n} characters, got ${length} character${length === 1 ? '' : 's'}`);
       return;
+    }
     case 'pattern':
       issues.error(path, `expected ${expectedOf(parent)}, got ${got}`);
       return;

@@ -24,6 +24,8 @@ export interface ListenerOwner extends HandlerOwner {
   readonly logger: TlsLog;
   /** Certificates obtained by ACME, when configured. */
   readonly certSource?: CertSource | undefined;
+  /** Counted for the "stopped" log line. */
+  readonly stats: { connections: number };
 }
 
 /** One downstream listener (HTTP/1.1, optionally over TLS). */
@@ -79,6 +81,8 @@ export class Listener {
     this.h2 = config.http2 ? new H2Front(owner, entry, this.server, config.http2, settings, config.tls !== undefined) : undefined;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, entry, this.tunnels, req, socket as Socket, head));
     this.applySettings(settings);
+    // TCP connections (TLS and HTTP/2 ones too: they arrive here before their handshake).
+    this.server.on('connection', () => owner.stats.connections++);
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, entry, req, res, true));
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {

@@ -49,6 +49,8 @@ export class Usher implements ListenerOwner {
   /** The grace period is over: requests cut from here are logged as shutting_down. */
   cutting = false;
   inflight = 0;
+  /** Since start: requests answered (every exchange that finished) and connections accepted. */
+  readonly stats = { requests: 0, connections: 0 };
   private drainWaiters: (() => void)[] = [];
   /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
   readonly certSource: AcmeManager | undefined;
@@ -148,6 +150,7 @@ export class Usher implements ListenerOwner {
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
     const clean = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
+    const cut = clean ? 0 : this.inflight;
     if (!clean) this.logger.warn({ inflight: this.inflight }, 'grace period over: closing the remaining connections');
     this.cutting = true;
     for (const l of [...this.listeners.values(), ...this.stopping]) l.closeAll();
@@ -162,6 +165,8 @@ export class Usher implements ListenerOwner {
     await (clean ? this.runtime.close() : this.runtime.destroy());
     this.unsubscribeHealth();
     await acmeStopped;
+    // The last line: what the process did, and whether shutdown cut anything.
+    this.logger.info({ requests: this.stats.requests, connections: this.stats.connections, requests_cut: cut }, 'stopped');
     this.flushLogs();
     this.unsubscribeAccess?.();
   }
@@ -170,6 +175,7 @@ export class Usher implements ListenerOwner {
 
   exchangeDone(ex: Exchange): void {
     this.inflight--;
+    this.stats.requests++;
     const rt = ex.runtime as Runtime;
     if (--rt.inflight === 0 && rt.onDrained !== null && rt !== this.runtime) {
       const drained = rt.onDrained;

@@ -8,13 +8,16 @@ export interface LoadedCertificate {
   readonly names: readonly string[];
   readonly notAfter: Date;
   readonly fingerprint: string;
+  /** "rsa", "ec", ... (key-types.ts: SNI beside a default of another type). */
+  readonly keyType: string;
 }
 
 /** Parses a PEM chain + key. `names` empty: the DNS names of the subjectAltName (RFC 6125 §6.4.4: the CN only without SANs). */
 export function loadCertificate(cert: string, key: string, names: readonly string[] = []): LoadedCertificate {
   const x = new X509Certificate(cert);
   const found = names.length > 0 ? names : certificateNames(x);
-  return Object.freeze({ cert, key, names: Object.freeze([...found]), notAfter: new Date(x.validTo), fingerprint: x.fingerprint256 });
+  return Object.freeze({ cert, key, names: Object.freeze([...found]), notAfter: new Date(x.validTo), fingerprint: x.fingerprint256,
+    keyType: x.publicKey.asymmetricKeyType ?? 'unknown' });
 }
 
 export function certificateNames(x: X509Certificate): string[] {

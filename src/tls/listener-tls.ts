@@ -8,6 +8,7 @@ import { basename, dirname } from 'node:path';
 import { createSecureContext, type SecureContext, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { CertificateFiles, ListenerTlsConfig } from '../config/types.js';
 import { loadCertificate, lookupName, type LoadedCertificate } from './certificate.js';
+import { mixedKeyTypeProblem, preferOtherThan } from './key-types.js';
 import type { CertSource } from './source.js';
 
 /** ALPN id of TLS-ALPN-01 validation connections (RFC 8737 §6.2). */
@@ -58,7 +59,7 @@ export class ListenerTls {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     return {
-      ...this.contextOptions(this.defaultCertificate()),
+      ...this.defaultContextOptions(this.defaultCertificate()),
       requestCert: this.config.client_auth !== null,
       rejectUnauthorized: this.config.client_auth?.mode === 'require',
       // Node calls these as methods of the TLSSocket being handshaken (lib/_tls_wrap.js): the
@@ -172,6 +173,21 @@ export class ListenerTls {
     return options;
   }
 
+  /**
+   * The server's own context: the default certificate, and, when SNI may choose a certificate of
+   * another key type, the order that lets that one win (key-types.ts). Only this context's order
+   * counts: Node takes nothing but the certificate, key and chain from an SNI context.
+   */
+  private defaultContextOptions(cert: LoadedCertificate | undefined): TlsOptions {
+    const options = this.contextOptions(cert);
+    if (cert === undefined) return options;
+    // ACME certificates are ECDSA (acme/manager.ts), acme-client's TLS-ALPN-01 ones RSA: with a
+    // source, either type may come by SNI.
+    const mixed = this.source !== undefined || [...this.files.byName.values()].some((c) => c.keyType !== cert.keyType);
+    const order = mixed ? preferOtherThan(cert.keyType, this.config.ciphers) : undefined;
+    return order === undefined ? options : { ...options, ...order };
+  }
+
   private defaultCertificate(): LoadedCertificate | undefined {
     return this.files.default ?? this.source?.any();
   }
@@ -182,7 +198,7 @@ export class ListenerTls {
     if (this.server === undefined || (!force && next === this.currentDefault)) return;
     this.currentDefault = next;
     const keys = this.config.session_tickets ? this.server.getTicketKeys() : undefined;
-    this.server.setSecureContext(this.contextOptions(next));
+    this.server.setSecureContext(this.defaultContextOptions(next));
     // setSecureContext makes a new context with new ticket keys: keep the current ones.
     if (keys !== undefined) this.server.setTicketKeys(keys);
   }
@@ -275,5 +291,11 @@ function loadFiles(c: ListenerTlsConfig): FileSet {
     for (const n of cert.names) if (!byName.has(n)) byName.set(n, cert);
   }
   const dflt = c.default ? loadOne(c.default) : first;
+  // The config check reports this at the file's line; a certificate replaced on disk by one of
+  // another type is refused here (the previous certificates stay).
+  for (const cert of byName.values()) {
+    const problem = dflt === undefined ? undefined : mixedKeyTypeProblem(dflt.keyType, cert.keyType);
+    if (problem !== undefined) throw new Error(`${cert.names.join(', ')}: ${problem}`);
+  }
   return { byName, default: dflt, ca: c.client_auth === null ? undefined : readFileSync(c.client_auth.ca, 'utf8') };
 }

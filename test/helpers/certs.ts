@@ -19,9 +19,15 @@ export interface CertDir {
   dir: string;
   ca(name: string): TestCert;
   /** A certificate signed by `ca` (or self-signed without one). `sans`: "DNS:a.test", "IP:127.0.0.1". */
-  issue(name: string, opts: { cn: string; sans?: string[]; ca?: TestCert; client?: boolean; days?: number }): TestCert;
+  issue(name: string, opts: { cn: string; sans?: string[]; ca?: TestCert; client?: boolean; days?: number; keyType?: KeyType }): TestCert;
   remove(): void;
 }
+
+/** `ec`: P-256 (the default), `rsa`: 2048 bits, `ed25519`. */
+export type KeyType = 'ec' | 'rsa' | 'ed25519';
+
+const newKey = (type: KeyType | undefined): string[] =>
+  type === 'rsa' ? ['-newkey', 'rsa:2048'] : type === 'ed25519' ? ['-newkey', 'ed25519'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 
 function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -55,11 +61,11 @@ export function certDir(): CertDir {
       writeFileSync(ext, `${lines.join('\n')}\n`);
       const days = String(opts.days ?? 30);
       if (opts.ca === undefined) {
-        openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', days, '-subj', `/CN=${opts.cn}`,
+        openssl(['req', '-x509', ...newKey(opts.keyType), '-nodes', '-days', days, '-subj', `/CN=${opts.cn}`,
           '-extensions', 'v3', '-config', writeConfig(dir, name, lines), '-keyout', keyPath, '-out', certPath]);
       } else {
         const csr = join(dir, `${name}.csr`);
-        openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${opts.cn}`, '-keyout', keyPath, '-out', csr]);
+        openssl(['req', '-new', ...newKey(opts.keyType), '-nodes', '-subj', `/CN=${opts.cn}`, '-keyout', keyPath, '-out', csr]);
         openssl(['x509', '-req', '-in', csr, '-CA', opts.ca.certPath, '-CAkey', opts.ca.keyPath, '-set_serial', String(1000 + serial++),
           '-days', days, '-extfile', ext, '-out', certPath]);
       }

@@ -26,7 +26,7 @@ function example(server1: string, server2: string, extra = ''): string {
 test('--help: exit 0, lists the commands, options and exit codes', LIMIT, async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0, r.stderr);
-  for (const s of ['usher serve', 'usher validate', '--config', '--listen', '--help', '--version', 'SIGTERM', 'SIGHUP']) {
+  for (const s of ['usher serve', 'usher validate', 'usher explain', '--config', '--help', '--version', 'SIGTERM', 'SIGHUP']) {
     assert.ok(r.stdout.includes(s), `--help mentions ${s}:\n${r.stdout}`);
   }
   for (const code of ['0', '1', '2', '3', '70']) {
@@ -63,7 +63,7 @@ test('validate: the issue example, exactly as written, is valid', LIMIT, async (
   const file = writeFile(join(tempDir(t), 'usher.yaml'), EXAMPLE);
   const r = await runCli(['validate', '--config', file]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /valid \(3 routes, 1 upstreams\)/);
+  assert.match(r.stdout, /valid \(3 routes, 1 upstream\)/);
 });
 
 test('validate: an invalid config exits 1 with file:line:col, the path and a did-you-mean', LIMIT, async (t) => {

@@ -79,13 +79,13 @@ routes:
   - match: { path: /x }
 `;
   assert.deepEqual(errors(text), [
-    [4, 5, 'routes[0]', 'a route takes exactly one of "upstream" or "respond", found both', 'split it into two routes, or remove one'],
+    [4, 5, 'routes[0]', 'a route takes exactly one of "upstream", "split", "respond" or "redirect", found "upstream" and "respond"', 'split it into several routes, or remove all but one'],
     [
       7,
       5,
       'routes[1]',
-      'a route takes exactly one of "upstream" or "respond", found neither',
-      'add "upstream: <name>" to proxy the request, or "respond:" to answer it directly',
+      'a route takes exactly one of "upstream", "split", "respond" or "redirect", found none',
+      'add "upstream: <name>" to proxy the request, "split:" to divide it between upstreams, "respond:" to answer it directly, or "redirect:" to send the client elsewhere',
     ],
   ]);
 });
@@ -309,7 +309,7 @@ test('JSON: positions of errors, and JSON syntax is strict', async () => {
   assert.equal(r.ok, false);
   assert.deepEqual(brief(r.errors), [
     [6, 61, 'upstreams.app.balance', 'expected one of round_robin, least_request, least_conn, random, hash, sticky, got "fastest"'],
-    [8, 13, 'routes[0]', 'a route takes exactly one of "upstream" or "respond", found both', 'split it into two routes, or remove one'],
+    [8, 13, 'routes[0]', 'a route takes exactly one of "upstream", "split", "respond" or "redirect", found "upstream" and "respond"', 'split it into several routes, or remove all but one'],
     [9, 11, 'log.levle', 'unknown key "levle"', 'did you mean "level"?'],
   ]);
   assert.equal(r.errors[0]?.file, file);

@@ -70,9 +70,9 @@ test('validate warns about duplicate and shadowed routes, and only those', () =>
   - { priority: 5, match: { host: b.test, path: /api }, upstream: canary }
 `),
     [
-      [7, 5, 'routes[1]', 'route "routes[1]" duplicates "routes[0]" (routes[0]): same priority and match, so it never matches', 'remove one, or make their matches differ'],
-      [9, 5, 'routes[3]', 'route "routes[3]" can never match: "routes[2]" (routes[2]) matches every request it would, and it has a higher priority (5 > 0)', 'reorder them, narrow the broader route, or raise this route\'s priority'],
-      [10, 5, 'routes[4]', 'route "routes[4]" can never match: "routes[0]" (routes[0]) matches every request it would, and it comes first in the file', 'reorder them, narrow the broader route, or raise this route\'s priority'],
+      [7, 5, 'routes[1]', 'this route duplicates routes[0]: same priority and match, so it never matches', 'remove one, or make their matches differ'],
+      [9, 5, 'routes[3]', 'this route can never match: routes[2] matches every request it would, and it has a higher priority (5 > 0)', 'reorder them, narrow the broader route, or raise this route\'s priority'],
+      [10, 5, 'routes[4]', 'this route can never match: routes[0] matches every request it would, and it comes first in the file', 'reorder them, narrow the broader route, or raise this route\'s priority'],
     ],
   );
   assert.deepEqual(warnings('  - { match: { path: "/a//b/../%7Ec" }, upstream: app }\n  - { match: { path: { exact: /x/./y } }, upstream: canary }\n'), [
