@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { constants, createServer as createH2cServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { test } from 'node:test';
 import { rawRequest, rawStatus, request } from '../helpers/client.js';
-import { CERT_FILE, h2request, h2session, KEY_FILE } from '../helpers/h2.js';
+import { CERT_FILE, FLAG, frame, FRAME, h2request, h2session, KEY_FILE, PREFACE, requestBlock } from '../helpers/h2.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
 import { config, proxyTo, startUsher, waitFor } from '../helpers/usher.js';
 
@@ -278,4 +278,33 @@ test('HTTP/1.1 on an h2c listener keeps its limits: slow head 408, big head 431,
   assert.equal(two.match(/HTTP\/1\.1 200 OK/g)?.length, 2);
   // Nothing sent at all: closed once timeouts.request_header passes, before the protocol is known.
   assert.equal(await rawRequest(u.port, '', 3000), '');
+});
+
+test('shutdown: an HTTP/2 client that never closes its side of the connection is cut when the grace period ends; close() returns', async (t) => {
+  const held: ServerResponse[] = [];
+  const up = await startUpstream('a', (req, res) => {
+    req.resume();
+    held.push(res);
+  });
+  const u = await startUsher({ listeners: [{ address: '127.0.0.1:0', http2: {} }], upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
+  // allowHalfOpen: usher's FIN alone does not end this client's side, as with a client that
+  // ignores GOAWAY, or node 24's own client while a stream it has not read to the end is open.
+  const socket = netConnect({ host: '127.0.0.1', port: u.port, allowHalfOpen: true });
+  socket.on('error', () => {});
+  socket.resume();
+  let cut = false;
+  socket.on('end', () => (cut = true));
+  socket.on('close', () => (cut = true));
+  t.after(async () => {
+    socket.destroy();
+    held.forEach((r) => r.destroy());
+    await up.close();
+  });
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(Buffer.concat([PREFACE, frame(FRAME.SETTINGS, 0, 0), frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, requestBlock('/held'))]));
+  await waitFor(() => held.length === 1, 5000, 'the request reached the upstream');
+  // Before the fix this never returned: node's session.destroy() after a graceful close() only
+  // ends the socket and waits for the peer's FIN, so the listener's close() never completed.
+  await u.close(100);
+  await waitFor(() => cut, 5000, 'usher closed the connection');
 });
