@@ -30,6 +30,7 @@ if (selected.length === 0) {
 // 180 s. --test-force-exit ends a file whose timed-out test left sockets open.
 const major = Number(process.versions.node.split('.')[0]);
 const timeoutMs = major >= 24 ? 60_000 : 180_000;
+console.log(`node ${process.version}: ${selected.length} test files`);
 const r = spawnSync(
   process.execPath,
   ['--test', '--test-concurrency=2', `--test-timeout=${timeoutMs}`, '--test-force-exit', ...selected],
