@@ -38,7 +38,8 @@ function present(pkg) {
 }
 
 function run(cmd, args, env) {
-  console.log(`system-deps: $ ${cmd} ${args.join(' ')}`);
+  const prefix = Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');
+  console.log(`system-deps: $ ${prefix}${cmd} ${args.join(' ')}`);
   const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
   return r.status === 0;
 }
