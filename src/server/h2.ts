@@ -50,6 +50,8 @@ export class H2Front {
   readonly h2: Http2Server;
   readonly settings: Http2Settings;
   private readonly sessions = new Set<Http2Session>();
+  /** The connections handed to node's HTTP/2 server (the cut in destroy() needs them). */
+  private readonly sockets = new Set<Socket>();
   private readonly http1: ((socket: Socket) => void)[];
   private readonly server: Server;
   private readonly owner: HandlerOwner;
@@ -99,6 +101,12 @@ export class H2Front {
 
   destroy(): void {
     for (const s of this.sessions) s.destroy();
+    // A session that was close()d first (stopAccepting) and is then destroyed only ends its
+    // socket and waits for the peer's FIN (node's finishSessionClose destroys the socket only
+    // when the session was not closed gracefully). A client that keeps its side open — one
+    // that ignores GOAWAY, or node 24's client while it holds a stream it has not read to the
+    // end — then held the listener's close(), and usher's shutdown, forever. Cut them here.
+    for (const socket of this.sockets) socket.destroy();
   }
 
   /**
@@ -141,6 +149,8 @@ export class H2Front {
   }
 
   private toH2(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     this.h2.emit('connection', socket);
   }
 

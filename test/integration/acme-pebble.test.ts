@@ -10,7 +10,7 @@ import { pebbleInstalled, startPebble, type Pebble } from '../helpers/pebble.js'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
-if (!pebbleInstalled()) throw new Error('pebble is not installed: apt-get install -y pebble (.ci/run does it)');
+if (!pebbleInstalled()) throw new Error('pebble is not installed: `node scripts/system-deps.js` installs it or prints the command (npm test runs it first)');
 
 let pebble: Pebble;
 let up: TestUpstream;

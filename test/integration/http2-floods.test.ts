@@ -104,9 +104,18 @@ test('h2: an :authority with userinfo, or a Host naming another authority, is 40
   });
   const s = await h2session(u.url);
   t.after(() => s.close());
-  const userinfo = await h2request(s, { ':path': '/u', ':authority': 'admin@public.test' });
-  assert.equal(userinfo.status, 400);
-  assert.match(userinfo.body.toString(), /bad_request/);
+  // Refused either way, never proxied: Node 20's HTTP/2 layer passes the userinfo to usher,
+  // which answers 400 bad_request; Node 22+'s (nghttp2's :authority check) resets the stream
+  // with PROTOCOL_ERROR before usher sees it (RFC 9113 §8.1.1, a malformed request).
+  const userinfo = await h2request(s, { ':path': '/u', ':authority': 'admin@public.test' }).catch((err: NodeJS.ErrnoException) => err);
+  const byUsher = !(userinfo instanceof Error);
+  if (byUsher) {
+    assert.equal(userinfo.status, 400);
+    assert.match(userinfo.body.toString(), /bad_request/);
+  } else {
+    assert.equal(userinfo.code, 'ERR_HTTP2_STREAM_ERROR');
+    assert.match(userinfo.message, /NGHTTP2_PROTOCOL_ERROR/);
+  }
   const c = await rawH2(u.port);
   t.after(() => c.socket.destroy());
   // node's client would not send both: raw frames. Routing would see :authority, a Host-reading upstream the other.
@@ -114,7 +123,7 @@ test('h2: an :authority with userinfo, or a Host naming another authority, is 40
   await waitFor(() => parseFrames(c.received()).some((f) => f.type === FRAME.HEADERS && f.streamId === 1), 5000, 'a reply on stream 1');
   assert.match(c.received().toString('latin1'), /bad_request/);
   assert.equal(up.requests.length, 0, 'nothing reached the upstream');
-  assert.equal(u.access.filter((l) => l.reason === 'bad_request').length, 2);
+  assert.equal(u.access.filter((l) => l.reason === 'bad_request').length, byUsher ? 2 : 1);
   const same = await h2request(s, { ':path': '/ok', ':authority': 'public.test', host: 'public.test' });
   assert.equal(same.status, 200, 'a Host equal to :authority is fine');
   assert.equal(up.requests[0]!.headers.host, 'public.test');
