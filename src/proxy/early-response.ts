@@ -35,6 +35,8 @@ export function bodyStillArriving(req: IncomingMessage, streaming: boolean): boo
  */
 export function lingerAfterEarlyResponse(req: IncomingMessage, res: ServerResponse, socket: Socket): void {
   if (req.httpVersionMajor !== 1) return;
+  // The body-idle timer is the socket's: off before the request lets go of it.
+  req.setTimeout(0);
   (req as { socket: Socket | null }).socket = null;
   (req as unknown as { _dump?: () => void })._dump?.();
   res.once('finish', () => lingerClose(socket));

@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import type { BodyObserver } from '../pipeline/types.js';
 import { BodyLimit } from './body-limit.js';
+import { usherHoldsBody } from './body-idle.js';
 
 /** What the body tells the exchange that owns it. */
 export interface BodyOwner {
@@ -32,10 +33,12 @@ export class RequestBody {
   private chunks: Buffer[] | null = null;
   private size = 0;
   private max = Infinity;
+  readonly idleMs: number;
 
   constructor(owner: BodyOwner, req: IncomingMessage, idleMs: number) {
     this.owner = owner;
     this.req = req as BodyReq;
+    this.idleMs = idleMs;
     this.req[kBody] = this;
     // On the request, not the socket: on HTTP/2 the socket is the whole session's.
     req.setTimeout(idleMs);
@@ -129,7 +132,10 @@ export class RequestBody {
 }
 
 function onIdle(this: BodyReq): void {
-  this[kBody]!.owner.bodyIdle();
+  const body = this[kBody]!;
+  // Blocked by backpressure (a slow upstream) is not idle: body-idle.ts.
+  if (usherHoldsBody(this, body.idleMs)) return;
+  body.owner.bodyIdle();
 }
 
 function onEnd(this: BodyReq): void {
