@@ -12,18 +12,42 @@
 // requests) and, with no other listener, destroys the socket; the listener on the response
 // (HTTP/1.1 only) turns the timer off instead: there is nothing more to wait for.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+//
+// A timer can also fire late, after the event loop was busy: timers run before the poll phase
+// that would read what the client sent meanwhile. So on HTTP/1.1 a timer that finds usher
+// waiting looks once more after that phase (setImmediate) and counts only if no byte arrived on
+// the socket since. (On HTTP/2 the socket is the whole session's: its bytes say nothing of
+// this stream, and the stream's state is taken as it is.)
 
-/** The timer fired: true when usher, not the client, holds the body up (the timer is re-armed). */
-export function usherHoldsBody(req: IncomingMessage, idle: number): boolean {
-  // Destroyed: the client left, or the request was detached from its socket (early-response.ts).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+const kLooked = Symbol('usher.bodyIdle.looked');
+type LookedRequest = IncomingMessage & { [kLooked]?: number };
+
+/**
+ * The timer fired: true when it does not count (usher holds the body up: the timer is armed
+ * again; or it looks again after the I/O phase: `again(req)`, which calls this once more).
+ */
+export function usherHoldsBody(req: IncomingMessage, socket: Socket, idle: number, again: (req: IncomingMessage) => void): boolean {
+  // Destroyed: the client left while usher looked again, or the request was detached from its
+  // socket (early-response.ts).
   if (req.destroyed) return true;
+  // Complete: nothing more to wait for.
   if (req.complete) {
     req.setTimeout(0);
     return true;
   }
-  if (req.readableFlowing === true && req.readableLength === 0) return false;
-  req.setTimeout(idle);
+  const r = req as LookedRequest;
+  const looked = r[kLooked];
+  r[kLooked] = undefined;
+  if (req.readableFlowing !== true || req.readableLength > 0 || (looked !== undefined && socket.bytesRead !== looked)) {
+    req.setTimeout(idle);
+    return true;
+  }
+  if (looked !== undefined || req.httpVersionMajor !== 1) return false;
+  r[kLooked] = socket.bytesRead;
+  setImmediate(again, req);
   return true;
 }
 
