@@ -16,6 +16,7 @@ import { clientIdentityHeaders } from '../tls/client-cert.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { Attempt } from './attempt.js';
 import { RequestHead, scanRequestHeaders, type ForwardSettings } from './headers.js';
+import { watchCompleteBody } from './body-idle.js';
 import { RequestBody, type BodyOwner } from './request-body.js';
 import { upgradeOf } from './upgrade.js';
 
@@ -170,7 +171,12 @@ export abstract class ExchangeContext implements RequestContext, BodyOwner {
   }
 
   protected ensureBody(): RequestBody {
-    return (this.body ??= new RequestBody(this, this.req, this.runtime.config.timeouts.body_idle));
+    if (this.body === null) {
+      this.body = new RequestBody(this, this.req, this.runtime.config.timeouts.body_idle);
+      // A body received whole but not yet read is not the client's gap (body-idle.ts).
+      watchCompleteBody(this.req, this.res);
+    }
+    return this.body;
   }
 
   protected doneEvent(): DoneEvent {

@@ -13,6 +13,7 @@ import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../
 import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline/types.js';
 import { routeRequestFor } from '../router/index.js';
 import { grpcTrailersOnly, isGrpc, sendGrpcLocalReply } from './grpc.js';
+import { bodyStillArriving } from './early-response.js';
 import { appendForwardingHeaders, hostValueIndex } from './headers.js';
 import { localReplyFor, wantsJson } from './local-reply.js';
 import { isIdempotent } from './retry-decision.js';
@@ -249,6 +250,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     const res = this.res;
     const transforms = bodyless(head.status, this.req.method!) ? null : this.bodyTransforms(head);
     if (this.owner.draining) res.shouldKeepAlive = false;
+    // An answer before the whole upload: the connection closes after it (early-response.ts).
+    if (bodyStillArriving(this.req, this.body !== null && this.body.stream !== null)) res.shouldKeepAlive = false;
     try {
       // A gRPC Trailers-Only response (grpc-status in the head) must stay one HEADERS frame. Only
       // HTTP/2 requests can be gRPC: a plain HTTP/1.1 response never scans its fields for it.

@@ -3,9 +3,11 @@
 // (retry.buffer_body) or for a request_body filter — with the body-idle timer and observers
 // (a mirror's copy) that see the bytes without pausing or replacing them.
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import type { BodyObserver } from '../pipeline/types.js';
 import { BodyLimit } from './body-limit.js';
+import { usherHoldsBody } from './body-idle.js';
 
 /** What the body tells the exchange that owns it. */
 export interface BodyOwner {
@@ -32,10 +34,15 @@ export class RequestBody {
   private chunks: Buffer[] | null = null;
   private size = 0;
   private max = Infinity;
+  readonly idleMs: number;
+  /** Kept: early-response.ts detaches the request from its socket. */
+  readonly socket: Socket;
 
   constructor(owner: BodyOwner, req: IncomingMessage, idleMs: number) {
     this.owner = owner;
     this.req = req as BodyReq;
+    this.idleMs = idleMs;
+    this.socket = req.socket;
     this.req[kBody] = this;
     // On the request, not the socket: on HTTP/2 the socket is the whole session's.
     req.setTimeout(idleMs);
@@ -129,7 +136,14 @@ export class RequestBody {
 }
 
 function onIdle(this: BodyReq): void {
-  this[kBody]!.owner.bodyIdle();
+  const body = this[kBody]!;
+  // Blocked by backpressure (a slow upstream) is not idle: body-idle.ts.
+  if (usherHoldsBody(this, body.socket, body.idleMs, idleAgain)) return;
+  body.owner.bodyIdle();
+}
+
+function idleAgain(req: IncomingMessage): void {
+  onIdle.call(req as BodyReq);
 }
 
 function onEnd(this: BodyReq): void {

@@ -8,7 +8,6 @@
 
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import type { TunnelHost } from './tunnel.js';
 import { filterResponseHeaders } from './headers.js';
 import { openH2Tunnel } from './upgrade-h2.js';
@@ -62,6 +61,7 @@ export function openTunnel(ex: TunnelHost, statusCode: number, rawHeaders: reado
   ex.res.writeHead(statusCode, headers);
   // A 101 has no body: end() writes the head now; the socket is the tunnel's from here.
   ex.res.end();
+  // A close on either side (an error destroys the socket, hence closes it) tears down both.
   client.on('close', () => upstream.destroy());
   upstream.on('close', () => client.destroy());
   // Activity in either direction is activity on the client socket (reads and writes).
@@ -72,14 +72,13 @@ export function openTunnel(ex: TunnelHost, statusCode: number, rawHeaders: reado
       client.destroy();
     });
   }
-  // Backpressure both ways; an error or close on either side tears down both.
-  pipeline(client, upstream, (err) => {
-    if (err) client.destroy();
-  });
-  pipeline(upstream, client, (err) => {
-    if (err) upstream.destroy();
-  });
-  client.resume();
+  // Backpressure both ways, and a FIN is passed on as a FIN (pipe ends its destination). Not
+  // stream.pipeline(): its end-of-stream watchers put 4 more 'close' listeners on each socket
+  // per direction, 11 on the client socket in all (with node:http's, the tunnel set's and the
+  // one above), past the default limit of 10: a MaxListenersExceededWarning on every tunnel.
+  // The teardown above already does what pipeline's error handling did.
+  client.pipe(upstream);
+  upstream.pipe(client);
 }
 
 /** Closes every open tunnel (after the graceful-shutdown period). */

@@ -21,6 +21,7 @@ import type { PickContext } from '../upstream/balancer.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { Attempt, type TryOwner } from './attempt.js';
 import { ExchangeContext } from './context.js';
+import { bodyStillArriving, lingerAfterEarlyResponse } from './early-response.js';
 import { filterResponseHeaders, trailersObject } from './headers.js';
 import { relayInterim } from './interim.js';
 import { decideRetry, usesBudget, type RetryFacts } from './retry-decision.js';
@@ -145,6 +146,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   }
 
   tryComplete(_t: Attempt, trailers: readonly (Buffer | string)[] | null): void {
+    // Complete before the whole upload arrived: a lingering close after it (early-response.ts).
+    if (bodyStillArriving(this.req, this.body !== null && this.body.stream !== null)) lingerAfterEarlyResponse(this.req, this.res, this.socket);
     if (this.sink !== null) {
       // A transformed body ends with the transform; trailers described the original bytes.
       this.sink.end();

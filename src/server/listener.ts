@@ -10,6 +10,7 @@ import { newRequestId } from '../observability/request-id.js';
 import { listenerChain } from '../pipeline/compile.js';
 import { handleRequest, kResponse, type HandlerOwner, type ListenerEntry, type ResponseSocket } from './handler.js';
 import { H2Front } from './h2.js';
+import { KeepAliveIdle } from './keep-alive.js';
 import { closeTunnels } from '../proxy/upgrade.js';
 import { handleUpgrade } from './upgrade.js';
 import { TlsEdge } from '../tls/edge.js';
@@ -43,13 +44,17 @@ export class Listener {
   private edgeConfig: ListenerConfig;
   /** What every request of this listener carries into the request path: its filters. */
   readonly entry: ListenerEntry;
+  /** Idle keep-alive connections: timed by usher, not node (keep-alive.ts: no Keep-Alive field). */
+  private readonly idle: KeepAliveIdle;
 
   constructor(owner: ListenerOwner, config: ListenerConfig, settings: UsherConfig) {
     this.owner = owner;
     this.config = config;
     const t = settings.timeouts;
+    const idle = (this.idle = new KeepAliveIdle(t.keep_alive));
     const options = {
-      keepAliveTimeout: t.keep_alive,
+      // 0: node would write "Keep-Alive: timeout=N" into every response; usher times idle connections itself.
+      keepAliveTimeout: 0,
       headersTimeout: t.request_header,
       // The whole-request timer would cut long uploads; usher times body gaps instead (body_idle).
       requestTimeout: 0,
@@ -72,7 +77,10 @@ export class Listener {
         return tls !== undefined && tls.config.client_auth !== null;
       },
     });
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, entry, req, res, false);
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      idle.request(req, res);
+      handleRequest(owner, entry, req, res, false);
+    };
     // ALPN is chosen by ListenerTls's callback (it also answers acme-tls/1), so h2 is offered there.
     this.server = this.tls
       ? createHttpsServer({ ...options, ...this.tls.serverOptions(config.http2 ? ['h2', 'http/1.1'] : ['http/1.1']) }, onRequest)
@@ -83,7 +91,10 @@ export class Listener {
     this.applySettings(settings);
     // TCP connections (TLS and HTTP/2 ones too: they arrive here before their handshake).
     this.server.on('connection', () => owner.stats.connections++);
-    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handleRequest(owner, entry, req, res, true));
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      idle.request(req, res);
+      handleRequest(owner, entry, req, res, true);
+    });
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', ignore);
@@ -93,7 +104,7 @@ export class Listener {
 
   /** Settings that can change on a live server at reload (header_size cannot: it needs a restart). */
   applySettings(settings: UsherConfig): void {
-    this.server.keepAliveTimeout = settings.timeouts.keep_alive;
+    this.idle.timeout = settings.timeouts.keep_alive;
     this.server.headersTimeout = settings.timeouts.request_header;
     // Node silently truncates past maxHeadersCount; one more than the limit lets usher see the excess and answer 431.
     this.server.maxHeadersCount = settings.limits.header_count + 1;

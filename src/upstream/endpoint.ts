@@ -10,6 +10,8 @@ export interface PanicState {
 }
 const NEVER_PANIC: PanicState = Object.freeze({ on: false });
 import { upstreamConnect, upstreamServername } from '../tls/upstream.js';
+import { acceptUnsolicitedContinue } from './unsolicited-continue.js';
+import { readAfterWriteReset } from './write-reset.js';
 
 /**
  * One upstream server: its connection pool and its state. Building one opens nothing (`usher
@@ -96,6 +98,9 @@ export class Endpoint implements BalancerEndpoint {
   }
 
   private open(): Pool {
+    // Process-wide and idempotent; here, not in the constructor: building an endpoint opens nothing.
+    acceptUnsolicitedContinue();
+    readAfterWriteReset();
     const pool = (this.openedPool = new Pool(this.origin, this.poolOptions));
     // Closed before it ever opened, and still asked for (a request on a retired runtime): a
     // closed pool answers ClientClosedError, as the pool would had it been open before.

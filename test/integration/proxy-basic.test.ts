@@ -149,8 +149,8 @@ test('hop-by-hop headers are removed both ways; Connection cannot strip what ush
   for (const name of ['x-upstream-private', 'server', 'x-powered-by']) {
     assert.equal(r.headers[name], undefined, `${name} must not reach the client`);
   }
-  // Keep-Alive downstream is usher's own (its keep_alive timeout), never the upstream's.
-  assert.equal(r.headers['keep-alive'], 'timeout=5');
+  // The upstream's Keep-Alive is hop-by-hop, and usher sends none of its own (RFC 9112 Appendix C.2.2).
+  assert.equal(r.headers['keep-alive'], undefined);
   assert.equal(r.headers['x-kept'], 'yes');
   assert.equal(r.headers.via, '1.1 usher');
 });
