@@ -361,3 +361,14 @@ routes: [{ upstream: app }]
   const ok = `${L}upstreams:\n  app:\n    servers: [http://a]\n    hash: { key: path }\nroutes: [{ upstream: app }]\n`;
   assert.deepEqual(warnings(ok), [[5, 5, 'upstreams.app.hash', '"hash" has no effect unless balance is "hash" (it is "round_robin")']]);
 });
+
+test('a 1 MiB unknown key is answered with the keys allowed there (did-you-mean is bounded by length)', () => {
+  // Found by fuzzing: a full edit-distance table per candidate made this take 29 s.
+  const key = 'x'.repeat(1024 * 1024);
+  const [issue, ...more] = errors(`${L}upstreams: { app: { servers: [http://a] } }\nroutes: [{ upstream: app, ${key}: 1 }]\n`);
+  assert.deepEqual(more, []);
+  assert.deepEqual(issue?.slice(0, 4), [3, 27, `routes[0].${key}`, `unknown key "${key}"`]);
+  assert.match(issue?.[4] ?? '', /^allowed here: name, match, /);
+  // A near-miss a little longer than a word still gets its suggestion.
+  assert.deepEqual(errors(`${L}log: { levels: info }\n`), [[2, 8, 'log.levels', 'unknown key "levels"', 'did you mean "level"?']]);
+});
