@@ -9,6 +9,7 @@ import { DEFAULTS, type ConfigInput } from './schema.js';
 import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from './normalize-tls.js';
 import type { HealthCheckConfig, Http2Settings, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
+import { dict } from '../util/dict.js';
 
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
@@ -43,10 +44,11 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     return out;
   });
 
-  const upstreams: Record<string, UpstreamConfig> = {};
+  const upstreams = dict<UpstreamConfig>();
   for (const [name, u] of Object.entries(input.upstreams ?? {})) {
-    upstreams[name] = normalizeUpstream(name, u, source(['upstreams', name], 'key'));
-    if (u.tls) upstreams[name].tls = normalizeUpstreamTls(u.tls, filePath);
+    const upstream = normalizeUpstream(name, u, source(['upstreams', name], 'key'));
+    if (u.tls) upstream.tls = normalizeUpstreamTls(u.tls, filePath);
+    upstreams[name] = upstream;
   }
 
   const routes = (input.routes ?? []).map((r, index) => normalizeRoute(r, index, source(['routes', index], 'value')));
@@ -225,7 +227,7 @@ function normalizeRoute(r: RouteInput, index: number, source: SourceLocation): R
     route.respond = {
       status: r.respond.status ?? DEFAULTS.respond.status,
       body: r.respond.body ?? DEFAULTS.respond.body,
-      headers: { ...(r.respond.headers ?? DEFAULTS.respond.headers) },
+      headers: dict(Object.entries(r.respond.headers ?? DEFAULTS.respond.headers)),
     };
   }
   return route;

@@ -146,7 +146,7 @@ export interface UpstreamConfig {
 export interface RespondAction {
   status: number; // 100..599, default 200
   body: string; // default ""
-  headers: Record<string, string>; // default {}
+  headers: Record<string, string>; // default {}; null-prototype (src/util/dict.ts)
 }
 
 export interface RouteMatch {
@@ -223,6 +223,7 @@ export interface LogSettings {
 
 export interface UsherConfig {
   listeners: ListenerConfig[]; // at least one
+  /** Null-prototype: a name such as "__proto__" is only a name (src/util/dict.ts). */
   upstreams: Record<string, UpstreamConfig>; // may be empty when all routes respond
   routes: RouteConfig[]; // may be empty (every request: 404 no_route)
   timeouts: DownstreamTimeouts;

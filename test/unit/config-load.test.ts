@@ -68,6 +68,7 @@ test('the README example loads and normalizes', () => {
   assert.deepEqual(config, {
     listeners: [{ address: '127.0.0.1:8080', host: '127.0.0.1', port: 8080 }],
     upstreams: {
+      __proto__: null,
       app: {
         name: 'app',
         servers: [server(3001), server(3002)],
@@ -92,7 +93,7 @@ test('the README example loads and normalizes', () => {
         name: 'routes[1]',
         index: 1,
         match: { hosts: [], path: '/admin' },
-        respond: { status: 403, body: 'forbidden\n', headers: {} },
+        respond: { status: 403, body: 'forbidden\n', headers: { __proto__: null } },
         source: { file: 'usher.yaml', line: 11, column: 5 },
       },
       {
@@ -119,7 +120,7 @@ test('defaults are applied to everything left out', () => {
   const config = ok(loadConfigText('listeners: [{ address: 8080 }]\n', 'min.yaml', {}));
   assert.deepEqual(config, {
     listeners: [{ address: '8080', host: '0.0.0.0', port: 8080 }],
-    upstreams: {},
+    upstreams: { __proto__: null },
     routes: [],
     ...DEFAULT_TOP_LEVEL,
     file: 'min.yaml',
@@ -129,7 +130,7 @@ test('defaults are applied to everything left out', () => {
   );
   assert.deepEqual(withUpstream.upstreams.a?.pool, { max_connections: 128, keep_alive_timeout: 60_000 });
   const respond = ok(loadConfigText('listeners: [{ address: 8080 }]\nroutes: [{ respond: {} }]\n', 'r.yaml', {}));
-  assert.deepEqual(respond.routes[0]?.respond, { status: 200, body: '', headers: {} });
+  assert.deepEqual(respond.routes[0]?.respond, { status: 200, body: '', headers: { __proto__: null } });
 });
 
 test('the result is deeply frozen', () => {
@@ -187,7 +188,7 @@ test('every section of the reference config loads, without warnings', async () =
   );
   assert.deepEqual(config.routes[0]?.match, { hosts: ['example.test', '*.example.test'], path: '/api' });
   assert.equal(config.routes[0]?.name, 'api');
-  assert.deepEqual(config.routes[1]?.respond, { status: 403, body: 'forbidden\n', headers: { 'content-type': 'text/plain' } });
+  assert.deepEqual(config.routes[1]?.respond, { status: 403, body: 'forbidden\n', headers: { __proto__: null, 'content-type': 'text/plain' } });
   assert.equal(config.routes[2]?.name, 'routes[2]');
   assert.equal(config.limits.body, 10 * 1024 * 1024);
   assert.deepEqual(config.proxy.trusted_proxies, ['10.0.0.0/8', '::1/128']);
