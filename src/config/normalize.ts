@@ -121,7 +121,7 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     panic_threshold: u.panic_threshold ?? DEFAULTS.upstream.panic_threshold,
     slow_start: parseDuration(u.slow_start ?? DEFAULTS.upstream.slow_start),
     health_check: u.health_check === undefined ? null : normalizeHealthCheck(u.health_check),
-    outlier_detection: u.outlier_detection === undefined ? null : normalizeOutlier(u.outlier_detection),
+    outlier_detection: u.outlier_detection?.enabled === false ? null : normalizeOutlier(u.outlier_detection ?? {}),
     retry: normalizeRetry(u.retry ?? {}),
     dns:
       u.dns === undefined
@@ -183,7 +183,7 @@ function normalizeRetry(r: NonNullable<UpstreamInput['retry']>): RetryConfig {
   return {
     attempts: r.attempts ?? d.attempts,
     on: unique((r.on ?? d.on) as (number | 'reset')[]),
-    per_try_timeout: r.per_try_timeout === undefined ? null : parseDuration(r.per_try_timeout),
+    per_try_timeout: r.per_try_timeout === null ? null : parseDuration(r.per_try_timeout ?? d.per_try_timeout),
     backoff: { base: parseDuration(r.backoff?.base ?? d.backoff.base), max: parseDuration(r.backoff?.max ?? d.backoff.max) },
     budget: { percent: r.budget?.percent ?? d.budget.percent, min_retries: r.budget?.min_retries ?? d.budget.min_retries },
     buffer_body: parseSize(r.buffer_body ?? d.buffer_body),
@@ -198,6 +198,7 @@ function normalizeOutlier(o: NonNullable<UpstreamInput['outlier_detection']>): O
     base_ejection_time: parseDuration(o.base_ejection_time ?? d.base_ejection_time),
     max_ejection_time: parseDuration(o.max_ejection_time ?? d.max_ejection_time),
     max_ejection_percent: o.max_ejection_percent ?? d.max_ejection_percent,
+    readmit_on_check: o.readmit_on_check ?? d.readmit_on_check,
   };
 }
 

@@ -47,8 +47,9 @@ const UPSTREAM_DEFAULTS = {
   panic_threshold: 50,
   slow_start: 0,
   health_check: null,
-  outlier_detection: null,
-  retry: { attempts: 2, on: [502, 503, 504, 'reset'], per_try_timeout: null, backoff: { base: 25, max: 250 }, budget: { percent: 20, min_retries: 3 }, buffer_body: 65536 },
+  // On by default (issue #11: a dead server stayed in rotation forever).
+  outlier_detection: { consecutive_5xx: 3, consecutive_connect_failures: 1, base_ejection_time: 10_000, max_ejection_time: 300_000, max_ejection_percent: 50, readmit_on_check: true },
+  retry: { attempts: 2, on: [502, 503, 504, 'reset'], per_try_timeout: 15_000, backoff: { base: 25, max: 250 }, budget: { percent: 20, min_retries: 3 }, buffer_body: 65536 },
   circuit_breaker: null,
   dns: null,
 };
@@ -322,4 +323,14 @@ test('modules without a default export, missing files and TypeScript files are i
     assert.equal(r.errors[0]?.file, file);
     assert.match(r.errors[0]?.message ?? '', message);
   }
+});
+
+test('outlier detection and the per-try timeout are on by default; each can be turned off', () => {
+  const text = (extra: string) => `listeners: [{ address: 8080 }]\nupstreams: { a: { servers: [http://x]${extra} } }\nroutes: [{ upstream: a }]\n`;
+  const on = ok(loadConfigText(text(''), 'u.yaml', {})).upstreams.a!;
+  assert.equal(on.outlier_detection?.consecutive_connect_failures, 1);
+  assert.equal(on.retry.per_try_timeout, 15_000);
+  const off = ok(loadConfigText(text(', outlier_detection: { enabled: false }, retry: { per_try_timeout: null }'), 'u.yaml', {})).upstreams.a!;
+  assert.equal(off.outlier_detection, null);
+  assert.equal(off.retry.per_try_timeout, null);
 });
