@@ -28,19 +28,43 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: Map<string, Cluster>, extra: readonly RouteFilterDefinition[]) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, extra: readonly RouteFilterDefinition[], router?: HostPathRouter<CompiledRoute>) {
     this.config = config;
     this.clusters = clusters;
     this.forward = compileForward(config);
-    // Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters
-    // the embedding program added after the built-in ones.
-    const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
-    const deps = { clusters };
-    const routes = config.routes.map((rc) => ({
-      config: rc,
-      route: compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond)),
-    }));
-    this.router = new HostPathRouter(routes);
+    if (router !== undefined) {
+      this.router = router;
+      return;
+    }
+    const compile = routeCompiler(clusters, extra);
+    this.router = new HostPathRouter(config.routes.map((rc) => ({ config: rc, route: compile(rc) })));
+  }
+
+  /**
+   * Runtime.build for a reload while serving: the routes are compiled and added to the router
+   * a slice at a time, yielding to the event loop between slices, so requests keep being answered.
+   * Building 20k routes in one go held the loop for ~80 ms (bench/micro/reload.js, issue #11).
+   */
+  static async buildInSlices(
+    config: UsherConfig,
+    previous?: Runtime,
+    filters: readonly RouteFilterDefinition[] = [],
+    sliceMs = 8,
+  ): Promise<{ runtime: Runtime; retired: Cluster[] }> {
+    // The clusters exactly as build() makes them (one per upstream, nothing started), no routes yet.
+    const { runtime: shell, retired } = Runtime.build({ ...config, routes: [] }, previous, filters);
+    const compile = routeCompiler(shell.clusters, filters);
+    const router = new HostPathRouter<CompiledRoute>();
+    let since = performance.now();
+    for (const rc of config.routes) {
+      router.add(rc, compile(rc));
+      if (performance.now() - since > sliceMs) {
+        await new Promise((resolve) => setImmediate(resolve));
+        since = performance.now();
+      }
+    }
+    router.seal();
+    return { runtime: new Runtime(config, shell.clusters, filters, router), retired };
   }
 
   /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
@@ -80,6 +104,13 @@ export class Runtime {
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
     return { runtime: new Runtime(config, clusters, filters), retired };
   }
+}
+
+/** Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters the embedding program added after the built-in ones. */
+function routeCompiler(clusters: ReadonlyMap<string, Cluster>, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
+  const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
+  const deps = { clusters };
+  return (rc) => compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond));
 }
 
 function compileForward(config: UsherConfig): ForwardSettings {
