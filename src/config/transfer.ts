@@ -32,12 +32,14 @@ export function toMessages(result: LoadResult): LoadMessage[] {
   return out;
 }
 
-/** Rebuilds a received slice of routes (frozen, with their null-prototype header tables). */
+/** Rebuilds a received slice of routes in place (they are this thread's own copies): frozen, with their null-prototype header tables. */
 export function reviveRoutes(routes: WireRoute[]): RouteConfig[] {
-  return routes.map((r) => {
-    const { respond, ...route } = r;
-    return deepFreeze(respond === undefined ? route : { ...route, respond: { ...respond, headers: dict(respond.headers) } });
-  });
+  for (const r of routes) {
+    if (r.respond === undefined) continue;
+    const respond = r.respond as { headers: unknown };
+    respond.headers = dict(r.respond.headers);
+  }
+  return routes.map((r) => deepFreeze(r as unknown as RouteConfig));
 }
 
 export function reviveConfig(head: Extract<LoadMessage, { kind: 'head' }>, routes: RouteConfig[]): UsherConfig {
