@@ -24,6 +24,10 @@ const L = 'listeners: [{ address: 8080 }]\n';
 
 test('YAML syntax errors are reported with their position, and nothing else is checked', () => {
   assert.deepEqual(errors(`${L}log: { level: info }\nlog: { level: debug }\n`), [[3, 1, '', 'invalid YAML: Map keys must be unique']]);
+  // Nested and flow mappings too, and in JSON, at the repeated key (the first one found is reported).
+  assert.deepEqual(errors(`${L}upstreams:\n  a: { servers: [http://x] }\n  a: { servers: [http://y], balance: random }\n`), [[4, 3, '', 'invalid YAML: Map keys must be unique']]);
+  assert.deepEqual(errors(`${L}upstreams:\n  a: { servers: [http://y], balance: random, balance: hash }\n`), [[3, 46, '', 'invalid YAML: Map keys must be unique']]);
+  assert.deepEqual(errors('{"listeners": [{"address": 8080}], "log": {}, "log": {}}', 'u.json'), [[1, 47, '', 'invalid JSON: Map keys must be unique']]);
   const unclosed = errors(`${L}routes: [\n  { upstream: app }\n`);
   assert.equal(unclosed.length >= 1, true);
   assert.equal(unclosed[0]?.[2], '');
