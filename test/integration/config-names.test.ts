@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { PassThrough } from 'node:stream';
 import { loadConfigText } from '../../src/config/index.js';
 import { Usher } from '../../src/server/usher.js';
+import { join } from 'node:path';
+import { runCli, tempDir, writeFile } from '../helpers/cli.js';
 import { request } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -46,6 +48,10 @@ routes:
   - match: { path: /r }
     respond: { status: 202, body: ok, headers: { ${name}: responded } }
 `;
+    // What the fuzzing saw first: `usher validate` said "valid (1 routes, 0 upstreams)".
+    const validated = await runCli(['validate', '--config', writeFile(join(tempDir(t), 'names.yaml'), text)]);
+    assert.equal(validated.code, 0, validated.stderr);
+    assert.match(validated.stdout, /valid \(2 routes, 1 upstream\)/);
     const loaded = loadConfigText(text, 'names.yaml', {});
     assert.equal(loaded.ok, true, loaded.ok ? '' : JSON.stringify(loaded.errors));
     if (!loaded.ok) return;
