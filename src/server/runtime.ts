@@ -28,22 +28,18 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, extra: readonly RouteFilterDefinition[], router?: HostPathRouter<CompiledRoute>) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>) {
     this.config = config;
     this.clusters = clusters;
     this.forward = compileForward(config);
-    if (router !== undefined) {
-      this.router = router;
-      return;
-    }
-    const compile = routeCompiler(clusters, extra);
-    this.router = new HostPathRouter(config.routes.map((rc) => ({ config: rc, route: compile(rc) })));
+    this.router = router;
   }
 
   /**
-   * Runtime.build for a reload while serving: the routes are compiled and added to the router
-   * a slice at a time, yielding to the event loop between slices, so requests keep being answered.
-   * Building 20k routes in one go held the loop for ~80 ms (bench/micro/reload.js, issue #11).
+   * Runtime.build for a reload while serving: the same steps, but it yields to the event loop
+   * whenever a slice of them has taken `sliceMs`, so requests keep being answered meanwhile.
+   * Building 20k routes in one go held the loop for ~80 ms, 20k upstreams for seconds
+   * (bench/micro/reload.js, issue #11).
    */
   static async buildInSlices(
     config: UsherConfig,
@@ -51,20 +47,16 @@ export class Runtime {
     filters: readonly RouteFilterDefinition[] = [],
     sliceMs = 8,
   ): Promise<{ runtime: Runtime; retired: Cluster[] }> {
-    // The clusters exactly as build() makes them (one per upstream, nothing started), no routes yet.
-    const { runtime: shell, retired } = Runtime.build({ ...config, routes: [] }, previous, filters);
-    const compile = routeCompiler(shell.clusters, filters);
-    const router = new HostPathRouter<CompiledRoute>();
+    const steps = Runtime.steps(config, previous, filters);
     let since = performance.now();
-    for (const rc of config.routes) {
-      router.add(rc, compile(rc));
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
       if (performance.now() - since > sliceMs) {
         await new Promise((resolve) => setImmediate(resolve));
         since = performance.now();
       }
     }
-    router.seal();
-    return { runtime: new Runtime(config, shell.clusters, filters, router), retired };
   }
 
   /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
@@ -88,6 +80,15 @@ export class Runtime {
    * Starts nothing: new clusters go live with runtime.start(), once the caller commits to it.
    */
   static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = []): { runtime: Runtime; retired: Cluster[] } {
+    const steps = Runtime.steps(config, previous, filters);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  }
+
+  /** The work of build(), one cluster or one route per step. */
+  private static *steps(config: UsherConfig, previous: Runtime | undefined, filters: readonly RouteFilterDefinition[]): Generator<void, { runtime: Runtime; retired: Cluster[] }> {
     const clusters = new Map<string, Cluster>();
     const reused = new Set<Cluster>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
@@ -100,9 +101,17 @@ export class Runtime {
         // the change (the generated sticky secret, so clients keep their servers).
         clusters.set(name, new Cluster(upstream, old));
       }
+      yield;
     }
+    const compile = routeCompiler(clusters, filters);
+    const router = new HostPathRouter<CompiledRoute>();
+    for (const rc of config.routes) {
+      router.add(rc, compile(rc));
+      yield;
+    }
+    router.seal();
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters, filters), retired };
+    return { runtime: new Runtime(config, clusters, router), retired };
   }
 }
 
