@@ -20,11 +20,12 @@ const { values } = parseArgs({
 });
 
 const results = [];
+const reports = [];
 let failures = 0;
 for (const file of fs.readdirSync(MICRO_DIR).filter((f) => f.endsWith('.js')).sort()) {
-  let cases;
+  let cases, report;
   try {
-    ({ cases } = await import(pathToFileURL(path.join(MICRO_DIR, file)).href));
+    ({ cases, report } = await import(pathToFileURL(path.join(MICRO_DIR, file)).href));
   } catch (err) {
     failures++;
     console.error(`${file}: cannot load (${err.code ?? err.message}) — if it imports dist/, run npm run build first`);
@@ -36,6 +37,16 @@ for (const file of fs.readdirSync(MICRO_DIR).filter((f) => f.endsWith('.js')).so
     results.push(result);
     if (!values.json) print(result);
   }
+  reports.push({ file, report });
+}
+// Files may also export `async report()` for figures that are not ns/op of a hot function (one
+// config load, the request delay during a reload): { lines, results }. They run after every case,
+// so their garbage does not disturb the cases' timings; --filter matches the file name.
+for (const { file, report } of reports) {
+  if (typeof report !== 'function' || (values.filter && !file.includes(values.filter))) continue;
+  const out = await report();
+  results.push(...out.results);
+  if (!values.json) for (const line of out.lines) console.log(line);
 }
 if (values.json) console.log(JSON.stringify({ node: process.version, date: new Date().toISOString(), results }, null, 2));
 process.exitCode = failures ? 1 : 0;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { formatIssues, loadConfigFile, loadConfigObject } from '../config/index.js';
+import { loadConfigFileOffThread } from '../config/load-off-thread.js';
 import { closest } from '../config/suggest.js';
 import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
@@ -136,7 +137,8 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
     const reload = (): Promise<void> => (reloading = reloading.then(reloadNow));
     const reloadNow = async () => {
       if (stopping) return;
-      const next = await loadConfigFile(file!);
+      // Parsed and checked off the serving thread: 20k routes held it for seconds (issue #11).
+      const next = await loadConfigFileOffThread(file!);
       if (!next.ok) {
         usher.logger.error({ file, errors: formatIssues(next.errors).split('\n') }, 'reload rejected: the new config is invalid; still serving the previous one');
         return;

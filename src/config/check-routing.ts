@@ -29,7 +29,7 @@ export function checkRoutingActions(route: Rec, path: Segment[], error: ErrorFn)
 }
 
 /** Checks one route's routing parts; adds the upstreams it names (split, mirror) to `used`. */
-export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[], used: Set<string>, issues: Issues, error: ErrorFn): void {
+export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[], known: ReadonlySet<string>, used: Set<string>, issues: Issues, error: ErrorFn): void {
   const m = route.match;
   if (isRec(m)) {
     const p = m.path;
@@ -68,7 +68,7 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
   const ref = (name: unknown, at: Segment[]) => {
     if (typeof name !== 'string') return;
     used.add(name);
-    if (!upstreamNames.includes(name)) {
+    if (!known.has(name)) {
       error(at, `no upstream named ${JSON.stringify(name)}`, didYouMean(name, upstreamNames) ?? `defined upstreams: ${upstreamNames.join(', ') || '(none)'}`);
     }
   };

@@ -96,6 +96,7 @@ function checkUpstreams(upstreams: Rec, issues: Issues, error: ErrorFn): void {
 }
 
 function checkRoutes(routes: unknown, upstreamNames: string[], issues: Issues, error: ErrorFn): Set<string> {
+  const known = new Set(upstreamNames); // a lookup per route reference, not a scan of the names
   const used = new Set<string>();
   const names = new Map<string, number>();
   list(routes).forEach((route, i) => {
@@ -115,7 +116,7 @@ function checkRoutes(routes: unknown, upstreamNames: string[], issues: Issues, e
     }
     if (typeof route.upstream === 'string') {
       used.add(route.upstream);
-      if (!upstreamNames.includes(route.upstream)) {
+      if (!known.has(route.upstream)) {
         const hint =
           didYouMean(route.upstream, upstreamNames) ??
           (upstreamNames.length === 0
@@ -130,7 +131,7 @@ function checkRoutes(routes: unknown, upstreamNames: string[], issues: Issues, e
       else issues.warning([...path, 'name'], `duplicate route name ${JSON.stringify(route.name)} (same as routes[${first}])`);
     }
     if (isRec(route.respond)) checkRespond(route.respond, [...path, 'respond'], issues, error);
-    checkRouting(route, path, upstreamNames, used, issues, error);
+    checkRouting(route, path, upstreamNames, known, used, issues, error);
   });
   warnShadowedRoutes(routes, issues);
   return used;

@@ -53,7 +53,8 @@ export function expandEnv(input: string, env: NodeJS.ProcessEnv): { value: strin
         hint: 'write ${NAME} or ${NAME:-default}',
       });
     } else {
-      const value = env[name];
+      // Own entries only: `${constructor}` must not read Object.prototype.constructor (issue #11).
+      const value = Object.hasOwn(env, name) ? env[name] : undefined;
       if (sep !== -1) {
         // As in sh: ":-" applies when the variable is unset or empty.
         out += value === undefined || value === '' ? body.slice(sep + 2) : value;

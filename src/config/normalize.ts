@@ -9,6 +9,7 @@ import { DEFAULTS, type ConfigInput } from './schema.js';
 import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from './normalize-tls.js';
 import type { HealthCheckConfig, Http2Settings, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
+import { dict } from '../util/dict.js';
 
 type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
@@ -43,10 +44,11 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     return out;
   });
 
-  const upstreams: Record<string, UpstreamConfig> = {};
+  const upstreams = dict<UpstreamConfig>();
   for (const [name, u] of Object.entries(input.upstreams ?? {})) {
-    upstreams[name] = normalizeUpstream(name, u, source(['upstreams', name], 'key'));
-    if (u.tls) upstreams[name].tls = normalizeUpstreamTls(u.tls, filePath);
+    const upstream = normalizeUpstream(name, u, source(['upstreams', name], 'key'));
+    if (u.tls) upstream.tls = normalizeUpstreamTls(u.tls, filePath);
+    upstreams[name] = upstream;
   }
 
   const routes = (input.routes ?? []).map((r, index) => normalizeRoute(r, index, source(['routes', index], 'value')));
@@ -119,7 +121,7 @@ function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocatio
     panic_threshold: u.panic_threshold ?? DEFAULTS.upstream.panic_threshold,
     slow_start: parseDuration(u.slow_start ?? DEFAULTS.upstream.slow_start),
     health_check: u.health_check === undefined ? null : normalizeHealthCheck(u.health_check),
-    outlier_detection: u.outlier_detection === undefined ? null : normalizeOutlier(u.outlier_detection),
+    outlier_detection: u.outlier_detection?.enabled === false ? null : normalizeOutlier(u.outlier_detection ?? {}),
     retry: normalizeRetry(u.retry ?? {}),
     dns:
       u.dns === undefined
@@ -181,7 +183,7 @@ function normalizeRetry(r: NonNullable<UpstreamInput['retry']>): RetryConfig {
   return {
     attempts: r.attempts ?? d.attempts,
     on: unique((r.on ?? d.on) as (number | 'reset')[]),
-    per_try_timeout: r.per_try_timeout === undefined ? null : parseDuration(r.per_try_timeout),
+    per_try_timeout: r.per_try_timeout === null ? null : parseDuration(r.per_try_timeout ?? d.per_try_timeout),
     backoff: { base: parseDuration(r.backoff?.base ?? d.backoff.base), max: parseDuration(r.backoff?.max ?? d.backoff.max) },
     budget: { percent: r.budget?.percent ?? d.budget.percent, min_retries: r.budget?.min_retries ?? d.budget.min_retries },
     buffer_body: parseSize(r.buffer_body ?? d.buffer_body),
@@ -196,6 +198,7 @@ function normalizeOutlier(o: NonNullable<UpstreamInput['outlier_detection']>): O
     base_ejection_time: parseDuration(o.base_ejection_time ?? d.base_ejection_time),
     max_ejection_time: parseDuration(o.max_ejection_time ?? d.max_ejection_time),
     max_ejection_percent: o.max_ejection_percent ?? d.max_ejection_percent,
+    readmit_on_check: o.readmit_on_check ?? d.readmit_on_check,
   };
 }
 
@@ -225,7 +228,7 @@ function normalizeRoute(r: RouteInput, index: number, source: SourceLocation): R
     route.respond = {
       status: r.respond.status ?? DEFAULTS.respond.status,
       body: r.respond.body ?? DEFAULTS.respond.body,
-      headers: { ...(r.respond.headers ?? DEFAULTS.respond.headers) },
+      headers: dict(Object.entries(r.respond.headers ?? DEFAULTS.respond.headers)),
     };
   }
   return route;

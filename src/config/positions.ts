@@ -1,5 +1,5 @@
 // Line and column of a data path in a parsed YAML (or JSON) document.
-import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { Locator, Position, Segment } from './issues.js';
 
 export function offsetToPosition(lineCounter: LineCounter, offset: number): Position {
@@ -19,6 +19,19 @@ export function yamlLocator(doc: Document, lineCounter: LineCounter): Locator {
     return range ? offsetToPosition(lineCounter, range[0]) : undefined;
   };
 
+  // Each mapping's keys indexed on first use: normalize locates every upstream and route, and a
+  // scan of the mapping per lookup made 20k upstreams take 8 s here.
+  const keyIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+  const pairOf = (map: YAMLMap, seg: Segment): Pair | undefined => {
+    let index = keyIndex.get(map);
+    if (index === undefined) {
+      index = new Map();
+      for (const p of map.items) if (isPair(p) && isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p);
+      keyIndex.set(map, index);
+    }
+    return index.get(String(seg));
+  };
+
   return (path, at) => {
     let node: unknown = resolve(doc.contents);
     let found: Position | undefined = pos(node) ?? { line: 1, column: 1 };
@@ -26,7 +39,7 @@ export function yamlLocator(doc: Document, lineCounter: LineCounter): Locator {
       const seg = path[i] as Segment;
       const last = i === path.length - 1;
       if (isMap(node)) {
-        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+        const pair = pairOf(node, seg);
         if (!pair) return found;
         if (last && at === 'key') return pos(pair.key) ?? found;
         // `key:` with nothing after it has an empty null scalar; point at the key.

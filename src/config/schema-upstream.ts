@@ -47,14 +47,32 @@ export const HealthCheck = object(
 const O = DEFAULTS.upstream.outlier_detection;
 export const OutlierDetection = object(
   {
+    enabled: Type.Optional(
+      Type.Boolean({
+        default: O.enabled,
+        description:
+          'On by default, as in nginx (max_fails=1 fail_timeout=10s): without it a dead server stays in rotation forever — measured with one of three servers down, 46% of requests paid a failed first try and a retry, and a server answering 503 let 3.4% of all responses through as 503 once the retry budget ran out. `false` keeps every server in rotation whatever its requests show.',
+      }),
+    ),
     consecutive_5xx: Type.Optional(
-      Type.Integer({ minimum: 1, default: O.consecutive_5xx, description: 'Consecutive 5xx answers (or resets and timeouts after connecting) that eject a server.' }),
+      Type.Integer({
+        minimum: 1,
+        default: O.consecutive_5xx,
+        description: 'Consecutive 5xx answers (or resets and timeouts after connecting) that eject a server. Default 3: one 5xx may be the fault of one request, three in a row are the server\'s; and the retries of three fit in the retry budget\'s min_retries (3), so no 503 reaches a client while a failing server is being ejected (with 5, 2 of 30 did in test/integration/health-defaults.test.ts).',
+      }),
     ),
     consecutive_connect_failures: Type.Optional(
-      Type.Integer({ minimum: 1, default: O.consecutive_connect_failures, description: 'Consecutive failed connection attempts that eject a server.' }),
+      Type.Integer({
+        minimum: 1,
+        default: O.consecutive_connect_failures,
+        description: 'Consecutive failed connection attempts (refused, unreachable, connect timeout) that eject a server. Default 1, as nginx\'s max_fails=1: a server that refuses a connection is almost always down, and every request sent to it until it is ejected pays a failed try first.',
+      }),
     ),
     base_ejection_time: Type.Optional(
-      duration('How long the first ejection lasts; the n-th ejection of the same server lasts n times as long (up to max_ejection_time).', O.base_ejection_time),
+      duration(
+        'How long the first ejection lasts; the n-th ejection of the same server lasts n times as long (up to max_ejection_time). Default 10s, nginx\'s fail_timeout: short, so a server that was only restarting is back soon, and a passing active check (readmit_on_check) ends it sooner.',
+        O.base_ejection_time,
+      ),
     ),
     max_ejection_time: Type.Optional(duration('Longest an ejection lasts.', O.max_ejection_time)),
     max_ejection_percent: Type.Optional(
@@ -62,13 +80,19 @@ export const OutlierDetection = object(
         minimum: 0,
         maximum: 100,
         default: O.max_ejection_percent,
-        description: 'Most servers ejected at once, in percent of the upstream (at least one server may always be ejected).',
+        description: 'Most servers ejected at once, in percent of the upstream (at least one server may always be ejected). Default 50: evidence from requests never takes out the whole upstream.',
+      }),
+    ),
+    readmit_on_check: Type.Optional(
+      Type.Boolean({
+        default: O.readmit_on_check,
+        description: 'With `health_check`, an ejected server returns as soon as an active check passes, as in HAProxy, instead of waiting out its ejection while it is already serving again. `false`: only the ejection time ends an ejection.',
       }),
     ),
   },
   {
     description:
-      'Passive health (outlier detection): servers are ejected on the evidence of real requests and return on their own when the ejection time is over. Omit to disable.',
+      'Passive health (outlier detection), on by default: servers are ejected on the evidence of real requests and return when the ejection time is over, or earlier when an active check passes. `enabled: false` turns it off.',
   },
 );
 
@@ -91,8 +115,9 @@ export const Retry = object(
       ),
     ),
     per_try_timeout: Type.Optional(
-      Type.Union([Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })], {
-        description: 'Time one try may take until the response head arrives; then it is abandoned and retried (as a 504) if `on` has 504. While a request body is still streaming from the client to a connected server the clock waits, and starts again once the body has all arrived. Default: only timeouts.response_header applies.',
+      Type.Union([Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN }), Type.Null()], {
+        default: R.per_try_timeout,
+        description: 'Time one try may take until the response head arrives; then it is abandoned and retried (as a 504) if `on` has 504. While a request body is still streaming from the client to a connected server the clock waits, and starts again once the body has all arrived. Default 15s (the request timeout Envoy applies by default): a server that accepts connections but hangs costs a request 15 s before another server is tried, not the 60 s of timeouts.response_header. null: only timeouts.response_header applies (for long polling).',
         'x-usher-kind': 'duration',
       }),
     ),

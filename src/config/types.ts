@@ -58,7 +58,7 @@ export interface RetryConfig {
   attempts: number; // retries after the first try, default 2
   /** 5xx statuses and "reset". Default [502, 503, 504, "reset"]. */
   on: (number | 'reset')[];
-  per_try_timeout: number | null; // ms
+  per_try_timeout: number | null; // ms, default 15000; null: only timeouts.response_header
   backoff: { base: number; max: number }; // ms
   budget: { percent: number; min_retries: number };
   buffer_body: number; // bytes
@@ -97,11 +97,13 @@ export interface HealthCheckConfig {
 }
 
 export interface OutlierConfig {
-  consecutive_5xx: number;
+  consecutive_5xx: number; // default 3
   consecutive_connect_failures: number;
   base_ejection_time: number; // ms
   max_ejection_time: number; // ms
   max_ejection_percent: number;
+  /** A passing active check ends an ejection. Default true. */
+  readmit_on_check: boolean;
 }
 
 export interface UpstreamConfig {
@@ -119,7 +121,7 @@ export interface UpstreamConfig {
   /** Active checks; null: none. */
   health_check: HealthCheckConfig | null;
   /** Passive ejection; null: none. */
-  outlier_detection: OutlierConfig | null;
+  outlier_detection: OutlierConfig | null; // on by default; null: enabled: false
   retry: RetryConfig;
   /** null: no upstream-wide limit (per-server max_requests may still apply). */
   circuit_breaker: CircuitBreakerConfig | null;
@@ -146,7 +148,7 @@ export interface UpstreamConfig {
 export interface RespondAction {
   status: number; // 100..599, default 200
   body: string; // default ""
-  headers: Record<string, string>; // default {}
+  headers: Record<string, string>; // default {}; null-prototype (src/util/dict.ts)
 }
 
 export interface RouteMatch {
@@ -223,6 +225,7 @@ export interface LogSettings {
 
 export interface UsherConfig {
   listeners: ListenerConfig[]; // at least one
+  /** Null-prototype: a name such as "__proto__" is only a name (src/util/dict.ts). */
   upstreams: Record<string, UpstreamConfig>; // may be empty when all routes respond
   routes: RouteConfig[]; // may be empty (every request: 404 no_route)
   timeouts: DownstreamTimeouts;

@@ -3,6 +3,7 @@
 // RFC 7239 (Forwarded), RFC 9110 §7.6.3 (Via).
 
 import type { BlockList } from 'node:net';
+import { dict } from '../util/dict.js';
 
 /** Settings compiled once per config (see server/runtime.ts). */
 export interface ForwardSettings {
@@ -251,7 +252,7 @@ export function filterResponseHeaders(raw: readonly Buffer[], settings: ForwardS
 
 /** Converts undici trailers (Buffer pairs, or an HTTP/2 header object) to the object `res.addTrailers` takes. */
 export function trailersObject(raw: readonly (Buffer | string)[] | Record<string, string | string[] | undefined>): Record<string, string> {
-  const obj: Record<string, string> = {};
+  const obj = dict<string>(); // an upstream's trailer may be named "__proto__"
   if (!Array.isArray(raw)) {
     for (const [name, value] of Object.entries(raw)) {
       if (value !== undefined && name.charCodeAt(0) !== 58 /* : */) obj[name] = Array.isArray(value) ? value.join(', ') : value;

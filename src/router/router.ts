@@ -140,6 +140,7 @@ interface Wildcard<R> {
 class Level<R> {
   readonly exact = new Map<string, Bucket<R>>();
   readonly wildcards: Wildcard<R>[] = [];
+  private readonly wildcardByKey = new Map<string, Wildcard<R>>();
   readonly any = new Bucket<R>();
   hasPorts = false;
 
@@ -151,8 +152,12 @@ class Level<R> {
       if (port !== '') this.hasPorts = true;
       if (name.startsWith('*.')) {
         const suffix = name.slice(1);
-        let w = this.wildcards.find((x) => x.suffix === suffix && x.port === port);
-        if (!w) this.wildcards.push((w = { suffix, port, bucket: new Bucket() }));
+        // By key, not a search of the list: 20k wildcard routes made that quadratic.
+        let w = this.wildcardByKey.get(`${suffix}:${port}`);
+        if (!w) {
+          this.wildcards.push((w = { suffix, port, bucket: new Bucket() }));
+          this.wildcardByKey.set(`${suffix}:${port}`, w);
+        }
         w.bucket.add(c);
       } else {
         const key = port === '' ? name : `${name}:${port}`;
@@ -196,28 +201,43 @@ class Level<R> {
 
 export class HostPathRouter<R> implements Router<R> {
   /** Highest priority first. */
-  private readonly levels: Level<R>[] = [];
-  /** Every route with its compiled matchers, in file order (for explain and validate). */
-  readonly candidates: readonly Candidate<R>[];
+  private levels: Level<R>[] = [];
+  private readonly byPriority = new Map<number, Level<R>>();
+  private readonly all: Candidate<R>[] = [];
 
-  constructor(routes: readonly { config: RouteConfig; route: R }[]) {
-    const byPriority = new Map<number, Level<R>>();
-    const all: Candidate<R>[] = [];
-    for (const { config, route } of routes) {
-      const m = config.match;
-      const c: Candidate<R> = { route, config, conditions: compileConditions(m), regex: m.path_regex === undefined ? undefined : new RegExp(m.path_regex) };
-      all.push(c);
-      const p = config.priority ?? 0;
-      let level = byPriority.get(p);
-      if (!level) byPriority.set(p, (level = new Level()));
-      level.add(c);
-    }
-    for (const p of [...byPriority.keys()].sort((a, b) => b - a)) {
-      const level = byPriority.get(p)!;
+  /** With `routes`, a sealed router; without, an empty one to fill with add() and seal(). */
+  constructor(routes?: readonly { config: RouteConfig; route: R }[]) {
+    if (routes === undefined) return;
+    for (const r of routes) this.add(r.config, r.route);
+    this.seal();
+  }
+
+  /** Every route with its compiled matchers, in file order (for explain and validate). */
+  get candidates(): readonly Candidate<R>[] {
+    return this.all;
+  }
+
+  /**
+   * Adds one route (in file order). A reload adds them a slice at a time between requests
+   * (Runtime.buildInSlices): 20k routes at once held the event loop for ~80 ms.
+   */
+  add(config: RouteConfig, route: R): void {
+    const m = config.match;
+    const c: Candidate<R> = { route, config, conditions: compileConditions(m), regex: m.path_regex === undefined ? undefined : new RegExp(m.path_regex) };
+    this.all.push(c);
+    const p = config.priority ?? 0;
+    let level = this.byPriority.get(p);
+    if (!level) this.byPriority.set(p, (level = new Level()));
+    level.add(c);
+  }
+
+  /** Call once all routes are added, before route(). */
+  seal(): void {
+    this.levels = [...this.byPriority.keys()].sort((a, b) => b - a).map((p) => {
+      const level = this.byPriority.get(p)!;
       level.seal();
-      this.levels.push(level);
-    }
-    this.candidates = all;
+      return level;
+    });
   }
 
   route(rr: RouteRequest): R | undefined {

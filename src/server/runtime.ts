@@ -28,19 +28,35 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: Map<string, Cluster>, extra: readonly RouteFilterDefinition[]) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>) {
     this.config = config;
     this.clusters = clusters;
     this.forward = compileForward(config);
-    // Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters
-    // the embedding program added after the built-in ones.
-    const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
-    const deps = { clusters };
-    const routes = config.routes.map((rc) => ({
-      config: rc,
-      route: compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond)),
-    }));
-    this.router = new HostPathRouter(routes);
+    this.router = router;
+  }
+
+  /**
+   * Runtime.build for a reload while serving: the same steps, but it yields to the event loop
+   * whenever a slice of them has taken `sliceMs`, so requests keep being answered meanwhile.
+   * Building 20k routes in one go held the loop for ~80 ms, 20k upstreams for seconds
+   * (bench/micro/reload.js, issue #11).
+   */
+  static async buildInSlices(
+    config: UsherConfig,
+    previous?: Runtime,
+    filters: readonly RouteFilterDefinition[] = [],
+    sliceMs = 8,
+  ): Promise<{ runtime: Runtime; retired: Cluster[] }> {
+    const steps = Runtime.steps(config, previous, filters);
+    let since = performance.now();
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+      if (performance.now() - since > sliceMs) {
+        await new Promise((resolve) => setImmediate(resolve));
+        since = performance.now();
+      }
+    }
   }
 
   /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
@@ -64,6 +80,15 @@ export class Runtime {
    * Starts nothing: new clusters go live with runtime.start(), once the caller commits to it.
    */
   static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = []): { runtime: Runtime; retired: Cluster[] } {
+    const steps = Runtime.steps(config, previous, filters);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  }
+
+  /** The work of build(), one cluster or one route per step. */
+  private static *steps(config: UsherConfig, previous: Runtime | undefined, filters: readonly RouteFilterDefinition[]): Generator<void, { runtime: Runtime; retired: Cluster[] }> {
     const clusters = new Map<string, Cluster>();
     const reused = new Set<Cluster>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
@@ -76,10 +101,25 @@ export class Runtime {
         // the change (the generated sticky secret, so clients keep their servers).
         clusters.set(name, new Cluster(upstream, old));
       }
+      yield;
     }
+    const compile = routeCompiler(clusters, filters);
+    const router = new HostPathRouter<CompiledRoute>();
+    for (const rc of config.routes) {
+      router.add(rc, compile(rc));
+      yield;
+    }
+    router.seal();
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters, filters), retired };
+    return { runtime: new Runtime(config, clusters, router), retired };
   }
+}
+
+/** Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters the embedding program added after the built-in ones. */
+function routeCompiler(clusters: ReadonlyMap<string, Cluster>, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
+  const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
+  const deps = { clusters };
+  return (rc) => compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond));
 }
 
 function compileForward(config: UsherConfig): ForwardSettings {

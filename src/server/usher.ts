@@ -93,7 +93,8 @@ export class Usher implements ListenerOwner {
    * clusters were built but never started, so nothing was sent (no probe, no DNS query).
    */
   async reload(config: UsherConfig): Promise<void> {
-    const { runtime, retired } = Runtime.build(config, this.runtime, this.options.filters);
+    // In slices: requests are served by the current runtime meanwhile (issue #11).
+    const { runtime, retired } = await Runtime.buildInSlices(config, this.runtime, this.options.filters);
     const wanted = new Map(config.listeners.map((l, i) => [listenerKey(l, i), l]));
     const opened: Listener[] = [];
     try {

@@ -166,6 +166,7 @@ export class Cluster {
     if (e === undefined) return;
     e.health.lastCheck = { at: Date.now(), ok: result.ok, detail: result.detail };
     if (transition !== null) e.health.setActive(transition === 'up', result.detail);
+    if (result.ok) this.outlier?.checkPassed(e);
   }
 
   private readonly onResolved = (resolved: Resolved): void => {

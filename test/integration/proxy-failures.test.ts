@@ -9,7 +9,12 @@ import { startUsher, waitFor } from '../helpers/usher.js';
 test('a dead server is skipped: the request is retried on a live one (connect failure)', async (t) => {
   const live = await startUpstream('live');
   const dead = await closedPort();
-  const u = await startUsher({ upstreams: { app: { servers: [`http://127.0.0.1:${dead}`, live.url] } }, routes: [{ upstream: 'app' }] });
+  // Ejection off (it is on by default): every request meets the dead server and must be retried.
+  const u = await startUsher({
+    upstreams: { app: { servers: [`http://127.0.0.1:${dead}`, live.url], outlier_detection: { enabled: false } } },
+    routes: [{ upstream: 'app' }],
+    log: { level: 'warn', access_log: true },
+  });
   t.after(async () => {
     await u.close();
     await live.close();
@@ -19,6 +24,8 @@ test('a dead server is skipped: the request is retried on a live one (connect fa
     assert.equal(r.status, 200);
     assert.equal(r.body, 'live');
   }
+  await waitFor(() => u.access.length === 4);
+  assert.deepEqual(u.access.map((l) => l.attempts), [2, 2, 2, 2], 'each met the dead server first, and was retried');
 });
 
 test('all servers dead: 502 upstream_connect_refused with a request id', async (t) => {

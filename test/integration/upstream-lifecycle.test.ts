@@ -73,7 +73,8 @@ test('a reload that changes an upstream keeps the health of its servers: ejected
       timeouts: { response_header: timeout },
       panic_threshold: 0, // two of three down would otherwise spread traffic over all three
       health_check: { path: '/healthz', interval: '40ms', timeout: '200ms', rise: 1, fall: 1 },
-      outlier_detection: { consecutive_5xx: 1, base_ejection_time: '1m', max_ejection_percent: 100 },
+      // The 503 server passes its checks: only without readmit_on_check does its ejection hold.
+      outlier_detection: { consecutive_5xx: 1, base_ejection_time: '1m', max_ejection_percent: 100, readmit_on_check: false },
     },
   });
   const u = await startUsher({ upstreams: upstreams('30s'), routes: [{ upstream: 'app' }] });

@@ -96,3 +96,13 @@ test('the environment defaults to process.env', () => {
   const config = ok(loadConfigText('listeners: [{ address: "${USHER_CONFIG_TEST_PORT}" }]\n', 'usher.yaml'));
   assert.equal(config.listeners[0]?.port, 7070);
 });
+
+test('a variable named like an Object.prototype member is unset unless the environment has it', () => {
+  for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+    const text = `listeners: [{ address: 8080 }]\nroutes: [{ respond: { body: "\${${name}:-unset}" } }]\n`;
+    assert.equal(ok(loadConfigText(text, 'usher.yaml', process.env)).routes[0]?.respond?.body, 'unset', name);
+    assert.equal(ok(loadConfigText(text, 'usher.yaml', {})).routes[0]?.respond?.body, 'unset', name);
+    const env = JSON.parse(`{ ${JSON.stringify(name)}: "set" }`) as NodeJS.ProcessEnv;
+    assert.equal(ok(loadConfigText(text, 'usher.yaml', env)).routes[0]?.respond?.body, 'set', name);
+  }
+});

@@ -24,6 +24,10 @@ const L = 'listeners: [{ address: 8080 }]\n';
 
 test('YAML syntax errors are reported with their position, and nothing else is checked', () => {
   assert.deepEqual(errors(`${L}log: { level: info }\nlog: { level: debug }\n`), [[3, 1, '', 'invalid YAML: Map keys must be unique']]);
+  // Nested and flow mappings too, and in JSON, at the repeated key (the first one found is reported).
+  assert.deepEqual(errors(`${L}upstreams:\n  a: { servers: [http://x] }\n  a: { servers: [http://y], balance: random }\n`), [[4, 3, '', 'invalid YAML: Map keys must be unique']]);
+  assert.deepEqual(errors(`${L}upstreams:\n  a: { servers: [http://y], balance: random, balance: hash }\n`), [[3, 46, '', 'invalid YAML: Map keys must be unique']]);
+  assert.deepEqual(errors('{"listeners": [{"address": 8080}], "log": {}, "log": {}}', 'u.json'), [[1, 47, '', 'invalid JSON: Map keys must be unique']]);
   const unclosed = errors(`${L}routes: [\n  { upstream: app }\n`);
   assert.equal(unclosed.length >= 1, true);
   assert.equal(unclosed[0]?.[2], '');
@@ -360,4 +364,15 @@ routes: [{ upstream: app }]
   ]);
   const ok = `${L}upstreams:\n  app:\n    servers: [http://a]\n    hash: { key: path }\nroutes: [{ upstream: app }]\n`;
   assert.deepEqual(warnings(ok), [[5, 5, 'upstreams.app.hash', '"hash" has no effect unless balance is "hash" (it is "round_robin")']]);
+});
+
+test('a 1 MiB unknown key is answered with the keys allowed there (did-you-mean is bounded by length)', () => {
+  // Found by fuzzing: a full edit-distance table per candidate made this take 29 s.
+  const key = 'x'.repeat(1024 * 1024);
+  const [issue, ...more] = errors(`${L}upstreams: { app: { servers: [http://a] } }\nroutes: [{ upstream: app, ${key}: 1 }]\n`);
+  assert.deepEqual(more, []);
+  assert.deepEqual(issue?.slice(0, 4), [3, 27, `routes[0].${key}`, `unknown key "${key}"`]);
+  assert.match(issue?.[4] ?? '', /^allowed here: name, match, /);
+  // A near-miss a little longer than a word still gets its suggestion.
+  assert.deepEqual(errors(`${L}log: { levels: info }\n`), [[2, 8, 'log.levels', 'unknown key "levels"', 'did you mean "level"?']]);
 });

@@ -47,8 +47,9 @@ const UPSTREAM_DEFAULTS = {
   panic_threshold: 50,
   slow_start: 0,
   health_check: null,
-  outlier_detection: null,
-  retry: { attempts: 2, on: [502, 503, 504, 'reset'], per_try_timeout: null, backoff: { base: 25, max: 250 }, budget: { percent: 20, min_retries: 3 }, buffer_body: 65536 },
+  // On by default (issue #11: a dead server stayed in rotation forever).
+  outlier_detection: { consecutive_5xx: 3, consecutive_connect_failures: 1, base_ejection_time: 10_000, max_ejection_time: 300_000, max_ejection_percent: 50, readmit_on_check: true },
+  retry: { attempts: 2, on: [502, 503, 504, 'reset'], per_try_timeout: 15_000, backoff: { base: 25, max: 250 }, budget: { percent: 20, min_retries: 3 }, buffer_body: 65536 },
   circuit_breaker: null,
   dns: null,
 };
@@ -68,6 +69,7 @@ test('the README example loads and normalizes', () => {
   assert.deepEqual(config, {
     listeners: [{ address: '127.0.0.1:8080', host: '127.0.0.1', port: 8080 }],
     upstreams: {
+      __proto__: null,
       app: {
         name: 'app',
         servers: [server(3001), server(3002)],
@@ -92,7 +94,7 @@ test('the README example loads and normalizes', () => {
         name: 'routes[1]',
         index: 1,
         match: { hosts: [], path: '/admin' },
-        respond: { status: 403, body: 'forbidden\n', headers: {} },
+        respond: { status: 403, body: 'forbidden\n', headers: { __proto__: null } },
         source: { file: 'usher.yaml', line: 11, column: 5 },
       },
       {
@@ -119,7 +121,7 @@ test('defaults are applied to everything left out', () => {
   const config = ok(loadConfigText('listeners: [{ address: 8080 }]\n', 'min.yaml', {}));
   assert.deepEqual(config, {
     listeners: [{ address: '8080', host: '0.0.0.0', port: 8080 }],
-    upstreams: {},
+    upstreams: { __proto__: null },
     routes: [],
     ...DEFAULT_TOP_LEVEL,
     file: 'min.yaml',
@@ -129,7 +131,7 @@ test('defaults are applied to everything left out', () => {
   );
   assert.deepEqual(withUpstream.upstreams.a?.pool, { max_connections: 128, keep_alive_timeout: 60_000 });
   const respond = ok(loadConfigText('listeners: [{ address: 8080 }]\nroutes: [{ respond: {} }]\n', 'r.yaml', {}));
-  assert.deepEqual(respond.routes[0]?.respond, { status: 200, body: '', headers: {} });
+  assert.deepEqual(respond.routes[0]?.respond, { status: 200, body: '', headers: { __proto__: null } });
 });
 
 test('the result is deeply frozen', () => {
@@ -187,7 +189,7 @@ test('every section of the reference config loads, without warnings', async () =
   );
   assert.deepEqual(config.routes[0]?.match, { hosts: ['example.test', '*.example.test'], path: '/api' });
   assert.equal(config.routes[0]?.name, 'api');
-  assert.deepEqual(config.routes[1]?.respond, { status: 403, body: 'forbidden\n', headers: { 'content-type': 'text/plain' } });
+  assert.deepEqual(config.routes[1]?.respond, { status: 403, body: 'forbidden\n', headers: { __proto__: null, 'content-type': 'text/plain' } });
   assert.equal(config.routes[2]?.name, 'routes[2]');
   assert.equal(config.limits.body, 10 * 1024 * 1024);
   assert.deepEqual(config.proxy.trusted_proxies, ['10.0.0.0/8', '::1/128']);
@@ -321,4 +323,14 @@ test('modules without a default export, missing files and TypeScript files are i
     assert.equal(r.errors[0]?.file, file);
     assert.match(r.errors[0]?.message ?? '', message);
   }
+});
+
+test('outlier detection and the per-try timeout are on by default; each can be turned off', () => {
+  const text = (extra: string) => `listeners: [{ address: 8080 }]\nupstreams: { a: { servers: [http://x]${extra} } }\nroutes: [{ upstream: a }]\n`;
+  const on = ok(loadConfigText(text(''), 'u.yaml', {})).upstreams.a!;
+  assert.equal(on.outlier_detection?.consecutive_connect_failures, 1);
+  assert.equal(on.retry.per_try_timeout, 15_000);
+  const off = ok(loadConfigText(text(', outlier_detection: { enabled: false }, retry: { per_try_timeout: null }'), 'u.yaml', {})).upstreams.a!;
+  assert.equal(off.outlier_detection, null);
+  assert.equal(off.retry.per_try_timeout, null);
 });

@@ -7,7 +7,7 @@ function subjects(n: number): OutlierSubject[] {
   return Array.from({ length: n }, (_, i) => ({ health: new EndpointHealth('app', `s${i}`), outlier5xx: 0, outlierConnect: 0, outlierTimer: null }));
 }
 
-const CONFIG = { consecutive_5xx: 2, consecutive_connect_failures: 1, base_ejection_time: 1000, max_ejection_time: 2500, max_ejection_percent: 50 };
+const CONFIG = { consecutive_5xx: 2, consecutive_connect_failures: 1, base_ejection_time: 1000, max_ejection_time: 2500, max_ejection_percent: 50, readmit_on_check: true };
 
 test('outlier: the n-th ejection lasts n × base, capped at max; a success clears the streak', (t) => {
   const s = subjects(2);
@@ -41,4 +41,27 @@ test('outlier: never more than max_ejection_percent ejected, but always at least
   t.after(() => d1.close());
   d1.connectFailure(one[0]!, 'refused');
   assert.equal(one[0]!.health.ejected, true);
+});
+
+test('outlier: a passing active check ends an ejection, unless readmit_on_check is off', (t) => {
+  const s = subjects(2);
+  const d = new OutlierDetector(s, CONFIG);
+  const s2 = subjects(2);
+  const off = new OutlierDetector(s2, { ...CONFIG, readmit_on_check: false });
+  t.after(() => {
+    d.close();
+    off.close();
+  });
+  const e = s[0]!;
+  d.connectFailure(e, 'refused');
+  assert.equal(e.health.ejected, true);
+  d.checkPassed(e);
+  assert.equal(e.health.ejected, false);
+  assert.equal(e.outlierTimer, null, 'the ejection timer is gone');
+  assert.equal(e.health.reason, 'active check passed');
+  assert.equal(e.health.ejections, 1, 'the count stays: the next ejection is longer');
+  const kept = s2[0]!;
+  off.connectFailure(kept, 'refused');
+  off.checkPassed(kept);
+  assert.equal(kept.health.ejected, true);
 });

@@ -2,7 +2,8 @@
 // endpoint went; consecutive 5xx (and failures after connecting) or consecutive connect
 // failures eject the endpoint for base_ejection_time × the number of times it has been ejected
 // (capped at max_ejection_time), at most max_ejection_percent of the upstream at once. It
-// returns on its own when the time is up; the first success clears the streaks.
+// returns on its own when the time is up, or when an active check passes (readmit_on_check);
+// the first success clears the streaks. On by default (see the schema for why).
 import type { OutlierConfig } from '../../config/types.js';
 import type { EndpointHealth } from './state.js';
 
@@ -56,6 +57,18 @@ export class OutlierDetector {
     e.health.eject(Date.now() + time, reason);
     e.outlierTimer = setTimeout(readmit, time, e);
     e.outlierTimer.unref();
+  }
+
+  /**
+   * An active check passed: with readmit_on_check, an ejected server is back now rather than
+   * when its ejection time ends (HAProxy readmits on a passing check). Its ejection count stays,
+   * so a server that fails again is ejected for longer.
+   */
+  checkPassed(e: OutlierSubject): void {
+    if (this.closed || !this.config.readmit_on_check || !e.health.ejected) return;
+    if (e.outlierTimer !== null) clearTimeout(e.outlierTimer);
+    e.outlierTimer = null;
+    e.health.readmit('active check passed');
   }
 
   /** An endpoint that arrived ejected (health inherited over a reload): readmit it when its time is up. */
