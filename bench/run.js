@@ -102,7 +102,7 @@ async function main() {
 /** Install what is missing; returns the load generator to use. */
 function prepareTools(proxies, options) {
   const needed = ['nginx', 'taskset', 'openssl'];
-  if (proxies.some((p) => p.id === 'haproxy')) needed.push('haproxy');
+  for (const p of proxies) if (p.requires && p.requires !== 'nginx') needed.push(p.requires);
   if (options.loadgen !== 'autocannon') needed.push('wrk');
   const missing = setup.ensureCommands(needed);
   const fatal = missing.filter((n) => ['nginx', 'taskset', 'openssl'].includes(n));

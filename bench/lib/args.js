@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --proxies LIST      comma-separated, default all: direct,usher,nginx,haproxy,http-proxy,http-proxy-3,fastify
+  --proxies LIST      comma-separated, default all: direct,usher,nginx,haproxy,caddy,
+                      http-proxy,http-proxy-3,fastify
   --scenarios LIST    comma-separated, default all: small,100k,post10k,tls,close,ws
   --reps N            repetitions, interleaved between proxies; medians reported (default 3)
   --duration T        measured time per run, e.g. 4s or 1m (default 4s)
