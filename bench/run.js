@@ -20,7 +20,7 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 
 /** Seconds a run spends outside the load itself: start, readiness, check, stop. */
-const OVERHEAD_S = { floor: 0.2, native: 0.3, node: 0.6, usher: 0.6 };
+const OVERHEAD_S = { floor: 0.2, pipe: 0.4, native: 0.3, node: 0.6, usher: 0.6 };
 
 async function main() {
   const options = parseOptions(process.argv.slice(2));

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --proxies LIST      comma-separated, default all: direct,usher,nginx,haproxy,caddy,
+  --proxies LIST      comma-separated, default all: direct,usher,nginx,haproxy,caddy,tcp-pipe,
                       http-proxy,http-proxy-3,fastify
   --scenarios LIST    comma-separated, default all: small,100k,post10k,tls,close,ws
   --reps N            repetitions, interleaved between proxies; medians reported (default 3)
