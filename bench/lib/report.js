@@ -1,5 +1,6 @@
 // Medians across repetitions, ratios against nginx and the best Node peer, and the Markdown
 // report printed at the end of a run and written to bench/results/latest.md.
+import { clockTicksPerSecond } from './cpu.js';
 import { median } from './stats.js';
 
 const METRICS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerReq', 'peakRssMiB', 'p999Ms', 'maxMs', 'scheduleLagP99Ms'];
@@ -149,6 +150,8 @@ function openLoopNote(meta) {
   return (
     `Open loop (tools/open-loop.js): requests sent on a fixed schedule at ${rate}, over ${meta.options.connections} connections; ` +
     `latency from each request's intended send time to the end of its response (no coordinated omission). ` +
-    `Client lag = how late the client itself queued requests (its own noise).`
+    `Client lag = how late the client itself queued requests (its own noise). ` +
+    `CPU time comes in ${1000 / clockTicksPerSecond} ms clock ticks: at a low rate CPU µs/req is only good to ` +
+    `${1000 / clockTicksPerSecond} ms ÷ the requests of a run (use a longer --duration).`
   );
 }
