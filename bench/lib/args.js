@@ -70,7 +70,7 @@ export function parseOptions(argv) {
     connections: values.connections ? positive(values.connections, 'connections') : 50,
     quick: values.quick,
     loadgen: values.loadgen ?? null,
-    rate: values.rate === undefined ? null : values.rate === 'auto' ? 'auto' : positive(values.rate, 'rate'),
+    rate: values.rate === undefined ? null : values.rate === 'auto' ? 'auto' : positive(values.rate, 'rate (or auto)'),
     compare: values.compare ?? null,
     against: values.against ?? null,
     thresholdPct: Number(values.threshold),
