@@ -20,7 +20,7 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 
 /** Seconds a run spends outside the load itself: start, readiness, check, stop. */
-const OVERHEAD_S = { floor: 0.2, native: 0.3, node: 0.6, usher: 0.6 };
+const OVERHEAD_S = { floor: 0.2, pipe: 0.4, native: 0.3, node: 0.6, usher: 0.6 };
 
 async function main() {
   const options = parseOptions(process.argv.slice(2));
@@ -50,16 +50,19 @@ async function main() {
   const cleanup = installCleanup(() => fs.rmSync(scratch, { recursive: true, force: true }));
   const runs = options.reps * scenarios.length * proxies.length;
   const overheadS = proxies.reduce((sum, p) => sum + OVERHEAD_S[p.kind], 0) * scenarios.length * options.reps;
-  const estimate = runs * (options.warmupS + options.durationS) + overheadS + 3;
+  // --rate auto: one saturation run of usher per scenario before the measured runs.
+  const probeS = options.rate === 'auto' ? scenarios.length * (options.warmupS + options.durationS + OVERHEAD_S.usher) : 0;
+  const estimate = runs * (options.warmupS + options.durationS) + overheadS + probeS + 3;
   console.error(
     `${runs} runs (${options.reps} reps × ${scenarios.length} scenarios × ${proxies.length} proxies) of ` +
-      `${options.warmupS}s warm-up + ${options.durationS}s with ${loadgen}: about ${formatDuration(estimate)}`,
+      `${options.warmupS}s warm-up + ${options.durationS}s with ${loadDescription(options, loadgen)}: about ${formatDuration(estimate)}`,
   );
 
   const startedAt = Date.now();
   const tls = setup.makeCertificate(scratch);
   const origins = await setup.startOrigins(scratch, tls);
   const env = { scratch, tls, origins, loadgen, options, startFailures: new Map() };
+  if (options.rate) Object.assign(env, await openLoopRates(scenarios, env));
   const raw = {};
   let done = 0;
   for (let rep = 1; rep <= options.reps; rep++) {
@@ -82,7 +85,7 @@ async function main() {
     tools: setup.toolVersions(loadgen),
     options: { ...options, proxies: proxies.map((p) => p.id), scenarios: scenarios.map((s) => s.id), loadgen },
   };
-  const results = summarise(raw, proxies, scenarios);
+  const results = summarise(raw, proxies, scenarios, env.rates);
   let report = markdown(results, meta, proxies);
   const json = { version: 1, ...meta, results };
   let exitCode = 0;
@@ -99,10 +102,37 @@ async function main() {
   return exitCode;
 }
 
+/**
+ * The fixed rate of each scenario in open-loop mode: --rate N for all, or with --rate auto half
+ * of the req/s usher reaches at saturation (a closed-loop run with the usual load generator,
+ * same warm-up and duration), so usher — the proxy the comparison is about — runs at 50% load
+ * and every faster peer below that.
+ */
+async function openLoopRates(scenarios, env) {
+  const rates = {};
+  const rateFailures = {};
+  const usher = PROXIES.find((p) => p.id === 'usher');
+  for (const scenario of scenarios) {
+    if (env.options.rate !== 'auto') {
+      rates[scenario.id] = env.options.rate;
+      continue;
+    }
+    const probe = await runOne(usher, scenario, 'probe', env);
+    if (probe.status === 'ok' && probe.rps >= 2) {
+      rates[scenario.id] = Math.floor(probe.rps / 2);
+      console.error(`rate for ${scenario.id}: ${rates[scenario.id]} req/s (usher saturated at ${Math.round(probe.rps)} req/s)`);
+    } else {
+      rateFailures[scenario.id] = `--rate auto: usher's saturation run failed: ${probe.reason ?? 'no request completed'}`;
+      console.error(`rate for ${scenario.id}: ${rateFailures[scenario.id]}`);
+    }
+  }
+  return { rates, rateFailures };
+}
+
 /** Install what is missing; returns the load generator to use. */
 function prepareTools(proxies, options) {
   const needed = ['nginx', 'taskset', 'openssl'];
-  if (proxies.some((p) => p.id === 'haproxy')) needed.push('haproxy');
+  for (const p of proxies) if (p.requires && p.requires !== 'nginx') needed.push(p.requires);
   if (options.loadgen !== 'autocannon') needed.push('wrk');
   const missing = setup.ensureCommands(needed);
   const fatal = missing.filter((n) => ['nginx', 'taskset', 'openssl'].includes(n));
@@ -113,11 +143,17 @@ function prepareTools(proxies, options) {
   return loadgen;
 }
 
+function loadDescription(options, loadgen) {
+  if (!options.rate) return loadgen;
+  return `open-loop load at ${options.rate === 'auto' ? "half of usher's saturation req/s" : `${options.rate} req/s`}`;
+}
+
 function progress(result) {
   if (result.status !== 'ok') return `${result.status}: ${result.reason}`;
   const cpu = result.cpuUsPerReq == null ? '' : `  ${result.cpuUsPerReq.toFixed(1)} µs/req  ${result.peakRssMiB.toFixed(0)} MiB`;
   const errors = result.errors ? `  ${result.errors} errors` : '';
-  return `${Math.round(result.rps)} req/s  p99 ${result.p99Ms?.toFixed(2)} ms${cpu}${errors}`;
+  const tail = result.targetRate ? ` p99.9 ${result.p999Ms?.toFixed(2)} ms${result.sustained ? '' : '  NOT SUSTAINED'}` : '';
+  return `${Math.round(result.rps)} req/s  p99 ${result.p99Ms?.toFixed(2)} ms${tail}${cpu}${errors}`;
 }
 
 function writeResults(report, json) {

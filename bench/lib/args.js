@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --proxies LIST      comma-separated, default all: direct,usher,nginx,haproxy,http-proxy,http-proxy-3,fastify
+  --proxies LIST      comma-separated, default all: direct,usher,nginx,haproxy,caddy,tcp-pipe,
+                      http-proxy,http-proxy-3,fastify
   --scenarios LIST    comma-separated, default all: small,100k,post10k,tls,close,ws
   --reps N            repetitions, interleaved between proxies; medians reported (default 3)
   --duration T        measured time per run, e.g. 4s or 1m (default 4s)
@@ -11,6 +12,9 @@ export const USAGE = `Usage: npm run bench -- [options]
   --connections N     concurrent connections (default 50)
   --quick             1 rep of 2s (explicit options still win)
   --loadgen NAME      wrk (default when installed) or autocannon
+  --rate N|auto       open-loop mode: every proxy at a fixed N req/s (tools/open-loop.js),
+                      reporting p50/p99/p99.9; auto = half of usher's saturation req/s,
+                      measured per scenario at the start of the same run
   --compare OLD.json  after the run, flag regressions against a previous result
   --against NEW.json  with --compare: compare two result files, run nothing
   --threshold PCT     noise band for --compare (default 20)
@@ -45,6 +49,7 @@ export function parseOptions(argv) {
       connections: { type: 'string' },
       quick: { type: 'boolean', default: false },
       loadgen: { type: 'string' },
+      rate: { type: 'string' },
       compare: { type: 'string' },
       against: { type: 'string' },
       threshold: { type: 'string', default: '20' },
@@ -65,6 +70,7 @@ export function parseOptions(argv) {
     connections: values.connections ? positive(values.connections, 'connections') : 50,
     quick: values.quick,
     loadgen: values.loadgen ?? null,
+    rate: values.rate === undefined ? null : values.rate === 'auto' ? 'auto' : positive(values.rate, 'rate (or auto)'),
     compare: values.compare ?? null,
     against: values.against ?? null,
     thresholdPct: Number(values.threshold),

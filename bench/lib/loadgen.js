@@ -1,5 +1,6 @@
 // One bounded load run against a URL, with wrk (or autocannon where wrk is absent) for HTTP and
-// tools/ws-client.js for WebSocket; the load generator is pinned to LOAD_CPU. All three report
+// tools/ws-client.js for WebSocket, or at a fixed rate with tools/open-loop.js (--rate); the
+// load generator is pinned to LOAD_CPU. All report
 // { requests, durationS, rps, p50Ms, p99Ms, errors, errorDetail }.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,21 @@ export async function runLoad({ loadgen, scenario, url, connections, durationS, 
   if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
   if (scenario.close) args.push('--close');
   return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'autocannon' }));
+}
+
+/**
+ * Open-loop load at `rate` requests (or WebSocket round trips) per second with
+ * tools/open-loop.js; the same result fields plus targetRate, p999Ms, maxMs, scheduleLagP99Ms,
+ * maxQueue and sustained.
+ */
+export async function runOpenLoop({ scenario, url, connections, durationS, rate }) {
+  const timeoutMs = (durationS + 20) * 1000;
+  const target = scenario.kind === 'ws' ? url.replace(/^http/, 'ws') + '/' : url + scenario.path;
+  const args = [tool('open-loop.js'), '--url', target, '--rate', String(rate), '--duration', String(durationS), '--connections', String(connections)];
+  if (scenario.kind === 'ws') args.push('--ws');
+  if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
+  if (scenario.close) args.push('--close');
+  return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'open-loop' }));
 }
 
 /** One WebSocket round trip through `url`; throws with the reason when it cannot be done. */

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startCaddy } from './caddy.js';
 import { proxyConf, startNginx } from './nginx.js';
 import { startProcess } from './procs.js';
 
@@ -12,7 +13,8 @@ export const REPO_DIR = path.dirname(BENCH_DIR);
 export const PROXY_CPU = 1;
 
 /**
- * kind: 'floor' (no proxy), 'usher', 'native' (nginx, haproxy) or 'node' (the Node peers).
+ * kind: 'floor' (no proxy), 'pipe' (a Node TCP pipe: a floor with a process of its own, not an
+ * HTTP proxy), 'usher', 'native' (nginx, haproxy, caddy) or 'node' (the Node HTTP proxies).
  * `requires` names an executable that must be installed.
  */
 export const PROXIES = [
@@ -20,6 +22,8 @@ export const PROXIES = [
   { id: 'usher', label: 'usher', kind: 'usher', start: startUsher },
   { id: 'nginx', label: 'nginx', kind: 'native', requires: 'nginx', start: startNginxProxy },
   { id: 'haproxy', label: 'HAProxy', kind: 'native', requires: 'haproxy', start: startHaproxy },
+  { id: 'caddy', label: 'Caddy', kind: 'native', requires: 'caddy', start: (ctx) => startCaddy({ ...ctx, cpu: PROXY_CPU }) },
+  { id: 'tcp-pipe', label: 'Node TCP pipe (floor)', kind: 'pipe', start: nodePeer('tcp-pipe.js') },
   { id: 'http-proxy', label: 'http-proxy', kind: 'node', start: nodePeer('http-proxy.js') },
   { id: 'http-proxy-3', label: 'http-proxy-3', kind: 'node', start: nodePeer('http-proxy-3.js') },
   { id: 'fastify', label: '@fastify/http-proxy', kind: 'node', start: nodePeer('fastify-http-proxy.js') },

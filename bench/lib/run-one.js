@@ -4,17 +4,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkScenario } from './check.js';
 import { cpuDeltaUs, cpuSnapshot, peakRssKiB } from './cpu.js';
-import { runLoad } from './loadgen.js';
+import { runLoad, runOpenLoop } from './loadgen.js';
 import { exitDescription, freePort, outputTail, stopProcess, waitForPort } from './procs.js';
 import { hasCommand } from './setup.js';
 
 /**
- * @param {object} env  { scratch, tls, origins, loadgen, options, startFailures }
+ * With `env.rates` (open-loop mode) the load is tools/open-loop.js at env.rates[scenario.id]
+ * requests/s, warm-up included; without it, closed-loop saturation (wrk, autocannon, ws-client).
+ *
+ * @param {object} env  { scratch, tls, origins, loadgen, options, startFailures, rates? }
  * @returns {Promise<object>} { status: 'ok', rps, p50Ms, p99Ms, cpuUsPerReq, peakRssMiB, requests, errors, errorDetail }
  *   or { status: 'failed' | 'n/a', reason }
  */
 export async function runOne(proxy, scenario, rep, env) {
   if (proxy.requires && !hasCommand(proxy.requires)) return { status: 'n/a', reason: `${proxy.requires} is not installed` };
+  if (env.rates && !env.rates[scenario.id]) return { status: 'n/a', reason: env.rateFailures?.[scenario.id] ?? 'no rate for this scenario' };
   const upstreamPort = scenario.upstream === 'ws' ? env.origins.wsPort : env.origins.port;
   if (proxy.kind === 'floor') {
     const port = scenario.tls ? env.origins.tlsPort : upstreamPort;
@@ -48,17 +52,19 @@ function baseUrl(scenario, port) {
   return `${scenario.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 }
 
-async function measure(scenario, url, handle, { loadgen, options, scratch }) {
+async function measure(scenario, url, handle, { loadgen, options, scratch, rates }) {
   try {
     await checkScenario(scenario, url);
   } catch (err) {
     return { status: 'n/a', reason: handle?.exited ? crashed(handle) : err.message };
   }
-  const load = { loadgen, scenario, url, connections: options.connections, tmp: scratch };
+  const rate = rates?.[scenario.id];
+  const load = { loadgen, scenario, url, connections: options.connections, tmp: scratch, rate };
+  const run = rates ? runOpenLoop : runLoad;
   try {
-    await runLoad({ ...load, durationS: options.warmupS });
+    await run({ ...load, durationS: options.warmupS });
     const before = handle && cpuSnapshot(handle.pid);
-    const result = await runLoad({ ...load, durationS: options.durationS });
+    const result = await run({ ...load, durationS: options.durationS });
     const after = handle && cpuSnapshot(handle.pid);
     if (handle?.exited) return { status: 'failed', reason: crashed(handle) };
     if (!result.requests) return { status: 'n/a', reason: `no request completed (${result.errorDetail})` };

@@ -13,7 +13,7 @@ import { freePort, outputTail, startProcess, waitForPort } from './procs.js';
 const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
 /** Debian package providing each executable we use. */
-const PACKAGES = { nginx: 'nginx', haproxy: 'haproxy', wrk: 'wrk', taskset: 'util-linux', openssl: 'openssl' };
+const PACKAGES = { nginx: 'nginx', haproxy: 'haproxy', caddy: 'caddy', wrk: 'wrk', taskset: 'util-linux', openssl: 'openssl' };
 
 export function hasCommand(name) {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
@@ -102,6 +102,7 @@ export function toolVersions(loadgen) {
     node: process.version,
     nginx: hasCommand('nginx') ? first('nginx', ['-v']) : null,
     haproxy: hasCommand('haproxy') ? first('haproxy', ['-v']) : null,
+    caddy: hasCommand('caddy') ? first('caddy', ['version']) : null,
     loadgen: loadgen === 'wrk' ? first('wrk', ['-v']) : `autocannon ${peer('autocannon')}`,
     'http-proxy': peer('http-proxy'),
     'http-proxy-3': peer('http-proxy-3'),
