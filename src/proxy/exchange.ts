@@ -397,16 +397,24 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       case 'upstream_request':
         return this.run(S_UPSTREAM_REQUEST, next);
       case 'upstream_response':
-        if (this.proxiedHead('upstream_response', next)) this.upstreamResume!();
+        if (this.proxiedHead('upstream_response', next)) this.headWritten();
         return;
       case 'response':
         if (this.state === 'replying') {
           if (this.responseHooks(next)) this.writeLocal();
-        } else if (this.responseHooks(next) && this.writeProxiedHead()) this.upstreamResume!();
+        } else if (this.responseHooks(next) && this.writeProxiedHead()) this.headWritten();
         return;
       default:
         return;
     }
+  }
+
+  /** A proxied head went downstream after an async hook: the body follows (or the end, if it came first). */
+  private headWritten(): void {
+    const trailers = this.earlyComplete;
+    if (trailers === undefined) return this.upstreamResume!();
+    this.earlyComplete = undefined;
+    this.tryComplete(this.current!, trailers);
   }
 
   downstreamClosed(): void {

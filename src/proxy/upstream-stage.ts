@@ -42,6 +42,13 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   protected queued = false;
 
   protected upstreamResume: (() => void) | null = null;
+  /**
+   * The upstream response completed while its head was still in an async hook (undefined: not
+   * so; null: completed without trailers). undici does not pause a HEAD response: client-h1's
+   * onHeadersComplete returns "skip the body" for HEAD before it looks at the handler's pause,
+   * and onMessageComplete follows at once.
+   */
+  protected earlyComplete: readonly (Buffer | string)[] | null | undefined = undefined;
 
   /** The first response_body transform; data goes through it instead of straight downstream. */
   protected sink: Writable | null = null;
@@ -146,6 +153,11 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   }
 
   tryComplete(_t: Attempt, trailers: readonly (Buffer | string)[] | null): void {
+    if (this.state === 'response') {
+      // The head is not written yet (an async hook): finish once it is (Exchange.headWritten).
+      this.earlyComplete = trailers;
+      return;
+    }
     // Complete before the whole upload arrived: a lingering close after it (early-response.ts).
     if (bodyStillArriving(this.req, this.body !== null && this.body.stream !== null)) lingerAfterEarlyResponse(this.req, this.res, this.socket);
     if (this.sink !== null) {
