@@ -42,6 +42,9 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   protected queued = false;
 
   protected upstreamResume: (() => void) | null = null;
+  /** The upstream's head as received: to tell, if node:http refuses the head, whose fault it is. */
+  protected upstreamStatus = 0;
+  protected upstreamRaw: Buffer[] | null = null;
   /**
    * The upstream response completed while its head was still in an async hook (undefined: not
    * so; null: completed without trailers). undici does not pause a HEAD response: client-h1's
@@ -128,6 +131,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const sticky = cluster.stickyCookie(t.endpoint, this.hashKey);
     if (sticky !== undefined) headers.push('set-cookie', sticky);
     this.response = { status: statusCode, headers, local: false };
+    this.upstreamStatus = statusCode;
+    this.upstreamRaw = rawHeaders;
     this.upstreamResume = resume;
     this.state = 'response';
     return this.proxiedHead('upstream_response', 0);

@@ -199,7 +199,12 @@ export class Usher implements ListenerOwner {
   }
 
   filterFailed(ex: Exchange, filter: Filter, phase: PhaseName, err: unknown): void {
-    this.logger.error({ err, filter: filter.name, phase, request_id: ex.requestId }, 'a filter failed: the request is answered 500 internal_error');
+    const outcome = phase === 'done' ? 'a filter failed in the done phase (the request had ended)' : 'a filter failed: the request is answered 500 internal_error';
+    this.logger.error({ err, filter: filter.name, phase, request_id: ex.requestId }, outcome);
+  }
+
+  headRefused(ex: Exchange, filters: readonly string[], err: unknown): void {
+    this.logger.error({ err, filters, request_id: ex.requestId }, 'node:http refused a response head after these filters edited it: the request is answered 500 internal_error');
   }
 
   internalError(err: unknown): void {

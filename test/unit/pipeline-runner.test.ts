@@ -32,6 +32,8 @@ class FakeHost implements PhaseHost {
   readonly explaining = false;
   readonly timings: Timings = { start: 0, routed: undefined, upstreamStart: undefined, responseStart: undefined, end: undefined };
   readonly replies: LocalResponse[] = [];
+  /** Who answered: "filter/phase" per reply. */
+  readonly repliedBy: string[] = [];
   readonly failures: { filter: string; phase: PhaseName; err: unknown }[] = [];
   readonly resumes: { phase: PhaseName; next: number }[] = [];
   completed = false;
@@ -72,8 +74,9 @@ class FakeHost implements PhaseHost {
     return ok;
   }
 
-  hookReplied(reply: LocalResponse): void {
+  hookReplied(reply: LocalResponse, filter: Filter, phase: PhaseName): void {
     this.replies.push(reply);
+    this.repliedBy.push(`${filter.name}/${phase}`);
     this.settle!();
   }
   hookFailed(filter: Filter, phase: PhaseName, err: unknown): void {
@@ -211,6 +214,7 @@ test('runner: a LocalResponse from early_request, request or upstream_request en
     assert.equal(sync.run(phase), false, `${phase}: the host took over`);
     assert.deepEqual(sync.trace, ['f0', 'f1'], `${phase}: no hook after the reply`);
     assert.deepEqual(sync.replies, [REPLY], `${phase}: the reply reached the host as given`);
+    assert.deepEqual(sync.repliedBy, [`f1/${phase}`], `${phase}: with the filter that made it`);
     assert.equal(sync.completed, false);
 
     const async = chain(phase, ['async', 'sync', 'async-reply', 'sync']);
@@ -218,6 +222,7 @@ test('runner: a LocalResponse from early_request, request or upstream_request en
     await async.settled;
     assert.deepEqual(async.trace, ['f0', 'f1', 'f2'], `${phase}: no hook after the async reply`);
     assert.deepEqual(async.replies, [REPLY]);
+    assert.deepEqual(async.repliedBy, [`f2/${phase}`]);
     assert.deepEqual(async.resumes, [{ phase, next: 1 }], `${phase}: a reply is not a resume`);
     assert.equal(async.completed, false);
   }
