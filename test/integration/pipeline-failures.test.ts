@@ -214,3 +214,50 @@ test('the upstream resets while an async response hook holds its head: a 502 at 
   assert.equal(next.reused, true);
   assert.deepEqual(calls, ['proxied 200 /cut', 'local 502 /cut', 'proxied 200 /after']);
 });
+
+test('an upstream_request filter that leaves a head undici refuses: 500 internal_error naming it, no retry, no server blamed', async (t) => {
+  const breaking: Filter = {
+    name: 'breaking',
+    upstreamRequest: (ctx, head) => {
+      if (ctx.target === '/field') head.headers.push('x-bad', 'a\r\nx-injected: 1');
+      if (ctx.target === '/target') head.target = 'no-slash';
+      if (ctx.target === '/later') return nextTurn().then(() => void head.headers.push('x-bad', 'a\nb'));
+      return undefined;
+    },
+  };
+  const a = await startUpstream('a');
+  const b = await startUpstream('b');
+  const u = await startUsher(
+    // One connect failure ejects a server: a filter's bad head must not count as one.
+    { upstreams: { app: { servers: [a.url, b.url], outlier_detection: { consecutive_connect_failures: 1, consecutive_5xx: 1 } } }, routes: [{ upstream: 'app' }] },
+    { filters: [{ name: 'breaking', create: () => breaking }] },
+  );
+  t.after(async () => {
+    await u.close();
+    await a.close();
+    await b.close();
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  for (const path of ['/field', '/target', '/later']) {
+    const r = await send(agent, `${u.url}${path}`);
+    const id = assertInternalError(r, path);
+    await waitFor(() => u.logs.some((l) => l.request_id === id), 5000, `${path}: the log line`);
+    const line = u.logs.find((l) => l.request_id === id)!;
+    assert.deepEqual(line.filters, ['breaking'], `${path}: the log names the upstream_request filters (${JSON.stringify(line)})`);
+    const next = await send(agent, `${u.url}/fine`);
+    assert.equal(next.status, 200, `${path}: the next request is served`);
+  }
+  assert.deepEqual(a.requests.map((r) => r.url).concat(b.requests.map((r) => r.url)), ['/fine', '/fine', '/fine'], 'nothing broken went upstream');
+  await waitFor(() => u.access.length === 6, 5000, 'access log');
+  assert.deepEqual(
+    u.access.filter((l) => l.status === 500).map((l) => [l.reason, l.attempts]),
+    [
+      ['internal_error', 1],
+      ['internal_error', 1],
+      ['internal_error', 1],
+    ],
+    'not retried',
+  );
+  assert.equal(u.logs.filter((l) => l.msg === 'upstream server unhealthy').length, 0, 'no server was ejected for a filter bug');
+});
