@@ -176,6 +176,11 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   }
 
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
+    if (reason === 'internal_error') {
+      // undici refused the head (UND_ERR_INVALID_ARG): no health penalty, no retry.
+      this.owner.headRefused(this, (this.route?.phases.upstreamRequest ?? []).map((f) => f.name), err);
+      return this.fail('internal_error');
+    }
     this.cluster!.observeFailure(t.endpoint, reason, t.connected);
     if (!t.connected && connectErrorChannel.hasSubscribers) {
       connectErrorChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, upstreamServer: t.endpoint.id, reason } satisfies ConnectErrorEvent);

@@ -211,7 +211,7 @@ export class Usher implements ListenerOwner {
   }
 
   headRefused(ex: Exchange, filters: readonly string[], err: unknown): void {
-    this.logger.error({ err, filters, request_id: ex.requestId }, 'node:http refused a response head after these filters edited it: the request is answered 500 internal_error');
+    this.logger.error({ err, filters, request_id: ex.requestId }, 'a head could not be sent after these filters edited it: the request is answered 500 internal_error');
   }
 
   internalError(err: unknown): void {
