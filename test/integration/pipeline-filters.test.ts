@@ -303,3 +303,20 @@ test('a response_body transform keeps backpressure: a client that does not read 
   assert.equal(received, BIG + 2, 'every byte, transformed, plus the two appended');
   assert.equal(shouts.at(-1)!.seen, BIG);
 });
+
+test('a request_body bound larger than limits.body does not lift limits.body (a chunked upload past it: 413)', async (t) => {
+  const up = await startUpstream('app', upstreamHandler);
+  const lenient: RouteFilterDefinition = { name: 'lenient', create: () => ({ name: 'lenient', requestBody: { maxBytes: 1024 * 1024, inspect: () => undefined } }) };
+  const u = await startUsher({ limits: { body: 1024 }, upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] }, { filters: [lenient] });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  const r = await chunked(`${u.url}/limited`, ['x'.repeat(3000), 'y'.repeat(3000)]);
+  assert.equal(r.status, 413);
+  assert.match(r.body, /reason: body_too_large/);
+  assert.equal(bodies.has('/limited'), false);
+  const small = await chunked(`${u.url}/small`, ['x'.repeat(500), 'y'.repeat(500)]);
+  assert.equal(small.status, 200);
+  assert.equal(bodies.get('/small')!.length, 1000);
+});
