@@ -72,7 +72,9 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     }
     if (step <= S_REQUEST_BODY && this.hasBody && route.requestBodyLimit > 0) {
       this.state = 'body';
-      this.ensureBody().bufferIt(route.requestBodyLimit);
+      // The filters' bound within limits.body: a chunked body has no length to check up front.
+      const max = this.runtime.config.limits.body;
+      this.ensureBody().bufferIt(max === null ? route.requestBodyLimit : Math.min(max, route.requestBodyLimit));
       return; // bodyBuffered() goes on
     }
     if (step <= S_INSPECT) {
