@@ -303,3 +303,30 @@ test('runner: every done hook runs even when one throws; each throw is reported 
   assert.equal(failed[0]!.ctx, host, 'the context is handed to the failure callback');
   assert.match((failed[1]!.err as Error).message, /d3 failed/);
 });
+
+test('runner: a thenable that is not a promise is awaited like one; one whose then() throws is a failure, not an exception', async () => {
+  for (const phase of ALL) {
+    const key = { early_request: 'earlyRequest', request: 'request', upstream_request: 'upstreamRequest', upstream_response: 'upstreamResponse', response: 'response' }[phase];
+    const good = new FakeHost([{ name: 'thenable', [key]: () => ({ then: (ok: (v: undefined) => void) => setImmediate(() => ok(undefined)) }) } as unknown as Filter]);
+    assert.equal(good.run(phase), false);
+    await good.settled;
+    assert.equal(good.completed, true, `${phase}: resumed after the thenable`);
+
+    const bad = new FakeHost([
+      {
+        name: 'bad_thenable',
+        [key]: () => ({
+          then: () => {
+            throw new Error('then() threw');
+          },
+        }),
+      } as unknown as Filter,
+    ]);
+    assert.doesNotThrow(() => bad.run(phase), `${phase}: the runner does not throw`);
+    await bad.settled;
+    assert.deepEqual(
+      bad.failures.map((f) => [f.filter, f.phase]),
+      [['bad_thenable', phase]],
+    );
+  }
+});
