@@ -36,7 +36,8 @@ export function runRequestHooks(host: PhaseHost, phase: ReplyPhase, filters: rea
     if (r === undefined || r === null) continue;
     if (isPromise(r)) {
       const next = i + 1;
-      r.then(
+      // Promise.resolve: a native promise as it is; a thenable whose then() throws rejects.
+      Promise.resolve(r).then(
         (v) => (v === undefined || v === null ? host.resume(phase, next) : host.hookReplied(v, f, phase)),
         (err: unknown) => host.hookFailed(f, phase, err),
       );
@@ -68,7 +69,7 @@ export function runHeadHooks(host: PhaseHost, phase: 'upstream_response' | 'resp
 }
 
 function awaitHook(host: PhaseHost, f: Filter, phase: PhaseName, next: number, p: Promise<unknown>): void {
-  p.then(
+  Promise.resolve(p).then(
     () => host.resume(phase, next),
     (err: unknown) => host.hookFailed(f, phase, err),
   );
