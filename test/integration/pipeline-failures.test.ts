@@ -261,3 +261,30 @@ test('an upstream_request filter that leaves a head undici refuses: 500 internal
   );
   assert.equal(u.logs.filter((l) => l.msg === 'upstream server unhealthy').length, 0, 'no server was ejected for a filter bug');
 });
+
+test('a filter that leaves a non-string field in the upstream head (a JavaScript filter): 500 with the request id, the process carries on', async (t) => {
+  const untyped = {
+    name: 'untyped',
+    upstreamRequest: (ctx: { target: string }, head: { headers: unknown[] }) => {
+      if (ctx.target === '/now') head.headers.push(42, 'x');
+      if (ctx.target === '/later') return nextTurn().then(() => void head.headers.push(42, 'x'));
+      return undefined;
+    },
+  } as unknown as Filter;
+  const up = await startUpstream('app');
+  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] }, { filters: [{ name: 'untyped', create: () => untyped }] });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  for (const path of ['/now', '/later']) {
+    assertInternalError(await send(agent, `${u.url}${path}`), path);
+    assert.equal((await send(agent, `${u.url}/fine`)).status, 200, `${path}: the next request is served`);
+  }
+  assert.deepEqual(
+    up.requests.map((r) => r.url),
+    ['/fine', '/fine'],
+  );
+});
