@@ -42,6 +42,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   protected queued = false;
 
   protected upstreamResume: (() => void) | null = null;
+  /** Inside pool.dispatch(): an error undici reports now was raised before any connection. */
+  private dispatching = false;
   /** The upstream's head as received: to tell, if node:http refuses the head, whose fault it is. */
   protected upstreamStatus = 0;
   protected upstreamRaw: Buffer[] | null = null;
@@ -83,18 +85,23 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
       upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, attempt: this.attempt } satisfies UpstreamTryEvent);
     }
     const body = this.body;
-    endpoint.pool.dispatch(
-      // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
-      {
-        path: this.upstreamHead!.target,
-        method: this.req.method as Dispatcher.HttpMethod,
-        headers: this.upstreamHeaders,
-        body: body === null ? null : (body.buffer ?? body.stream),
-        upgrade: upgradeOf(this.req),
-        servername: endpoint.servername,
-      } as Dispatcher.DispatchOptions,
-      t,
-    );
+    this.dispatching = true;
+    try {
+      endpoint.pool.dispatch(
+        // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
+        {
+          path: this.upstreamHead!.target,
+          method: this.req.method as Dispatcher.HttpMethod,
+          headers: this.upstreamHeaders,
+          body: body === null ? null : (body.buffer ?? body.stream),
+          upgrade: upgradeOf(this.req),
+          servername: endpoint.servername,
+        } as Dispatcher.DispatchOptions,
+        t,
+      );
+    } finally {
+      this.dispatching = false;
+    }
   }
 
   // Waiter (circuit breaker queue)
@@ -176,8 +183,9 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   }
 
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
-    if (reason === 'internal_error') {
-      // undici refused the head (UND_ERR_INVALID_ARG): no health penalty, no retry.
+    if ((reason === 'internal_error' || this.dispatching) && !this.owner.cutting) {
+      // undici refused the head as built (UND_ERR_INVALID_ARG, or a TypeError on a field that is
+      // not a string) before any connection: usher's or a filter's fault. No penalty, no retry.
       this.owner.headRefused(this, (this.route?.phases.upstreamRequest ?? []).map((f) => f.name), err);
       return this.fail('internal_error');
     }
