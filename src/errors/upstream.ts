@@ -21,6 +21,10 @@ export function classifyUpstreamError(err: unknown, responseStarted: boolean): R
     case 'ENETUNREACH':
     case 'EADDRNOTAVAIL':
       return 'upstream_connect_failed';
+    // undici refused the request as usher built it (a field or target an upstream_request filter
+    // broke): nothing was sent, and it is no server's fault.
+    case 'UND_ERR_INVALID_ARG':
+      return 'internal_error';
     case 'UND_ERR_HEADERS_TIMEOUT':
       return 'upstream_timeout';
     case 'UND_ERR_BODY_TIMEOUT':

@@ -7,8 +7,8 @@
 import type { Filter, LocalResponse, PhaseName, RequestContext, ResponseHead, UpstreamRequestHead } from './types.js';
 
 export interface PhaseHost extends RequestContext {
-  /** A request-side hook answered: the reply then passes `response` and `done` like any other. */
-  hookReplied(reply: LocalResponse): void;
+  /** `filter`'s hook in `phase` answered: the reply then passes `response` and `done` like any other. */
+  hookReplied(reply: LocalResponse, filter: Filter, phase: PhaseName): void;
   /** A hook threw or its promise rejected. */
   hookFailed(filter: Filter, phase: PhaseName, err: unknown): void;
   /** An awaited hook resolved without a reply: go on from hook `next` of `phase`. */
@@ -36,13 +36,14 @@ export function runRequestHooks(host: PhaseHost, phase: ReplyPhase, filters: rea
     if (r === undefined || r === null) continue;
     if (isPromise(r)) {
       const next = i + 1;
-      r.then(
-        (v) => (v === undefined || v === null ? host.resume(phase, next) : host.hookReplied(v)),
+      // Promise.resolve: a native promise as it is; a thenable whose then() throws rejects.
+      Promise.resolve(r).then(
+        (v) => (v === undefined || v === null ? host.resume(phase, next) : host.hookReplied(v, f, phase)),
         (err: unknown) => host.hookFailed(f, phase, err),
       );
       return false;
     }
-    host.hookReplied(r);
+    host.hookReplied(r, f, phase);
     return false;
   }
   return true;
@@ -68,7 +69,7 @@ export function runHeadHooks(host: PhaseHost, phase: 'upstream_response' | 'resp
 }
 
 function awaitHook(host: PhaseHost, f: Filter, phase: PhaseName, next: number, p: Promise<unknown>): void {
-  p.then(
+  Promise.resolve(p).then(
     () => host.resume(phase, next),
     (err: unknown) => host.hookFailed(f, phase, err),
   );

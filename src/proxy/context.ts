@@ -40,6 +40,8 @@ export interface ExchangeOwner {
   exchangeDone(ex: ExchangeContext): void;
   /** A hook threw or rejected (logged with the filter's name and the request id). */
   filterFailed(ex: ExchangeContext, filter: Filter, phase: PhaseName, err: unknown): void;
+  /** node:http or undici refused a head after `filters` edited it (answered 500 internal_error). */
+  headRefused(ex: ExchangeContext, filters: readonly string[], err: unknown): void;
 }
 
 /** Where a request is. */

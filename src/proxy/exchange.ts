@@ -14,8 +14,8 @@ import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline
 import { routeRequestFor } from '../router/index.js';
 import { grpcTrailersOnly, isGrpc, sendGrpcLocalReply } from './grpc.js';
 import { bodyStillArriving } from './early-response.js';
-import { appendForwardingHeaders, hostValueIndex } from './headers.js';
-import { localReplyFor, wantsJson } from './local-reply.js';
+import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex } from './headers.js';
+import { headProblem, localReplyFor, localReplyProblem, wantsJson } from './local-reply.js';
 import { isIdempotent } from './retry-decision.js';
 import { UpstreamStage } from './upstream-stage.js';
 import { upgradeOf } from './upgrade.js';
@@ -72,7 +72,9 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     }
     if (step <= S_REQUEST_BODY && this.hasBody && route.requestBodyLimit > 0) {
       this.state = 'body';
-      this.ensureBody().bufferIt(route.requestBodyLimit);
+      // The filters' bound within limits.body: a chunked body has no length to check up front.
+      const max = this.runtime.config.limits.body;
+      this.ensureBody().bufferIt(max === null ? route.requestBodyLimit : Math.min(max, route.requestBodyLimit));
       return; // bodyBuffered() goes on
     }
     if (step <= S_INSPECT) {
@@ -143,7 +145,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
             if (v === undefined || v === null || Buffer.isBuffer(v)) {
               if (v) body.buffer = v;
               this.resume('request_body', next);
-            } else this.hookReplied(v);
+            } else this.hookReplied(v, f, 'request_body');
           },
           (err: unknown) => this.hookFailed(f, 'request_body', err),
         );
@@ -151,7 +153,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       }
       if (Buffer.isBuffer(r)) body.buffer = r;
       else if (r !== undefined && r !== null) {
-        this.hookReplied(r);
+        this.hookReplied(r, f, 'request_body');
         return false;
       }
     }
@@ -249,6 +251,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     const head = this.response!;
     const res = this.res;
     const transforms = bodyless(head.status, this.req.method!) ? null : this.bodyTransforms(head);
+    if (transforms === false) return false;
     if (this.owner.draining) res.shouldKeepAlive = false;
     // An answer before the whole upload: the connection closes after it (early-response.ts).
     if (bodyStillArriving(this.req, this.body !== null && this.body.stream !== null)) res.shouldKeepAlive = false;
@@ -260,9 +263,15 @@ export class Exchange extends UpstreamStage implements PhaseHost {
         res.writeHead(head.status, head.headers);
       }
     } catch (err) {
-      // node:http refused a header or status line the upstream parser let through.
       this.responseStarted = false;
       this.current!.stop();
+      if (this.upstreamHeadWritable()) {
+        // The upstream's head was fine: a response-side hook broke it. Not the upstream's fault.
+        this.owner.headRefused(this, this.responseFilterNames(true), err);
+        this.replyBare('internal_error');
+        return false;
+      }
+      // node:http refused a header or status line the upstream parser let through.
       this.upstreamFailed(this.current!, 'upstream_bad_response', err);
       return false;
     }
@@ -277,12 +286,20 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     return true;
   }
 
-  /** response_body: the transforms the route's filters want for this response (they change the length). */
-  private bodyTransforms(head: ResponseHead): Transform[] | null {
+  /** response_body: the transforms the route's filters want for this response (they change the length); false: one failed. */
+  private bodyTransforms(head: ResponseHead): Transform[] | null | false {
     const filters = this.route?.phases.responseBody ?? NO_FILTERS;
     let out: Transform[] | null = null;
     for (let i = 0; i < filters.length; i++) {
-      const t = filters[i]!.responseBody!(this, head);
+      let t;
+      try {
+        t = filters[i]!.responseBody!(this, head);
+      } catch (err) {
+        for (const made of out ?? []) made.destroy();
+        this.current!.stop();
+        this.hookFailed(filters[i]!, 'response_body', err);
+        return false;
+      }
       if (t !== undefined) (out ??= []).push(t);
     }
     if (out !== null) removeField(head.headers, 'content-length');
@@ -352,28 +369,70 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     if (res.headersSent || res.destroyed || this.downstreamGone) return;
     const head = this.response!;
     if (this.closeAfter || this.owner.draining) res.shouldKeepAlive = false;
-    res.writeHead(head.status, head.headers);
+    try {
+      res.writeHead(head.status, head.headers);
+    } catch (err) {
+      // A filter's own reply is checked when made (hookReplied), and usher's are well formed:
+      // a response hook broke this head. node:http wrote nothing; answer a bare 500 (once).
+      if (this.reason === 'internal_error' && this.responseStage === -1) return void res.destroy();
+      this.owner.headRefused(this, this.responseFilterNames(false), err);
+      return this.replyBare('internal_error');
+    }
     res.end(this.localBody);
     this.timings.responseStart = performance.now();
   }
 
-  hookReplied(reply: LocalResponse): void {
+  /** A 500 (or `reason`'s reply) written as is: the response hooks already failed on this request. */
+  private replyBare(reason: ReasonCode): void {
+    this.stopUpstream();
+    const r = localReplyFor(reason, this.requestId, wantsJson(this.req.rawHeaders));
+    this.reason = reason;
+    this.response = { status: r.status, headers: [...r.headers, this.runtime.forward.requestIdHeader, this.requestId], local: true };
+    this.localBody = r.body;
+    this.state = 'replying';
+    // -1: no hook runs on this head, and a late resume of the earlier chain finds nothing to do.
+    this.responseStage = -1;
+    this.writeLocal();
+  }
+
+  /** Whether node:http accepts the upstream's head as usher received it (before any hook). */
+  private upstreamHeadWritable(): boolean {
+    if (this.upstreamRaw === null || this.upstreamStatus < 100 || this.upstreamStatus > 999) return false;
+    const h: string[] = [];
+    filterResponseHeaders(this.upstreamRaw, this.runtime.forward, h);
+    return headProblem(h) === undefined;
+  }
+
+  /** The filters whose response-side hooks edited the head (for the log line). */
+  private responseFilterNames(proxied: boolean): string[] {
+    const p = this.route?.phases;
+    const names = [...(proxied ? (p?.upstreamResponse ?? NO_FILTERS) : NO_FILTERS), ...(p?.response ?? NO_FILTERS), ...this.listener.response].map((f) => f.name);
+    return [...new Set(names)];
+  }
+
+  hookReplied(reply: LocalResponse, filter: Filter, phase: PhaseName): void {
     if (this.downstreamGone) return;
-    this.replyLocal(reply.status, reply.headers ?? [], reply.body, reply.reason ?? 'local_response', false);
+    const problem = localReplyProblem(reply);
+    if (problem !== undefined) return this.hookFailed(filter, phase, new Error(`${filter.name}: a local reply usher cannot send: ${problem}`));
+    // The length is the body's: a filter's Content-Length (or Transfer-Encoding) that says
+    // otherwise would desynchronise the connection's next response (RFC 9112 §6.3).
+    const headers: string[] = [];
+    const h = reply.headers ?? [];
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i]!.toLowerCase();
+      if (n !== 'content-length' && n !== 'transfer-encoding') headers.push(h[i]!, h[i + 1]!);
+    }
+    const body = reply.body;
+    headers.push('content-length', String(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length));
+    this.replyLocal(reply.status, headers, body, reply.reason ?? 'local_response', false);
   }
 
   hookFailed(filter: Filter, phase: PhaseName, err: unknown): void {
     this.owner.filterFailed(this, filter, phase, err);
     if (this.downstreamGone) return;
-    if (this.state === 'replying' && !this.res.headersSent) {
-      // A response hook failed on a local reply: answer 500 without running them again.
-      this.stopUpstream();
-      const r = localReplyFor('internal_error', this.requestId, wantsJson(this.req.rawHeaders));
-      this.reason = 'internal_error';
-      this.response = { status: r.status, headers: [...r.headers, this.runtime.forward.requestIdHeader, this.requestId], local: true };
-      this.localBody = r.body;
-      this.writeLocal();
-      return;
+    if ((this.state === 'replying' || phase === 'response') && !this.res.headersSent) {
+      // A response hook failed: answer 500 without running them again.
+      return this.replyBare('internal_error');
     }
     if (this.res.headersSent) {
       this.reason = 'internal_error';
@@ -397,16 +456,26 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       case 'upstream_request':
         return this.run(S_UPSTREAM_REQUEST, next);
       case 'upstream_response':
-        if (this.proxiedHead('upstream_response', next)) this.upstreamResume!();
+        if (this.proxiedHead('upstream_response', next)) this.headWritten();
         return;
       case 'response':
+        // A bare reply was written after a response hook failed: a late resume has nothing to do.
+        if (this.responseStage === -1) return;
         if (this.state === 'replying') {
           if (this.responseHooks(next)) this.writeLocal();
-        } else if (this.responseHooks(next) && this.writeProxiedHead()) this.upstreamResume!();
+        } else if (this.responseHooks(next) && this.writeProxiedHead()) this.headWritten();
         return;
       default:
         return;
     }
+  }
+
+  /** A proxied head went downstream after an async hook: the body follows (or the end, if it came first). */
+  private headWritten(): void {
+    const trailers = this.earlyComplete;
+    if (trailers === undefined) return this.upstreamResume!();
+    this.earlyComplete = undefined;
+    this.tryComplete(this.current!, trailers);
   }
 
   downstreamClosed(): void {

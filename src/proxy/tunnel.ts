@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ReasonCode } from '../errors/index.js';
+import type { ResponseHead } from '../pipeline/types.js';
 import type { ForwardSettings } from './headers.js';
 
 /** What a tunnel needs of its exchange (structurally: no import of exchange.ts). */
@@ -11,4 +12,6 @@ export interface TunnelHost {
   readonly runtime: { readonly config: { readonly upgrade: { readonly idle_timeout: number } }; readonly forward: ForwardSettings };
   readonly requestId: string;
   reason: ReasonCode | undefined;
+  /** The head that went downstream (the 101, or 200 on HTTP/2): what the done phase sees. */
+  response: ResponseHead | undefined;
 }

@@ -39,6 +39,7 @@ export function openH2Tunnel(ex: TunnelHost, rawHeaders: readonly Buffer[], upst
   if (fwd.via !== null) out.push('via', fwd.via);
   out.push(fwd.requestIdHeader, ex.requestId);
   // Flat name/value arrays work on node's compatibility response as on node:http's.
+  ex.response = { status: 200, headers: out, local: false };
   ex.res.writeHead(200, out);
   const res = ex.res as unknown as Http2ServerResponse;
   const stream = res.stream;

@@ -58,6 +58,7 @@ export function openTunnel(ex: TunnelHost, statusCode: number, rawHeaders: reado
   if (fwd.via !== null) headers.push('via', fwd.via);
   headers.push(fwd.requestIdHeader, ex.requestId);
   client[kTunnelled] = true;
+  ex.response = { status: statusCode, headers, local: false };
   ex.res.writeHead(statusCode, headers);
   // A 101 has no body: end() writes the head now; the socket is the tunnel's from here.
   ex.res.end();

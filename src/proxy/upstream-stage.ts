@@ -42,6 +42,18 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   protected queued = false;
 
   protected upstreamResume: (() => void) | null = null;
+  /** Inside pool.dispatch(): an error undici reports now was raised before any connection. */
+  private dispatching = false;
+  /** The upstream's head as received: to tell, if node:http refuses the head, whose fault it is. */
+  protected upstreamStatus = 0;
+  protected upstreamRaw: Buffer[] | null = null;
+  /**
+   * The upstream response completed while its head was still in an async hook (undefined: not
+   * so; null: completed without trailers). undici does not pause a HEAD response: client-h1's
+   * onHeadersComplete returns "skip the body" for HEAD before it looks at the handler's pause,
+   * and onMessageComplete follows at once.
+   */
+  protected earlyComplete: readonly (Buffer | string)[] | null | undefined = undefined;
 
   /** The first response_body transform; data goes through it instead of straight downstream. */
   protected sink: Writable | null = null;
@@ -73,18 +85,23 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
       upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, attempt: this.attempt } satisfies UpstreamTryEvent);
     }
     const body = this.body;
-    endpoint.pool.dispatch(
-      // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
-      {
-        path: this.upstreamHead!.target,
-        method: this.req.method as Dispatcher.HttpMethod,
-        headers: this.upstreamHeaders,
-        body: body === null ? null : (body.buffer ?? body.stream),
-        upgrade: upgradeOf(this.req),
-        servername: endpoint.servername,
-      } as Dispatcher.DispatchOptions,
-      t,
-    );
+    this.dispatching = true;
+    try {
+      endpoint.pool.dispatch(
+        // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
+        {
+          path: this.upstreamHead!.target,
+          method: this.req.method as Dispatcher.HttpMethod,
+          headers: this.upstreamHeaders,
+          body: body === null ? null : (body.buffer ?? body.stream),
+          upgrade: upgradeOf(this.req),
+          servername: endpoint.servername,
+        } as Dispatcher.DispatchOptions,
+        t,
+      );
+    } finally {
+      this.dispatching = false;
+    }
   }
 
   // Waiter (circuit breaker queue)
@@ -121,6 +138,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const sticky = cluster.stickyCookie(t.endpoint, this.hashKey);
     if (sticky !== undefined) headers.push('set-cookie', sticky);
     this.response = { status: statusCode, headers, local: false };
+    this.upstreamStatus = statusCode;
+    this.upstreamRaw = rawHeaders;
     this.upstreamResume = resume;
     this.state = 'response';
     return this.proxiedHead('upstream_response', 0);
@@ -146,6 +165,11 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   }
 
   tryComplete(_t: Attempt, trailers: readonly (Buffer | string)[] | null): void {
+    if (this.state === 'response') {
+      // The head is not written yet (an async hook): finish once it is (Exchange.headWritten).
+      this.earlyComplete = trailers;
+      return;
+    }
     // Complete before the whole upload arrived: a lingering close after it (early-response.ts).
     if (bodyStillArriving(this.req, this.body !== null && this.body.stream !== null)) lingerAfterEarlyResponse(this.req, this.res, this.socket);
     if (this.sink !== null) {
@@ -159,6 +183,12 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   }
 
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
+    if ((reason === 'internal_error' || this.dispatching) && !this.owner.cutting) {
+      // undici refused the head as built (UND_ERR_INVALID_ARG, or a TypeError on a field that is
+      // not a string) before any connection: usher's or a filter's fault. No penalty, no retry.
+      this.owner.headRefused(this, (this.route?.phases.upstreamRequest ?? []).map((f) => f.name), err);
+      return this.fail('internal_error');
+    }
     this.cluster!.observeFailure(t.endpoint, reason, t.connected);
     if (!t.connected && connectErrorChannel.hasSubscribers) {
       connectErrorChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, upstreamServer: t.endpoint.id, reason } satisfies ConnectErrorEvent);

@@ -8,6 +8,7 @@ import type { ReasonCode } from '../errors/index.js';
 import { rawErrorReply } from '../proxy/local-reply.js';
 import { newRequestId } from '../observability/request-id.js';
 import { listenerChain } from '../pipeline/compile.js';
+import type { ListenerFilterDefinition } from '../pipeline/registry.js';
 import { handleRequest, kResponse, type HandlerOwner, type ListenerEntry, type ResponseSocket } from './handler.js';
 import { H2Front } from './h2.js';
 import { KeepAliveIdle } from './keep-alive.js';
@@ -27,6 +28,8 @@ export interface ListenerOwner extends HandlerOwner {
   readonly certSource?: CertSource | undefined;
   /** Counted for the "stopped" log line. */
   readonly stats: { connections: number };
+  /** The embedding program's listener filters (UsherOptions.listenerFilters). */
+  readonly listenerFilters?: readonly ListenerFilterDefinition<undefined>[];
 }
 
 /** One downstream listener (HTTP/1.1, optionally over TLS). */
@@ -72,7 +75,7 @@ export class Listener {
     // response hooks; forged X-Client-Cert-* are stripped and the verified identity added first.
     const tls = this.tls;
     const entry: ListenerEntry = (this.entry = {
-      chain: listenerChain([this.edge]),
+      chain: listenerChain([this.edge, ...(owner.listenerFilters ?? []).map((d) => d.create(config, undefined))]),
       get clientAuth() {
         return tls !== undefined && tls.config.client_auth !== null;
       },

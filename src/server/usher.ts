@@ -5,7 +5,7 @@ import type { ReasonCode } from '../errors/index.js';
 import { subscribeAccessLog } from '../observability/access-log.js';
 import { createAccessLogger, createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
-import type { RouteFilterDefinition } from '../pipeline/registry.js';
+import type { ListenerFilterDefinition, RouteFilterDefinition } from '../pipeline/registry.js';
 import type { Filter, PhaseName } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
@@ -29,8 +29,13 @@ export interface UsherOptions {
    * Cluster.applyProbe (a multi-process primary probes once for every worker). Default true.
    */
   probes?: boolean;
+  /**
+   * Listener filters of the embedding program: on every request of every listener, routed or
+   * not (a metrics or access-list filter), after the TLS edge's early_request hook and before its
+   * response hook. Their done hook runs for every request, also one that matched no route.
+   */
+  listenerFilters?: readonly ListenerFilterDefinition<undefined>[];
 }
-
 
 /**
  * The running proxy: listeners, the current Runtime, reload and graceful shutdown.
@@ -54,9 +59,11 @@ export class Usher implements ListenerOwner {
   private drainWaiters: (() => void)[] = [];
   /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
   readonly certSource: AcmeManager | undefined;
+  readonly listenerFilters: readonly ListenerFilterDefinition<undefined>[];
 
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
+    this.listenerFilters = options.listenerFilters ?? [];
     this.logger = createLogger(config.log, options.logDestination);
     // Built, not started: the clusters go live in start(), once the listeners are open.
     this.runtime = Runtime.build(config, undefined, options.filters).runtime;
@@ -199,7 +206,12 @@ export class Usher implements ListenerOwner {
   }
 
   filterFailed(ex: Exchange, filter: Filter, phase: PhaseName, err: unknown): void {
-    this.logger.error({ err, filter: filter.name, phase, request_id: ex.requestId }, 'a filter failed: the request is answered 500 internal_error');
+    const outcome = phase === 'done' ? 'a filter failed in the done phase (the request had ended)' : 'a filter failed: the request is answered 500 internal_error';
+    this.logger.error({ err, filter: filter.name, phase, request_id: ex.requestId }, outcome);
+  }
+
+  headRefused(ex: Exchange, filters: readonly string[], err: unknown): void {
+    this.logger.error({ err, filters, request_id: ex.requestId }, 'a head could not be sent after these filters edited it: the request is answered 500 internal_error');
   }
 
   internalError(err: unknown): void {

@@ -23,8 +23,8 @@ export function config(obj: Record<string, unknown>): UsherConfig {
   return result.config;
 }
 
-/** Starts usher in-process on 127.0.0.1:0 in front of whatever the config names. */
-export async function startUsher(obj: Record<string, unknown>, options: Pick<UsherOptions, 'probes'> = {}): Promise<TestUsher> {
+/** Starts usher in-process on 127.0.0.1:0 in front of whatever the config names; `filters`, `listenerFilters` and `probes` as in UsherOptions. */
+export async function startUsher(obj: Record<string, unknown>, options: Pick<UsherOptions, 'probes' | 'filters' | 'listenerFilters'> = {}): Promise<TestUsher> {
   const cfg = config({ log: { level: 'warn', access_log: true }, ...obj });
   const access: Record<string, unknown>[] = [];
   const logs: Record<string, unknown>[] = [];

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { rawRequest, request } from '../helpers/client.js';
 import { certDir, httpsGet } from '../helpers/certs.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { startUsher } from '../helpers/usher.js';
+import { startUsher, waitFor } from '../helpers/usher.js';
 import { applyClientIdentity } from '../../src/tls/client-cert.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -110,7 +110,7 @@ test('mTLS request: without a certificate the request proceeds with no identity;
 test('HSTS on TLS listeners only; a plain listener redirects to https except ACME challenges', async (t) => {
   const p = setup();
   t.after(() => p.certs.remove());
-  const { up, ports } = await start(t, [
+  const { up, u, ports } = await start(t, [
     { address: '127.0.0.1:0', tls: { cert: p.server.certPath, key: p.server.keyPath, hsts: { max_age: 600, include_subdomains: true } } },
     { address: '127.0.0.1:0', redirect_https: 8443 },
     // Another host: usher keys listeners by host, port and TLS, so two plain 127.0.0.1:0 would collide.
@@ -127,6 +127,15 @@ test('HSTS on TLS listeners only; a plain listener redirects to https except ACM
   assert.equal(redirected.status, 308);
   assert.equal(redirected.headers.location, 'https://site.test:8443/a/b?c=d');
   assert.equal(up.requests.length, before, 'a redirect is not proxied');
+  // The redirect is a request like any other: it carries a request id and is in the access log.
+  const id = redirected.headers['x-request-id'];
+  assert.ok(typeof id === 'string' && id !== '', 'the 308 carries an X-Request-Id');
+  await waitFor(() => u.access.some((l) => l.request_id === id), 5000, "the redirect's access-log line");
+  const line = u.access.find((l) => l.request_id === id)!;
+  assert.deepEqual(
+    [line.status, line.method, line.path, line.host, line.route, line.upstream, line.reason],
+    [308, 'POST', '/a/b?c=d', 'site.test:8080', null, null, 'local_response'],
+  );
   // An ACME HTTP-01 path is not redirected (no challenge pending here: it is routed as usual).
   const challenge = await request(`http://127.0.0.1:${ports[1]}/.well-known/acme-challenge/tok`, { headers: { host: 'site.test' } });
   assert.equal(challenge.status, 200);
