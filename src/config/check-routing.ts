@@ -3,14 +3,9 @@
 // never match (shadowed or duplicated). Reads the data defensively, as check.ts does.
 import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
+import { checkRegex, checkTemplate, isRec, list, type ErrorFn, type Rec } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
-import { parseTemplate } from './template.js';
-
-type Rec = Record<string, unknown>;
-const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-export type ErrorFn = (path: Segment[], message: string, hint?: string, at?: 'key' | 'value') => void;
 
 /** Headers a rule may not touch: framing and hop-by-hop fields are usher's (RFC 9110 §7.6.1). */
 const RESERVED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'host']);
@@ -118,17 +113,4 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
   }
 
   if (isRec(route.mirror)) ref(route.mirror.upstream, [...path, 'mirror', 'upstream']);
-}
-
-function checkRegex(source: string, at: Segment[], error: ErrorFn): void {
-  try {
-    new RegExp(source);
-  } catch (err) {
-    error(at, `invalid regular expression ${JSON.stringify(source)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`);
-  }
-}
-
-function checkTemplate(text: string, at: Segment[], error: ErrorFn): void {
-  const t = parseTemplate(text);
-  if (!t.ok) error(at, t.message, t.hint);
 }

@@ -1,10 +1,8 @@
-// Building blocks of the config schema (schema.ts, schema-routing.ts): defaults, patterns and
-// helpers for durations, sizes, strict objects and header names. See schema.ts for the
-// x-usher-* annotation keywords.
-import { Type, type TSchema, type SchemaOptions } from '@sinclair/typebox';
+// Parts of the top-level config schema (schema.ts, schema-routing.ts): defaults and patterns.
+// The helpers for durations, sizes, strict objects and header names are in schema-kit.ts
+// (re-exported here). See schema.ts for the x-usher-* annotation keywords.
 import { TLS_DEFAULTS } from './schema-tls.js';
-export { duration, stringEnum } from './schema-kit.js';
-import { SIZE_PATTERN } from './units.js';
+export { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, size, stringEnum, TOKEN_PATTERN } from './schema-kit.js';
 import { BALANCER_NAMES } from '../upstream/balancers/names.js';
 
 export const DEFAULTS = {
@@ -65,8 +63,6 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 export const BALANCERS = BALANCER_NAMES;
 export const UPSTREAM_PROTOCOLS = ['http1', 'h2', 'h2c'] as const;
 
-/** RFC 9110 §5.6.2 token: what a header name may contain. */
-export const TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 export const UPSTREAM_NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
 /** A host name or IP literal, optionally "*."-prefixed and with a port. */
 export const HOST_EXPECTED = 'a host name like "example.com" or "*.example.com", optionally with ":port"';
@@ -74,24 +70,3 @@ export const MATCH_HOST_PATTERN =
   '^((\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$';
 
 export const VIA_EXPECTED = "a name without spaces (letters, digits and !#$%&'*+.^_`|~-)";
-
-
-export function size(description: string, dflt: string | number) {
-  return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], {
-    description: `${description} A size: bytes as a number, or a string like "512", "16kb", "10mb", "1gb"; as in nginx, kb/mb/gb are powers of 1024 (k, m, g, kib, mib, gib also accepted).`,
-    default: dflt,
-    'x-usher-kind': 'size',
-  });
-}
-
-export function object<T extends Record<string, TSchema>>(properties: T, options: SchemaOptions) {
-  return Type.Object(properties, { additionalProperties: false, ...options });
-}
-
-export const headerName = (description: string, options: SchemaOptions = {}) =>
-  Type.String({
-    pattern: TOKEN_PATTERN,
-    description,
-    'x-usher-expected': 'a header name (letters, digits and !#$%&\'*+.^_`|~-)',
-    ...options,
-  });

@@ -1,14 +1,10 @@
 // The routing parts of the config schema (issue #3): a route's matchers and its actions
 // (split, sticky key, redirect, rewrite, header rules, mirror). Route itself is in schema.ts.
 import { Type } from '@sinclair/typebox';
-import { DEFAULTS, duration, headerName, HOST_EXPECTED, MATCH_HOST_PATTERN, object, size, TOKEN_PATTERN } from './schema-parts.js';
+import { DEFAULTS, duration, headerName, HOST_EXPECTED, MATCH_HOST_PATTERN, object, PATH_EXPECTED, PATH_PATTERN, size, TOKEN_PATTERN } from './schema-parts.js';
+import { PLACEHOLDERS } from './template.js';
 
-const PATH_PATTERN = '^/[^\\s?#]*$';
-const PATH_EXPECTED = 'a path starting with "/" (no spaces, "?" or "#")';
 const METHOD_PATTERN = '^[A-Z][A-Z0-9_-]*$';
-/** Text with {placeholders}: checked in check-routing.ts, rendered per request (src/filters/template.ts). */
-const PLACEHOLDERS =
-  'Placeholders: {client_ip}, {request_id}, {host}, {path}, {request_uri} (path and query), {query_string}, {scheme}, {header.NAME}, {cookie.NAME}, {query.NAME}; "{{" is a literal "{".';
 
 const FieldCondition = Type.Union(
   [

@@ -2,9 +2,11 @@
 // The loader (load.ts) turns a YAML/JSON/JS file into this shape: every default applied,
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
+import type { ConfigIssue } from './issues.js';
 import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 import type { BalancerName } from '../upstream/balancers/names.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
+export type { ConfigIssue } from './issues.js';
 
 /** Where a config node came from, for error messages and `usher explain`. */
 export interface SourceLocation {
@@ -238,20 +240,6 @@ export interface UsherConfig {
   acme?: AcmeConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
-}
-
-/** One problem found in a config. */
-export interface ConfigIssue {
-  severity: 'error' | 'warning';
-  file: string;
-  line?: number; // 1-based, when known
-  column?: number; // 1-based, when known
-  /** JSON-path-like: "routes[2].upstream", "upstreams.app.servers[0].url", "" for the root. */
-  path: string;
-  /** What was wrong and what was expected, e.g. "expected a duration like 5s or 250ms, got \"5 parsecs\"". */
-  message: string;
-  /** e.g. "did you mean \"upstream\"?" */
-  hint?: string;
 }
 
 export type LoadResult =
