@@ -3,7 +3,8 @@
 // never match (shadowed or duplicated). Reads the data defensively, as check.ts does.
 import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
-import { checkRegex, checkTemplate, isRec, list, type ErrorFn, type Rec } from './check-kit.js';
+import { checkRedirect } from '../filters/redirect/config.js';
+import { checkRegex, checkTemplate, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
@@ -60,16 +61,17 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
     });
   }
 
-  const ref = (name: unknown, at: Segment[]) => {
+  const upstream = (name: unknown, at: Segment[]) => {
     if (typeof name !== 'string') return;
     used.add(name);
     if (!known.has(name)) {
       error(at, `no upstream named ${JSON.stringify(name)}`, didYouMean(name, upstreamNames) ?? `defined upstreams: ${upstreamNames.join(', ') || '(none)'}`);
     }
   };
+  const ctx: RouteCheckContext = { error, issues, upstream };
   const split = list(route.split);
   split.forEach((s, j) => {
-    if (isRec(s)) ref(s.upstream, [...path, 'split', j, 'upstream']);
+    if (isRec(s)) upstream(s.upstream, [...path, 'split', j, 'upstream']);
   });
   if (split.length > 0 && split.every((s) => isRec(s) && s.weight === 0)) error([...path, 'split'], 'every side of the split has weight 0: no request could be sent', 'give at least one side a weight above 0');
   if (route.sticky_key !== undefined && route.split === undefined) error([...path, 'sticky_key'], '"sticky_key" only applies to a "split"', 'remove it, or add "split:"', 'key');
@@ -81,13 +83,7 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
     }
   }
 
-  const d = route.redirect;
-  if (isRec(d)) {
-    const at = [...path, 'redirect'];
-    if ((d.to === undefined) === (d.https !== true)) error(at, 'a redirect takes exactly one of "to" or "https: true"');
-    if (d.https_port !== undefined && d.https !== true) error([...at, 'https_port'], '"https_port" only applies with "https: true"', undefined, 'key');
-    if (typeof d.to === 'string') checkTemplate(d.to, [...at, 'to'], error);
-  }
+  checkRedirect(route, path, ctx);
 
   const w = route.rewrite;
   if (isRec(w) && isRec(w.regex) && typeof w.regex.pattern === 'string') checkRegex(w.regex.pattern, [...path, 'rewrite', 'regex', 'pattern'], error);
@@ -112,5 +108,5 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
     });
   }
 
-  if (isRec(route.mirror)) ref(route.mirror.upstream, [...path, 'mirror', 'upstream']);
+  if (isRec(route.mirror)) upstream(route.mirror.upstream, [...path, 'mirror', 'upstream']);
 }

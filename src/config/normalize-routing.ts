@@ -5,6 +5,7 @@ import { parseTrustedProxy } from './address.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { FieldCondition, HeaderRules, RouteConfig, RouteMatch, StickyKey } from './types.js';
 import { parseDuration, parseSize } from './units.js';
+import { normalizeRedirect } from '../filters/redirect/config.js';
 
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
 type MatchInput = NonNullable<RouteInput['match']>;
@@ -54,12 +55,7 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.priority !== undefined && r.priority !== DEFAULTS.route.priority) out.priority = r.priority;
   if (r.split !== undefined) out.split = r.split.map((s) => ({ upstream: s.upstream, weight: s.weight ?? DEFAULTS.split.weight }));
   if (r.sticky_key !== undefined) out.sticky_key = stickyKey(r.sticky_key);
-  if (r.redirect !== undefined) {
-    const d = r.redirect;
-    out.redirect = { https: d.https ?? false, status: d.status ?? DEFAULTS.redirect.status };
-    if (d.to !== undefined) out.redirect.to = d.to;
-    if (d.https_port !== undefined) out.redirect.https_port = d.https_port;
-  }
+  if (r.redirect !== undefined) out.redirect = normalizeRedirect(r.redirect);
   if (r.rewrite !== undefined) {
     const w = r.rewrite;
     out.rewrite = {};

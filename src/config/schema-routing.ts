@@ -58,25 +58,6 @@ export const StickyKey = Type.Union(
   },
 );
 
-export const Redirect = object(
-  {
-    to: Type.Optional(Type.String({ minLength: 1, description: `Where to send the client (the Location header). ${PLACEHOLDERS}` })),
-    https: Type.Optional(
-      Type.Boolean({ description: 'Redirect to the same host and request URI over https (the usual http → https upgrade). Instead of `to`.' }),
-    ),
-    https_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'With `https`: the port to send the client to (default: 443, not written).' })),
-    status: Type.Optional(
-      Type.Unsafe<301 | 302 | 303 | 307 | 308>({
-        type: 'integer',
-        enum: [301, 302, 303, 307, 308],
-        default: DEFAULTS.redirect.status,
-        description: 'Status: 301 or 308 (permanent), 302, 303 or 307 (temporary); 307 and 308 keep the method and body.',
-      }),
-    ),
-  },
-  { description: 'Answer with a redirect instead of proxying. One of `to` or `https: true`.' },
-);
-
 export const Rewrite = object(
   {
     strip_prefix: Type.Optional(

@@ -5,8 +5,11 @@
 import type { ConfigIssue } from './issues.js';
 import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 import type { BalancerName } from '../upstream/balancers/names.js';
+import type { RedirectAction } from '../filters/redirect/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 export type { ConfigIssue } from './issues.js';
+// The normalised sections of the route filters live beside the filters (src/filters/<name>/config.ts).
+export type { RedirectAction } from '../filters/redirect/config.js';
 
 /** Where a config node came from, for error messages and `usher explain`. */
 export interface SourceLocation {
@@ -263,14 +266,6 @@ export interface SplitTarget {
 }
 
 export type StickyKey = { kind: 'client_ip' } | { kind: 'cookie'; name: string } | { kind: 'header'; name: string };
-
-export interface RedirectAction {
-  /** Location template with {placeholders}; absent when https is set. */
-  to?: string;
-  https: boolean;
-  https_port?: number;
-  status: 301 | 302 | 303 | 307 | 308; // default 301
-}
 
 export interface RewriteAction {
   strip_prefix?: string;
