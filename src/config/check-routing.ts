@@ -4,7 +4,8 @@
 import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import { checkRedirect } from '../filters/redirect/config.js';
-import { checkRegex, checkTemplate, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
+import { checkRewrite } from '../filters/rewrite/config.js';
+import { checkProxiedOnly, checkRegex, checkTemplate, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
@@ -76,17 +77,11 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
   if (split.length > 0 && split.every((s) => isRec(s) && s.weight === 0)) error([...path, 'split'], 'every side of the split has weight 0: no request could be sent', 'give at least one side a weight above 0');
   if (route.sticky_key !== undefined && route.split === undefined) error([...path, 'sticky_key'], '"sticky_key" only applies to a "split"', 'remove it, or add "split:"', 'key');
 
-  const proxied = route.upstream !== undefined || route.split !== undefined;
-  for (const key of ['rewrite', 'request_headers', 'response_headers', 'mirror']) {
-    if (route[key] !== undefined && !proxied && (route.respond !== undefined || route.redirect !== undefined)) {
-      error([...path, key], `"${key}" applies to requests proxied to an upstream; this route answers them itself`, 'move it to a route with "upstream" or "split"', 'key');
-    }
-  }
+  for (const key of ['request_headers', 'response_headers', 'mirror']) checkProxiedOnly(route, path, key, error);
 
   checkRedirect(route, path, ctx);
 
-  const w = route.rewrite;
-  if (isRec(w) && isRec(w.regex) && typeof w.regex.pattern === 'string') checkRegex(w.regex.pattern, [...path, 'rewrite', 'regex', 'pattern'], error);
+  checkRewrite(route, path, ctx);
 
   for (const key of ['request_headers', 'response_headers']) {
     const h = route[key];

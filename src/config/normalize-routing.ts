@@ -6,6 +6,7 @@ import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { FieldCondition, HeaderRules, RouteConfig, RouteMatch, StickyKey } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { normalizeRedirect } from '../filters/redirect/config.js';
+import { normalizeRewrite } from '../filters/rewrite/config.js';
 
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
 type MatchInput = NonNullable<RouteInput['match']>;
@@ -56,14 +57,7 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.split !== undefined) out.split = r.split.map((s) => ({ upstream: s.upstream, weight: s.weight ?? DEFAULTS.split.weight }));
   if (r.sticky_key !== undefined) out.sticky_key = stickyKey(r.sticky_key);
   if (r.redirect !== undefined) out.redirect = normalizeRedirect(r.redirect);
-  if (r.rewrite !== undefined) {
-    const w = r.rewrite;
-    out.rewrite = {};
-    if (w.strip_prefix !== undefined) out.rewrite.strip_prefix = w.strip_prefix;
-    if (w.add_prefix !== undefined) out.rewrite.add_prefix = w.add_prefix;
-    if (w.regex !== undefined) out.rewrite.regex = { pattern: w.regex.pattern, replace: w.regex.replace };
-    if (w.host !== undefined) out.rewrite.host = w.host;
-  }
+  if (r.rewrite !== undefined) out.rewrite = normalizeRewrite(r.rewrite);
   if (r.request_headers !== undefined) out.request_headers = headerRules(r.request_headers);
   if (r.response_headers !== undefined) out.response_headers = headerRules(r.response_headers);
   if (r.mirror !== undefined) {

@@ -58,34 +58,6 @@ export const StickyKey = Type.Union(
   },
 );
 
-export const Rewrite = object(
-  {
-    strip_prefix: Type.Optional(
-      Type.String({ pattern: PATH_PATTERN, description: 'Remove this prefix (on a segment boundary) from the path sent upstream.', 'x-usher-expected': PATH_EXPECTED }),
-    ),
-    add_prefix: Type.Optional(
-      Type.String({ pattern: PATH_PATTERN, description: 'Put this prefix in front of the path sent upstream (after strip_prefix).', 'x-usher-expected': PATH_EXPECTED }),
-    ),
-    regex: Type.Optional(
-      object(
-        {
-          pattern: Type.String({ minLength: 1, description: 'A JavaScript regular expression over the path (after strip/add prefix).' }),
-          replace: Type.String({ description: 'The replacement: $1, $2... and $<name> are the captures.' }),
-        },
-        { description: 'Replace the first match of `pattern` in the path with `replace`.' },
-      ),
-    ),
-    host: Type.Optional(
-      Type.String({
-        pattern: '^\\S+$',
-        description: 'Host header to send upstream instead of the client\'s (an upstream\'s own host_header other than "preserve" still applies on top).',
-        'x-usher-expected': 'a host name without spaces',
-      }),
-    ),
-  },
-  { description: 'Changes to the request sent upstream. The query string is kept as it came.' },
-);
-
 export function HeaderRules(description: string) {
   const values = (what: string) =>
     Type.Record(Type.String({ pattern: TOKEN_PATTERN }), Type.String(), {

@@ -12,8 +12,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BALANCERS, DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, UPSTREAM_NAME_PATTERN, UPSTREAM_PROTOCOLS, VIA_EXPECTED } from './schema-parts.js';
 import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from './schema-tls.js';
-import { HeaderRules, Mirror, Rewrite, RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
+import { HeaderRules, Mirror, RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
+import { RewriteSchema } from '../filters/rewrite/config.js';
 import { CircuitBreaker, Dns, HealthCheck, OutlierDetection, Retry } from './schema-upstream.js';
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
 
@@ -285,7 +286,7 @@ const Route = object(
     sticky_key: Type.Optional(StickyKey),
     respond: Type.Optional(Respond),
     redirect: Type.Optional(RedirectSchema),
-    rewrite: Type.Optional(Rewrite),
+    rewrite: Type.Optional(RewriteSchema),
     request_headers: Type.Optional(HeaderRules('Edits to the request headers sent upstream.')),
     response_headers: Type.Optional(HeaderRules('Edits to the response headers sent to the client (upstream responses only).')),
     mirror: Type.Optional(Mirror),

@@ -6,10 +6,12 @@ import type { ConfigIssue } from './issues.js';
 import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 import type { BalancerName } from '../upstream/balancers/names.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
+import type { RewriteAction } from '../filters/rewrite/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 export type { ConfigIssue } from './issues.js';
 // The normalised sections of the route filters live beside the filters (src/filters/<name>/config.ts).
 export type { RedirectAction } from '../filters/redirect/config.js';
+export type { RewriteAction } from '../filters/rewrite/config.js';
 
 /** Where a config node came from, for error messages and `usher explain`. */
 export interface SourceLocation {
@@ -266,13 +268,6 @@ export interface SplitTarget {
 }
 
 export type StickyKey = { kind: 'client_ip' } | { kind: 'cookie'; name: string } | { kind: 'header'; name: string };
-
-export interface RewriteAction {
-  strip_prefix?: string;
-  add_prefix?: string;
-  regex?: { pattern: string; replace: string };
-  host?: string;
-}
 
 export interface HeaderRules {
   /** Lower-case names, templates as written. */
