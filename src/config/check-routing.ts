@@ -3,14 +3,13 @@
 // never match (shadowed or duplicated). Reads the data defensively, as check.ts does.
 import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
+import { checkHeaderRules } from '../filters/headers/config.js';
 import { checkRedirect } from '../filters/redirect/config.js';
 import { checkRewrite } from '../filters/rewrite/config.js';
-import { checkProxiedOnly, checkRegex, checkTemplate, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
+import { checkProxiedOnly, checkRegex, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
-/** Headers a rule may not touch: framing and hop-by-hop fields are usher's (RFC 9110 §7.6.1). */
-const RESERVED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'host']);
 
 /** True when the route uses `split` or `redirect`: then this module checks its actions (not check.ts). */
 export function hasRoutingAction(route: Rec): boolean {
@@ -77,31 +76,13 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
   if (split.length > 0 && split.every((s) => isRec(s) && s.weight === 0)) error([...path, 'split'], 'every side of the split has weight 0: no request could be sent', 'give at least one side a weight above 0');
   if (route.sticky_key !== undefined && route.split === undefined) error([...path, 'sticky_key'], '"sticky_key" only applies to a "split"', 'remove it, or add "split:"', 'key');
 
-  for (const key of ['request_headers', 'response_headers', 'mirror']) checkProxiedOnly(route, path, key, error);
+  checkProxiedOnly(route, path, 'mirror', error);
 
   checkRedirect(route, path, ctx);
 
   checkRewrite(route, path, ctx);
 
-  for (const key of ['request_headers', 'response_headers']) {
-    const h = route[key];
-    if (!isRec(h)) continue;
-    for (const op of ['set', 'add']) {
-      if (!isRec(h[op])) continue;
-      for (const [name, value] of Object.entries(h[op])) {
-        const at = [...path, key, op, name];
-        if (RESERVED_HEADERS.has(name.toLowerCase())) {
-          error(at, `header ${JSON.stringify(name)} cannot be changed by a header rule: usher manages it`, name.toLowerCase() === 'host' ? 'use "rewrite: { host: ... }"' : 'remove it', 'key');
-        } else if (typeof value === 'string') {
-          if (/[\r\n\0]/.test(value)) error(at, `expected a header value without line breaks or NUL, got ${JSON.stringify(value)}`);
-          else checkTemplate(value, at, error);
-        }
-      }
-    }
-    list(h.remove).forEach((name, j) => {
-      if (typeof name === 'string' && RESERVED_HEADERS.has(name.toLowerCase())) error([...path, key, 'remove', j], `header ${JSON.stringify(name)} cannot be removed by a header rule: usher manages it`);
-    });
-  }
+  checkHeaderRules(route, path, ctx);
 
   if (isRec(route.mirror)) upstream(route.mirror.upstream, [...path, 'mirror', 'upstream']);
 }

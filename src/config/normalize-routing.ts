@@ -3,8 +3,9 @@
 import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { FieldCondition, HeaderRules, RouteConfig, RouteMatch, StickyKey } from './types.js';
+import type { FieldCondition, RouteConfig, RouteMatch, StickyKey } from './types.js';
 import { parseDuration, parseSize } from './units.js';
+import { normalizeHeaderRules } from '../filters/headers/config.js';
 import { normalizeRedirect } from '../filters/redirect/config.js';
 import { normalizeRewrite } from '../filters/rewrite/config.js';
 
@@ -58,8 +59,8 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.sticky_key !== undefined) out.sticky_key = stickyKey(r.sticky_key);
   if (r.redirect !== undefined) out.redirect = normalizeRedirect(r.redirect);
   if (r.rewrite !== undefined) out.rewrite = normalizeRewrite(r.rewrite);
-  if (r.request_headers !== undefined) out.request_headers = headerRules(r.request_headers);
-  if (r.response_headers !== undefined) out.response_headers = headerRules(r.response_headers);
+  if (r.request_headers !== undefined) out.request_headers = normalizeHeaderRules(r.request_headers);
+  if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
   if (r.mirror !== undefined) {
     const m = r.mirror;
     out.mirror = {
@@ -77,9 +78,4 @@ function stickyKey(k: NonNullable<RouteInput['sticky_key']>): StickyKey {
   if (k === 'client_ip') return { kind: 'client_ip' };
   if ('cookie' in k) return { kind: 'cookie', name: k.cookie };
   return { kind: 'header', name: k.header.toLowerCase() };
-}
-
-function headerRules(h: { set?: Record<string, string>; add?: Record<string, string>; remove?: string[] }): HeaderRules {
-  const pairs = (r: Record<string, string> | undefined): [string, string][] => Object.entries(r ?? {}).map(([k, v]) => [k.toLowerCase(), v]);
-  return { set: pairs(h.set), add: pairs(h.add), remove: [...new Set((h.remove ?? []).map((n) => n.toLowerCase()))] };
 }

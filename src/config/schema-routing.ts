@@ -1,8 +1,7 @@
 // The routing parts of the config schema (issue #3): a route's matchers and its actions
 // (split, sticky key, redirect, rewrite, header rules, mirror). Route itself is in schema.ts.
 import { Type } from '@sinclair/typebox';
-import { DEFAULTS, duration, headerName, HOST_EXPECTED, MATCH_HOST_PATTERN, object, PATH_EXPECTED, PATH_PATTERN, size, TOKEN_PATTERN } from './schema-parts.js';
-import { PLACEHOLDERS } from './template.js';
+import { DEFAULTS, duration, HOST_EXPECTED, MATCH_HOST_PATTERN, object, PATH_EXPECTED, PATH_PATTERN, size, TOKEN_PATTERN } from './schema-parts.js';
 
 const METHOD_PATTERN = '^[A-Z][A-Z0-9_-]*$';
 
@@ -57,24 +56,6 @@ export const StickyKey = Type.Union(
     'x-usher-expected': '"client_ip", or a mapping with "cookie" or "header"',
   },
 );
-
-export function HeaderRules(description: string) {
-  const values = (what: string) =>
-    Type.Record(Type.String({ pattern: TOKEN_PATTERN }), Type.String(), {
-      additionalProperties: false,
-      description: `${what} ${PLACEHOLDERS}`,
-      'x-usher-key': 'header name',
-      'x-usher-expected': 'letters, digits and !#$%&\'*+.^_`|~-',
-    });
-  return object(
-    {
-      set: Type.Optional(values('Headers to set, name: value; replaces every field of that name.')),
-      add: Type.Optional(values('Headers to add, name: value; keeps fields already there.')),
-      remove: Type.Optional(Type.Array(headerName('A header name; case does not matter.'), { description: 'Headers to remove.' })),
-    },
-    { description: `${description} Applied in order: remove, set, add.` },
-  );
-}
 
 export const Mirror = object(
   {

@@ -12,7 +12,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BALANCERS, DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, UPSTREAM_NAME_PATTERN, UPSTREAM_PROTOCOLS, VIA_EXPECTED } from './schema-parts.js';
 import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from './schema-tls.js';
-import { HeaderRules, Mirror, RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
+import { Mirror, RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
+import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
 import { RewriteSchema } from '../filters/rewrite/config.js';
 import { CircuitBreaker, Dns, HealthCheck, OutlierDetection, Retry } from './schema-upstream.js';
@@ -287,8 +288,8 @@ const Route = object(
     respond: Type.Optional(Respond),
     redirect: Type.Optional(RedirectSchema),
     rewrite: Type.Optional(RewriteSchema),
-    request_headers: Type.Optional(HeaderRules('Edits to the request headers sent upstream.')),
-    response_headers: Type.Optional(HeaderRules('Edits to the response headers sent to the client (upstream responses only).')),
+    request_headers: Type.Optional(HeaderRulesSchema('Edits to the request headers sent upstream.')),
+    response_headers: Type.Optional(HeaderRulesSchema('Edits to the response headers sent to the client (upstream responses only).')),
     mirror: Type.Optional(Mirror),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },

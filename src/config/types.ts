@@ -5,11 +5,13 @@
 import type { ConfigIssue } from './issues.js';
 import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 import type { BalancerName } from '../upstream/balancers/names.js';
+import type { HeaderRules } from '../filters/headers/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
 import type { RewriteAction } from '../filters/rewrite/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 export type { ConfigIssue } from './issues.js';
 // The normalised sections of the route filters live beside the filters (src/filters/<name>/config.ts).
+export type { HeaderRules } from '../filters/headers/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
 export type { RewriteAction } from '../filters/rewrite/config.js';
 
@@ -268,13 +270,6 @@ export interface SplitTarget {
 }
 
 export type StickyKey = { kind: 'client_ip' } | { kind: 'cookie'; name: string } | { kind: 'header'; name: string };
-
-export interface HeaderRules {
-  /** Lower-case names, templates as written. */
-  set: [string, string][];
-  add: [string, string][];
-  remove: string[];
-}
 
 export interface MirrorAction {
   upstream: string;
