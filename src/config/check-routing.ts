@@ -4,9 +4,10 @@
 import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import { checkHeaderRules } from '../filters/headers/config.js';
+import { checkMirror } from '../filters/mirror/config.js';
 import { checkRedirect } from '../filters/redirect/config.js';
 import { checkRewrite } from '../filters/rewrite/config.js';
-import { checkProxiedOnly, checkRegex, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
+import { checkRegex, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
@@ -76,13 +77,11 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
   if (split.length > 0 && split.every((s) => isRec(s) && s.weight === 0)) error([...path, 'split'], 'every side of the split has weight 0: no request could be sent', 'give at least one side a weight above 0');
   if (route.sticky_key !== undefined && route.split === undefined) error([...path, 'sticky_key'], '"sticky_key" only applies to a "split"', 'remove it, or add "split:"', 'key');
 
-  checkProxiedOnly(route, path, 'mirror', error);
-
   checkRedirect(route, path, ctx);
 
   checkRewrite(route, path, ctx);
 
   checkHeaderRules(route, path, ctx);
 
-  if (isRec(route.mirror)) upstream(route.mirror.upstream, [...path, 'mirror', 'upstream']);
+  checkMirror(route, path, ctx);
 }

@@ -4,8 +4,8 @@ import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { FieldCondition, RouteConfig, RouteMatch, StickyKey } from './types.js';
-import { parseDuration, parseSize } from './units.js';
 import { normalizeHeaderRules } from '../filters/headers/config.js';
+import { normalizeMirror } from '../filters/mirror/config.js';
 import { normalizeRedirect } from '../filters/redirect/config.js';
 import { normalizeRewrite } from '../filters/rewrite/config.js';
 
@@ -61,16 +61,7 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.rewrite !== undefined) out.rewrite = normalizeRewrite(r.rewrite);
   if (r.request_headers !== undefined) out.request_headers = normalizeHeaderRules(r.request_headers);
   if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
-  if (r.mirror !== undefined) {
-    const m = r.mirror;
-    out.mirror = {
-      upstream: m.upstream,
-      percent: m.percent ?? DEFAULTS.mirror.percent,
-      max_body: parseSize(m.max_body ?? DEFAULTS.mirror.max_body),
-      max_concurrent: m.max_concurrent ?? DEFAULTS.mirror.max_concurrent,
-      timeout: parseDuration(m.timeout ?? DEFAULTS.mirror.timeout),
-    };
-  }
+  if (r.mirror !== undefined) out.mirror = normalizeMirror(r.mirror);
   return out;
 }
 

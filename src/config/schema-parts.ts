@@ -40,7 +40,6 @@ export const DEFAULTS = {
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   route: { priority: 0 },
   split: { weight: 1 },
-  mirror: { percent: 100, max_body: '64kb', max_concurrent: 16, timeout: '5s' },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },
   limits: { request_line: '8kb', header_size: '16kb', header_count: 100, body: null },
   proxy: {

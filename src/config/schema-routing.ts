@@ -1,7 +1,7 @@
 // The routing parts of the config schema (issue #3): a route's matchers and its actions
 // (split, sticky key, redirect, rewrite, header rules, mirror). Route itself is in schema.ts.
 import { Type } from '@sinclair/typebox';
-import { DEFAULTS, duration, HOST_EXPECTED, MATCH_HOST_PATTERN, object, PATH_EXPECTED, PATH_PATTERN, size, TOKEN_PATTERN } from './schema-parts.js';
+import { DEFAULTS, HOST_EXPECTED, MATCH_HOST_PATTERN, object, PATH_EXPECTED, PATH_PATTERN, TOKEN_PATTERN } from './schema-parts.js';
 
 const METHOD_PATTERN = '^[A-Z][A-Z0-9_-]*$';
 
@@ -54,28 +54,6 @@ export const StickyKey = Type.Union(
     description:
       'What keeps a client on one side of a `split`: "client_ip", { cookie: NAME } or { header: NAME }. The key is hashed (FNV-1a) onto the weights, so the same key always gets the same side while the weights stay; changing 95/5 to 90/10 moves only the keys between the old and new boundary. Requests without the key are shared out by weight.',
     'x-usher-expected': '"client_ip", or a mapping with "cookie" or "header"',
-  },
-);
-
-export const Mirror = object(
-  {
-    upstream: Type.String({ minLength: 1, description: 'The shadow upstream that gets a copy of the request.' }),
-    percent: Type.Optional(
-      Type.Number({ minimum: 0, maximum: 100, default: DEFAULTS.mirror.percent, description: 'Share of requests copied (0..100), spread evenly.' }),
-    ),
-    max_body: Type.Optional(size('Largest request body copied; a request with a larger body is not mirrored.', DEFAULTS.mirror.max_body)),
-    max_concurrent: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        default: DEFAULTS.mirror.max_concurrent,
-        description: 'Most mirrored requests in flight for this route; further copies are dropped, so a slow shadow cannot hold memory.',
-      }),
-    ),
-    timeout: Type.Optional(duration('A mirrored request still unanswered after this long is abandoned.', DEFAULTS.mirror.timeout)),
-  },
-  {
-    description:
-      'Copy requests to a shadow upstream. The shadow\'s response is read and discarded; it never delays, fails or changes the client\'s response.',
   },
 );
 

@@ -12,8 +12,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BALANCERS, DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, UPSTREAM_NAME_PATTERN, UPSTREAM_PROTOCOLS, VIA_EXPECTED } from './schema-parts.js';
 import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from './schema-tls.js';
-import { Mirror, RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
+import { RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
+import { MirrorSchema } from '../filters/mirror/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
 import { RewriteSchema } from '../filters/rewrite/config.js';
 import { CircuitBreaker, Dns, HealthCheck, OutlierDetection, Retry } from './schema-upstream.js';
@@ -290,7 +291,7 @@ const Route = object(
     rewrite: Type.Optional(RewriteSchema),
     request_headers: Type.Optional(HeaderRulesSchema('Edits to the request headers sent upstream.')),
     response_headers: Type.Optional(HeaderRulesSchema('Edits to the response headers sent to the client (upstream responses only).')),
-    mirror: Type.Optional(Mirror),
+    mirror: Type.Optional(MirrorSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );

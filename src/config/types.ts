@@ -6,12 +6,14 @@ import type { ConfigIssue } from './issues.js';
 import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 import type { BalancerName } from '../upstream/balancers/names.js';
 import type { HeaderRules } from '../filters/headers/config.js';
+import type { MirrorAction } from '../filters/mirror/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
 import type { RewriteAction } from '../filters/rewrite/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 export type { ConfigIssue } from './issues.js';
 // The normalised sections of the route filters live beside the filters (src/filters/<name>/config.ts).
 export type { HeaderRules } from '../filters/headers/config.js';
+export type { MirrorAction } from '../filters/mirror/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
 export type { RewriteAction } from '../filters/rewrite/config.js';
 
@@ -270,14 +272,6 @@ export interface SplitTarget {
 }
 
 export type StickyKey = { kind: 'client_ip' } | { kind: 'cookie'; name: string } | { kind: 'header'; name: string };
-
-export interface MirrorAction {
-  upstream: string;
-  percent: number; // 0..100, default 100
-  max_body: number; // bytes, default 64 KiB
-  max_concurrent: number; // default 16
-  timeout: number; // ms, default 5000
-}
 
 export interface RoutingSettings {
   /** %2F / %5C in a path: "reject" (400 unsafe_path, default) or "keep" (an ordinary character). */
