@@ -1,16 +1,20 @@
 // Semantic checks for the routing parts of routes (issue #3): path and condition shapes, regular
-// expressions, CIDRs, actions, templates, upstream references; then warnings for routes that can
-// never match (shadowed or duplicated). Reads the data defensively, as check.ts does.
-import { matchingPath, normalisePath } from '../router/normalize.js';
-import { parseTrustedProxy } from './address.js';
+// expressions and CIDRs of the matchers, the one action of a route, then the checks of the
+// sections of its filters (src/filters/<name>/config.ts), in the order of FILTER_CHECKS. Reads
+// the data defensively, as check.ts does.
 import { checkHeaderRules } from '../filters/headers/config.js';
 import { checkMirror } from '../filters/mirror/config.js';
 import { checkRedirect } from '../filters/redirect/config.js';
 import { checkRewrite } from '../filters/rewrite/config.js';
-import { checkRegex, isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from './check-kit.js';
+import { checkSplit } from '../filters/split/config.js';
+import { matchingPath, normalisePath } from '../router/normalize.js';
+import { parseTrustedProxy } from './address.js';
+import { checkRegex, isRec, list, type ErrorFn, type Rec, type RouteCheck, type RouteCheckContext } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
+/** The checks of the sections of a route's filters, in the order their issues are reported. */
+const FILTER_CHECKS: readonly RouteCheck[] = [checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror];
 
 /** True when the route uses `split` or `redirect`: then this module checks its actions (not check.ts). */
 export function hasRoutingAction(route: Rec): boolean {
@@ -70,18 +74,5 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
     }
   };
   const ctx: RouteCheckContext = { error, issues, upstream };
-  const split = list(route.split);
-  split.forEach((s, j) => {
-    if (isRec(s)) upstream(s.upstream, [...path, 'split', j, 'upstream']);
-  });
-  if (split.length > 0 && split.every((s) => isRec(s) && s.weight === 0)) error([...path, 'split'], 'every side of the split has weight 0: no request could be sent', 'give at least one side a weight above 0');
-  if (route.sticky_key !== undefined && route.split === undefined) error([...path, 'sticky_key'], '"sticky_key" only applies to a "split"', 'remove it, or add "split:"', 'key');
-
-  checkRedirect(route, path, ctx);
-
-  checkRewrite(route, path, ctx);
-
-  checkHeaderRules(route, path, ctx);
-
-  checkMirror(route, path, ctx);
+  for (const check of FILTER_CHECKS) check(route, path, ctx);
 }

@@ -1,13 +1,15 @@
-// The routing parts of a route (issue #3), normalised: matchers into lists of conditions,
-// actions with their defaults. Runs after schema and checks passed (normalize.ts).
+// The routing parts of a route (issue #3), normalised: matchers into lists of conditions, and
+// the sections of the route's filters by their own normalizers (src/filters/<name>/config.ts).
+// Runs after schema and checks passed (normalize.ts).
 import { matchingPath, normalisePath } from '../router/normalize.js';
 import { parseTrustedProxy } from './address.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { FieldCondition, RouteConfig, RouteMatch, StickyKey } from './types.js';
+import type { FieldCondition, RouteConfig, RouteMatch } from './types.js';
 import { normalizeHeaderRules } from '../filters/headers/config.js';
 import { normalizeMirror } from '../filters/mirror/config.js';
 import { normalizeRedirect } from '../filters/redirect/config.js';
 import { normalizeRewrite } from '../filters/rewrite/config.js';
+import { normalizeSplit, normalizeStickyKey } from '../filters/split/config.js';
 
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
 type MatchInput = NonNullable<RouteInput['match']>;
@@ -50,23 +52,17 @@ function conditions(record: Record<string, ConditionInput>, lowerNames: boolean)
   });
 }
 
-/** The actions and options of a route beyond upstream/respond. */
+/** The actions and options of a route beyond upstream/respond: the sections of its filters. */
 export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   const out: Partial<RouteConfig> = {};
   // Only when given, so configs without priorities normalise as before (the router reads `?? 0`).
   if (r.priority !== undefined && r.priority !== DEFAULTS.route.priority) out.priority = r.priority;
-  if (r.split !== undefined) out.split = r.split.map((s) => ({ upstream: s.upstream, weight: s.weight ?? DEFAULTS.split.weight }));
-  if (r.sticky_key !== undefined) out.sticky_key = stickyKey(r.sticky_key);
+  if (r.split !== undefined) out.split = normalizeSplit(r.split);
+  if (r.sticky_key !== undefined) out.sticky_key = normalizeStickyKey(r.sticky_key);
   if (r.redirect !== undefined) out.redirect = normalizeRedirect(r.redirect);
   if (r.rewrite !== undefined) out.rewrite = normalizeRewrite(r.rewrite);
   if (r.request_headers !== undefined) out.request_headers = normalizeHeaderRules(r.request_headers);
   if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
   if (r.mirror !== undefined) out.mirror = normalizeMirror(r.mirror);
   return out;
-}
-
-function stickyKey(k: NonNullable<RouteInput['sticky_key']>): StickyKey {
-  if (k === 'client_ip') return { kind: 'client_ip' };
-  if ('cookie' in k) return { kind: 'cookie', name: k.cookie };
-  return { kind: 'header', name: k.header.toLowerCase() };
 }

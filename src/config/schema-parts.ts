@@ -1,6 +1,8 @@
-// Parts of the top-level config schema (schema.ts, schema-routing.ts): defaults and patterns.
-// The helpers for durations, sizes, strict objects and header names are in schema-kit.ts
-// (re-exported here). See schema.ts for the x-usher-* annotation keywords.
+// Parts of the top-level config schema (schema.ts, schema-routing.ts): the defaults of the
+// sections that live in src/config, and their patterns. The helpers for durations, sizes,
+// strict objects and header names are in schema-kit.ts (re-exported here); the sections of the
+// route filters, with their defaults, are in src/filters/<name>/config.ts. See schema.ts for
+// the x-usher-* annotation keywords.
 import { TLS_DEFAULTS } from './schema-tls.js';
 export { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, size, stringEnum, TOKEN_PATTERN } from './schema-kit.js';
 import { BALANCER_NAMES } from '../upstream/balancers/names.js';
@@ -39,7 +41,6 @@ export const DEFAULTS = {
   },
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   route: { priority: 0 },
-  split: { weight: 1 },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },
   limits: { request_line: '8kb', header_size: '16kb', header_count: 100, body: null },
   proxy: {

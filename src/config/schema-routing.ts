@@ -1,7 +1,8 @@
-// The routing parts of the config schema (issue #3): a route's matchers and its actions
-// (split, sticky key, redirect, rewrite, header rules, mirror). Route itself is in schema.ts.
+// The matchers of a route in the config schema (issue #3). Route itself is in schema.ts; the
+// sections of its filters (split, redirect, rewrite, header rules, mirror) beside the filters,
+// in src/filters/<name>/config.ts.
 import { Type } from '@sinclair/typebox';
-import { DEFAULTS, HOST_EXPECTED, MATCH_HOST_PATTERN, object, PATH_EXPECTED, PATH_PATTERN, TOKEN_PATTERN } from './schema-parts.js';
+import { HOST_EXPECTED, MATCH_HOST_PATTERN, object, PATH_EXPECTED, PATH_PATTERN, TOKEN_PATTERN } from './schema-parts.js';
 
 const METHOD_PATTERN = '^[A-Z][A-Z0-9_-]*$';
 
@@ -32,29 +33,6 @@ const PathMatch = object(
     ),
   },
   { description: 'Exactly one of prefix, exact or regex.' },
-);
-
-export const SplitTarget = object(
-  {
-    upstream: Type.String({ minLength: 1, description: 'Name of the upstream for this side.' }),
-    weight: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: 10000, default: DEFAULTS.split.weight, description: 'Relative share of requests (0..10000; 0 sends none).' }),
-    ),
-  },
-  { description: 'One side of a traffic split.' },
-);
-
-export const StickyKey = Type.Union(
-  [
-    Type.Literal('client_ip'),
-    object({ cookie: Type.String({ pattern: TOKEN_PATTERN, description: 'Cookie name.' }) }, { description: 'The value of a cookie.' }),
-    object({ header: Type.String({ pattern: TOKEN_PATTERN, description: 'Header name.' }) }, { description: 'The value of a request header.' }),
-  ],
-  {
-    description:
-      'What keeps a client on one side of a `split`: "client_ip", { cookie: NAME } or { header: NAME }. The key is hashed (FNV-1a) onto the weights, so the same key always gets the same side while the weights stay; changing 95/5 to 90/10 moves only the keys between the old and new boundary. Requests without the key are shared out by weight.',
-    'x-usher-expected': '"client_ip", or a mapping with "cookie" or "header"',
-  },
 );
 
 export const RouteMatch = object(

@@ -1,9 +1,11 @@
 // The user-facing config schema (snake_case, as written in usher.yaml). The descriptions here
 // ARE the user documentation: scripts/gen-docs.js renders docs/config.md and
 // docs/usher.schema.json from this file and the parts it imports (schema-parts.ts: defaults and
-// helpers; schema-routing.ts: matchers and actions of a route; schema-upstream.ts: health,
-// retries, circuit breaking and DNS of an upstream; schema-tls.ts: TLS and ACME). Defaults live in DEFAULTS so the
-// schema (for docs and editors) and the normalizer (normalize.ts) cannot disagree.
+// patterns; schema-kit.ts: helpers; schema-routing.ts: matchers of a route; schema-upstream.ts:
+// health, retries, circuit breaking and DNS of an upstream; schema-tls.ts: TLS and ACME; and
+// src/filters/<name>/config.ts: the section of each route filter, with its defaults). Defaults
+// live in DEFAULTS (or a section's own *_DEFAULTS) so the schema (for docs and editors) and the
+// normalizer (normalize.ts) cannot disagree.
 //
 // Three annotation keywords, registered with ajv in validate.ts and ignored by editors:
 //   x-usher-kind:     "duration" | "size" — validated by parseDuration/parseSize (units.ts).
@@ -12,11 +14,12 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BALANCERS, DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, UPSTREAM_NAME_PATTERN, UPSTREAM_PROTOCOLS, VIA_EXPECTED } from './schema-parts.js';
 import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from './schema-tls.js';
-import { RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
+import { RouteMatch } from './schema-routing.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { MirrorSchema } from '../filters/mirror/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
 import { RewriteSchema } from '../filters/rewrite/config.js';
+import { SplitSchema, StickyKeySchema } from '../filters/split/config.js';
 import { CircuitBreaker, Dns, HealthCheck, OutlierDetection, Retry } from './schema-upstream.js';
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
 
@@ -278,14 +281,8 @@ const Route = object(
         description: 'Name of the upstream (under `upstreams`) to proxy to. Exactly one of `upstream`, `split`, `respond` and `redirect`.',
       }),
     ),
-    split: Type.Optional(
-      Type.Array(SplitTarget, {
-        minItems: 1,
-        description:
-          'Send requests to several upstreams by weight (canary, A/B: [{ upstream: stable, weight: 95 }, { upstream: canary, weight: 5 }]). Without `sticky_key` the shares are exact over every run of requests; with one, a client always lands on the same side while the weights are unchanged.',
-      }),
-    ),
-    sticky_key: Type.Optional(StickyKey),
+    split: Type.Optional(SplitSchema),
+    sticky_key: Type.Optional(StickyKeySchema),
     respond: Type.Optional(Respond),
     redirect: Type.Optional(RedirectSchema),
     rewrite: Type.Optional(RewriteSchema),

@@ -9,6 +9,7 @@ import type { HeaderRules } from '../filters/headers/config.js';
 import type { MirrorAction } from '../filters/mirror/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
 import type { RewriteAction } from '../filters/rewrite/config.js';
+import type { SplitTarget, StickyKey } from '../filters/split/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 export type { ConfigIssue } from './issues.js';
 // The normalised sections of the route filters live beside the filters (src/filters/<name>/config.ts).
@@ -16,6 +17,7 @@ export type { HeaderRules } from '../filters/headers/config.js';
 export type { MirrorAction } from '../filters/mirror/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
 export type { RewriteAction } from '../filters/rewrite/config.js';
+export type { SplitTarget, StickyKey } from '../filters/split/config.js';
 
 /** Where a config node came from, for error messages and `usher explain`. */
 export interface SourceLocation {
@@ -265,13 +267,6 @@ export interface FieldCondition {
   regex?: string;
   present?: boolean;
 }
-
-export interface SplitTarget {
-  upstream: string;
-  weight: number; // default 1
-}
-
-export type StickyKey = { kind: 'client_ip' } | { kind: 'cookie'; name: string } | { kind: 'header'; name: string };
 
 export interface RoutingSettings {
   /** %2F / %5C in a path: "reject" (400 unsafe_path, default) or "keep" (an ordinary character). */
