@@ -3,7 +3,8 @@
 // every parse here succeeds; a failure is a bug in the checks and throws.
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseServerUrl, parseTrustedProxy, type Parsed } from './address.js';
-import { normalizeMatch, normalizeRouteActions } from './normalize-routing.js';
+import { normalizeRouteActions } from './normalize-routing.js';
+import { normalizeMatch } from '../router/config.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from './normalize-tls.js';
@@ -214,12 +215,10 @@ function normalizeHttp2(h: NonNullable<ConfigInput['listeners'][number]['http2']
 }
 
 function normalizeRoute(r: RouteInput, index: number, source: SourceLocation): RouteConfig {
-  const host = r.match?.host;
-  const hosts = host === undefined ? [] : unique((typeof host === 'string' ? [host] : host).map((h) => h.toLowerCase()));
   const route: RouteConfig = {
     name: r.name ?? `routes[${index}]`,
     index,
-    match: { hosts, ...normalizeMatch(r.match) },
+    match: normalizeMatch(r.match),
     source,
     ...normalizeRouteActions(r),
   };

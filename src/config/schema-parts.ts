@@ -1,4 +1,4 @@
-// Parts of the top-level config schema (schema.ts, schema-routing.ts): the defaults of the
+// Parts of the top-level config schema (schema.ts): the defaults of the
 // sections that live in src/config, and their patterns. The helpers for durations, sizes,
 // strict objects and header names are in schema-kit.ts (re-exported here); the sections of the
 // route filters, with their defaults, are in src/filters/<name>/config.ts. See schema.ts for
@@ -63,9 +63,5 @@ export const BALANCERS = BALANCER_NAMES;
 export const UPSTREAM_PROTOCOLS = ['http1', 'h2', 'h2c'] as const;
 
 export const UPSTREAM_NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
-/** A host name or IP literal, optionally "*."-prefixed and with a port. */
-export const HOST_EXPECTED = 'a host name like "example.com" or "*.example.com", optionally with ":port"';
-export const MATCH_HOST_PATTERN =
-  '^((\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$';
 
 export const VIA_EXPECTED = "a name without spaces (letters, digits and !#$%&'*+.^_`|~-)";

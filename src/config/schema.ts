@@ -1,9 +1,10 @@
 // The user-facing config schema (snake_case, as written in usher.yaml). The descriptions here
 // ARE the user documentation: scripts/gen-docs.js renders docs/config.md and
 // docs/usher.schema.json from this file and the parts it imports (schema-parts.ts: defaults and
-// patterns; schema-kit.ts: helpers; schema-routing.ts: matchers of a route; schema-upstream.ts:
-// health, retries, circuit breaking and DNS of an upstream; schema-tls.ts: TLS and ACME; and
-// src/filters/<name>/config.ts: the section of each route filter, with its defaults). Defaults
+// patterns; schema-kit.ts: helpers; schema-upstream.ts:
+// health, retries, circuit breaking and DNS of an upstream; schema-tls.ts: TLS and ACME;
+// src/router/config.ts: the matchers of a route; and src/filters/<name>/config.ts: the
+// section of each route filter, with its defaults). Defaults
 // live in DEFAULTS (or a section's own *_DEFAULTS) so the schema (for docs and editors) and the
 // normalizer (normalize.ts) cannot disagree.
 //
@@ -14,12 +15,12 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { BALANCERS, DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, UPSTREAM_NAME_PATTERN, UPSTREAM_PROTOCOLS, VIA_EXPECTED } from './schema-parts.js';
 import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from './schema-tls.js';
-import { RouteMatch } from './schema-routing.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { MirrorSchema } from '../filters/mirror/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
 import { RewriteSchema } from '../filters/rewrite/config.js';
 import { SplitSchema, StickyKeySchema } from '../filters/split/config.js';
+import { RouteMatchSchema } from '../router/config.js';
 import { CircuitBreaker, Dns, HealthCheck, OutlierDetection, Retry } from './schema-upstream.js';
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
 
@@ -267,7 +268,7 @@ const Route = object(
     name: Type.Optional(
       Type.String({ minLength: 1, description: 'Name shown in logs and errors. Default: "routes[N]" by position.' }),
     ),
-    match: Type.Optional(RouteMatch),
+    match: Type.Optional(RouteMatchSchema),
     priority: Type.Optional(
       Type.Integer({
         default: DEFAULTS.route.priority,

@@ -5,6 +5,7 @@
 import type { ConfigIssue } from './issues.js';
 import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 import type { BalancerName } from '../upstream/balancers/names.js';
+import type { RouteMatch } from '../router/config.js';
 import type { HeaderRules } from '../filters/headers/config.js';
 import type { MirrorAction } from '../filters/mirror/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
@@ -12,7 +13,9 @@ import type { RewriteAction } from '../filters/rewrite/config.js';
 import type { SplitTarget, StickyKey } from '../filters/split/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 export type { ConfigIssue } from './issues.js';
-// The normalised sections of the route filters live beside the filters (src/filters/<name>/config.ts).
+// The normalised matchers of a route live beside the router (src/router/config.ts), the sections
+// of the route filters beside the filters (src/filters/<name>/config.ts).
+export type { FieldCondition, RouteMatch } from '../router/config.js';
 export type { HeaderRules } from '../filters/headers/config.js';
 export type { MirrorAction } from '../filters/mirror/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
@@ -164,25 +167,6 @@ export interface RespondAction {
   headers: Record<string, string>; // default {}; null-prototype (src/util/dict.ts)
 }
 
-export interface RouteMatch {
-  /** Lower-cased host names; "*.example.com" wildcards allowed; port stripped unless given. */
-  hosts: string[]; // empty: any host
-  /** Path prefix on a segment boundary ("/api" matches "/api" and "/api/x", not "/apix"). */
-  path?: string;
-  /** The whole normalised path (`path: { exact }`). */
-  exact_path?: string;
-  /** A regular expression over the normalised path (`path: { regex }`). */
-  path_regex?: string;
-  /** Upper-case methods; absent: any. */
-  methods?: string[];
-  /** Header conditions (names lower case). */
-  headers?: FieldCondition[];
-  query?: FieldCondition[];
-  cookies?: FieldCondition[];
-  /** Normalised CIDRs ("10.0.0.0/8", "::1/128"). */
-  client_ip?: string[];
-}
-
 export interface RouteConfig {
   /** "routes[2]" unless the route has a name. */
   name: string;
@@ -256,17 +240,6 @@ export interface UsherConfig {
 export type LoadResult =
   | { ok: true; config: UsherConfig; warnings: ConfigIssue[] }
   | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
-
-// ---- routing (issue #3) --------------------------------------------------------------------------
-
-/** A condition on one named value (header, query parameter, cookie). */
-export interface FieldCondition {
-  name: string;
-  /** Exactly one of exact / regex / present is meaningful; present false means "absent". */
-  exact?: string;
-  regex?: string;
-  present?: boolean;
-}
 
 export interface RoutingSettings {
   /** %2F / %5C in a path: "reject" (400 unsafe_path, default) or "keep" (an ordinary character). */
