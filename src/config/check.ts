@@ -9,7 +9,7 @@ import type { Issues, Segment } from './issues.js';
 import { checkUpstreamOptions } from './check-upstream.js';
 import { didYouMean } from './suggest.js';
 import { checkProtocols } from './check-protocols.js';
-import { checkTls } from './check-tls.js';
+import { checkTls } from '../tls/config/check.js';
 import { baseDirOf } from './normalize.js';
 
 type Rec = Record<string, unknown>;

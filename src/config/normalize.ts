@@ -7,7 +7,7 @@ import { normalizeRouteActions } from './normalize-routing.js';
 import { normalizeMatch } from '../router/config.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from './normalize-tls.js';
+import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from '../tls/config/normalize.js';
 import type { HealthCheckConfig, Http2Settings, ListenerConfig, OutlierConfig, RetryConfig, RouteConfig, ServerConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { dict } from '../util/dict.js';

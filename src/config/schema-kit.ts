@@ -1,6 +1,7 @@
-// Schema building blocks, the machinery every config section is written with: schema.ts and
-// schema-parts.ts, schema-tls.ts, and the sections beside their features
-// (src/filters/<name>/config.ts). Imports nothing but units.ts, so any section may use it.
+// Schema building blocks, the machinery every config section is written with: schema.ts,
+// schema-parts.ts, and the sections beside their features (src/filters/<name>/config.ts,
+// src/router/config.ts, src/tls/config/schema.ts). Imports nothing but units.ts, so any section
+// may use it.
 import { Type, type SchemaOptions, type TSchema } from '@sinclair/typebox';
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
 

@@ -3,7 +3,6 @@
 // strict objects and header names are in schema-kit.ts (re-exported here); the sections of the
 // route filters, with their defaults, are in src/filters/<name>/config.ts. See schema.ts for
 // the x-usher-* annotation keywords.
-import { TLS_DEFAULTS } from './schema-tls.js';
 export { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, size, stringEnum, TOKEN_PATTERN } from './schema-kit.js';
 import { BALANCER_NAMES } from '../upstream/balancers/names.js';
 
@@ -54,7 +53,6 @@ export const DEFAULTS = {
   routing: { encoded_slashes: 'reject' },
   http2: { max_concurrent_streams: 100, max_header_list_size: '32kb', max_session_memory: '10mb', max_resets: 200, reset_window: '10s' },
   upgrade: { protocols: ['websocket'], idle_timeout: '10m' },
-  tls: TLS_DEFAULTS,
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

@@ -2,7 +2,7 @@
 // ARE the user documentation: scripts/gen-docs.js renders docs/config.md and
 // docs/usher.schema.json from this file and the parts it imports (schema-parts.ts: defaults and
 // patterns; schema-kit.ts: helpers; schema-upstream.ts:
-// health, retries, circuit breaking and DNS of an upstream; schema-tls.ts: TLS and ACME;
+// health, retries, circuit breaking and DNS of an upstream; src/tls/config/schema.ts: TLS and ACME;
 // src/router/config.ts: the matchers of a route; and src/filters/<name>/config.ts: the
 // section of each route filter, with its defaults). Defaults
 // live in DEFAULTS (or a section's own *_DEFAULTS) so the schema (for docs and editors) and the
@@ -14,13 +14,13 @@
 //   x-usher-key:      what the keys of a map are called ("upstream name"), for error messages.
 import { Type, type Static } from '@sinclair/typebox';
 import { BALANCERS, DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, UPSTREAM_NAME_PATTERN, UPSTREAM_PROTOCOLS, VIA_EXPECTED } from './schema-parts.js';
-import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from './schema-tls.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { MirrorSchema } from '../filters/mirror/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
 import { RewriteSchema } from '../filters/rewrite/config.js';
 import { SplitSchema, StickyKeySchema } from '../filters/split/config.js';
 import { RouteMatchSchema } from '../router/config.js';
+import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from '../tls/config/schema.js';
 import { CircuitBreaker, Dns, HealthCheck, OutlierDetection, Retry } from './schema-upstream.js';
 import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
 

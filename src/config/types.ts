@@ -3,19 +3,20 @@
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
 import type { ConfigIssue } from './issues.js';
-import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 import type { BalancerName } from '../upstream/balancers/names.js';
 import type { RouteMatch } from '../router/config.js';
+import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
 import type { HeaderRules } from '../filters/headers/config.js';
 import type { MirrorAction } from '../filters/mirror/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
 import type { RewriteAction } from '../filters/rewrite/config.js';
 import type { SplitTarget, StickyKey } from '../filters/split/config.js';
-export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
 export type { ConfigIssue } from './issues.js';
-// The normalised matchers of a route live beside the router (src/router/config.ts), the sections
-// of the route filters beside the filters (src/filters/<name>/config.ts).
+// The normalised matchers of a route live beside the router (src/router/config.ts), the TLS
+// settings beside the TLS code (src/tls/config/), the sections of the route filters beside the
+// filters (src/filters/<name>/config.ts).
 export type { FieldCondition, RouteMatch } from '../router/config.js';
+export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
 export type { HeaderRules } from '../filters/headers/config.js';
 export type { MirrorAction } from '../filters/mirror/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
