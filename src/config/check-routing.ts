@@ -1,19 +1,19 @@
-// Semantic checks for the routing parts of routes (issue #3): path and condition shapes, regular
-// expressions, CIDRs, actions, templates, upstream references; then warnings for routes that can
-// never match (shadowed or duplicated). Reads the data defensively, as check.ts does.
-import { matchingPath, normalisePath } from '../router/normalize.js';
-import { parseTrustedProxy } from './address.js';
+// Semantic checks for the routing parts of routes (issue #3): the one action of a route, then
+// the checks of its matchers (src/router/config.ts) and of the sections of its filters
+// (src/filters/<name>/config.ts, in the order of FILTER_CHECKS), with one context per route.
+// Reads the data defensively, as check.ts does.
+import { checkHeaderRules } from '../filters/headers/config.js';
+import { checkMirror } from '../filters/mirror/config.js';
+import { checkRedirect } from '../filters/redirect/config.js';
+import { checkRewrite } from '../filters/rewrite/config.js';
+import { checkSplit } from '../filters/split/config.js';
+import { checkMatch } from '../router/config.js';
+import type { ErrorFn, Rec, RouteCheck, RouteCheckContext } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
-import { parseTemplate } from './template.js';
 
-type Rec = Record<string, unknown>;
-const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-export type ErrorFn = (path: Segment[], message: string, hint?: string, at?: 'key' | 'value') => void;
-
-/** Headers a rule may not touch: framing and hop-by-hop fields are usher's (RFC 9110 §7.6.1). */
-const RESERVED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'host']);
+/** The checks of the sections of a route's filters, in the order their issues are reported. */
+const FILTER_CHECKS: readonly RouteCheck[] = [checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror];
 
 /** True when the route uses `split` or `redirect`: then this module checks its actions (not check.ts). */
 export function hasRoutingAction(route: Rec): boolean {
@@ -30,105 +30,14 @@ export function checkRoutingActions(route: Rec, path: Segment[], error: ErrorFn)
 
 /** Checks one route's routing parts; adds the upstreams it names (split, mirror) to `used`. */
 export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[], known: ReadonlySet<string>, used: Set<string>, issues: Issues, error: ErrorFn): void {
-  const m = route.match;
-  if (isRec(m)) {
-    const p = m.path;
-    const written = typeof p === 'string' ? { at: [...path, 'match', 'path'], value: p } : isRec(p) ? ['prefix', 'exact'].map((k) => ({ at: [...path, 'match', 'path', k], value: p[k] })).find((x) => typeof x.value === 'string') : undefined;
-    if (written !== undefined && typeof written.value === 'string') {
-      // Requests are matched on their normalised path, so a route path must be normal too.
-      const normalised = normalisePath(written.value, true);
-      const normal = normalised === undefined ? undefined : matchingPath(normalised);
-      if (normal !== undefined && normal !== written.value) {
-        issues.warning(written.at, `request paths are normalised before matching, so ${JSON.stringify(written.value)} matches as ${JSON.stringify(normal)}`, { hint: `write ${JSON.stringify(normal)}` });
-      }
-    }
-    if (isRec(p)) {
-      const kinds = ['prefix', 'exact', 'regex'].filter((k) => p[k] !== undefined);
-      if (kinds.length !== 1) error([...path, 'match', 'path'], `expected exactly one of "prefix", "exact" or "regex", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`);
-      if (typeof p.regex === 'string') checkRegex(p.regex, [...path, 'match', 'path', 'regex'], error);
-    }
-    for (const key of ['headers', 'query', 'cookies']) {
-      if (!isRec(m[key])) continue;
-      for (const [name, c] of Object.entries(m[key])) {
-        if (!isRec(c)) continue;
-        const at = [...path, 'match', key, name];
-        const kinds = ['exact', 'regex', 'present'].filter((k) => c[k] !== undefined);
-        if (kinds.length !== 1) error(at, `expected exactly one of "exact", "regex" or "present", found ${kinds.length === 0 ? 'none' : kinds.join(' and ')}`);
-        if (typeof c.regex === 'string') checkRegex(c.regex, [...at, 'regex'], error);
-      }
-    }
-    const ips = typeof m.client_ip === 'string' ? [m.client_ip] : list(m.client_ip);
-    ips.forEach((ip, j) => {
-      if (typeof ip !== 'string') return;
-      const r = parseTrustedProxy(ip);
-      if (!r.ok) error(typeof m.client_ip === 'string' ? [...path, 'match', 'client_ip'] : [...path, 'match', 'client_ip', j], r.message, r.hint);
-    });
-  }
-
-  const ref = (name: unknown, at: Segment[]) => {
+  const upstream = (name: unknown, at: Segment[]) => {
     if (typeof name !== 'string') return;
     used.add(name);
     if (!known.has(name)) {
       error(at, `no upstream named ${JSON.stringify(name)}`, didYouMean(name, upstreamNames) ?? `defined upstreams: ${upstreamNames.join(', ') || '(none)'}`);
     }
   };
-  const split = list(route.split);
-  split.forEach((s, j) => {
-    if (isRec(s)) ref(s.upstream, [...path, 'split', j, 'upstream']);
-  });
-  if (split.length > 0 && split.every((s) => isRec(s) && s.weight === 0)) error([...path, 'split'], 'every side of the split has weight 0: no request could be sent', 'give at least one side a weight above 0');
-  if (route.sticky_key !== undefined && route.split === undefined) error([...path, 'sticky_key'], '"sticky_key" only applies to a "split"', 'remove it, or add "split:"', 'key');
-
-  const proxied = route.upstream !== undefined || route.split !== undefined;
-  for (const key of ['rewrite', 'request_headers', 'response_headers', 'mirror']) {
-    if (route[key] !== undefined && !proxied && (route.respond !== undefined || route.redirect !== undefined)) {
-      error([...path, key], `"${key}" applies to requests proxied to an upstream; this route answers them itself`, 'move it to a route with "upstream" or "split"', 'key');
-    }
-  }
-
-  const d = route.redirect;
-  if (isRec(d)) {
-    const at = [...path, 'redirect'];
-    if ((d.to === undefined) === (d.https !== true)) error(at, 'a redirect takes exactly one of "to" or "https: true"');
-    if (d.https_port !== undefined && d.https !== true) error([...at, 'https_port'], '"https_port" only applies with "https: true"', undefined, 'key');
-    if (typeof d.to === 'string') checkTemplate(d.to, [...at, 'to'], error);
-  }
-
-  const w = route.rewrite;
-  if (isRec(w) && isRec(w.regex) && typeof w.regex.pattern === 'string') checkRegex(w.regex.pattern, [...path, 'rewrite', 'regex', 'pattern'], error);
-
-  for (const key of ['request_headers', 'response_headers']) {
-    const h = route[key];
-    if (!isRec(h)) continue;
-    for (const op of ['set', 'add']) {
-      if (!isRec(h[op])) continue;
-      for (const [name, value] of Object.entries(h[op])) {
-        const at = [...path, key, op, name];
-        if (RESERVED_HEADERS.has(name.toLowerCase())) {
-          error(at, `header ${JSON.stringify(name)} cannot be changed by a header rule: usher manages it`, name.toLowerCase() === 'host' ? 'use "rewrite: { host: ... }"' : 'remove it', 'key');
-        } else if (typeof value === 'string') {
-          if (/[\r\n\0]/.test(value)) error(at, `expected a header value without line breaks or NUL, got ${JSON.stringify(value)}`);
-          else checkTemplate(value, at, error);
-        }
-      }
-    }
-    list(h.remove).forEach((name, j) => {
-      if (typeof name === 'string' && RESERVED_HEADERS.has(name.toLowerCase())) error([...path, key, 'remove', j], `header ${JSON.stringify(name)} cannot be removed by a header rule: usher manages it`);
-    });
-  }
-
-  if (isRec(route.mirror)) ref(route.mirror.upstream, [...path, 'mirror', 'upstream']);
-}
-
-function checkRegex(source: string, at: Segment[], error: ErrorFn): void {
-  try {
-    new RegExp(source);
-  } catch (err) {
-    error(at, `invalid regular expression ${JSON.stringify(source)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`);
-  }
-}
-
-function checkTemplate(text: string, at: Segment[], error: ErrorFn): void {
-  const t = parseTemplate(text);
-  if (!t.ok) error(at, t.message, t.hint);
+  const ctx: RouteCheckContext = { error, issues, upstream };
+  checkMatch(route, path, ctx);
+  for (const check of FILTER_CHECKS) check(route, path, ctx);
 }

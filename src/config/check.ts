@@ -2,14 +2,14 @@
 // Runs even when the schema reported errors, so one run shows everything; it therefore reads
 // the data defensively and skips whatever has the wrong shape (the schema already said so).
 import { isIP } from 'node:net';
-import { parseListenAddress, parseServerUrl, parseTrustedProxy } from './address.js';
+import { parseListenAddress, parseTrustedProxy } from './address.js';
 import { checkRouting, checkRoutingActions, hasRoutingAction } from './check-routing.js';
 import { warnShadowedRoutes } from './check-shadow.js';
 import type { Issues, Segment } from './issues.js';
-import { checkUpstreamOptions } from './check-upstream.js';
 import { didYouMean } from './suggest.js';
 import { checkProtocols } from './check-protocols.js';
-import { checkTls } from './check-tls.js';
+import { checkTls } from '../tls/config/check.js';
+import { checkUpstream } from '../upstream/config/check.js';
 import { baseDirOf } from './normalize.js';
 
 type Rec = Record<string, unknown>;
@@ -75,23 +75,7 @@ function overlaps(a: string, b: string): boolean {
 
 function checkUpstreams(upstreams: Rec, issues: Issues, error: ErrorFn): void {
   for (const [name, up] of Object.entries(upstreams)) {
-    if (!isRec(up)) continue;
-    const origins = new Map<string, number>();
-    list(up.servers).forEach((server, j) => {
-      const url = typeof server === 'string' ? server : isRec(server) && typeof server.url === 'string' ? server.url : undefined;
-      if (url === undefined) return;
-      const path: Segment[] = typeof server === 'string' ? ['upstreams', name, 'servers', j] : ['upstreams', name, 'servers', j, 'url'];
-      const r = parseServerUrl(url);
-      if (!r.ok) return error(path, r.message, r.hint);
-      const first = origins.get(r.origin);
-      if (first === undefined) origins.set(r.origin, j);
-      else {
-        issues.warning(path, `duplicate server ${JSON.stringify(url)} (same as servers[${first}])`, {
-          hint: 'to send it a larger share of requests, raise its weight',
-        });
-      }
-    });
-    checkUpstreamOptions(name, up, issues, error);
+    if (isRec(up)) checkUpstream(name, up, issues, error);
   }
 }
 

@@ -1,9 +1,31 @@
 // Collecting config issues with positions. A Locator maps a path in the data ("routes", 2,
 // "upstream") to a line and column in the source; YAML/JSON files have one (positions.ts),
 // JS configs and in-memory objects do not, and their issues carry the file name only.
-import type { ConfigIssue } from './types.js';
-
+// ConfigIssue and SourceLocation are defined here rather than in types.ts so that a feature's
+// config section beside the feature (src/filters/<name>/config.ts, src/upstream/config/) can use
+// them without a type cycle through types.ts, which imports the sections' types.
 export type Segment = string | number;
+
+/** Where a config node came from, for error messages and `usher explain`. */
+export interface SourceLocation {
+  file: string;
+  line: number; // 1-based
+  column: number; // 1-based
+}
+
+/** One problem found in a config. */
+export interface ConfigIssue {
+  severity: 'error' | 'warning';
+  file: string;
+  line?: number; // 1-based, when known
+  column?: number; // 1-based, when known
+  /** JSON-path-like: "routes[2].upstream", "upstreams.app.servers[0].url", "" for the root. */
+  path: string;
+  /** What was wrong and what was expected, e.g. "expected a duration like 5s or 250ms, got \"5 parsecs\"". */
+  message: string;
+  /** e.g. "did you mean \"upstream\"?" */
+  hint?: string;
+}
 
 export interface Position {
   line: number; // 1-based

@@ -1,95 +1,26 @@
-// The routing parts of a route (issue #3), normalised: matchers into lists of conditions,
-// actions with their defaults. Runs after schema and checks passed (normalize.ts).
-import { matchingPath, normalisePath } from '../router/normalize.js';
-import { parseTrustedProxy } from './address.js';
+// The sections of a route's filters, normalised by their own normalizers
+// (src/filters/<name>/config.ts). Runs after schema and checks passed (normalize.ts).
 import { DEFAULTS, type ConfigInput } from './schema.js';
-import type { FieldCondition, HeaderRules, RouteConfig, RouteMatch, StickyKey } from './types.js';
-import { parseDuration, parseSize } from './units.js';
+import type { RouteConfig } from './types.js';
+import { normalizeHeaderRules } from '../filters/headers/config.js';
+import { normalizeMirror } from '../filters/mirror/config.js';
+import { normalizeRedirect } from '../filters/redirect/config.js';
+import { normalizeRewrite } from '../filters/rewrite/config.js';
+import { normalizeSplit, normalizeStickyKey } from '../filters/split/config.js';
 
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
-type MatchInput = NonNullable<RouteInput['match']>;
-type ConditionInput = string | { exact?: string; regex?: string; present?: boolean };
 
-/** Everything in `match` except the hosts. */
-export function normalizeMatch(m: MatchInput | undefined): Omit<RouteMatch, 'hosts'> {
-  const out: Omit<RouteMatch, 'hosts'> = {};
-  if (m === undefined) return out;
-  const p = m.path;
-  // As requests are (src/router/normalize.ts); check-routing.ts warned when this changes a path.
-  const normal = (x: string) => matchingPath(normalisePath(x, true) ?? x);
-  if (typeof p === 'string') out.path = normal(p);
-  else if (p !== undefined) {
-    if (p.prefix !== undefined) out.path = normal(p.prefix);
-    if (p.exact !== undefined) out.exact_path = normal(p.exact);
-    if (p.regex !== undefined) out.path_regex = p.regex;
-  }
-  if (m.method !== undefined) out.methods = [...new Set(typeof m.method === 'string' ? [m.method] : m.method)];
-  if (m.headers !== undefined) out.headers = conditions(m.headers, true);
-  if (m.query !== undefined) out.query = conditions(m.query, false);
-  if (m.cookies !== undefined) out.cookies = conditions(m.cookies, false);
-  if (m.client_ip !== undefined) {
-    out.client_ip = (typeof m.client_ip === 'string' ? [m.client_ip] : m.client_ip).map((c) => {
-      const r = parseTrustedProxy(c);
-      if (!r.ok) throw new Error(`usher config: unchecked invalid value: ${r.message}`);
-      return r.cidr;
-    });
-  }
-  return out;
-}
-
-function conditions(record: Record<string, ConditionInput>, lowerNames: boolean): FieldCondition[] {
-  return Object.entries(record).map(([name, c]): FieldCondition => {
-    const n = lowerNames ? name.toLowerCase() : name;
-    if (typeof c === 'string') return { name: n, exact: c };
-    if (c.exact !== undefined) return { name: n, exact: c.exact };
-    if (c.regex !== undefined) return { name: n, regex: c.regex };
-    return { name: n, present: c.present ?? true };
-  });
-}
-
-/** The actions and options of a route beyond upstream/respond. */
+/** The actions and options of a route beyond upstream/respond: the sections of its filters. */
 export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   const out: Partial<RouteConfig> = {};
   // Only when given, so configs without priorities normalise as before (the router reads `?? 0`).
   if (r.priority !== undefined && r.priority !== DEFAULTS.route.priority) out.priority = r.priority;
-  if (r.split !== undefined) out.split = r.split.map((s) => ({ upstream: s.upstream, weight: s.weight ?? DEFAULTS.split.weight }));
-  if (r.sticky_key !== undefined) out.sticky_key = stickyKey(r.sticky_key);
-  if (r.redirect !== undefined) {
-    const d = r.redirect;
-    out.redirect = { https: d.https ?? false, status: d.status ?? DEFAULTS.redirect.status };
-    if (d.to !== undefined) out.redirect.to = d.to;
-    if (d.https_port !== undefined) out.redirect.https_port = d.https_port;
-  }
-  if (r.rewrite !== undefined) {
-    const w = r.rewrite;
-    out.rewrite = {};
-    if (w.strip_prefix !== undefined) out.rewrite.strip_prefix = w.strip_prefix;
-    if (w.add_prefix !== undefined) out.rewrite.add_prefix = w.add_prefix;
-    if (w.regex !== undefined) out.rewrite.regex = { pattern: w.regex.pattern, replace: w.regex.replace };
-    if (w.host !== undefined) out.rewrite.host = w.host;
-  }
-  if (r.request_headers !== undefined) out.request_headers = headerRules(r.request_headers);
-  if (r.response_headers !== undefined) out.response_headers = headerRules(r.response_headers);
-  if (r.mirror !== undefined) {
-    const m = r.mirror;
-    out.mirror = {
-      upstream: m.upstream,
-      percent: m.percent ?? DEFAULTS.mirror.percent,
-      max_body: parseSize(m.max_body ?? DEFAULTS.mirror.max_body),
-      max_concurrent: m.max_concurrent ?? DEFAULTS.mirror.max_concurrent,
-      timeout: parseDuration(m.timeout ?? DEFAULTS.mirror.timeout),
-    };
-  }
+  if (r.split !== undefined) out.split = normalizeSplit(r.split);
+  if (r.sticky_key !== undefined) out.sticky_key = normalizeStickyKey(r.sticky_key);
+  if (r.redirect !== undefined) out.redirect = normalizeRedirect(r.redirect);
+  if (r.rewrite !== undefined) out.rewrite = normalizeRewrite(r.rewrite);
+  if (r.request_headers !== undefined) out.request_headers = normalizeHeaderRules(r.request_headers);
+  if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
+  if (r.mirror !== undefined) out.mirror = normalizeMirror(r.mirror);
   return out;
-}
-
-function stickyKey(k: NonNullable<RouteInput['sticky_key']>): StickyKey {
-  if (k === 'client_ip') return { kind: 'client_ip' };
-  if ('cookie' in k) return { kind: 'cookie', name: k.cookie };
-  return { kind: 'header', name: k.header.toLowerCase() };
-}
-
-function headerRules(h: { set?: Record<string, string>; add?: Record<string, string>; remove?: string[] }): HeaderRules {
-  const pairs = (r: Record<string, string> | undefined): [string, string][] => Object.entries(r ?? {}).map(([k, v]) => [k.toLowerCase(), v]);
-  return { set: pairs(h.set), add: pairs(h.add), remove: [...new Set((h.remove ?? []).map((n) => n.toLowerCase()))] };
 }

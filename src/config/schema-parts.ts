@@ -1,49 +1,13 @@
-// Building blocks of the config schema (schema.ts, schema-routing.ts): defaults, patterns and
-// helpers for durations, sizes, strict objects and header names. See schema.ts for the
-// x-usher-* annotation keywords.
-import { Type, type TSchema, type SchemaOptions } from '@sinclair/typebox';
-import { TLS_DEFAULTS } from './schema-tls.js';
-export { duration, stringEnum } from './schema-kit.js';
-import { SIZE_PATTERN } from './units.js';
-import { BALANCER_NAMES } from '../upstream/balancers/names.js';
+// Parts of the top-level config schema (schema.ts): the defaults of the parts that schema.ts
+// itself defines, and their patterns. The helpers for durations, sizes, strict objects and
+// header names are in schema-kit.ts (re-exported here); the sections beside their features
+// have their own defaults (src/filters/<name>/config.ts, src/upstream/config/schema.ts,
+// src/tls/config/schema.ts). See schema.ts for the x-usher-* annotation keywords.
+export { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, size, stringEnum, TOKEN_PATTERN } from './schema-kit.js';
 
 export const DEFAULTS = {
-  server: { weight: 1, backup: false, priority: 0 },
-  upstream: {
-    balance: 'round_robin',
-    host_header: 'preserve',
-    pool: { max_connections: 128, keep_alive_timeout: '60s' },
-    timeouts: { connect: '5s', response_header: '60s', body_idle: '60s' },
-    hash: { key: 'client_ip' },
-    sticky: { cookie: 'usher_sticky' },
-    panic_threshold: 50,
-    slow_start: '0s',
-    health_check: { type: 'http', path: '/', method: 'GET', expect_status: ['200-399'], interval: '5s', jitter: 10, timeout: '2s', rise: 2, fall: 3 },
-    outlier_detection: {
-      enabled: true,
-      consecutive_5xx: 3,
-      consecutive_connect_failures: 1,
-      base_ejection_time: '10s',
-      max_ejection_time: '5m',
-      max_ejection_percent: 50,
-      readmit_on_check: true,
-    },
-    retry: {
-      attempts: 2,
-      on: [502, 503, 504, 'reset'] as (number | string)[],
-      per_try_timeout: '15s',
-      backoff: { base: '25ms', max: '250ms' },
-      budget: { percent: 20, min_retries: 3 },
-      buffer_body: '64kb',
-    },
-    circuit_breaker: { max_pending: 0, queue_timeout: '1s' },
-    dns: { refresh: '30s', family: 'any', servers: [] as string[], srv: false },
-  },
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   route: { priority: 0 },
-  split: { weight: 1 },
-  redirect: { status: 301 },
-  mirror: { percent: 100, max_body: '64kb', max_concurrent: 16, timeout: '5s' },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },
   limits: { request_line: '8kb', header_size: '16kb', header_count: 100, body: null },
   proxy: {
@@ -57,41 +21,8 @@ export const DEFAULTS = {
   routing: { encoded_slashes: 'reject' },
   http2: { max_concurrent_streams: 100, max_header_list_size: '32kb', max_session_memory: '10mb', max_resets: 200, reset_window: '10s' },
   upgrade: { protocols: ['websocket'], idle_timeout: '10m' },
-  tls: TLS_DEFAULTS,
 } as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-/** From the balancer registry's own list (src/upstream/balancers/names.ts). */
-export const BALANCERS = BALANCER_NAMES;
-export const UPSTREAM_PROTOCOLS = ['http1', 'h2', 'h2c'] as const;
-
-/** RFC 9110 §5.6.2 token: what a header name may contain. */
-export const TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
-export const UPSTREAM_NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
-/** A host name or IP literal, optionally "*."-prefixed and with a port. */
-export const HOST_EXPECTED = 'a host name like "example.com" or "*.example.com", optionally with ":port"';
-export const MATCH_HOST_PATTERN =
-  '^((\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$';
 
 export const VIA_EXPECTED = "a name without spaces (letters, digits and !#$%&'*+.^_`|~-)";
-
-
-export function size(description: string, dflt: string | number) {
-  return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], {
-    description: `${description} A size: bytes as a number, or a string like "512", "16kb", "10mb", "1gb"; as in nginx, kb/mb/gb are powers of 1024 (k, m, g, kib, mib, gib also accepted).`,
-    default: dflt,
-    'x-usher-kind': 'size',
-  });
-}
-
-export function object<T extends Record<string, TSchema>>(properties: T, options: SchemaOptions) {
-  return Type.Object(properties, { additionalProperties: false, ...options });
-}
-
-export const headerName = (description: string, options: SchemaOptions = {}) =>
-  Type.String({
-    pattern: TOKEN_PATTERN,
-    description,
-    'x-usher-expected': 'a header name (letters, digits and !#$%&\'*+.^_`|~-)',
-    ...options,
-  });

@@ -1,8 +1,12 @@
 // The user-facing config schema (snake_case, as written in usher.yaml). The descriptions here
 // ARE the user documentation: scripts/gen-docs.js renders docs/config.md and
-// docs/usher.schema.json from this file and the parts it imports (schema-parts.ts: defaults and
-// helpers; schema-routing.ts: matchers and actions of a route; schema-upstream.ts: health,
-// retries, circuit breaking and DNS of an upstream; schema-tls.ts: TLS and ACME). Defaults live in DEFAULTS so the
+// docs/usher.schema.json from this file and the parts it imports. This file assembles the
+// top level: listeners, routes, downstream timeouts, limits, proxy, log; the sections of a
+// feature live beside the feature, with their defaults: src/upstream/config/schema.ts (an
+// upstream, its health, retries, circuit breaking and DNS), src/tls/config/schema.ts (TLS and
+// ACME), src/router/config.ts (the matchers of a route) and src/filters/<name>/config.ts (the
+// section of each route filter). schema-parts.ts holds the defaults of the parts here and
+// schema-kit.ts the helpers. Defaults live in DEFAULTS (or a section's own *_DEFAULTS) so the
 // schema (for docs and editors) and the normalizer (normalize.ts) cannot disagree.
 //
 // Three annotation keywords, registered with ajv in validate.ts and ignored by editors:
@@ -10,13 +14,18 @@
 //   x-usher-expected: what a pattern/union expects, in words, for error messages.
 //   x-usher-key:      what the keys of a map are called ("upstream name"), for error messages.
 import { Type, type Static } from '@sinclair/typebox';
-import { BALANCERS, DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, UPSTREAM_NAME_PATTERN, UPSTREAM_PROTOCOLS, VIA_EXPECTED } from './schema-parts.js';
-import { Acme, ListenerTls, RedirectHttps, UpstreamTls } from './schema-tls.js';
-import { HeaderRules, Mirror, Redirect, Rewrite, RouteMatch, SplitTarget, StickyKey } from './schema-routing.js';
-import { CircuitBreaker, Dns, HealthCheck, OutlierDetection, Retry } from './schema-upstream.js';
-import { DURATION_PATTERN, MAX_DURATION_MS, SIZE_PATTERN } from './units.js';
+import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, VIA_EXPECTED } from './schema-parts.js';
+import { HeaderRulesSchema } from '../filters/headers/config.js';
+import { MirrorSchema } from '../filters/mirror/config.js';
+import { RedirectSchema } from '../filters/redirect/config.js';
+import { RewriteSchema } from '../filters/rewrite/config.js';
+import { SplitSchema, StickyKeySchema } from '../filters/split/config.js';
+import { RouteMatchSchema } from '../router/config.js';
+import { Acme, ListenerTls, RedirectHttps } from '../tls/config/schema.js';
+import { UPSTREAM_NAME_PATTERN, UpstreamSchema } from '../upstream/config/schema.js';
+import { SIZE_PATTERN } from './units.js';
 
-export { BALANCERS, DEFAULTS, LOG_LEVELS, UPSTREAM_PROTOCOLS } from './schema-parts.js';
+export { DEFAULTS, LOG_LEVELS } from './schema-parts.js';
 
 const Http2Options = object(
   {
@@ -67,175 +76,6 @@ const Listener = object(
   { description: 'One address to accept client (downstream) connections on.' },
 );
 
-const ServerObject = object(
-  {
-    url: Type.String({
-      minLength: 1,
-      description: 'Origin of the server: http:// or https://, host and optional port, no path (e.g. "http://127.0.0.1:3001").',
-    }),
-    weight: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: 1000,
-        default: DEFAULTS.server.weight,
-        description: 'Relative share of requests this server gets from the balancer (1..1000).',
-      }),
-    ),
-    backup: Type.Optional(
-      Type.Boolean({
-        default: DEFAULTS.server.backup,
-        description:
-          'A backup server takes traffic only when no priority group has healthy capacity (see `priority`), and gives it back when they recover.',
-      }),
-    ),
-    max_requests: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'Circuit breaker for this server: most requests in flight on it; at the limit the balancer skips it (see `circuit_breaker`). Default: no limit.',
-      }),
-    ),
-    priority: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        maximum: 100,
-        default: DEFAULTS.server.priority,
-        description:
-          'Priority group (0 is first). Requests go to the first group that has healthy capacity — at least `panic_threshold` percent of its servers healthy, or any healthy server when panic_threshold is 0 — e.g. one region per priority. Backup servers come after every group.',
-      }),
-    ),
-  },
-  { description: 'A server with options.' },
-);
-
-const Server = Type.Union([Type.String({ minLength: 1, description: 'Just the URL, weight 1.' }), ServerObject], {
-  description: 'One upstream server: a URL string, or a mapping with `url` and `weight`.',
-  'x-usher-expected': 'a server URL string or a mapping with "url"',
-});
-
-const Upstream = object(
-  {
-    servers: Type.Array(Server, { minItems: 1, description: 'The servers requests are balanced over (at least one).' }),
-    protocol: Type.Optional(
-      stringEnum(UPSTREAM_PROTOCOLS, {
-        default: 'http1',
-        description:
-          'Protocol spoken to the servers. http1: HTTP/1.1 (default). h2: HTTP/2 over TLS (https:// servers, negotiated by ALPN). h2c: cleartext HTTP/2 with prior knowledge (http:// servers) — what gRPC servers usually speak.',
-      }),
-    ),
-    balance: Type.Optional(
-      stringEnum(BALANCERS, {
-        default: DEFAULTS.upstream.balance,
-        description:
-          'How a server is picked for each request, in proportion to weight. round_robin: in turn (smooth weighted, as nginx). least_request: the less busy of two random picks (power of two choices, as Envoy). least_conn: the server with the fewest requests in flight per weight (as nginx). random: at random. hash: consistent hashing (Maglev) on `hash.key`, so a key keeps its server and removing one of N servers moves about 1/N of the keys. sticky: round robin, then a signed cookie (`sticky.cookie`) keeps a client on its server while that server is available.',
-      }),
-    ),
-    hash: Type.Optional(
-      object(
-        {
-          key: Type.Optional(
-            Type.String({
-              pattern: '^(client_ip|path|header:[!#$%&\'*+.^_`|~0-9A-Za-z-]+|cookie:[!#$%&\'*+.^_`|~0-9A-Za-z-]+|query:[^\\s&=#]+)$',
-              default: DEFAULTS.upstream.hash.key,
-              description:
-                'What `balance: hash` hashes: "client_ip", "path" (without the query), "header:NAME", "cookie:NAME" or "query:NAME". Requests without the header, cookie or parameter are spread by weight.',
-              'x-usher-expected': '"client_ip", "path", "header:NAME", "cookie:NAME" or "query:NAME"',
-            }),
-          ),
-        },
-        { description: 'Settings of `balance: hash`.' },
-      ),
-    ),
-    sticky: Type.Optional(
-      object(
-        {
-          cookie: Type.Optional(
-            Type.String({
-              pattern: TOKEN_PATTERN,
-              default: DEFAULTS.upstream.sticky.cookie,
-              description: 'Name of the cookie that names the server (its value is an opaque signed token, not the address).',
-              'x-usher-expected': 'a cookie name (letters, digits and !#$%&\'*+.^_`|~-)',
-            }),
-          ),
-          secret: Type.Optional(
-            Type.String({
-              minLength: 16,
-              description:
-                'Key that signs the cookie tokens (at least 16 characters; use ${ENV} to keep it out of the file). Without it a random key is made at start, so sessions do not survive a restart and several usher instances disagree.',
-            }),
-          ),
-          max_age: Type.Optional(
-            Type.Union([Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })], {
-              description: 'Lifetime of the cookie (Max-Age, rounded down to seconds); omit for a session cookie. A duration: milliseconds as a number, or a string with units ms, s, m, h ("30m", "12h").',
-              'x-usher-kind': 'duration',
-            }),
-          ),
-        },
-        { description: 'Settings of `balance: sticky`.' },
-      ),
-    ),
-    slow_start: Type.Optional(
-      duration(
-        'Slow start window: a server that becomes healthy again (after a failed health check or an ejection) ramps from 10% to its full weight over this time. 0s: off. Not used by balance: hash.',
-        DEFAULTS.upstream.slow_start,
-      ),
-    ),
-    health_check: Type.Optional(HealthCheck),
-    retry: Type.Optional(Retry),
-    circuit_breaker: Type.Optional(CircuitBreaker),
-    dns: Type.Optional(Dns),
-    outlier_detection: Type.Optional(OutlierDetection),
-    panic_threshold: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        maximum: 100,
-        default: DEFAULTS.upstream.panic_threshold,
-        description:
-          'Percent of healthy servers below which a priority group "panics" when no group has enough healthy servers: usher then balances over all of that group\'s servers, healthy or not, rather than overload the few survivors (a failed connection is still retried elsewhere). 0 disables panic: only healthy servers get traffic, and none healthy means 503 no_upstream_server. Envoy\'s default is 50.',
-      }),
-    ),
-    host_header: Type.Optional(
-      Type.String({
-        pattern: '^\\S+$',
-        default: DEFAULTS.upstream.host_header,
-        description:
-          'Host header sent upstream. "preserve": the client\'s Host as received; "upstream": the picked server\'s own host[:port]; anything else is sent as written.',
-        'x-usher-expected': '"preserve", "upstream" or a host name without spaces',
-      }),
-    ),
-    pool: Type.Optional(
-      object(
-        {
-          max_connections: Type.Optional(
-            Type.Integer({
-              minimum: 1,
-              default: DEFAULTS.upstream.pool.max_connections,
-              description: 'Most open connections to each server; further requests wait for a free one.',
-            }),
-          ),
-          keep_alive_timeout: Type.Optional(
-            duration('How long an idle upstream connection is kept for reuse.', DEFAULTS.upstream.pool.keep_alive_timeout),
-          ),
-        },
-        { description: 'Connection pool kept to each server of this upstream.' },
-      ),
-    ),
-    timeouts: Type.Optional(
-      object(
-        {
-          connect: Type.Optional(duration('Time allowed to open a connection (and finish TLS) to a server.', DEFAULTS.upstream.timeouts.connect)),
-          response_header: Type.Optional(
-            duration('Time from sending the request to receiving the response head; on expiry the client gets 504.', DEFAULTS.upstream.timeouts.response_header),
-          ),
-          body_idle: Type.Optional(duration('Longest gap between chunks of the response body.', DEFAULTS.upstream.timeouts.body_idle)),
-        },
-        { description: 'Timeouts for talking to this upstream\'s servers.' },
-      ),
-    ),
-    tls: Type.Optional(UpstreamTls),
-  },
-  { description: 'A named group of servers that routes send requests to.' },
-);
-
 const Respond = object(
   {
     status: Type.Optional(
@@ -260,7 +100,7 @@ const Route = object(
     name: Type.Optional(
       Type.String({ minLength: 1, description: 'Name shown in logs and errors. Default: "routes[N]" by position.' }),
     ),
-    match: Type.Optional(RouteMatch),
+    match: Type.Optional(RouteMatchSchema),
     priority: Type.Optional(
       Type.Integer({
         default: DEFAULTS.route.priority,
@@ -274,20 +114,14 @@ const Route = object(
         description: 'Name of the upstream (under `upstreams`) to proxy to. Exactly one of `upstream`, `split`, `respond` and `redirect`.',
       }),
     ),
-    split: Type.Optional(
-      Type.Array(SplitTarget, {
-        minItems: 1,
-        description:
-          'Send requests to several upstreams by weight (canary, A/B: [{ upstream: stable, weight: 95 }, { upstream: canary, weight: 5 }]). Without `sticky_key` the shares are exact over every run of requests; with one, a client always lands on the same side while the weights are unchanged.',
-      }),
-    ),
-    sticky_key: Type.Optional(StickyKey),
+    split: Type.Optional(SplitSchema),
+    sticky_key: Type.Optional(StickyKeySchema),
     respond: Type.Optional(Respond),
-    redirect: Type.Optional(Redirect),
-    rewrite: Type.Optional(Rewrite),
-    request_headers: Type.Optional(HeaderRules('Edits to the request headers sent upstream.')),
-    response_headers: Type.Optional(HeaderRules('Edits to the response headers sent to the client (upstream responses only).')),
-    mirror: Type.Optional(Mirror),
+    redirect: Type.Optional(RedirectSchema),
+    rewrite: Type.Optional(RewriteSchema),
+    request_headers: Type.Optional(HeaderRulesSchema('Edits to the request headers sent upstream.')),
+    response_headers: Type.Optional(HeaderRulesSchema('Edits to the response headers sent to the client (upstream responses only).')),
+    mirror: Type.Optional(MirrorSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
@@ -297,7 +131,7 @@ export const ConfigSchema = object(
     $schema: Type.Optional(Type.String({ description: 'Ignored by usher; lets editors find this JSON Schema.' })),
     listeners: Type.Array(Listener, { minItems: 1, description: 'Addresses usher accepts connections on (at least one).' }),
     upstreams: Type.Optional(
-      Type.Record(Type.String({ pattern: UPSTREAM_NAME_PATTERN }), Upstream, {
+      Type.Record(Type.String({ pattern: UPSTREAM_NAME_PATTERN }), UpstreamSchema, {
         additionalProperties: false,
         default: {},
         description: 'Named groups of servers, referenced by routes. Names use letters, digits, "_", "." and "-".',

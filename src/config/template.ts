@@ -9,6 +9,10 @@ export type TemplatePart =
 const SIMPLE = new Set(['client_ip', 'request_id', 'host', 'path', 'request_uri', 'query_string', 'scheme']);
 export const PLACEHOLDER_NAMES = '{client_ip}, {request_id}, {host}, {path}, {request_uri}, {query_string}, {scheme}, {header.NAME}, {cookie.NAME}, {query.NAME}';
 
+/** For the schema's descriptions of the texts that take placeholders (redirect, header rules). */
+export const PLACEHOLDERS =
+  'Placeholders: {client_ip}, {request_id}, {host}, {path}, {request_uri} (path and query), {query_string}, {scheme}, {header.NAME}, {cookie.NAME}, {query.NAME}; "{{" is a literal "{".';
+
 export type ParsedTemplate = { ok: true; parts: TemplatePart[] } | { ok: false; message: string; hint?: string };
 
 export function parseTemplate(text: string): ParsedTemplate {

@@ -2,16 +2,28 @@
 // The loader (load.ts) turns a YAML/JSON/JS file into this shape: every default applied,
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
-import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
-import type { BalancerName } from '../upstream/balancers/names.js';
-export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
-
-/** Where a config node came from, for error messages and `usher explain`. */
-export interface SourceLocation {
-  file: string;
-  line: number; // 1-based
-  column: number; // 1-based
-}
+import type { ConfigIssue, SourceLocation } from './issues.js';
+import type { RouteMatch } from '../router/config.js';
+import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
+import type { UpstreamConfig } from '../upstream/config/types.js';
+import type { HeaderRules } from '../filters/headers/config.js';
+import type { MirrorAction } from '../filters/mirror/config.js';
+import type { RedirectAction } from '../filters/redirect/config.js';
+import type { RewriteAction } from '../filters/rewrite/config.js';
+import type { SplitTarget, StickyKey } from '../filters/split/config.js';
+export type { ConfigIssue, SourceLocation } from './issues.js';
+// The normalised matchers of a route live beside the router (src/router/config.ts), the TLS
+// settings beside the TLS code (src/tls/config/), the upstreams beside the upstream code
+// (src/upstream/config/), the sections of the route filters beside the filters
+// (src/filters/<name>/config.ts).
+export type { FieldCondition, RouteMatch } from '../router/config.js';
+export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
+export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
+export type { HeaderRules } from '../filters/headers/config.js';
+export type { MirrorAction } from '../filters/mirror/config.js';
+export type { RedirectAction } from '../filters/redirect/config.js';
+export type { RewriteAction } from '../filters/rewrite/config.js';
+export type { SplitTarget, StickyKey } from '../filters/split/config.js';
 
 export interface ListenerConfig {
   /** As written, e.g. "127.0.0.1:8080" or "[::1]:8080" or ":8080". */
@@ -40,134 +52,10 @@ export interface UpgradeSettings {
   idle_timeout: number; // ms, default 600000
 }
 
-export interface ServerConfig {
-  /** As written, e.g. "http://127.0.0.1:3001". Only http: and https: are accepted. */
-  url: string;
-  /** url.origin, e.g. "http://127.0.0.1:3001" — what the connection pool is keyed by. */
-  origin: string;
-  /** host[:port] as it goes into Host when host_header is "upstream". */
-  authority: string;
-  weight: number; // default 1, integer >= 1
-  backup: boolean; // default false: only when no priority group has healthy capacity
-  priority: number; // default 0: the first group; higher numbers are failover groups
-  /** Circuit breaker: most requests in flight on this server; null: no limit. */
-  max_requests: number | null;
-}
-
-export interface RetryConfig {
-  attempts: number; // retries after the first try, default 2
-  /** 5xx statuses and "reset". Default [502, 503, 504, "reset"]. */
-  on: (number | 'reset')[];
-  per_try_timeout: number | null; // ms, default 15000; null: only timeouts.response_header
-  backoff: { base: number; max: number }; // ms
-  budget: { percent: number; min_retries: number };
-  buffer_body: number; // bytes
-}
-
-export interface DnsConfig {
-  refresh: number; // ms
-  family: 'any' | 'ipv4' | 'ipv6';
-  /** "host" or "host:port"; empty: the system's resolvers. */
-  servers: string[];
-  /** The names are SRV records (port, weight and priority from the answer). */
-  srv: boolean;
-}
-
-export interface CircuitBreakerConfig {
-  max_requests: number | null;
-  max_pending: number;
-  queue_timeout: number; // ms
-}
-
-export interface HealthCheckConfig {
-  type: 'http' | 'tcp';
-  path: string;
-  method: 'GET' | 'HEAD';
-  /** null: the server's own authority. */
-  host: string | null;
-  /** Inclusive [low, high] ranges. */
-  expect_status: [number, number][];
-  /** A RegExp source, checked at load. */
-  expect_body: string | null;
-  interval: number; // ms
-  jitter: number; // percent
-  timeout: number; // ms
-  rise: number;
-  fall: number;
-}
-
-export interface OutlierConfig {
-  consecutive_5xx: number; // default 3
-  consecutive_connect_failures: number;
-  base_ejection_time: number; // ms
-  max_ejection_time: number; // ms
-  max_ejection_percent: number;
-  /** A passing active check ends an ejection. Default true. */
-  readmit_on_check: boolean;
-}
-
-export interface UpstreamConfig {
-  name: string;
-  servers: ServerConfig[]; // at least one
-  balance: BalancerName;
-  /** balance: hash — "client_ip", "path", "header:NAME", "cookie:NAME", "query:NAME". Default "client_ip". */
-  hash: { key: string };
-  /** balance: sticky — cookie name (default "usher_sticky"), signing secret (null: random per start), Max-Age in ms (null: session). */
-  sticky: { cookie: string; secret: string | null; max_age: number | null };
-  /** Percent 0..100, default 50 (Envoy's): below it a priority group panics (see schema). */
-  panic_threshold: number;
-  /** ms, default 0 (off): weight ramp after recovering. */
-  slow_start: number;
-  /** Active checks; null: none. */
-  health_check: HealthCheckConfig | null;
-  /** Passive ejection; null: none. */
-  outlier_detection: OutlierConfig | null; // on by default; null: enabled: false
-  retry: RetryConfig;
-  /** null: no upstream-wide limit (per-server max_requests may still apply). */
-  circuit_breaker: CircuitBreakerConfig | null;
-  /** DNS discovery of servers given by name; null: off. */
-  dns: DnsConfig | null;
-  /** http1 (default), h2 (TLS + ALPN), h2c (cleartext prior knowledge). */
-  protocol: 'http1' | 'h2' | 'h2c';
-  /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
-  host_header: string;
-  pool: {
-    max_connections: number; // per server, default 128
-    keep_alive_timeout: number; // ms, default 60000: idle upstream connection lifetime
-  };
-  timeouts: {
-    connect: number; // ms, default 5000
-    response_header: number; // ms, default 60000: request sent → response head received
-    body_idle: number; // ms, default 60000: max gap between upstream body chunks
-  };
-  /** TLS to https:// servers (verification on unless insecure_skip_verify). */
-  tls?: UpstreamTlsConfig;
-  source: SourceLocation;
-}
-
 export interface RespondAction {
   status: number; // 100..599, default 200
   body: string; // default ""
   headers: Record<string, string>; // default {}; null-prototype (src/util/dict.ts)
-}
-
-export interface RouteMatch {
-  /** Lower-cased host names; "*.example.com" wildcards allowed; port stripped unless given. */
-  hosts: string[]; // empty: any host
-  /** Path prefix on a segment boundary ("/api" matches "/api" and "/api/x", not "/apix"). */
-  path?: string;
-  /** The whole normalised path (`path: { exact }`). */
-  exact_path?: string;
-  /** A regular expression over the normalised path (`path: { regex }`). */
-  path_regex?: string;
-  /** Upper-case methods; absent: any. */
-  methods?: string[];
-  /** Header conditions (names lower case). */
-  headers?: FieldCondition[];
-  query?: FieldCondition[];
-  cookies?: FieldCondition[];
-  /** Normalised CIDRs ("10.0.0.0/8", "::1/128"). */
-  client_ip?: string[];
 }
 
 export interface RouteConfig {
@@ -240,71 +128,9 @@ export interface UsherConfig {
   file: string;
 }
 
-/** One problem found in a config. */
-export interface ConfigIssue {
-  severity: 'error' | 'warning';
-  file: string;
-  line?: number; // 1-based, when known
-  column?: number; // 1-based, when known
-  /** JSON-path-like: "routes[2].upstream", "upstreams.app.servers[0].url", "" for the root. */
-  path: string;
-  /** What was wrong and what was expected, e.g. "expected a duration like 5s or 250ms, got \"5 parsecs\"". */
-  message: string;
-  /** e.g. "did you mean \"upstream\"?" */
-  hint?: string;
-}
-
 export type LoadResult =
   | { ok: true; config: UsherConfig; warnings: ConfigIssue[] }
   | { ok: false; errors: ConfigIssue[]; warnings: ConfigIssue[] };
-
-// ---- routing (issue #3) --------------------------------------------------------------------------
-
-/** A condition on one named value (header, query parameter, cookie). */
-export interface FieldCondition {
-  name: string;
-  /** Exactly one of exact / regex / present is meaningful; present false means "absent". */
-  exact?: string;
-  regex?: string;
-  present?: boolean;
-}
-
-export interface SplitTarget {
-  upstream: string;
-  weight: number; // default 1
-}
-
-export type StickyKey = { kind: 'client_ip' } | { kind: 'cookie'; name: string } | { kind: 'header'; name: string };
-
-export interface RedirectAction {
-  /** Location template with {placeholders}; absent when https is set. */
-  to?: string;
-  https: boolean;
-  https_port?: number;
-  status: 301 | 302 | 303 | 307 | 308; // default 301
-}
-
-export interface RewriteAction {
-  strip_prefix?: string;
-  add_prefix?: string;
-  regex?: { pattern: string; replace: string };
-  host?: string;
-}
-
-export interface HeaderRules {
-  /** Lower-case names, templates as written. */
-  set: [string, string][];
-  add: [string, string][];
-  remove: string[];
-}
-
-export interface MirrorAction {
-  upstream: string;
-  percent: number; // 0..100, default 100
-  max_body: number; // bytes, default 64 KiB
-  max_concurrent: number; // default 16
-  timeout: number; // ms, default 5000
-}
 
 export interface RoutingSettings {
   /** %2F / %5C in a path: "reject" (400 unsafe_path, default) or "keep" (an ordinary character). */

@@ -6,7 +6,7 @@ import { constants, randomBytes } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createSecureContext, type SecureContext, type Server as TlsServer, type TlsOptions } from 'node:tls';
-import type { CertificateFiles, ListenerTlsConfig } from '../config/types.js';
+import type { CertificateFiles, ListenerTlsConfig } from './config/types.js';
 import { loadCertificate, lookupName, type LoadedCertificate } from './certificate.js';
 import { mixedKeyTypeProblem, preferOtherThan } from './key-types.js';
 import type { CertSource } from './source.js';

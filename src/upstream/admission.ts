@@ -3,7 +3,7 @@
 // skipped by the balancer), and a bounded queue with a timeout for requests that find no
 // capacity. Over the limits the proxy answers 503 upstream_overloaded at once instead of piling
 // requests onto a struggling upstream.
-import type { CircuitBreakerConfig } from '../config/types.js';
+import type { CircuitBreakerConfig } from './config/types.js';
 import type { Endpoint } from './endpoint.js';
 
 /** What a queued request must offer: a way to go on, and to give up. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { UpstreamConfig } from '../config/types.js';
+import type { UpstreamConfig } from './config/types.js';
 import type { PickContext } from './balancer.js';
 import { hashKeyOf, parseHashKey, type HashKeySpec } from './balancers/hash/key.js';
 import { stickyToken } from './balancers/sticky/index.js';

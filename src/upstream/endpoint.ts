@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import type { ServerConfig, UpstreamConfig } from '../config/types.js';
+import type { ServerConfig, UpstreamConfig } from './config/types.js';
 import type { BalancerEndpoint } from './balancer.js';
 import { EndpointHealth } from './health/state.js';
 import { SlowStart } from './slow-start.js';

@@ -2,7 +2,7 @@
 // it after a failed attempt; the rules that make a retry *safe* (nothing sent, idempotent
 // method, body replayable, headers not yet downstream) stay in the proxy stage, which knows them.
 import { performance } from 'node:perf_hooks';
-import type { RetryConfig } from '../config/types.js';
+import type { RetryConfig } from './config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 
 export class RetryPolicy {

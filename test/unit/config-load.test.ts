@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CIPHERS } from '../../src/config/schema-tls.js';
+import { DEFAULT_CIPHERS } from '../../src/tls/config/schema.js';
 import {
   defineConfig,
   loadConfigFile,

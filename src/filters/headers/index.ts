@@ -2,7 +2,8 @@
 // Request rules edit the upstream head (upstream_request phase, after the forwarding headers);
 // response rules every head that goes downstream (response phase: proxied and local replies).
 import { parseTemplate } from '../../config/template.js';
-import type { HeaderRules, RouteConfig } from '../../config/types.js';
+import type { RouteConfig } from '../../config/types.js';
+import type { HeaderRules } from './config.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import type { Filter, RequestContext, ResponseHead, UpstreamRequestHead } from '../../pipeline/types.js';
 import { Template } from '../template.js';

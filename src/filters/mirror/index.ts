@@ -5,7 +5,8 @@
 // and its errors end here. Memory is bounded: at most max_concurrent copies in flight per route,
 // each holding at most max_body bytes; beyond that copies are dropped and counted.
 import type { Dispatcher } from 'undici';
-import type { MirrorAction, RouteConfig } from '../../config/types.js';
+import type { RouteConfig } from '../../config/types.js';
+import type { MirrorAction } from './config.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import type { BodyObserver, Filter, RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';

@@ -1,7 +1,8 @@
 // `redirect:` — answers with a 3xx and a Location (RFC 9110 §15.4, §10.2.2) built from a
 // template, or the same host and request URI over https. A request-phase filter.
 import { parseTemplate } from '../../config/template.js';
-import type { RedirectAction, RouteConfig } from '../../config/types.js';
+import type { RouteConfig } from '../../config/types.js';
+import type { RedirectAction } from './config.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import type { Filter, LocalResponse, RequestContext } from '../../pipeline/types.js';
 import type { RouteRequest } from '../../router/request.js';

@@ -1,7 +1,8 @@
 // `rewrite:` — the path sent upstream (strip a prefix, add a prefix, a regex replace with
 // captures; in that order, on the normalised path; the query is kept) and the Host sent upstream.
 // Both are upstream_request filters.
-import type { RewriteAction, RouteConfig } from '../../config/types.js';
+import type { RouteConfig } from '../../config/types.js';
+import type { RewriteAction } from './config.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import type { Filter, RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import type { RouteRequest } from '../../router/request.js';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type AcmeClientModule from 'acme-client';
-import type { AcmeConfig } from '../../config/types.js';
+import type { AcmeConfig } from '../config/types.js';
 import { loadCertificate, type LoadedCertificate } from '../certificate.js';
 import type { TlsLog } from '../listener-tls.js';
 import type { CertSource } from '../source.js';

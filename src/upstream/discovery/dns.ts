@@ -4,7 +4,7 @@
 // last good answer: a DNS outage must not empty a working pool.
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
-import type { DnsConfig } from '../../config/types.js';
+import type { DnsConfig } from '../config/types.js';
 
 /** One address a name resolved to; SRV answers also bring a port, weight and priority. */
 export interface Target {

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { ServerConfig, UpstreamConfig } from '../../config/types.js';
+import type { ServerConfig, UpstreamConfig } from '../config/types.js';
 import { Endpoint } from '../endpoint.js';
 import type { Resolved } from './dns.js';
 

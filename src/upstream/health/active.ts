@@ -8,7 +8,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import type { HealthCheckConfig } from '../../config/types.js';
+import type { HealthCheckConfig } from '../config/types.js';
 
 export interface ProbeTarget {
   readonly id: string;

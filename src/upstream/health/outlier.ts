@@ -4,7 +4,7 @@
 // (capped at max_ejection_time), at most max_ejection_percent of the upstream at once. It
 // returns on its own when the time is up, or when an active check passes (readmit_on_check);
 // the first success clears the streaks. On by default (see the schema for why).
-import type { OutlierConfig } from '../../config/types.js';
+import type { OutlierConfig } from '../config/types.js';
 import type { EndpointHealth } from './state.js';
 
 export interface OutlierSubject {

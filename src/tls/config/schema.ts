@@ -1,8 +1,9 @@
 // The TLS parts of the config schema: a listener's `tls:` block and `redirect_https`, an
-// upstream's `tls:` block, and the top-level `acme:` section. Kept apart from schema.ts so the
-// TLS options stay together; schema.ts only places them. Descriptions are the user docs.
-import { Type, type SchemaOptions, type TSchema } from '@sinclair/typebox';
-import { duration, stringEnum } from './schema-kit.js';
+// upstream's `tls:` block, and the top-level `acme:` section, with their defaults. Beside the
+// TLS code so the TLS options stay together; src/config/schema.ts only places them.
+// Descriptions are the user docs.
+import { Type } from '@sinclair/typebox';
+import { duration, object, stringEnum } from '../../config/schema-kit.js';
 
 /**
  * TLS 1.3 suites (all AEAD, RFC 8446 §9.1) then TLS 1.2 ECDHE suites with AEAD ciphers only
@@ -48,10 +49,6 @@ export const ACME_CHALLENGES = ['http-01', 'tls-alpn-01'] as const;
 const FILE = ' Relative paths are resolved against the config file\'s directory.';
 const NAME_PATTERN = '^(\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$';
 const NAME_EXPECTED = 'a host name like "example.com" or "*.example.com" (no port)';
-
-function object<T extends Record<string, TSchema>>(properties: T, options: SchemaOptions) {
-  return Type.Object(properties, { additionalProperties: false, ...options });
-}
 
 
 const file = (description: string) => Type.String({ minLength: 1, description: description + FILE });

@@ -1,13 +1,32 @@
-// Semantic checks of the upstreams issue's options (balancing, health, retries, limits),
-// called from checkUpstreams in check.ts. Same rules: read defensively, precise paths.
+// Semantic checks of an upstream as written: server URLs, and the options of the upstreams issue
+// (balancing, health, retries, limits). Called from checkUpstreams in src/config/check.ts. Same
+// rules as there: read defensively, precise paths.
 import { isIP } from 'node:net';
-import type { Issues, Segment } from './issues.js';
+import { parseServerUrl } from '../../config/address.js';
+import { isRec, list, type ErrorFn, type Rec } from '../../config/check-kit.js';
+import type { Issues, Segment } from '../../config/issues.js';
 
-type Rec = Record<string, unknown>;
-const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
-type ErrorFn = (path: Segment[], message: string, hint?: string, at?: 'key' | 'value') => void;
+/** Checks one upstream as written: its servers' URLs (duplicates warned), then its options. */
+export function checkUpstream(name: string, up: Rec, issues: Issues, error: ErrorFn): void {
+  const origins = new Map<string, number>();
+  list(up.servers).forEach((server, j) => {
+    const url = typeof server === 'string' ? server : isRec(server) && typeof server.url === 'string' ? server.url : undefined;
+    if (url === undefined) return;
+    const path: Segment[] = typeof server === 'string' ? ['upstreams', name, 'servers', j] : ['upstreams', name, 'servers', j, 'url'];
+    const r = parseServerUrl(url);
+    if (!r.ok) return error(path, r.message, r.hint);
+    const first = origins.get(r.origin);
+    if (first === undefined) origins.set(r.origin, j);
+    else {
+      issues.warning(path, `duplicate server ${JSON.stringify(url)} (same as servers[${first}])`, {
+        hint: 'to send it a larger share of requests, raise its weight',
+      });
+    }
+  });
+  checkUpstreamOptions(name, up, issues, error);
+}
 
-export function checkUpstreamOptions(name: string, up: Rec, issues: Issues, error: ErrorFn): void {
+function checkUpstreamOptions(name: string, up: Rec, issues: Issues, error: ErrorFn): void {
   const base: Segment[] = ['upstreams', name];
   const balance = typeof up.balance === 'string' ? up.balance : 'round_robin';
   for (const [key, wants] of [

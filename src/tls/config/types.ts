@@ -1,4 +1,4 @@
-// Normalized TLS settings (see schema-tls.ts for what each means). File paths are absolute,
+// Normalized TLS settings (see schema.ts for what each means). File paths are absolute,
 // durations in milliseconds; nothing is read from disk here — src/tls/ loads the files.
 
 export interface CertificateFiles {

@@ -1,10 +1,51 @@
-// The health, retry, circuit-breaking and DNS parts of an upstream's schema (see schema.ts: the
-// descriptions are the user docs).
+// The `upstreams:` section of the config schema: an upstream (servers, balancing, pool,
+// timeouts) and its health, retry, circuit-breaking and DNS parts, with their defaults. Beside
+// the upstream code; src/config/schema.ts places it. The descriptions are the user docs.
 import { Type } from '@sinclair/typebox';
-import { DEFAULTS, duration, object, size, stringEnum } from './schema-parts.js';
-import { DURATION_PATTERN, MAX_DURATION_MS } from './units.js';
+import { duration, object, size, stringEnum, TOKEN_PATTERN } from '../../config/schema-kit.js';
+import { DURATION_PATTERN, MAX_DURATION_MS } from '../../config/units.js';
+import { UpstreamTls } from '../../tls/config/schema.js';
+import { BALANCER_NAMES } from '../balancers/names.js';
 
-const H = DEFAULTS.upstream.health_check;
+export const SERVER_DEFAULTS = { weight: 1, backup: false, priority: 0 } as const;
+
+export const UPSTREAM_DEFAULTS = {
+  balance: 'round_robin',
+  host_header: 'preserve',
+  pool: { max_connections: 128, keep_alive_timeout: '60s' },
+  timeouts: { connect: '5s', response_header: '60s', body_idle: '60s' },
+  hash: { key: 'client_ip' },
+  sticky: { cookie: 'usher_sticky' },
+  panic_threshold: 50,
+  slow_start: '0s',
+  health_check: { type: 'http', path: '/', method: 'GET', expect_status: ['200-399'], interval: '5s', jitter: 10, timeout: '2s', rise: 2, fall: 3 },
+  outlier_detection: {
+    enabled: true,
+    consecutive_5xx: 3,
+    consecutive_connect_failures: 1,
+    base_ejection_time: '10s',
+    max_ejection_time: '5m',
+    max_ejection_percent: 50,
+    readmit_on_check: true,
+  },
+  retry: {
+    attempts: 2,
+    on: [502, 503, 504, 'reset'] as (number | string)[],
+    per_try_timeout: '15s',
+    backoff: { base: '25ms', max: '250ms' },
+    budget: { percent: 20, min_retries: 3 },
+    buffer_body: '64kb',
+  },
+  circuit_breaker: { max_pending: 0, queue_timeout: '1s' },
+  dns: { refresh: '30s', family: 'any', servers: [] as string[], srv: false },
+} as const;
+
+/** From the balancer registry's own list (src/upstream/balancers/names.ts). */
+export const BALANCERS = BALANCER_NAMES;
+export const UPSTREAM_PROTOCOLS = ['http1', 'h2', 'h2c'] as const;
+export const UPSTREAM_NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
+
+const H = UPSTREAM_DEFAULTS.health_check;
 const STATUS_RANGE_PATTERN = '^[1-5][0-9]{2}(-[1-5][0-9]{2})?$';
 export const HealthCheck = object(
   {
@@ -44,7 +85,7 @@ export const HealthCheck = object(
   },
 );
 
-const O = DEFAULTS.upstream.outlier_detection;
+const O = UPSTREAM_DEFAULTS.outlier_detection;
 export const OutlierDetection = object(
   {
     enabled: Type.Optional(
@@ -96,7 +137,7 @@ export const OutlierDetection = object(
   },
 );
 
-const R = DEFAULTS.upstream.retry;
+const R = UPSTREAM_DEFAULTS.retry;
 export const Retry = object(
   {
     attempts: Type.Optional(
@@ -150,7 +191,7 @@ export const Retry = object(
   { description: 'Retries on another server.' },
 );
 
-const C = DEFAULTS.upstream.circuit_breaker;
+const C = UPSTREAM_DEFAULTS.circuit_breaker;
 export const CircuitBreaker = object(
   {
     max_requests: Type.Optional(
@@ -167,7 +208,7 @@ export const CircuitBreaker = object(
   },
 );
 
-const D = DEFAULTS.upstream.dns;
+const D = UPSTREAM_DEFAULTS.dns;
 export const Dns = object(
   {
     refresh: Type.Optional(duration('How often the names are resolved again.', D.refresh)),
@@ -192,4 +233,173 @@ export const Dns = object(
     description:
       'DNS discovery: every server whose URL has a host name (not an IP address) is resolved every `refresh`, and each address becomes a server of its own with the same options; the pool follows the answers without dropping requests in flight (removed servers finish theirs). A failed lookup keeps the last addresses. Until the first answer, the name is used as is. Omit to resolve names only when connecting.',
   },
+);
+
+const ServerObject = object(
+  {
+    url: Type.String({
+      minLength: 1,
+      description: 'Origin of the server: http:// or https://, host and optional port, no path (e.g. "http://127.0.0.1:3001").',
+    }),
+    weight: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: SERVER_DEFAULTS.weight,
+        description: 'Relative share of requests this server gets from the balancer (1..1000).',
+      }),
+    ),
+    backup: Type.Optional(
+      Type.Boolean({
+        default: SERVER_DEFAULTS.backup,
+        description:
+          'A backup server takes traffic only when no priority group has healthy capacity (see `priority`), and gives it back when they recover.',
+      }),
+    ),
+    max_requests: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: 'Circuit breaker for this server: most requests in flight on it; at the limit the balancer skips it (see `circuit_breaker`). Default: no limit.',
+      }),
+    ),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: SERVER_DEFAULTS.priority,
+        description:
+          'Priority group (0 is first). Requests go to the first group that has healthy capacity — at least `panic_threshold` percent of its servers healthy, or any healthy server when panic_threshold is 0 — e.g. one region per priority. Backup servers come after every group.',
+      }),
+    ),
+  },
+  { description: 'A server with options.' },
+);
+
+const Server = Type.Union([Type.String({ minLength: 1, description: 'Just the URL, weight 1.' }), ServerObject], {
+  description: 'One upstream server: a URL string, or a mapping with `url` and `weight`.',
+  'x-usher-expected': 'a server URL string or a mapping with "url"',
+});
+
+export const UpstreamSchema = object(
+  {
+    servers: Type.Array(Server, { minItems: 1, description: 'The servers requests are balanced over (at least one).' }),
+    protocol: Type.Optional(
+      stringEnum(UPSTREAM_PROTOCOLS, {
+        default: 'http1',
+        description:
+          'Protocol spoken to the servers. http1: HTTP/1.1 (default). h2: HTTP/2 over TLS (https:// servers, negotiated by ALPN). h2c: cleartext HTTP/2 with prior knowledge (http:// servers) — what gRPC servers usually speak.',
+      }),
+    ),
+    balance: Type.Optional(
+      stringEnum(BALANCERS, {
+        default: UPSTREAM_DEFAULTS.balance,
+        description:
+          'How a server is picked for each request, in proportion to weight. round_robin: in turn (smooth weighted, as nginx). least_request: the less busy of two random picks (power of two choices, as Envoy). least_conn: the server with the fewest requests in flight per weight (as nginx). random: at random. hash: consistent hashing (Maglev) on `hash.key`, so a key keeps its server and removing one of N servers moves about 1/N of the keys. sticky: round robin, then a signed cookie (`sticky.cookie`) keeps a client on its server while that server is available.',
+      }),
+    ),
+    hash: Type.Optional(
+      object(
+        {
+          key: Type.Optional(
+            Type.String({
+              pattern: '^(client_ip|path|header:[!#$%&\'*+.^_`|~0-9A-Za-z-]+|cookie:[!#$%&\'*+.^_`|~0-9A-Za-z-]+|query:[^\\s&=#]+)$',
+              default: UPSTREAM_DEFAULTS.hash.key,
+              description:
+                'What `balance: hash` hashes: "client_ip", "path" (without the query), "header:NAME", "cookie:NAME" or "query:NAME". Requests without the header, cookie or parameter are spread by weight.',
+              'x-usher-expected': '"client_ip", "path", "header:NAME", "cookie:NAME" or "query:NAME"',
+            }),
+          ),
+        },
+        { description: 'Settings of `balance: hash`.' },
+      ),
+    ),
+    sticky: Type.Optional(
+      object(
+        {
+          cookie: Type.Optional(
+            Type.String({
+              pattern: TOKEN_PATTERN,
+              default: UPSTREAM_DEFAULTS.sticky.cookie,
+              description: 'Name of the cookie that names the server (its value is an opaque signed token, not the address).',
+              'x-usher-expected': 'a cookie name (letters, digits and !#$%&\'*+.^_`|~-)',
+            }),
+          ),
+          secret: Type.Optional(
+            Type.String({
+              minLength: 16,
+              description:
+                'Key that signs the cookie tokens (at least 16 characters; use ${ENV} to keep it out of the file). Without it a random key is made at start, so sessions do not survive a restart and several usher instances disagree.',
+            }),
+          ),
+          max_age: Type.Optional(
+            Type.Union([Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS }), Type.String({ pattern: DURATION_PATTERN })], {
+              description: 'Lifetime of the cookie (Max-Age, rounded down to seconds); omit for a session cookie. A duration: milliseconds as a number, or a string with units ms, s, m, h ("30m", "12h").',
+              'x-usher-kind': 'duration',
+            }),
+          ),
+        },
+        { description: 'Settings of `balance: sticky`.' },
+      ),
+    ),
+    slow_start: Type.Optional(
+      duration(
+        'Slow start window: a server that becomes healthy again (after a failed health check or an ejection) ramps from 10% to its full weight over this time. 0s: off. Not used by balance: hash.',
+        UPSTREAM_DEFAULTS.slow_start,
+      ),
+    ),
+    health_check: Type.Optional(HealthCheck),
+    retry: Type.Optional(Retry),
+    circuit_breaker: Type.Optional(CircuitBreaker),
+    dns: Type.Optional(Dns),
+    outlier_detection: Type.Optional(OutlierDetection),
+    panic_threshold: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: UPSTREAM_DEFAULTS.panic_threshold,
+        description:
+          'Percent of healthy servers below which a priority group "panics" when no group has enough healthy servers: usher then balances over all of that group\'s servers, healthy or not, rather than overload the few survivors (a failed connection is still retried elsewhere). 0 disables panic: only healthy servers get traffic, and none healthy means 503 no_upstream_server. Envoy\'s default is 50.',
+      }),
+    ),
+    host_header: Type.Optional(
+      Type.String({
+        pattern: '^\\S+$',
+        default: UPSTREAM_DEFAULTS.host_header,
+        description:
+          'Host header sent upstream. "preserve": the client\'s Host as received; "upstream": the picked server\'s own host[:port]; anything else is sent as written.',
+        'x-usher-expected': '"preserve", "upstream" or a host name without spaces',
+      }),
+    ),
+    pool: Type.Optional(
+      object(
+        {
+          max_connections: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              default: UPSTREAM_DEFAULTS.pool.max_connections,
+              description: 'Most open connections to each server; further requests wait for a free one.',
+            }),
+          ),
+          keep_alive_timeout: Type.Optional(
+            duration('How long an idle upstream connection is kept for reuse.', UPSTREAM_DEFAULTS.pool.keep_alive_timeout),
+          ),
+        },
+        { description: 'Connection pool kept to each server of this upstream.' },
+      ),
+    ),
+    timeouts: Type.Optional(
+      object(
+        {
+          connect: Type.Optional(duration('Time allowed to open a connection (and finish TLS) to a server.', UPSTREAM_DEFAULTS.timeouts.connect)),
+          response_header: Type.Optional(
+            duration('Time from sending the request to receiving the response head; on expiry the client gets 504.', UPSTREAM_DEFAULTS.timeouts.response_header),
+          ),
+          body_idle: Type.Optional(duration('Longest gap between chunks of the response body.', UPSTREAM_DEFAULTS.timeouts.body_idle)),
+        },
+        { description: 'Timeouts for talking to this upstream\'s servers.' },
+      ),
+    ),
+    tls: Type.Optional(UpstreamTls),
+  },
+  { description: 'A named group of servers that routes send requests to.' },
 );

@@ -1,15 +1,12 @@
-// Semantic checks for the TLS parts of a config (schema-tls.ts): pairs that go together, files
+// Semantic checks for the TLS parts of a config (schema.ts): pairs that go together, files
 // that must be readable, certificates that must load with their keys. Like check.ts, it reads
 // the data defensively: the schema has already reported wrong shapes.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { keyTypeOf, mixedKeyTypeProblem } from '../tls/key-types.js';
-import type { Issues, Segment } from './issues.js';
-
-type Rec = Record<string, unknown>;
-const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+import { isRec, list, type Rec } from '../../config/check-kit.js';
+import type { Issues, Segment } from '../../config/issues.js';
+import { keyTypeOf, mixedKeyTypeProblem } from '../key-types.js';
 
 export function checkTls(data: Rec, issues: Issues, baseDir: string | undefined): void {
   const error = (path: Segment[], message: string, hint?: string) => {

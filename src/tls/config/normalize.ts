@@ -1,16 +1,14 @@
-// Normalizes the TLS parts of a valid config (schema-tls.ts) into types-tls.ts shapes.
-import type { ConfigInput } from './schema.js';
-import { TLS_DEFAULTS } from './schema-tls.js';
-import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types-tls.js';
-import { parseDuration } from './units.js';
+// Normalizes the TLS parts of a valid config (schema.ts) into the shapes of types.ts.
+import type { Static } from '@sinclair/typebox';
+import { parseDuration } from '../../config/units.js';
+import { TLS_DEFAULTS, type Acme, type ListenerTls, type RedirectHttps, type UpstreamTls } from './schema.js';
+import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types.js';
 
-type ListenerInput = ConfigInput['listeners'][number];
-type UpstreamInput = NonNullable<ConfigInput['upstreams']>[string];
 type FilePath = (p: string) => string;
 
 const D = TLS_DEFAULTS;
 
-export function normalizeListenerTls(t: NonNullable<ListenerInput['tls']>, filePath: FilePath): ListenerTlsConfig {
+export function normalizeListenerTls(t: Static<typeof ListenerTls>, filePath: FilePath): ListenerTlsConfig {
   const out: ListenerTlsConfig = {
     certificates: (t.certificates ?? []).map((c) => ({ cert: filePath(c.cert), key: filePath(c.key), names: (c.names ?? []).map((n) => n.toLowerCase()) })),
     min_version: t.min_version ?? D.listener.min_version,
@@ -25,7 +23,7 @@ export function normalizeListenerTls(t: NonNullable<ListenerInput['tls']>, fileP
 }
 
 /** RFC 6797 §6.1 Strict-Transport-Security directives. */
-function hstsValue(h: NonNullable<NonNullable<ListenerInput['tls']>['hsts']>): string {
+function hstsValue(h: NonNullable<Static<typeof ListenerTls>['hsts']>): string {
   let v = `max-age=${h.max_age ?? D.listener.hsts.max_age}`;
   if (h.include_subdomains ?? D.listener.hsts.include_subdomains) v += '; includeSubDomains';
   if (h.preload ?? D.listener.hsts.preload) v += '; preload';
@@ -33,12 +31,12 @@ function hstsValue(h: NonNullable<NonNullable<ListenerInput['tls']>['hsts']>): s
 }
 
 /** `redirect_https`: true → 443, a number → that port, false/absent → none. */
-export function redirectPort(r: ListenerInput['redirect_https']): number | undefined {
+export function redirectPort(r: Static<typeof RedirectHttps> | undefined): number | undefined {
   if (r === undefined || r === false) return undefined;
   return r === true ? 443 : r;
 }
 
-export function normalizeUpstreamTls(t: NonNullable<UpstreamInput['tls']>, filePath: FilePath): UpstreamTlsConfig {
+export function normalizeUpstreamTls(t: Static<typeof UpstreamTls>, filePath: FilePath): UpstreamTlsConfig {
   const out: UpstreamTlsConfig = { insecure_skip_verify: t.insecure_skip_verify ?? D.upstream.insecure_skip_verify };
   if (t.ca !== undefined) out.ca = filePath(t.ca);
   if (t.servername !== undefined) out.servername = t.servername.toLowerCase();
@@ -47,7 +45,7 @@ export function normalizeUpstreamTls(t: NonNullable<UpstreamInput['tls']>, fileP
   return out;
 }
 
-export function normalizeAcme(a: NonNullable<ConfigInput['acme']>, filePath: FilePath): AcmeConfig {
+export function normalizeAcme(a: Static<typeof Acme>, filePath: FilePath): AcmeConfig {
   const out: AcmeConfig = {
     domains: [...new Set(a.domains.map((d) => d.toLowerCase()))],
     directory: a.directory ?? D.acme.directory,
