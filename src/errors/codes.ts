@@ -22,6 +22,7 @@ export const REASONS = Object.freeze({
   no_upstream_server: r(503, 'internal', false, 'the upstream has no server available'),
   shutting_down: r(503, 'internal', false, 'usher is shutting down'),
   internal_error: r(500, 'internal', false, 'internal error in usher'),
+  access_denied: r(403, 'downstream', false, 'the client address is denied by an access list'),
 
   // upstream failures
   upstream_connect_refused: r(502, 'upstream', true, 'the upstream server refused the connection'),

@@ -2,6 +2,7 @@
 // order, its response-side hooks in the reverse (src/pipeline/compile.ts). Each filter's folder
 // holds its factory and explain(); docs/filters.md says how to write one.
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
+import { access } from './access/index.js';
 import { requestHeaders, responseHeaders } from './headers/index.js';
 import { mirror } from './mirror/index.js';
 import { redirect } from './redirect/index.js';
@@ -9,7 +10,8 @@ import { rewriteHost, rewritePath } from './rewrite/index.js';
 import { split } from './split/index.js';
 
 export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
-  // request
+  // request: the access list first (nothing else is told about a denied client)
+  access,
   redirect,
   // upstream_peer
   split,
