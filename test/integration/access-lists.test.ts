@@ -7,6 +7,8 @@ import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import type { AccessConfig, UsherConfig } from '../../src/config/types.js';
+import { join } from 'node:path';
+import { runCli, tempDir, writeFile } from '../helpers/cli.js';
 import { request } from '../helpers/client.js';
 import { assertLocalReply } from '../helpers/raw.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -192,4 +194,35 @@ test('listener access follows a reload: added, changed and removed', async (t) =
   await u.usher.reload(next(denyAll));
   await u.usher.reload(next(undefined));
   assert.match((await exchange('127.0.0.1', u.port, GET())).received, /^HTTP\/1\.1 200 /);
+});
+
+test('usher explain shows the access decision for a client: listener (at accept or per request) and route', { timeout: 30_000 }, async (t) => {
+  const file = writeFile(
+    join(tempDir(t), 'usher.yaml'),
+    `listeners:
+  - address: 127.0.0.1:8080
+    access: { allow: [10.0.0.0/8, 127.0.0.1] }
+proxy: { trusted_proxies: [127.0.0.1] }
+upstreams:
+  app: { servers: [http://127.0.0.1:3001] }
+routes:
+  - name: admin
+    match: { path: /admin }
+    upstream: app
+    access:
+      rules: [{ deny: 10.9.0.0/16 }, { allow: 10.0.0.0/8 }]
+`,
+  );
+  const viaProxy = await runCli(['explain', '--config', file, 'GET', 'http://a.test/admin', '-H', 'X-Forwarded-For: 10.9.1.1']);
+  assert.equal(viaProxy.code, 0, viaProxy.stderr);
+  assert.match(viaProxy.stdout, /access: listener 127\.0\.0\.1:8080: client 10\.9\.1\.1 allowed by "allow 10\.0\.0\.0\/8", per request \(the peer is a trusted proxy\)/);
+  assert.match(viaProxy.stdout, /access: route admin: client 10\.9\.1\.1 denied by "deny 10\.9\.0\.0\/16", 403 access_denied/);
+  assert.match(viaProxy.stdout, /answered by access: 403/);
+
+  const direct = await runCli(['explain', '--config', file, '--json', '--client-ip', '192.0.2.1', 'GET', 'http://a.test/admin', '-H', 'X-Forwarded-For: 10.1.1.1']);
+  const e = JSON.parse(direct.stdout) as { access: { scope: string; client: string; decision: string; rule: string; effect: string }[] };
+  assert.deepEqual(e.access, [
+    { scope: 'listener 127.0.0.1:8080', client: '192.0.2.1', decision: 'deny', rule: 'default deny', effect: 'at accept: the connection is closed' },
+    { scope: 'route admin', client: '192.0.2.1', decision: 'deny', rule: 'default deny', effect: '403 access_denied' },
+  ]);
 });
