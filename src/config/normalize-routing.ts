@@ -3,6 +3,8 @@
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { RouteConfig } from './types.js';
 import { normalizeAccess } from '../filters/access/config.js';
+import { normalizeCors } from '../filters/cors/config.js';
+import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
 import { normalizeHeaderRules } from '../filters/headers/config.js';
 import { normalizeMirror } from '../filters/mirror/config.js';
 import { normalizeRedirect } from '../filters/redirect/config.js';
@@ -24,5 +26,7 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
   if (r.mirror !== undefined) out.mirror = normalizeMirror(r.mirror);
   if (r.access !== undefined) out.access = normalizeAccess(r.access);
+  if (r.cors !== undefined) out.cors = normalizeCors(r.cors);
+  if (r.security_headers !== undefined) out.security_headers = normalizeSecurityHeaders(r.security_headers);
   return out;
 }

@@ -10,6 +10,7 @@ import { DEFAULTS, type ConfigInput } from './schema.js';
 import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from '../tls/config/normalize.js';
 import { normalizeUpstream } from '../upstream/config/normalize.js';
 import { normalizeAccess } from '../filters/access/config.js';
+import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
 import type { Http2Settings, ListenerConfig, RouteConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { dict } from '../util/dict.js';
@@ -44,6 +45,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     if (redirect !== undefined) out.redirect_https = redirect;
     if (l.http2) out.http2 = normalizeHttp2(l.http2);
     if (l.access !== undefined) out.access = normalizeAccess(l.access);
+    if (l.security_headers !== undefined) out.security_headers = normalizeSecurityHeaders(l.security_headers);
     return out;
   });
 

@@ -16,6 +16,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, VIA_EXPECTED } from './schema-parts.js';
 import { AccessSchema } from '../filters/access/config.js';
+import { CorsSchema } from '../filters/cors/config.js';
+import { SecurityHeadersSchema } from '../filters/security-headers/config.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { MirrorSchema } from '../filters/mirror/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
@@ -74,6 +76,7 @@ const Listener = object(
     redirect_https: Type.Optional(RedirectHttps),
     http2: Type.Optional(Http2Options),
     access: Type.Optional(AccessSchema),
+    security_headers: Type.Optional(SecurityHeadersSchema),
   },
   { description: 'One address to accept client (downstream) connections on.' },
 );
@@ -125,6 +128,8 @@ const Route = object(
     response_headers: Type.Optional(HeaderRulesSchema('Edits to the response headers sent to the client (upstream responses only).')),
     mirror: Type.Optional(MirrorSchema),
     access: Type.Optional(AccessSchema),
+    cors: Type.Optional(CorsSchema),
+    security_headers: Type.Optional(SecurityHeadersSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );

@@ -7,6 +7,8 @@ import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
 import type { UpstreamConfig } from '../upstream/config/types.js';
 import type { AccessConfig } from '../filters/access/config.js';
+import type { CorsConfig } from '../filters/cors/config.js';
+import type { SecurityHeaders } from '../filters/security-headers/config.js';
 import type { HeaderRules } from '../filters/headers/config.js';
 import type { MirrorAction } from '../filters/mirror/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
@@ -21,6 +23,8 @@ export type { FieldCondition, RouteMatch } from '../router/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
 export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
 export type { AccessConfig } from '../filters/access/config.js';
+export type { CorsConfig } from '../filters/cors/config.js';
+export type { SecurityHeaders } from '../filters/security-headers/config.js';
 export type { HeaderRules } from '../filters/headers/config.js';
 export type { MirrorAction } from '../filters/mirror/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
@@ -40,6 +44,8 @@ export interface ListenerConfig {
   http2?: Http2Settings;
   /** IP access list: judged at accept (or per request from a trusted proxy). */
   access?: AccessConfig;
+  /** Security response headers on every response of the listener (a route's own replace them). */
+  security_headers?: SecurityHeaders;
 }
 
 export interface Http2Settings {
@@ -81,6 +87,8 @@ export interface RouteConfig {
   response_headers?: HeaderRules;
   mirror?: MirrorAction;
   access?: AccessConfig;
+  cors?: CorsConfig;
+  security_headers?: SecurityHeaders;
 }
 
 export interface DownstreamTimeouts {

@@ -3,6 +3,8 @@
 // holds its factory and explain(); docs/filters.md says how to write one.
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import { access } from './access/index.js';
+import { cors } from './cors/index.js';
+import { securityHeaders } from './security-headers/index.js';
 import { requestHeaders, responseHeaders } from './headers/index.js';
 import { mirror } from './mirror/index.js';
 import { redirect } from './redirect/index.js';
@@ -12,6 +14,8 @@ import { split } from './split/index.js';
 export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   // request: the access list first (nothing else is told about a denied client)
   access,
+  // request (a preflight is answered here) and response (its fields on every reply, local ones too)
+  cors,
   redirect,
   // upstream_peer
   split,
@@ -20,6 +24,7 @@ export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   requestHeaders,
   rewritePath,
   mirror,
-  // response
+  // response (reverse order: response_headers runs first, so that `upstream: keep` keeps its values)
+  securityHeaders,
   responseHeaders,
 ]);

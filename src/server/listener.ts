@@ -16,7 +16,8 @@ import { closeTunnels } from '../proxy/upgrade.js';
 import { handleUpgrade } from './upgrade.js';
 import { TlsEdge } from '../tls/edge.js';
 import { listenerAccess, type ListenerAccess } from '../filters/access/index.js';
-import type { Filter } from '../pipeline/types.js';
+import { listenerSecurityHeaders, type ListenerSecurityHeaders } from '../filters/security-headers/index.js';
+import type { Filter, ListenerChain } from '../pipeline/types.js';
 import { ListenerTls, type TlsLog } from '../tls/listener-tls.js';
 import type { CertSource } from '../tls/source.js';
 
@@ -48,6 +49,8 @@ export class Listener {
   private readonly edge: TlsEdge;
   /** The listener's access list (listeners[].access), judged at accept and per request. */
   private access: ListenerAccess | undefined;
+  /** listeners[].security_headers: on every response of this listener whose route has none. */
+  private security: ListenerSecurityHeaders | undefined;
   /** The embedding program's listener filters, built once (a reload that rebuilds the chain keeps them). */
   private readonly extraFilters: readonly (Filter | undefined)[];
   private edgeConfig: ListenerConfig;
@@ -81,10 +84,11 @@ export class Listener {
     // response hooks; forged X-Client-Cert-* are stripped and the verified identity added first.
     // The access list comes first: a denied client is told nothing else (not even a redirect).
     this.access = listenerAccess(config);
+    this.security = listenerSecurityHeaders(config);
     this.extraFilters = (owner.listenerFilters ?? []).map((d) => d.create(config, undefined));
     const tls = this.tls;
     const entry: ListenerEntry = (this.entry = {
-      chain: listenerChain([this.access, this.edge, ...this.extraFilters]),
+      chain: this.chain(),
       get clientAuth() {
         return tls !== undefined && tls.config.client_auth !== null;
       },
@@ -163,13 +167,22 @@ export class Listener {
     }
   }
 
-  /** A reload: the new list applies to new connections and to the next request of open ones. */
+  /** The listener's filters in order: the access list, the TLS edge, security headers, the embedding program's. */
+  private chain(): ListenerChain {
+    return listenerChain([this.access, this.edge, this.security, ...this.extraFilters]);
+  }
+
+  /**
+   * A reload: the new access list applies to new connections and to the next request of open
+   * ones, the new security headers to the next response. Requests in flight keep their chain.
+   */
   private applyAccess(next: ListenerConfig): void {
-    if (this.access !== undefined && next.access !== undefined) return this.access.update(next.access);
-    if (this.access === undefined && next.access === undefined) return;
-    this.access = listenerAccess(next);
-    // Requests in flight keep the chain they started with.
-    this.entry.chain = listenerChain([this.access, this.edge, ...this.extraFilters]);
+    const rebuild = (this.access === undefined) !== (next.access === undefined) || (this.security === undefined) !== (next.security_headers === undefined);
+    if (this.access !== undefined && next.access !== undefined) this.access.update(next.access);
+    else this.access = listenerAccess(next);
+    if (this.security !== undefined && next.security_headers !== undefined) this.security.rules = next.security_headers;
+    else this.security = listenerSecurityHeaders(next);
+    if (rebuild) this.entry.chain = this.chain();
   }
 
   listen(): Promise<AddressInfo> {
