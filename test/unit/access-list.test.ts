@@ -81,3 +81,13 @@ routes:
     [13, 31, 'routes[1].access.rules[0].deny', 'expected an IP address or CIDR range like "10.0.0.0/8" or "::1/128", got "nope"'],
   ]);
 });
+
+test('the bounded cache of recent addresses never changes a decision', () => {
+  const l = new AccessList(normalizeAccess({ rules: [{ deny: '10.0.128.0/17' }, { allow: '10.0.0.0/8' }] }));
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 10_000; i++) {
+      const ip = `10.0.${i >> 8 & 255}.${i & 255}`;
+      assert.equal(l.decide(ip).allow, (i >> 8 & 255) < 128, ip);
+    }
+  }
+});

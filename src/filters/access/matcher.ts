@@ -24,6 +24,7 @@ export interface AccessDecision {
   readonly rule: string;
 }
 
+const RECENT = 4096;
 const UNREADABLE: AccessDecision = Object.freeze({ allow: false, rule: 'not an IP address (denied)' });
 
 export class AccessList {
@@ -32,6 +33,7 @@ export class AccessList {
   private readonly hasV6: boolean;
   private readonly fallback: AccessDecision;
   private readonly decisions = new Map<Rule, AccessDecision>();
+  private readonly recent = new Map<string, AccessDecision>();
 
   constructor(readonly config: AccessConfig) {
     this.rules = config.rules.map((r) => compileRule(r.action, r.cidr));
@@ -43,6 +45,17 @@ export class AccessList {
 
   /** The decision for a client address (as node reports it, or as a trusted proxy forwarded it). */
   decide(address: string): AccessDecision {
+    // Recent addresses: a client comes back on every request of its connections, and parsing an
+    // IPv6 address costs ~0.8 µs (a scan of 1000 IPv4 rules ~3 µs). Bounded; cleared when full.
+    let d = this.recent.get(address);
+    if (d === undefined) {
+      if (this.recent.size >= RECENT) this.recent.clear();
+      this.recent.set(address, (d = this.judge(address)));
+    }
+    return d;
+  }
+
+  private judge(address: string): AccessDecision {
     const a = parseAddress(address);
     if (a === undefined) return UNREADABLE;
     const v6 = a.length === 4;
