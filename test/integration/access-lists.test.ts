@@ -138,6 +138,16 @@ test('listener access behind a trusted proxy: the peer passes accept, each reque
   const deniedLines = u.access.filter((l) => l.reason === 'access_denied');
   assert.equal(deniedLines.length, 4);
   for (const l of deniedLines) assert.equal(l.status, 403);
+  assert.deepEqual(
+    deniedLines.map((l) => [l.client, l.client_address]),
+    [
+      ['127.0.0.1', '203.0.113.9'],
+      ['127.0.0.1', '203.0.113.9'],
+      ['127.0.0.1', 'not-an-address'],
+      ['127.0.0.1', '127.0.0.1'],
+    ],
+    'the log names the client that was judged',
+  );
 });
 
 test('route access: 403 access_denied for a denied client, other routes untouched; trusted-proxy and IPv6 clients', async (t) => {
