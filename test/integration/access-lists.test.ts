@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { CERT_FILE, KEY_FILE, PREFACE } from '../helpers/h2.js';
 import { test } from 'node:test';
 import type { AccessConfig, UsherConfig } from '../../src/config/types.js';
 import { join } from 'node:path';
@@ -61,6 +63,26 @@ test('listener access, IPv4: a denied peer is closed before any HTTP, an allowed
   const ok = await exchange('127.0.0.1', allowed.u.port, GET());
   assert.match(ok.received, /^HTTP\/1\.1 200 /);
   assert.equal(allowed.up.requests.length, 1);
+});
+
+test('listener access: a TLS listener closes a denied peer before the handshake, an HTTP/2 one before the preface is read', async (t) => {
+  const tls = await setup(t, { listeners: [{ address: '127.0.0.1:0', tls: { cert: CERT_FILE, key: KEY_FILE }, http2: {}, access: { deny: '127.0.0.1' } }] });
+  const handshake = await new Promise<{ secure: boolean; error: string | undefined }>((resolve) => {
+    let secure = false;
+    let error: string | undefined;
+    const s = tlsConnect({ host: '127.0.0.1', port: tls.u.port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+    s.on('secureConnect', () => (secure = true));
+    s.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
+    s.on('close', () => resolve({ secure, error }));
+  });
+  assert.equal(handshake.secure, false, 'no TLS handshake');
+  assert.ok(handshake.error !== undefined, 'the client sees the connection cut');
+  const h2c = await setup(t, { listeners: [{ address: '127.0.0.1:0', http2: {}, access: { deny: '127.0.0.0/8' } }] });
+  assert.equal((await exchange('127.0.0.1', h2c.u.port, PREFACE.toString('latin1'))).received, '', 'no SETTINGS frame, nothing');
+  await waitFor(() => tls.u.access.length > 0 && h2c.u.access.length > 0, 5000, 'the access-log lines');
+  assert.equal(tls.u.access[0]!.reason, 'access_denied');
+  assert.equal(h2c.u.access[0]!.reason, 'access_denied');
+  assert.equal(tls.up.requests.length + h2c.up.requests.length, 0);
 });
 
 test('listener access: first match wins, and the default applies when nothing matches', async (t) => {
