@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfigText } from '../../src/config/index.js';
+import type { CompiledRoute } from '../../src/pipeline/types.js';
+import type { HostPathRouter } from '../../src/router/index.js';
+import { Runtime } from '../../src/server/runtime.js';
 import { brief, type Brief } from '../helpers/issues.js';
 
 function errors(text: string): Brief[] {
@@ -40,4 +43,29 @@ routes:
       ['routes[3].security_headers.frame_options', 'expected one of DENY, SAMEORIGIN, got "ALLOW-FROM"'],
     ],
   );
+});
+
+test('a route without access, cors or security_headers compiles no hook; one with them gets exactly their phases', () => {
+  const r = loadConfigText(
+    `listeners: [{ address: 0 }]
+upstreams:
+  app: { servers: [http://127.0.0.1:3001] }
+routes:
+  - { name: plain, upstream: app }
+  - { name: all, match: { path: /x }, upstream: app, access: { allow: 10.0.0.0/8 }, cors: { origins: [https://a.test] }, security_headers: {} }
+`,
+    'usher.yaml',
+    {},
+  );
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const { runtime } = Runtime.build(r.config);
+  const routes = (runtime.router as HostPathRouter<CompiledRoute>).candidates.map((c) => c.route);
+  const plain = routes.find((x) => x.name === 'plain')!;
+  assert.equal(plain.filters.length, 0);
+  for (const [phase, list] of Object.entries(plain.phases)) assert.equal((list as unknown[]).length, 0, phase);
+  const all = routes.find((x) => x.name === 'all')!;
+  assert.deepEqual(all.phases.request.map((f) => f.name), ['access', 'cors']);
+  assert.deepEqual(all.phases.response.map((f) => f.name), ['security_headers', 'cors']);
+  assert.equal(all.phases.upstreamRequest.length + all.phases.done.length + all.phases.upstreamResponse.length, 0);
 });
