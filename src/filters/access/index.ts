@@ -18,7 +18,7 @@ import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import type { Filter, LocalResponse, RequestContext } from '../../pipeline/types.js';
 import { localReplyFor, wantsJson } from '../../proxy/local-reply.js';
 import type { AccessConfig } from './config.js';
-import { AccessList, type AccessDecision } from './matcher.js';
+import { AccessList } from './matcher.js';
 
 export { AccessList, type AccessDecision } from './matcher.js';
 
@@ -77,7 +77,3 @@ export const access: RouteFilterDefinition = {
   name: 'access',
   create: (rc: RouteConfig) => (rc.access === undefined ? undefined : new RouteAccess(rc.access)),
 };
-
-export function describeDecision(d: AccessDecision): string {
-  return `${d.allow ? 'allowed' : 'denied'} (${d.rule})`;
-}
