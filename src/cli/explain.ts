@@ -5,7 +5,9 @@
 import { isIP } from 'node:net';
 import { formatIssues, loadConfigFile } from '../config/index.js';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
+import { AccessList, RouteAccess } from '../filters/access/index.js';
 import { ExplainContext } from '../pipeline/explain-context.js';
+import { realClientIp } from '../proxy/headers.js';
 import type { CompiledRoute, LocalResponse, PhaseArrays } from '../pipeline/types.js';
 import { explainRoute } from '../router/explain.js';
 import { normalisePath, RouteRequest, splitHost, validHost, type HostPathRouter } from '../router/index.js';
@@ -42,6 +44,20 @@ export interface Explanation {
   upstream_request?: { method: string; target: string; headers: [string, string][] };
   upstream?: { name: string; chosen_by: string; servers: string[]; server: string | null };
   mirror?: { upstream: string; percent: number };
+  /** The access lists this client meets: each listener's with one, then the route's. */
+  access?: AccessLine[];
+}
+
+export interface AccessLine {
+  /** "listener 127.0.0.1:8080" or "route admin". */
+  scope: string;
+  /** The address judged: the client after proxy.trusted_proxies. */
+  client: string;
+  decision: 'allow' | 'deny';
+  /** The rule that decided ("deny 10.0.0.0/8", "default deny"). */
+  rule: string;
+  /** When and how: "at accept (connection closed)", "per request (403 access_denied)". */
+  effect: string;
 }
 
 /** `values` and `positionals` as parsed by commands.ts (the command table checks their shape). */
@@ -152,6 +168,8 @@ export function explainRequest(
     e.status = 400;
     return e;
   }
+  const access = accessLines(runtime, rawHeaders, clientIp);
+  if (access.lines.length > 0) e.access = access.lines;
   const rr = new RouteRequest(host, port, path, query, method, rawHeaders, clientIp, target.scheme);
   const router = runtime.router as HostPathRouter<CompiledRoute>;
   const ex = explainRoute(router.candidates, rr);
@@ -178,7 +196,12 @@ export function explainRequest(
   // The route's compiled chain, run for real on an explain context (hooks send nothing).
   e.filters = route.filters.map((f) => f.name);
   e.phases = phaseLines(route.phases);
-  const ctx = new ExplainContext(method, target.path, target.scheme, rawHeaders, clientIp, rr, route);
+  const ra = route.filters.find((f): f is RouteAccess => f instanceof RouteAccess);
+  if (ra !== undefined) {
+    const d = ra.list.decide(access.client);
+    (e.access ??= []).push({ scope: `route ${route.name}`, client: access.client, decision: d.allow ? 'allow' : 'deny', rule: d.rule, effect: d.allow ? 'request goes on' : '403 access_denied' });
+  }
+  const ctx = new ExplainContext(method, target.path, target.scheme, rawHeaders, clientIp, rr, route, access.client);
   if (route.respond !== undefined) {
     e.outcome = 'respond';
     e.status = route.respond.status;
@@ -227,6 +250,26 @@ export function explainRequest(
   }
   if (route.config.mirror !== undefined) e.mirror = { upstream: route.config.mirror.upstream, percent: route.config.mirror.percent };
   return e;
+}
+
+/**
+ * The client address after proxy.trusted_proxies (from --client-ip and -H X-Forwarded-For), and
+ * the decision of every listener's access list: at accept on the peer, or per request on the
+ * forwarded address when the peer is a trusted proxy (filters/access/index.ts).
+ */
+function accessLines(runtime: Runtime, rawHeaders: readonly string[], peer: string): { client: string; lines: AccessLine[] } {
+  const trusted = runtime.forward.trusted;
+  const viaProxy = trusted !== null && trusted.check(peer, peer.includes(':') ? 'ipv6' : 'ipv4');
+  const xff = rawHeaders.filter((_, i) => i % 2 === 1 && rawHeaders[i - 1]!.toLowerCase() === 'x-forwarded-for').join(', ');
+  const client = viaProxy && xff !== '' ? realClientIp(xff, peer, trusted) : peer;
+  const lines: AccessLine[] = [];
+  for (const l of runtime.config.listeners) {
+    if (l.access === undefined) continue;
+    const d = new AccessList(l.access).decide(client);
+    const effect = viaProxy ? (d.allow ? 'per request (the peer is a trusted proxy)' : 'per request: 403 access_denied (the peer is a trusted proxy)') : d.allow ? 'at accept' : 'at accept: the connection is closed';
+    lines.push({ scope: `listener ${l.address}`, client, decision: d.allow ? 'allow' : 'deny', rule: d.rule, effect });
+  }
+  return { client, lines };
 }
 
 const PHASE_NAMES: [keyof PhaseArrays, string][] = [
@@ -286,6 +329,7 @@ function text(e: Explanation): string {
     for (const n of e.also_matched) out.push(`  - ${n.name} (${n.at}${n.priority !== 0 ? `, priority ${n.priority}` : ''}): ${n.match}`);
   }
   if (e.other_hosts > 0) out.push(`  (${e.other_hosts} route${e.other_hosts === 1 ? '' : 's'} for other hosts not considered)`);
+  for (const a of e.access ?? []) out.push(`access: ${a.scope}: client ${a.client} ${a.decision === 'allow' ? 'allowed' : 'denied'} by "${a.rule}", ${a.effect}`);
   if (e.route === undefined) return `${out.join('\n')}\n`;
   out.push(`filters: ${e.filters.length > 0 ? e.filters.join(', ') : '(none)'}`);
   for (const [phase, lines] of Object.entries(e.phases)) out.push(`  ${phase}: ${lines!.join(', ')}`);

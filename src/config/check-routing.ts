@@ -2,6 +2,9 @@
 // the checks of its matchers (src/router/config.ts) and of the sections of its filters
 // (src/filters/<name>/config.ts, in the order of FILTER_CHECKS), with one context per route.
 // Reads the data defensively, as check.ts does.
+import { checkAccess } from '../filters/access/config.js';
+import { checkCors } from '../filters/cors/config.js';
+import { checkSecurityHeaders } from '../filters/security-headers/config.js';
 import { checkHeaderRules } from '../filters/headers/config.js';
 import { checkMirror } from '../filters/mirror/config.js';
 import { checkRedirect } from '../filters/redirect/config.js';
@@ -13,7 +16,7 @@ import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
 /** The checks of the sections of a route's filters, in the order their issues are reported. */
-const FILTER_CHECKS: readonly RouteCheck[] = [checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror];
+const FILTER_CHECKS: readonly RouteCheck[] = [checkAccess, checkCors, checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror, checkSecurityHeaders];
 
 /** True when the route uses `split` or `redirect`: then this module checks its actions (not check.ts). */
 export function hasRoutingAction(route: Rec): boolean {

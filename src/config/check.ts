@@ -9,6 +9,8 @@ import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 import { checkProtocols } from './check-protocols.js';
 import { checkTls } from '../tls/config/check.js';
+import { checkAccessSection } from '../filters/access/config.js';
+import { checkSecurityHeadersSection } from '../filters/security-headers/config.js';
 import { checkUpstream } from '../upstream/config/check.js';
 import { baseDirOf } from './normalize.js';
 
@@ -50,6 +52,8 @@ type ErrorFn = (path: Segment[], message: string, hint?: string, at?: 'key' | 'v
 function checkListeners(listeners: unknown, error: ErrorFn): void {
   const seen: { host: string; port: number; index: number }[] = [];
   list(listeners).forEach((l, i) => {
+    if (isRec(l)) checkAccessSection(l.access, ['listeners', i, 'access'], error);
+    if (isRec(l)) checkSecurityHeadersSection(l.security_headers, ['listeners', i, 'security_headers'], error);
     if (!isRec(l) || (typeof l.address !== 'string' && typeof l.address !== 'number')) return;
     const path = ['listeners', i, 'address'];
     const r = parseListenAddress(l.address);

@@ -2,6 +2,9 @@
 // (src/filters/<name>/config.ts). Runs after schema and checks passed (normalize.ts).
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { RouteConfig } from './types.js';
+import { normalizeAccess } from '../filters/access/config.js';
+import { normalizeCors } from '../filters/cors/config.js';
+import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
 import { normalizeHeaderRules } from '../filters/headers/config.js';
 import { normalizeMirror } from '../filters/mirror/config.js';
 import { normalizeRedirect } from '../filters/redirect/config.js';
@@ -22,5 +25,8 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.request_headers !== undefined) out.request_headers = normalizeHeaderRules(r.request_headers);
   if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
   if (r.mirror !== undefined) out.mirror = normalizeMirror(r.mirror);
+  if (r.access !== undefined) out.access = normalizeAccess(r.access);
+  if (r.cors !== undefined) out.cors = normalizeCors(r.cors);
+  if (r.security_headers !== undefined) out.security_headers = normalizeSecurityHeaders(r.security_headers);
   return out;
 }

@@ -9,6 +9,8 @@ import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import { normalizeAcme, normalizeListenerTls, normalizeUpstreamTls, redirectPort } from '../tls/config/normalize.js';
 import { normalizeUpstream } from '../upstream/config/normalize.js';
+import { normalizeAccess } from '../filters/access/config.js';
+import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
 import type { Http2Settings, ListenerConfig, RouteConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { dict } from '../util/dict.js';
@@ -42,6 +44,8 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     const redirect = redirectPort(l.redirect_https);
     if (redirect !== undefined) out.redirect_https = redirect;
     if (l.http2) out.http2 = normalizeHttp2(l.http2);
+    if (l.access !== undefined) out.access = normalizeAccess(l.access);
+    if (l.security_headers !== undefined) out.security_headers = normalizeSecurityHeaders(l.security_headers);
     return out;
   });
 

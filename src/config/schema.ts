@@ -15,6 +15,9 @@
 //   x-usher-key:      what the keys of a map are called ("upstream name"), for error messages.
 import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, VIA_EXPECTED } from './schema-parts.js';
+import { AccessSchema } from '../filters/access/config.js';
+import { CorsSchema } from '../filters/cors/config.js';
+import { SecurityHeadersSchema } from '../filters/security-headers/config.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { MirrorSchema } from '../filters/mirror/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
@@ -72,6 +75,8 @@ const Listener = object(
     tls: Type.Optional(ListenerTls),
     redirect_https: Type.Optional(RedirectHttps),
     http2: Type.Optional(Http2Options),
+    access: Type.Optional(AccessSchema),
+    security_headers: Type.Optional(SecurityHeadersSchema),
   },
   { description: 'One address to accept client (downstream) connections on.' },
 );
@@ -122,6 +127,9 @@ const Route = object(
     request_headers: Type.Optional(HeaderRulesSchema('Edits to the request headers sent upstream.')),
     response_headers: Type.Optional(HeaderRulesSchema('Edits to the response headers sent to the client (upstream responses only).')),
     mirror: Type.Optional(MirrorSchema),
+    access: Type.Optional(AccessSchema),
+    cors: Type.Optional(CorsSchema),
+    security_headers: Type.Optional(SecurityHeadersSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );

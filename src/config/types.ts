@@ -6,6 +6,9 @@ import type { ConfigIssue, SourceLocation } from './issues.js';
 import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
 import type { UpstreamConfig } from '../upstream/config/types.js';
+import type { AccessConfig } from '../filters/access/config.js';
+import type { CorsConfig } from '../filters/cors/config.js';
+import type { SecurityHeaders } from '../filters/security-headers/config.js';
 import type { HeaderRules } from '../filters/headers/config.js';
 import type { MirrorAction } from '../filters/mirror/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
@@ -19,6 +22,9 @@ export type { ConfigIssue, SourceLocation } from './issues.js';
 export type { FieldCondition, RouteMatch } from '../router/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
 export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
+export type { AccessConfig } from '../filters/access/config.js';
+export type { CorsConfig } from '../filters/cors/config.js';
+export type { SecurityHeaders } from '../filters/security-headers/config.js';
 export type { HeaderRules } from '../filters/headers/config.js';
 export type { MirrorAction } from '../filters/mirror/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
@@ -36,6 +42,10 @@ export interface ListenerConfig {
   redirect_https?: number;
   /** HTTP/2 next to HTTP/1.1: ALPN with tls, h2c prior knowledge without. Absent: HTTP/1.1 only. */
   http2?: Http2Settings;
+  /** IP access list: judged at accept (or per request from a trusted proxy). */
+  access?: AccessConfig;
+  /** Security response headers on every response of the listener (a route's own replace them). */
+  security_headers?: SecurityHeaders;
 }
 
 export interface Http2Settings {
@@ -76,6 +86,9 @@ export interface RouteConfig {
   request_headers?: HeaderRules;
   response_headers?: HeaderRules;
   mirror?: MirrorAction;
+  access?: AccessConfig;
+  cors?: CorsConfig;
+  security_headers?: SecurityHeaders;
 }
 
 export interface DownstreamTimeouts {

@@ -22,6 +22,9 @@ export const REASONS = Object.freeze({
   no_upstream_server: r(503, 'internal', false, 'the upstream has no server available'),
   shutting_down: r(503, 'internal', false, 'usher is shutting down'),
   internal_error: r(500, 'internal', false, 'internal error in usher'),
+  access_denied: r(403, 'downstream', false, 'the client address is denied by an access list'),
+  cors_preflight: r(204, 'internal', false, 'a CORS preflight answered by usher (allowed)'),
+  cors_preflight_refused: r(403, 'downstream', false, 'a CORS preflight from an origin, or asking for a method or header, that the route does not allow'),
 
   // upstream failures
   upstream_connect_refused: r(502, 'upstream', true, 'the upstream server refused the connection'),
@@ -56,7 +59,7 @@ export const REASONS = Object.freeze({
 export type ReasonCode = keyof typeof REASONS;
 
 export const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
-  200: 'OK', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
+  200: 'OK', 204: 'No Content', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
   413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large',
   499: 'Client Closed Request', 500: 'Internal Server Error', 501: 'Not Implemented',
   502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',

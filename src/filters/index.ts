@@ -2,6 +2,9 @@
 // order, its response-side hooks in the reverse (src/pipeline/compile.ts). Each filter's folder
 // holds its factory and explain(); docs/filters.md says how to write one.
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
+import { access } from './access/index.js';
+import { cors } from './cors/index.js';
+import { securityHeaders } from './security-headers/index.js';
 import { requestHeaders, responseHeaders } from './headers/index.js';
 import { mirror } from './mirror/index.js';
 import { redirect } from './redirect/index.js';
@@ -9,7 +12,10 @@ import { rewriteHost, rewritePath } from './rewrite/index.js';
 import { split } from './split/index.js';
 
 export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
-  // request
+  // request: the access list first (nothing else is told about a denied client)
+  access,
+  // request (a preflight is answered here) and response (its fields on every reply, local ones too)
+  cors,
   redirect,
   // upstream_peer
   split,
@@ -18,6 +24,7 @@ export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   requestHeaders,
   rewritePath,
   mirror,
-  // response
+  // response (reverse order: response_headers runs first, so that `upstream: keep` keeps its values)
+  securityHeaders,
   responseHeaders,
 ]);

@@ -14,6 +14,8 @@ export function subscribeAccessLog(server: unknown, log: Logger): () => void {
     log.info({
       request_id: ctx.requestId,
       client: ctx.clientIp,
+      // The client after proxy.trusted_proxies (what access lists judge): differs from `client` behind a trusted proxy.
+      client_address: ctx.clientAddress,
       method: ctx.method,
       host: ev.host,
       path: ctx.target,

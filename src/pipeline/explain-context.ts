@@ -24,6 +24,7 @@ export class ExplainContext implements RequestContext {
     readonly clientIp: string,
     readonly request: RouteRequest,
     readonly route: CompiledRoute,
+    readonly clientAddress: string = clientIp,
   ) {}
 
   header(name: string): string | undefined {

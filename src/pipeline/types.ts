@@ -113,8 +113,14 @@ export interface RequestContext {
   readonly headers: readonly string[];
   /** A field by lower-case name; repeated fields are joined with ", " (RFC 9110 §5.3). */
   header(name: string): string | undefined;
-  /** The client's address: the TCP peer. */
+  /** The TCP peer's address. */
   readonly clientIp: string;
+  /**
+   * The client's address after `proxy.trusted_proxies`: `clientIp`, or when that is a trusted
+   * proxy that sent X-Forwarded-For, the right-most forwarded address that is not a trusted
+   * proxy (what X-Real-IP carries upstream). Access lists and per-client limits judge this one.
+   */
+  readonly clientAddress: string;
   readonly clientPort: number;
   /** Undefined on a plain-text connection. */
   readonly tls: TlsInfo | undefined;

@@ -15,7 +15,7 @@ import type { RouteRequest, Router } from '../router/index.js';
 import { clientIdentityHeaders } from '../tls/client-cert.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { Attempt } from './attempt.js';
-import { RequestHead, scanRequestHeaders, type ForwardSettings } from './headers.js';
+import { realClientIp, RequestHead, scanRequestHeaders, type ForwardSettings } from './headers.js';
 import { watchCompleteBody } from './body-idle.js';
 import { RequestBody, type BodyOwner } from './request-body.js';
 import { upgradeOf } from './upgrade.js';
@@ -88,6 +88,7 @@ export abstract class ExchangeContext implements RequestContext, BodyOwner {
   protected downstreamGone = false;
   protected slots: unknown[] | undefined = undefined;
   protected tlsInfo: TlsInfo | undefined | null = null;
+  private forwardedClient: string | undefined = undefined;
 
   constructor(owner: ExchangeOwner, runtime: ExchangeRuntime, listener: ListenerChain, req: IncomingMessage, res: ServerResponse) {
     this.owner = owner;
@@ -136,6 +137,12 @@ export abstract class ExchangeContext implements RequestContext, BodyOwner {
       if (n.length === name.length && n.toLowerCase() === name) value = value === undefined ? h[i + 1]! : `${value}, ${h[i + 1]!}`;
     }
     return value;
+  }
+
+  get clientAddress(): string {
+    // head.xff survives only from a trusted proxy (constructor).
+    if (this.forwardedClient === undefined) this.forwardedClient = this.head.xff === undefined ? this.clientIp : realClientIp(this.head.xff, this.clientIp, this.runtime.forward.trusted);
+    return this.forwardedClient;
   }
 
   get clientPort(): number {

@@ -208,7 +208,7 @@ function quoted(value: string): string {
 }
 
 /** X-Real-IP from a trusted chain: the right-most address that is not a trusted proxy. */
-function realClientIp(xff: string, peer: string, trusted: BlockList | null): string {
+export function realClientIp(xff: string, peer: string, trusted: BlockList | null): string {
   if (trusted === null) return peer;
   const parts = xff.split(',');
   for (let i = parts.length - 1; i >= 0; i--) {

@@ -15,6 +15,9 @@ import { KeepAliveIdle } from './keep-alive.js';
 import { closeTunnels } from '../proxy/upgrade.js';
 import { handleUpgrade } from './upgrade.js';
 import { TlsEdge } from '../tls/edge.js';
+import { listenerAccess, type ListenerAccess } from '../filters/access/index.js';
+import { listenerSecurityHeaders, type ListenerSecurityHeaders } from '../filters/security-headers/index.js';
+import type { Filter, ListenerChain } from '../pipeline/types.js';
 import { ListenerTls, type TlsLog } from '../tls/listener-tls.js';
 import type { CertSource } from '../tls/source.js';
 
@@ -44,6 +47,12 @@ export class Listener {
   /** TLS state (certificates, SNI, reload) and the HTTP edge hooks (mTLS headers, HSTS, redirect). */
   readonly tls: ListenerTls | undefined;
   private readonly edge: TlsEdge;
+  /** The listener's access list (listeners[].access), judged at accept and per request. */
+  private access: ListenerAccess | undefined;
+  /** listeners[].security_headers: on every response of this listener whose route has none. */
+  private security: ListenerSecurityHeaders | undefined;
+  /** The embedding program's listener filters, built once (a reload that rebuilds the chain keeps them). */
+  private readonly extraFilters: readonly (Filter | undefined)[];
   private edgeConfig: ListenerConfig;
   /** What every request of this listener carries into the request path: its filters. */
   readonly entry: ListenerEntry;
@@ -73,9 +82,13 @@ export class Listener {
     // Every request on this listener — HTTP/1.1, HTTP/2, upgrades — enters handleRequest with the
     // listener's filters: the TLS edge (HSTS, ACME HTTP-01, redirect) runs as early_request and
     // response hooks; forged X-Client-Cert-* are stripped and the verified identity added first.
+    // The access list comes first: a denied client is told nothing else (not even a redirect).
+    this.access = listenerAccess(config);
+    this.security = listenerSecurityHeaders(config);
+    this.extraFilters = (owner.listenerFilters ?? []).map((d) => d.create(config, undefined));
     const tls = this.tls;
     const entry: ListenerEntry = (this.entry = {
-      chain: listenerChain([this.edge, ...(owner.listenerFilters ?? []).map((d) => d.create(config, undefined))]),
+      chain: this.chain(),
       get clientAuth() {
         return tls !== undefined && tls.config.client_auth !== null;
       },
@@ -103,6 +116,32 @@ export class Listener {
       socket.on('error', ignore);
       socket.end(rawErrorReply('method_not_allowed', newRequestId(), owner.runtime.forward.requestIdHeader));
     });
+    // Last, so that it wraps every connection listener (node's HTTP or TLS one, HTTP/2's sniffer,
+    // the counter): a connection the access list denies reaches none of them.
+    const accepted = this.server.listeners('connection') as ((socket: Socket) => void)[];
+    this.server.removeAllListeners('connection');
+    this.server.on('connection', (socket: Socket) => {
+      if (this.access !== undefined && !this.admit(this.access, socket)) return;
+      for (const l of accepted) l.call(this.server, socket);
+    });
+  }
+
+  /**
+   * The accept-time half of the listener's access list (filters/access/index.ts): only the peer
+   * is known. A peer that is a trusted proxy is let through, its requests judged one by one on
+   * the address it forwards; any other peer is judged now, and a denied one is closed unanswered.
+   */
+  private admit(access: ListenerAccess, socket: Socket): boolean {
+    const peer = socket.remoteAddress;
+    if (peer === undefined) return true; // already gone
+    const trusted = this.owner.runtime.forward.trusted;
+    if (trusted !== null && trusted.check(peer, peer.includes(':') ? 'ipv6' : 'ipv4')) return true;
+    const d = access.list.decide(peer);
+    if (d.allow) return true;
+    this.owner.clientError('access_denied', `listener ${this.config.address}: ${d.rule}`, socket);
+    socket.on('error', ignore);
+    socket.destroy();
+    return false;
   }
 
   /** Settings that can change on a live server at reload (header_size cannot: it needs a restart). */
@@ -120,11 +159,30 @@ export class Listener {
     if (next === undefined || next === this.edgeConfig) return;
     this.edgeConfig = next;
     this.edge.update(next);
+    this.applyAccess(next);
     try {
       if (next.tls !== undefined) this.tls?.update(next.tls);
     } catch (err) {
       this.owner.logger.error({ err, address: this.config.address }, 'TLS settings not applied: a certificate could not be loaded; still serving the previous ones');
     }
+  }
+
+  /** The listener's filters in order: the access list, the TLS edge, security headers, the embedding program's. */
+  private chain(): ListenerChain {
+    return listenerChain([this.access, this.edge, this.security, ...this.extraFilters]);
+  }
+
+  /**
+   * A reload: the new access list applies to new connections and to the next request of open
+   * ones, the new security headers to the next response. Requests in flight keep their chain.
+   */
+  private applyAccess(next: ListenerConfig): void {
+    const rebuild = (this.access === undefined) !== (next.access === undefined) || (this.security === undefined) !== (next.security_headers === undefined);
+    if (this.access !== undefined && next.access !== undefined) this.access.update(next.access);
+    else this.access = listenerAccess(next);
+    if (this.security !== undefined && next.security_headers !== undefined) this.security.rules = next.security_headers;
+    else this.security = listenerSecurityHeaders(next);
+    if (rebuild) this.entry.chain = this.chain();
   }
 
   listen(): Promise<AddressInfo> {

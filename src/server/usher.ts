@@ -31,7 +31,7 @@ export interface UsherOptions {
   probes?: boolean;
   /**
    * Listener filters of the embedding program: on every request of every listener, routed or
-   * not (a metrics or access-list filter), after the TLS edge's early_request hook and before its
+   * not (a metrics or access-list filter), after the built-in ones' (access list, TLS edge, security headers) early_request hooks and before their
    * response hook. Their done hook runs for every request, also one that matched no route.
    */
   listenerFilters?: readonly ListenerFilterDefinition<undefined>[];

@@ -21,6 +21,7 @@ class FakeHost implements PhaseHost {
   readonly scheme = 'http' as const;
   readonly headers: readonly string[] = ['host', 'a.test'];
   readonly clientIp = '127.0.0.1';
+  readonly clientAddress = '127.0.0.1';
   readonly clientPort = 1;
   readonly tls = undefined;
   readonly upgrade = undefined;
