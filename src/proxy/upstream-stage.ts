@@ -283,8 +283,9 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const t = this.current;
     const perTry = this.cluster?.retry.perTryTimeout ?? null;
     if (perTry === null || t === null || !t.active || this.responseStarted) return;
-    t.clearTimer();
-    t.timer = setTimeout(onTryTimeout, perTry, t);
+    // The same timer restarted (same duration and try): no new Timeout per request body.
+    if (t.timer !== null) t.timer.refresh();
+    else t.timer = setTimeout(onTryTimeout, perTry, t);
   }
 
   protected stopUpstream(): void {
