@@ -80,7 +80,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const host = cluster.hostFor(endpoint);
     if (host !== undefined && this.hostIndex >= 0) this.upstreamHeaders[this.hostIndex] = host;
     const perTry = cluster.retry.perTryTimeout;
-    if (perTry !== null) t.timer = setTimeout(onTryTimeout, perTry, t);
+    if (perTry !== null) t.armTimer(perTry, onTryTimeout);
     if (upstreamTryChannel.hasSubscribers) {
       upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, attempt: this.attempt } satisfies UpstreamTryEvent);
     }
@@ -198,7 +198,6 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
 
   /** retry.per_try_timeout expired before the response head: abandon this try. */
   tryTimedOut(t: Attempt): void {
-    t.timer = null;
     if (this.current !== t || !t.active || this.responseStarted) return;
     // Connected and still streaming the client's body: the clock restarts when it ends (bodyEnded).
     const body = this.body;
@@ -283,8 +282,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const t = this.current;
     const perTry = this.cluster?.retry.perTryTimeout ?? null;
     if (perTry === null || t === null || !t.active || this.responseStarted) return;
-    t.clearTimer();
-    t.timer = setTimeout(onTryTimeout, perTry, t);
+    t.armTimer(perTry, onTryTimeout);
   }
 
   protected stopUpstream(): void {

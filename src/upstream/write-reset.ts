@@ -46,14 +46,22 @@ function guardWrites(socket: Socket): void {
   const write = s._write;
   const writev = s._writev;
   let reset = false;
-  const guarded = (cb: WriteCallback): WriteCallback => (err) => {
-    const code = (err as NodeJS.ErrnoException | null | undefined)?.code;
-    if (code !== 'EPIPE' && code !== 'ECONNRESET') return cb(err);
-    if (!reset) {
-      reset = true;
-      setTimeout(destroyWith, RESET_GRACE_MS, socket, err as Error).unref();
-    }
-    cb();
+  // node's Writable passes the same callback to every write of a stream (its state.onwrite):
+  // its guard is made once, not per write.
+  let lastCb: WriteCallback | null = null;
+  let lastGuarded: WriteCallback = ignoreWrite;
+  const guarded = (cb: WriteCallback): WriteCallback => {
+    if (cb === lastCb) return lastGuarded;
+    lastCb = cb;
+    return (lastGuarded = (err) => {
+      const code = (err as NodeJS.ErrnoException | null | undefined)?.code;
+      if (code !== 'EPIPE' && code !== 'ECONNRESET') return cb(err);
+      if (!reset) {
+        reset = true;
+        setTimeout(destroyWith, RESET_GRACE_MS, socket, err as Error).unref();
+      }
+      cb();
+    });
   };
   s._write = function (chunk, encoding, cb) {
     if (reset) return cb();
@@ -65,6 +73,10 @@ function guardWrites(socket: Socket): void {
       writev.call(this, chunks, guarded(cb));
     };
   }
+}
+
+function ignoreWrite(): void {
+  // Placeholder until the first write's guard is made.
 }
 
 function destroyWith(socket: Socket, err: Error): void {
