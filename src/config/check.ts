@@ -9,6 +9,7 @@ import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 import { checkProtocols } from './check-protocols.js';
 import { checkTls } from '../tls/config/check.js';
+import { checkRateLimits } from '../filters/rate-limit/config.js';
 import { checkUpstream } from '../upstream/config/check.js';
 import { baseDirOf } from './normalize.js';
 
@@ -35,6 +36,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
     if (!used.has(name)) issues.warning(['upstreams', name], `upstream "${name}" is not used by any route`, { at: 'key' });
   }
   checkProtocols(data, error);
+  checkRateLimits(data, error);
   checkTls(data, issues, baseDirOf(issues.file));
   if (isRec(data.proxy)) {
     list(data.proxy.trusted_proxies).forEach((entry, i) => {

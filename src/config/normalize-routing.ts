@@ -22,5 +22,6 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.request_headers !== undefined) out.request_headers = normalizeHeaderRules(r.request_headers);
   if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
   if (r.mirror !== undefined) out.mirror = normalizeMirror(r.mirror);
+  if (r.rate_limits !== undefined) out.rate_limits = [...r.rate_limits];
   return out;
 }

@@ -17,6 +17,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, VIA_EXPECTED } from './schema-parts.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { MirrorSchema } from '../filters/mirror/config.js';
+import { RateLimitsSchema, RouteRateLimitsSchema } from '../filters/rate-limit/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
 import { RewriteSchema } from '../filters/rewrite/config.js';
 import { SplitSchema, StickyKeySchema } from '../filters/split/config.js';
@@ -122,6 +123,7 @@ const Route = object(
     request_headers: Type.Optional(HeaderRulesSchema('Edits to the request headers sent upstream.')),
     response_headers: Type.Optional(HeaderRulesSchema('Edits to the response headers sent to the client (upstream responses only).')),
     mirror: Type.Optional(MirrorSchema),
+    rate_limits: Type.Optional(RouteRateLimitsSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
@@ -261,6 +263,7 @@ export const ConfigSchema = object(
       ),
     ),
     acme: Type.Optional(Acme),
+    rate_limits: Type.Optional(RateLimitsSchema),
   },
   {
     title: 'usher configuration',

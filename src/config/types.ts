@@ -8,6 +8,7 @@ import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
 import type { UpstreamConfig } from '../upstream/config/types.js';
 import type { HeaderRules } from '../filters/headers/config.js';
 import type { MirrorAction } from '../filters/mirror/config.js';
+import type { RateLimitsConfig } from '../filters/rate-limit/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
 import type { RewriteAction } from '../filters/rewrite/config.js';
 import type { SplitTarget, StickyKey } from '../filters/split/config.js';
@@ -21,6 +22,7 @@ export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig
 export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
 export type { HeaderRules } from '../filters/headers/config.js';
 export type { MirrorAction } from '../filters/mirror/config.js';
+export type { RateLimitPolicy, RateLimitsConfig, RedisStoreConfig } from '../filters/rate-limit/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
 export type { RewriteAction } from '../filters/rewrite/config.js';
 export type { SplitTarget, StickyKey } from '../filters/split/config.js';
@@ -76,6 +78,8 @@ export interface RouteConfig {
   request_headers?: HeaderRules;
   response_headers?: HeaderRules;
   mirror?: MirrorAction;
+  /** Names of policies under rate_limits.policies, all applied. */
+  rate_limits?: string[];
 }
 
 export interface DownstreamTimeouts {
@@ -122,6 +126,8 @@ export interface UsherConfig {
   log: LogSettings;
   routing: RoutingSettings;
   upgrade: UpgradeSettings;
+  /** Rate-limit policies, stores, global policies, connection limit; absent when not configured. */
+  rate_limits?: RateLimitsConfig;
   /** Automatic certificates; absent when not configured. */
   acme?: AcmeConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */

@@ -4,12 +4,14 @@
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import { requestHeaders, responseHeaders } from './headers/index.js';
 import { mirror } from './mirror/index.js';
+import { rateLimit } from './rate-limit/index.js';
 import { redirect } from './redirect/index.js';
 import { rewriteHost, rewritePath } from './rewrite/index.js';
 import { split } from './split/index.js';
 
 export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
-  // request
+  // request: rate limits first, so a refused request costs nothing else
+  rateLimit,
   redirect,
   // upstream_peer
   split,

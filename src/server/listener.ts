@@ -15,6 +15,7 @@ import { KeepAliveIdle } from './keep-alive.js';
 import { closeTunnels } from '../proxy/upgrade.js';
 import { handleUpgrade } from './upgrade.js';
 import { TlsEdge } from '../tls/edge.js';
+import { GlobalRateLimit } from '../filters/rate-limit/index.js';
 import { ListenerTls, type TlsLog } from '../tls/listener-tls.js';
 import type { CertSource } from '../tls/source.js';
 
@@ -30,6 +31,8 @@ export interface ListenerOwner extends HandlerOwner {
   readonly stats: { connections: number };
   /** The embedding program's listener filters (UsherOptions.listenerFilters). */
   readonly listenerFilters?: readonly ListenerFilterDefinition<undefined>[];
+  /** rate_limits.connections_per_client: false closes the connection at once. */
+  admitConnection?(socket: Socket): boolean;
 }
 
 /** One downstream listener (HTTP/1.1, optionally over TLS). */
@@ -75,7 +78,8 @@ export class Listener {
     // response hooks; forged X-Client-Cert-* are stripped and the verified identity added first.
     const tls = this.tls;
     const entry: ListenerEntry = (this.entry = {
-      chain: listenerChain([this.edge, ...(owner.listenerFilters ?? []).map((d) => d.create(config, undefined))]),
+      // rate_limits.global: of the runtime serving at the time (a reload changes them).
+      chain: listenerChain([this.edge, new GlobalRateLimit(() => owner.runtime.globalLimits), ...(owner.listenerFilters ?? []).map((d) => d.create(config, undefined))]),
       get clientAuth() {
         return tls !== undefined && tls.config.client_auth !== null;
       },
@@ -93,7 +97,10 @@ export class Listener {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, entry, this.tunnels, req, socket as Socket, head));
     this.applySettings(settings);
     // TCP connections (TLS and HTTP/2 ones too: they arrive here before their handshake).
-    this.server.on('connection', () => owner.stats.connections++);
+    this.server.on('connection', (socket: Socket) => {
+      owner.stats.connections++;
+      if (owner.admitConnection !== undefined && !owner.admitConnection(socket)) socket.destroy();
+    });
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       idle.request(req, res);
       handleRequest(owner, entry, req, res, true);
