@@ -127,6 +127,10 @@ export class RedisStore {
     this.up = false;
     client.removeAllListeners('close');
     client.removeAllListeners('ready');
+    if (client.status !== 'ready') {
+      client.disconnect();
+      return;
+    }
     try {
       await client.quit();
     } catch {
