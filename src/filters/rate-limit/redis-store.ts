@@ -9,7 +9,9 @@
 // at once or at the timeout (offline queue off, commandTimeout), and the policy's
 // on_store_error decides. ioredis reconnects with the backoff of `retryStrategy`; each change
 // between reachable and unreachable is one log line.
-import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+
+type IoRedis = { Redis: typeof Redis; Cluster: typeof Cluster };
 import type { Logger } from 'pino';
 import type { RedisStoreConfig } from './config.js';
 import { decide, type Decision } from './gcra.js';
@@ -62,13 +64,32 @@ export class RedisStore {
     return this.up;
   }
 
+  /** start() was called and close() was not. */
   get started(): boolean {
-    return this.client !== undefined;
+    return (this.client !== undefined || this.starting) && !this.closed;
   }
 
+  /** Opens the connection. ioredis is loaded here, the first time (about 0.5 s of startup that `usher validate`, `explain` and configs without a Redis store never pay). */
   start(log: Logger | undefined): void {
     this.log = log;
-    if (this.client !== undefined) return;
+    if (this.client !== undefined || this.starting) return;
+    this.starting = true;
+    void import('ioredis').then(
+      (ioredis) => {
+        this.starting = false;
+        if (!this.closed) this.connect({ Redis: ioredis.Redis, Cluster: ioredis.Cluster });
+      },
+      (err: unknown) => {
+        this.starting = false;
+        this.log?.error({ err, store: this.name }, 'rate-limit store: ioredis could not be loaded');
+      },
+    );
+  }
+
+  private starting = false;
+  private closed = false;
+
+  private connect({ Redis, Cluster }: IoRedis): void {
     const c = this.config;
     const own: RedisOptions = {
       // Commands never wait for a connection: while down, a decision fails at once.
@@ -121,6 +142,7 @@ export class RedisStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const client = this.client;
     if (client === undefined) return;
     this.client = undefined;
