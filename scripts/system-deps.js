@@ -16,6 +16,7 @@ const PACKAGES = [
   { name: 'pebble', bins: ['pebble', 'pebble-challtestsrv'], for: 'ACME tests (test/integration/acme-pebble.test.ts)' },
   { name: 'curl', bins: ['curl'], for: 'HTTP/2 and TLS tests (test/integration/http2.test.ts, tls-termination.test.ts)' },
   { name: 'openssl', bins: ['openssl'], for: 'test certificates (test/helpers/certs.ts)' },
+  { name: 'redis-server', bins: ['redis-server', 'redis-cli'], for: 'shared rate limits over Redis (test/integration/ratelimit-redis.test.ts)' },
   { name: 'ca-certificates', files: ['/etc/ssl/certs/ca-certificates.crt'], for: 'the system trust store curl and openssl load' },
 ];
 

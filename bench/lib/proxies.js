@@ -95,7 +95,13 @@ upstreams:
   origin:
     servers:
       - url: http://127.0.0.1:${upstreamPort}
+rate_limits:
+  # Never refuses (one load generator, one address): the cost of deciding, not of refusing.
+  policies: { bench: { rate: 1000000000, per: 1s, key: [client_ip] } }
 routes:
+  - match: { path: /small-rl }
+    upstream: origin
+    rate_limits: [bench]
   - upstream: origin
 log: { level: warn, access_log: false }
 `,

@@ -18,6 +18,7 @@ import { hasCommand } from './setup.js';
  */
 export async function runOne(proxy, scenario, rep, env) {
   if (proxy.requires && !hasCommand(proxy.requires)) return { status: 'n/a', reason: `${proxy.requires} is not installed` };
+  if (scenario.proxies && !scenario.proxies.includes(proxy.id)) return { status: 'n/a', reason: `only for ${scenario.proxies.join(', ')}` };
   if (env.rates && !env.rates[scenario.id]) return { status: 'n/a', reason: env.rateFailures?.[scenario.id] ?? 'no rate for this scenario' };
   const upstreamPort = scenario.upstream === 'ws' ? env.origins.wsPort : env.origins.port;
   if (proxy.kind === 'floor') {

@@ -9,6 +9,9 @@ export const SCENARIOS = [
   { id: 'tls', title: 'GET 13 B over TLS, keep-alive', path: '/small', tls: true, expectBytes: 13 },
   { id: 'close', title: 'GET 13 B, new connection per request', path: '/small', close: true, expectBytes: 13 },
   { id: 'ws', title: 'WebSocket echo round trip (32 B)', kind: 'ws' },
+  // The `small` request through a route with a rate limit (local store, never refusing): the
+  // filter's cost is this scenario against `small` (target: at most 1.15x the CPU per request).
+  { id: 'ratelimit', title: 'GET 13 B through a rate limit (local store), keep-alive', path: '/small-rl', expectBytes: 13, proxies: ['usher'] },
 ];
 
 for (const scenario of SCENARIOS) {

@@ -11,6 +11,7 @@ import { checkProtocols } from './check-protocols.js';
 import { checkTls } from '../tls/config/check.js';
 import { checkAccessSection } from '../filters/access/config.js';
 import { checkSecurityHeadersSection } from '../filters/security-headers/config.js';
+import { checkRateLimits } from '../filters/rate-limit/config.js';
 import { checkUpstream } from '../upstream/config/check.js';
 import { baseDirOf } from './normalize.js';
 
@@ -37,6 +38,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
     if (!used.has(name)) issues.warning(['upstreams', name], `upstream "${name}" is not used by any route`, { at: 'key' });
   }
   checkProtocols(data, error);
+  checkRateLimits(data, error);
   checkTls(data, issues, baseDirOf(issues.file));
   if (isRec(data.proxy)) {
     list(data.proxy.trusted_proxies).forEach((entry, i) => {

@@ -28,5 +28,6 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.access !== undefined) out.access = normalizeAccess(r.access);
   if (r.cors !== undefined) out.cors = normalizeCors(r.cors);
   if (r.security_headers !== undefined) out.security_headers = normalizeSecurityHeaders(r.security_headers);
+  if (r.rate_limits !== undefined) out.rate_limits = [...r.rate_limits];
   return out;
 }

@@ -4,6 +4,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseTrustedProxy, type Parsed } from './address.js';
 import { normalizeRouteActions } from './normalize-routing.js';
+import { normalizeRateLimits } from '../filters/rate-limit/config.js';
 import { normalizeMatch } from '../router/config.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
@@ -97,6 +98,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     file: ctx.file,
   };
   if (input.acme) config.acme = normalizeAcme(input.acme, filePath);
+  if (input.rate_limits) config.rate_limits = normalizeRateLimits(input.rate_limits);
   return deepFreeze(config);
 }
 

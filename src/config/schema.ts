@@ -20,6 +20,7 @@ import { CorsSchema } from '../filters/cors/config.js';
 import { SecurityHeadersSchema } from '../filters/security-headers/config.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
 import { MirrorSchema } from '../filters/mirror/config.js';
+import { RateLimitsSchema, RouteRateLimitsSchema } from '../filters/rate-limit/config.js';
 import { RedirectSchema } from '../filters/redirect/config.js';
 import { RewriteSchema } from '../filters/rewrite/config.js';
 import { SplitSchema, StickyKeySchema } from '../filters/split/config.js';
@@ -130,6 +131,7 @@ const Route = object(
     access: Type.Optional(AccessSchema),
     cors: Type.Optional(CorsSchema),
     security_headers: Type.Optional(SecurityHeadersSchema),
+    rate_limits: Type.Optional(RouteRateLimitsSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
@@ -269,6 +271,7 @@ export const ConfigSchema = object(
       ),
     ),
     acme: Type.Optional(Acme),
+    rate_limits: Type.Optional(RateLimitsSchema),
   },
   {
     title: 'usher configuration',

@@ -43,5 +43,8 @@ export function reviveRoutes(routes: WireRoute[]): RouteConfig[] {
 }
 
 export function reviveConfig(head: Extract<LoadMessage, { kind: 'head' }>, routes: RouteConfig[]): UsherConfig {
-  return deepFreeze({ ...head.config, upstreams: dict(head.config.upstreams), routes });
+  const config: UsherConfig = { ...head.config, upstreams: dict(head.config.upstreams), routes };
+  const rl = head.config.rate_limits;
+  if (rl !== undefined) config.rate_limits = { ...rl, policies: dict(Object.entries(rl.policies)), stores: dict(Object.entries(rl.stores)) };
+  return deepFreeze(config);
 }

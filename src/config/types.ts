@@ -11,6 +11,7 @@ import type { CorsConfig } from '../filters/cors/config.js';
 import type { SecurityHeaders } from '../filters/security-headers/config.js';
 import type { HeaderRules } from '../filters/headers/config.js';
 import type { MirrorAction } from '../filters/mirror/config.js';
+import type { RateLimitsConfig } from '../filters/rate-limit/config.js';
 import type { RedirectAction } from '../filters/redirect/config.js';
 import type { RewriteAction } from '../filters/rewrite/config.js';
 import type { SplitTarget, StickyKey } from '../filters/split/config.js';
@@ -27,6 +28,7 @@ export type { CorsConfig } from '../filters/cors/config.js';
 export type { SecurityHeaders } from '../filters/security-headers/config.js';
 export type { HeaderRules } from '../filters/headers/config.js';
 export type { MirrorAction } from '../filters/mirror/config.js';
+export type { RateLimitPolicy, RateLimitsConfig, RedisStoreConfig } from '../filters/rate-limit/config.js';
 export type { RedirectAction } from '../filters/redirect/config.js';
 export type { RewriteAction } from '../filters/rewrite/config.js';
 export type { SplitTarget, StickyKey } from '../filters/split/config.js';
@@ -89,6 +91,8 @@ export interface RouteConfig {
   access?: AccessConfig;
   cors?: CorsConfig;
   security_headers?: SecurityHeaders;
+  /** Names of policies under rate_limits.policies, all applied. */
+  rate_limits?: string[];
 }
 
 export interface DownstreamTimeouts {
@@ -135,6 +139,8 @@ export interface UsherConfig {
   log: LogSettings;
   routing: RoutingSettings;
   upgrade: UpgradeSettings;
+  /** Rate-limit policies, stores, global policies, connection limit; absent when not configured. */
+  rate_limits?: RateLimitsConfig;
   /** Automatic certificates; absent when not configured. */
   acme?: AcmeConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */

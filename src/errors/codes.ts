@@ -25,6 +25,9 @@ export const REASONS = Object.freeze({
   access_denied: r(403, 'downstream', false, 'the client address is denied by an access list'),
   cors_preflight: r(204, 'internal', false, 'a CORS preflight answered by usher (allowed)'),
   cors_preflight_refused: r(403, 'downstream', false, 'a CORS preflight from an origin, or asking for a method or header, that the route does not allow'),
+  rate_limited: r(429, 'downstream', false, 'a rate limit refused the request: retry after the Retry-After delay'),
+  concurrency_limited: r(429, 'downstream', false, 'too many requests of this client (key) are in flight at once'),
+  rate_limit_unavailable: r(503, 'internal', false, 'the shared rate-limit store did not answer and the policy fails closed'),
 
   // upstream failures
   upstream_connect_refused: r(502, 'upstream', true, 'the upstream server refused the connection'),
@@ -60,7 +63,7 @@ export type ReasonCode = keyof typeof REASONS;
 
 export const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
   200: 'OK', 204: 'No Content', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
-  413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large',
+  413: 'Content Too Large', 414: 'URI Too Long', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
   499: 'Client Closed Request', 500: 'Internal Server Error', 501: 'Not Implemented',
   502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',
 });

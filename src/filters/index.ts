@@ -7,6 +7,7 @@ import { cors } from './cors/index.js';
 import { securityHeaders } from './security-headers/index.js';
 import { requestHeaders, responseHeaders } from './headers/index.js';
 import { mirror } from './mirror/index.js';
+import { rateLimit } from './rate-limit/index.js';
 import { redirect } from './redirect/index.js';
 import { rewriteHost, rewritePath } from './rewrite/index.js';
 import { split } from './split/index.js';
@@ -14,7 +15,9 @@ import { split } from './split/index.js';
 export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   // request: the access list first (nothing else is told about a denied client)
   access,
-  // request (a preflight is answered here) and response (its fields on every reply, local ones too)
+  // request: rate limits next, so a refused request costs nothing else
+  rateLimit,
+  // request (a preflight is answered here) and response (its fields on every reply, local ones and 429s too)
   cors,
   redirect,
   // upstream_peer

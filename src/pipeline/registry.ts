@@ -4,11 +4,14 @@
 // listed in src/filters/index.ts; a program embedding usher can add its own (UsherOptions.filters).
 import type { ListenerConfig, RouteConfig } from '../config/types.js';
 import type { Cluster } from '../upstream/cluster.js';
+import type { RateLimits } from '../filters/rate-limit/registry.js';
 import type { Filter } from './types.js';
 
 /** What a route filter may be built from besides its route's config. */
 export interface RouteFilterDeps {
   readonly clusters: ReadonlyMap<string, Cluster>;
+  /** The config's rate-limit policies (src/filters/rate-limit/registry.ts). */
+  readonly rateLimits?: RateLimits;
 }
 
 export interface RouteFilterDefinition {

@@ -18,6 +18,7 @@ import { TlsEdge } from '../tls/edge.js';
 import { listenerAccess, type ListenerAccess } from '../filters/access/index.js';
 import { listenerSecurityHeaders, type ListenerSecurityHeaders } from '../filters/security-headers/index.js';
 import type { Filter, ListenerChain } from '../pipeline/types.js';
+import { GlobalRateLimit } from '../filters/rate-limit/index.js';
 import { ListenerTls, type TlsLog } from '../tls/listener-tls.js';
 import type { CertSource } from '../tls/source.js';
 
@@ -33,6 +34,8 @@ export interface ListenerOwner extends HandlerOwner {
   readonly stats: { connections: number };
   /** The embedding program's listener filters (UsherOptions.listenerFilters). */
   readonly listenerFilters?: readonly ListenerFilterDefinition<undefined>[];
+  /** rate_limits.connections_per_client: false closes the connection at once. */
+  admitConnection?(socket: Socket): boolean;
 }
 
 /** One downstream listener (HTTP/1.1, optionally over TLS). */
@@ -53,6 +56,8 @@ export class Listener {
   private security: ListenerSecurityHeaders | undefined;
   /** The embedding program's listener filters, built once (a reload that rebuilds the chain keeps them). */
   private readonly extraFilters: readonly (Filter | undefined)[];
+  /** rate_limits.global: of the runtime serving at the time (a reload changes them). */
+  private readonly globalLimits: GlobalRateLimit;
   private edgeConfig: ListenerConfig;
   /** What every request of this listener carries into the request path: its filters. */
   readonly entry: ListenerEntry;
@@ -86,6 +91,7 @@ export class Listener {
     this.access = listenerAccess(config);
     this.security = listenerSecurityHeaders(config);
     this.extraFilters = (owner.listenerFilters ?? []).map((d) => d.create(config, undefined));
+    this.globalLimits = new GlobalRateLimit(() => owner.runtime.globalLimits);
     const tls = this.tls;
     const entry: ListenerEntry = (this.entry = {
       chain: this.chain(),
@@ -106,7 +112,10 @@ export class Listener {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, entry, this.tunnels, req, socket as Socket, head));
     this.applySettings(settings);
     // TCP connections (TLS and HTTP/2 ones too: they arrive here before their handshake).
-    this.server.on('connection', () => owner.stats.connections++);
+    this.server.on('connection', (socket: Socket) => {
+      owner.stats.connections++;
+      if (owner.admitConnection !== undefined && !owner.admitConnection(socket)) socket.destroy();
+    });
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       idle.request(req, res);
       handleRequest(owner, entry, req, res, true);
@@ -167,9 +176,9 @@ export class Listener {
     }
   }
 
-  /** The listener's filters in order: the access list, the TLS edge, security headers, the embedding program's. */
+  /** The listener's filters in order: the access list, the TLS edge, global rate limits, security headers, the embedding program's. */
   private chain(): ListenerChain {
-    return listenerChain([this.access, this.edge, this.security, ...this.extraFilters]);
+    return listenerChain([this.access, this.edge, this.globalLimits, this.security, ...this.extraFilters]);
   }
 
   /**

@@ -1,6 +1,10 @@
 import { BlockList, isIP } from 'node:net';
 import type { UsherConfig } from '../config/types.js';
 import { ROUTE_FILTERS } from '../filters/index.js';
+import { globalFilter, type RateLimitFilter } from '../filters/rate-limit/index.js';
+import { NO_RATE_LIMITS_CONFIG, RateLimits } from '../filters/rate-limit/registry.js';
+import type { RedisStore } from '../filters/rate-limit/redis-store.js';
+import type { Logger } from 'pino';
 import { compileRoute } from '../pipeline/compile.js';
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import type { CompiledRespond, CompiledRoute } from '../pipeline/types.js';
@@ -21,6 +25,11 @@ export class Runtime {
   readonly router: Router<CompiledRoute>;
   readonly clusters: ReadonlyMap<string, Cluster>;
   readonly forward: ForwardSettings;
+  /** Rate-limit policies and stores; `globalLimits` is the listener filter's work (rate_limits.global). */
+  readonly rateLimits: RateLimits;
+  readonly globalLimits: RateLimitFilter | undefined;
+  /** Stores of the previous runtime this one no longer uses: closed once that runtime drained. */
+  readonly retiredStores: readonly RedisStore[];
   /** Counters for tests and, later, metrics. */
   readonly stats = { requests: 0 };
   /** Requests that started on this runtime and have not finished. */
@@ -28,8 +37,11 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, rateLimits: RateLimits, retiredStores: RedisStore[]) {
     this.config = config;
+    this.rateLimits = rateLimits;
+    this.globalLimits = globalFilter(rateLimits);
+    this.retiredStores = retiredStores;
     this.clusters = clusters;
     this.forward = compileForward(config);
     this.router = router;
@@ -60,17 +72,20 @@ export class Runtime {
   }
 
   /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
-  start(options: ClusterStartOptions = {}): void {
+  start(options: ClusterStartOptions = {}, log?: Logger): void {
     for (const c of this.clusters.values()) c.start(options);
+    this.rateLimits.start(log);
   }
 
   /** Graceful: lets dispatched requests finish, then closes every cluster's connections. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.clusters.values()].map((c) => c.close()));
+    await this.rateLimits.close();
   }
 
   async destroy(): Promise<void> {
     await Promise.allSettled([...this.clusters.values()].map((c) => c.destroy()));
+    await this.rateLimits.close();
   }
 
   /**
@@ -103,7 +118,8 @@ export class Runtime {
       }
       yield;
     }
-    const compile = routeCompiler(clusters, filters);
+    const { rateLimits, retired: retiredStores } = RateLimits.build(config.rate_limits ?? NO_RATE_LIMITS_CONFIG, previous?.rateLimits);
+    const compile = routeCompiler(clusters, rateLimits, filters);
     const router = new HostPathRouter<CompiledRoute>();
     for (const rc of config.routes) {
       router.add(rc, compile(rc));
@@ -111,14 +127,14 @@ export class Runtime {
     }
     router.seal();
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters, router), retired };
+    return { runtime: new Runtime(config, clusters, router, rateLimits, retiredStores), retired };
   }
 }
 
 /** Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters the embedding program added after the built-in ones. */
-function routeCompiler(clusters: ReadonlyMap<string, Cluster>, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
+function routeCompiler(clusters: ReadonlyMap<string, Cluster>, rateLimits: RateLimits, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
   const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
-  const deps = { clusters };
+  const deps = { clusters, rateLimits };
   return (rc) => compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond));
 }
 

@@ -12,6 +12,7 @@ import { Listener, type ListenerOwner } from './listener.js';
 import { AcmeManager } from '../tls/acme/manager.js';
 import { warnInsecureUpstreams } from '../tls/upstream.js';
 import { Runtime } from './runtime.js';
+import { ConnectionCounts } from '../filters/rate-limit/connections.js';
 import { logHealthEvents } from './health-log.js';
 
 export interface UsherOptions {
@@ -60,6 +61,8 @@ export class Usher implements ListenerOwner {
   /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
   readonly certSource: AcmeManager | undefined;
   readonly listenerFilters: readonly ListenerFilterDefinition<undefined>[];
+  /** Open connections per client address (rate_limits.connections_per_client), across listeners. */
+  readonly connectionCounts = new ConnectionCounts();
 
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
@@ -80,7 +83,7 @@ export class Usher implements ListenerOwner {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
       // A request that reached an earlier listener meanwhile opened its endpoint's pool itself
       // (Endpoint.pool); probes and DNS discovery start here, for a start that is going to hold.
-      this.runtime.start({ probes: this.options.probes });
+      this.runtime.start({ probes: this.options.probes }, this.logger);
       this.certSource?.start();
     } catch (err) {
       await this.close(0);
@@ -117,7 +120,7 @@ export class Usher implements ListenerOwner {
     this.runtime = runtime;
     // Committed: the new clusters go live in the same tick as the swap, so no request sees one
     // unstarted; reused clusters are running already and keep their pools and probes.
-    runtime.start({ probes: this.options.probes });
+    runtime.start({ probes: this.options.probes }, this.logger);
     if (config.acme !== undefined) this.certSource?.update(config.acme);
     warnInsecureUpstreams(config.upstreams, this.logger);
     if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
@@ -141,9 +144,13 @@ export class Usher implements ListenerOwner {
     this.logger.info({ file: config.file, routes: config.routes.length, upstreams: Object.keys(config.upstreams).length, retired: retired.map((c) => c.name) }, 'config reloaded');
     // Requests still running on the previous runtime may retry on its pools: close them (undici
     // lets dispatched requests finish) only once the last of those requests is done.
-    if (retired.length > 0) {
+    const stores = runtime.retiredStores;
+    if (retired.length > 0 || stores.length > 0) {
       for (const c of retired) c.stopProbes();
-      previous.onDrained = () => void closeClusters(retired);
+      previous.onDrained = () => {
+        void closeClusters(retired);
+        for (const s of stores) void s.close();
+      };
       if (previous.inflight === 0) previous.onDrained();
     }
   }
@@ -195,6 +202,14 @@ export class Usher implements ListenerOwner {
       this.drainWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  admitConnection(socket: Socket): boolean {
+    const limit = this.runtime.rateLimits.connectionsPerClient;
+    if (limit === undefined) return true;
+    if (this.connectionCounts.admit(socket, limit)) return true;
+    this.logger.debug({ client: socket.remoteAddress, limit }, 'connection refused: rate_limits.connections_per_client reached');
+    return false;
   }
 
   clientError(reason: ReasonCode, detail: string, socket: Socket): void {
