@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { loadConfigText } from '../../src/config/index.js';
 import { chooseEncoding, parseAcceptEncoding, ZSTD_AVAILABLE } from '../../src/filters/compress/index.js';
 import type { CompiledRoute } from '../../src/pipeline/types.js';
@@ -114,4 +116,18 @@ routes:
     brief(r.errors).map((b) => `${b[2]}: ${b[3]}`),
     ['compress.types[0]: expected a media type like "text/html" or "text/*", got "te*t/html"', 'routes[0].compress: "compress" applies to requests proxied to an upstream; this route answers them itself'],
   );
+});
+
+test('the README compression example is valid and means what the text says', () => {
+  const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+  const section = readme.slice(readme.indexOf('## Compression'), readme.indexOf('## Performance'));
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+  const r = loadConfigText(`${BASE}  api: { servers: [http://127.0.0.1:3002] }\n  files: { servers: [http://127.0.0.1:3003] }\n${yaml}`, 'README.md', {});
+  assert.ok(r.ok, r.ok ? '' : JSON.stringify(r.errors));
+  if (!r.ok) return;
+  const [api, files] = r.config.routes;
+  assert.deepEqual(api!.compress!.algorithms, ['br', 'gzip']);
+  assert.equal(api!.compress!.min_size, 1024);
+  assert.equal(api!.compress!.gzip_level, 5);
+  assert.equal(files!.compress, undefined);
 });
