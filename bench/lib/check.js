@@ -3,6 +3,7 @@
 import { Buffer } from 'node:buffer';
 import http from 'node:http';
 import https from 'node:https';
+import zlib from 'node:zlib';
 import { checkWebSocket } from './loadgen.js';
 
 export async function checkScenario(scenario, url) {
@@ -26,15 +27,25 @@ function request(url, scenario) {
       method: scenario.method ?? 'GET',
       agent: false,
       rejectUnauthorized: false, // our own self-signed certificate
-      headers: body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {},
+      headers: {
+        ...(body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {}),
+        ...(scenario.acceptEncoding ? { 'accept-encoding': scenario.acceptEncoding } : {}),
+      },
       timeout: 5000,
     });
     req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
     req.on('error', reject);
     req.on('response', (res) => {
       let bytes = 0;
-      res.on('data', (chunk) => { bytes += chunk.length; });
-      res.on('end', () => resolve({ status: res.statusCode, bytes }));
+      const chunks = [];
+      res.on('data', (chunk) => { bytes += chunk.length; if (scenario.acceptEncoding) chunks.push(chunk); });
+      res.on('end', () => {
+        if (!scenario.acceptEncoding) return resolve({ status: res.statusCode, bytes });
+        // A compression scenario: the answer must be encoded as asked, and decode to the body.
+        const coding = res.headers['content-encoding'];
+        if (coding !== scenario.acceptEncoding) return reject(new Error(`answered without Content-Encoding: ${scenario.acceptEncoding} (does not compress)`));
+        resolve({ status: res.statusCode, bytes: zlib.gunzipSync(Buffer.concat(chunks)).length });
+      });
       res.on('error', reject);
     });
     req.end(body);

@@ -39,6 +39,7 @@ export async function runLoad({ loadgen, scenario, url, connections, durationS, 
   const args = [tool('autocannon-run.js'), '--url', target, '--connections', String(connections), '--duration', String(durationS)];
   if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
   if (scenario.close) args.push('--close');
+  if (scenario.acceptEncoding) args.push('--accept-encoding', scenario.acceptEncoding);
   return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'autocannon' }));
 }
 
@@ -54,6 +55,7 @@ export async function runOpenLoop({ scenario, url, connections, durationS, rate 
   if (scenario.kind === 'ws') args.push('--ws');
   if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
   if (scenario.close) args.push('--close');
+  if (scenario.acceptEncoding) args.push('--accept-encoding', scenario.acceptEncoding);
   return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'open-loop' }));
 }
 

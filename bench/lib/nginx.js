@@ -7,6 +7,29 @@ import { startProcess } from './procs.js';
 
 export const SMALL_BODY = 'Hello, World!'; // 13 bytes
 
+/** 100 KiB of word salad (compresses about 3:1 at gzip 5, like prose or JSON): the gzip scenario's body. */
+export const TEXT_100K = (() => {
+  const words = ['proxy', 'stream', 'route', 'upstream', 'client', 'header', 'body', 'request', 'the', 'of', 'and', 'a', 'to', 'is'];
+  let x = 12345;
+  let s = '';
+  while (s.length < 100 * 1024) {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    s += words[x % words.length] + ((x >> 8) % 11 === 0 ? '.\n' : ' ');
+  }
+  return Buffer.from(s.slice(0, 100 * 1024));
+})();
+
+/** nginx's gzip as usher's compress does it: the same level, text/plain, after 256 bytes, Vary. */
+function gzipLines(level) {
+  return `  gzip on;
+  gzip_comp_level ${level};
+  gzip_types text/plain;
+  gzip_min_length 256;
+  gzip_proxied any;
+  gzip_vary on;
+`;
+}
+
 /** Start nginx on `conf` in the foreground (daemon off), its master as the returned handle. */
 export function startNginx(dir, conf, { cpu, name }) {
   const file = path.join(dir, 'nginx.conf');
@@ -50,6 +73,7 @@ export function originConf(dir, { port, tlsPort, tls }) {
   const www = path.join(dir, 'www');
   fs.mkdirSync(www, { recursive: true });
   fs.writeFileSync(path.join(www, '100k'), Buffer.alloc(100 * 1024, 'a'));
+  fs.writeFileSync(path.join(www, 'text100k'), TEXT_100K);
   return `${main(dir)}
 http {
 ${httpCommon(dir)}  default_type application/octet-stream;
@@ -63,18 +87,19 @@ ${tlsLines(tls)}    root ${www};
     # "return" discards (reads and drops) the request body before answering.
     location = /post { client_max_body_size 1m; default_type text/plain; return 200 "ok\\n"; }
     location = /100k { }
+    location = /text100k { default_type text/plain; }
   }
 }
 `;
 }
 
 /** nginx as a plain keep-alive reverse proxy to one upstream (HTTP or WebSocket). */
-export function proxyConf(dir, { port, tls, upstreamPort }) {
+export function proxyConf(dir, { port, tls, upstreamPort, gzipLevel }) {
   return `${main(dir)}
 http {
 ${httpCommon(dir)}  # Keep a 10 KiB POST body in memory, as the other proxies do, instead of a temp file.
   client_body_buffer_size 16k;
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+${gzipLevel ? gzipLines(gzipLevel) : ''}  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream origin {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;

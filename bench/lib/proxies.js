@@ -84,7 +84,7 @@ function nodePeer(script) {
 }
 
 /** @param {StartContext} ctx */
-function startUsher({ dir, port, tls, upstreamPort }) {
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel }) {
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
   fs.writeFileSync(
@@ -102,7 +102,7 @@ routes:
   - match: { path: /small-rl }
     upstream: origin
     rate_limits: [bench]
-  - upstream: origin
+  - upstream: origin${gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
 log: { level: warn, access_log: false }
 `,
   );

@@ -5,6 +5,9 @@
 export const SCENARIOS = [
   { id: 'small', title: 'GET 13 B, keep-alive', path: '/small', expectBytes: 13 },
   { id: '100k', title: 'GET 100 KiB, keep-alive', path: '/100k', expectBytes: 100 * 1024 },
+  // The proxy compresses (usher's `compress:`, nginx's `gzip on`) at the same gzip level; proxies
+  // that cannot compress are reported n/a by the check (no Content-Encoding: gzip).
+  { id: 'gzip100k', title: 'GET 100 KiB text, gzipped by the proxy (level 5)', path: '/text100k', acceptEncoding: 'gzip', gzipLevel: 5, expectBytes: 100 * 1024 },
   { id: 'post10k', title: 'POST 10 KiB, keep-alive', path: '/post', method: 'POST', bodyBytes: 10 * 1024, expectBytes: 3 },
   { id: 'tls', title: 'GET 13 B over TLS, keep-alive', path: '/small', tls: true, expectBytes: 13 },
   { id: 'close', title: 'GET 13 B, new connection per request', path: '/small', close: true, expectBytes: 13 },

@@ -13,6 +13,7 @@ const { values } = parseArgs({
     method: { type: 'string', default: 'GET' },
     'body-bytes': { type: 'string' },
     close: { type: 'boolean', default: false },
+    'accept-encoding': { type: 'string' },
   },
 });
 
@@ -28,6 +29,7 @@ if (values['body-bytes']) {
   options.body = 'x'.repeat(Number(values['body-bytes']));
   options.headers['content-type'] = 'application/octet-stream';
 }
+if (values['accept-encoding']) options.headers['accept-encoding'] = values['accept-encoding'];
 if (values.close) {
   // A new connection for every request, like wrk with "Connection: close": the server closes
   // after each answer and autocannon reconnects. (Its reconnectRate: 1 completes no request.)

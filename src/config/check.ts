@@ -10,6 +10,7 @@ import { didYouMean } from './suggest.js';
 import { checkProtocols } from './check-protocols.js';
 import { checkTls } from '../tls/config/check.js';
 import { checkAccessSection } from '../filters/access/config.js';
+import { checkTopCompress } from '../filters/compress/config.js';
 import { checkSecurityHeadersSection } from '../filters/security-headers/config.js';
 import { checkRateLimits } from '../filters/rate-limit/config.js';
 import { checkUpstream } from '../upstream/config/check.js';
@@ -40,6 +41,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
   checkProtocols(data, error);
   checkRateLimits(data, error);
   checkTls(data, issues, baseDirOf(issues.file));
+  checkTopCompress(data.compress, error);
   if (isRec(data.proxy)) {
     list(data.proxy.trusted_proxies).forEach((entry, i) => {
       if (typeof entry !== 'string') return;

@@ -3,6 +3,7 @@
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { RouteConfig } from './types.js';
 import { normalizeAccess } from '../filters/access/config.js';
+import { normalizeCompress } from '../filters/compress/config.js';
 import { normalizeCors } from '../filters/cors/config.js';
 import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
 import { normalizeHeaderRules } from '../filters/headers/config.js';
@@ -14,7 +15,7 @@ import { normalizeSplit, normalizeStickyKey } from '../filters/split/config.js';
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
 
 /** The actions and options of a route beyond upstream/respond: the sections of its filters. */
-export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
+export function normalizeRouteActions(r: RouteInput, top: ConfigInput): Partial<RouteConfig> {
   const out: Partial<RouteConfig> = {};
   // Only when given, so configs without priorities normalise as before (the router reads `?? 0`).
   if (r.priority !== undefined && r.priority !== DEFAULTS.route.priority) out.priority = r.priority;
@@ -29,5 +30,9 @@ export function normalizeRouteActions(r: RouteInput): Partial<RouteConfig> {
   if (r.cors !== undefined) out.cors = normalizeCors(r.cors);
   if (r.security_headers !== undefined) out.security_headers = normalizeSecurityHeaders(r.security_headers);
   if (r.rate_limits !== undefined) out.rate_limits = [...r.rate_limits];
+  if (r.upstream !== undefined || r.split !== undefined) {
+    const compress = normalizeCompress(r.compress, top.compress);
+    if (compress !== undefined) out.compress = compress;
+  }
   return out;
 }

@@ -16,6 +16,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, VIA_EXPECTED } from './schema-parts.js';
 import { AccessSchema } from '../filters/access/config.js';
+import { CompressSchema, RouteCompressSchema } from '../filters/compress/config.js';
 import { CorsSchema } from '../filters/cors/config.js';
 import { SecurityHeadersSchema } from '../filters/security-headers/config.js';
 import { HeaderRulesSchema } from '../filters/headers/config.js';
@@ -132,6 +133,7 @@ const Route = object(
     cors: Type.Optional(CorsSchema),
     security_headers: Type.Optional(SecurityHeadersSchema),
     rate_limits: Type.Optional(RouteRateLimitsSchema),
+    compress: Type.Optional(RouteCompressSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
@@ -155,6 +157,7 @@ export const ConfigSchema = object(
         description: 'Routes, tried in order. A request that matches none gets 404.',
       }),
     ),
+    compress: Type.Optional(CompressSchema),
     timeouts: Type.Optional(
       object(
         {

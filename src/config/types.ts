@@ -7,6 +7,7 @@ import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
 import type { UpstreamConfig } from '../upstream/config/types.js';
 import type { AccessConfig } from '../filters/access/config.js';
+import type { CompressConfig } from '../filters/compress/config.js';
 import type { CorsConfig } from '../filters/cors/config.js';
 import type { SecurityHeaders } from '../filters/security-headers/config.js';
 import type { HeaderRules } from '../filters/headers/config.js';
@@ -24,6 +25,7 @@ export type { FieldCondition, RouteMatch } from '../router/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
 export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
 export type { AccessConfig } from '../filters/access/config.js';
+export type { CompressConfig } from '../filters/compress/config.js';
 export type { CorsConfig } from '../filters/cors/config.js';
 export type { SecurityHeaders } from '../filters/security-headers/config.js';
 export type { HeaderRules } from '../filters/headers/config.js';
@@ -93,6 +95,8 @@ export interface RouteConfig {
   security_headers?: SecurityHeaders;
   /** Names of policies under rate_limits.policies, all applied. */
   rate_limits?: string[];
+  /** The effective compression of a proxied route (its own fields over the top level's); absent: off. */
+  compress?: CompressConfig;
 }
 
 export interface DownstreamTimeouts {

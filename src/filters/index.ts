@@ -3,6 +3,7 @@
 // holds its factory and explain(); docs/filters.md says how to write one.
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import { access } from './access/index.js';
+import { compress } from './compress/index.js';
 import { cors } from './cors/index.js';
 import { securityHeaders } from './security-headers/index.js';
 import { requestHeaders, responseHeaders } from './headers/index.js';
@@ -27,6 +28,8 @@ export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   requestHeaders,
   rewritePath,
   mirror,
+  // response and response_body (reverse order: compress runs last, so it sees the final head)
+  compress,
   // response (reverse order: response_headers runs first, so that `upstream: keep` keeps its values)
   securityHeaders,
   responseHeaders,
