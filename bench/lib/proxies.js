@@ -15,11 +15,15 @@ export const PROXY_CPU = 1;
 /**
  * kind: 'floor' (no proxy), 'pipe' (a Node TCP pipe: a floor with a process of its own, not an
  * HTTP proxy), 'usher', 'native' (nginx, haproxy, caddy) or 'node' (the Node HTTP proxies).
- * `requires` names an executable that must be installed.
+ * `requires` names an executable that must be installed; `requiresEnv`, an environment variable
+ * that must be set (the default list leaves such a proxy out when it is not).
  */
 export const PROXIES = [
   { id: 'direct', label: 'direct (no proxy)', kind: 'floor' },
-  { id: 'usher', label: 'usher', kind: 'usher', start: startUsher },
+  { id: 'usher', label: 'usher', kind: 'usher', start: (ctx) => startUsher(ctx) },
+  // Another build of usher in the same run (USHER_ALT_ROOT: a checkout of another commit, built):
+  // before/after comparisons on one machine at one time, e.g. `--proxies usher,usher-alt,nginx`.
+  { id: 'usher-alt', label: 'usher (USHER_ALT_ROOT)', kind: 'usher', requiresEnv: 'USHER_ALT_ROOT', start: (ctx) => startUsher(ctx, process.env.USHER_ALT_ROOT) },
   { id: 'nginx', label: 'nginx', kind: 'native', requires: 'nginx', start: startNginxProxy },
   { id: 'haproxy', label: 'HAProxy', kind: 'native', requires: 'haproxy', start: startHaproxy },
   { id: 'caddy', label: 'Caddy', kind: 'native', requires: 'caddy', start: (ctx) => startCaddy({ ...ctx, cpu: PROXY_CPU }) },
@@ -30,7 +34,7 @@ export const PROXIES = [
 ];
 
 export function selectProxies(ids) {
-  if (!ids) return PROXIES;
+  if (!ids) return PROXIES.filter((p) => p.requiresEnv === undefined || process.env[p.requiresEnv]);
   return ids.map((id) => {
     const proxy = PROXIES.find((p) => p.id === id);
     if (!proxy) throw new Error(`unknown proxy "${id}" (known: ${PROXIES.map((p) => p.id).join(', ')})`);
@@ -83,8 +87,22 @@ function nodePeer(script) {
   };
 }
 
-/** @param {StartContext} ctx */
-function startUsher({ dir, port, tls, upstreamPort, gzipLevel }) {
+// Never refuses (one load generator, one address): the cost of deciding, not of refusing.
+const OWN_SECTIONS = `rate_limits:
+  policies: { bench: { rate: 1000000000, per: 1s, key: [client_ip] } }
+`;
+const OWN_ROUTES = `  - match: { path: /small-rl }
+    upstream: origin
+    rate_limits: [bench]
+`;
+
+/**
+ * @param {StartContext} ctx
+ * @param {string} root the checkout to run; another commit's gets only the sections every
+ *   version knows (no rate_limits, no compress), so its ratelimit and gzip100k rows measure nothing new.
+ */
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel }, root = REPO_DIR) {
+  const own = root === REPO_DIR;
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
   fs.writeFileSync(
@@ -95,21 +113,15 @@ upstreams:
   origin:
     servers:
       - url: http://127.0.0.1:${upstreamPort}
-rate_limits:
-  # Never refuses (one load generator, one address): the cost of deciding, not of refusing.
-  policies: { bench: { rate: 1000000000, per: 1s, key: [client_ip] } }
-routes:
-  - match: { path: /small-rl }
-    upstream: origin
-    rate_limits: [bench]
-  - upstream: origin${gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
+${own ? OWN_SECTIONS : ''}routes:
+${own ? OWN_ROUTES : ''}  - upstream: origin${own && gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
 log: { level: warn, access_log: false }
 `,
   );
   // `node` itself (not npm) under taskset, so the measured PID is the serving process.
-  return startProcess(process.execPath, [path.join(REPO_DIR, 'bin', 'usher.js'), 'serve', '--config', file], {
+  return startProcess(process.execPath, [path.join(root, 'bin', 'usher.js'), 'serve', '--config', file], {
     cpu: PROXY_CPU,
-    cwd: REPO_DIR,
+    cwd: root,
     name: 'usher',
   });
 }

@@ -17,6 +17,7 @@ import { hasCommand } from './setup.js';
  *   or { status: 'failed' | 'n/a', reason }
  */
 export async function runOne(proxy, scenario, rep, env) {
+  if (proxy.requiresEnv && !process.env[proxy.requiresEnv]) return { status: 'n/a', reason: `${proxy.requiresEnv} is not set` };
   if (proxy.requires && !hasCommand(proxy.requires)) return { status: 'n/a', reason: `${proxy.requires} is not installed` };
   if (scenario.proxies && !scenario.proxies.includes(proxy.id)) return { status: 'n/a', reason: `only for ${scenario.proxies.join(', ')}` };
   if (env.rates && !env.rates[scenario.id]) return { status: 'n/a', reason: env.rateFailures?.[scenario.id] ?? 'no rate for this scenario' };
