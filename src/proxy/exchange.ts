@@ -18,7 +18,7 @@ import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex } from '
 import { headProblem, localReplyFor, localReplyProblem, wantsJson } from './local-reply.js';
 import { isIdempotent } from './retry-decision.js';
 import { UpstreamStage } from './upstream-stage.js';
-import { upgradeOf } from './upgrade.js';
+import { openTunnel, upgradeOf } from './upgrade.js';
 
 export type { ExchangeOwner, ExchangeRuntime, ExchangeState } from './context.js';
 
@@ -286,6 +286,32 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     return true;
   }
 
+  /** The upstream's 101 (200 on HTTP/2): through the response phase like any head, then the tunnel. */
+  protected upgradeHead(from: number): void {
+    if (this.responseHooks(from)) this.openUpgrade();
+  }
+
+  private openUpgrade(): void {
+    const upstream = this.tunnelUpstream!;
+    // The client left while a hook ran: its close already took the upstream socket (holdUpstream).
+    if (this.downstreamGone || this.res.destroyed) return;
+    // The upstream closed while a hook ran: no tunnel to open, and nothing went downstream yet.
+    if (upstream.destroyed) return this.fail('upstream_reset', true);
+    const head = this.response!;
+    try {
+      // The status says the connection is a tunnel from here: a hook may edit the fields only.
+      const expected = this.req.httpVersionMajor === 2 ? 200 : 101;
+      if (head.status !== expected) throw new Error(`a response hook changed the status of the tunnel head from ${expected} to ${String(head.status)}`);
+      openTunnel(this, upstream);
+    } catch (err) {
+      upstream.destroy();
+      this.owner.headRefused(this, this.responseFilterNames(false), err);
+      return this.replyBare('internal_error');
+    }
+    this.state = 'streaming';
+    this.timings.responseStart = performance.now();
+  }
+
   /** response_body: the transforms the route's filters want for this response (they change the length); false: one failed. */
   private bodyTransforms(head: ResponseHead): Transform[] | null | false {
     const filters = this.route?.phases.responseBody ?? NO_FILTERS;
@@ -463,7 +489,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
         if (this.responseStage === -1) return;
         if (this.state === 'replying') {
           if (this.responseHooks(next)) this.writeLocal();
-        } else if (this.responseHooks(next) && this.writeProxiedHead()) this.headWritten();
+        } else if (this.tunnelUpstream !== null) this.upgradeHead(next);
+        else if (this.responseHooks(next) && this.writeProxiedHead()) this.headWritten();
         return;
       default:
         return;
