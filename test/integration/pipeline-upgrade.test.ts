@@ -6,7 +6,7 @@
 // response_headers rule (a built-in response filter) edits the 101 too. Over real sockets.
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { ListenerFilterDefinition, RouteFilterDefinition } from '../../src/pipeline/registry.js';
@@ -21,6 +21,9 @@ import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 class Seen {
   readonly phases = new Map<string, string[]>();
   readonly done = new Map<string, number>();
+  /** The 'hold' route's response hook waits for this. */
+  release: () => void = () => {};
+  readonly held = new Promise<void>((resolve) => (this.release = resolve));
   note(ctx: RequestContext, what: string): void {
     const list = this.phases.get(ctx.requestId) ?? [];
     list.push(what);
@@ -44,6 +47,7 @@ function filters(seen: Seen): { filters: RouteFilterDefinition[]; listenerFilter
       seen.note(ctx, `response ${head.status}`);
       // An awaited hook holds the 101 (the upstream's first frame must wait, not be lost).
       if (ctx.route?.name === 'async') await new Promise((resolve) => setTimeout(resolve, 30));
+      if (ctx.route?.name === 'hold') await seen.held;
       if (ctx.route?.name === 'restatus') head.status = 403;
       if (ctx.route?.name === 'badfield') head.headers.push('x-bad', 'a\r\nb');
       head.headers.push('x-route-response', `${head.status} ${head.local ? 'local' : 'proxied'}`);
@@ -62,6 +66,8 @@ function filters(seen: Seen): { filters: RouteFilterDefinition[]; listenerFilter
 interface WsUpstream {
   url: string;
   heads: IncomingMessage[];
+  /** Connections whose other side (usher) went away. */
+  closed: IncomingMessage[];
   close(): Promise<void>;
 }
 
@@ -69,16 +75,19 @@ interface WsUpstream {
 async function startWsUpstream(refuse = false): Promise<WsUpstream> {
   const server: Server = createServer((_req, res) => res.end('plain'));
   const heads: IncomingMessage[] = [];
+  const closed: IncomingMessage[] = [];
   const wss = new WebSocketServer({ server, verifyClient: (_info: unknown, cb: (ok: boolean, code?: number) => void) => cb(!refuse, 403) });
   wss.on('connection', (ws, req) => {
     heads.push(req);
     ws.send('hello');
+    ws.on('close', () => closed.push(req));
     ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     heads,
+    closed,
     close: async () => {
       for (const c of wss.clients) c.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
@@ -103,6 +112,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, http2 = fa
       routes: [
         { name: 'ws', match: { path: '/ws' }, upstream: 'app', ...rule },
         { name: 'async', match: { path: '/async' }, upstream: 'app', ...rule },
+        { name: 'hold', match: { path: '/hold' }, upstream: 'app' },
         { name: 'restatus', match: { path: '/restatus' }, upstream: 'app' },
         { name: 'badfield', match: { path: '/badfield' }, upstream: 'app' },
         { name: 'refused', match: { path: '/refused' }, upstream: 'refusing', ...rule },
@@ -231,6 +241,26 @@ test('a response hook that breaks the 101 (changes its status, or adds a field n
     await waitFor(() => seen.done.get(id) === 1, 5000, `done for ${path}`);
   }
   await waitFor(() => u.usher.inflight === 0, 5000, 'nothing left in flight');
+});
+
+test('a client that leaves while a response hook holds the 101: the upstream connection is closed once it goes out, done once', async (t) => {
+  const { up, u, seen } = await setup(t);
+  const key = Buffer.from('0123456789abcdef').toString('base64');
+  const socket = connect(u.port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write(`GET /hold HTTP/1.1\r\nHost: x.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`);
+  await waitFor(() => up.heads.length === 1, 5000, 'the upstream accepted the upgrade');
+  // usher reads nothing more from an upgrade's client before the tunnel opens (those bytes are
+  // the tunnel's), so it learns that the client left when the held 101 goes out.
+  socket.destroy();
+  await new Promise((resolve) => socket.once('close', resolve));
+  seen.release();
+  await waitFor(() => up.closed.length === 1, 5000, 'the upstream connection closed');
+  const id = await idOf(u, '/hold');
+  await u.close(200);
+  assert.equal(seen.done.get(id), 1);
+  // The 101 was written (into a connection the client had closed) and the tunnel closed at once.
+  assert.deepEqual(seen.phases.get(id), ['early_request', 'request websocket', 'upstream_request', 'response 101', 'route done', 'done 101 -']);
 });
 
 test('WebSocket over HTTP/2: the 200 that opens the tunnel passes the response phase; done once when the stream ends', async (t) => {
