@@ -295,3 +295,16 @@ test('WebSocket over HTTP/2: the 200 that opens the tunnel passes the response p
   await waitFor(() => seen.done.get(id) === 1, 5000, 'done after the stream ended');
   assert.deepEqual(seen.phases.get(id), ['early_request', 'request websocket', 'upstream_request', 'response 200', 'route done', 'done 200 -']);
 });
+
+test('an HTTP/1.1 CONNECT (usher is no forward proxy) is refused as a request: 405 passes the response phase, is logged, done once', async (t) => {
+  const { u, seen } = await setup(t);
+  const reply = await rawRequest(u.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+  assert.equal(rawStatus(reply), 405);
+  assert.match(reply, /reason: method_not_allowed/);
+  assert.match(reply, /\r\nx-listener-response: 405\r\n/i, 'the listener response hook ran on the refusal');
+  await waitFor(() => u.access.length === 1, 5000, 'the access-log line');
+  assert.equal(u.access[0]!.reason, 'method_not_allowed');
+  const id = u.access[0]!.request_id as string;
+  await u.close(200);
+  assert.deepEqual(seen.phases.get(id), ['done 405 method_not_allowed']);
+});
