@@ -9,7 +9,7 @@
 //   upstream_peer     route      which upstream (a traffic split); the cluster then picks a server
 //   upstream_request  route      last edits to the upstream head (path rewrite, header rules, mirror)
 //   upstream_response route      the upstream's head before anything is stored
-//   response          route      every head that goes downstream: proxied or local reply
+//   response          route      every head that goes downstream: proxied, local reply, an upgrade's 101
 //   response_body     route      opt-in streaming transform with backpressure
 //   done              request    exactly once, whatever happened
 //

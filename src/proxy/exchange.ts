@@ -12,13 +12,13 @@ import { doneChannel, requestStartChannel, routedChannel } from '../observabilit
 import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
 import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline/types.js';
 import { routeRequestFor } from '../router/index.js';
-import { grpcTrailersOnly, isGrpc, sendGrpcLocalReply } from './grpc.js';
+import { grpcLocalHeaders, grpcTrailersOnly, isGrpc } from './grpc.js';
 import { bodyStillArriving } from './early-response.js';
 import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex } from './headers.js';
 import { headProblem, localReplyFor, localReplyProblem, wantsJson } from './local-reply.js';
 import { isIdempotent } from './retry-decision.js';
 import { UpstreamStage } from './upstream-stage.js';
-import { upgradeOf } from './upgrade.js';
+import { openTunnel, upgradeOf } from './upgrade.js';
 
 export type { ExchangeOwner, ExchangeRuntime, ExchangeState } from './context.js';
 
@@ -286,6 +286,32 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     return true;
   }
 
+  /** The upstream's 101 (200 on HTTP/2): through the response phase like any head, then the tunnel. */
+  protected upgradeHead(from: number): void {
+    if (this.responseHooks(from)) this.openUpgrade();
+  }
+
+  private openUpgrade(): void {
+    const upstream = this.tunnelUpstream!;
+    // The client left while a hook ran: its close already took the upstream socket (holdUpstream).
+    if (this.downstreamGone || this.res.destroyed) return;
+    // The upstream closed while a hook ran: no tunnel to open, and nothing went downstream yet.
+    if (upstream.destroyed) return this.fail('upstream_reset', true);
+    const head = this.response!;
+    try {
+      // The status says the connection is a tunnel from here: a hook may edit the fields only.
+      const expected = this.req.httpVersionMajor === 2 ? 200 : 101;
+      if (head.status !== expected) throw new Error(`a response hook changed the status of the tunnel head from ${expected} to ${String(head.status)}`);
+      openTunnel(this, upstream);
+    } catch (err) {
+      upstream.destroy();
+      this.owner.headRefused(this, this.responseFilterNames(false), err);
+      return this.replyBare('internal_error');
+    }
+    this.state = 'streaming';
+    this.timings.responseStart = performance.now();
+  }
+
   /** response_body: the transforms the route's filters want for this response (they change the length); false: one failed. */
   private bodyTransforms(head: ResponseHead): Transform[] | null | false {
     const filters = this.route?.phases.responseBody ?? NO_FILTERS;
@@ -338,14 +364,15 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   fail(reason: ReasonCode, close = false): void {
     this.reason = reason;
     this.stopUpstream();
-    // gRPC clients read grpc-status, not an HTML/JSON body (gRPC over HTTP/2: Trailers-Only,
-    // one HEADERS frame: it skips the response phase). req.headers is not touched on HTTP/1.1.
-    if (this.req.httpVersionMajor === 2 && isGrpc(this.req)) {
-      this.state = 'replying';
-      return sendGrpcLocalReply(this.res, reason, this.requestId, this.runtime.forward.requestIdHeader);
-    }
-    const r = localReplyFor(reason, this.requestId, wantsJson(this.req.rawHeaders));
+    const r = this.usherReply(reason);
     this.replyLocal(r.status, r.headers, r.body, reason, close);
+  }
+
+  /** usher's own reply for `reason`; req.headers is not touched on HTTP/1.1. */
+  private usherReply(reason: ReasonCode): { status: number; headers: string[]; body: string | undefined } {
+    // gRPC clients read grpc-status, not an HTML/JSON body: HTTP 200, Trailers-Only (writeLocal).
+    if (this.req.httpVersionMajor === 2 && isGrpc(this.req)) return { status: 200, headers: grpcLocalHeaders(reason), body: undefined };
+    return localReplyFor(reason, this.requestId, wantsJson(this.req.rawHeaders));
   }
 
   /** A local reply: through the response phase (route, then listener), then written. */
@@ -370,8 +397,14 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     const head = this.response!;
     if (this.closeAfter || this.owner.draining) res.shouldKeepAlive = false;
     try {
-      res.writeHead(head.status, head.headers);
+      // usher's reply to a gRPC call (no body, grpc-status in the head, usherReply) goes as one
+      // HEADERS frame with END_STREAM, with whatever the response hooks added.
+      if (!(this.localBody === undefined && this.req.httpVersionMajor === 2 && isGrpc(this.req) && grpcTrailersOnly(res, head.status, head.headers))) {
+        res.writeHead(head.status, head.headers);
+      }
     } catch (err) {
+      // Fields grpcTrailersOnly set before one was refused must not go out with the 500.
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
       // A filter's own reply is checked when made (hookReplied), and usher's are well formed:
       // a response hook broke this head. node:http wrote nothing; answer a bare 500 (once).
       if (this.reason === 'internal_error' && this.responseStage === -1) return void res.destroy();
@@ -385,7 +418,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   /** A 500 (or `reason`'s reply) written as is: the response hooks already failed on this request. */
   private replyBare(reason: ReasonCode): void {
     this.stopUpstream();
-    const r = localReplyFor(reason, this.requestId, wantsJson(this.req.rawHeaders));
+    const r = this.usherReply(reason);
     this.reason = reason;
     this.response = { status: r.status, headers: [...r.headers, this.runtime.forward.requestIdHeader, this.requestId], local: true };
     this.localBody = r.body;
@@ -463,7 +496,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
         if (this.responseStage === -1) return;
         if (this.state === 'replying') {
           if (this.responseHooks(next)) this.writeLocal();
-        } else if (this.responseHooks(next) && this.writeProxiedHead()) this.headWritten();
+        } else if (this.tunnelUpstream !== null) this.upgradeHead(next);
+        else if (this.responseHooks(next) && this.writeProxiedHead()) this.headWritten();
         return;
       default:
         return;

@@ -54,20 +54,22 @@ function percentEncode(s: string): string {
   return s.replace(/[^\x20-\x24\x26-\x7e]/g, (c) => encodeURIComponent(c));
 }
 
-/** A local reply for a gRPC request: HTTP 200, Trailers-Only, grpc-status from the reason. */
-export function sendGrpcLocalReply(res: ServerResponse, reason: ReasonCode, requestId: string, requestIdHeader: string): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  res.statusCode = 200;
-  res.setHeader('content-type', 'application/grpc');
-  res.setHeader('grpc-status', String(grpcStatusFor(reason)));
-  res.setHeader('grpc-message', percentEncode(`usher: ${reason}: ${REASONS[reason].message}`));
-  res.setHeader('usher-reason', reason);
-  res.setHeader(requestIdHeader, requestId);
-  // Headers only, then end: node sends one HEADERS frame with END_STREAM (Trailers-Only).
-  res.end();
+/**
+ * The head of usher's own reply to a gRPC request: HTTP 200, grpc-status from the reason, no
+ * body. It passes the response phase like any local reply; grpcTrailersOnly then writes it as
+ * one HEADERS frame with END_STREAM (Trailers-Only).
+ */
+export function grpcLocalHeaders(reason: ReasonCode): string[] {
+  return [
+    'content-type',
+    'application/grpc',
+    'grpc-status',
+    String(grpcStatusFor(reason)),
+    'grpc-message',
+    percentEncode(`usher: ${reason}: ${REASONS[reason].message}`),
+    'usher-reason',
+    reason,
+  ];
 }
 
 /**

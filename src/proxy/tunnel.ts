@@ -12,6 +12,6 @@ export interface TunnelHost {
   readonly runtime: { readonly config: { readonly upgrade: { readonly idle_timeout: number } }; readonly forward: ForwardSettings };
   readonly requestId: string;
   reason: ReasonCode | undefined;
-  /** The head that went downstream (the 101, or 200 on HTTP/2): what the done phase sees. */
+  /** The tunnel head (the 101, or 200 on HTTP/2): built by tunnelHead, edited by the response phase, written by openTunnel. */
   response: ResponseHead | undefined;
 }

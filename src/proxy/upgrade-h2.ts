@@ -10,7 +10,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { TunnelHost } from './tunnel.js';
-import { filterResponseHeaders } from './headers.js';
+import type { ResponseHead } from '../pipeline/types.js';
+import { filterResponseHeaders, type ForwardSettings } from './headers.js';
 
 /**
  * Rewrites an extended CONNECT for `websocket` into the HTTP/1.1 upgrade request the proxy stage
@@ -26,9 +27,8 @@ export function prepareH2WebSocket(req: Http2ServerRequest, rawHeaders: string[]
   return true;
 }
 
-/** After the upstream's 101: answer the stream 200 (RFC 8441 §5) and copy bytes both ways. */
-export function openH2Tunnel(ex: TunnelHost, rawHeaders: readonly Buffer[], upstream: Socket, idle: number): void {
-  const fwd = ex.runtime.forward;
+/** The 200 that answers the stream once the upstream answered 101 (RFC 8441 §5). */
+export function h2TunnelHead(rawHeaders: readonly Buffer[], fwd: ForwardSettings, requestId: string): ResponseHead {
   const headers: string[] = [];
   filterResponseHeaders(rawHeaders, fwd, headers);
   const out: string[] = [];
@@ -37,10 +37,14 @@ export function openH2Tunnel(ex: TunnelHost, rawHeaders: readonly Buffer[], upst
     if (headers[i]!.toLowerCase() !== 'sec-websocket-accept') out.push(headers[i]!, headers[i + 1]!);
   }
   if (fwd.via !== null) out.push('via', fwd.via);
-  out.push(fwd.requestIdHeader, ex.requestId);
+  out.push(fwd.requestIdHeader, requestId);
+  return { status: 200, headers: out, local: false };
+}
+
+/** After the response phase: write the 200 and copy bytes both ways. */
+export function openH2Tunnel(ex: TunnelHost, head: ResponseHead, upstream: Socket, idle: number): void {
   // Flat name/value arrays work on node's compatibility response as on node:http's.
-  ex.response = { status: 200, headers: out, local: false };
-  ex.res.writeHead(200, out);
+  ex.res.writeHead(head.status, head.headers);
   const res = ex.res as unknown as Http2ServerResponse;
   const stream = res.stream;
   upstream.on('close', () => {

@@ -8,9 +8,10 @@
 
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ResponseHead } from '../pipeline/types.js';
 import type { TunnelHost } from './tunnel.js';
 import { filterResponseHeaders } from './headers.js';
-import { openH2Tunnel } from './upgrade-h2.js';
+import { h2TunnelHead, openH2Tunnel } from './upgrade-h2.js';
 
 const kUpgrade = Symbol('usher.upgrade');
 const kTunnelled = Symbol('usher.tunnelled');
@@ -40,26 +41,48 @@ export function upgradeResponse(req: IncomingMessage, socket: Socket): ServerRes
   return res;
 }
 
-/** Called by Exchange.tryUpgrade once the upstream answered 101. */
-export function openTunnel(ex: TunnelHost, statusCode: number, rawHeaders: readonly (Buffer | string)[], upstream: Socket): void {
-  const client = ex.socket as TunnelSocket;
-  upstream.on('error', ignore);
+/**
+ * The head that opens the tunnel, from the upstream's 101: a 101 with Connection and Upgrade
+ * (200 on an HTTP/2 extended CONNECT, upgrade-h2.ts). It passes the response phase (Exchange)
+ * before openTunnel writes it.
+ */
+export function tunnelHead(ex: TunnelHost, statusCode: number, rawHeaders: readonly (Buffer | string)[]): ResponseHead {
   const raw = rawHeaders.map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));
-  if (ex.req.httpVersionMajor === 2) return openH2Tunnel(ex, raw, upstream, ex.runtime.config.upgrade.idle_timeout);
-  if (client.destroyed) {
-    upstream.destroy();
-    return;
-  }
   const fwd = ex.runtime.forward;
+  if (ex.req.httpVersionMajor === 2) return h2TunnelHead(raw, fwd, ex.requestId);
   const headers: string[] = [];
   filterResponseHeaders(raw, fwd, headers);
   // Connection and Upgrade are hop-by-hop and were filtered; the 101 needs them (RFC 9110 §15.2.2).
   headers.push('connection', 'upgrade', 'upgrade', upgradeOf(ex.req) ?? 'websocket');
   if (fwd.via !== null) headers.push('via', fwd.via);
   headers.push(fwd.requestIdHeader, ex.requestId);
+  return { status: statusCode, headers, local: false };
+}
+
+/**
+ * Until the tunnel head is written (the response phase may await): the upstream's bytes wait in
+ * its socket, and a client that leaves takes the upstream connection with it.
+ */
+export function holdUpstream(ex: TunnelHost, upstream: Socket): void {
+  upstream.on('error', ignore);
+  upstream.pause();
+  ex.res.once('close', () => upstream.destroy());
+}
+
+/**
+ * Writes ex.response (after the response phase) and joins the sockets. Throws, having written
+ * nothing, when node refuses a field of the head.
+ */
+export function openTunnel(ex: TunnelHost, upstream: Socket): void {
+  const head = ex.response!;
+  if (ex.req.httpVersionMajor === 2) return openH2Tunnel(ex, head, upstream, ex.runtime.config.upgrade.idle_timeout);
+  const client = ex.socket as TunnelSocket;
+  if (client.destroyed) {
+    upstream.destroy();
+    return;
+  }
+  ex.res.writeHead(head.status, head.headers);
   client[kTunnelled] = true;
-  ex.response = { status: statusCode, headers, local: false };
-  ex.res.writeHead(statusCode, headers);
   // A 101 has no body: end() writes the head now; the socket is the tunnel's from here.
   ex.res.end();
   // A close on either side (an error destroys the socket, hence closes it) tears down both.

@@ -25,7 +25,7 @@ import { bodyStillArriving, lingerAfterEarlyResponse } from './early-response.js
 import { filterResponseHeaders, trailersObject } from './headers.js';
 import { relayInterim } from './interim.js';
 import { decideRetry, usesBudget, type RetryFacts } from './retry-decision.js';
-import { openTunnel, upgradeOf } from './upgrade.js';
+import { holdUpstream, tunnelHead, upgradeOf } from './upgrade.js';
 
 export abstract class UpstreamStage extends ExchangeContext implements PickContext, TryOwner {
   exclude: Set<Endpoint> | undefined = undefined;
@@ -42,6 +42,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   protected queued = false;
 
   protected upstreamResume: (() => void) | null = null;
+  /** The upstream's socket after its 101, while the tunnel head is in the response phase. */
+  protected tunnelUpstream: Socket | null = null;
   /** Inside pool.dispatch(): an error undici reports now was raised before any connection. */
   private dispatching = false;
   /** The upstream's head as received: to tell, if node:http refuses the head, whose fault it is. */
@@ -152,8 +154,11 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     }
     this.cluster!.observeStatus(t.endpoint, statusCode);
     this.responseStarted = true;
-    this.state = 'streaming';
-    openTunnel(this, statusCode, rawHeaders, socket);
+    holdUpstream(this, socket);
+    this.tunnelUpstream = socket;
+    this.response = tunnelHead(this, statusCode, rawHeaders);
+    this.state = 'response';
+    this.upgradeHead(0);
   }
 
   tryData(_t: Attempt, chunk: Buffer): boolean {
@@ -298,6 +303,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   abstract fail(reason: ReasonCode, close?: boolean): void;
   /** The upstream's head through upstream_response and response; false pauses undici (exchange.ts). */
   protected abstract proxiedHead(phase: 'upstream_response' | 'response', from: number): boolean;
+  /** The tunnel head (ex.response, after a 101) through the response phase, then the tunnel (exchange.ts). */
+  protected abstract upgradeHead(from: number): void;
 }
 
 function onTryTimeout(t: Attempt): void {

@@ -13,7 +13,7 @@ import { handleRequest, kResponse, type HandlerOwner, type ListenerEntry, type R
 import { H2Front } from './h2.js';
 import { KeepAliveIdle } from './keep-alive.js';
 import { closeTunnels } from '../proxy/upgrade.js';
-import { handleUpgrade } from './upgrade.js';
+import { handleConnect, handleUpgrade } from './upgrade.js';
 import { TlsEdge } from '../tls/edge.js';
 import { listenerAccess, type ListenerAccess } from '../filters/access/index.js';
 import { listenerSecurityHeaders, type ListenerSecurityHeaders } from '../filters/security-headers/index.js';
@@ -121,10 +121,7 @@ export class Listener {
       handleRequest(owner, entry, req, res, true);
     });
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      socket.on('error', ignore);
-      socket.end(rawErrorReply('method_not_allowed', newRequestId(), owner.runtime.forward.requestIdHeader));
-    });
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => handleConnect(owner, entry, this.tunnels, req, socket as Socket));
     // Last, so that it wraps every connection listener (node's HTTP or TLS one, HTTP/2's sniffer,
     // the counter): a connection the access list denies reaches none of them.
     const accepted = this.server.listeners('connection') as ((socket: Socket) => void)[];

@@ -1,6 +1,7 @@
-// node:http's 'upgrade' event: every HTTP/1.1 request with Connection: upgrade and an Upgrade
-// field. An allowed upgrade takes the ordinary request path (src/proxy/upgrade.ts relays the 101
-// and opens the tunnel); anything else is refused with a local reply, logged and counted.
+// node:http's 'upgrade' event (every HTTP/1.1 request with Connection: upgrade and an Upgrade
+// field) and 'connect' event. An allowed upgrade takes the ordinary request path
+// (src/proxy/upgrade.ts relays the 101 and opens the tunnel); anything else, CONNECT included,
+// is refused with a local reply, logged and counted.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { markUpgrade, upgradeResponse } from '../proxy/upgrade.js';
@@ -26,6 +27,18 @@ export function handleUpgrade(owner: HandlerOwner, entry: ListenerEntry, tunnels
   }
   markUpgrade(req, protocol);
   handleRequest(owner, entry, req, res, false);
+}
+
+/**
+ * node:http's 'connect' event: an HTTP/1.1 CONNECT. usher is no forward proxy: 405, made by an
+ * Exchange like every refusal (logged, counted, through the response and done phases), on a
+ * response bound to the raw socket that then closes (as after a refused upgrade).
+ */
+export function handleConnect(owner: HandlerOwner, entry: ListenerEntry, tunnels: Set<Socket>, req: IncomingMessage, socket: Socket): void {
+  socket.on('error', ignore);
+  tunnels.add(socket);
+  socket.once('close', () => tunnels.delete(socket));
+  newExchange(owner, entry.chain, req, upgradeResponse(req, socket)).fail('method_not_allowed', true);
 }
 
 function ignore(): void {}
