@@ -58,6 +58,8 @@ export class Listener {
   private readonly extraFilters: readonly (Filter | undefined)[];
   /** rate_limits.global: of the runtime serving at the time (a reload changes them). */
   private readonly globalLimits: GlobalRateLimit;
+  /** Whether the current chain holds globalLimits. */
+  private withGlobalLimits = false;
   private edgeConfig: ListenerConfig;
   /** What every request of this listener carries into the request path: its filters. */
   readonly entry: ListenerEntry;
@@ -157,6 +159,9 @@ export class Listener {
     // Node silently truncates past maxHeadersCount; one more than the limit lets usher see the excess and answer 431.
     this.server.maxHeadersCount = settings.limits.header_count + 1;
     this.applyTls(settings);
+    // rate_limits.global: the hook is in the chain only while the serving runtime has global
+    // policies (this runs after a reload swapped the runtime), so no request pays for none.
+    if ((this.owner.runtime.globalLimits !== undefined) !== this.withGlobalLimits) this.entry.chain = this.chain();
   }
 
   /** A reload: this listener's new TLS settings and files, redirect target (same address and TLS on/off). */
@@ -175,7 +180,8 @@ export class Listener {
 
   /** The listener's filters in order: the access list, the TLS edge, global rate limits, security headers, the embedding program's. */
   private chain(): ListenerChain {
-    return listenerChain([this.access, this.edge, this.globalLimits, this.security, ...this.extraFilters]);
+    this.withGlobalLimits = this.owner.runtime.globalLimits !== undefined;
+    return listenerChain([this.access, this.edge, this.withGlobalLimits ? this.globalLimits : undefined, this.security, ...this.extraFilters]);
   }
 
   /**

@@ -206,6 +206,29 @@ test('global policies apply before routing: to requests of any route, or of none
   assert.equal(b.filter((r) => r.status === 429).length, 10);
 });
 
+test('global policies added by a reload apply to the next request, and stop applying when a reload removes them', async (t) => {
+  const up = await startUpstream('app');
+  const settings = (global: string[]) => ({
+    upstreams: { app: { servers: [up.url] } },
+    rate_limits: { policies: { edge: { rate: 1, per: HOUR, burst: 3 } }, global },
+    routes: [{ upstream: 'app' }],
+  });
+  const u = await startUsher(settings([]));
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  const none = await fire(u.url, 6, 2);
+  assert.ok(none.every((r) => r.status === 200 && r.headers.ratelimit === undefined), 'no global policy: nothing limited, no fields');
+  await u.usher.reload(config({ log: { level: 'warn', access_log: true }, ...settings(['edge']) }));
+  const on = await fire(u.url, 6, 2);
+  assert.equal(on.filter((r) => r.status === 200).length, 3);
+  assert.equal(on.filter((r) => r.status === 429).length, 3);
+  await u.usher.reload(config({ log: { level: 'warn', access_log: true }, ...settings([]) }));
+  const off = await fire(u.url, 6, 2);
+  assert.ok(off.every((r) => r.status === 200 && r.headers.ratelimit === undefined), 'removed again');
+});
+
 test('a reload keeps the buckets of an unchanged policy and starts a changed one afresh', async (t) => {
   const up = await startUpstream('app');
   const settings = (burst: number, other = 'x') => ({
