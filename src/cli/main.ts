@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { formatIssues, loadConfigFile, loadConfigObject } from '../config/index.js';
-import { loadConfigFileOffThread } from '../config/load-off-thread.js';
+import { formatIssues, loadConfigFile } from '../config/index.js';
+import { loadConfigFileOffThread, loadConfigObjectOffThread } from '../config/load-off-thread.js';
 import { closest } from '../config/suggest.js';
 import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
@@ -109,9 +109,10 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
   let result: LoadResult;
   if (file === undefined) {
     demo = await startDemoUpstreams(3);
-    result = loadConfigObject(demoConfig(demo.urls, listen), '<built-in demo>');
+    result = await loadConfigObjectOffThread(demoConfig(demo.urls, listen), '<built-in demo>');
   } else {
-    result = await loadConfigFile(file);
+    // Off the serving thread, as reloads are: see load-off-thread.ts for why it matters at start too.
+    result = await loadConfigFileOffThread(file);
   }
   report(result);
   if (!result.ok) {

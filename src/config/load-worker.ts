@@ -1,12 +1,12 @@
-// Worker side of loadConfigFileOffThread (load-off-thread.ts): loads the file here, off the
+// Worker side of load-off-thread.ts: loads the file (or checks the object) here, off the
 // serving thread, and hands the result over a slice of routes per request of the main thread.
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadConfigFile } from './load.js';
-import { toMessages } from './transfer.js';
+import { loadConfigFile, loadConfigObject } from './load.js';
+import { toMessages, type LoadJob } from './transfer.js';
 
-const { path, env } = workerData as { path: string; env: NodeJS.ProcessEnv };
+const job = workerData as LoadJob;
 const port = parentPort!;
-const messages = toMessages(await loadConfigFile(path, env));
+const messages = toMessages('path' in job ? await loadConfigFile(job.path, job.env) : loadConfigObject(job.object, job.source));
 let next = 0;
 port.on('message', () => {
   port.postMessage(messages[next++]);

@@ -21,11 +21,12 @@ export class Cli {
   exit: Exit | undefined;
   private readonly exited: Promise<Exit>;
 
-  constructor(args: readonly string[]) {
+  /** `nodeArgs`: flags for node itself, before bin/usher.js (e.g. `--import` a probe). */
+  constructor(args: readonly string[], nodeArgs: readonly string[] = []) {
     const env = { ...process.env };
     // node --test marks its children; usher is not a test file and must not report to the runner.
     delete env.NODE_TEST_CONTEXT;
-    this.child = spawn(process.execPath, [binPath, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [...nodeArgs, binPath, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.stdout += s));
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
     this.exited = new Promise((resolve) => {
@@ -120,8 +121,8 @@ export interface Serving {
 }
 
 /** Spawns `usher serve ...args` and waits for the banner's first "listening on" line. */
-export async function serve(t: { after(fn: () => Promise<void> | void): void }, args: readonly string[]): Promise<Serving> {
-  const cli = new Cli(['serve', ...args]);
+export async function serve(t: { after(fn: () => Promise<void> | void): void }, args: readonly string[], nodeArgs: readonly string[] = []): Promise<Serving> {
+  const cli = new Cli(['serve', ...args], nodeArgs);
   t.after(() => cli.kill());
   const port = await cli.until(() => {
     const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(cli.stderr);

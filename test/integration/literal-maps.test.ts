@@ -1,0 +1,48 @@
+// The serving isolate never compiles the config validator: its generated code fills the
+// transition trees of V8's shared object-literal maps, after which objects of literals first met
+// later (Node's nextTick records, undici's and http's per-request objects) each get a new hidden
+// class and go through the runtime — +40% CPU per proxied small GET. So `usher serve` loads its
+// config in a worker thread at start, as on reload (src/config/load-off-thread.ts). A probe
+// loaded into the real CLI process reports whether a new literal site still shares its map.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { repoRoot, serve, tempDir, writeFile, type Serving } from '../helpers/cli.js';
+import { request } from '../helpers/client.js';
+
+const LIMIT = { timeout: 60_000 };
+const PROBE = ['--allow-natives-syntax', '--import', join(repoRoot, 'test', 'fixtures', 'literal-maps-probe.js')];
+
+/** The probe's verdict printed after one request was served (so the serving path has run). */
+async function verdict(s: Serving): Promise<string> {
+  const res = await request(`${s.url}/`);
+  assert.equal(res.status, 200, res.body);
+  const from = s.cli.stderr.length;
+  return s.cli.until(() => /literal-maps-probe: (\w+)/.exec(s.cli.stderr.slice(from))?.[1], 'a probe line after the request');
+}
+
+function config(t: { after(fn: () => void): void }): string {
+  const dir = tempDir(t);
+  return writeFile(join(dir, 'usher.yaml'), 'listeners: [{ address: "127.0.0.1:0" }]\nroutes:\n  - respond: { status: 200, body: "ok\\n" }\nlog: { access_log: false }\n');
+}
+
+test('usher serve -c FILE: the serving isolate keeps shared literal maps (config loaded off-thread)', LIMIT, async (t) => {
+  const s = await serve(t, ['--config', config(t)], PROBE);
+  assert.equal(await verdict(s), 'shared');
+});
+
+test('usher serve (the built-in demo): the serving isolate keeps shared literal maps', LIMIT, async (t) => {
+  const s = await serve(t, ['--listen', '127.0.0.1:0'], PROBE);
+  assert.equal(await verdict(s), 'shared');
+});
+
+test('the probe sees the damage: a config loaded on the serving thread leaves fresh maps', LIMIT, async (t) => {
+  process.env.USHER_PROBE_LOAD_ON_THREAD = '1';
+  let s: Serving;
+  try {
+    s = await serve(t, ['--config', config(t)], PROBE);
+  } finally {
+    delete process.env.USHER_PROBE_LOAD_ON_THREAD;
+  }
+  assert.equal(await verdict(s), 'fresh', 'if this fails, compiling the validator no longer fills the literal maps: the off-thread load is then only for time, and this test can go');
+});
