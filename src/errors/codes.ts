@@ -31,6 +31,8 @@ export const REASONS = Object.freeze({
   auth_required: r(401, 'downstream', false, 'the route requires authentication and the request has no credentials for it'),
   auth_invalid: r(401, 'downstream', false, 'the credentials (password or token) are wrong, expired or not accepted by this route'),
   auth_malformed: r(400, 'downstream', false, 'the Authorization field is malformed (not the scheme\'s syntax)'),
+  auth_forbidden: r(403, 'downstream', false, 'the token verified but lacks a claim (or a claim value) the route requires'),
+  auth_unavailable: r(503, 'internal', false, 'the keys to verify the token (a JWKS URL) could not be fetched'),
 
   // upstream failures
   upstream_connect_refused: r(502, 'upstream', true, 'the upstream server refused the connection'),

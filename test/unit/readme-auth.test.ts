@@ -23,9 +23,16 @@ test('the README authentication examples are valid and mean what the text says',
     assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors));
     return r.config;
   };
-  assert.ok(blocks.length >= 1);
+  assert.ok(blocks.length >= 2);
   const basic = load(blocks[0]!).routes[0]!.auth!.basic!;
   assert.equal(basic.realm, 'Staff');
   assert.deepEqual(basic.users.map(([u]) => u), ['alice', 'bob']);
   assert.ok(bcrypt.compareSync('wonderland', basic.users[0]![1]), 'the README says the example password');
+
+  const jwtConfig = load(blocks[1]!);
+  const jwt = jwtConfig.routes[0]!.auth!.jwt!;
+  assert.deepEqual(jwt.key, { kind: 'remote', url: 'https://id.example.com/.well-known/jwks.json', cache: 600_000, cooldown: 30_000, timeout: 5000 });
+  assert.equal(jwt.leeway, 30);
+  assert.deepEqual(jwt.claims_to_headers, [['sub', 'x-user-id'], ['email', 'x-user-email']]);
+  assert.deepEqual(jwtConfig.rate_limits!.policies.per_user!.key, [{ kind: 'jwt_claim', name: 'sub' }]);
 });

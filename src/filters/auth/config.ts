@@ -5,14 +5,17 @@ import { Type, type Static } from '@sinclair/typebox';
 import { isRec, type RouteCheck } from '../../config/check-kit.js';
 import { object } from '../../config/schema-kit.js';
 import { BasicAuthSchema, checkBasic, normalizeBasic, type BasicAuthConfig } from './basic-config.js';
+import { checkJwt, JwtAuthSchema, normalizeJwt, type JwtAuthConfig } from './jwt-config.js';
 
 export type { BasicAuthConfig } from './basic-config.js';
+export type { JwtAuthConfig, JwtKey } from './jwt-config.js';
 
-const KINDS = ['basic'] as const;
+const KINDS = ['basic', 'jwt'] as const;
 
 export const AuthSchema = object(
   {
     basic: Type.Optional(BasicAuthSchema),
+    jwt: Type.Optional(JwtAuthSchema),
   },
   {
     description:
@@ -22,10 +25,11 @@ export const AuthSchema = object(
 
 export type AuthInput = Static<typeof AuthSchema>;
 
-export type AuthConfig = { basic: BasicAuthConfig };
+export type AuthConfig = { basic: BasicAuthConfig; jwt?: never } | { jwt: JwtAuthConfig; basic?: never };
 
 /** `filePath` resolves a path of the config (an htpasswd file) against the config file's directory. */
 export function normalizeAuth(a: AuthInput, filePath: (p: string) => string): AuthConfig {
+  if (a.jwt !== undefined) return { jwt: normalizeJwt(a.jwt, filePath) };
   return { basic: normalizeBasic(a.basic!, filePath) };
 }
 
@@ -37,4 +41,5 @@ export const checkAuth: RouteCheck = (route, path, { error, resolve }) => {
   if (present.length === 0) error(at, `"auth" needs one of ${KINDS.map((k) => `"${k}"`).join(', ')}`);
   if (present.length > 1) error(at, `a route takes one kind of auth, found ${present.map((k) => `"${k}"`).join(' and ')}`, 'split the route, or keep one');
   checkBasic(a.basic, [...at, 'basic'], error, resolve);
+  checkJwt(a.jwt, [...at, 'jwt'], error, resolve);
 };
