@@ -26,7 +26,7 @@ export type { FieldCondition, RouteMatch } from '../router/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
 export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
 export type { AccessConfig } from '../filters/access/config.js';
-export type { AuthConfig, BasicAuthConfig, JwtAuthConfig } from '../filters/auth/config.js';
+export type { AuthConfig, BasicAuthConfig, ForwardAuthConfig, JwtAuthConfig } from '../filters/auth/config.js';
 export type { CompressConfig } from '../filters/compress/config.js';
 export type { CorsConfig } from '../filters/cors/config.js';
 export type { SecurityHeaders } from '../filters/security-headers/config.js';

@@ -32,7 +32,9 @@ export const REASONS = Object.freeze({
   auth_invalid: r(401, 'downstream', false, 'the credentials (password or token) are wrong, expired or not accepted by this route'),
   auth_malformed: r(400, 'downstream', false, 'the Authorization field is malformed (not the scheme\'s syntax)'),
   auth_forbidden: r(403, 'downstream', false, 'the token verified but lacks a claim (or a claim value) the route requires'),
-  auth_unavailable: r(503, 'internal', false, 'the keys to verify the token (a JWKS URL) could not be fetched'),
+  auth_unavailable: r(503, 'internal', false, 'the auth service (forward auth) or the token\'s keys (a JWKS URL) could not be reached'),
+  auth_timeout: r(504, 'internal', false, 'the auth service (forward auth) did not answer in time'),
+  auth_denied: r(401, 'downstream', false, 'the auth service (forward auth) refused the request: its answer, status included, is relayed'),
 
   // upstream failures
   upstream_connect_refused: r(502, 'upstream', true, 'the upstream server refused the connection'),

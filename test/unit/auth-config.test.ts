@@ -75,7 +75,7 @@ test('basic auth config errors, with file:line:col', (t) => {
     [14, 32, 'routes[3].auth.basic.htpasswd', 'cannot read "missing.htpasswd": ENOENT'],
     [16, 32, 'routes[4].auth.basic.htpasswd', 'empty.htpasswd has no users'],
     [18, 114, 'routes[5].auth.basic.htpasswd', 'dup.htpasswd: user "alice" is also under "users"', 'each line is "user:hash" with a bcrypt hash (`htpasswd -B`)'],
-    [20, 11, 'routes[6].auth', '"auth" needs one of "basic", "jwt"'],
+    [20, 11, 'routes[6].auth', '"auth" needs one of "basic", "jwt", "forward"'],
     [22, 31, 'routes[7].auth.basic.users["a:b"]', 'invalid user name "a:b": expected a user name without ":" or spaces'],
     [22, 111, 'routes[7].auth.basic.realm', 'expected a realm without control characters, got "a\\nb"'],
   ]);
@@ -192,4 +192,50 @@ rate_limits: { policies: { per_user: { rate: 10, key: [{ jwt_claim: sub }] } } }
   const api = (runtime.router as HostPathRouter<CompiledRoute>).candidates.map((c) => c.route).find((c) => c.name === 'api')!;
   assert.deepEqual(api.phases.request.map((f) => f.name), ['auth_jwt', 'rate_limit']);
   assert.equal(api.filters[0]!.explain!(), 'auth jwt (pem; EdDSA,Ed25519; aud api; requires scope, admin; claims → x-user)');
+});
+
+test('forward auth config errors, with file:line:col; its upstream counts as used', () => {
+  const r = loadConfigText(
+    `${HEAD}  - upstream: app
+    auth: { forward: { timeout: 1s } }
+  - upstream: app
+    auth: { forward: { url: "http://a.test/", upstream: app, path: /x } }
+  - upstream: app
+    auth: { forward: { upstream: authz, request_headers: [Authorization, Host], response_headers: [X-User, Content-Length] } }
+  - upstream: app
+    auth: { forward: { url: "http://a.test/", cache: { ttl: 1m } } }
+  - upstream: app
+    auth: { forward: { url: "http://a.test/", path: /x } }
+`,
+    join(tmpdir(), 'usher.yaml'),
+    {},
+  );
+  assert.equal(r.ok, false);
+  assert.deepEqual(r.ok ? [] : brief(r.errors), [
+    [6, 22, 'routes[0].auth.forward', 'forward auth needs "url" or "upstream" (the auth service)'],
+    [8, 47, 'routes[1].auth.forward.upstream', 'forward auth takes "url" or "upstream", not both'],
+    [10, 34, 'routes[2].auth.forward.upstream', 'no upstream named "authz"', 'defined upstreams: app'],
+    [10, 74, 'routes[2].auth.forward.request_headers[1]', '"Host" is not copied: usher sets it (or it is hop-by-hop) for the auth request'],
+    [10, 108, 'routes[2].auth.forward.response_headers[1]', '"Content-Length" cannot be copied onto the upstream request'],
+    [12, 54, 'routes[3].auth.forward.cache', 'missing required key "key"'],
+    [14, 47, 'routes[4].auth.forward.path', '"path" goes with "upstream" (a "url" has its own path)'],
+  ]);
+  const ok = loadConfigText(
+    `listeners: [{ address: 8080 }]
+upstreams:
+  app: { servers: [http://127.0.0.1:3001] }
+  authz: { servers: [http://127.0.0.1:3002] }
+routes:
+  - { name: api, upstream: app, auth: { forward: { upstream: authz, path: /check, response_headers: [X-User], cache: { key: [Authorization] } } } }
+`,
+    join(tmpdir(), 'usher.yaml'),
+    {},
+  );
+  assert.ok(ok.ok, ok.ok ? '' : JSON.stringify(ok.errors));
+  assert.deepEqual(ok.warnings, [], 'authz is used');
+  assert.deepEqual(ok.config.routes[0]!.auth!.forward, { upstream: 'authz', path: '/check', response_headers: ['x-user'], timeout: 5000, cache: { key: ['authorization'], ttl: 10_000 } });
+  const { runtime } = Runtime.build(ok.config);
+  const api = (runtime.router as HostPathRouter<CompiledRoute>).candidates.map((c) => c.route)[0]!;
+  assert.deepEqual(api.phases.request.map((f) => f.name), ['auth_forward']);
+  assert.equal(api.filters[0]!.explain!(), 'auth forward (upstream authz/check; timeout 5000 ms; copies x-user; cache 10000 ms by authorization; not asked under explain)');
 });

@@ -12,7 +12,7 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const section = readme.slice(readme.indexOf('## Authentication'), readme.indexOf('## Operating usher'));
 const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
-const upstreams = 'upstreams:\n  admin: { servers: [http://127.0.0.1:3001] }\n  api: { servers: [http://127.0.0.1:3002] }\n  app: { servers: [http://127.0.0.1:3003] }\n';
+const upstreams = 'upstreams:\n  admin: { servers: [http://127.0.0.1:3001] }\n  api: { servers: [http://127.0.0.1:3002] }\n  app: { servers: [http://127.0.0.1:3003] }\n  authz: { servers: [http://10.0.0.9:4180] }\n';
 
 test('the README authentication examples are valid and mean what the text says', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'usher-readme-'));
@@ -23,7 +23,7 @@ test('the README authentication examples are valid and mean what the text says',
     assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors));
     return r.config;
   };
-  assert.ok(blocks.length >= 2);
+  assert.equal(blocks.length, 3);
   const basic = load(blocks[0]!).routes[0]!.auth!.basic!;
   assert.equal(basic.realm, 'Staff');
   assert.deepEqual(basic.users.map(([u]) => u), ['alice', 'bob']);
@@ -35,4 +35,14 @@ test('the README authentication examples are valid and mean what the text says',
   assert.equal(jwt.leeway, 30);
   assert.deepEqual(jwt.claims_to_headers, [['sub', 'x-user-id'], ['email', 'x-user-email']]);
   assert.deepEqual(jwtConfig.rate_limits!.policies.per_user!.key, [{ kind: 'jwt_claim', name: 'sub' }]);
+
+  const forward = load(blocks[2]!.replace(/^upstreams:\n/, '').replace(/^ {2}authz:.*\n/m, '')).routes[0]!.auth!.forward!;
+  assert.deepEqual(forward, {
+    upstream: 'authz',
+    path: '/oauth2/auth',
+    request_headers: ['cookie', 'authorization'],
+    response_headers: ['x-auth-request-user', 'x-auth-request-email'],
+    timeout: 2000,
+    cache: { key: ['cookie'], ttl: 10_000 },
+  });
 });

@@ -1,14 +1,20 @@
-// `auth:` — authentication per route, in the request phase: basic (basic.ts), jwt (jwt.ts).
+// `auth:` — authentication per route, in the request phase: basic (basic.ts), jwt (jwt.ts),
+// forward (forward.ts).
 // Two definitions, at two places of the route's filter order (src/filters/index.ts).
 import type { RouteConfig } from '../../config/types.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import { BasicAuth } from './basic.js';
+import { forwardAuth } from './forward.js';
 import { JwtAuth } from './jwt.js';
 
 /** basic and forward: after the route's rate limits, so that a flood of guesses is limited before it costs a bcrypt verification or a subrequest. */
 export const auth: RouteFilterDefinition = {
   name: 'auth',
-  create: (rc: RouteConfig) => (rc.auth?.basic === undefined ? undefined : new BasicAuth(rc.auth.basic)),
+  create: (rc: RouteConfig, deps) => {
+    if (rc.auth?.basic !== undefined) return new BasicAuth(rc.auth.basic);
+    if (rc.auth?.forward !== undefined) return forwardAuth(rc.auth.forward, deps);
+    return undefined;
+  },
 };
 
 /** jwt: before the route's rate limits, so that a policy can key on a verified claim ({ jwt_claim }). */

@@ -1,0 +1,157 @@
+// Forward auth (issue #13 pt 3) over real sockets: a real auth service and a real upstream, both
+// HTTP servers started by the test. Allowing (headers copied on, client copies removed), denying
+// (status, headers and body relayed), timing out (504), unreachable (503), through a `url` and
+// through a named upstream, the decision cache; every refusal logged with its reason code.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { request } from '../helpers/client.js';
+import { closedPort, startUpstream } from '../helpers/upstream.js';
+import { startUsher, waitFor } from '../helpers/usher.js';
+
+interface AuthService {
+  url: string;
+  seen: { method: string; url: string; headers: IncomingMessage['headers']; bodyBytes: number }[];
+}
+
+/** The auth service: "Bearer good" is alice, "Bearer redirect" goes to a login page, /slow never answers, anything else is refused with a body. */
+async function startAuthService(t: { after(fn: () => Promise<void>): void }): Promise<AuthService> {
+  const seen: AuthService['seen'] = [];
+  const held: ServerResponse[] = [];
+  const server: Server = createServer((req, res) => {
+    let bodyBytes = 0;
+    req.on('data', (c: Buffer) => (bodyBytes += c.length));
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, bodyBytes });
+      if (req.url!.startsWith('/slow')) return void held.push(res);
+      const auth = req.headers.authorization;
+      if (auth === 'Bearer good') {
+        res.writeHead(200, { 'x-auth-user': 'alice', 'x-auth-groups': 'admin,ops', 'x-not-copied': 'no', 'content-type': 'text/plain' });
+        return res.end('ok, and this body is not relayed');
+      }
+      if (auth === 'Bearer redirect') {
+        res.writeHead(302, { location: 'https://login.test/?rd=' + encodeURIComponent(String(req.headers['x-forwarded-uri'])) });
+        return res.end();
+      }
+      res.writeHead(401, { 'www-authenticate': 'Bearer realm="svc"', 'content-type': 'application/json', 'x-auth-reason': 'bad token' });
+      res.end(JSON.stringify({ error: 'not allowed', got: auth ?? null }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        for (const res of held) res.destroy();
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+async function setup(t: { after(fn: () => Promise<void>): void }) {
+  const svc = await startAuthService(t);
+  const up = await startUpstream('app');
+  const dead = await closedPort();
+  const headers = ['x-auth-user', 'X-Auth-Groups'];
+  const u = await startUsher({
+    upstreams: { app: { servers: [up.url] }, authsvc: { servers: [svc.url] } },
+    routes: [
+      { name: 'url', match: { path: '/url' }, upstream: 'app', auth: { forward: { url: `${svc.url}/verify?from=usher`, response_headers: headers } } },
+      { name: 'up', match: { path: '/up' }, upstream: 'app', auth: { forward: { upstream: 'authsvc', path: '/check', request_headers: ['authorization'], response_headers: headers } } },
+      { name: 'slow', match: { path: '/slow' }, upstream: 'app', auth: { forward: { url: `${svc.url}/slow`, timeout: '300ms' } } },
+      { name: 'dead', match: { path: '/dead' }, upstream: 'app', auth: { forward: { url: `http://127.0.0.1:${dead}/verify` } } },
+      { name: 'cached', match: { path: '/cached' }, upstream: 'app', auth: { forward: { url: `${svc.url}/cached`, response_headers: headers, cache: { key: ['authorization'], ttl: '1h' } } } },
+    ],
+  });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  return { svc, up, u };
+}
+
+test('forward auth: a 2xx lets the request go on with the chosen headers; the service sees the method, URI and forwarding headers', async (t) => {
+  const { svc, up, u } = await setup(t);
+  const r = await request(`${u.url}/url/items?q=1`, { method: 'POST', headers: { authorization: 'Bearer good', 'x-auth-user': 'mallory', cookie: 'a=1', 'content-type': 'text/plain' }, body: 'the body stays with the request' });
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.body, 'app');
+  const asked = svc.seen[0]!;
+  assert.equal(asked.method, 'GET');
+  assert.equal(asked.url, '/verify?from=usher');
+  assert.equal(asked.bodyBytes, 0, 'the client body is not sent to the auth service');
+  assert.equal(asked.headers['x-forwarded-method'], 'POST');
+  assert.equal(asked.headers['x-forwarded-uri'], '/url/items?q=1');
+  assert.equal(asked.headers['x-forwarded-proto'], 'http');
+  assert.equal(asked.headers['x-forwarded-host'], `127.0.0.1:${u.port}`);
+  assert.equal(asked.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(asked.headers.authorization, 'Bearer good');
+  assert.equal(asked.headers.cookie, 'a=1', 'all client headers by default');
+  assert.ok(asked.headers['x-request-id']);
+  const got = up.requests[0]!;
+  assert.equal(got.method, 'POST');
+  assert.equal(got.headers['x-auth-user'], 'alice', 'from the auth service, not the client');
+  assert.equal(got.rawHeaders.filter((h) => h.toLowerCase() === 'x-auth-user').length, 1);
+  assert.equal(got.headers['x-auth-groups'], 'admin,ops');
+  assert.equal(got.headers['x-not-copied'], undefined);
+  assert.equal(got.headers.authorization, 'Bearer good', 'the client\'s Authorization still goes upstream');
+
+  // Through a named upstream: its path, and only the configured request headers.
+  const r2 = await request(`${u.url}/up/x`, { headers: { authorization: 'Bearer good', cookie: 'a=1' } });
+  assert.equal(r2.status, 200);
+  assert.equal(svc.seen[1]!.url, '/check');
+  assert.equal(svc.seen[1]!.headers.cookie, undefined, 'request_headers: only authorization');
+  assert.equal(up.requests[1]!.headers['x-auth-user'], 'alice');
+});
+
+test('forward auth: a denial is relayed as the service sent it; a timeout is 504, an unreachable service 503; each logged with its reason', async (t) => {
+  const { svc, up, u } = await setup(t);
+  const denied = await request(`${u.url}/url`, { headers: { authorization: 'Bearer bad' } });
+  assert.equal(denied.status, 401);
+  assert.deepEqual(JSON.parse(denied.body), { error: 'not allowed', got: 'Bearer bad' }, 'the body relayed');
+  assert.equal(denied.headers['www-authenticate'], 'Bearer realm="svc"');
+  assert.equal(denied.headers['content-type'], 'application/json');
+  assert.equal(denied.headers['x-auth-reason'], 'bad token');
+  assert.ok(denied.headers['x-request-id']);
+  const noAuth = await request(`${u.url}/up`);
+  assert.equal(noAuth.status, 401);
+  assert.equal(JSON.parse(noAuth.body).got, null);
+  const redirect = await request(`${u.url}/url/private?x=1`, { headers: { authorization: 'Bearer redirect' } });
+  assert.equal(redirect.status, 302);
+  assert.equal(redirect.headers.location, 'https://login.test/?rd=%2Furl%2Fprivate%3Fx%3D1');
+
+  const slow = await request(`${u.url}/slow`, { headers: { authorization: 'Bearer good' } });
+  assert.equal(slow.status, 504);
+  assert.match(slow.body, /reason: auth_timeout/);
+  const dead = await request(`${u.url}/dead`, { headers: { authorization: 'Bearer good' } });
+  assert.equal(dead.status, 503);
+  assert.match(dead.body, /reason: auth_unavailable/);
+  assert.equal(up.requests.length, 0, 'nothing refused reached the upstream');
+  assert.ok(svc.seen.some((s) => s.url === '/slow'), 'the slow service was asked');
+
+  await waitFor(() => u.access.length >= 5, 5000, 'the access-log lines');
+  assert.deepEqual(
+    u.access.map((l) => [l.route, l.status, l.reason]),
+    [
+      ['url', 401, 'auth_denied'],
+      ['up', 401, 'auth_denied'],
+      ['url', 302, 'auth_denied'],
+      ['slow', 504, 'auth_timeout'],
+      ['dead', 503, 'auth_unavailable'],
+    ],
+  );
+});
+
+test('forward auth: allowing answers are reused per key for the ttl, denials never', async (t) => {
+  const { svc, up, u } = await setup(t);
+  const asked = () => svc.seen.filter((s) => s.url === '/cached').length;
+  for (let i = 0; i < 3; i++) assert.equal((await request(`${u.url}/cached`, { headers: { authorization: 'Bearer good' } })).status, 200);
+  assert.equal(asked(), 1, 'one subrequest for three requests with the same Authorization');
+  for (const req of up.requests) assert.equal(req.headers['x-auth-user'], 'alice', 'the reused answer\'s headers too');
+  for (let i = 0; i < 2; i++) assert.equal((await request(`${u.url}/cached`, { headers: { authorization: 'Bearer bad' } })).status, 401);
+  assert.equal(asked(), 3, 'each denial asked again');
+  assert.equal((await request(`${u.url}/cached`, { headers: { authorization: 'Bearer good', 'x-auth-user': 'mallory' } })).status, 200);
+  assert.equal(up.requests.at(-1)!.headers['x-auth-user'], 'alice');
+  assert.equal(asked(), 3);
+});
