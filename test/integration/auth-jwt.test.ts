@@ -5,10 +5,12 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { exportJWK, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
+import { certDir } from '../helpers/certs.js';
 import { request, type Reply } from '../helpers/client.js';
 import { tempDir, writeFile } from '../helpers/cli.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
@@ -211,4 +213,45 @@ test('jwt: a rate limit keyed on a verified claim counts per user', async (t) =>
   assert.deepEqual(statuses, [200, 200, 429, 200, 200, 429], 'two per user, whichever token they use');
   // A refused token is refused before the limit counts it.
   assert.equal((await request(u.url, { headers: bearer('x.y.z') })).status, 401);
+});
+
+test('jwt: a JWKS fetched through an upstream uses its TLS settings (a private CA); the same URL fetched directly does not verify', async (t) => {
+  const certs = certDir();
+  t.after(() => certs.remove());
+  const ca = certs.ca('jwks-ca');
+  const leaf = certs.issue('jwks', { cn: 'id.test', sans: ['DNS:id.test', 'IP:127.0.0.1'], ca });
+  const key = ec();
+  const jwk = { ...(await exportJWK(key.publicKey)), kid: 'k1', alg: 'ES256' };
+  let fetches = 0;
+  const server = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {
+    fetches++;
+    res.writeHead(req.url === '/keys.json' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const up = await startUpstream('app');
+  const u = await startUsher({
+    upstreams: { app: { servers: [up.url] }, idp: { servers: [origin], tls: { ca: ca.certPath } } },
+    routes: [
+      { name: 'via', match: { path: '/via' }, upstream: 'app', auth: { jwt: { jwks: { upstream: 'idp', path: '/keys.json' } } } },
+      { name: 'wrong-path', match: { path: '/wrong-path' }, upstream: 'app', auth: { jwt: { jwks: { upstream: 'idp', path: '/nope.json' } } } },
+      { name: 'direct', match: { path: '/direct' }, upstream: 'app', auth: { jwt: { jwks: { url: `${origin}/keys.json` } } } },
+    ],
+  });
+  t.after(async () => {
+    await u.close();
+    await up.close();
+  });
+  const token = bearer(await signed({ sub: 'a' }, key.privateKey, 'ES256', 'k1'));
+  const via = await request(`${u.url}/via`, { headers: token });
+  assert.equal(via.status, 200, via.body);
+  assert.equal(fetches, 1);
+  assert.equal((await request(`${u.url}/wrong-path`, { headers: token })).status, 503, 'a 404 from the JWKS server: no keys');
+  assert.equal(fetches, 2);
+  const direct = await request(`${u.url}/direct`, { headers: token });
+  assert.equal(direct.status, 503, 'the private CA is not among Node\'s roots');
+  assert.match(direct.body, /reason: auth_unavailable/);
+  assert.equal(fetches, 2, 'the direct fetch failed in the TLS handshake');
 });

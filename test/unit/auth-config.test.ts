@@ -239,3 +239,23 @@ routes:
   assert.deepEqual(api.phases.request.map((f) => f.name), ['auth_forward']);
   assert.equal(api.filters[0]!.explain!(), 'auth forward (upstream authz/check; timeout 5000 ms; copies x-user; cache 10000 ms by authorization; not asked under explain)');
 });
+
+test('a JWKS takes a url, or an upstream with a path (counted as used)', () => {
+  const r = loadConfigText(
+    `${HEAD}  - { upstream: app, auth: { jwt: { jwks: { cache: 1m } } } }
+  - { upstream: app, auth: { jwt: { jwks: { url: "https://a.test/k", upstream: app } } } }
+  - { upstream: app, auth: { jwt: { jwks: { upstream: idp } } } }
+  - { upstream: app, auth: { jwt: { jwks: { url: "https://a.test/k", path: /k } } } }
+`,
+    join(tmpdir(), 'usher.yaml'),
+    {},
+  );
+  assert.equal(r.ok, false);
+  assert.deepEqual(r.ok ? [] : brief(r.errors).map((b) => b.slice(2)), [
+    ['routes[0].auth.jwt.jwks', 'a JWKS needs "url" or "upstream" (with "path")'],
+    ['routes[1].auth.jwt.jwks.upstream', 'a JWKS takes "url" or "upstream", not both'],
+    ['routes[2].auth.jwt.jwks', '"upstream" needs "path": where the upstream serves the key set'],
+    ['routes[2].auth.jwt.jwks.upstream', 'no upstream named "idp"', 'defined upstreams: app'],
+    ['routes[3].auth.jwt.jwks.path', '"path" goes with "upstream" (a "url" has its own path)'],
+  ]);
+});

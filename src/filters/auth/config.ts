@@ -49,6 +49,6 @@ export const checkAuth: RouteCheck = (route, path, ctx) => {
   if (present.length === 0) error(at, `"auth" needs one of ${KINDS.map((k) => `"${k}"`).join(', ')}`);
   if (present.length > 1) error(at, `a route takes one kind of auth, found ${present.map((k) => `"${k}"`).join(' and ')}`, 'split the route, or keep one');
   checkBasic(a.basic, [...at, 'basic'], error, resolve);
-  checkJwt(a.jwt, [...at, 'jwt'], error, resolve);
+  checkJwt(a.jwt, [...at, 'jwt'], ctx);
   checkForward(a.forward, [...at, 'forward'], ctx);
 };

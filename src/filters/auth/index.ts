@@ -20,5 +20,10 @@ export const auth: RouteFilterDefinition = {
 /** jwt: before the route's rate limits, so that a policy can key on a verified claim ({ jwt_claim }). */
 export const jwtAuth: RouteFilterDefinition = {
   name: 'auth_jwt',
-  create: (rc: RouteConfig) => (rc.auth?.jwt === undefined ? undefined : new JwtAuth(rc.auth.jwt)),
+  create: (rc: RouteConfig, deps) => {
+    const jwt = rc.auth?.jwt;
+    if (jwt === undefined) return undefined;
+    const up = jwt.key.kind === 'remote' ? jwt.key.upstream : undefined;
+    return new JwtAuth(jwt, up === undefined ? undefined : deps.clusters.get(up));
+  },
 };

@@ -6,9 +6,9 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
-import { isRec, list, type ErrorFn, type Rec } from '../../config/check-kit.js';
+import { isRec, list, type ErrorFn, type Rec, type RouteCheckContext } from '../../config/check-kit.js';
 import type { Segment } from '../../config/issues.js';
-import { duration, headerName, object, stringEnum } from '../../config/schema-kit.js';
+import { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, stringEnum } from '../../config/schema-kit.js';
 import { parseDuration } from '../../config/units.js';
 import { checkRealm } from './basic-config.js';
 
@@ -27,7 +27,13 @@ const ClaimValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
 
 export const JwksSchema = object(
   {
-    url: Type.String({ pattern: '^https?://', description: 'Where the JSON Web Key Set is (http:// or https://; https is verified against Node\'s roots and NODE_EXTRA_CA_CERTS).', 'x-usher-expected': 'an http:// or https:// URL' }),
+    url: Type.Optional(
+      Type.String({ pattern: '^https?://', description: 'Where the JSON Web Key Set is (http:// or https://; https is verified against Node\'s roots and NODE_EXTRA_CA_CERTS). Or `upstream`.', 'x-usher-expected': 'an http:// or https:// URL' }),
+    ),
+    upstream: Type.Optional(
+      Type.String({ minLength: 1, description: 'An upstream (under `upstreams`) that serves the key set, fetched through its pool with its TLS settings (`ca`, client certificate, `servername`). With `path`.' }),
+    ),
+    path: Type.Optional(Type.String({ pattern: PATH_PATTERN, description: 'With `upstream`: the path of the key set ("/.well-known/jwks.json").', 'x-usher-expected': PATH_EXPECTED })),
     cache: Type.Optional(duration('How long a fetched key set is used before it is fetched again.', JWT_DEFAULTS.jwks.cache)),
     cooldown: Type.Optional(duration('A token whose `kid` is not in the set makes usher fetch it again (a rotated key), but at most once per `cooldown`.', JWT_DEFAULTS.jwks.cooldown)),
     timeout: Type.Optional(duration('Longest a fetch may take; a request waiting for it then gets 503 auth_unavailable.', JWT_DEFAULTS.jwks.timeout)),
@@ -94,7 +100,8 @@ export type JwtKey =
   | { kind: 'pem'; pem: string }
   | { kind: 'jwk'; jwk: Record<string, unknown> }
   | { kind: 'jwks'; jwks: { keys: Record<string, unknown>[] } }
-  | { kind: 'remote'; url: string; cache: number; cooldown: number; timeout: number };
+  /** `url`, or `upstream` with `path`. */
+  | { kind: 'remote'; url?: string; upstream?: string; path?: string; cache: number; cooldown: number; timeout: number };
 
 export type ClaimRequirement = true | (string | number | boolean)[];
 
@@ -137,7 +144,11 @@ export function normalizeJwt(j: JwtAuthInput, filePath: (p: string) => string): 
   else {
     const r = j.jwks!;
     const d = JWT_DEFAULTS.jwks;
-    key = { kind: 'remote', url: r.url, cache: parseDuration(r.cache ?? d.cache), cooldown: parseDuration(r.cooldown ?? d.cooldown), timeout: parseDuration(r.timeout ?? d.timeout) };
+    const remote: JwtKey = { kind: 'remote', cache: parseDuration(r.cache ?? d.cache), cooldown: parseDuration(r.cooldown ?? d.cooldown), timeout: parseDuration(r.timeout ?? d.timeout) };
+    if (r.url !== undefined) remote.url = r.url;
+    if (r.upstream !== undefined) remote.upstream = r.upstream;
+    if (r.path !== undefined) remote.path = r.path;
+    key = remote;
   }
   const out: JwtAuthConfig = {
     key,
@@ -195,8 +206,10 @@ function algorithmsOfKeyObject(k: KeyObject): string[] {
 
 const KEY_SOURCES = ['secret', 'key', 'key_file', 'jwks'] as const;
 
-export function checkJwt(j: unknown, at: Segment[], error: ErrorFn, resolve: (p: string) => string): void {
+export function checkJwt(j: unknown, at: Segment[], ctx: RouteCheckContext): void {
   if (!isRec(j)) return;
+  const { error, resolve } = ctx;
+  if (isRec(j.jwks)) checkJwks(j.jwks, [...at, 'jwks'], ctx);
   const sources = KEY_SOURCES.filter((k) => j[k] !== undefined);
   if (sources.length === 0) error(at, 'JWT auth needs a key: one of "secret", "key", "key_file" or "jwks"');
   if (sources.length > 1) error([...at, sources[1]!], `JWT auth takes one key source, found ${sources.map((s) => `"${s}"`).join(' and ')}`, 'keep one (a JWK Set holds several keys)', 'key');
@@ -215,7 +228,7 @@ export function checkJwt(j: unknown, at: Segment[], error: ErrorFn, resolve: (p:
       error(keyAt, `cannot read ${JSON.stringify(j.key_file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     if (text !== undefined) key = readKey(text, keyAt, error, j.key_file);
-  } else if (source === 'jwks' && isRec(j.jwks)) key = { kind: 'remote', url: String(j.jwks.url), cache: 0, cooldown: 0, timeout: 0 };
+  } else if (source === 'jwks' && isRec(j.jwks)) key = { kind: 'remote', cache: 0, cooldown: 0, timeout: 0 };
   if (key === undefined) return;
   let usable: string[];
   try {
@@ -236,6 +249,15 @@ export function checkJwt(j: unknown, at: Segment[], error: ErrorFn, resolve: (p:
     if (bytes < need) error([...at, 'secret'], `the secret has ${bytes} bytes; HMAC keys need at least ${need} (RFC 7518 §3.2: as long as the hash)`, 'use a long random secret, e.g. `openssl rand -base64 48`');
   }
   checkClaims(j, at, error);
+}
+
+/** `url`, or `upstream` with `path`. */
+function checkJwks(k: Rec, at: Segment[], { error, upstream }: RouteCheckContext): void {
+  if (k.url === undefined && k.upstream === undefined) error(at, 'a JWKS needs "url" or "upstream" (with "path")');
+  if (k.url !== undefined && k.upstream !== undefined) error([...at, 'upstream'], 'a JWKS takes "url" or "upstream", not both', undefined, 'key');
+  if (k.upstream !== undefined && k.url === undefined && k.path === undefined) error(at, '"upstream" needs "path": where the upstream serves the key set');
+  if (k.path !== undefined && k.upstream === undefined) error([...at, 'path'], '"path" goes with "upstream" (a "url" has its own path)', undefined, 'key');
+  if (k.upstream !== undefined) upstream(k.upstream, [...at, 'upstream']);
 }
 
 /** A key from `key` or a file: PEM, or JSON holding a JWK or a JWK Set. */

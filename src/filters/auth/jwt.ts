@@ -9,7 +9,8 @@
 // known token costs one Map lookup. The claims go into the request's state (claims.ts) for the
 // rate-limit key, and the chosen ones onto the upstream request in upstream_request.
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify, type FetchImplementation, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import type { Cluster } from '../../upstream/cluster.js';
 import type { Filter, LocalResponse, RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import { safeFieldValue } from '../template.js';
 import { quoted } from './basic-config.js';
@@ -38,8 +39,12 @@ export class JwtAuth implements Filter {
   private readonly strip: ReadonlySet<string>;
   private readonly verified = new Map<string, Verified>();
 
-  constructor(private readonly config: JwtAuthConfig) {
-    this.key = keyOf(config.key);
+  /** `cluster`: the upstream serving the JWKS, when it is fetched through one. */
+  constructor(
+    private readonly config: JwtAuthConfig,
+    cluster?: Cluster,
+  ) {
+    this.key = keyOf(config.key, cluster);
     this.options = { algorithms: config.algorithms, clockTolerance: config.leeway };
     if (config.issuer !== undefined) this.options.issuer = config.issuer;
     if (config.audience !== undefined) this.options.audience = config.audience;
@@ -103,7 +108,7 @@ export class JwtAuth implements Filter {
 
   explain(): string {
     const c = this.config;
-    const from = c.key.kind === 'remote' ? `JWKS ${c.key.url}` : c.key.kind;
+    const from = c.key.kind === 'remote' ? `JWKS ${c.key.url ?? `upstream ${c.key.upstream}${c.key.path}`}` : c.key.kind;
     const parts = [from, c.algorithms.join(',')];
     if (c.issuer !== undefined) parts.push(`iss ${c.issuer.join('|')}`);
     if (c.audience !== undefined) parts.push(`aud ${c.audience.join('|')}`);
@@ -113,7 +118,7 @@ export class JwtAuth implements Filter {
   }
 }
 
-function keyOf(k: JwtKey): Key {
+function keyOf(k: JwtKey, cluster: Cluster | undefined): Key {
   switch (k.kind) {
     case 'secret':
       return createSecretKey(Buffer.from(k.secret, 'utf8'));
@@ -123,10 +128,31 @@ function keyOf(k: JwtKey): Key {
       return k.jwk.kty === 'oct' ? createSecretKey(Buffer.from(String(k.jwk.k), 'base64url')) : createPublicKey({ key: k.jwk as never, format: 'jwk' });
     case 'jwks':
       return createLocalJWKSet(k.jwks as never);
-    case 'remote':
+    case 'remote': {
       // Lazy: nothing is fetched until a request needs a key (explain and validate fetch nothing).
-      return createRemoteJWKSet(new URL(k.url), { cacheMaxAge: k.cache, cooldownDuration: k.cooldown, timeoutDuration: k.timeout });
+      const options = { cacheMaxAge: k.cache, cooldownDuration: k.cooldown, timeoutDuration: k.timeout };
+      if (k.url !== undefined) return createRemoteJWKSet(new URL(k.url), options);
+      // Through the upstream's pool: the URL only names the set (jose's cache key); the path is asked of the upstream.
+      return createRemoteJWKSet(new URL(k.path!, 'http://upstream.invalid'), { ...options, [customFetch]: upstreamFetch(cluster!) });
+    }
   }
+}
+
+/** A fetch for jose that asks the path of a server of `cluster`, with the upstream's TLS settings and pool. */
+function upstreamFetch(cluster: Cluster): FetchImplementation {
+  return async (url, options) => {
+    const endpoint = cluster.pick({ attempt: 0 });
+    if (endpoint === undefined) throw new Error(`upstream "${cluster.name}" has no server available`);
+    const u = new URL(url);
+    const headers: Record<string, string> = {};
+    options.headers.forEach((v, n) => (headers[n] = v));
+    const res = await endpoint.pool.request({ path: u.pathname + u.search, method: 'GET', headers, signal: options.signal });
+    const body = await res.body.arrayBuffer();
+    const h = new Headers();
+    for (const [n, v] of Object.entries(res.headers)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) h.append(n, x);
+    // A null-body status (204, 304) takes no body in a Response; jose refuses anything but 200 anyway.
+    return new Response([204, 205, 304].includes(res.statusCode) ? null : body, { status: res.statusCode, headers: h });
+  };
 }
 
 /** error_description for a token jose refused (RFC 6750 §3: no '"' or '\'), or undefined when the keys could not be had. */
