@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
+import { h2request, h2session } from '../helpers/h2.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
 import { startUsher, waitFor } from '../helpers/usher.js';
 
@@ -21,10 +22,20 @@ async function startAuthService(t: { after(fn: () => Promise<void>): void }): Pr
   const held: ServerResponse[] = [];
   const server: Server = createServer((req, res) => {
     let bodyBytes = 0;
-    req.on('data', (c: Buffer) => (bodyBytes += c.length));
+    let text = '';
+    req.on('data', (c: Buffer) => {
+      bodyBytes += c.length;
+      text += c.toString('utf8');
+    });
     req.on('end', () => {
       seen.push({ method: req.method!, url: req.url!, headers: req.headers, bodyBytes });
       if (req.url!.startsWith('/slow')) return void held.push(res);
+      if (req.url!.startsWith('/body')) {
+        // Judges the body: it must say "allow".
+        const ok = text.includes('allow') || (bodyBytes === 0 && req.headers.authorization === 'Bearer good');
+        res.writeHead(ok ? 204 : 403, { 'content-type': 'text/plain', 'x-auth-user': 'body-judge' });
+        return res.end(ok ? undefined : `refused: ${text}`);
+      }
       const auth = req.headers.authorization;
       if (auth === 'Bearer good') {
         res.writeHead(200, { 'x-auth-user': 'alice', 'x-auth-groups': 'admin,ops', 'x-not-copied': 'no', 'content-type': 'text/plain' });
@@ -62,6 +73,7 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
       { name: 'up', match: { path: '/up' }, upstream: 'app', auth: { forward: { upstream: 'authsvc', path: '/check', request_headers: ['authorization'], response_headers: headers } } },
       { name: 'slow', match: { path: '/slow' }, upstream: 'app', auth: { forward: { url: `${svc.url}/slow`, timeout: '300ms' } } },
       { name: 'dead', match: { path: '/dead' }, upstream: 'app', auth: { forward: { url: `http://127.0.0.1:${dead}/verify` } } },
+      { name: 'body', match: { path: '/body' }, upstream: 'app', auth: { forward: { url: `${svc.url}/body`, body: '1kb', response_headers: headers } } },
       { name: 'cached', match: { path: '/cached' }, upstream: 'app', auth: { forward: { url: `${svc.url}/cached`, response_headers: headers, cache: { key: ['authorization'], ttl: '1h' } } } },
     ],
   });
@@ -154,4 +166,61 @@ test('forward auth: allowing answers are reused per key for the ttl, denials nev
   assert.equal((await request(`${u.url}/cached`, { headers: { authorization: 'Bearer good', 'x-auth-user': 'mallory' } })).status, 200);
   assert.equal(up.requests.at(-1)!.headers['x-auth-user'], 'alice');
   assert.equal(asked(), 3);
+});
+
+test('forward auth with `body`: the service judges the body (POST); a request without one is asked with GET; a body over the bound is 413', async (t) => {
+  const { svc, up, u } = await setup(t);
+  const asked = () => svc.seen.filter((s) => s.url === '/body');
+  const ok = await request(`${u.url}/body`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'please allow this' });
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(asked()[0]!.method, 'POST');
+  assert.equal(asked()[0]!.bodyBytes, 17);
+  assert.equal(asked()[0]!.headers['x-forwarded-method'], 'PUT');
+  assert.equal(asked()[0]!.headers['content-type'], 'text/plain');
+  assert.equal(up.requests[0]!.method, 'PUT');
+  assert.equal(up.requests[0]!.headers['x-auth-user'], 'body-judge');
+  assert.equal(up.requests[0]!.headers['content-length'], '17', 'the body still goes upstream');
+
+  const denied = await request(`${u.url}/body`, { method: 'POST', body: 'no way' });
+  assert.equal(denied.status, 403);
+  assert.equal(denied.body, 'refused: no way');
+  const chunked = await request(`${u.url}/body`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: 'allow, chunked' });
+  assert.equal(chunked.status, 200);
+  assert.equal(asked()[2]!.bodyBytes, 14);
+
+  const get = await request(`${u.url}/body`, { headers: { authorization: 'Bearer good' } });
+  assert.equal(get.status, 200);
+  assert.equal(asked()[3]!.method, 'GET', 'no body: asked in the request phase, with GET');
+  assert.equal(asked()[3]!.bodyBytes, 0);
+
+  const big = await request(`${u.url}/body`, { method: 'POST', body: 'allow'.repeat(300) });
+  assert.equal(big.status, 413);
+  assert.match(big.body, /reason: body_too_large/);
+  assert.equal(asked().length, 4, 'a body over the bound is not sent to the service');
+  assert.equal(up.requests.length, 3);
+});
+
+test('forward auth with `body` over HTTP/2: a request without a body (no Content-Length, END_STREAM on HEADERS) is still asked, in upstream_request', async (t) => {
+  const svc = await startAuthService(t);
+  const up = await startUpstream('app');
+  const u = await startUsher({
+    listeners: [{ address: '127.0.0.1:0', http2: {} }],
+    upstreams: { app: { servers: [up.url] } },
+    routes: [{ name: 'body', upstream: 'app', auth: { forward: { url: `${svc.url}/body`, body: '1kb', response_headers: ['x-auth-user'] } } }],
+  });
+  const session = await h2session(u.url);
+  t.after(async () => {
+    session.close();
+    await u.close();
+    await up.close();
+  });
+  const refused = await h2request(session, { ':path': '/x', authorization: 'Bearer bad' });
+  assert.equal(refused.status, 403, 'asked (and refused) although no body phase ran');
+  assert.equal(up.requests.length, 0);
+  const ok = await h2request(session, { ':path': '/x', authorization: 'Bearer good', 'x-auth-user': 'mallory' });
+  assert.equal(ok.status, 200);
+  assert.equal(up.requests[0]!.headers['x-auth-user'], 'body-judge');
+  const withBody = await h2request(session, { ':path': '/x' }, 'allow me');
+  assert.equal(withBody.status, 200);
+  assert.deepEqual(svc.seen.map((s) => [s.method, s.bodyBytes]), [['GET', 0], ['GET', 0], ['POST', 8]]);
 });

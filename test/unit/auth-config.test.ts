@@ -206,6 +206,8 @@ test('forward auth config errors, with file:line:col; its upstream counts as use
     auth: { forward: { url: "http://a.test/", cache: { ttl: 1m } } }
   - upstream: app
     auth: { forward: { url: "http://a.test/", path: /x } }
+  - upstream: app
+    auth: { forward: { url: "http://a.test/", body: 8kb, cache: { key: [Cookie] } } }
 `,
     join(tmpdir(), 'usher.yaml'),
     {},
@@ -219,6 +221,7 @@ test('forward auth config errors, with file:line:col; its upstream counts as use
     [10, 108, 'routes[2].auth.forward.response_headers[1]', '"Content-Length" cannot be copied onto the upstream request'],
     [12, 54, 'routes[3].auth.forward.cache', 'missing required key "key"'],
     [14, 47, 'routes[4].auth.forward.path', '"path" goes with "upstream" (a "url" has its own path)'],
+    [16, 58, 'routes[5].auth.forward.cache', 'a reused decision would not see the request body: "cache" and "body" do not go together', 'keep one of them'],
   ]);
   const ok = loadConfigText(
     `listeners: [{ address: 8080 }]

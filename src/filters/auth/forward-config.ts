@@ -3,8 +3,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { isRec, list, type RouteCheckContext } from '../../config/check-kit.js';
 import type { Segment } from '../../config/issues.js';
-import { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN } from '../../config/schema-kit.js';
-import { parseDuration } from '../../config/units.js';
+import { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, size } from '../../config/schema-kit.js';
+import { parseDuration, parseSize } from '../../config/units.js';
 
 export const FORWARD_DEFAULTS = { path: '/', timeout: '5s', cache_ttl: '10s' } as const;
 
@@ -26,6 +26,12 @@ export const ForwardAuthSchema = object(
       names('Headers of a 2xx answer copied onto the request sent upstream (X-User, X-Groups...); any copy the client sent is removed first, whatever the answer.'),
     ),
     timeout: Type.Optional(duration('Longest the auth service may take to answer; then 504 auth_timeout.', FORWARD_DEFAULTS.timeout)),
+    body: Type.Optional(
+      size(
+        'Send the request body to the auth service too (with POST; the method in X-Forwarded-Method), read whole up to this size before the service is asked; a larger body: 413 body_too_large. Absent: no body is sent (GET).',
+        '64kb',
+      ),
+    ),
     cache: Type.Optional(
       object(
         {
@@ -57,6 +63,8 @@ export interface ForwardAuthConfig {
   /** Lower case. */
   response_headers: string[];
   timeout: number; // ms
+  /** Bytes of request body read and sent to the service (POST); absent: none (GET). */
+  body?: number;
   cache?: { key: string[]; ttl: number };
 }
 
@@ -69,6 +77,7 @@ export function normalizeForward(f: ForwardAuthInput): ForwardAuthConfig {
   if (f.url !== undefined) out.url = f.url;
   if (f.upstream !== undefined) out.upstream = f.upstream;
   if (f.request_headers !== undefined) out.request_headers = f.request_headers.map((h) => h.toLowerCase());
+  if (f.body !== undefined) out.body = parseSize(f.body);
   if (f.cache !== undefined) out.cache = { key: f.cache.key.map((h) => h.toLowerCase()), ttl: parseDuration(f.cache.ttl ?? FORWARD_DEFAULTS.cache_ttl) };
   return out;
 }
@@ -80,6 +89,7 @@ export function checkForward(f: unknown, at: Segment[], ctx: RouteCheckContext):
   if (f.url !== undefined && f.upstream !== undefined) error([...at, 'upstream'], 'forward auth takes "url" or "upstream", not both', undefined, 'key');
   if (f.path !== undefined && f.upstream === undefined) error([...at, 'path'], '"path" goes with "upstream" (a "url" has its own path)', undefined, 'key');
   if (f.upstream !== undefined) ctx.upstream(f.upstream, [...at, 'upstream']);
+  if (f.body !== undefined && f.cache !== undefined) error([...at, 'cache'], 'a reused decision would not see the request body: "cache" and "body" do not go together', 'keep one of them', 'key');
   list(f.request_headers).forEach((h, i) => {
     if (typeof h === 'string' && NOT_FORWARDED.has(h.toLowerCase())) error([...at, 'request_headers', i], `${JSON.stringify(h)} is not copied: usher sets it (or it is hop-by-hop) for the auth request`);
   });

@@ -9,7 +9,7 @@
 // keyed by the values of `cache.key` headers; denials never are (they may depend on the URI).
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import type { RouteFilterDeps } from '../../pipeline/registry.js';
-import { stateKey, type Filter, type LocalResponse, type RequestContext, type UpstreamRequestHead } from '../../pipeline/types.js';
+import { stateKey, type Filter, type LocalResponse, type RequestBodyHook, type RequestContext, type RequestHookResult, type UpstreamRequestHead } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import { NOT_FORWARDED, type ForwardAuthConfig } from './forward-config.js';
 import { challenge, removeFields } from './replies.js';
@@ -33,6 +33,8 @@ export class ForwardAuth implements Filter {
   private readonly only: ReadonlySet<string> | undefined;
   private readonly copy: ReadonlySet<string>;
   private readonly cached = new Map<string, { until: number; headers: readonly string[] }>();
+  /** With `body`: the service is asked here, once the body is read (a request with none is asked in `request`). */
+  readonly requestBody: RequestBodyHook | undefined;
 
   constructor(
     private readonly config: ForwardAuthConfig,
@@ -40,9 +42,19 @@ export class ForwardAuth implements Filter {
   ) {
     this.only = config.request_headers === undefined ? undefined : new Set(config.request_headers);
     this.copy = new Set(config.response_headers);
+    const max = config.body;
+    this.requestBody = max === undefined ? undefined : { maxBytes: max, inspect: (ctx, body) => this.decide(ctx, body) };
   }
 
   request(ctx: RequestContext): Promise<LocalResponse | undefined> | undefined {
+    // With `body`, a request with a body is asked in request_body; upstream_request asks any the
+    // body phase did not (it runs only for a body usher saw), so none goes on unasked.
+    if (this.requestBody !== undefined && mayHaveBody(ctx)) return undefined;
+    return this.decide(ctx);
+  }
+
+  /** Asks the service (or the cache): undefined to go on, or the reply. */
+  private decide(ctx: RequestContext, body?: Buffer): Promise<LocalResponse | undefined> | undefined {
     // `usher explain` asks nothing of the service.
     if (ctx.explaining) return undefined;
     const key = this.config.cache === undefined ? undefined : this.cacheKey(ctx);
@@ -56,7 +68,7 @@ export class ForwardAuth implements Filter {
         this.cached.delete(key);
       }
     }
-    return this.ask(ctx).then(
+    return this.ask(ctx, body).then(
       (a) => {
         if (!a.allowed) return a.reply;
         ctx.set(kAllowed, a.headers);
@@ -77,7 +89,7 @@ export class ForwardAuth implements Filter {
   }
 
   /** The subrequest and what it answered. */
-  private async ask(ctx: RequestContext): Promise<Answer> {
+  private async ask(ctx: RequestContext, body: Buffer | undefined): Promise<Answer> {
     const headers = this.headersFor(ctx);
     const abort = new AbortController();
     let timedOut = false;
@@ -86,13 +98,13 @@ export class ForwardAuth implements Filter {
       abort.abort(new Timeout('the auth service did not answer in time'));
     }, this.config.timeout);
     try {
-      const res = await this.dispatch(headers, abort.signal);
+      const res = await this.dispatch(headers, body, abort.signal);
       const ok = res.statusCode >= 200 && res.statusCode < 300;
-      const body = ok ? await drain(res.body) : await readBody(res.body);
+      const answer = ok ? await drain(res.body) : await readBody(res.body);
       const flat = flatten(res.headers, ok ? this.copy : undefined);
       if (ok) return { allowed: true, headers: flat };
       // RFC 9110 §15: only a final status can be relayed (undici never gives 1xx here).
-      return { allowed: false, reply: { status: res.statusCode, headers: flat, body, reason: 'auth_denied' } };
+      return { allowed: false, reply: { status: res.statusCode, headers: flat, body: answer, reason: 'auth_denied' } };
     } catch (err) {
       throw timedOut ? new Timeout('timeout', { cause: err }) : err;
     } finally {
@@ -100,11 +112,12 @@ export class ForwardAuth implements Filter {
     }
   }
 
-  private dispatch(headers: Record<string, string>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
-    if (this.config.url !== undefined) return undiciRequest(this.config.url, { method: 'GET', headers, signal });
+  private dispatch(headers: Record<string, string>, body: Buffer | undefined, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const method = body === undefined ? 'GET' : 'POST';
+    if (this.config.url !== undefined) return undiciRequest(this.config.url, { method, headers, body: body ?? null, signal });
     const endpoint = this.cluster?.pick({ attempt: 0 });
     if (endpoint === undefined) return Promise.reject(new Error('the auth upstream has no server available'));
-    return endpoint.pool.request({ path: this.config.path, method: 'GET', headers, signal });
+    return endpoint.pool.request({ path: this.config.path, method, headers, body: body ?? null, signal });
   }
 
   private headersFor(ctx: RequestContext): Record<string, string> {
@@ -127,11 +140,23 @@ export class ForwardAuth implements Filter {
     return out;
   }
 
-  upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): void {
+  upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): RequestHookResult {
+    // With `body`: a request neither phase asked about (a body-less one `request` took for a
+    // body) is asked now, without a body, rather than let through.
+    if (this.requestBody !== undefined && ctx.get(kAllowed) === undefined && !ctx.explaining) {
+      const r = this.decide(ctx);
+      if (r !== undefined) return r.then((reply) => reply ?? this.edit(ctx, head));
+    }
+    this.edit(ctx, head);
+    return undefined;
+  }
+
+  private edit(ctx: RequestContext, head: UpstreamRequestHead): undefined {
     // The client's copies of the headers the service vouches for go, allowed or not.
     if (this.copy.size > 0) removeFields(head.headers, this.copy);
     const add = ctx.get(kAllowed);
     if (add !== undefined) for (let i = 0; i < add.length; i++) head.headers.push(add[i]!);
+    return undefined;
   }
 
   explain(): string {
@@ -139,9 +164,18 @@ export class ForwardAuth implements Filter {
     const to = c.url ?? `upstream ${c.upstream}${c.path}`;
     const parts = [to, `timeout ${c.timeout} ms`];
     if (c.response_headers.length > 0) parts.push(`copies ${c.response_headers.join(', ')}`);
+    if (c.body !== undefined) parts.push(`body up to ${c.body} bytes`);
     if (c.cache !== undefined) parts.push(`cache ${c.cache.ttl} ms by ${c.cache.key.join('+')}`);
     return `auth forward (${parts.join('; ')}; not asked under explain)`;
   }
+}
+
+/** Whether the request announces a body (as the exchange judges it for HTTP/1; an HTTP/2 one without Content-Length may have one). */
+function mayHaveBody(ctx: RequestContext): boolean {
+  const te = ctx.header('transfer-encoding');
+  const cl = ctx.header('content-length');
+  if (te !== undefined || (cl !== undefined && cl !== '0')) return true;
+  return ctx.httpVersion === '2' && cl === undefined;
 }
 
 /** undici's response headers as flat pairs: only `only` when given, else all but NOT_RELAYED. */
