@@ -30,6 +30,7 @@ function request(url, scenario) {
       headers: {
         ...(body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {}),
         ...(scenario.acceptEncoding ? { 'accept-encoding': scenario.acceptEncoding } : {}),
+        ...(scenario.authorization ? { authorization: scenario.authorization } : {}),
       },
       timeout: 5000,
     });

@@ -40,6 +40,7 @@ export async function runLoad({ loadgen, scenario, url, connections, durationS, 
   if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
   if (scenario.close) args.push('--close');
   if (scenario.acceptEncoding) args.push('--accept-encoding', scenario.acceptEncoding);
+  if (scenario.authorization) args.push('--authorization', scenario.authorization);
   return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'autocannon' }));
 }
 
@@ -56,6 +57,7 @@ export async function runOpenLoop({ scenario, url, connections, durationS, rate 
   if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
   if (scenario.close) args.push('--close');
   if (scenario.acceptEncoding) args.push('--accept-encoding', scenario.acceptEncoding);
+  if (scenario.authorization) args.push('--authorization', scenario.authorization);
   return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'open-loop' }));
 }
 

@@ -84,6 +84,7 @@ ${httpCommon(dir)}  default_type application/octet-stream;
 ${tlsLines(tls)}    root ${www};
     location = /small { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-rl { default_type text/plain; return 200 "${SMALL_BODY}"; }
+    location = /small-jwt { default_type text/plain; return 200 "${SMALL_BODY}"; }
     # "return" discards (reads and drops) the request body before answering.
     location = /post { client_max_body_size 1m; default_type text/plain; return 200 "ok\\n"; }
     location = /100k { }

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startCaddy } from './caddy.js';
 import { proxyConf, startNginx } from './nginx.js';
 import { startProcess } from './procs.js';
+import { BENCH_JWT_SECRET } from './scenarios.js';
 
 const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const REPO_DIR = path.dirname(BENCH_DIR);
@@ -94,12 +95,15 @@ const OWN_SECTIONS = `rate_limits:
 const OWN_ROUTES = `  - match: { path: /small-rl }
     upstream: origin
     rate_limits: [bench]
+  - match: { path: /small-jwt }
+    upstream: origin
+    auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }
 `;
 
 /**
  * @param {StartContext} ctx
  * @param {string} root the checkout to run; another commit's gets only the sections every
- *   version knows (no rate_limits, no compress), so its ratelimit and gzip100k rows measure nothing new.
+ *   version knows (no rate_limits, no auth, no compress), so its ratelimit, jwt and gzip100k rows measure nothing new.
  */
 function startUsher({ dir, port, tls, upstreamPort, gzipLevel }, root = REPO_DIR) {
   const own = root === REPO_DIR;

@@ -1,6 +1,13 @@
 // The load scenarios. Every proxy is started fresh for each (repetition, scenario), so peak
 // RSS belongs to one scenario, with `upstream` ('http' → the nginx origin, 'ws' → the Node
 // WebSocket echo origin) and `tls` deciding how it is configured.
+import { createHmac } from 'node:crypto';
+
+/** The secret of the JWT route (bench/lib/proxies.js) and a token it accepts (HS256, no exp). */
+export const BENCH_JWT_SECRET = 'usher bench HS256 secret, 32 bytes or more';
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'bench', aud: 'bench' })}`;
+const BENCH_JWT = `${unsigned}.${createHmac('sha256', BENCH_JWT_SECRET).update(unsigned).digest('base64url')}`;
 
 export const SCENARIOS = [
   { id: 'small', title: 'GET 13 B, keep-alive', path: '/small', expectBytes: 13 },
@@ -15,6 +22,10 @@ export const SCENARIOS = [
   // The `small` request through a route with a rate limit (local store, never refusing): the
   // filter's cost is this scenario against `small` (target: at most 1.15x the CPU per request).
   { id: 'ratelimit', title: 'GET 13 B through a rate limit (local store), keep-alive', path: '/small-rl', expectBytes: 13, proxies: ['usher'] },
+  // The `small` request with a bearer JWT (HS256) through a route with `auth.jwt` (the token's
+  // claims copied to a header): the filter's cost is this scenario against `small` (target: at
+  // most 1.15x). One token for the whole run, as a client's session would send it.
+  { id: 'jwt', title: 'GET 13 B with a bearer JWT (HS256) through JWT auth, keep-alive', path: '/small-jwt', authorization: `Bearer ${BENCH_JWT}`, expectBytes: 13, proxies: ['usher'] },
 ];
 
 for (const scenario of SCENARIOS) {

@@ -7,6 +7,7 @@ export function wrkArgs({ url, connections, durationS, scenario, tmp }) {
   const args = ['-t', '1', '-c', String(connections), '-d', `${durationS}s`, '--timeout', '5s', '--latency'];
   if (scenario.close) args.push('-H', 'Connection: close');
   if (scenario.acceptEncoding) args.push('-H', `Accept-Encoding: ${scenario.acceptEncoding}`);
+  if (scenario.authorization) args.push('-H', `Authorization: ${scenario.authorization}`);
   if (scenario.method === 'POST') args.push('-s', postScript(tmp, scenario.bodyBytes));
   args.push(url);
   return args;

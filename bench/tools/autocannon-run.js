@@ -14,6 +14,7 @@ const { values } = parseArgs({
     'body-bytes': { type: 'string' },
     close: { type: 'boolean', default: false },
     'accept-encoding': { type: 'string' },
+    authorization: { type: 'string' },
   },
 });
 
@@ -30,6 +31,7 @@ if (values['body-bytes']) {
   options.headers['content-type'] = 'application/octet-stream';
 }
 if (values['accept-encoding']) options.headers['accept-encoding'] = values['accept-encoding'];
+if (values.authorization) options.headers.authorization = values.authorization;
 if (values.close) {
   // A new connection for every request, like wrk with "Connection: close": the server closes
   // after each answer and autocannon reconnects. (Its reconnectRate: 1 completes no request.)

@@ -30,6 +30,7 @@ export class HttpSlot {
       `${o.method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n` +
       (o.close ? 'Connection: close\r\n' : '') +
       (o.acceptEncoding ? `Accept-Encoding: ${o.acceptEncoding}\r\n` : '') +
+      (o.authorization ? `Authorization: ${o.authorization}\r\n` : '') +
       (body.length ? `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n` : '') +
       '\r\n';
     this.request = Buffer.concat([Buffer.from(head, 'latin1'), body]);

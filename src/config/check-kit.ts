@@ -19,6 +19,8 @@ export interface RouteCheckContext {
   readonly issues: Issues;
   /** A reference to an upstream by name: counts it as used, and is an error when there is none. */
   readonly upstream: (name: unknown, at: Segment[]) => void;
+  /** A path written in the config (an htpasswd file, a key file), resolved against the config file's directory. */
+  readonly resolve: (path: string) => string;
 }
 
 /** The check of one section of a route: `route` is the route as written, `path` where it is. */

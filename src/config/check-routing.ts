@@ -2,7 +2,9 @@
 // the checks of its matchers (src/router/config.ts) and of the sections of its filters
 // (src/filters/<name>/config.ts, in the order of FILTER_CHECKS), with one context per route.
 // Reads the data defensively, as check.ts does.
+import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { checkAccess } from '../filters/access/config.js';
+import { checkAuth } from '../filters/auth/config.js';
 import { checkCompress } from '../filters/compress/config.js';
 import { checkCors } from '../filters/cors/config.js';
 import { checkSecurityHeaders } from '../filters/security-headers/config.js';
@@ -15,9 +17,10 @@ import { checkMatch } from '../router/config.js';
 import type { ErrorFn, Rec, RouteCheck, RouteCheckContext } from './check-kit.js';
 import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
+import { baseDirOf } from './normalize.js';
 
 /** The checks of the sections of a route's filters, in the order their issues are reported. */
-const FILTER_CHECKS: readonly RouteCheck[] = [checkAccess, checkCors, checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror, checkSecurityHeaders, checkCompress];
+const FILTER_CHECKS: readonly RouteCheck[] = [checkAccess, checkAuth, checkCors, checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror, checkSecurityHeaders, checkCompress];
 
 /** True when the route uses `split` or `redirect`: then this module checks its actions (not check.ts). */
 export function hasRoutingAction(route: Rec): boolean {
@@ -41,7 +44,9 @@ export function checkRouting(route: Rec, path: Segment[], upstreamNames: string[
       error(at, `no upstream named ${JSON.stringify(name)}`, didYouMean(name, upstreamNames) ?? `defined upstreams: ${upstreamNames.join(', ') || '(none)'}`);
     }
   };
-  const ctx: RouteCheckContext = { error, issues, upstream };
+  const baseDir = baseDirOf(issues.file);
+  const resolve = (p: string) => (baseDir === undefined || isAbsolute(p) ? p : resolvePath(baseDir, p));
+  const ctx: RouteCheckContext = { error, issues, upstream, resolve };
   checkMatch(route, path, ctx);
   for (const check of FILTER_CHECKS) check(route, path, ctx);
 }

@@ -3,6 +3,7 @@
 import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { RouteConfig } from './types.js';
 import { normalizeAccess } from '../filters/access/config.js';
+import { normalizeAuth } from '../filters/auth/config.js';
 import { normalizeCompress } from '../filters/compress/config.js';
 import { normalizeCors } from '../filters/cors/config.js';
 import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
@@ -14,8 +15,11 @@ import { normalizeSplit, normalizeStickyKey } from '../filters/split/config.js';
 
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
 
-/** The actions and options of a route beyond upstream/respond: the sections of its filters. */
-export function normalizeRouteActions(r: RouteInput, top: ConfigInput): Partial<RouteConfig> {
+/**
+ * The actions and options of a route beyond upstream/respond: the sections of its filters.
+ * `filePath` resolves a path written in the config against the config file's directory.
+ */
+export function normalizeRouteActions(r: RouteInput, top: ConfigInput, filePath: (p: string) => string): Partial<RouteConfig> {
   const out: Partial<RouteConfig> = {};
   // Only when given, so configs without priorities normalise as before (the router reads `?? 0`).
   if (r.priority !== undefined && r.priority !== DEFAULTS.route.priority) out.priority = r.priority;
@@ -27,6 +31,7 @@ export function normalizeRouteActions(r: RouteInput, top: ConfigInput): Partial<
   if (r.response_headers !== undefined) out.response_headers = normalizeHeaderRules(r.response_headers);
   if (r.mirror !== undefined) out.mirror = normalizeMirror(r.mirror);
   if (r.access !== undefined) out.access = normalizeAccess(r.access);
+  if (r.auth !== undefined) out.auth = normalizeAuth(r.auth, filePath);
   if (r.cors !== undefined) out.cors = normalizeCors(r.cors);
   if (r.security_headers !== undefined) out.security_headers = normalizeSecurityHeaders(r.security_headers);
   if (r.rate_limits !== undefined) out.rate_limits = [...r.rate_limits];

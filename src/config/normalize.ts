@@ -57,7 +57,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     upstreams[name] = upstream;
   }
 
-  const routes = (input.routes ?? []).map((r, index) => normalizeRoute(r, index, source(['routes', index], 'value'), input));
+  const routes = (input.routes ?? []).map((r, index) => normalizeRoute(r, index, source(['routes', index], 'value'), input, filePath));
 
   const t = input.timeouts ?? {};
   const l = input.limits ?? {};
@@ -113,13 +113,13 @@ function normalizeHttp2(h: NonNullable<ConfigInput['listeners'][number]['http2']
   };
 }
 
-function normalizeRoute(r: RouteInput, index: number, source: SourceLocation, top: ConfigInput): RouteConfig {
+function normalizeRoute(r: RouteInput, index: number, source: SourceLocation, top: ConfigInput, filePath: (p: string) => string): RouteConfig {
   const route: RouteConfig = {
     name: r.name ?? `routes[${index}]`,
     index,
     match: normalizeMatch(r.match),
     source,
-    ...normalizeRouteActions(r, top),
+    ...normalizeRouteActions(r, top, filePath),
   };
   if (r.upstream !== undefined) route.upstream = r.upstream;
   if (r.respond !== undefined) {

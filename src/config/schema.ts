@@ -16,6 +16,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, VIA_EXPECTED } from './schema-parts.js';
 import { AccessSchema } from '../filters/access/config.js';
+import { AuthSchema } from '../filters/auth/config.js';
 import { CompressSchema, RouteCompressSchema } from '../filters/compress/config.js';
 import { CorsSchema } from '../filters/cors/config.js';
 import { SecurityHeadersSchema } from '../filters/security-headers/config.js';
@@ -130,6 +131,7 @@ const Route = object(
     response_headers: Type.Optional(HeaderRulesSchema('Edits to the response headers sent to the client (upstream responses only).')),
     mirror: Type.Optional(MirrorSchema),
     access: Type.Optional(AccessSchema),
+    auth: Type.Optional(AuthSchema),
     cors: Type.Optional(CorsSchema),
     security_headers: Type.Optional(SecurityHeadersSchema),
     rate_limits: Type.Optional(RouteRateLimitsSchema),

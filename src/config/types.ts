@@ -7,6 +7,7 @@ import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
 import type { UpstreamConfig } from '../upstream/config/types.js';
 import type { AccessConfig } from '../filters/access/config.js';
+import type { AuthConfig } from '../filters/auth/config.js';
 import type { CompressConfig } from '../filters/compress/config.js';
 import type { CorsConfig } from '../filters/cors/config.js';
 import type { SecurityHeaders } from '../filters/security-headers/config.js';
@@ -25,6 +26,7 @@ export type { FieldCondition, RouteMatch } from '../router/config.js';
 export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig } from '../tls/config/types.js';
 export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
 export type { AccessConfig } from '../filters/access/config.js';
+export type { AuthConfig, BasicAuthConfig, ForwardAuthConfig, JwtAuthConfig } from '../filters/auth/config.js';
 export type { CompressConfig } from '../filters/compress/config.js';
 export type { CorsConfig } from '../filters/cors/config.js';
 export type { SecurityHeaders } from '../filters/security-headers/config.js';
@@ -91,6 +93,8 @@ export interface RouteConfig {
   response_headers?: HeaderRules;
   mirror?: MirrorAction;
   access?: AccessConfig;
+  /** Authentication: one of basic, jwt, forward. */
+  auth?: AuthConfig;
   cors?: CorsConfig;
   security_headers?: SecurityHeaders;
   /** Names of policies under rate_limits.policies, all applied. */

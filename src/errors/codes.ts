@@ -28,6 +28,13 @@ export const REASONS = Object.freeze({
   rate_limited: r(429, 'downstream', false, 'a rate limit refused the request: retry after the Retry-After delay'),
   concurrency_limited: r(429, 'downstream', false, 'too many requests of this client (key) are in flight at once'),
   rate_limit_unavailable: r(503, 'internal', false, 'the shared rate-limit store did not answer and the policy fails closed'),
+  auth_required: r(401, 'downstream', false, 'the route requires authentication and the request has no credentials for it'),
+  auth_invalid: r(401, 'downstream', false, 'the credentials (password or token) are wrong, expired or not accepted by this route'),
+  auth_malformed: r(400, 'downstream', false, 'the Authorization field is malformed (not the scheme\'s syntax)'),
+  auth_forbidden: r(403, 'downstream', false, 'the token verified but lacks a claim (or a claim value) the route requires'),
+  auth_unavailable: r(503, 'internal', false, 'the auth service (forward auth) or the token\'s keys (a JWKS URL) could not be reached'),
+  auth_timeout: r(504, 'internal', false, 'the auth service (forward auth) did not answer in time'),
+  auth_denied: r(401, 'downstream', false, 'the auth service (forward auth) refused the request: its answer, status included, is relayed'),
 
   // upstream failures
   upstream_connect_refused: r(502, 'upstream', true, 'the upstream server refused the connection'),
@@ -62,7 +69,7 @@ export const REASONS = Object.freeze({
 export type ReasonCode = keyof typeof REASONS;
 
 export const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
-  200: 'OK', 204: 'No Content', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
+  200: 'OK', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
   413: 'Content Too Large', 414: 'URI Too Long', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
   499: 'Client Closed Request', 500: 'Internal Server Error', 501: 'Not Implemented',
   502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',

@@ -3,6 +3,7 @@
 // holds its factory and explain(); docs/filters.md says how to write one.
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import { access } from './access/index.js';
+import { auth, jwtAuth } from './auth/index.js';
 import { compress } from './compress/index.js';
 import { cors } from './cors/index.js';
 import { securityHeaders } from './security-headers/index.js';
@@ -16,8 +17,14 @@ import { split } from './split/index.js';
 export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   // request: the access list first (nothing else is told about a denied client)
   access,
+  // request: JWT auth before the rate limits, which may key on a verified claim; upstream_request:
+  // claims onto the upstream request (before the header rules, which may still edit them)
+  jwtAuth,
   // request: rate limits next, so a refused request costs nothing else
   rateLimit,
+  // request: basic (and forward) auth after the rate limits, so a flood of guesses is refused
+  // before it costs a bcrypt verification (or a subrequest); upstream_request: Authorization removed
+  auth,
   // request (a preflight is answered here) and response (its fields on every reply, local ones and 429s too)
   cors,
   redirect,

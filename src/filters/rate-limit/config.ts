@@ -26,8 +26,12 @@ const KeyPartSchema = Type.Union(
     stringEnum(['client_ip', 'route'] as const, { description: '`client_ip`: the TCP peer (after trusted proxies: still the peer). `route`: the route\'s name (one bucket per route).' }),
     object({ header: headerName('A request header; a request without it is keyed on the empty value.') }, { description: 'A request header.' }),
     object({ cookie: Type.String({ minLength: 1, description: 'A cookie name.' }) }, { description: 'A cookie (route policies only: cookies are parsed after routing).' }),
+    object(
+      { jwt_claim: Type.String({ minLength: 1, description: 'A claim name ("sub", "client_id"...).' }) },
+      { description: 'A claim of the request\'s verified JWT (route policies of routes with `auth.jwt` only: the token is verified before the rate limits).' },
+    ),
   ],
-  { 'x-usher-expected': '"client_ip", "route", {header: name} or {cookie: name}' },
+  { 'x-usher-expected': '"client_ip", "route", {header: name}, {cookie: name} or {jwt_claim: name}' },
 );
 
 const RateSchema = {
@@ -43,7 +47,7 @@ export const RateLimitPolicySchema = object(
       Type.Array(KeyPartSchema, {
         minItems: 1,
         default: [...RATE_LIMIT_DEFAULTS.key],
-        description: 'What one bucket counts: one or more of client_ip, route, {header}, {cookie}; several parts combine (one bucket per distinct combination). A JWT claim comes with JWT auth.',
+        description: 'What one bucket counts: one or more of client_ip, route, {header}, {cookie}, {jwt_claim}; several parts combine (one bucket per distinct combination).',
       }),
     ),
     concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'Most requests of one key in flight at once in this usher process (released when the response ends); more: 429 concurrency_limited.' })),
@@ -152,12 +156,19 @@ function rate(r: { rate?: number | undefined; per?: number | string | undefined;
   return { interval: per / r.rate, burst: r.burst ?? r.rate, rate: r.rate, per };
 }
 
+function keyPart(k: Static<typeof KeyPartSchema>): KeyPart {
+  if (typeof k === 'string') return { kind: k };
+  if ('header' in k) return { kind: 'header', name: k.header.toLowerCase() };
+  if ('cookie' in k) return { kind: 'cookie', name: k.cookie };
+  return { kind: 'jwt_claim', name: k.jwt_claim };
+}
+
 export function normalizeRateLimits(d: Input): RateLimitsConfig {
   const policies = dict<RateLimitPolicy>();
   for (const [name, p] of Object.entries(d.policies ?? {})) {
     const out: RateLimitPolicy = {
       name,
-      key: (p.key ?? RATE_LIMIT_DEFAULTS.key).map((k): KeyPart => (typeof k === 'string' ? { kind: k } : 'header' in k ? { kind: 'header', name: k.header.toLowerCase() } : { kind: 'cookie', name: k.cookie })),
+      key: (p.key ?? RATE_LIMIT_DEFAULTS.key).map(keyPart),
       dry_run: p.dry_run ?? false,
       store: p.store ?? 'local',
       on_store_error: p.on_store_error ?? RATE_LIMIT_DEFAULTS.on_store_error,
@@ -229,6 +240,12 @@ export function checkRateLimits(data: Rec, error: ErrorFn): void {
   });
   list(data.routes).forEach((route, r) => {
     if (!isRec(route)) return;
-    list(route.rate_limits).forEach((name, i) => known(name, ['routes', r, 'rate_limits', i]));
+    const jwt = isRec(route.auth) && route.auth.jwt !== undefined;
+    list(route.rate_limits).forEach((name, i) => {
+      const p = known(name, ['routes', r, 'rate_limits', i]);
+      if (p === undefined || jwt) return;
+      const claim = list(p.key).find((k) => isRec(k) && typeof k.jwt_claim === 'string') as Rec | undefined;
+      if (claim !== undefined) error(['routes', r, 'rate_limits', i], `policy ${JSON.stringify(name)} keys on the JWT claim ${JSON.stringify(claim.jwt_claim)}, and this route has no "auth.jwt" to verify a token`, 'add `auth: { jwt: ... }` to the route, or use a policy with another key');
+    });
   });
 }

@@ -2,6 +2,7 @@
 // one function per policy at load.
 import type { RequestContext } from '../../pipeline/types.js';
 import type { KeyPart } from './key-kinds.js';
+import { claimText, JWT_CLAIMS } from '../auth/claims.js';
 
 type Reader = (ctx: RequestContext) => string;
 
@@ -15,6 +16,12 @@ const READERS: Readonly<Record<KeyPart['kind'], (part: KeyPart) => Reader>> = Ob
   cookie: (p) => {
     const n = (p as { name: string }).name;
     return (ctx) => ctx.request?.cookie(n) ?? '';
+  },
+  // The route's JWT filter runs before its rate limits and leaves the verified claims here; a
+  // request that reaches a policy without them (none verified) is keyed on the empty value.
+  jwt_claim: (p) => {
+    const n = (p as { name: string }).name;
+    return (ctx) => claimText(ctx.get(JWT_CLAIMS)?.[n]) ?? '';
   },
 });
 
