@@ -3,6 +3,7 @@
 // (src/filters/<name>/config.ts, in the order of FILTER_CHECKS), with one context per route.
 // Reads the data defensively, as check.ts does.
 import { checkAccess } from '../filters/access/config.js';
+import { checkCache } from '../filters/cache/config.js';
 import { checkCompress } from '../filters/compress/config.js';
 import { checkCors } from '../filters/cors/config.js';
 import { checkSecurityHeaders } from '../filters/security-headers/config.js';
@@ -17,7 +18,7 @@ import type { Issues, Segment } from './issues.js';
 import { didYouMean } from './suggest.js';
 
 /** The checks of the sections of a route's filters, in the order their issues are reported. */
-const FILTER_CHECKS: readonly RouteCheck[] = [checkAccess, checkCors, checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror, checkSecurityHeaders, checkCompress];
+const FILTER_CHECKS: readonly RouteCheck[] = [checkAccess, checkCors, checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror, checkSecurityHeaders, checkCompress, checkCache];
 
 /** True when the route uses `split` or `redirect`: then this module checks its actions (not check.ts). */
 export function hasRoutingAction(route: Rec): boolean {
