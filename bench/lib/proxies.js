@@ -90,16 +90,21 @@ function nodePeer(script) {
 // Never refuses (one load generator, one address): the cost of deciding, not of refusing.
 const OWN_SECTIONS = `rate_limits:
   policies: { bench: { rate: 1000000000, per: 1s, key: [client_ip] } }
+caches:
+  bench: { max_size: 64mb }
 `;
 const OWN_ROUTES = `  - match: { path: /small-rl }
     upstream: origin
     rate_limits: [bench]
+  - match: { path: /small-cached }
+    upstream: origin
+    cache: bench
 `;
 
 /**
  * @param {StartContext} ctx
  * @param {string} root the checkout to run; another commit's gets only the sections every
- *   version knows (no rate_limits, no compress), so its ratelimit and gzip100k rows measure nothing new.
+ *   version knows (no rate_limits, no compress, no caches), so its ratelimit, gzip100k and cachehit rows measure nothing new.
  */
 function startUsher({ dir, port, tls, upstreamPort, gzipLevel }, root = REPO_DIR) {
   const own = root === REPO_DIR;
