@@ -10,6 +10,7 @@ import zlib from 'node:zlib';
 import type { MemoryStore } from '../../src/cache/store.js';
 import { loadConfigObject } from '../../src/config/index.js';
 import { request, type Reply } from '../helpers/client.js';
+import { h2request, h2session } from '../helpers/h2.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
@@ -44,11 +45,12 @@ class Origin {
 
 async function setup(
   t: { after: (fn: () => Promise<void>) => void },
-  opts: { store?: Record<string, unknown>; route?: Record<string, unknown> | string; extra?: Record<string, unknown> } = {},
+  opts: { store?: Record<string, unknown>; route?: Record<string, unknown> | string; extra?: Record<string, unknown>; listeners?: unknown[] } = {},
 ): Promise<{ o: Origin; u: TestUsher; store: MemoryStore }> {
   const o = new Origin();
   await o.start();
   const u = await startUsher({
+    ...(opts.listeners === undefined ? {} : { listeners: opts.listeners }),
     upstreams: { app: { servers: [o.up.url] } },
     caches: { main: { max_size: '8mb', ...opts.store } },
     routes: [{ upstream: 'app', cache: opts.route ?? 'main', ...opts.extra }],
@@ -487,4 +489,23 @@ test('config: an unknown cache name is an error with a hint; cache on a respond 
   const r3 = loadConfigObject({ listeners: [{ address: '127.0.0.1:0' }], upstreams: { app: { servers: ['http://127.0.0.1:1'] } }, caches: { main: { max_size: '1mb' } }, routes: [{ upstream: 'app', cache: false }] }, '<test>');
   assert.equal(r3.ok, true);
   if (r3.ok) assert.equal(r3.config.routes[0]!.cache, undefined);
+});
+
+test('HTTP/2 downstream: a hit, HEAD and a 304 from the store', async (t) => {
+  const { o, u } = await setup(t, { extra: {}, listeners: [{ address: '127.0.0.1:0', http2: {} }] });
+  o.routes.set('/h2', () => ({ headers: { 'cache-control': 'max-age=600', etag: '"h"' }, body: 'over h2' }));
+  const s = await h2session(u.url);
+  t.after(() => void s.close());
+  const a = await h2request(s, { ':path': '/h2' });
+  const b = await h2request(s, { ':path': '/h2' });
+  assert.equal(a.body.toString(), 'over h2');
+  assert.equal(b.body.toString(), 'over h2');
+  assert.match(String(b.headers['cache-status']), /hit/);
+  const head = await h2request(s, { ':path': '/h2', ':method': 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.body.length, 0);
+  const nm = await h2request(s, { ':path': '/h2', 'if-none-match': '"h"' });
+  assert.equal(nm.status, 304);
+  assert.equal(nm.body.length, 0);
+  assert.equal(o.count('/h2'), 1);
 });
