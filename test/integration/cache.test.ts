@@ -509,3 +509,87 @@ test('HTTP/2 downstream: a hit, HEAD and a 304 from the store', async (t) => {
   assert.equal(nm.body.length, 0);
   assert.equal(o.count('/h2'), 1);
 });
+
+test('Range from a stored whole response (RFC 9110 §14): 206, 416, several ranges and If-Range give the whole', async (t) => {
+  const { o, u } = await setup(t);
+  o.routes.set('/r', () => ({ headers: { 'cache-control': 'max-age=600', etag: '"r1"' }, body: '0123456789' }));
+  await get(u, '/r');
+  const cases: [string, Record<string, string>, number, string, string | undefined][] = [
+    ['a range', { range: 'bytes=2-4' }, 206, '234', 'bytes 2-4/10'],
+    ['open-ended', { range: 'bytes=7-' }, 206, '789', 'bytes 7-9/10'],
+    ['a suffix', { range: 'bytes=-3' }, 206, '789', 'bytes 7-9/10'],
+    ['past the end is clipped', { range: 'bytes=8-100' }, 206, '89', 'bytes 8-9/10'],
+    ['unsatisfiable', { range: 'bytes=20-' }, 416, '', 'bytes */10'],
+    ['several ranges: the whole', { range: 'bytes=0-1,3-4' }, 200, '0123456789', undefined],
+    ['another unit: the whole', { range: 'items=0-1' }, 200, '0123456789', undefined],
+    ['If-Range matching', { range: 'bytes=0-0', 'if-range': '"r1"' }, 206, '0', 'bytes 0-0/10'],
+    ['If-Range not matching', { range: 'bytes=0-0', 'if-range': '"r0"' }, 200, '0123456789', undefined],
+    ['If-Range weak never matches', { range: 'bytes=0-0', 'if-range': 'W/"r1"' }, 200, '0123456789', undefined],
+  ];
+  for (const [name, headers, status, body, contentRange] of cases) {
+    const r = await get(u, '/r', headers);
+    assert.equal(r.status, status, name);
+    assert.equal(r.body, body, name);
+    assert.equal(r.headers['content-range'], contentRange, name);
+    if (status === 206) assert.equal(r.headers['content-length'], String(body.length), name);
+  }
+  assert.equal(o.count('/r'), 1);
+});
+
+test('stale-while-revalidate (RFC 5861 §3): while one request revalidates, the others get the stale response at once', async (t) => {
+  const { o, u, store } = await setup(t, { route: { store: 'main', collapse_timeout: '60s' } });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  o.routes.set('/swr', (_req, res, n) => {
+    const answer = () => {
+      res.writeHead(200, { 'cache-control': 'max-age=10, stale-while-revalidate=1000', age: '20', 'content-type': 'text/plain' });
+      res.end(`swr #${n}`);
+    };
+    if (n === 2) void gate.then(answer);
+    else answer();
+  });
+  await get(u, '/swr'); // stored stale on arrival (Age 20 > max-age 10)
+  const revalidating = get(u, '/swr');
+  await waitFor(() => o.count('/swr') === 2 && store.fill(`http://127.0.0.1:${u.port}/swr`) !== undefined, 10_000, 'the revalidation upstream');
+  const served = await get(u, '/swr');
+  assert.equal(served.body, 'swr #1');
+  assert.match(String(served.headers['cache-status']), /hit; ttl=-\d+; detail="stale-while-revalidate"/);
+  release();
+  assert.equal((await revalidating).body, 'swr #2');
+  assert.equal(o.count('/swr'), 2);
+});
+
+test('stale-if-error (RFC 5861 §4): a 5xx or no answer at all is replaced by the stale response within the window', async (t) => {
+  const { o, u } = await setup(t, { extra: {} });
+  let failing = false;
+  const route = (cc: string) => (): Answer => (failing ? { status: 503, body: 'down' } : { headers: { 'cache-control': cc, age: '20' }, body: 'stored copy' });
+  o.routes.set('/sie', route('max-age=10, stale-if-error=1000'));
+  o.routes.set('/sie-mr', route('max-age=10, stale-if-error=1000, must-revalidate'));
+  o.routes.set('/sie-none', route('max-age=10'));
+  for (const p of ['/sie', '/sie-mr', '/sie-none']) await get(u, p);
+  failing = true;
+  const a = await get(u, '/sie');
+  assert.equal(a.status, 200);
+  assert.equal(a.body, 'stored copy');
+  assert.match(String(a.headers['cache-status']), /fwd-status=503; detail="stale-if-error"/);
+  assert.equal((await get(u, '/sie-mr')).status, 503, 'must-revalidate: never stale');
+  assert.equal((await get(u, '/sie-none')).status, 503, 'no stale-if-error');
+  assert.equal((await get(u, '/sie-none', { 'cache-control': 'stale-if-error=1000' })).body, 'stored copy', "the request's own stale-if-error");
+  // The upstream gone altogether: connection refused.
+  await o.up.close();
+  const b = await get(u, '/sie');
+  assert.equal(b.status, 200);
+  assert.equal(b.body, 'stored copy');
+  assert.match(String(b.headers['cache-status']), /detail="stale-if-error; upstream_connect_refused"/);
+  assert.equal((await get(u, '/sie-none')).status, 502);
+});
+
+test('stale_if_error on the route: the operator\'s override while the upstream is down', async (t) => {
+  const { o, u } = await setup(t, { route: { store: 'main', stale_if_error: '1h' } });
+  o.routes.set('/op', () => ({ headers: { 'cache-control': 'max-age=10', age: '20' }, body: 'kept' }));
+  await get(u, '/op');
+  await o.up.close();
+  const r = await get(u, '/op');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'kept');
+});

@@ -22,6 +22,7 @@ export const CACHE_DEFAULTS = {
   collapse_timeout: '5s',
   heuristic_fraction: 0.1,
   heuristic_max: '24h',
+  stale_if_error: '0s',
   max_variants: 16,
 };
 
@@ -68,6 +69,12 @@ const RouteCacheFields = object(
       Type.Number({ minimum: 0, maximum: 1, default: CACHE_DEFAULTS.heuristic_fraction, description: 'Heuristic freshness (RFC 9111 §4.2.2) of a response without explicit freshness but with Last-Modified: this fraction of the time since it was modified.' }),
     ),
     heuristic_max: Type.Optional(duration('The most heuristic freshness a response gets.', CACHE_DEFAULTS.heuristic_max)),
+    stale_if_error: Type.Optional(
+      duration(
+        'How long past its freshness a stored response may still answer when the upstream fails (a 5xx, or no answer at all), whatever the response said (RFC 5861 stale-if-error, as an operator override; the response\'s or request\'s own stale-if-error counts when larger). Never for a response with must-revalidate or proxy-revalidate.',
+        CACHE_DEFAULTS.stale_if_error,
+      ),
+    ),
   },
   { description: 'Cache this route\'s responses in a store (RFC 9111 shared cache).' },
 );
@@ -95,6 +102,7 @@ export interface CacheRoute {
   collapse_timeout: number; // ms
   heuristic_fraction: number;
   heuristic_max: number; // seconds
+  stale_if_error: number; // seconds
   max_variants: number;
 }
 
@@ -127,6 +135,7 @@ export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRo
     collapse_timeout: parseDuration(s.collapse_timeout ?? d.collapse_timeout),
     heuristic_fraction: s.heuristic_fraction ?? d.heuristic_fraction,
     heuristic_max: Math.floor(parseDuration(s.heuristic_max ?? d.heuristic_max) / 1000),
+    stale_if_error: Math.floor(parseDuration(s.stale_if_error ?? d.stale_if_error) / 1000),
     max_variants: d.max_variants,
   };
 }

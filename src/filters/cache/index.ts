@@ -14,8 +14,10 @@ import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
 import { first, joined, nameList, removeFields } from '../../cache/fields.js';
 import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '../../cache/freshness.js';
 import { sizeOf, type Fill, type MemoryStore, type StoredResponse } from '../../cache/store.js';
+import { byteRange, ifRangeHolds } from '../../cache/range.js';
 import { normaliseField } from '../../cache/vary.js';
 import type { RouteConfig } from '../../config/types.js';
+import type { ReasonCode } from '../../errors/index.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import { stateKey, type Filter, type LocalResponse, type RequestContext, type ResponseHead, type UpstreamRequestHead } from '../../pipeline/types.js';
 import type { RouteRequest } from '../../router/request.js';
@@ -43,6 +45,8 @@ interface CacheState {
   fwd: Fwd;
   /** A stale stored response being revalidated. */
   entry: StoredResponse | undefined;
+  /** The stale stored response that may answer if the upstream fails (stale-if-error). */
+  stale: StoredResponse | undefined;
   requestTime: number;
   /** This request leads a fill that others wait for. */
   fill: Fill | undefined;
@@ -86,6 +90,14 @@ function usable(r: StoredResponse, age: number, req: Readonly<Directives>): bool
   // §4.2.4: stale only when the client allows it and the response does not forbid it (s-maxage implies proxy-revalidate).
   if (req.maxStale === undefined || d.mustRevalidate || d.proxyRevalidate || d.sMaxage !== undefined) return false;
   return age - r.lifetime <= req.maxStale;
+}
+
+/** RFC 5861 §3: stale, but within the response's stale-while-revalidate, and the client does not insist. */
+function withinStaleWhileRevalidate(r: StoredResponse, age: number, req: Readonly<Directives>): boolean {
+  const d = r.directives;
+  const swr = d.staleWhileRevalidate;
+  if (swr === undefined || Number.isNaN(swr) || d.mustRevalidate || d.proxyRevalidate || d.noCache || req.noCache || req.maxAge !== undefined || req.minFresh !== undefined) return false;
+  return age - r.lifetime <= swr;
 }
 
 /** Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped. */
@@ -179,7 +191,7 @@ export class Cache implements Filter {
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
-    return { key, secondary, fwd, entry: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined };
+    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined };
   }
 
   private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
@@ -192,7 +204,9 @@ export class Cache implements Filter {
       if (r === undefined) fwd = 'vary-miss';
       else {
         const age = r.initialAge + Math.max(0, t - r.responseTime);
-        if (usable(r, age, req)) return this.hit(ctx, r, age, collapsed);
+        if (usable(r, age, req)) return this.hit(ctx, r, age, collapsed, undefined);
+        // RFC 5861 §3: within stale-while-revalidate, while another request revalidates, the stale response answers at once.
+        if (this.store.fill(key) !== undefined && withinStaleWhileRevalidate(r, age, req)) return this.hit(ctx, r, age, false, 'stale-while-revalidate');
         stale = r;
         fwd = req.noCache || req.maxAge !== undefined || req.minFresh !== undefined ? 'request' : 'stale';
       }
@@ -207,6 +221,7 @@ export class Cache implements Filter {
       s.fwd = 'bypass';
       return undefined;
     }
+    s.stale = stale;
     if (stale !== undefined && (stale.upstreamEtag !== undefined || stale.lastModified !== undefined)) s.entry = stale;
     if (this.config.collapse && !collapsed && !req.noStore && !this.store.passing(key, t * 1000)) {
       const f = this.store.fill(key);
@@ -245,13 +260,22 @@ export class Cache implements Filter {
     return undefined;
   }
 
-  private hit(ctx: RequestContext, r: StoredResponse, age: number, collapsed: boolean): LocalResponse {
+  private hit(ctx: RequestContext, r: StoredResponse, age: number, collapsed: boolean, detail: string | undefined): LocalResponse {
     this.store.stats.hits++;
-    const status = `usher; hit; ttl=${Math.floor(r.lifetime - age)}${collapsed ? '; collapsed' : ''}`;
+    const status = `usher; hit; ttl=${Math.floor(r.lifetime - age)}${collapsed ? '; collapsed' : ''}${detail === undefined ? '' : `; detail="${detail}"`}`;
     const ageField = String(Math.floor(age));
     if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), r)) {
       // The stored body goes as the length a 200 would have (RFC 9110 §8.6); node sends none with a 304.
       return { status: 304, headers: [...notModifiedHeaders(r), 'age', ageField, 'cache-status', status], body: r.body, reason: 'cache_hit' };
+    }
+    const range = ctx.method === 'GET' && r.status === 200 ? ctx.header('range') : undefined;
+    if (range !== undefined && ifRangeHolds(ctx.header('if-range'), r.etag, r.lastModified)) {
+      const length = r.body.length;
+      const want = byteRange(range, length);
+      if (want.kind === 'partial') {
+        return { status: 206, headers: [...r.headers, 'content-range', `bytes ${want.start}-${want.end}/${length}`, 'age', ageField, 'cache-status', status], body: r.body.subarray(want.start, want.end + 1), reason: 'cache_hit' };
+      }
+      if (want.kind === 'unsatisfiable') return { status: 416, headers: ['content-range', `bytes */${length}`, 'age', ageField, 'cache-status', status], reason: 'cache_hit' };
     }
     // HEAD: node sends the head only, with the GET's Content-Length (RFC 9110 §9.3.2).
     return { status: r.status, headers: [...r.headers, 'age', ageField, 'cache-status', status], body: r.body, reason: 'cache_hit' };
@@ -280,6 +304,7 @@ export class Cache implements Filter {
     if (s.fwd === 'bypass') return;
     const t = now();
     if (s.entry !== undefined && head.status === 304) return this.refresh(ctx, s, s.entry, head, t);
+    if (head.status >= 500 && s.stale !== undefined && this.staleOnError(ctx, s.stale, t)) return this.serveStale(ctx, s, s.stale, head, t, String(head.status));
     const directives = parseCacheControl(joined(h, 'cache-control'));
     const vary = nameList(joined(h, 'vary'));
     let why = notStorable({
@@ -346,6 +371,46 @@ export class Cache implements Filter {
     head.status = e.status;
     h.push(...e.headers, ...own, 'age', String(Math.floor(age)), 'cache-status', status);
     s.refreshed = e;
+  }
+
+  /** RFC 5861 §4: the upstream failed; a stale response within stale-if-error (the response's, the request's, or the route's) may answer. */
+  private staleOnError(ctx: RequestContext, r: StoredResponse, t: number): boolean {
+    const d = r.directives;
+    // must-revalidate and proxy-revalidate forbid any stale use (RFC 9111 §5.2.2.2: a 504 instead).
+    if (d.mustRevalidate || d.proxyRevalidate) return false;
+    const req = requestDirectives(ctx);
+    if (req.noCache) return false;
+    let window = this.config.stale_if_error;
+    if (d.staleIfError !== undefined && d.staleIfError > window) window = d.staleIfError;
+    if (req.staleIfError !== undefined && req.staleIfError > window) window = req.staleIfError;
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    return age - r.lifetime <= window;
+  }
+
+  /** Answers with the stored response instead of the upstream's failure. */
+  private serveStale(ctx: RequestContext, s: CacheState, r: StoredResponse, head: ResponseHead, t: number, upstreamStatus: string): void {
+    const h = head.headers;
+    const own: string[] = [];
+    for (let i = 0; i < h.length; i += 2) if (h[i + 1] === ctx.requestId) own.push(h[i]!, h[i + 1]!);
+    this.release(s, t, false);
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    this.store.stats.hits++;
+    head.status = r.status;
+    h.length = 0;
+    h.push(...r.headers, ...own, 'age', String(Math.floor(age)), 'cache-status', `usher; hit; ttl=${Math.floor(r.lifetime - age)}; fwd=stale; fwd-status=${upstreamStatus}; detail="stale-if-error"`);
+    s.refreshed = r;
+  }
+
+  /** upstream_failed: the upstream could not be reached or did not answer; a stale response may (stale-if-error). */
+  upstreamFailed(ctx: RequestContext, reason: ReasonCode): LocalResponse | undefined {
+    const s = ctx.get(kState);
+    if (s === undefined || s.stale === undefined || s.invalidate) return undefined;
+    const t = now();
+    const r = s.stale;
+    if (!this.staleOnError(ctx, r, t)) return undefined;
+    this.release(s, t, false);
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    return this.hit(ctx, r, age, false, `stale-if-error; ${reason}`);
   }
 
   private lifetime(status: number, d: Readonly<Directives>, h: readonly string[], date: number, t: number): number {
