@@ -85,6 +85,7 @@ ${tlsLines(tls)}    root ${www};
     location = /small { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-rl { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-jwt { default_type text/plain; return 200 "${SMALL_BODY}"; }
+    location = /small-cached { default_type text/plain; add_header Cache-Control "max-age=3600"; return 200 "${SMALL_BODY}"; }
     # "return" discards (reads and drops) the request body before answering.
     location = /post { client_max_body_size 1m; default_type text/plain; return 200 "ok\\n"; }
     location = /100k { }
@@ -101,6 +102,8 @@ http {
 ${httpCommon(dir)}  # Keep a 10 KiB POST body in memory, as the other proxies do, instead of a temp file.
   client_body_buffer_size 16k;
 ${gzipLevel ? gzipLines(gzipLevel) : ''}  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  # The cachehit scenario: nginx's own cache (keys in shared memory, bodies in files the page cache keeps).
+  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:8m max_size=64m;
   upstream origin {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;
@@ -108,7 +111,13 @@ ${gzipLevel ? gzipLines(gzipLevel) : ''}  map $http_upgrade $connection_upgrade 
   }
   server {
     listen 127.0.0.1:${port}${tls ? ' ssl' : ''} backlog=4096;
-${tls ? tlsLines(tls) : ''}    location / {
+${tls ? tlsLines(tls) : ''}    location = /small-cached {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+    }
+    location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;

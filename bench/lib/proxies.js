@@ -91,6 +91,8 @@ function nodePeer(script) {
 // Never refuses (one load generator, one address): the cost of deciding, not of refusing.
 const OWN_SECTIONS = `rate_limits:
   policies: { bench: { rate: 1000000000, per: 1s, key: [client_ip] } }
+caches:
+  bench: { max_size: 64mb }
 `;
 const OWN_ROUTES = `  - match: { path: /small-rl }
     upstream: origin
@@ -98,12 +100,15 @@ const OWN_ROUTES = `  - match: { path: /small-rl }
   - match: { path: /small-jwt }
     upstream: origin
     auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }
+  - match: { path: /small-cached }
+    upstream: origin
+    cache: bench
 `;
 
 /**
  * @param {StartContext} ctx
  * @param {string} root the checkout to run; another commit's gets only the sections every
- *   version knows (no rate_limits, no auth, no compress), so its ratelimit, jwt and gzip100k rows measure nothing new.
+ *   version knows (no rate_limits, no auth, no compress, no caches), so its ratelimit, jwt, gzip100k and cachehit rows measure nothing new.
  */
 function startUsher({ dir, port, tls, upstreamPort, gzipLevel }, root = REPO_DIR) {
   const own = root === REPO_DIR;

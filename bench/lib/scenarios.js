@@ -21,6 +21,10 @@ export const SCENARIOS = [
   { id: 'ws', title: 'WebSocket echo round trip (32 B)', kind: 'ws' },
   // The `small` request through a route with a rate limit (local store, never refusing): the
   // filter's cost is this scenario against `small` (target: at most 1.15x the CPU per request).
+  // The `small` body answered from the proxy's cache (the origin says max-age=3600; the warm-up
+  // fills it): usher's `cache:` (memory store) and nginx's proxy_cache. Target: at most half of
+  // usher's own `small` CPU per request, and at most 2.5x nginx's cache hit.
+  { id: 'cachehit', title: 'GET 13 B cache hit, keep-alive', path: '/small-cached', expectBytes: 13, proxies: ['usher', 'nginx'] },
   { id: 'ratelimit', title: 'GET 13 B through a rate limit (local store), keep-alive', path: '/small-rl', expectBytes: 13, proxies: ['usher'] },
   // The `small` request with a bearer JWT (HS256) through a route with `auth.jwt` (the token's
   // claims copied to a header): the filter's cost is this scenario against `small` (target: at

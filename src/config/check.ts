@@ -10,6 +10,7 @@ import { didYouMean } from './suggest.js';
 import { checkProtocols } from './check-protocols.js';
 import { checkTls } from '../tls/config/check.js';
 import { checkAccessSection } from '../filters/access/config.js';
+import { checkCaches } from '../filters/cache/config.js';
 import { checkTopCompress } from '../filters/compress/config.js';
 import { checkSecurityHeadersSection } from '../filters/security-headers/config.js';
 import { checkRateLimits } from '../filters/rate-limit/config.js';
@@ -40,6 +41,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
   }
   checkProtocols(data, error);
   checkRateLimits(data, error);
+  checkCaches(data, error);
   checkTls(data, issues, baseDirOf(issues.file));
   checkTopCompress(data.compress, error);
   if (isRec(data.proxy)) {

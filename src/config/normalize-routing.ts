@@ -4,6 +4,7 @@ import { DEFAULTS, type ConfigInput } from './schema.js';
 import type { RouteConfig } from './types.js';
 import { normalizeAccess } from '../filters/access/config.js';
 import { normalizeAuth } from '../filters/auth/config.js';
+import { normalizeRouteCache } from '../filters/cache/config.js';
 import { normalizeCompress } from '../filters/compress/config.js';
 import { normalizeCors } from '../filters/cors/config.js';
 import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
@@ -38,6 +39,8 @@ export function normalizeRouteActions(r: RouteInput, top: ConfigInput, filePath:
   if (r.upstream !== undefined || r.split !== undefined) {
     const compress = normalizeCompress(r.compress, top.compress);
     if (compress !== undefined) out.compress = compress;
+    const cache = normalizeRouteCache(r.cache);
+    if (cache !== undefined) out.cache = cache;
   }
   return out;
 }

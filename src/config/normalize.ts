@@ -4,6 +4,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseTrustedProxy, type Parsed } from './address.js';
 import { normalizeRouteActions } from './normalize-routing.js';
+import { normalizeCaches } from '../filters/cache/config.js';
 import { normalizeRateLimits } from '../filters/rate-limit/config.js';
 import { normalizeMatch } from '../router/config.js';
 import type { Locator, Segment } from './issues.js';
@@ -99,6 +100,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   };
   if (input.acme) config.acme = normalizeAcme(input.acme, filePath);
   if (input.rate_limits) config.rate_limits = normalizeRateLimits(input.rate_limits);
+  if (input.caches) config.caches = normalizeCaches(input.caches);
   return deepFreeze(config);
 }
 

@@ -17,6 +17,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, TOKEN_PATTERN, VIA_EXPECTED } from './schema-parts.js';
 import { AccessSchema } from '../filters/access/config.js';
 import { AuthSchema } from '../filters/auth/config.js';
+import { CachesSchema, RouteCacheSchema } from '../filters/cache/config.js';
 import { CompressSchema, RouteCompressSchema } from '../filters/compress/config.js';
 import { CorsSchema } from '../filters/cors/config.js';
 import { SecurityHeadersSchema } from '../filters/security-headers/config.js';
@@ -136,6 +137,7 @@ const Route = object(
     security_headers: Type.Optional(SecurityHeadersSchema),
     rate_limits: Type.Optional(RouteRateLimitsSchema),
     compress: Type.Optional(RouteCompressSchema),
+    cache: Type.Optional(RouteCacheSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
@@ -160,6 +162,7 @@ export const ConfigSchema = object(
       }),
     ),
     compress: Type.Optional(CompressSchema),
+    caches: Type.Optional(CachesSchema),
     timeouts: Type.Optional(
       object(
         {

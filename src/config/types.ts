@@ -8,6 +8,7 @@ import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
 import type { UpstreamConfig } from '../upstream/config/types.js';
 import type { AccessConfig } from '../filters/access/config.js';
 import type { AuthConfig } from '../filters/auth/config.js';
+import type { CacheRoute, CacheStoreConfig } from '../filters/cache/config.js';
 import type { CompressConfig } from '../filters/compress/config.js';
 import type { CorsConfig } from '../filters/cors/config.js';
 import type { SecurityHeaders } from '../filters/security-headers/config.js';
@@ -27,6 +28,7 @@ export type { AcmeConfig, CertificateFiles, ListenerTlsConfig, UpstreamTlsConfig
 export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig, RetryConfig, ServerConfig, UpstreamConfig } from '../upstream/config/types.js';
 export type { AccessConfig } from '../filters/access/config.js';
 export type { AuthConfig, BasicAuthConfig, ForwardAuthConfig, JwtAuthConfig } from '../filters/auth/config.js';
+export type { CacheRoute, CacheStoreConfig } from '../filters/cache/config.js';
 export type { CompressConfig } from '../filters/compress/config.js';
 export type { CorsConfig } from '../filters/cors/config.js';
 export type { SecurityHeaders } from '../filters/security-headers/config.js';
@@ -101,6 +103,8 @@ export interface RouteConfig {
   rate_limits?: string[];
   /** The effective compression of a proxied route (its own fields over the top level's); absent: off. */
   compress?: CompressConfig;
+  /** The route's cache (its store and policies); absent: not cached. */
+  cache?: CacheRoute;
 }
 
 export interface DownstreamTimeouts {
@@ -149,6 +153,8 @@ export interface UsherConfig {
   upgrade: UpgradeSettings;
   /** Rate-limit policies, stores, global policies, connection limit; absent when not configured. */
   rate_limits?: RateLimitsConfig;
+  /** Named cache stores; absent when not configured. */
+  caches?: Record<string, CacheStoreConfig>;
   /** Automatic certificates; absent when not configured. */
   acme?: AcmeConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */

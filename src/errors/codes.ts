@@ -27,6 +27,8 @@ export const REASONS = Object.freeze({
   cors_preflight_refused: r(403, 'downstream', false, 'a CORS preflight from an origin, or asking for a method or header, that the route does not allow'),
   rate_limited: r(429, 'downstream', false, 'a rate limit refused the request: retry after the Retry-After delay'),
   concurrency_limited: r(429, 'downstream', false, 'too many requests of this client (key) are in flight at once'),
+  cache_hit: r(200, 'internal', false, 'answered from the cache'),
+  cache_only_if_cached: r(504, 'downstream', false, 'the request said only-if-cached and the cache holds no response it may send'),
   rate_limit_unavailable: r(503, 'internal', false, 'the shared rate-limit store did not answer and the policy fails closed'),
   auth_required: r(401, 'downstream', false, 'the route requires authentication and the request has no credentials for it'),
   auth_invalid: r(401, 'downstream', false, 'the credentials (password or token) are wrong, expired or not accepted by this route'),

@@ -4,6 +4,7 @@
 import type { RouteFilterDefinition } from '../pipeline/registry.js';
 import { access } from './access/index.js';
 import { auth, jwtAuth } from './auth/index.js';
+import { cache } from './cache/index.js';
 import { compress } from './compress/index.js';
 import { cors } from './cors/index.js';
 import { securityHeaders } from './security-headers/index.js';
@@ -35,6 +36,11 @@ export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   requestHeaders,
   rewritePath,
   mirror,
+  // request (lookup: a hit answers here, after access, limits, CORS preflights and redirects),
+  // upstream_request (validators), upstream_response (storable?), response and response_body:
+  // before compress, so that in the reverse order its copy takes the compressed bytes and it
+  // sees compression's edits of the head (each encoded variant is stored once)
+  cache,
   // response and response_body (reverse order: compress runs last, so it sees the final head)
   compress,
   // response (reverse order: response_headers runs first, so that `upstream: keep` keeps its values)

@@ -5,6 +5,7 @@
 import type { ListenerConfig, RouteConfig } from '../config/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { RateLimits } from '../filters/rate-limit/registry.js';
+import type { CacheStores } from '../cache/registry.js';
 import type { Filter } from './types.js';
 
 /** What a route filter may be built from besides its route's config. */
@@ -12,6 +13,8 @@ export interface RouteFilterDeps {
   readonly clusters: ReadonlyMap<string, Cluster>;
   /** The config's rate-limit policies (src/filters/rate-limit/registry.ts). */
   readonly rateLimits?: RateLimits;
+  /** The config's cache stores (src/cache/registry.ts). */
+  readonly caches?: CacheStores;
 }
 
 export interface RouteFilterDefinition {

@@ -9,6 +9,7 @@
 //   upstream_peer     route      which upstream (a traffic split); the cluster then picks a server
 //   upstream_request  route      last edits to the upstream head (path rewrite, header rules, mirror)
 //   upstream_response route      the upstream's head before anything is stored
+//   upstream_failed   route      no upstream answer (connect error, timeout, reset): a stored reply may stand in
 //   response          route      every head that goes downstream: proxied, local reply, an upgrade's 101
 //   response_body     route      opt-in streaming transform with backpressure
 //   done              request    exactly once, whatever happened
@@ -29,6 +30,7 @@ export const PHASES = [
   'upstream_peer',
   'upstream_request',
   'upstream_response',
+  'upstream_failed',
   'response',
   'response_body',
   'done',
@@ -165,6 +167,12 @@ export interface Filter {
   /** Edits the head; like every request-side hook it may answer locally instead. */
   upstreamRequest?(ctx: RequestContext, head: UpstreamRequestHead): RequestHookResult;
   upstreamResponse?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
+  /**
+   * The upstream gave no response (`reason`: a connect failure, a timeout, a reset...) while the
+   * head is unsent: a reply to send instead of usher's error (a cache's stale response,
+   * stale-if-error), or undefined. Synchronous; it passes `response` and `done` like any reply.
+   */
+  upstreamFailed?(ctx: RequestContext, reason: ReasonCode): LocalResponse | undefined;
   response?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
   /** A transform for this response's body (it may change the length), or undefined. */
   responseBody?(ctx: RequestContext, head: ResponseHead): Transform | undefined;
@@ -181,6 +189,7 @@ export interface PhaseArrays {
   readonly upstreamPeer: readonly Filter[];
   readonly upstreamRequest: readonly Filter[];
   readonly upstreamResponse: readonly Filter[];
+  readonly upstreamFailed: readonly Filter[];
   readonly response: readonly Filter[];
   readonly responseBody: readonly Filter[];
   readonly done: readonly Filter[];

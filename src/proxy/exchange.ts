@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { pipeline, type Transform } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import type { ReasonCode } from '../errors/index.js';
+import { REASONS, type ReasonCode } from '../errors/index.js';
 import { doneChannel, requestStartChannel, routedChannel } from '../observability/events.js';
 import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
 import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline/types.js';
@@ -364,8 +364,28 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   fail(reason: ReasonCode, close = false): void {
     this.reason = reason;
     this.stopUpstream();
+    const stand = this.route?.phases.upstreamFailed ?? NO_FILTERS;
+    if (stand.length > 0 && (REASONS[reason].source === 'upstream' || reason === 'no_upstream_server') && !this.res.headersSent && this.standIn(stand, reason, close)) return;
     const r = this.usherReply(reason);
     this.replyLocal(r.status, r.headers, r.body, reason, close);
+  }
+
+  /** upstream_failed: the first filter that has a reply to send instead of usher's error for `reason`. */
+  private standIn(filters: readonly Filter[], reason: ReasonCode, close: boolean): boolean {
+    for (let i = 0; i < filters.length; i++) {
+      const f = filters[i]!;
+      let r;
+      try {
+        r = f.upstreamFailed!(this, reason);
+      } catch (err) {
+        this.owner.filterFailed(this, f, 'upstream_failed', err);
+        continue; // usher's own error reply then
+      }
+      if (r === undefined || r === null) continue;
+      this.replyFrom(r, f, 'upstream_failed', close);
+      return true;
+    }
+    return false;
   }
 
   /** usher's own reply for `reason`; req.headers is not touched on HTTP/1.1. */
@@ -444,6 +464,10 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   }
 
   hookReplied(reply: LocalResponse, filter: Filter, phase: PhaseName): void {
+    this.replyFrom(reply, filter, phase, false);
+  }
+
+  private replyFrom(reply: LocalResponse, filter: Filter, phase: PhaseName, close: boolean): void {
     if (this.downstreamGone) return;
     const problem = localReplyProblem(reply);
     if (problem !== undefined) return this.hookFailed(filter, phase, new Error(`${filter.name}: a local reply usher cannot send: ${problem}`));
@@ -457,7 +481,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     }
     const body = reply.body;
     headers.push('content-length', String(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length));
-    this.replyLocal(reply.status, headers, body, reply.reason ?? 'local_response', false);
+    this.replyLocal(reply.status, headers, body, reply.reason ?? 'local_response', close);
   }
 
   hookFailed(filter: Filter, phase: PhaseName, err: unknown): void {

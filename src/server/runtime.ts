@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import type { UsherConfig } from '../config/types.js';
 import { ROUTE_FILTERS } from '../filters/index.js';
 import { globalFilter, type RateLimitFilter } from '../filters/rate-limit/index.js';
+import { CacheStores } from '../cache/registry.js';
 import { NO_RATE_LIMITS_CONFIG, RateLimits } from '../filters/rate-limit/registry.js';
 import type { RedisStore } from '../filters/rate-limit/redis-store.js';
 import type { Logger } from 'pino';
@@ -28,6 +29,8 @@ export class Runtime {
   /** Rate-limit policies and stores; `globalLimits` is the listener filter's work (rate_limits.global). */
   readonly rateLimits: RateLimits;
   readonly globalLimits: RateLimitFilter | undefined;
+  /** Cache stores (a reload keeps those whose settings are unchanged). */
+  readonly caches: CacheStores;
   /** Stores of the previous runtime this one no longer uses: closed once that runtime drained. */
   readonly retiredStores: readonly RedisStore[];
   /** Counters for tests and, later, metrics. */
@@ -37,8 +40,9 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, rateLimits: RateLimits, retiredStores: RedisStore[]) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, rateLimits: RateLimits, retiredStores: RedisStore[], caches: CacheStores) {
     this.config = config;
+    this.caches = caches;
     this.rateLimits = rateLimits;
     this.globalLimits = globalFilter(rateLimits);
     this.retiredStores = retiredStores;
@@ -119,7 +123,8 @@ export class Runtime {
       yield;
     }
     const { rateLimits, retired: retiredStores } = RateLimits.build(config.rate_limits ?? NO_RATE_LIMITS_CONFIG, previous?.rateLimits);
-    const compile = routeCompiler(clusters, rateLimits, filters);
+    const caches = CacheStores.build(config.caches, previous?.caches);
+    const compile = routeCompiler(clusters, rateLimits, caches, filters);
     const router = new HostPathRouter<CompiledRoute>();
     for (const rc of config.routes) {
       router.add(rc, compile(rc));
@@ -127,14 +132,14 @@ export class Runtime {
     }
     router.seal();
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters, router, rateLimits, retiredStores), retired };
+    return { runtime: new Runtime(config, clusters, router, rateLimits, retiredStores, caches), retired };
   }
 }
 
 /** Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters the embedding program added after the built-in ones. */
-function routeCompiler(clusters: ReadonlyMap<string, Cluster>, rateLimits: RateLimits, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
+function routeCompiler(clusters: ReadonlyMap<string, Cluster>, rateLimits: RateLimits, caches: CacheStores, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
   const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
-  const deps = { clusters, rateLimits };
+  const deps = { clusters, rateLimits, caches };
   return (rc) => compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond));
 }
 

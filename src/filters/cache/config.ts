@@ -1,0 +1,160 @@
+// The `caches:` section (named stores, shared by the routes that name them) and a route's
+// `cache:` (a store name, or a section with the key and policies; false: off): schema parts,
+// defaults, normalised types, normalisers and checks. The filter (index.ts) reads CacheRoute;
+// the stores are built from CacheStoreConfig (src/cache/registry.ts).
+import { Type, type Static } from '@sinclair/typebox';
+import { checkProxiedOnly, isRec, list, type ErrorFn, type Rec, type RouteCheck } from '../../config/check-kit.js';
+import type { Segment } from '../../config/issues.js';
+import { duration, headerName, object, size, stringEnum } from '../../config/schema-kit.js';
+import { parseDuration, parseSize } from '../../config/units.js';
+import { didYouMean } from '../../config/suggest.js';
+import { dict } from '../../util/dict.js';
+
+const NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
+const NAME_EXPECTED = 'letters, digits, "_", "." and "-"';
+
+export const CACHE_DEFAULTS = {
+  store: 'memory' as const,
+  max_size: '64mb',
+  max_object_size: '1mb',
+  set_cookie: 'pass' as 'pass' | 'strip',
+  collapse: true,
+  collapse_timeout: '5s',
+  heuristic_fraction: 0.1,
+  heuristic_max: '24h',
+  stale_if_error: '0s',
+  max_variants: 16,
+};
+
+export const CacheStoreSchema = object(
+  {
+    store: Type.Optional(stringEnum(['memory'] as const, { default: CACHE_DEFAULTS.store, description: 'Where responses are kept: memory (this process, lost on restart).' })),
+    max_size: Type.Optional(size('Most bytes the store holds (bodies and fields); the least recently used responses are evicted first.', CACHE_DEFAULTS.max_size)),
+    max_object_size: Type.Optional(
+      size('Largest response stored: a larger one (by its Content-Length, or once its body passes this size) is sent to the client uncached, and whatever was copied of it is dropped.', CACHE_DEFAULTS.max_object_size),
+    ),
+  },
+  { description: 'A named cache store; routes name it in `cache`.' },
+);
+
+export const CachesSchema = Type.Record(Type.String({ pattern: NAME_PATTERN }), CacheStoreSchema, {
+  additionalProperties: false,
+  description: 'Named HTTP cache stores (RFC 9111 shared caches). A route caches only when it says `cache: NAME` (or a `cache` section naming its store); several routes may share one store.',
+  'x-usher-key': 'cache name',
+  'x-usher-expected': NAME_EXPECTED,
+});
+
+const KeySchema = object(
+  {
+    headers: Type.Optional(Type.Array(headerName('A request header whose value is part of the key.'), { description: 'Request headers added to the key (their values, as sent).' })),
+    cookies: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Cookies whose values are added to the key.' })),
+    ignore_query: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Query parameters left out of the key (tracking parameters such as utm_source); the upstream still gets them.' })),
+  },
+  { description: 'The cache key: always scheme, host (and a non-default port), normalised path and query as routed; these parts are added (or, for the query, removed).' },
+);
+
+const RouteCacheFields = object(
+  {
+    store: Type.String({ pattern: NAME_PATTERN, description: 'The store (under `caches`).' }),
+    key: Type.Optional(KeySchema),
+    set_cookie: Type.Optional(
+      stringEnum(['pass', 'strip'] as const, {
+        default: CACHE_DEFAULTS.set_cookie,
+        description: 'A response with Set-Cookie: pass (sent to its client, not stored) or strip (stored without its Set-Cookie fields; the client that caused the fill still gets them).',
+      }),
+    ),
+    collapse: Type.Optional(Type.Boolean({ default: CACHE_DEFAULTS.collapse, description: 'Concurrent misses for one key send one request upstream; the others wait for its response (at most `collapse_timeout`).' })),
+    collapse_timeout: Type.Optional(duration('Longest a collapsed request waits for the first one\'s response before it goes upstream itself.', CACHE_DEFAULTS.collapse_timeout)),
+    heuristic_fraction: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, default: CACHE_DEFAULTS.heuristic_fraction, description: 'Heuristic freshness (RFC 9111 §4.2.2) of a response without explicit freshness but with Last-Modified: this fraction of the time since it was modified.' }),
+    ),
+    heuristic_max: Type.Optional(duration('The most heuristic freshness a response gets.', CACHE_DEFAULTS.heuristic_max)),
+    stale_if_error: Type.Optional(
+      duration(
+        'How long past its freshness a stored response may still answer when the upstream fails (a 5xx, or no answer at all), whatever the response said (RFC 5861 stale-if-error, as an operator override; the response\'s or request\'s own stale-if-error counts when larger). Never for a response with must-revalidate or proxy-revalidate.',
+        CACHE_DEFAULTS.stale_if_error,
+      ),
+    ),
+  },
+  { description: 'Cache this route\'s responses in a store (RFC 9111 shared cache).' },
+);
+
+export const RouteCacheSchema = Type.Union([Type.String({ pattern: NAME_PATTERN }), RouteCacheFields, Type.Literal(false)], {
+  description: `${RouteCacheFields.description} A store name (under \`caches\`), a section, or false (no caching).`,
+  'x-usher-expected': 'a cache name, a cache section or false',
+});
+
+export type CachesInput = Static<typeof CachesSchema>;
+export type RouteCacheInput = Static<typeof RouteCacheSchema>;
+
+export interface CacheStoreConfig {
+  name: string;
+  store: 'memory';
+  max_size: number; // bytes
+  max_object_size: number; // bytes
+}
+
+export interface CacheRoute {
+  store: string;
+  key: { headers: string[]; cookies: string[]; ignore_query: string[] };
+  set_cookie: 'pass' | 'strip';
+  collapse: boolean;
+  collapse_timeout: number; // ms
+  heuristic_fraction: number;
+  heuristic_max: number; // seconds
+  stale_if_error: number; // seconds
+  max_variants: number;
+}
+
+export function normalizeCaches(input: CachesInput): Record<string, CacheStoreConfig> {
+  const out = dict<CacheStoreConfig>();
+  for (const [name, c] of Object.entries(input)) {
+    out[name] = {
+      name,
+      store: c.store ?? CACHE_DEFAULTS.store,
+      max_size: parseSize(c.max_size ?? CACHE_DEFAULTS.max_size),
+      max_object_size: parseSize(c.max_object_size ?? CACHE_DEFAULTS.max_object_size),
+    };
+  }
+  return out;
+}
+
+export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRoute | undefined {
+  if (input === undefined || input === false) return undefined;
+  const s = typeof input === 'string' ? { store: input } : input;
+  const d = CACHE_DEFAULTS;
+  return {
+    store: s.store,
+    key: {
+      headers: (s.key?.headers ?? []).map((h) => h.toLowerCase()),
+      cookies: [...(s.key?.cookies ?? [])],
+      ignore_query: [...(s.key?.ignore_query ?? [])],
+    },
+    set_cookie: s.set_cookie ?? d.set_cookie,
+    collapse: s.collapse ?? d.collapse,
+    collapse_timeout: parseDuration(s.collapse_timeout ?? d.collapse_timeout),
+    heuristic_fraction: s.heuristic_fraction ?? d.heuristic_fraction,
+    heuristic_max: Math.floor(parseDuration(s.heuristic_max ?? d.heuristic_max) / 1000),
+    stale_if_error: Math.floor(parseDuration(s.stale_if_error ?? d.stale_if_error) / 1000),
+    max_variants: d.max_variants,
+  };
+}
+
+/** Route references to stores (check.ts, with the whole config as written). */
+export function checkCaches(data: Rec, error: ErrorFn): void {
+  const caches = isRec(data.caches) ? data.caches : {};
+  const names = Object.keys(caches);
+  list(data.routes).forEach((route, r) => {
+    if (!isRec(route)) return;
+    const c = route.cache;
+    const name = typeof c === 'string' ? c : isRec(c) && typeof c.store === 'string' ? c.store : undefined;
+    if (name === undefined || name in caches) return;
+    const at: Segment[] = typeof c === 'string' ? ['routes', r, 'cache'] : ['routes', r, 'cache', 'store'];
+    error(at, `no cache named ${JSON.stringify(name)}`, didYouMean(name, names) ?? `defined caches: ${names.join(', ') || '(none; add them under "caches")'}`);
+  });
+}
+
+export const checkCache: RouteCheck = (route, path, { error }) => {
+  if (route.cache === false || route.cache === undefined) return;
+  checkProxiedOnly(route, path, 'cache', error);
+};

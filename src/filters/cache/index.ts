@@ -1,0 +1,570 @@
+// `cache:` — an RFC 9111 shared cache for a route. The request phase looks the request up (a
+// usable stored response is answered as a local reply, built from the stored fields and body,
+// with Age and Cache-Status); a stale one is revalidated (upstream_request adds its validators,
+// and the upstream's 304 updates the stored fields, §3.2/§4.3.4, and is answered from the
+// store); upstream_response decides whether the response may be stored (§3), and
+// response_body copies it into the store as it streams to the client — the client's first byte
+// never waits for the last, and a copy that outgrows max_object_size is dropped. Unsafe
+// methods invalidate (§4.4). Concurrent misses for one key collapse onto one upstream request
+// (the others wait, bounded, and a response that is not storable releases them at once).
+// A route without `cache` gets no filter and pays nothing.
+import { Transform, type TransformCallback } from 'node:stream';
+import { parseCacheControl, NO_DIRECTIVES, type Directives } from '../../cache/cache-control.js';
+import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
+import { first, joined, nameList, removeFields } from '../../cache/fields.js';
+import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '../../cache/freshness.js';
+import { sizeOf, type Fill, type MemoryStore, type StoredResponse } from '../../cache/store.js';
+import { byteRange, ifRangeHolds } from '../../cache/range.js';
+import { normaliseField } from '../../cache/vary.js';
+import type { RouteConfig } from '../../config/types.js';
+import type { ReasonCode } from '../../errors/index.js';
+import type { RouteFilterDefinition } from '../../pipeline/registry.js';
+import { stateKey, type Filter, type LocalResponse, type RequestContext, type ResponseHead, type UpstreamRequestHead } from '../../pipeline/types.js';
+import type { RouteRequest } from '../../router/request.js';
+import type { CacheRoute } from './config.js';
+
+type Fwd = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'bypass';
+
+/** What the response side needs to store a response. */
+interface Pending {
+  status: number;
+  /** The upstream's fields as received (before the response hooks). */
+  upstream: string[];
+  directives: Readonly<Directives>;
+  varyNames: string[];
+  requestTime: number;
+  responseTime: number;
+  /** The fields to store, fixed in the response phase (compression's edits to the representation included). */
+  headers: string[] | undefined;
+  contentLength: number;
+}
+
+interface CacheState {
+  readonly key: string;
+  readonly secondary: string;
+  fwd: Fwd;
+  /** A stale stored response being revalidated. */
+  entry: StoredResponse | undefined;
+  /** The stale stored response that may answer if the upstream fails (stale-if-error). */
+  stale: StoredResponse | undefined;
+  requestTime: number;
+  /** This request leads a fill that others wait for. */
+  fill: Fill | undefined;
+  invalidate: boolean;
+  pending: Pending | undefined;
+  /** A 304 refreshed this stored response: the client gets its body. */
+  refreshed: StoredResponse | undefined;
+  /** Why the response was not stored (Cache-Status detail). */
+  detail: string | undefined;
+}
+
+const kState = stateKey<CacheState>('cache');
+
+const CONDITIONALS = new Set(['if-none-match', 'if-modified-since']);
+/** Fields never stored: recomputed per hit (Age), or per request. */
+const NOT_STORED = new Set(['age', 'cache-status', 'set-cookie', 'connection', 'keep-alive', 'transfer-encoding']);
+/** The representation fields compression may change: stored as they went downstream. */
+const REPRESENTATION = new Set(['content-encoding', 'content-length', 'etag', 'vary']);
+/** Fields a 304 does not update (§3.2): the length and coding belong to the stored body. */
+const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'age', 'cache-status', 'set-cookie', 'vary']);
+
+function now(): number {
+  return Date.now() / 1000;
+}
+
+function requestDirectives(ctx: RequestContext): Readonly<Directives> {
+  const cc = ctx.header('cache-control');
+  if (cc !== undefined) return parseCacheControl(cc);
+  // §5.4: Pragma: no-cache counts only without Cache-Control.
+  const pragma = ctx.header('pragma');
+  if (pragma !== undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(pragma)) return { ...NO_DIRECTIVES, noCache: true };
+  return NO_DIRECTIVES;
+}
+
+/** Whether `r` may answer now: fresh, or stale within what the client allows (§4.2, §5.2.1). */
+function usable(r: StoredResponse, age: number, req: Readonly<Directives>): boolean {
+  const d = r.directives;
+  if (req.noCache || d.noCache) return false;
+  if (req.maxAge !== undefined && !(age <= req.maxAge)) return false;
+  if (r.lifetime > age) return req.minFresh === undefined || r.lifetime - age >= req.minFresh;
+  // §4.2.4: stale only when the client allows it and the response does not forbid it (s-maxage implies proxy-revalidate).
+  if (req.maxStale === undefined || d.mustRevalidate || d.proxyRevalidate || d.sMaxage !== undefined) return false;
+  return age - r.lifetime <= req.maxStale;
+}
+
+/** RFC 5861 §3: stale, but within the response's stale-while-revalidate, and the client does not insist. */
+function withinStaleWhileRevalidate(r: StoredResponse, age: number, req: Readonly<Directives>): boolean {
+  const d = r.directives;
+  const swr = d.staleWhileRevalidate;
+  if (swr === undefined || Number.isNaN(swr) || d.mustRevalidate || d.proxyRevalidate || d.noCache || req.noCache || req.maxAge !== undefined || req.minFresh !== undefined) return false;
+  return age - r.lifetime <= swr;
+}
+
+/** Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped. */
+class Tee extends Transform {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private over = false;
+  constructor(
+    private readonly max: number,
+    private readonly done: (body: Buffer | null) => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.over) {
+      this.bytes += chunk.length;
+      if (this.bytes > this.max) {
+        this.over = true;
+        this.chunks = [];
+        this.done(null);
+      } else this.chunks.push(chunk);
+    }
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (!this.over) this.done(Buffer.concat(this.chunks, this.bytes));
+    cb();
+  }
+}
+
+/** The stored body instead of the (empty) body of the upstream's 304. */
+class StoredBody extends Transform {
+  constructor(private readonly body: Buffer) {
+    super();
+  }
+  override _transform(_chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    cb(null, this.body);
+  }
+}
+
+export class Cache implements Filter {
+  readonly name = 'cache';
+  private readonly ignoreQuery: ReadonlySet<string>;
+
+  constructor(
+    readonly config: CacheRoute,
+    private readonly store: MemoryStore,
+  ) {
+    this.ignoreQuery = new Set(config.key.ignore_query);
+  }
+
+  /** The primary key: scheme, host (and a port that is not the scheme's default), normalised path and query. */
+  keyOf(rr: RouteRequest): string {
+    const p = rr.port;
+    const port = p === '' || (p === '80' && rr.scheme === 'http') || (p === '443' && rr.scheme === 'https') ? '' : `:${p}`;
+    let q = rr.query;
+    if (q !== '' && this.ignoreQuery.size > 0) {
+      q = q
+        .split('&')
+        .filter((pair) => {
+          const eq = pair.indexOf('=');
+          return !this.ignoreQuery.has(eq < 0 ? pair : pair.slice(0, eq));
+        })
+        .join('&');
+    }
+    return q === '' ? `${rr.scheme}://${rr.host}${port}${rr.path}` : `${rr.scheme}://${rr.host}${port}${rr.path}?${q}`;
+  }
+
+  /** The configured extra key parts (headers, cookies), matched like Vary. */
+  private secondaryOf(ctx: RequestContext): string {
+    const k = this.config.key;
+    if (k.headers.length === 0 && k.cookies.length === 0) return '';
+    const parts: string[] = [];
+    for (const h of k.headers) parts.push(`h:${ctx.header(h) ?? ''}`);
+    for (const c of k.cookies) parts.push(`c:${ctx.request!.cookie(c) ?? ''}`);
+    return parts.join('\n');
+  }
+
+  request(ctx: RequestContext): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+    if (ctx.explaining || ctx.upgrade !== undefined) return undefined;
+    const method = ctx.method;
+    if (method !== 'GET' && method !== 'HEAD') {
+      // §4.4: an unsafe method invalidates what is stored for its URI once it succeeds.
+      if (method !== 'OPTIONS' && method !== 'TRACE') ctx.set(kState, this.state(this.keyOf(ctx.request!), '', 'bypass', true));
+      return undefined;
+    }
+    return this.lookup(ctx, this.keyOf(ctx.request!), this.secondaryOf(ctx), requestDirectives(ctx), false);
+  }
+
+  private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
+    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined };
+  }
+
+  private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+    const t = now();
+    const set = this.store.get(key);
+    let fwd: Fwd = 'uri-miss';
+    let stale: StoredResponse | undefined;
+    if (set !== undefined) {
+      const r = this.select(set.list, ctx, secondary);
+      if (r === undefined) fwd = 'vary-miss';
+      else {
+        const age = r.initialAge + Math.max(0, t - r.responseTime);
+        if (usable(r, age, req)) return this.hit(ctx, r, age, collapsed, undefined);
+        // RFC 5861 §3: within stale-while-revalidate, while another request revalidates, the stale response answers at once.
+        if (this.store.fill(key) !== undefined && withinStaleWhileRevalidate(r, age, req)) return this.hit(ctx, r, age, false, 'stale-while-revalidate');
+        stale = r;
+        fwd = req.noCache || req.maxAge !== undefined || req.minFresh !== undefined ? 'request' : 'stale';
+      }
+    }
+    this.store.stats.misses++;
+    // §5.2.1.7: nothing usable and the client will not have it fetched.
+    if (req.onlyIfCached) return { status: 504, headers: ['content-type', 'text/plain; charset=utf-8', 'cache-status', `usher; fwd=${fwd}; detail="only-if-cached"`], body: '504 Gateway Timeout\nreason: cache_only_if_cached\n', reason: 'cache_only_if_cached' };
+    const s = this.state(key, secondary, fwd, false);
+    ctx.set(kState, s);
+    if (ctx.method !== 'GET' || ctx.header('range') !== undefined) {
+      // HEAD and Range requests go upstream as they are; their responses are not stored.
+      s.fwd = 'bypass';
+      return undefined;
+    }
+    s.stale = stale;
+    if (stale !== undefined && (stale.upstreamEtag !== undefined || stale.lastModified !== undefined)) s.entry = stale;
+    if (this.config.collapse && !collapsed && !req.noStore && !this.store.passing(key, t * 1000)) {
+      const f = this.store.fill(key);
+      if (f === undefined) s.fill = this.store.lead(key);
+      else return this.wait(ctx, key, secondary, req, f);
+    }
+    return undefined;
+  }
+
+  /** Waits for the fill in flight (at most collapse_timeout), then looks again. */
+  private wait(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, f: Fill): Promise<LocalResponse | undefined> {
+    return new Promise((resolve) => {
+      let woken = false;
+      const wake = (): void => {
+        if (woken) return;
+        woken = true;
+        clearTimeout(timer);
+        const i = f.waiters.indexOf(wake);
+        if (i >= 0) f.waiters.splice(i, 1);
+        resolve(this.lookup(ctx, key, secondary, req, true) as LocalResponse | undefined);
+      };
+      const timer = setTimeout(wake, this.config.collapse_timeout);
+      f.waiters.push(wake);
+    });
+  }
+
+  private select(list: readonly StoredResponse[], ctx: RequestContext, secondary: string): StoredResponse | undefined {
+    outer: for (const r of list) {
+      if (r.secondary !== secondary) continue;
+      for (let i = 0; i < r.varyNames.length; i++) {
+        const name = r.varyNames[i]!;
+        if (normaliseField(name, ctx.header(name)) !== r.varyValues[i]) continue outer;
+      }
+      return r;
+    }
+    return undefined;
+  }
+
+  private hit(ctx: RequestContext, r: StoredResponse, age: number, collapsed: boolean, detail: string | undefined): LocalResponse {
+    this.store.stats.hits++;
+    const status = `usher; hit; ttl=${Math.floor(r.lifetime - age)}${collapsed ? '; collapsed' : ''}${detail === undefined ? '' : `; detail="${detail}"`}`;
+    const ageField = String(Math.floor(age));
+    if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), r)) {
+      // The stored body goes as the length a 200 would have (RFC 9110 §8.6); node sends none with a 304.
+      return { status: 304, headers: [...notModifiedHeaders(r), 'age', ageField, 'cache-status', status], body: r.body, reason: 'cache_hit' };
+    }
+    const range = ctx.method === 'GET' && r.status === 200 ? ctx.header('range') : undefined;
+    if (range !== undefined && ifRangeHolds(ctx.header('if-range'), r.etag, r.lastModified)) {
+      const length = r.body.length;
+      const want = byteRange(range, length);
+      if (want.kind === 'partial') {
+        return { status: 206, headers: [...r.headers, 'content-range', `bytes ${want.start}-${want.end}/${length}`, 'age', ageField, 'cache-status', status], body: r.body.subarray(want.start, want.end + 1), reason: 'cache_hit' };
+      }
+      if (want.kind === 'unsatisfiable') return { status: 416, headers: ['content-range', `bytes */${length}`, 'age', ageField, 'cache-status', status], reason: 'cache_hit' };
+    }
+    // HEAD: node sends the head only, with the GET's Content-Length (RFC 9110 §9.3.2).
+    return { status: r.status, headers: [...r.headers, 'age', ageField, 'cache-status', status], body: r.body, reason: 'cache_hit' };
+  }
+
+  upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): void {
+    const s = ctx.get(kState);
+    if (s === undefined || s.invalidate || s.fwd === 'bypass') return;
+    // A miss is filled with the whole response (the client's own validators are for its copy,
+    // not the cache's); a revalidation sends the stored response's validators (§4.3.1).
+    removeFields(head.headers, CONDITIONALS);
+    const e = s.entry;
+    if (e === undefined) return;
+    if (e.upstreamEtag !== undefined) head.headers.push('if-none-match', e.upstreamEtag);
+    if (e.lastModified !== undefined) head.headers.push('if-modified-since', e.lastModified);
+  }
+
+  upstreamResponse(ctx: RequestContext, head: ResponseHead): void {
+    const s = ctx.get(kState);
+    if (s === undefined) return;
+    const h = head.headers;
+    if (s.invalidate) {
+      if (head.status >= 200 && head.status < 400) this.invalidate(ctx, s.key, h);
+      return;
+    }
+    if (s.fwd === 'bypass') return;
+    const t = now();
+    if (s.entry !== undefined && head.status === 304) return this.refresh(ctx, s, s.entry, head, t);
+    if (head.status >= 500 && s.stale !== undefined && this.staleOnError(ctx, s.stale, t)) return this.serveStale(ctx, s, s.stale, head, t, String(head.status));
+    const directives = parseCacheControl(joined(h, 'cache-control'));
+    const vary = nameList(joined(h, 'vary'));
+    let why = notStorable({
+      method: ctx.method,
+      status: head.status,
+      response: directives,
+      request: requestDirectives(ctx),
+      authorization: ctx.header('authorization') !== undefined,
+      hasExpires: first(h, 'expires') !== undefined,
+      varyStar: vary.includes('*'),
+    });
+    if (why === undefined && this.config.set_cookie === 'pass' && first(h, 'set-cookie') !== undefined) why = 'set-cookie';
+    const cl = first(h, 'content-length');
+    if (why === undefined && cl !== undefined && Number(cl) > this.store.maxObjectSize) why = 'too large';
+    if (why !== undefined) {
+      s.detail = why;
+      this.release(s, t);
+      return;
+    }
+    s.pending = { status: head.status, upstream: h.slice(), directives, varyNames: vary, requestTime: s.requestTime, responseTime: t, headers: undefined, contentLength: -1 };
+  }
+
+  /** §4.3.4: the upstream's 304 confirms the stored response: its fields update it, and the client gets it. */
+  private refresh(ctx: RequestContext, s: CacheState, e: StoredResponse, head: ResponseHead, t: number): void {
+    const h = head.headers;
+    const own: string[] = [];
+    const updates = new Map<string, string[]>();
+    const weakened = e.etag !== e.upstreamEtag;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i]!.toLowerCase();
+      const value = h[i + 1]!;
+      // usher's own fields for this request (its id) go out but are not stored.
+      if (value === ctx.requestId) own.push(h[i]!, value);
+      else if (!NOT_UPDATED.has(name) && !(weakened && name === 'etag')) {
+        let list = updates.get(name);
+        if (list === undefined) updates.set(name, (list = []));
+        list.push(h[i]!, value);
+      }
+    }
+    const stored: string[] = [];
+    for (let i = 0; i < e.headers.length; i += 2) if (!updates.has(e.headers[i]!.toLowerCase())) stored.push(e.headers[i]!, e.headers[i + 1]!);
+    for (const list of updates.values()) stored.push(...list);
+    e.headers = stored;
+    e.directives = parseCacheControl(joined(stored, 'cache-control'));
+    e.date = first(stored, 'date');
+    if (!weakened) e.etag = e.upstreamEtag = first(stored, 'etag');
+    e.lastModified = first(stored, 'last-modified') ?? e.lastModified;
+    const date = httpDate(e.date);
+    e.responseTime = t;
+    e.initialAge = initialAge({ requestTime: s.requestTime, responseTime: t, date, age: ageValue(first(h, 'age')) });
+    e.lifetime = this.lifetime(e.status, e.directives, stored, date, t);
+    const before = e.size;
+    e.size = sizeOf(e);
+    if (e.size !== before) this.store.touched(s.key);
+    this.release(s, t, false);
+    const age = e.initialAge;
+    const status = `usher; fwd=stale; fwd-status=304; ttl=${Math.floor(e.lifetime - age)}`;
+    h.length = 0;
+    if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), e)) {
+      head.status = 304;
+      h.push(...notModifiedHeaders(e), ...own, 'age', String(Math.floor(age)), 'cache-status', status);
+      return;
+    }
+    head.status = e.status;
+    h.push(...e.headers, ...own, 'age', String(Math.floor(age)), 'cache-status', status);
+    s.refreshed = e;
+  }
+
+  /** RFC 5861 §4: the upstream failed; a stale response within stale-if-error (the response's, the request's, or the route's) may answer. */
+  private staleOnError(ctx: RequestContext, r: StoredResponse, t: number): boolean {
+    const d = r.directives;
+    // must-revalidate and proxy-revalidate forbid any stale use (RFC 9111 §5.2.2.2: a 504 instead).
+    if (d.mustRevalidate || d.proxyRevalidate) return false;
+    const req = requestDirectives(ctx);
+    if (req.noCache) return false;
+    let window = this.config.stale_if_error;
+    if (d.staleIfError !== undefined && d.staleIfError > window) window = d.staleIfError;
+    if (req.staleIfError !== undefined && req.staleIfError > window) window = req.staleIfError;
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    return age - r.lifetime <= window;
+  }
+
+  /** Answers with the stored response instead of the upstream's failure. */
+  private serveStale(ctx: RequestContext, s: CacheState, r: StoredResponse, head: ResponseHead, t: number, upstreamStatus: string): void {
+    const h = head.headers;
+    const own: string[] = [];
+    for (let i = 0; i < h.length; i += 2) if (h[i + 1] === ctx.requestId) own.push(h[i]!, h[i + 1]!);
+    this.release(s, t, false);
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    this.store.stats.hits++;
+    head.status = r.status;
+    h.length = 0;
+    h.push(...r.headers, ...own, 'age', String(Math.floor(age)), 'cache-status', `usher; hit; ttl=${Math.floor(r.lifetime - age)}; fwd=stale; fwd-status=${upstreamStatus}; detail="stale-if-error"`);
+    s.refreshed = r;
+  }
+
+  /** upstream_failed: the upstream could not be reached or did not answer; a stale response may (stale-if-error). */
+  upstreamFailed(ctx: RequestContext, reason: ReasonCode): LocalResponse | undefined {
+    const s = ctx.get(kState);
+    if (s === undefined || s.stale === undefined || s.invalidate) return undefined;
+    const t = now();
+    const r = s.stale;
+    if (!this.staleOnError(ctx, r, t)) return undefined;
+    this.release(s, t, false);
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    return this.hit(ctx, r, age, false, `stale-if-error; ${reason}`);
+  }
+
+  private lifetime(status: number, d: Readonly<Directives>, h: readonly string[], date: number, t: number): number {
+    const expires = first(h, 'expires');
+    return freshnessLifetime(
+      { status, response: d, date, expires: expires === undefined ? undefined : httpDate(expires), lastModified: httpDate(first(h, 'last-modified')), heuristicFraction: this.config.heuristic_fraction, heuristicMax: this.config.heuristic_max },
+      t,
+    );
+  }
+
+  response(ctx: RequestContext, head: ResponseHead): void {
+    // A hit carries its Cache-Status already; usher's own replies (errors) are not the cache's.
+    if (head.local) return;
+    const s = ctx.get(kState);
+    if (s === undefined || s.invalidate) return;
+    const h = head.headers;
+    const e = s.refreshed;
+    if (e !== undefined) {
+      // The stored representation, whatever a response hook (compression) made of the 304's head.
+      removeFields(h, REPRESENTATION);
+      for (let i = 0; i < e.headers.length; i += 2) if (REPRESENTATION.has(e.headers[i]!.toLowerCase())) h.push(e.headers[i]!, e.headers[i + 1]!);
+      return;
+    }
+    if (head.status === 304 && s.entry !== undefined) return; // answered in refresh()
+    const p = s.pending;
+    if (p !== undefined) {
+      if (ctx.method !== 'GET' || head.status !== p.status) {
+        s.pending = undefined;
+      } else {
+        p.headers = this.storedHeaders(ctx, p, h);
+        // Vary as it goes downstream: compression adds Accept-Encoding.
+        p.varyNames = nameList(joined(p.headers, 'vary'));
+        const cl = first(h, 'content-length');
+        p.contentLength = cl === undefined ? -1 : Number(cl);
+      }
+    }
+    h.push('cache-status', `usher; fwd=${s.fwd}${s.pending !== undefined ? '; stored' : ''}${s.detail !== undefined ? `; detail="${s.detail}"` : ''}`);
+    // No body to copy: stored now.
+    if (s.pending !== undefined && (head.status === 204 || p!.contentLength === 0)) this.commit(ctx, s, Buffer.alloc(0));
+  }
+
+  /** The upstream's fields, with the representation fields as they go downstream (compressed or not). */
+  private storedHeaders(ctx: RequestContext, p: Pending, downstream: readonly string[]): string[] {
+    const out: string[] = [];
+    const u = p.upstream;
+    let hasDate = false;
+    for (let i = 0; i < u.length; i += 2) {
+      const name = u[i]!.toLowerCase();
+      if (NOT_STORED.has(name) || REPRESENTATION.has(name) || u[i + 1] === ctx.requestId) continue;
+      if (name === 'date') hasDate = true;
+      out.push(u[i]!, u[i + 1]!);
+    }
+    for (let i = 0; i < downstream.length; i += 2) if (REPRESENTATION.has(downstream[i]!.toLowerCase())) out.push(downstream[i]!, downstream[i + 1]!);
+    // RFC 9110 §6.6.1: a cache adds the Date the origin did not send, so that Age and Date agree.
+    if (!hasDate) out.push('date', new Date(p.responseTime * 1000).toUTCString());
+    return out;
+  }
+
+  responseBody(ctx: RequestContext): Transform | undefined {
+    const s = ctx.get(kState);
+    if (s === undefined) return undefined;
+    if (s.refreshed !== undefined) return new StoredBody(s.refreshed.body);
+    if (s.pending?.headers === undefined) return undefined;
+    return new Tee(this.store.maxObjectSize, (body) => {
+      if (body === null) {
+        s.pending = undefined;
+        s.detail = 'too large';
+        this.release(s, now());
+        return;
+      }
+      if (s.pending !== undefined && (s.pending.contentLength < 0 || s.pending.contentLength === body.length)) this.commit(ctx, s, body);
+    });
+  }
+
+  private commit(ctx: RequestContext, s: CacheState, body: Buffer): void {
+    const p = s.pending!;
+    s.pending = undefined;
+    const headers = p.headers!;
+    const dateField = first(headers, 'date');
+    const date = httpDate(dateField);
+    const etag = first(headers, 'etag');
+    const upstreamEtag = first(p.upstream, 'etag');
+    const r: StoredResponse = {
+      status: p.status,
+      headers,
+      body,
+      varyNames: p.varyNames,
+      varyValues: p.varyNames.map((n) => normaliseField(n, ctx.header(n))),
+      secondary: s.secondary,
+      responseTime: p.responseTime,
+      initialAge: initialAge({ requestTime: p.requestTime, responseTime: p.responseTime, date, age: ageValue(first(p.upstream, 'age')) }),
+      lifetime: this.lifetime(p.status, p.directives, headers, date, p.responseTime),
+      directives: p.directives,
+      etag,
+      upstreamEtag,
+      lastModified: first(headers, 'last-modified'),
+      date: dateField,
+      size: 0,
+    };
+    r.size = sizeOf(r);
+    this.store.put(s.key, r, this.config.max_variants);
+    this.release(s, now(), false);
+  }
+
+  /** Ends this request's fill: the waiters look again. `pass`: the response was not storable, so the key's next requests do not queue. */
+  private release(s: CacheState, t: number, pass = true): void {
+    const f = s.fill;
+    if (f === undefined) return;
+    s.fill = undefined;
+    if (pass) this.store.markPass(s.key, t * 1000);
+    this.store.release(s.key, f);
+  }
+
+  /** §4.4: the request URI, and Location / Content-Location of the same origin. */
+  private invalidate(ctx: RequestContext, key: string, h: readonly string[]): void {
+    this.store.invalidate(key);
+    const rr = ctx.request!;
+    for (const name of ['location', 'content-location']) {
+      const v = first(h, name);
+      if (v === undefined) continue;
+      let url: URL;
+      try {
+        url = new URL(v, key);
+      } catch {
+        continue;
+      }
+      const base = new URL(key);
+      if (url.protocol !== base.protocol || url.host !== base.host) continue;
+      this.store.invalidate(`${rr.scheme}://${url.host}${url.pathname}${url.search}`);
+    }
+  }
+
+  done(ctx: RequestContext): void {
+    const s = ctx.get(kState);
+    // A fill that ended without storing (an error, the client gone, a cut body): the waiters go on.
+    if (s?.fill !== undefined) this.release(s, now(), false);
+  }
+
+  explain(): string {
+    const k = this.config.key;
+    const parts = ['scheme, host, path, query'];
+    if (k.ignore_query.length > 0) parts.push(`query without ${k.ignore_query.join(', ')}`);
+    if (k.headers.length > 0) parts.push(`headers ${k.headers.join(', ')}`);
+    if (k.cookies.length > 0) parts.push(`cookies ${k.cookies.join(', ')}`);
+    return `cache (store ${this.config.store}; key: ${parts.join('; ')}; Set-Cookie: ${this.config.set_cookie}; collapse: ${this.config.collapse ? `${this.config.collapse_timeout} ms` : 'off'})`;
+  }
+}
+
+export const cache: RouteFilterDefinition = {
+  name: 'cache',
+  create: (rc: RouteConfig, deps) => {
+    if (rc.cache === undefined) return undefined;
+    const store = deps.caches?.get(rc.cache.store);
+    if (store === undefined) throw new Error(`usher config: unchecked cache store ${JSON.stringify(rc.cache.store)}`);
+    return new Cache(rc.cache, store);
+  },
+};
