@@ -140,11 +140,13 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
       // Parsed and checked off the serving thread: 20k routes held it for seconds (issue #11).
       const next = await loadConfigFileOffThread(file!);
       if (!next.ok) {
-        usher.logger.error({ file, errors: formatIssues(next.errors).split('\n') }, 'reload rejected: the new config is invalid; still serving the previous one');
+        const errors = formatIssues(next.errors).split('\n');
+        usher.reloadRejected('file', file!, errors);
+        usher.logger.error({ file, errors }, 'reload rejected: the new config is invalid; still serving the previous one');
         return;
       }
       try {
-        await usher.reload(next.config);
+        await usher.reload(next.config, 'file');
       } catch (err) {
         usher.logger.error({ err }, 'reload failed; still serving the previous config');
       }

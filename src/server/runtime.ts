@@ -24,6 +24,8 @@ export class Runtime {
   readonly config: UsherConfig;
   readonly router: Router<CompiledRoute>;
   readonly clusters: ReadonlyMap<string, Cluster>;
+  /** The compiled routes in config order (the admin API lists them). */
+  readonly routes: readonly CompiledRoute[];
   readonly forward: ForwardSettings;
   /** Rate-limit policies and stores; `globalLimits` is the listener filter's work (rate_limits.global). */
   readonly rateLimits: RateLimits;
@@ -37,8 +39,9 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, rateLimits: RateLimits, retiredStores: RedisStore[]) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, routes: readonly CompiledRoute[], rateLimits: RateLimits, retiredStores: RedisStore[]) {
     this.config = config;
+    this.routes = routes;
     this.rateLimits = rateLimits;
     this.globalLimits = globalFilter(rateLimits);
     this.retiredStores = retiredStores;
@@ -121,13 +124,16 @@ export class Runtime {
     const { rateLimits, retired: retiredStores } = RateLimits.build(config.rate_limits ?? NO_RATE_LIMITS_CONFIG, previous?.rateLimits);
     const compile = routeCompiler(clusters, rateLimits, filters);
     const router = new HostPathRouter<CompiledRoute>();
+    const routes: CompiledRoute[] = [];
     for (const rc of config.routes) {
-      router.add(rc, compile(rc));
+      const route = compile(rc);
+      routes.push(route);
+      router.add(rc, route);
       yield;
     }
     router.seal();
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters, router, rateLimits, retiredStores), retired };
+    return { runtime: new Runtime(config, clusters, router, routes, rateLimits, retiredStores), retired };
   }
 }
 
