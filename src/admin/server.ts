@@ -45,9 +45,12 @@ export class AdminServer {
     return this.server.address() as AddressInfo;
   }
 
-  /** Whether `config` listens where this one does (then a reload keeps this server). */
+  /**
+   * Whether `config` listens where this one does (then a reload keeps this server): the same
+   * host and the port it is bound to. Port 0 asks for a fresh port, as for proxy listeners.
+   */
   sameAddress(config: AdminConfig): boolean {
-    return config.host === this.config.host && config.port === this.config.port && config.port !== 0;
+    return config.host === this.config.host && config.port !== 0 && config.port === this.address().port;
   }
 
   /** A reload kept the address: the new token applies to the next request. */
