@@ -110,7 +110,7 @@ const OWN_ROUTES = `  - match: { path: /small-rl }
  * @param {string} root the checkout to run; another commit's gets only the sections every
  *   version knows (no rate_limits, no auth, no compress, no caches), so its ratelimit, jwt, gzip100k and cachehit rows measure nothing new.
  */
-function startUsher({ dir, port, tls, upstreamPort, gzipLevel }, root = REPO_DIR) {
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics }, root = REPO_DIR) {
   const own = root === REPO_DIR;
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
@@ -125,7 +125,7 @@ upstreams:
 ${own ? OWN_SECTIONS : ''}routes:
 ${own ? OWN_ROUTES : ''}  - upstream: origin${own && gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
 log: { level: warn, access_log: false }
-`,
+${metrics && own ? 'admin: { address: 127.0.0.1:0 }\n' : ''}`,
   );
   // `node` itself (not npm) under taskset, so the measured PID is the serving process.
   return startProcess(process.execPath, [path.join(root, 'bin', 'usher.js'), 'serve', '--config', file], {

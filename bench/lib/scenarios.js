@@ -30,6 +30,9 @@ export const SCENARIOS = [
   // claims copied to a header): the filter's cost is this scenario against `small` (target: at
   // most 1.15x). One token for the whole run, as a client's session would send it.
   { id: 'jwt', title: 'GET 13 B with a bearer JWT (HS256) through JWT auth, keep-alive', path: '/small-jwt', authorization: `Bearer ${BENCH_JWT}`, expectBytes: 13, proxies: ['usher'] },
+  // The `small` request with the admin listener's Prometheus metrics on (issue #15: at most 1.1x
+  // the CPU per request of `small` in the same run).
+  { id: 'metrics', title: 'GET 13 B with Prometheus metrics on, keep-alive', path: '/small', expectBytes: 13, metrics: true, proxies: ['usher'] },
 ];
 
 for (const scenario of SCENARIOS) {

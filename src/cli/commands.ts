@@ -73,6 +73,39 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ["usher explain -c usher.yaml GET http://api.example.test/v1/users -H 'cookie: ab=b'"],
   },
   {
+    name: 'plan',
+    summary: "what a config file would change in a running usher (its admin API's POST /config/plan)",
+    usage: 'usher plan --config FILE [--admin ADDRESS] [--token TOKEN] [--json]',
+    positionals: [0, 0],
+    options: [
+      { ...CONFIG, help: 'the candidate config, YAML or JSON (required)' },
+      { name: 'admin', type: 'string', arg: 'ADDRESS', help: "the running usher's admin listener (default: admin.address in FILE, else 127.0.0.1:9901)" },
+      { name: 'token', type: 'string', arg: 'TOKEN', help: 'the admin bearer token (default: $USHER_ADMIN_TOKEN, else admin.token in FILE)' },
+      { name: 'json', type: 'boolean', help: 'print the admin API answer as JSON' },
+      HELP_OPTION,
+    ],
+    notes: ['Exit status 0 when the plan was made, 1 when the config is invalid (file:line:col errors, as validate), 3 when the admin API cannot be reached or refuses the token.'],
+    examples: ['usher plan -c usher.yaml', 'usher plan -c next.yaml --admin 10.0.0.5:9901 --token "$TOKEN"'],
+  },
+  {
+    name: 'apply',
+    summary: 'apply a config file to a running usher, atomically (the same path as a reload)',
+    usage: 'usher apply --config FILE [--admin ADDRESS] [--token TOKEN] [--json]',
+    positionals: [0, 0],
+    options: [
+      { ...CONFIG, help: 'the config to apply, YAML or JSON (required)' },
+      { name: 'admin', type: 'string', arg: 'ADDRESS', help: "the running usher's admin listener (default: admin.address in FILE, else 127.0.0.1:9901)" },
+      { name: 'token', type: 'string', arg: 'TOKEN', help: 'the admin bearer token (default: $USHER_ADMIN_TOKEN, else admin.token in FILE)' },
+      { name: 'json', type: 'boolean', help: 'print the admin API answer as JSON' },
+      HELP_OPTION,
+    ],
+    notes: [
+      'A config with errors, or one that cannot be applied (a listener that cannot bind), changes nothing: usher keeps serving the previous one. The running usher reloads its own file on SIGHUP or when the file is saved: apply the file it serves from to keep the two in step.',
+      'Exit status 0 when applied, 1 when refused, 3 when the admin API cannot be reached or refuses the token.',
+    ],
+    examples: ['usher apply -c usher.yaml'],
+  },
+  {
     name: 'completion',
     summary: 'print a shell completion script for bash or zsh',
     usage: 'usher completion bash|zsh',
@@ -102,7 +135,7 @@ function table(rows: [string, string][]): string {
 }
 
 export const EXIT_CODES =
-  'Exit codes:\n  0   success (validate: the config is valid)\n  1   the config is invalid (validate, or serve at start-up)\n  2   usage error (unknown command or option)\n  3   usher could not start (e.g. the address is in use)\n  70  internal error';
+  'Exit codes:\n  0   success (validate: the config is valid)\n  1   the config is invalid (validate, plan, apply, or serve at start-up)\n  2   usage error (unknown command or option)\n  3   usher could not start (e.g. the address is in use); plan, apply: the admin API cannot be reached\n  70  internal error';
 
 export function overview(): string {
   return [

@@ -9,6 +9,7 @@ import { commandHelp, commandNamed, findCommand, overview, parseCommand, UsageEr
 import { bashCompletion, zshCompletion } from './completion.js';
 import { actionSummary, explain, pathSummary } from './explain.js';
 import { watchConfig } from './watch.js';
+import { remote } from './remote.js';
 
 /** Exit codes (documented in the README and `usher --help`). */
 export const EXIT = Object.freeze({ ok: 0, invalidConfig: 1, usage: 2, cannotStart: 3, internal: 70 });
@@ -63,6 +64,10 @@ async function run(argv: string[]): Promise<number> {
       return validate(config);
     case 'explain':
       return explain(values, positionals);
+    case 'plan':
+    case 'apply':
+      if (config === undefined) throw new UsageError(command.name, '--config FILE is required');
+      return remote(command.name, config, values);
     case 'completion': {
       const shell = positionals[0]!;
       if (shell !== 'bash' && shell !== 'zsh') {
@@ -141,11 +146,13 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
       // Parsed and checked off the serving thread: 20k routes held it for seconds (issue #11).
       const next = await loadConfigFileOffThread(file!);
       if (!next.ok) {
-        usher.logger.error({ file, errors: formatIssues(next.errors).split('\n') }, 'reload rejected: the new config is invalid; still serving the previous one');
+        const errors = formatIssues(next.errors).split('\n');
+        usher.reloadRejected('file', file!, errors);
+        usher.logger.error({ file, errors }, 'reload rejected: the new config is invalid; still serving the previous one');
         return;
       }
       try {
-        await usher.reload(next.config);
+        await usher.reload(next.config, 'file');
       } catch (err) {
         usher.logger.error({ err }, 'reload failed; still serving the previous config');
       }
@@ -186,6 +193,10 @@ function printBanner(usher: Usher, config: UsherConfig, demo: boolean): void {
   const lines: string[] = [];
   lines.push(demo ? 'usher: serving the built-in demo (no --config given)' : `usher: serving ${config.file}`);
   for (const a of usher.addresses()) lines.push(`  listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+  if (usher.admin !== null && config.admin !== undefined) {
+    const host = config.admin.host;
+    lines.push(`  admin API on http://${host.includes(':') ? `[${host}]` : host}:${usher.admin.address().port}${config.admin.token === null ? '' : ' (bearer token)'}`);
+  }
   for (const r of config.routes) {
     const m = r.match;
     const when = `${m.hosts.length ? m.hosts.join(',') : '*'}${pathSummary(r)}`;

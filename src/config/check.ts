@@ -16,6 +16,7 @@ import { checkSecurityHeadersSection } from '../filters/security-headers/config.
 import { checkRateLimits } from '../filters/rate-limit/config.js';
 import { checkUpstream } from '../upstream/config/check.js';
 import { baseDirOf } from './normalize.js';
+import { checkAdmin } from '../admin/config.js';
 
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -42,6 +43,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
   checkProtocols(data, error);
   checkRateLimits(data, error);
   checkCaches(data, error);
+  checkAdmin(data, error);
   checkTls(data, issues, baseDirOf(issues.file));
   checkTopCompress(data.compress, error);
   if (isRec(data.proxy)) {

@@ -24,6 +24,11 @@ export function loadConfigObjectOffThread(object: unknown, source: string): Prom
   return offThread({ object, source }, source);
 }
 
+/** loadConfigText in a worker thread; `file` names the text in messages and anchors relative paths. */
+export function loadConfigTextOffThread(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+  return offThread({ text, file, env: { ...env } }, file);
+}
+
 function offThread(job: LoadJob, path: string): Promise<LoadResult> {
   return new Promise((resolve) => {
     let settled = false;

@@ -1,6 +1,7 @@
 // Valid user config (snake_case, units as written) → UsherConfig (defaults applied, ms, bytes,
 // names resolved), deep-frozen. Runs only after the schema and the semantic checks passed, so
 // every parse here succeeds; a failure is a bug in the checks and throws.
+import { normalizeAdmin } from '../admin/config.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseTrustedProxy, type Parsed } from './address.js';
 import { normalizeRouteActions } from './normalize-routing.js';
@@ -101,6 +102,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   if (input.acme) config.acme = normalizeAcme(input.acme, filePath);
   if (input.rate_limits) config.rate_limits = normalizeRateLimits(input.rate_limits);
   if (input.caches) config.caches = normalizeCaches(input.caches);
+  if (input.admin) config.admin = normalizeAdmin(input.admin);
   return deepFreeze(config);
 }
 

@@ -31,6 +31,7 @@ import { RouteMatchSchema } from '../router/config.js';
 import { Acme, ListenerTls, RedirectHttps } from '../tls/config/schema.js';
 import { UPSTREAM_NAME_PATTERN, UpstreamSchema } from '../upstream/config/schema.js';
 import { SIZE_PATTERN } from './units.js';
+import { AdminSchema } from '../admin/config.js';
 
 export { DEFAULTS, LOG_LEVELS } from './schema-parts.js';
 
@@ -280,6 +281,7 @@ export const ConfigSchema = object(
     ),
     acme: Type.Optional(Acme),
     rate_limits: Type.Optional(RateLimitsSchema),
+    admin: Type.Optional(AdminSchema),
   },
   {
     title: 'usher configuration',

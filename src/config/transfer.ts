@@ -9,8 +9,8 @@ import { dict } from '../util/dict.js';
 
 export const ROUTES_PER_MESSAGE = 250;
 
-/** What the loading thread is asked to do: a file, or an object already in memory (the built-in demo). */
-export type LoadJob = { path: string; env: NodeJS.ProcessEnv } | { object: unknown; source: string };
+/** What the loading thread is asked to do: a file, an object already in memory (the built-in demo), or a text (the admin API's candidate). */
+export type LoadJob = { path: string; env: NodeJS.ProcessEnv } | { object: unknown; source: string } | { text: string; file: string; env: NodeJS.ProcessEnv };
 
 type WireRoute = Omit<RouteConfig, 'respond'> & { respond?: Omit<NonNullable<RouteConfig['respond']>, 'headers'> & { headers: [string, string][] } };
 

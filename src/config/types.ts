@@ -2,6 +2,7 @@
 // The loader (load.ts) turns a YAML/JSON/JS file into this shape: every default applied,
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
+import type { AdminConfig } from '../admin/config.js';
 import type { ConfigIssue, SourceLocation } from './issues.js';
 import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
@@ -157,6 +158,8 @@ export interface UsherConfig {
   caches?: Record<string, CacheStoreConfig>;
   /** Automatic certificates; absent when not configured. */
   acme?: AcmeConfig;
+  /** The admin listener; absent when not configured. */
+  admin?: AdminConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

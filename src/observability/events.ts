@@ -4,8 +4,11 @@
 // subscribes to. Every message carries `ctx`, the request's RequestContext, and `server`, the
 // usher instance it belongs to (several may share a process).
 import diagnostics from 'node:diagnostics_channel';
+import type { Socket } from 'node:net';
 import type { ReasonCode } from '../errors/index.js';
 import type { RequestContext } from '../pipeline/types.js';
+import type { Cluster } from '../upstream/cluster.js';
+import type { Endpoint } from '../upstream/endpoint.js';
 
 export const CHANNELS = Object.freeze({
   requestStart: 'usher:request:start',
@@ -17,6 +20,12 @@ export const CHANNELS = Object.freeze({
   done: 'usher:request:done',
 });
 
+/** The proxy listeners' events (connections and TLS handshakes, not requests). */
+export const LISTENER_CHANNELS = Object.freeze({
+  connection: 'usher:connection:open',
+  tls: 'usher:tls:handshake',
+});
+
 export const requestStartChannel = diagnostics.channel(CHANNELS.requestStart);
 export const routedChannel = diagnostics.channel(CHANNELS.routed);
 export const upstreamTryChannel = diagnostics.channel(CHANNELS.upstreamTry);
@@ -24,6 +33,8 @@ export const connectErrorChannel = diagnostics.channel(CHANNELS.connectError);
 export const upstreamResponseChannel = diagnostics.channel(CHANNELS.upstreamResponse);
 export const retryChannel = diagnostics.channel(CHANNELS.retry);
 export const doneChannel = diagnostics.channel(CHANNELS.done);
+export const connectionChannel = diagnostics.channel(LISTENER_CHANNELS.connection);
+export const tlsChannel = diagnostics.channel(LISTENER_CHANNELS.tls);
 
 interface Base {
   readonly server: unknown;
@@ -40,23 +51,33 @@ export interface RoutedEvent extends Base {
 export interface UpstreamTryEvent extends Base {
   readonly upstream: string;
   readonly upstreamServer: string;
+  /** The objects behind the names (metrics bind their series to them once). */
+  readonly cluster: Cluster;
+  readonly endpoint: Endpoint;
   readonly attempt: number;
 }
 /** usher:upstream:connect_error — a try failed before it had a connection. */
 export interface ConnectErrorEvent extends Base {
   readonly upstream: string;
   readonly upstreamServer: string;
+  /** The objects behind the names (metrics bind their series to them once). */
+  readonly cluster: Cluster;
+  readonly endpoint: Endpoint;
   readonly reason: ReasonCode;
 }
 /** usher:upstream:response — the upstream's final head arrived. */
 export interface UpstreamResponseEvent extends Base {
   readonly upstream: string;
   readonly upstreamServer: string;
+  /** The objects behind the names (metrics bind their series to them once). */
+  readonly cluster: Cluster;
+  readonly endpoint: Endpoint;
   readonly status: number;
 }
 /** usher:upstream:retry — the request goes to another server after `reason`. */
 export interface RetryEvent extends Base {
   readonly upstream: string;
+  readonly cluster: Cluster;
   readonly reason: ReasonCode;
   /** The retry's number (1 for the first retry). */
   readonly attempt: number;
@@ -75,3 +96,24 @@ export interface DoneEvent extends Base {
   /** Milliseconds from the head's arrival to the end. */
   readonly durationMs: number;
 }
+
+/** usher:connection:open — a proxy listener accepted a TCP connection (before any TLS handshake). */
+export interface ConnectionEvent {
+  readonly server: unknown;
+  /** The listener object (stable for its life) and its address as configured. */
+  readonly listener: object;
+  readonly address: string;
+  readonly tls: boolean;
+  readonly socket: Socket;
+}
+
+/** usher:tls:handshake — a TLS handshake on a proxy listener ended (ok, or failed with `error`). */
+export interface TlsHandshakeEvent {
+  readonly server: unknown;
+  readonly listener: object;
+  readonly address: string;
+  readonly ok: boolean;
+  /** The OpenSSL or node error code of a failed handshake ("ERR_SSL_...", "ECONNRESET"). */
+  readonly error: string | null;
+}
+

@@ -29,6 +29,7 @@ export function compileRoute(
     filters: filters.length === 0 ? NONE : Object.freeze(filters),
     phases,
     requestBodyLimit,
+    meters: { value: null },
   });
 }
 

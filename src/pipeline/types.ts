@@ -215,6 +215,13 @@ export interface CompiledRoute {
   readonly phases: PhaseArrays;
   /** The largest request_body bound of the route's filters (0: no request_body phase). */
   readonly requestBodyLimit: number;
+  /** Where metrics keep this route's series once bound (null until then; metrics off: stays null). */
+  readonly meters: MeterSlot;
+}
+
+/** A slot metrics bind their series into, once per route / cluster / endpoint object. */
+export interface MeterSlot {
+  value: unknown;
 }
 
 /** A listener's own filters (the TLS edge, access lists...): outermost on every request. */

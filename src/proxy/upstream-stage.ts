@@ -84,7 +84,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const perTry = cluster.retry.perTryTimeout;
     if (perTry !== null) t.armTimer(perTry, onTryTimeout);
     if (upstreamTryChannel.hasSubscribers) {
-      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, attempt: this.attempt } satisfies UpstreamTryEvent);
+      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, cluster, endpoint, attempt: this.attempt } satisfies UpstreamTryEvent);
     }
     const body = this.body;
     this.dispatching = true;
@@ -127,7 +127,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const cluster = this.cluster!;
     cluster.observeStatus(t.endpoint, statusCode);
     if (upstreamResponseChannel.hasSubscribers) {
-      upstreamResponseChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: t.endpoint.id, status: statusCode } satisfies UpstreamResponseEvent);
+      upstreamResponseChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: t.endpoint.id, cluster, endpoint: t.endpoint, status: statusCode } satisfies UpstreamResponseEvent);
     }
     const fwd = this.runtime.forward;
     const headers: string[] = [];
@@ -196,7 +196,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     }
     this.cluster!.observeFailure(t.endpoint, reason, t.connected);
     if (!t.connected && connectErrorChannel.hasSubscribers) {
-      connectErrorChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, upstreamServer: t.endpoint.id, reason } satisfies ConnectErrorEvent);
+      connectErrorChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, upstreamServer: t.endpoint.id, cluster: this.cluster!, endpoint: t.endpoint, reason } satisfies ConnectErrorEvent);
     }
     this.upstreamFailed(t, reason, err);
   }
@@ -265,7 +265,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
 
   protected scheduleRetry(reason: ReasonCode, backoff: boolean): void {
     this.attempt++;
-    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, reason, attempt: this.attempt, backoff } satisfies RetryEvent);
+    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, cluster: this.cluster!, reason, attempt: this.attempt, backoff } satisfies RetryEvent);
     const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
     if (delay <= 0) return this.dispatch();
     this.state = 'backoff';

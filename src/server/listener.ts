@@ -7,6 +7,7 @@ import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 import { rawErrorReply } from '../proxy/local-reply.js';
 import { newRequestId } from '../observability/request-id.js';
+import { connectionChannel, tlsChannel, type ConnectionEvent, type TlsHandshakeEvent } from '../observability/events.js';
 import { listenerChain } from '../pipeline/compile.js';
 import type { ListenerFilterDefinition } from '../pipeline/registry.js';
 import { handleRequest, kResponse, type HandlerOwner, type ListenerEntry, type ResponseSocket } from './handler.js';
@@ -116,8 +117,18 @@ export class Listener {
     // TCP connections (TLS and HTTP/2 ones too: they arrive here before their handshake).
     this.server.on('connection', (socket: Socket) => {
       owner.stats.connections++;
+      if (connectionChannel.hasSubscribers) connectionChannel.publish({ server: owner, listener: this, address: config.address, tls: this.tls !== undefined, socket } satisfies ConnectionEvent);
       if (owner.admitConnection !== undefined && !owner.admitConnection(socket)) socket.destroy();
     });
+    if (this.tls !== undefined) {
+      // Handshake outcomes for metrics; node destroys a socket whose handshake failed whether or not 'tlsClientError' has a listener.
+      this.server.on('secureConnection', () => {
+        if (tlsChannel.hasSubscribers) tlsChannel.publish({ server: owner, listener: this, address: config.address, ok: true, error: null } satisfies TlsHandshakeEvent);
+      });
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+        if (tlsChannel.hasSubscribers) tlsChannel.publish({ server: owner, listener: this, address: config.address, ok: false, error: err.code ?? 'error' } satisfies TlsHandshakeEvent);
+      });
+    }
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       idle.request(req, res);
       handleRequest(owner, entry, req, res, true);

@@ -25,6 +25,8 @@ export class Runtime {
   readonly config: UsherConfig;
   readonly router: Router<CompiledRoute>;
   readonly clusters: ReadonlyMap<string, Cluster>;
+  /** The compiled routes in config order (the admin API lists them). */
+  readonly routes: readonly CompiledRoute[];
   readonly forward: ForwardSettings;
   /** Rate-limit policies and stores; `globalLimits` is the listener filter's work (rate_limits.global). */
   readonly rateLimits: RateLimits;
@@ -40,8 +42,9 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, rateLimits: RateLimits, retiredStores: RedisStore[], caches: CacheStores) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, routes: readonly CompiledRoute[], rateLimits: RateLimits, retiredStores: RedisStore[], caches: CacheStores) {
     this.config = config;
+    this.routes = routes;
     this.caches = caches;
     this.rateLimits = rateLimits;
     this.globalLimits = globalFilter(rateLimits);
@@ -126,13 +129,16 @@ export class Runtime {
     const caches = CacheStores.build(config.caches, previous?.caches);
     const compile = routeCompiler(clusters, rateLimits, caches, filters);
     const router = new HostPathRouter<CompiledRoute>();
+    const routes: CompiledRoute[] = [];
     for (const rc of config.routes) {
-      router.add(rc, compile(rc));
+      const route = compile(rc);
+      routes.push(route);
+      router.add(rc, route);
       yield;
     }
     router.seal();
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters, router, rateLimits, retiredStores, caches), retired };
+    return { runtime: new Runtime(config, clusters, router, routes, rateLimits, retiredStores, caches), retired };
   }
 }
 

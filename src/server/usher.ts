@@ -14,6 +14,10 @@ import { warnInsecureUpstreams } from '../tls/upstream.js';
 import { Runtime } from './runtime.js';
 import { ConnectionCounts } from '../filters/rate-limit/connections.js';
 import { logHealthEvents } from './health-log.js';
+import { AdminServer } from '../admin/server.js';
+import type { AdminHost, ListenerInfo, ReloadRecord } from '../admin/host.js';
+import type { AdminConfig } from '../admin/config.js';
+import { Metrics } from '../observability/metrics/index.js';
 
 export interface UsherOptions {
   /** Where process logs go (default: stdout). Tests pass a stream to read them. */
@@ -42,7 +46,7 @@ export interface UsherOptions {
  * The running proxy: listeners, the current Runtime, reload and graceful shutdown.
  * Lifecycle: create → start → (reload)* → close.
  */
-export class Usher implements ListenerOwner {
+export class Usher implements ListenerOwner, AdminHost {
   runtime: Runtime;
   readonly logger: Logger;
   private accessLog: Logger | null = null;
@@ -63,6 +67,15 @@ export class Usher implements ListenerOwner {
   readonly listenerFilters: readonly ListenerFilterDefinition<undefined>[];
   /** Open connections per client address (rate_limits.connections_per_client), across listeners. */
   readonly connectionCounts = new ConnectionCounts();
+  readonly startedAt = Date.now();
+  /** Reloads since start (for usher_reloads_total) and the last 20 of them (GET /status). */
+  readonly reloadCounts = { success: 0, failure: 0 };
+  readonly reloads: ReloadRecord[] = [];
+  /** The admin listener (admin: in the config), and the metrics it serves; null when off. */
+  admin: AdminServer | null = null;
+  metrics: Metrics | null = null;
+  /** Reloads run one after another, whoever asks (SIGHUP, the file watcher, POST /config/apply). */
+  private reloadChain: Promise<unknown> = Promise.resolve();
 
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
@@ -81,6 +94,8 @@ export class Usher implements ListenerOwner {
   async start(): Promise<void> {
     try {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
+      this.configureMetrics(this.runtime.config.admin);
+      if (this.runtime.config.admin !== undefined) this.admin = await AdminServer.open(this, this.runtime.config.admin);
       // A request that reached an earlier listener meanwhile opened its endpoint's pool itself
       // (Endpoint.pool); probes and DNS discovery start here, for a start that is going to hold.
       this.runtime.start({ probes: this.options.probes }, this.logger);
@@ -102,13 +117,44 @@ export class Usher implements ListenerOwner {
    * If a new listener cannot bind, nothing changes and the error is thrown: the new runtime's
    * clusters were built but never started, so nothing was sent (no probe, no DNS query).
    */
-  async reload(config: UsherConfig): Promise<void> {
+  reload(config: UsherConfig, source = 'file'): Promise<void> {
+    const run = this.reloadChain.then(() => this.reloadNow(config, source));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A reload refused before it started: the new config has errors. */
+  reloadRejected(source: string, file: string, errors: readonly string[]): void {
+    this.record({ at: new Date().toISOString(), source, result: 'failure', file, errors });
+  }
+
+  private record(r: ReloadRecord): void {
+    this.reloadCounts[r.result]++;
+    this.reloads.push(r);
+    if (this.reloads.length > 20) this.reloads.shift();
+  }
+
+  private async reloadNow(config: UsherConfig, source: string): Promise<void> {
+    try {
+      await this.swap(config);
+    } catch (err) {
+      this.record({ at: new Date().toISOString(), source, result: 'failure', file: config.file, errors: [(err as Error).message ?? String(err)] });
+      throw err;
+    }
+    this.record({ at: new Date().toISOString(), source, result: 'success', file: config.file });
+  }
+
+  private async swap(config: UsherConfig): Promise<void> {
     // In slices: requests are served by the current runtime meanwhile (issue #11).
     const { runtime, retired } = await Runtime.buildInSlices(config, this.runtime, this.options.filters);
     const wanted = new Map(config.listeners.map((l, i) => [listenerKey(l, i), l]));
     const opened: Listener[] = [];
+    let admin: AdminServer | null = null;
     try {
       for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc, config));
+      // A new or moved admin listener is bound before the commit, like a proxy listener: if it
+      // cannot bind, the reload fails and nothing changes.
+      if (config.admin !== undefined && (this.admin === null || !this.admin.sameAddress(config.admin))) admin = await AdminServer.open(this, config.admin);
     } catch (err) {
       for (const l of opened) {
         this.listeners.delete(listenerKey(l.config, config.listeners.indexOf(l.config)));
@@ -118,6 +164,16 @@ export class Usher implements ListenerOwner {
     }
     const previous = this.runtime;
     this.runtime = runtime;
+    this.configureMetrics(config.admin);
+    this.metrics?.forget(gone(previous.config.routes.map((r) => r.name), config.routes.map((r) => r.name)), gone(Object.keys(previous.config.upstreams), Object.keys(config.upstreams)));
+    if (admin !== null) {
+      // Moved (or added): the previous admin listener finishes what it is answering (the apply that moved it) and closes.
+      void this.admin?.close();
+      this.admin = admin;
+    } else if (config.admin === undefined && this.admin !== null) {
+      void this.admin.close();
+      this.admin = null;
+    } else this.admin?.update(config.admin!);
     // Committed: the new clusters go live in the same tick as the swap, so no request sees one
     // unstarted; reused clusters are running already and keep their pools and probes.
     runtime.start({ probes: this.options.probes }, this.logger);
@@ -177,6 +233,10 @@ export class Usher implements ListenerOwner {
     }
     await Promise.all(stops);
     this.listeners.clear();
+    await this.admin?.close();
+    this.admin = null;
+    this.metrics?.close();
+    this.metrics = null;
     await (clean ? this.runtime.close() : this.runtime.destroy());
     this.unsubscribeHealth();
     await acmeStopped;
@@ -237,7 +297,30 @@ export class Usher implements ListenerOwner {
     this.logger.error({ err, address: listener.config.address }, 'listener error');
   }
 
+  listenerInfo(): ListenerInfo[] {
+    return [...this.listeners.values()].map((l) => ({ address: l.config.address, host: l.config.host, port: l.address().port, tls: l.config.tls !== undefined, http2: l.config.http2 !== undefined }));
+  }
+
+  /** Certificates of the TLS listeners (files; ACME ones are the AcmeManager's). */
+  certificates(): { listener: string; names: string; notAfter: number }[] {
+    const out: { listener: string; names: string; notAfter: number }[] = [];
+    for (const l of this.listeners.values()) {
+      for (const c of l.tls?.certificates() ?? []) out.push({ listener: l.config.address, names: c.names.join(','), notAfter: c.notAfter.getTime() });
+    }
+    return out;
+  }
+
   // ---- internals -----------------------------------------------------------------------------
+
+  /** Metrics exist while admin.metrics is on: created once (a reload keeps their counts), closed when turned off. */
+  private configureMetrics(admin: AdminConfig | undefined): void {
+    const on = admin !== undefined && admin.metrics;
+    if (on && this.metrics === null) this.metrics = new Metrics(this);
+    else if (!on && this.metrics !== null) {
+      this.metrics.close();
+      this.metrics = null;
+    }
+  }
 
   private async openListener(lc: ListenerConfig, config: UsherConfig): Promise<Listener> {
     const listener = new Listener(this, lc, config);
@@ -267,6 +350,11 @@ export class Usher implements ListenerOwner {
       }
     }
   }
+}
+
+function gone(before: readonly string[], after: readonly string[]): string[] {
+  const now = new Set(after);
+  return before.filter((n) => !now.has(n));
 }
 
 function listenerKey(l: ListenerConfig, index: number): string {

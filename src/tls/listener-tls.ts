@@ -52,6 +52,13 @@ export class ListenerTls {
     this.unsubscribe = source?.subscribe(() => this.refreshDefault());
   }
 
+  /** The certificates loaded from files (for the admin API and the expiry metric). */
+  certificates(): readonly LoadedCertificate[] {
+    const all = new Set(this.files.byName.values());
+    if (this.files.default !== undefined) all.add(this.files.default);
+    return [...all];
+  }
+
   /** Options for the secure server. `alpn`: protocols in preference order (HTTP/2 adds "h2"). */
   serverOptions(alpn: readonly string[] = ['http/1.1']): TlsOptions {
     this.alpn = alpn;

@@ -6,7 +6,7 @@ import { stickyToken } from './balancers/sticky/index.js';
 import { Endpoint } from './endpoint.js';
 import { ActiveHealthChecker, type ProbeResult, type ProbeTarget } from './health/active.js';
 import { OutlierDetector } from './health/outlier.js';
-import { endpointsChannel, type EndpointsEvent } from './health/state.js';
+import { endpointsChannel, probeChannel, type EndpointsEvent, type ProbeEvent } from './health/state.js';
 import { PrioritySet } from './priority.js';
 import { Admission } from './admission.js';
 import { discoveredEndpoints, namedServers } from './discovery/endpoints.js';
@@ -59,6 +59,8 @@ export class Cluster {
   /** Circuit breaker and queue; null when no limits are configured. */
   readonly admission: Admission | null;
   private state: 'built' | 'live' | 'closed' = 'built';
+  /** Metrics' series for this upstream, bound on first use (null while metrics are off). */
+  meters: unknown = null;
 
   /**
    * `previous`: the cluster this one replaces on a reload (same upstream name, changed config).
@@ -152,8 +154,8 @@ export class Cluster {
     else this.outlier.connectFailure(endpoint, reason);
   }
 
-  private readonly onProbe = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null): void => {
-    this.applyProbe(target.id, result, transition);
+  private readonly onProbe = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null, latencyMs: number): void => {
+    this.applyProbe(target.id, result, transition, latencyMs);
   };
 
   /**
@@ -161,10 +163,13 @@ export class Cluster {
    * led to after rise/fall, or null). The local checker calls it; with several worker processes,
    * workers started with `probes: false` call it with the results one prober publishes.
    */
-  applyProbe(id: string, result: ProbeResult, transition: 'up' | 'down' | null): void {
+  applyProbe(id: string, result: ProbeResult, transition: 'up' | 'down' | null, latencyMs: number | null = null): void {
     const e = this.endpoints.find((x) => x.id === id);
     if (e === undefined) return;
-    e.health.lastCheck = { at: Date.now(), ok: result.ok, detail: result.detail };
+    e.health.lastCheck = { at: Date.now(), ok: result.ok, detail: result.detail, latencyMs };
+    if (probeChannel.hasSubscribers) {
+      probeChannel.publish({ cluster: this, endpoint: e, upstream: this.name, server: e.id, ok: result.ok, detail: result.detail, latencyMs } satisfies ProbeEvent);
+    }
     if (transition !== null) e.health.setActive(transition === 'up', result.detail);
     if (result.ok) this.outlier?.checkPassed(e);
   }
@@ -202,6 +207,21 @@ export class Cluster {
       };
       endpointsChannel.publish(event);
     }
+  }
+
+  /** The admin API: drain (no new requests) or take back one server. Kept until a reload changes this upstream. */
+  setDrained(endpoint: Endpoint, drained: boolean): void {
+    endpoint.setHealthy(!drained);
+  }
+
+  /**
+   * The admin API: a server's weight until a reload changes this upstream (null: back to the
+   * configured one). The balancers are rebuilt: some fix their tables from the weights.
+   */
+  setWeight(endpoint: Endpoint, weight: number | null): void {
+    endpoint.baseWeight = weight ?? endpoint.configuredWeight;
+    const config = this.config;
+    this.balancer = new PrioritySet(this.endpoints, config.balance, config.panic_threshold, { dynamicWeights: config.slow_start > 0, secret: this.secret });
   }
 
   /** Whether a retry of a request that tried `exclude` could go to another server. */

@@ -20,8 +20,10 @@ import { readAfterWriteReset } from './write-reset.js';
  */
 export class Endpoint implements BalancerEndpoint {
   readonly id: string;
-  /** The configured weight; `weight` is the effective one (slow start ramps it). */
-  readonly baseWeight: number;
+  /** The weight balancing starts from: the configured one, or the admin API's override. `weight` is the effective one (slow start ramps it). */
+  baseWeight: number;
+  /** The weight in the config (baseWeight differs while the admin API overrides it). */
+  readonly configuredWeight: number;
   readonly server: ServerConfig;
   readonly health: EndpointHealth;
   readonly slowStart: SlowStart;
@@ -48,10 +50,12 @@ export class Endpoint implements BalancerEndpoint {
   /** Requests dispatched and not yet finished (for least_request and the admin API later). */
   inflight = 0;
   private healthy = true;
+  /** Metrics' series for this server, bound on first use (null while metrics are off). */
+  meters: unknown = null;
 
   constructor(server: ServerConfig, upstream: UpstreamConfig) {
     this.id = server.url;
-    this.baseWeight = server.weight;
+    this.baseWeight = this.configuredWeight = server.weight;
     this.server = server;
     this.health = new EndpointHealth(upstream.name, server.url);
     this.slowStart = new SlowStart(upstream.slow_start);
@@ -118,14 +122,20 @@ export class Endpoint implements BalancerEndpoint {
   }
 
   available(): boolean {
-    return (this.panic.on || (this.healthy && this.health.up)) && this.inflight < this.maxRequests;
+    // A drained server takes nothing, not even in panic mode.
+    return this.healthy && (this.panic.on || this.health.up) && this.inflight < this.maxRequests;
+  }
+
+  /** Drained through the admin API: no new request; those in flight finish. */
+  get drained(): boolean {
+    return !this.healthy;
   }
 
   hasCapacity(): boolean {
     return this.inflight < this.maxRequests;
   }
 
-  /** Health producers (active checks, outlier detection — the upstreams issue) set this. */
+  /** false drains the server (the admin API); true takes it back. Health checks do not touch it. */
   setHealthy(healthy: boolean): void {
     this.healthy = healthy;
   }

@@ -13,6 +13,8 @@ const EXPECTED: Record<string, string[]> = {
   serve: ['usher serve [--config FILE]', '-c, --config FILE', '--listen ADDRESS', '-h, --help', 'SIGHUP', 'usher serve --config usher.yaml'],
   validate: ['usher validate --config FILE', '-c, --config FILE', 'usher validate --config usher.yaml'],
   explain: ['METHOD URL', '-c, --config FILE', '-H, --header', '--client-ip IP', '--json', 'usher explain -c usher.yaml GET http://'],
+  plan: ['usher plan --config FILE', '-c, --config FILE', '--admin ADDRESS', '--token TOKEN', '--json', 'usher plan -c usher.yaml'],
+  apply: ['usher apply --config FILE', '-c, --config FILE', '--admin ADDRESS', 'keeps serving the previous one', 'usher apply -c usher.yaml'],
   completion: ['usher completion bash|zsh', 'source <(usher completion bash)'],
   help: ['usher help [COMMAND]', 'usher help serve'],
 };
@@ -90,7 +92,7 @@ test('completion bash: commands, each command\'s options, files after --config, 
   writeFile(join(dir, 'usher.yaml'), 'listeners: []\n');
   writeFile(join(dir, 'other.json'), '{}\n');
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 's']), ['serve']);
-  assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', '']), ['--help', '--version', 'completion', 'explain', 'help', 'serve', 'validate']);
+  assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', '']), ['--help', '--version', 'apply', 'completion', 'explain', 'help', 'plan', 'serve', 'validate']);
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'serve', '--']), ['--config', '--help', '--listen']);
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'explain', '--c']), ['--client-ip', '--config']);
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'validate', '--config', 'us']), ['usher.yaml']);

@@ -21,9 +21,11 @@ async function verdict(s: Serving): Promise<string> {
   return s.cli.until(() => /literal-maps-probe: (\w+)/.exec(s.cli.stderr.slice(from))?.[1], 'a probe line after the request');
 }
 
-function config(t: { after(fn: () => void): void }): string {
+const CONFIG = 'listeners: [{ address: "127.0.0.1:0" }]\nroutes:\n  - respond: { status: 200, body: "ok\\n" }\nlog: { access_log: false }\n';
+
+function config(t: { after(fn: () => void): void }, extra = ''): string {
   const dir = tempDir(t);
-  return writeFile(join(dir, 'usher.yaml'), 'listeners: [{ address: "127.0.0.1:0" }]\nroutes:\n  - respond: { status: 200, body: "ok\\n" }\nlog: { access_log: false }\n');
+  return writeFile(join(dir, 'usher.yaml'), CONFIG + extra);
 }
 
 test('usher serve -c FILE: the serving isolate keeps shared literal maps (config loaded off-thread)', LIMIT, async (t) => {
@@ -33,6 +35,17 @@ test('usher serve -c FILE: the serving isolate keeps shared literal maps (config
 
 test('usher serve (the built-in demo): the serving isolate keeps shared literal maps', LIMIT, async (t) => {
   const s = await serve(t, ['--listen', '127.0.0.1:0'], PROBE);
+  assert.equal(await verdict(s), 'shared');
+});
+
+test('POST /config/plan, valid and invalid candidates: checked off the serving thread too', LIMIT, async (t) => {
+  const s = await serve(t, ['--config', config(t, 'admin: { address: "127.0.0.1:0" }\n')], PROBE);
+  const port = await s.cli.until(() => /admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(s.cli.stderr)?.[1], 'the admin banner line');
+  const plan = (body: string) => request(`http://127.0.0.1:${port}/config/plan`, { method: 'POST', body });
+  assert.equal((await plan(CONFIG)).status, 200);
+  // A schema error compiles the all-errors validator, the larger of the two.
+  const bad = await plan('listeners: 5\nroutes: [{ upstream: nowhere }]\n');
+  assert.equal(bad.status, 422, bad.body);
   assert.equal(await verdict(s), 'shared');
 });
 

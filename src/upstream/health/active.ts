@@ -25,7 +25,7 @@ export interface ProbeResult {
 }
 
 /** Receives each probe result and the state it leads to (after rise/fall). */
-export type HealthSink = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null) => void;
+export type HealthSink = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null, latencyMs: number) => void;
 
 interface Tracked {
   readonly target: ProbeTarget;
@@ -108,6 +108,7 @@ export class ActiveHealthChecker {
     t.timer = null;
     if (!this.running || t.inflight) return;
     t.inflight = true;
+    const started = performance.now();
     const result = this.config.type === 'tcp' ? await probeTcp(t, this.config.timeout) : await this.probeHttp(t);
     t.inflight = false;
     if (!this.running || !this.tracked.includes(t)) return; // stopped, or dropped by discovery meanwhile
@@ -119,7 +120,7 @@ export class ActiveHealthChecker {
       t.streak = 0;
       transition = t.up ? 'up' : 'down';
     }
-    this.sink(t.target, result, transition);
+    this.sink(t.target, result, transition, performance.now() - started);
     this.schedule(t, this.jitter(this.config.interval));
   }
 

@@ -22,6 +22,22 @@ export interface EndpointsEvent {
   readonly removed: readonly string[];
 }
 
+/** Published for every active health check result (the local checker's, or one fed in with Cluster.applyProbe). */
+export const PROBE_CHANNEL = 'usher:upstream:probe';
+export const probeChannel = diagnostics.channel(PROBE_CHANNEL);
+
+export interface ProbeEvent {
+  /** The Cluster and Endpoint objects (metrics bind their series to them once). */
+  readonly cluster: unknown;
+  readonly endpoint: unknown;
+  readonly upstream: string;
+  readonly server: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  /** null when the result was fed in from outside without one. */
+  readonly latencyMs: number | null;
+}
+
 export type HealthSource = 'active' | 'passive';
 
 export interface HealthEvent {
@@ -52,7 +68,7 @@ export class EndpointHealth {
   reason = 'initial';
   changedAt = Date.now();
   /** The last active probe: when (epoch ms), whether it passed and what it saw. */
-  lastCheck: { at: number; ok: boolean; detail: string } | null = null;
+  lastCheck: { at: number; ok: boolean; detail: string; latencyMs: number | null } | null = null;
   /** Called when the endpoint becomes healthy again (slow start begins). */
   onRecover: (() => void) | null = null;
 

@@ -1,0 +1,239 @@
+// The admin API's endpoints (README "Admin API" has an example of each). Every answer is JSON
+// except /metrics (Prometheus text format).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { formatIssue } from '../config/index.js';
+import { loadConfigTextOffThread } from '../config/load-off-thread.js';
+import type { ConfigIssue, UsherConfig } from '../config/types.js';
+import type { Cluster } from '../upstream/cluster.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import type { AdminHost } from './host.js';
+import { planConfig } from './plan.js';
+
+export interface Reply {
+  status: number;
+  body: unknown;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const notFound = (message: string): Reply => ({ status: 404, body: { error: 'not_found', message } });
+const bad = (message: string): Reply => ({ status: 400, body: { error: 'bad_request', message } });
+
+export async function handle(host: AdminHost, method: string, rawUrl: string, body: string): Promise<Reply> {
+  const url = new URL(rawUrl, 'http://admin');
+  const path = url.pathname.replace(/\/+$/, '') || '/';
+  const parts = path.split('/').slice(1).map(decodeURIComponent);
+  const only = (allowed: string, run: () => Reply | Promise<Reply>): Reply | Promise<Reply> =>
+    method === allowed || (allowed === 'GET' && method === 'HEAD') ? run() : { status: 405, body: { error: 'method_not_allowed', message: `${path} takes ${allowed}` }, headers: { allow: allowed } };
+  switch (path) {
+    case '/':
+      return only('GET', () => ({ status: 200, body: { endpoints: ENDPOINTS } }));
+    case '/status':
+      return only('GET', () => ({ status: 200, body: status(host) }));
+    case '/routes':
+      return only('GET', () => ({ status: 200, body: routes(host) }));
+    case '/upstreams':
+      return only('GET', () => ({ status: 200, body: upstreams(host) }));
+    case '/metrics':
+      return only('GET', async () => {
+        const m = host.metrics;
+        if (m === null) return notFound('metrics are off (admin.metrics: false)');
+        return { status: 200, body: await m.text(), contentType: m.contentType };
+      });
+    case '/reopen-logs':
+      return only('POST', () => notFound('usher writes its process and access logs to stdout: there are no log files to reopen'));
+    case '/config/plan':
+      return only('POST', () => plan(host, body, url.searchParams.get('file')));
+    case '/config/apply':
+      return only('POST', () => apply(host, body, url.searchParams.get('file')));
+  }
+  // /upstreams/NAME/servers/ID/(drain|enable|weight)
+  if (parts.length === 5 && parts[0] === 'upstreams' && parts[2] === 'servers') {
+    const [, name, , id, op] = parts as [string, string, string, string, string];
+    const cluster = host.runtime.clusters.get(name);
+    if (cluster === undefined) return notFound(`no upstream named ${JSON.stringify(name)}`);
+    const e = findServer(cluster, id);
+    if (e === undefined) return notFound(`upstream ${JSON.stringify(name)} has no server ${JSON.stringify(id)} (servers: ${cluster.endpoints.map((x) => x.id).join(', ')})`);
+    switch (op) {
+      case 'drain':
+      case 'enable':
+        return only('POST', () => {
+          cluster.setDrained(e, op === 'drain');
+          host.logger.info({ upstream: name, server: e.id }, op === 'drain' ? 'admin: server drained' : 'admin: server enabled');
+          return { status: 200, body: serverView(cluster, e) };
+        });
+      case 'weight':
+        return only('PUT', () => {
+          let weight: unknown;
+          try {
+            weight = (JSON.parse(body) as { weight?: unknown }).weight;
+          } catch {
+            return bad('expected a JSON body like {"weight": 5} (or {"weight": null} for the configured weight)');
+          }
+          if (weight !== null && !(Number.isInteger(weight) && (weight as number) >= 1 && (weight as number) <= 1000)) {
+            return bad(`expected "weight" to be an integer from 1 to 1000, or null, got ${JSON.stringify(weight)}`);
+          }
+          cluster.setWeight(e, weight as number | null);
+          host.logger.info({ upstream: name, server: e.id, weight }, 'admin: server weight set');
+          return { status: 200, body: serverView(cluster, e) };
+        });
+    }
+  }
+  return notFound(`no admin endpoint ${method} ${path}; GET / lists them`);
+}
+
+const ENDPOINTS = [
+  'GET /status',
+  'GET /routes',
+  'GET /upstreams',
+  'GET /metrics',
+  'POST /upstreams/NAME/servers/ID/drain',
+  'POST /upstreams/NAME/servers/ID/enable',
+  'PUT /upstreams/NAME/servers/ID/weight',
+  'POST /config/plan',
+  'POST /config/apply',
+];
+
+/** A server by its id (its URL, URL-encoded in the path) or its host:port. */
+function findServer(cluster: Cluster, id: string): Endpoint | undefined {
+  return cluster.endpoints.find((e) => e.id === id || e.authority === id);
+}
+
+const hashes = new WeakMap<UsherConfig, string>();
+
+/** sha256 of the normalised config (the file name aside): equal configs, equal hashes. Computed once per config. */
+export function configHash(config: UsherConfig): string {
+  let h = hashes.get(config);
+  if (h === undefined) {
+    const { file: _file, ...rest } = config;
+    hashes.set(config, (h = createHash('sha256').update(JSON.stringify(rest)).digest('hex')));
+  }
+  return h;
+}
+
+function status(host: AdminHost): unknown {
+  const config = host.runtime.config;
+  const last = [...host.reloads].reverse().find((r) => r.result === 'success');
+  return {
+    version: VERSION,
+    node: process.version,
+    pid: process.pid,
+    started_at: new Date(host.startedAt).toISOString(),
+    uptime_seconds: Math.round((Date.now() - host.startedAt) / 1000),
+    config: { source: config.file, hash: configHash(config), loaded_at: last?.at ?? new Date(host.startedAt).toISOString(), routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
+    listeners: host.listenerInfo(),
+    inflight: host.inflight,
+    requests: host.stats.requests,
+    connections: host.stats.connections,
+    metrics: host.metrics !== null,
+    reloads: host.reloads,
+  };
+}
+
+function routes(host: AdminHost): unknown {
+  const m = host.metrics;
+  return {
+    routes: host.runtime.routes.map((r) => {
+      const c = r.config;
+      const action = c.upstream !== undefined ? 'upstream' : c.respond !== undefined ? 'respond' : c.split !== undefined ? 'split' : c.redirect !== undefined ? 'redirect' : 'other';
+      return {
+        name: r.name,
+        index: r.index,
+        source: `${r.source.file}:${r.source.line}:${r.source.column}`,
+        match: c.match,
+        action,
+        upstream: c.upstream ?? null,
+        split: c.split ?? null,
+        filters: r.filters.map((f) => f.name),
+        counters: m === null ? null : m.routeCounts(r),
+      };
+    }),
+  };
+}
+
+function upstreams(host: AdminHost): unknown {
+  return {
+    upstreams: [...host.runtime.clusters.values()].map((c) => ({
+      name: c.name,
+      balance: c.config.balance,
+      panic_threshold: c.config.panic_threshold,
+      active_checks: c.config.health_check !== null,
+      outlier_detection: c.config.outlier_detection !== null,
+      servers: c.endpoints.map((e) => serverView(c, e)),
+    })),
+  };
+}
+
+/** One server's state: health verdict and why, last active check, ejections, in-flight, weight, priority group. */
+function serverView(c: Cluster, e: Endpoint): unknown {
+  const h = e.health;
+  const verdict = e.drained ? 'drained' : !h.activeUp ? 'down' : h.ejected ? 'ejected' : 'up';
+  const groups = [...new Set(c.endpoints.map((x) => (x.server.backup ? Number.MAX_SAFE_INTEGER : x.server.priority)))].sort((a, b) => a - b);
+  const key = e.server.backup ? Number.MAX_SAFE_INTEGER : e.server.priority;
+  return {
+    id: e.id,
+    address: e.authority,
+    verdict,
+    healthy: e.healthyNow(),
+    drained: e.drained,
+    active: c.config.health_check === null ? null : h.activeUp ? 'up' : 'down',
+    last_check: h.lastCheck === null ? null : { at: new Date(h.lastCheck.at).toISOString(), ok: h.lastCheck.ok, detail: h.lastCheck.detail, latency_ms: h.lastCheck.latencyMs === null ? null : Math.round(h.lastCheck.latencyMs * 1000) / 1000 },
+    ejected: h.ejected,
+    ejected_until: h.ejected ? new Date(h.ejectedUntil).toISOString() : null,
+    ejections: h.ejections,
+    reason: h.reason,
+    changed_at: new Date(h.changedAt).toISOString(),
+    inflight: e.inflight,
+    weight: { configured: e.configuredWeight, effective: e.weight, overridden: e.baseWeight !== e.configuredWeight },
+    slow_start: e.slowStart.active,
+    priority: e.server.priority,
+    backup: e.server.backup,
+    group: groups.indexOf(key),
+  };
+}
+
+interface Loaded {
+  config?: UsherConfig;
+  reply?: Reply;
+}
+
+function issueView(i: ConfigIssue): unknown {
+  return { file: i.file, line: i.line ?? null, column: i.column ?? null, path: i.path, message: i.message, hint: i.hint ?? null, text: formatIssue(i) };
+}
+
+/** The candidate: YAML or JSON text, named `file` (default: the running config's file, whose directory relative paths resolve against). */
+/** Off the serving thread, as every config usher serves is loaded (src/config/load-off-thread.ts says why). */
+async function load(host: AdminHost, body: string, file: string | null): Promise<Loaded> {
+  if (body.trim() === '') return { reply: bad('expected the candidate config (YAML or JSON) as the request body') };
+  const name = file ?? host.runtime.config.file;
+  const result = await loadConfigTextOffThread(body, name);
+  if (!result.ok) {
+    return { reply: { status: 422, body: { ok: false, file: name, errors: result.errors.map(issueView), warnings: result.warnings.map(issueView) } } };
+  }
+  return { config: result.config };
+}
+
+async function plan(host: AdminHost, body: string, file: string | null): Promise<Reply> {
+  const { config, reply } = await load(host, body, file);
+  if (config === undefined) return reply!;
+  return { status: 200, body: { ok: true, file: config.file, hash: configHash(config), changes: planConfig(host.runtime.config, config) } };
+}
+
+async function apply(host: AdminHost, body: string, file: string | null): Promise<Reply> {
+  const { config, reply } = await load(host, body, file);
+  if (config === undefined) {
+    const errors = (reply!.body as { errors?: { text: string }[] }).errors;
+    if (errors !== undefined) host.reloadRejected('admin', file ?? host.runtime.config.file, errors.map((e) => e.text));
+    return reply!;
+  }
+  const changes = planConfig(host.runtime.config, config);
+  try {
+    await host.reload(config, 'admin');
+  } catch (err) {
+    return { status: 409, body: { ok: false, file: config.file, errors: [{ text: `the config could not be applied: ${(err as Error).message}; still serving the previous one` }] } };
+  }
+  return { status: 200, body: { ok: true, file: config.file, hash: configHash(config), changes } };
+}
