@@ -17,7 +17,8 @@ export const PROXY_CPU = 1;
  * kind: 'floor' (no proxy), 'pipe' (a Node TCP pipe: a floor with a process of its own, not an
  * HTTP proxy), 'usher', 'native' (nginx, haproxy, caddy) or 'node' (the Node HTTP proxies).
  * `requires` names an executable that must be installed; `requiresEnv`, an environment variable
- * that must be set (the default list leaves such a proxy out when it is not).
+ * that must be set (the default list leaves such a proxy out when it is not); `onlyWhenNamed`, a
+ * proxy that runs only when --proxies names it.
  */
 export const PROXIES = [
   { id: 'direct', label: 'direct (no proxy)', kind: 'floor' },
@@ -25,6 +26,9 @@ export const PROXIES = [
   // Another build of usher in the same run (USHER_ALT_ROOT: a checkout of another commit, built):
   // before/after comparisons on one machine at one time, e.g. `--proxies usher,usher-alt,nginx`.
   { id: 'usher-alt', label: 'usher (USHER_ALT_ROOT)', kind: 'usher', requiresEnv: 'USHER_ALT_ROOT', start: (ctx) => startUsher(ctx, process.env.USHER_ALT_ROOT) },
+  // This checkout with the plain config usher-alt gets (one route, no rate_limits, auth, caches):
+  // what the other sections of the bench config cost the plain `small` route, if anything.
+  { id: 'usher-plain', label: 'usher (plain config)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, true) },
   { id: 'nginx', label: 'nginx', kind: 'native', requires: 'nginx', start: startNginxProxy },
   { id: 'haproxy', label: 'HAProxy', kind: 'native', requires: 'haproxy', start: startHaproxy },
   { id: 'caddy', label: 'Caddy', kind: 'native', requires: 'caddy', start: (ctx) => startCaddy({ ...ctx, cpu: PROXY_CPU }) },
@@ -35,7 +39,7 @@ export const PROXIES = [
 ];
 
 export function selectProxies(ids) {
-  if (!ids) return PROXIES.filter((p) => p.requiresEnv === undefined || process.env[p.requiresEnv]);
+  if (!ids) return PROXIES.filter((p) => !p.onlyWhenNamed && (p.requiresEnv === undefined || process.env[p.requiresEnv]));
   return ids.map((id) => {
     const proxy = PROXIES.find((p) => p.id === id);
     if (!proxy) throw new Error(`unknown proxy "${id}" (known: ${PROXIES.map((p) => p.id).join(', ')})`);
@@ -110,8 +114,8 @@ const OWN_ROUTES = `  - match: { path: /small-rl }
  * @param {string} root the checkout to run; another commit's gets only the sections every
  *   version knows (no rate_limits, no auth, no compress, no caches), so its ratelimit, jwt, gzip100k and cachehit rows measure nothing new.
  */
-function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics }, root = REPO_DIR) {
-  const own = root === REPO_DIR;
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics }, root = REPO_DIR, plain = false) {
+  const own = root === REPO_DIR && !plain;
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
   fs.writeFileSync(

@@ -85,3 +85,55 @@ routes:
   });
 }
 
+
+// The sections added since (issues #12, #13): cache stores, rate-limit policies, the JWT claim
+// copied to a header, the rate-limit key on that claim.
+for (const name of NAMES) {
+  test(`"${name}" works as the name of a cache store, a rate-limit policy and a JWT claim`, { timeout: 30_000 }, async (t) => {
+    let hits = 0;
+    const up = await startUpstream(name, (req, res) => {
+      hits++;
+      req.resume();
+      res.writeHead(200, { 'cache-control': 'public, max-age=60', 'content-type': 'text/plain' }); // public: asked with Authorization (RFC 9111 §3.5)
+      res.end(`user ${String(req.headers['x-user'])}`);
+    });
+    t.after(() => up.close());
+    const secret = 'a-test-secret-of-32-bytes-length';
+    const text = `listeners: [{ address: "127.0.0.1:0" }]
+log: { level: warn, access_log: false }
+upstreams:
+  app: { servers: [${up.url}] }
+caches:
+  ${name}: { store: memory, max_size: 1mb }
+rate_limits:
+  policies:
+    ${name}: { rate: 1000, per: 1s, key: [{ jwt_claim: ${name} }] }
+routes:
+  - upstream: app
+    auth: { jwt: { secret: "${secret}", claims_to_headers: { ${name}: x-user } } }
+    rate_limits: [${name}]
+    cache: ${name}
+`;
+    const loaded = loadConfigText(text, 'names.yaml', {});
+    assert.equal(loaded.ok, true, loaded.ok ? '' : JSON.stringify(loaded.errors));
+    if (!loaded.ok) return;
+    const usher = new Usher(loaded.config, { accessLogDestination: new PassThrough().resume(), logDestination: new PassThrough().resume() });
+    await usher.start();
+    t.after(() => usher.close(1000));
+    const url = `http://127.0.0.1:${usher.addresses()[0]!.port}`;
+    // An HS256 token whose payload has the claim `name` (a JSON key, whatever its spelling).
+    const { SignJWT } = await import('jose');
+    const token = await new SignJWT(JSON.parse(`{"${name}": "alice"}`) as Record<string, unknown>)
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(secret));
+    const auth = { authorization: `Bearer ${token}` };
+    const first = await request(`${url}/x`, { headers: auth });
+    assert.equal(first.status, 200, first.body);
+    assert.equal(first.body, 'user alice', 'the claim reached the upstream header');
+    assert.ok(first.headers['ratelimit'] !== undefined, 'the policy applied');
+    const second = await request(`${url}/x`, { headers: auth });
+    assert.equal(second.status, 200, second.body);
+    assert.match(String(second.headers['cache-status']), /hit/, 'answered from the store');
+    assert.equal(hits, 1);
+  });
+}
