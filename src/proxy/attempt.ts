@@ -96,7 +96,14 @@ export class Attempt {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    return this.owner.current === this && this.active ? this.owner.tryHeaders(this, statusCode, rawHeaders, resume) : false;
+    if (this.owner.current !== this || !this.active) return false;
+    const more = this.owner.tryHeaders(this, statusCode, rawHeaders, resume);
+    // A 204 or 304 ends at its head (RFC 9110 §6.4.1): complete the try now. undici checks a
+    // Content-Length against the bytes read when the message ends, so a 304 with one (allowed,
+    // §8.6) or a 204 with one (a sender's error) failed there, after the head was taken, and the
+    // client got a reset instead of the answer. undici then closes that connection itself.
+    if ((statusCode === 204 || statusCode === 304) && this.owner.current === this && this.active) this.onComplete(null);
+    return more;
   }
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {

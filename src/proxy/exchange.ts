@@ -252,6 +252,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     const res = this.res;
     const transforms = bodyless(head.status, this.req.method!) ? null : this.bodyTransforms(head);
     if (transforms === false) return false;
+    // RFC 9110 §8.6: no Content-Length in a 204 (an upstream that sends one is wrong; a 304's is allowed).
+    if (head.status === 204) removeField(head.headers, 'content-length');
     if (this.owner.draining) res.shouldKeepAlive = false;
     // An answer before the whole upload: the connection closes after it (early-response.ts).
     if (bodyStillArriving(this.req, this.body !== null && this.body.stream !== null)) res.shouldKeepAlive = false;
