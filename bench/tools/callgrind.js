@@ -16,6 +16,8 @@
 // post10k, 100k, tls. `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
+// `--cache-sim`: callgrind also simulates the caches; the main thread's data-cache misses (D1mr+D1mw,
+// LL) per request are printed after the instructions.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,6 +42,7 @@ const { values: opt } = parseArgs({
     keep: { type: 'boolean', default: false },
     syscalls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    'cache-sim': { type: 'boolean', default: false },
   },
 });
 
@@ -88,6 +91,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 results.forEach((windows, run) => {
   const list = (key) => windows.map((w) => fmt(w[key])).join(' / ');
   console.log(`${opt.scenario} ${path.basename(opt.root)} run ${run + 1}: main thread ${list('main')} Ir/req (median ${fmt(median(windows.map((w) => w.main)))}), all threads ${list('all')} (${opt.requests} requests a window)`);
+  for (const w of windows) if (w.misses) console.log(`  main thread misses/req: I1 ${fmt(w.misses.i1)}, D1 ${fmt(w.misses.d1)}, LL data ${fmt(w.misses.ll)}`);
 });
 
 async function measure() {
@@ -111,7 +115,7 @@ log: { level: warn, access_log: false }
   const profile = ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '50'];
   const child = opt.syscalls || opt['cpu-prof']
     ? spawn(process.execPath, [...(opt['cpu-prof'] ? profile : []), ...usher], { cwd: opt.root, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${out}.%p`, process.execPath, ...usher], {
+    : spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', ...(opt['cache-sim'] ? ['--cache-sim=yes'] : []), `--callgrind-out-file=${out}.%p`, process.execPath, ...usher], {
       cwd: opt.root,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -166,14 +170,20 @@ log: { level: warn, access_log: false }
     if (!files.length) throw new Error(`no callgrind dump part ${part} in ${dir}: ${fs.readdirSync(dir).join(' ')}`);
     let main = 0;
     let all = 0;
+    let misses;
     for (const f of files) {
       const text = fs.readFileSync(path.join(dir, f), 'utf8');
-      const m = /^(?:summary|totals): (\d+)/m.exec(text);
-      const ir = m ? Number(m[1]) : 0;
+      const m = /^(?:summary|totals): ([\d ]+)/m.exec(text);
+      const counts = m ? m[1].trim().split(' ').map(Number) : [0];
+      const ir = counts[0];
       all += ir;
-      if (f.endsWith('-01')) main = ir;
+      if (f.endsWith('-01')) {
+        main = ir;
+        // events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+        if (counts.length >= 9) misses = { d1: (counts[4] + counts[5]) / done, ll: (counts[7] + counts[8]) / done, i1: counts[3] / done };
+      }
     }
-    return { main: main / done, all: all / done };
+    return { main: main / done, all: all / done, misses };
   }
   function control(args) {
     const r = spawnSync('callgrind_control', args, { encoding: 'utf8' });

@@ -12,12 +12,10 @@ import { startUsher } from '../helpers/usher.js';
 
 const LIMIT = { timeout: 30_000 };
 
-/** A raw upstream: answers each request head (GET, no body) with `answer(path)`; counts connections. */
-async function rawUpstream(answer: (path: string) => string): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
-  let connections = 0;
+/** A raw upstream: answers each request head (GET, no body) with `answer(path)`, byte for byte. */
+async function rawUpstream(answer: (path: string) => string): Promise<{ url: string; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
-    connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     let buf = '';
@@ -36,7 +34,6 @@ async function rawUpstream(answer: (path: string) => string): Promise<{ url: str
   const port = (server.address() as { port: number }).port;
   return {
     url: `http://127.0.0.1:${port}`,
-    connections: () => connections,
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
