@@ -170,7 +170,8 @@ export function explainRequest(
   }
   const access = accessLines(runtime, rawHeaders, clientIp);
   if (access.lines.length > 0) e.access = access.lines;
-  const rr = new RouteRequest(host, port, path, query, method, rawHeaders, clientIp, target.scheme);
+  // Routing sees the client after proxy.trusted_proxies, as a served request does (exchange.ts).
+  const rr = new RouteRequest(host, port, path, query, method, rawHeaders, access.client, target.scheme);
   const router = runtime.router as HostPathRouter<CompiledRoute>;
   const ex = explainRoute(router.candidates, rr);
   // Every route that got as far as its other conditions is listed. Of those that failed on the
@@ -221,7 +222,7 @@ export function explainRequest(
     for (const f of route.phases.upstreamPeer) cluster ??= f.upstreamPeer!(ctx);
     const weights = split.map((s) => `${s.upstream} ${s.weight}`).join(' / ');
     const k = route.config.sticky_key;
-    const key = k === undefined ? undefined : k.kind === 'client_ip' ? clientIp : k.kind === 'cookie' ? rr.cookie(k.name) : rr.header(k.name);
+    const key = k === undefined ? undefined : k.kind === 'client_ip' ? access.client : k.kind === 'cookie' ? rr.cookie(k.name) : rr.header(k.name);
     chosenBy = cluster !== undefined ? `split ${weights}, sticky key ${JSON.stringify(key)}` : `split ${weights}, by weight per request (no sticky key in this request)`;
   }
   const headers: string[] = [];

@@ -12,7 +12,7 @@ export class Template {
     this.constant = parts.every((p) => p.kind === 'text') ? parts.map((p) => (p.kind === 'text' ? p.text : '')).join('') : undefined;
   }
 
-  render(ctx: Pick<RequestContext, 'requestId' | 'clientIp'>, rr: RouteRequest): string {
+  render(ctx: Pick<RequestContext, 'requestId' | 'clientAddress'>, rr: RouteRequest): string {
     if (this.constant !== undefined) return this.constant;
     let out = '';
     for (const p of this.parts) {
@@ -21,7 +21,7 @@ export class Template {
           out += p.text;
           break;
         case 'client_ip':
-          out += ctx.clientIp;
+          out += ctx.clientAddress;
           break;
         case 'request_id':
           out += ctx.requestId;

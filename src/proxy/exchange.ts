@@ -91,7 +91,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
 
   /** Routing: the normalised request (src/router/normalize.ts) and the route that takes it. */
   private routeIt(): boolean {
-    const rr = routeRequestFor(this.req, this.host, this.path, this.clientIp, this.runtime.config.routing.encoded_slashes === 'keep');
+    // The client as the access lists and rate limits see it: the peer, or what a trusted proxy forwarded.
+    const rr = routeRequestFor(this.req, this.host, this.path, this.clientAddress, this.runtime.config.routing.encoded_slashes === 'keep');
     if (rr === undefined) {
       this.fail('unsafe_path');
       return false;
@@ -183,7 +184,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       return false;
     }
     this.cluster = cluster;
-    this.hashKey = cluster.hashKeyOf(this.req.rawHeaders, this.path, this.clientIp);
+    this.hashKey = cluster.hashKeyOf(this.req.rawHeaders, this.path, this.clientAddress);
     cluster.retry.budget.noteRequest();
     return true;
   }

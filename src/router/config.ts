@@ -105,7 +105,7 @@ export const RouteMatchSchema = object(
     client_ip: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
         description:
-          'Client addresses to match: an IP or CIDR range ("10.0.0.0/8", "2001:db8::/32"), or a list. The client is the connection\'s peer address.',
+          'Client addresses to match: an IP or CIDR range ("10.0.0.0/8", "2001:db8::/32"), or a list. The client is the connection\'s peer or, when that peer is in proxy.trusted_proxies, the address it forwarded: the client the access lists and rate limits see.',
         'x-usher-expected': 'an IP address or CIDR range, or a list of them',
       }),
     ),

@@ -23,7 +23,7 @@ export class Redirect implements Filter {
   }
 
   /** The Location for this request, or undefined when it cannot be built (https without a Host). */
-  location(ctx: Pick<RequestContext, 'requestId' | 'clientIp'>, rr: RouteRequest): string | undefined {
+  location(ctx: Pick<RequestContext, 'requestId' | 'clientAddress'>, rr: RouteRequest): string | undefined {
     if (this.to !== undefined) return this.to.render(ctx, rr);
     if (rr.host === '') return undefined;
     const port = this.action.https_port === undefined || this.action.https_port === 443 ? '' : `:${this.action.https_port}`;
