@@ -3,7 +3,7 @@
 // gunzip and counts. While the client does not read, the upstream is held back.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { startUpstream } from '../helpers/upstream.js';
+import { rss } from '../helpers/proc.js';
 import { waitFor } from '../helpers/usher.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -45,11 +46,6 @@ async function spawnUsher(upstreamUrl: string): Promise<{ proc: ChildProcess; po
   const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
   assert.ok(m, `usher did not start: ${stderr}`);
   return { proc, port: Number(m[1]) };
-}
-
-function rss(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const kb = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(kb![1]) * 1024;
 }
 
 test('1 GiB gzipped through usher with bounded memory and real backpressure, decoded by zlib', async (t) => {
