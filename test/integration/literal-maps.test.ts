@@ -4,6 +4,10 @@
 // class and go through the runtime — +40% CPU per proxied small GET. So `usher serve` loads its
 // config in a worker thread at start, as on reload (src/config/load-off-thread.ts). A probe
 // loaded into the real CLI process reports whether a new literal site still shares its map.
+// With the config loaded on the serving thread the probe reports "fresh": these tests failed
+// when the start-up load and the admin API's were put back on it (checked by hand; the probe's
+// USHER_PROBE_LOAD_ON_THREAD=1 shows it too). Not as a test of its own: how soon the maps fill
+// depends on the heap (on Node 24 it once stayed "shared").
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -47,15 +51,4 @@ test('POST /config/plan, valid and invalid candidates: checked off the serving t
   const bad = await plan('listeners: 5\nroutes: [{ upstream: nowhere }]\n');
   assert.equal(bad.status, 422, bad.body);
   assert.equal(await verdict(s), 'shared');
-});
-
-test('the probe sees the damage: a config loaded on the serving thread leaves fresh maps', LIMIT, async (t) => {
-  process.env.USHER_PROBE_LOAD_ON_THREAD = '1';
-  let s: Serving;
-  try {
-    s = await serve(t, ['--config', config(t)], PROBE);
-  } finally {
-    delete process.env.USHER_PROBE_LOAD_ON_THREAD;
-  }
-  assert.equal(await verdict(s), 'fresh', 'if this fails, compiling the validator no longer fills the literal maps: the off-thread load is then only for time, and this test can go');
 });
