@@ -31,6 +31,13 @@ export interface CommandSpec {
 const HELP_OPTION: OptionSpec = { name: 'help', short: 'h', type: 'boolean', help: 'this help' };
 const CONFIG: OptionSpec = { name: 'config', short: 'c', type: 'string', arg: 'FILE', file: true, help: 'YAML (.yaml/.yml), JSON (.json) or JavaScript (.js/.mjs, default export)' };
 
+/** usher plan / apply: where the running usher's admin API is, and how to print its answer. */
+const ADMIN_CLIENT_OPTIONS: readonly OptionSpec[] = [
+  { name: 'admin', type: 'string', arg: 'ADDRESS', help: "the running usher's admin listener (default: admin.address in FILE, else 127.0.0.1:9901)" },
+  { name: 'token', type: 'string', arg: 'TOKEN', help: 'the admin bearer token (default: $USHER_ADMIN_TOKEN, else admin.token in FILE)' },
+  { name: 'json', type: 'boolean', help: 'print the admin API answer as JSON' },
+];
+
 export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'serve',
@@ -79,9 +86,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     positionals: [0, 0],
     options: [
       { ...CONFIG, help: 'the candidate config, YAML or JSON (required)' },
-      { name: 'admin', type: 'string', arg: 'ADDRESS', help: "the running usher's admin listener (default: admin.address in FILE, else 127.0.0.1:9901)" },
-      { name: 'token', type: 'string', arg: 'TOKEN', help: 'the admin bearer token (default: $USHER_ADMIN_TOKEN, else admin.token in FILE)' },
-      { name: 'json', type: 'boolean', help: 'print the admin API answer as JSON' },
+      ...ADMIN_CLIENT_OPTIONS,
       HELP_OPTION,
     ],
     notes: ['Exit status 0 when the plan was made, 1 when the config is invalid (file:line:col errors, as validate), 3 when the admin API cannot be reached or refuses the token.'],
@@ -94,9 +99,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     positionals: [0, 0],
     options: [
       { ...CONFIG, help: 'the config to apply, YAML or JSON (required)' },
-      { name: 'admin', type: 'string', arg: 'ADDRESS', help: "the running usher's admin listener (default: admin.address in FILE, else 127.0.0.1:9901)" },
-      { name: 'token', type: 'string', arg: 'TOKEN', help: 'the admin bearer token (default: $USHER_ADMIN_TOKEN, else admin.token in FILE)' },
-      { name: 'json', type: 'boolean', help: 'print the admin API answer as JSON' },
+      ...ADMIN_CLIENT_OPTIONS,
       HELP_OPTION,
     ],
     notes: [

@@ -15,6 +15,7 @@ import { routeRequestFor } from '../router/index.js';
 import { grpcLocalHeaders, grpcTrailersOnly, isGrpc } from './grpc.js';
 import { bodyStillArriving } from './early-response.js';
 import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex } from './headers.js';
+import { removeField } from '../util/fields.js';
 import { headProblem, localReplyFor, localReplyProblem, wantsJson } from './local-reply.js';
 import { isIdempotent } from './retry-decision.js';
 import { UpstreamStage } from './upstream-stage.js';
@@ -573,17 +574,6 @@ function h2HasBody(req: IncomingMessage): boolean {
 function setContentLength(h: string[], length: number): void {
   removeField(h, 'content-length');
   h.push('content-length', String(length));
-}
-
-function removeField(h: string[], name: string): void {
-  let w = 0;
-  for (let i = 0; i < h.length; i += 2) {
-    if (h[i]!.length === name.length && h[i]!.toLowerCase() === name) continue;
-    h[w] = h[i]!;
-    h[w + 1] = h[i + 1]!;
-    w += 2;
-  }
-  h.length = w;
 }
 
 function doneFailed(ex: Exchange, f: Filter, err: unknown): void {

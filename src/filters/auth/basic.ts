@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import type { Filter, LocalResponse, RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import { quoted, type BasicAuthConfig } from './basic-config.js';
-import { challenge, credentialsOf, removeField } from './replies.js';
+import { removeField } from '../../util/fields.js';
+import { challenge, credentialsOf } from './replies.js';
 
 /** Most remembered verifications: the oldest go first beyond it. */
 const MAX_CACHED = 10_000;

@@ -12,7 +12,8 @@ import type { RouteFilterDeps } from '../../pipeline/registry.js';
 import { stateKey, type Filter, type LocalResponse, type RequestBodyHook, type RequestContext, type RequestHookResult, type UpstreamRequestHead } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import { NOT_FORWARDED, type ForwardAuthConfig } from './forward-config.js';
-import { challenge, removeFields } from './replies.js';
+import { removeFields } from '../../util/fields.js';
+import { challenge } from './replies.js';
 
 /** The largest denial body relayed; a larger one is cut off and the service counted as failing. */
 const MAX_BODY = 256 * 1024;

@@ -16,7 +16,8 @@ import { safeFieldValue } from '../template.js';
 import { quoted } from './basic-config.js';
 import { claimText, JWT_CLAIMS, type Claims } from './claims.js';
 import type { ClaimRequirement, JwtAuthConfig, JwtKey } from './jwt-config.js';
-import { challenge, credentialsOf, removeFields } from './replies.js';
+import { removeFields } from '../../util/fields.js';
+import { challenge, credentialsOf } from './replies.js';
 
 const MAX_CACHED = 10_000;
 /** RFC 6750 §2.1 b64token. */

@@ -9,32 +9,6 @@ export function challenge(ctx: RequestContext, reason: ReasonCode, wwwAuthentica
   return { ...r, headers: wwwAuthenticate === undefined ? r.headers : [...r.headers, 'www-authenticate', wwwAuthenticate], reason };
 }
 
-/** Removes every field named `name` (lower case) from a flat head, in place. */
-export function removeField(headers: string[], name: string): void {
-  let w = 0;
-  for (let i = 0; i < headers.length; i += 2) {
-    const n = headers[i]!;
-    if (n.length === name.length && n.toLowerCase() === name) continue;
-    headers[w] = n;
-    headers[w + 1] = headers[i + 1]!;
-    w += 2;
-  }
-  headers.length = w;
-}
-
-/** Removes every field whose lower-case name is in `names`, in place. */
-export function removeFields(headers: string[], names: ReadonlySet<string>): void {
-  let w = 0;
-  for (let i = 0; i < headers.length; i += 2) {
-    const n = headers[i]!;
-    if (names.has(n.toLowerCase())) continue;
-    headers[w] = n;
-    headers[w + 1] = headers[i + 1]!;
-    w += 2;
-  }
-  headers.length = w;
-}
-
 /**
  * The credentials of an Authorization field of `scheme` (lower case): the rest of the field,
  * trimmed; `null` when the field uses another scheme (or there is none); `''` when the scheme is

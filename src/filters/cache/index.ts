@@ -11,7 +11,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { parseCacheControl, NO_DIRECTIVES, type Directives } from '../../cache/cache-control.js';
 import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
-import { first, joined, nameList, removeFields } from '../../cache/fields.js';
+import { first, joined, nameList, removeFields } from '../../util/fields.js';
 import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '../../cache/freshness.js';
 import { sizeOf, type Fill, type MemoryStore, type StoredResponse } from '../../cache/store.js';
 import { byteRange, ifRangeHolds } from '../../cache/range.js';

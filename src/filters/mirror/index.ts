@@ -10,6 +10,7 @@ import type { MirrorAction } from './config.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import type { BodyObserver, Filter, RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
+import { removeFields } from '../../util/fields.js';
 
 /** Fields of the upstream head not copied: framing (undici sets it for the buffered body), Expect and hop-by-hop. */
 const SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'expect']);
@@ -115,14 +116,7 @@ export class Mirror implements Filter {
 
 /** The main request's upstream head without the fields undici sets for a buffered body. */
 function copyHeaders(head: string[]): string[] {
-  let w = 0;
-  for (let i = 0; i < head.length; i += 2) {
-    if (SKIP.has(head[i]!.toLowerCase())) continue;
-    head[w] = head[i]!;
-    head[w + 1] = head[i + 1]!;
-    w += 2;
-  }
-  head.length = w;
+  removeFields(head, SKIP);
   return head;
 }
 

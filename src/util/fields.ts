@@ -1,4 +1,4 @@
-// Flat name/value field lists (the shape of ResponseHead.headers): lookups by lower-case name.
+// Flat name/value field lists (the shape of ResponseHead.headers and of an upstream request head): lookups and removals by lower-case name.
 
 /** Every value of `name`, joined with ", " (RFC 9110 §5.3), or undefined. */
 export function joined(h: readonly string[], name: string): string | undefined {
@@ -21,6 +21,19 @@ export function first(h: readonly string[], name: string): string | undefined {
 
 export function has(h: readonly string[], name: string): boolean {
   return first(h, name) !== undefined;
+}
+
+/** Removes every field named `name` (lower case), in place. */
+export function removeField(h: string[], name: string): void {
+  let w = 0;
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) continue;
+    h[w] = n;
+    h[w + 1] = h[i + 1]!;
+    w += 2;
+  }
+  h.length = w;
 }
 
 /** Removes every field of the names in `names` (lower-case), in place. */
