@@ -1,0 +1,107 @@
+// The decision on a folded token sequence (sqli.ts): rules on the first tokens' types, written
+// from the shapes injections take (README.md lists them with their reasons). A rule names the
+// context: the input as it is (`quoted` false: a number or name in the query) or after an
+// opening quote (`quoted` true: token 0 is the string the input closes).
+import { EV_COMMENT, EV_FOLD, EV_HASH, EV_SYMBOL, EV_UNARY, type SqlTokens } from './tokens.js';
+import { T } from './sql-words.js';
+
+/** Evidence that makes a short `value AND value` an injection rather than words. */
+const EV_STRONG = EV_FOLD | EV_SYMBOL | EV_COMMENT | EV_UNARY;
+
+const isValue = (x: number): boolean => x === T.STRING || x === T.NUMBER || x === T.VARIABLE || x === T.BAREWORD;
+/** What may stand right of a logic operator in a tautology or a condition an attacker adds. */
+const isOperand = (x: number): boolean =>
+  x === T.STRING || x === T.NUMBER || x === T.VARIABLE || x === T.FUNCTION || x === T.LPAREN;
+/** What continues a condition after its operand: the rest of an expression, a comment, a new clause. */
+const isContinuation = (x: number): boolean =>
+  x === T.COMMENT || x === T.OPERATOR || x === T.LOGIC || x === T.SEMICOLON || x === T.UNION || x === T.GROUP || x === T.RPAREN;
+/** Tokens after which "(" or a function call is in expression position. */
+const isExpressionLead = (x: number): boolean =>
+  x === T.LOGIC || x === T.OPERATOR || x === T.COMMA || x === T.LPAREN || x === T.KEYWORD || x === T.GROUP || x === T.UNION || x === T.STATEMENT || x === T.SEMICOLON;
+
+/** True when the folded tokens are an injection in their context. */
+export function decide(t: SqlTokens, quoted: boolean): boolean {
+  const n = t.count;
+  const ty = t.type;
+  for (let i = 0; i < n; i++) {
+    const x = ty[i]!;
+    const next = i + 1 < n ? ty[i + 1]! : 0;
+    const prev = i > 0 ? ty[i - 1]! : 0;
+    switch (x) {
+      case T.EVIL:
+        return true;
+      case T.UNION:
+        // ... UNION SELECT, UNION (SELECT: a second query glued to the first.
+        if (i > 0 && (next === T.STATEMENT || (next === T.LPAREN && i + 2 < n && ty[i + 2] === T.STATEMENT))) return true;
+        break;
+      case T.SEMICOLON:
+        // Stacked query: ; DROP ... always; ; SELECT only with what a query selects (a value,
+        // a function, *), so that "hi; select one" stays words.
+        if (next === T.STATEMENT) {
+          const after = i + 2 < n ? ty[i + 2]! : 0;
+          if (!isSelect(t, i + 1) || isOperand(after) || after === T.OPERATOR) return true;
+        }
+        break;
+      case T.LPAREN:
+        // A subquery in expression position: AND (SELECT, = (SELECT, IN (SELECT.
+        if (i > 0 && next === T.STATEMENT && isExpressionLead(prev)) return true;
+        break;
+      case T.FUNCTION:
+        // A function call where an expression may stand, or as the whole input: SLEEP(5),
+        // AND EXTRACTVALUE(...), CHAR(65).
+        if (next === T.LPAREN && (i === 0 || isExpressionLead(prev) || (quoted && i === 1))) return true;
+        break;
+    }
+  }
+  if (n < 2) return false;
+  const a = ty[0]!;
+  const b = ty[1]!;
+  const c = n > 2 ? ty[2]! : 0;
+  const d = n > 3 ? ty[3]! : 0;
+  if (quoted) {
+    // Token 0 is the string the input closed; what follows it is SQL the attacker wrote.
+    switch (b) {
+      case T.LOGIC: // ' OR '1, ' OR 1=1, ' AND @a, ' OR (..., ' AND a=a
+        return isOperand(c) || (c === T.BAREWORD && ((t.evidence & EV_FOLD) !== 0 || isContinuation(d)));
+      case T.OPERATOR: // '='  '1'='1
+        return isOperand(c);
+      case T.COMMENT: // admin'-- (a lone # is left alone: ModSecurity's libinjection does too)
+        return (t.evidence & EV_HASH) === 0;
+      case T.GROUP: // ' ORDER BY 1--, ' HAVING 1=1
+      case T.STATEMENT: // ' WAITFOR DELAY '0:0:5'
+        return n >= 3;
+      case T.KEYWORD: // ' INTO OUTFILE '/tmp/x'
+        return isValue(c) || c === T.LPAREN;
+      case T.RPAREN: // ') OR ('1'='1
+        return isContinuation(c) && c !== T.RPAREN && (c === T.COMMENT || n >= 4);
+    }
+    return false;
+  }
+  if (!isValue(a)) return false;
+  switch (b) {
+    case T.LOGIC: {
+      // 1 OR 1=1, 1 || 1, -1 OR 1, abc OR 1=1, 1 OR 'a'='a'; "3 or 4 bedrooms" and
+      // "apples or oranges" stay words.
+      if (c === T.LPAREN) return n >= 4;
+      if (!isValue(c)) return false;
+      if (isContinuation(d) && d !== T.RPAREN) return true;
+      if (n === 3) return (t.evidence & EV_STRONG) !== 0 && !(a === T.BAREWORD && c === T.BAREWORD);
+      return false;
+    }
+    case T.COMMENT: // 1-- (a name followed by a comment is left alone)
+      return a === T.NUMBER && (t.evidence & EV_HASH) === 0;
+    case T.GROUP: // 1 ORDER BY 1, 1 LIMIT 1
+      return a === T.NUMBER && n >= 3;
+    case T.RPAREN: // 1) OR (1=1
+      return (
+        (c === T.LOGIC || c === T.SEMICOLON || c === T.UNION || c === T.GROUP || c === T.OPERATOR) &&
+        (a === T.NUMBER || a === T.STRING || isOperand(d))
+      );
+  }
+  return false;
+}
+
+/** True when token i is SELECT (a stacked SELECT needs more evidence than DROP). */
+function isSelect(t: SqlTokens, i: number): boolean {
+  return t.wordIs(i, 'select');
+}
