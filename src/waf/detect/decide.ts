@@ -68,12 +68,13 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
       case T.COMMENT: // admin'-- (a lone # is left alone: ModSecurity's libinjection does too)
         return (t.evidence & EV_HASH) === 0;
       case T.GROUP: // ' ORDER BY 1--, ' HAVING 1=1
-      case T.STATEMENT: // ' WAITFOR DELAY '0:0:5'
         return n >= 3;
+      case T.STATEMENT: // ' WAITFOR DELAY '0:0:5', ' SELECT 1-- (not: the "select" statement)
+        return t.startsWith(1, 'waitfor') || (isOperand(c) && isContinuation(d));
       case T.KEYWORD: // ' INTO OUTFILE '/tmp/x'
-        return isValue(c) || c === T.LPAREN;
-      case T.RPAREN: // ') OR ('1'='1
-        return isContinuation(c) && c !== T.RPAREN && (c === T.COMMENT || n >= 4);
+        return t.startsWith(1, 'into') && isValue(c);
+      case T.RPAREN: // ') OR ('1'='1, ') WAITFOR DELAY '0:0:5'
+        return (isContinuation(c) && c !== T.RPAREN && (c === T.COMMENT || n >= 4)) || timeOrFile(t, 2);
     }
     return false;
   }
@@ -85,20 +86,32 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
       if (c === T.LPAREN) return n >= 4;
       if (!isValue(c)) return false;
       if (isContinuation(d) && d !== T.RPAREN) return true;
-      if (n === 3) return (t.evidence & EV_STRONG) !== 0 && !(a === T.BAREWORD && c === T.BAREWORD);
+      // A folded a=a on the right is not enough: "9999 or x=x" is left alone, as libinjection does.
+      if (n === 3) return (t.evidence & EV_STRONG) !== 0 && c !== T.BAREWORD;
       return false;
     }
+    case T.STATEMENT: // 1 WAITFOR DELAY '0:0:5'
+      return t.startsWith(1, 'waitfor');
+    case T.KEYWORD: // 1 INTO OUTFILE '/tmp/x'
+      return t.startsWith(1, 'into') && c === T.STRING;
     case T.COMMENT: // 1-- (a name followed by a comment is left alone)
       return a === T.NUMBER && (t.evidence & EV_HASH) === 0;
-    case T.GROUP: // 1 ORDER BY 1, 1 LIMIT 1
-      return a === T.NUMBER && n >= 3;
+    case T.GROUP: // 1 ORDER BY 1, 1 LIMIT 1, x ORDER BY 2 (not: "in order by date")
+      return (a === T.NUMBER && n >= 3) || c === T.NUMBER;
     case T.RPAREN: // 1) OR (1=1
       return (
-        (c === T.LOGIC || c === T.SEMICOLON || c === T.UNION || c === T.GROUP || c === T.OPERATOR) &&
-        (a === T.NUMBER || a === T.STRING || isOperand(d))
+        ((c === T.LOGIC || c === T.SEMICOLON || c === T.UNION || c === T.GROUP || c === T.OPERATOR) &&
+          (a === T.NUMBER || a === T.STRING || isOperand(d))) ||
+        timeOrFile(t, 2)
       );
   }
   return false;
+}
+
+/** True when token i is WAITFOR (DELAY) or INTO (OUTFILE) with a string after it. */
+function timeOrFile(t: SqlTokens, i: number): boolean {
+  if (i + 1 >= t.count || t.type[i + 1] !== T.STRING) return false;
+  return (t.type[i] === T.STATEMENT && t.startsWith(i, 'waitfor')) || (t.type[i] === T.KEYWORD && t.startsWith(i, 'into'));
 }
 
 /** True when token i is SELECT (a stacked SELECT needs more evidence than DROP). */

@@ -114,7 +114,10 @@ function push(t: SqlTokens, type: number, info: number, start: number, end: numb
       }
       break;
     case T.LPAREN:
-      if (n === 0) return true; // a leading ( only groups what follows
+      if (n === 0 || last === T.LPAREN) return true; // a leading ( only groups what follows; (( is (
+      break;
+    case T.RPAREN:
+      if (last === T.RPAREN) return true; // )) closes as one
       break;
   }
   if (n === MAX_TOKENS) return false;

@@ -41,6 +41,18 @@ export class SqlTokens {
     return true;
   }
 
+  /** True when token i's text starts with `lower` (a lower-case word), compared without case. */
+  startsWith(i: number, lower: string): boolean {
+    const start = this.start[i]!;
+    if (this.end[i]! - start < lower.length) return false;
+    for (let j = 0; j < lower.length; j++) {
+      let c = this.input.charCodeAt(start + j);
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      if (c !== lower.charCodeAt(j)) return false;
+    }
+    return true;
+  }
+
   /** The type letters of the first five tokens. */
   fingerprint(): string {
     let out = '';

@@ -88,6 +88,13 @@ function scriptUrl(s: string, start: number, end: number): boolean {
           c = v;
           next = j < end && s.charCodeAt(j) === 0x3b ? j + 1 : j;
         }
+      } else if (c === 0x26) {
+        // The named references that hide a scheme: &colon; &Tab; &NewLine;
+        const named = namedReference(s, i, end);
+        if (named !== 0) {
+          c = named >> 8;
+          next = i + (named & 0xff);
+        }
       }
       i = next;
       if (c === 0x09 || c === 0x0a || c === 0x0d) continue; // dropped inside a URL scheme
@@ -97,6 +104,14 @@ function scriptUrl(s: string, start: number, end: number): boolean {
     return true;
   }
   return false;
+}
+
+/** (code << 8 | length) of &colon; &tab; &newline; at s[i] (without case), else 0. */
+function namedReference(s: string, i: number, end: number): number {
+  if (startsWith(s, i, end, '&colon;')) return (0x3a << 8) | 7;
+  if (startsWith(s, i, end, '&tab;')) return (0x09 << 8) | 5;
+  if (startsWith(s, i, end, '&newline;')) return (0x0a << 8) | 9;
+  return 0;
 }
 
 /** Scans a comment or a bogus comment (<!doctype, <?xml) from s[i] (just after "<"). */
