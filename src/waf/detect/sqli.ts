@@ -26,7 +26,7 @@ const isWordChar = (c: number): boolean => isWordStart(c) || isDigit(c) || c ===
 const isHex = (c: number): boolean => isDigit(c) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
 
 /** Where a string opened by `q` at `from` (just after the quote) ends: after its closing quote, or the input's end. */
-function stringEnd(s: string, from: number, q: number): { end: number; closed: boolean } {
+function stringEnd(s: string, from: number, q: number): number {
   const n = s.length;
   for (let i = from; i < n; i++) {
     const c = s.charCodeAt(i);
@@ -39,10 +39,10 @@ function stringEnd(s: string, from: number, q: number): { end: number; closed: b
         i++; // a doubled quote is an escaped quote
         continue;
       }
-      return { end: i + 1, closed: true };
+      return i + 1;
     }
   }
-  return { end: n, closed: false };
+  return n;
 }
 
 /**
@@ -140,9 +140,8 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
   let i = 0;
   let inExec = false; // inside /*! ... */, whose text MySQL runs
   if (quote !== 0) {
-    const r = stringEnd(s, 0, quote);
-    push(t, T.STRING, 0, 0, r.end);
-    i = r.end;
+    i = stringEnd(s, 0, quote);
+    push(t, T.STRING, 0, 0, i);
   }
   while (i < n) {
     const c = s.charCodeAt(i);
@@ -153,8 +152,7 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
     const start = i;
     let ok = true;
     if (c === 0x27 || c === 0x22) {
-      const r = stringEnd(s, i + 1, c);
-      i = r.end;
+      i = stringEnd(s, i + 1, c);
       ok = push(t, T.STRING, 0, start, i);
     } else if (c === 0x60) {
       // `quoted identifier`
