@@ -41,6 +41,8 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
           const after = i + 2 < n ? ty[i + 2]! : 0;
           if (!isSelect(t, i + 1) || isOperand(after) || after === T.OPERATOR) return true;
         }
+        // ; IF (1=1) WAITFOR ..., ; BEGIN ...: T-SQL control flow starts a statement too.
+        if ((next === T.BAREWORD || next === T.FUNCTION) && i + 2 < n && (t.wordIs(i + 1, 'if') || t.wordIs(i + 1, 'begin'))) return true;
         break;
       case T.LPAREN:
         // A subquery in expression position: AND (SELECT, = (SELECT, IN (SELECT.

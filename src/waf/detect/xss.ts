@@ -120,11 +120,12 @@ function markupDeclaration(s: string, i: number): { end: number; evil: boolean }
   if (s.startsWith('!--', i)) {
     const close = s.indexOf('-->', i + 3);
     const end = close < 0 ? n : close + 3;
-    // Conditional comments (<!--[if IE]>) and comments that hide a tag open a door some
-    // parsers walk through; an ordinary comment is harmless.
-    const body = s.indexOf('[if', i + 3);
-    const tag = s.indexOf('<', i + 3);
-    return { end, evil: (body >= 0 && body < end) || (tag >= 0 && tag < end && s.indexOf('>', tag) >= 0) };
+    // A conditional comment (<!--[if IE]>) is markup to old IE; so is a backtick, which old IE
+    // took for a quote. Anything else in a comment is inert to an HTML5 parser (a tag included).
+    // Searched within the comment only, so that many comments cost linear time.
+    let evil = s.startsWith('[if', i + 3);
+    for (let j = i + 3; j < end && !evil; j++) if (s.charCodeAt(j) === 0x60) evil = true;
+    return { end, evil };
   }
   // <!doctype, <![CDATA[, <!anything and <?anything: not in a value anyone types.
   const close = s.indexOf('>', i);
