@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { detectSqli, detectXss } from '../../src/waf/detect/index.js';
 import { SqlTokens, tokenize } from '../../src/waf/detect/sqli.js';
-import { EV_COMMENT, EV_FOLD, EV_SYMBOL, EV_UNARY } from '../../src/waf/detect/tokens.js';
+import { EV } from '../../src/waf/detect/tokens.js';
 
 function fp(input: string, quote = 0): string {
   const t = new SqlTokens();
@@ -40,10 +40,10 @@ test('tokenizer: the quote contexts start with the string the input closes', () 
 
 test('tokenizer: folding (comments, value op value, unary, multi-word keywords, strings, parentheses)', () => {
   assert.equal(fp('1/**/or/**/1=1'), '1&1');
-  assert.equal(evidence('1/**/or/**/1=1') & (EV_COMMENT | EV_FOLD), EV_COMMENT | EV_FOLD);
+  assert.equal(evidence('1/**/or/**/1=1') & (EV.COMMENT | EV.FOLD), EV.COMMENT | EV.FOLD);
   assert.equal(fp('-1 or 1'), '1&1');
-  assert.equal(evidence('-1 or 1') & EV_UNARY, EV_UNARY);
-  assert.equal(evidence('1 || 1') & EV_SYMBOL, EV_SYMBOL);
+  assert.equal(evidence('-1 or 1') & EV.UNARY, EV.UNARY);
+  assert.equal(evidence('1 || 1') & EV.SYMBOL, EV.SYMBOL);
   assert.equal(fp('1 union all select 1'), '1UE1');
   assert.equal(fp('1 order by 2'), '1B1');
   assert.equal(fp("1 waitfor delay '0:0:5'"), '1Es');
@@ -51,7 +51,7 @@ test('tokenizer: folding (comments, value op value, unary, multi-word keywords, 
   assert.equal(fp('((1)) or 1'), '1)&1');
   assert.equal(fp('1 is not null'), '1');
   assert.equal(fp('Spider-Man'), 'n');
-  assert.equal(evidence('Spider-Man') & EV_FOLD, 0, 'arithmetic folds without evidence');
+  assert.equal(evidence('Spider-Man') & EV.FOLD, 0, 'arithmetic folds without evidence');
   assert.equal(fp('sleep(5) sleep (5)'), 'f(1)n', 'a function needs "(" right after its name');
   assert.equal(fp('1/*!union*/select 1'), '1XUE1');
   assert.equal(fp('1 -- x\nunion select'), '1UE', 'a -- comment ends at the newline');

@@ -2,11 +2,9 @@
 // from the shapes injections take (README.md lists them with their reasons). A rule names the
 // context: the input as it is (`quoted` false: a number or name in the query) or after an
 // opening quote (`quoted` true: token 0 is the string the input closes).
-import { EV_COMMENT, EV_FOLD, EV_HASH, EV_SYMBOL, EV_UNARY, type SqlTokens } from './tokens.js';
+import { EV, type SqlTokens } from './tokens.js';
 import { T } from './sql-words.js';
 
-/** Evidence that makes a short `value AND value` an injection rather than words. */
-const EV_STRONG = EV_FOLD | EV_SYMBOL | EV_COMMENT | EV_UNARY;
 
 const isValue = (x: number): boolean => x === T.STRING || x === T.NUMBER || x === T.VARIABLE || x === T.BAREWORD;
 /** What may stand right of a logic operator in a tautology or a condition an attacker adds. */
@@ -64,11 +62,11 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
     // Token 0 is the string the input closed; what follows it is SQL the attacker wrote.
     switch (b) {
       case T.LOGIC: // ' OR '1, ' OR 1=1, ' AND @a, ' OR (..., ' AND a=a
-        return isOperand(c) || (c === T.BAREWORD && ((t.evidence & EV_FOLD) !== 0 || isContinuation(d)));
+        return isOperand(c) || (c === T.BAREWORD && ((t.evidence & EV.FOLD) !== 0 || isContinuation(d)));
       case T.OPERATOR: // '='  '1'='1
         return isOperand(c);
       case T.COMMENT: // admin'-- (a lone # is left alone: ModSecurity's libinjection does too)
-        return (t.evidence & EV_HASH) === 0;
+        return (t.evidence & EV.HASH) === 0;
       case T.GROUP: // ' ORDER BY 1--, ' HAVING 1=1
         return n >= 3;
       case T.STATEMENT: // ' WAITFOR DELAY '0:0:5', ' SELECT 1-- (not: the "select" statement)
@@ -89,7 +87,7 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
       if (!isValue(c)) return false;
       if (isContinuation(d) && d !== T.RPAREN) return true;
       // A folded a=a on the right is not enough: "9999 or x=x" is left alone, as libinjection does.
-      if (n === 3) return (t.evidence & EV_STRONG) !== 0 && c !== T.BAREWORD;
+      if (n === 3) return (t.evidence & EV.STRONG) !== 0 && c !== T.BAREWORD;
       return false;
     }
     case T.STATEMENT: // 1 WAITFOR DELAY '0:0:5'
@@ -97,7 +95,7 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
     case T.KEYWORD: // 1 INTO OUTFILE '/tmp/x'
       return t.startsWith(1, 'into') && c === T.STRING;
     case T.COMMENT: // 1-- (a name followed by a comment is left alone)
-      return a === T.NUMBER && (t.evidence & EV_HASH) === 0;
+      return a === T.NUMBER && (t.evidence & EV.HASH) === 0;
     case T.GROUP: // 1 ORDER BY 1, 1 LIMIT 1, x ORDER BY 2 (not: "in order by date")
       return (a === T.NUMBER && n >= 3) || c === T.NUMBER;
     case T.RPAREN: // 1) OR (1=1

@@ -14,8 +14,8 @@
 // Allocation-light: tokens live in module-level typed arrays reused by every call, word lookup
 // hashes characters in place, and a fingerprint string is made only for a positive verdict.
 import { decide } from './decide.js';
-import { EV_COMMENT, EV_FOLD, EV_HASH, EV_SYMBOL, EV_UNARY, MAX_TOKENS, SqlTokens } from './tokens.js';
-import { lookupWord, T, W_ALL, W_BY, W_BYWORD, W_COMPARE, W_DELAY, W_FUNCTION, W_UNARY, W_VALUE } from './sql-words.js';
+import { EV, MAX_TOKENS, SqlTokens } from './tokens.js';
+import { lookupWord, T, W } from './sql-words.js';
 
 const isSpace = (c: number): boolean =>
   c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0 || c === 0x00;
@@ -55,8 +55,8 @@ function push(t: SqlTokens, type: number, info: number, start: number, end: numb
   // A comment that more tokens follow was only whitespace to the database: drop it.
   if (n > 0 && t.type[n - 1] === T.COMMENT) {
     n = --t.count;
-    t.evidence |= EV_COMMENT;
-    t.evidence &= ~EV_HASH;
+    t.evidence |= EV.COMMENT;
+    t.evidence &= ~EV.HASH;
   }
   const last = n > 0 ? t.type[n - 1]! : 0;
   switch (type) {
@@ -67,14 +67,14 @@ function push(t: SqlTokens, type: number, info: number, start: number, end: numb
       }
       break;
     case T.KEYWORD:
-      if ((info & W_ALL) !== 0 && last === T.UNION) return true; // UNION ALL
-      if ((info & W_BYWORD) !== 0 && last === T.KEYWORD && (t.info[n - 1]! & W_BY) !== 0) {
+      if ((info & W.ALL) !== 0 && last === T.UNION) return true; // UNION ALL
+      if ((info & W.BYWORD) !== 0 && last === T.KEYWORD && (t.info[n - 1]! & W.BY) !== 0) {
         t.type[n - 1] = T.GROUP; // ORDER BY, GROUP BY
         t.end[n - 1] = end;
         return true;
       }
-      if ((info & W_DELAY) !== 0 && last === T.STATEMENT) return true; // WAITFOR DELAY
-      if (last === T.KEYWORD && (info & W_BYWORD) === 0) {
+      if ((info & W.DELAY) !== 0 && last === T.STATEMENT) return true; // WAITFOR DELAY
+      if (last === T.KEYWORD && (info & W.BYWORD) === 0) {
         t.end[n - 1] = end; // INTO OUTFILE, INNER JOIN: one keyword
         return true;
       }
@@ -91,8 +91,8 @@ function push(t: SqlTokens, type: number, info: number, start: number, end: numb
         last === T.STATEMENT ||
         last === T.SEMICOLON
       ) {
-        if ((info & W_UNARY) !== 0) {
-          t.evidence |= EV_UNARY;
+        if ((info & W.UNARY) !== 0) {
+          t.evidence |= EV.UNARY;
           return true;
         }
         if (last === T.OPERATOR) return true; // IS NOT, NOT LIKE, = -: one operator
@@ -108,7 +108,7 @@ function push(t: SqlTokens, type: number, info: number, start: number, end: numb
         if (before === T.NUMBER || before === T.BAREWORD || before === T.VARIABLE) {
           t.count = n - 1;
           t.end[n - 2] = end;
-          if ((t.info[n - 1]! & W_COMPARE) !== 0) t.evidence |= EV_FOLD;
+          if ((t.info[n - 1]! & W.COMPARE) !== 0) t.evidence |= EV.FOLD;
           return true;
         }
       }
@@ -181,12 +181,12 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
       const nl = s.indexOf('\n', i);
       i = nl < 0 ? n : nl;
       ok = push(t, T.COMMENT, 0, start, i);
-      if (ok) t.evidence |= EV_HASH;
+      if (ok) t.evidence |= EV.HASH;
     } else if (c === 0x2d && i + 1 < n && s.charCodeAt(i + 1) === 0x2d) {
       const nl = s.indexOf('\n', i);
       i = nl < 0 ? n : nl;
       ok = push(t, T.COMMENT, 0, start, i);
-      if (ok) t.evidence &= ~EV_HASH;
+      if (ok) t.evidence &= ~EV.HASH;
     } else if (c === 0x2f && i + 1 < n && s.charCodeAt(i + 1) === 0x2a) {
       if (i + 2 < n && s.charCodeAt(i + 2) === 0x21) {
         // /*!50000 union */: MySQL runs the text; nothing benign writes this.
@@ -198,7 +198,7 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
         const close = s.indexOf('*/', i + 2);
         i = close < 0 ? n : close + 2;
         ok = push(t, T.COMMENT, 0, start, i);
-        if (ok) t.evidence &= ~EV_HASH;
+        if (ok) t.evidence &= ~EV.HASH;
       }
     } else if (c === 0x2a && inExec && i + 1 < n && s.charCodeAt(i + 1) === 0x2f) {
       i += 2;
@@ -223,7 +223,7 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
       }
       i += len;
       if (len === 2 && ((c === 0x7c && s.charCodeAt(start + 1) === 0x7c) || (c === 0x26 && s.charCodeAt(start + 1) === 0x26))) {
-        t.evidence |= EV_SYMBOL;
+        t.evidence |= EV.SYMBOL;
         ok = push(t, T.LOGIC, 0, start, i);
       } else {
         ok = push(t, T.OPERATOR, operatorInfo(c, len), start, i);
@@ -231,7 +231,7 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
     }
     if (!ok) return;
   }
-  if (t.count > 0 && t.type[t.count - 1] === T.COMMENT) t.evidence |= EV_COMMENT;
+  if (t.count > 0 && t.type[t.count - 1] === T.COMMENT) t.evidence |= EV.COMMENT;
 }
 
 function numberEnd(s: string, i: number): number {
@@ -261,9 +261,9 @@ function numberEnd(s: string, i: number): number {
 
 /** Flags of a symbolic operator: + - ~ ! may be unary; = < > != <> compare. */
 function operatorInfo(c: number, len: number): number {
-  if (len === 1 && (c === 0x2b || c === 0x2d || c === 0x7e)) return W_UNARY;
-  if (c === 0x21) return len === 1 ? W_UNARY : W_COMPARE;
-  if (c === 0x3d || c === 0x3c || c === 0x3e) return W_COMPARE;
+  if (len === 1 && (c === 0x2b || c === 0x2d || c === 0x7e)) return W.UNARY;
+  if (c === 0x21) return len === 1 ? W.UNARY : W.COMPARE;
+  if (c === 0x3d || c === 0x3c || c === 0x3e) return W.COMPARE;
   return 0;
 }
 
@@ -303,12 +303,12 @@ function operatorLength(s: string, i: number): number {
 function word(t: SqlTokens, s: string, start: number, end: number): boolean {
   // A trailing dot is punctuation, not part of the name ("x." ends a sentence).
   while (end - 1 > start && s.charCodeAt(end - 1) === 0x2e) end--;
-  const info = end - start <= 32 ? lookupWord(s, start, end) : 0;
+  const info = lookupWord(s, start, end);
   if (info === 0) return push(t, T.BAREWORD, 0, start, end);
-  if ((info & W_FUNCTION) !== 0 && end < s.length && s.charCodeAt(end) === 0x28) return push(t, T.FUNCTION, info, start, end);
+  if ((info & W.FUNCTION) !== 0 && end < s.length && s.charCodeAt(end) === 0x28) return push(t, T.FUNCTION, info, start, end);
   const type = info & 0xff;
-  if ((info & W_VALUE) !== 0) return push(t, T.NUMBER, info, start, end);
-  if (type === T.OPERATOR && (info & W_COMPARE) !== 0) return push(t, T.OPERATOR, info, start, end);
+  if ((info & W.VALUE) !== 0) return push(t, T.NUMBER, info, start, end);
+  if (type === T.OPERATOR && (info & W.COMPARE) !== 0) return push(t, T.OPERATOR, info, start, end);
   return push(t, type, info, start, end);
 }
 

@@ -4,11 +4,15 @@
 export const MAX_TOKENS = 8;
 
 /** Evidence bits gathered while folding (for ambiguous short fingerprints, decide.ts). */
-export const EV_FOLD = 1; // a comparison or arithmetic `value op value` was folded into one value
-export const EV_SYMBOL = 2; // a symbolic logic operator (&&, ||)
-export const EV_COMMENT = 4; // a comment was dropped or ends the input
-export const EV_UNARY = 8; // a unary sign was absorbed
-export const EV_HASH = 16; // the trailing comment is a "#" comment (MySQL only)
+export const enum EV {
+  FOLD = 1, // a comparison `value op value` was folded into one value
+  SYMBOL = 2, // a symbolic logic operator (&&, ||)
+  COMMENT = 4, // a comment was dropped or ends the input
+  UNARY = 8, // a unary sign was absorbed
+  HASH = 16, // the trailing comment is a "#" comment (MySQL only)
+  /** What makes a short `value AND value` an injection rather than words. */
+  STRONG = FOLD | SYMBOL | COMMENT | UNARY,
+}
 
 /** The state of one tokenisation: folded tokens and evidence. Reused between calls. */
 export class SqlTokens {
