@@ -55,6 +55,8 @@ test('tokenizer: folding (comments, value op value, unary, multi-word keywords, 
   assert.equal(fp('sleep(5) sleep (5)'), 'f(1)n', 'a function needs "(" right after its name');
   assert.equal(fp('1/*!union*/select 1'), '1XUE1');
   assert.equal(fp('1 -- x\nunion select'), '1UE', 'a -- comment ends at the newline');
+  assert.equal(fp("'a'::text"), 'son', ':: before a name is a cast');
+  assert.equal(fp('[::1]'), '1', 'the :: of an IPv6 address is not');
 });
 
 test('tokenizer: stops at eight folded tokens; the fingerprint is the first five', () => {
@@ -113,7 +115,8 @@ const SQLI_PASS = [
   'hello -- world', 'in order by date', 'Max (the dog)', '@@version', 'price and quality = good', "It's 5 o'clock",
   'the "select" statement', 'Drop me a line', 'Where are you from?', 'john.doe@example.com', '{"id":1,"name":"x"}',
   '2024-01-31', 'https://example.com/a?b=c&d=e', 'C:\\Program Files\\App', '1,000,000', '-3.14', 'Ctrl+Alt+Del', "Dunkin' + Donuts",
-  '9999 or x=x', "it's='ok'",
+  '9999 or x=x', "it's='ok'", '{"match":{"hosts":[],"path":"/api"}}', 'address: "[::1]:8443"', '"::1/128"',
+  'key: "-----BEGIN PUBLIC KEY-----"', "admin'--x", 'a && b || c', 'Timeouts and limits ** (see below)',
 ];
 
 test('SQLi: must not detect', () => {

@@ -2,7 +2,7 @@
 // from the shapes injections take (README.md lists them with their reasons). A rule names the
 // context: the input as it is (`quoted` false: a number or name in the query) or after an
 // opening quote (`quoted` true: token 0 is the string the input closes).
-import { EV, type SqlTokens } from './tokens.js';
+import { C_TIGHT, EV, type SqlTokens } from './tokens.js';
 import { T } from './sql-words.js';
 
 
@@ -65,8 +65,8 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
         return isOperand(c) || (c === T.BAREWORD && ((t.evidence & EV.FOLD) !== 0 || isContinuation(d)));
       case T.OPERATOR: // '='  '1'='1
         return isOperand(c);
-      case T.COMMENT: // admin'-- (a lone # is left alone: ModSecurity's libinjection does too)
-        return (t.evidence & EV.HASH) === 0;
+      case T.COMMENT: // admin'-- (a lone # or a --text is left alone: ModSecurity's libinjection does too)
+        return (t.evidence & EV.HASH) === 0 && (t.info[1]! & C_TIGHT) === 0;
       case T.GROUP: // ' ORDER BY 1--, ' HAVING 1=1
         return n >= 3;
       case T.STATEMENT: // ' WAITFOR DELAY '0:0:5', ' SELECT 1-- (not: the "select" statement)
@@ -85,6 +85,9 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
       // "apples or oranges" stay words.
       if (c === T.LPAREN) return n >= 4;
       if (!isValue(c)) return false;
+      // Between two names only a comment, a ; or a new clause continues an injection: "a && b || c"
+      // and "Timeouts and limits ** (" are words.
+      if (a === T.BAREWORD && c === T.BAREWORD) return d === T.COMMENT || d === T.SEMICOLON || d === T.UNION || d === T.GROUP;
       if (isContinuation(d) && d !== T.RPAREN) return true;
       // A folded a=a on the right is not enough: "9999 or x=x" is left alone, as libinjection does.
       if (n === 3) return (t.evidence & EV.STRONG) !== 0 && c !== T.BAREWORD;

@@ -40,7 +40,8 @@ const STATEMENTS = 'select insert update delete drop create alter truncate exec 
 const KEYWORDS = 'from where into table values set as on join inner outer cross natural using case when then else end distinct all top procedure database schema column exists outfile dumpfile infile delay time by order group asc desc offset fetch rows only escape collate';
 const GROUPS = 'having limit';
 const LOGIC = 'and or xor';
-const OPERATORS = 'like rlike ilike regexp similar between is in not sounds glob match against';
+// Not MATCH/AGAINST: "match" is an ordinary word and a JSON key far more often than full-text SQL.
+const OPERATORS = 'like rlike ilike regexp similar between is in not sounds glob';
 const VALUES = 'true false null';
 const FUNCTIONS = `sleep benchmark pg_sleep char chr nchar concat concat_ws group_concat substring substr mid ascii ord hex
 unhex version database user current_user system_user session_user schema load_file extractvalue updatexml floor rand count

@@ -14,7 +14,7 @@
 // Allocation-light: tokens live in module-level typed arrays reused by every call, word lookup
 // hashes characters in place, and a fingerprint string is made only for a positive verdict.
 import { decide } from './decide.js';
-import { EV, MAX_TOKENS, SqlTokens } from './tokens.js';
+import { C_TIGHT, EV, MAX_TOKENS, SqlTokens } from './tokens.js';
 import { lookupWord, T, W } from './sql-words.js';
 
 const isSpace = (c: number): boolean =>
@@ -183,9 +183,12 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
       ok = push(t, T.COMMENT, 0, start, i);
       if (ok) t.evidence |= EV.HASH;
     } else if (c === 0x2d && i + 1 < n && s.charCodeAt(i + 1) === 0x2d) {
+      // MySQL needs a space after "--"; other databases do not. Marked, so that a lone
+      // string--text ("key: \"-----BEGIN") is not read as a string closed by a comment.
+      const tight = i + 2 < n && !isSpace(s.charCodeAt(i + 2));
       const nl = s.indexOf('\n', i);
       i = nl < 0 ? n : nl;
-      ok = push(t, T.COMMENT, 0, start, i);
+      ok = push(t, T.COMMENT, tight ? C_TIGHT : 0, start, i);
       if (ok) t.evidence &= ~EV.HASH;
     } else if (c === 0x2f && i + 1 < n && s.charCodeAt(i + 1) === 0x2a) {
       if (i + 2 < n && s.charCodeAt(i + 2) === 0x21) {
@@ -285,8 +288,8 @@ function operatorLength(s: string, i: number): number {
       return d === 0x7c ? 2 : 1;
     case 0x26: // &
       return d === 0x26 ? 2 : 1;
-    case 0x3a: // : only as := and ::
-      return d === 0x3d || d === 0x3a ? 2 : 0;
+    case 0x3a: // : only as := and as a cast ::int (not the :: of an IPv6 address)
+      return d === 0x3d || (d === 0x3a && isWordStart(s.charCodeAt(i + 2))) ? 2 : 0;
     case 0x2b:
     case 0x2d:
     case 0x2a:

@@ -3,6 +3,9 @@
 /** Folded tokens kept per context: the fingerprint uses 5, the rules look at up to 8. */
 export const MAX_TOKENS = 8;
 
+/** The info of a comment token: "--" followed by something other than a space. */
+export const C_TIGHT = 1;
+
 /** Evidence bits gathered while folding (for ambiguous short fingerprints, decide.ts). */
 export const enum EV {
   FOLD = 1, // a comparison `value op value` was folded into one value
