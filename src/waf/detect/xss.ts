@@ -23,8 +23,8 @@ const TAGS = ['script', 'iframe', 'frame', 'frameset', 'object', 'embed', 'apple
 const TAG_PREFIXES = ['svg', 'xml', 'xsl'];
 /** Attributes whose value is a URL the browser loads or navigates to. */
 const URL_ATTRS = ['href', 'src', 'action', 'formaction', 'background', 'data', 'lowsrc', 'dynsrc', 'poster', 'codebase', 'xlink:href', 'srcdoc', 'folder', 'xmlns'];
-/** URL schemes that run script (data: can carry an HTML document with script). */
-const SCHEMES = ['javascript:', 'vbscript:', 'livescript:', 'data:'];
+/** URL schemes that run script (data: can carry an HTML document with script; Netscape's livescript: is long gone). */
+const SCHEMES = ['javascript:', 'vbscript:', 'data:'];
 
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d;
 const lower = (c: number): number => (c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
@@ -97,6 +97,7 @@ function scriptUrl(s: string, start: number, end: number): boolean {
         }
       }
       i = next;
+      if (k === 0 && c <= 0x20) continue; // leading spaces and controls, also as references (&#14;)
       if (c === 0x09 || c === 0x0a || c === 0x0d) continue; // dropped inside a URL scheme
       if (lower(c) !== scheme.charCodeAt(k)) continue outer;
       k++;
@@ -114,7 +115,7 @@ function namedReference(s: string, i: number, end: number): number {
   return 0;
 }
 
-/** Scans a comment or a bogus comment (<!doctype, <?xml) from s[i] (just after "<"). */
+/** Scans a comment, a doctype or a bogus comment (<!x>, <?xml) from s[i] (just after "<"). */
 function markupDeclaration(s: string, i: number): { end: number; evil: boolean } {
   const n = s.length;
   if (s.startsWith('!--', i)) {
@@ -127,9 +128,11 @@ function markupDeclaration(s: string, i: number): { end: number; evil: boolean }
     for (let j = i + 3; j < end && !evil; j++) if (s.charCodeAt(j) === 0x60) evil = true;
     return { end, evil };
   }
-  // <!doctype, <![CDATA[, <!anything and <?anything: not in a value anyone types.
+  // <!doctype switches the parser's mode, <?xml starts an XML island; other <!...> (CDATA
+  // included) are bogus comments to an HTML5 parser: inert.
   const close = s.indexOf('>', i);
-  return { end: close < 0 ? n : close + 1, evil: true };
+  const evil = s.charCodeAt(i) === 0x3f || startsWith(s, i + 1, n, 'doctype');
+  return { end: close < 0 ? n : close + 1, evil };
 }
 
 /** True when reading `s` in context `ctx` yields markup that runs script. */
