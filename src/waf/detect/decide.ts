@@ -49,7 +49,10 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
       case T.FUNCTION:
         // A function call where an expression may stand, or as the whole input: SLEEP(5),
         // AND EXTRACTVALUE(...), CHAR(65).
-        if (next === T.LPAREN && (i === 0 || isExpressionLead(prev) || (quoted && i === 1))) return true;
+        // Not after a leading operator ("like sleep(1)": nothing before it is a value).
+        if (next === T.LPAREN && (i === 0 || (isExpressionLead(prev) && !(i === 1 && prev === T.OPERATOR)) || (quoted && i === 1))) {
+          return true;
+        }
         break;
     }
   }
@@ -67,8 +70,8 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
         return isOperand(c);
       case T.COMMENT: // admin'-- (a lone # or a --text is left alone: ModSecurity's libinjection does too)
         return (t.evidence & EV.HASH) === 0 && (t.info[1]! & C_TIGHT) === 0;
-      case T.GROUP: // ' ORDER BY 1--, ' HAVING 1=1
-        return n >= 3;
+      case T.GROUP: // ' ORDER BY 1--, ' HAVING 1=1 (a clause needs its operand)
+        return isClauseOperand(c);
       case T.STATEMENT: // ' WAITFOR DELAY '0:0:5', ' SELECT 1-- (not: the "select" statement)
         return t.startsWith(1, 'waitfor') || (isOperand(c) && isContinuation(d));
       case T.KEYWORD: // ' INTO OUTFILE '/tmp/x'
@@ -99,8 +102,10 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
       return t.startsWith(1, 'into') && c === T.STRING;
     case T.COMMENT: // 1-- (a name followed by a comment is left alone)
       return a === T.NUMBER && (t.evidence & EV.HASH) === 0;
-    case T.GROUP: // 1 ORDER BY 1, 1 LIMIT 1, x ORDER BY 2 (not: "in order by date")
-      return (a === T.NUMBER && n >= 3) || c === T.NUMBER;
+    case T.GROUP: // 1 ORDER BY 1, 1 LIMIT 1, x ORDER BY 2 (not: "in order by date", "1 having where")
+      return (a === T.NUMBER && isClauseOperand(c)) || c === T.NUMBER;
+    case T.FUNCTION: // 1sleep(1), @a char(1): a value glued to a call
+      return (a === T.NUMBER || a === T.VARIABLE) && c === T.LPAREN;
     case T.RPAREN: // 1) OR (1=1
       return (
         ((c === T.LOGIC || c === T.SEMICOLON || c === T.UNION || c === T.GROUP || c === T.OPERATOR) &&
@@ -109,6 +114,11 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
       );
   }
   return false;
+}
+
+/** What an ORDER BY, GROUP BY, HAVING or LIMIT clause takes: a value, a name, a call, a group. */
+function isClauseOperand(x: number): boolean {
+  return x === T.NUMBER || x === T.BAREWORD || x === T.STRING || x === T.VARIABLE || x === T.FUNCTION || x === T.LPAREN;
 }
 
 /** True when token i is WAITFOR (DELAY) or INTO (OUTFILE) with a string after it. */

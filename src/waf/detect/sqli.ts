@@ -199,8 +199,13 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
         inExec = true;
       } else {
         const close = s.indexOf('*/', i + 2);
-        i = close < 0 ? n : close + 2;
-        ok = push(t, T.COMMENT, 0, start, i);
+        const end = close < 0 ? n : close + 2;
+        // A "/*" inside a comment: databases disagree on nesting, which is what an evasion
+        // ("/*/*/ union") counts on; nothing benign writes it.
+        const inner = s.indexOf('/*', i + 2);
+        if (inner >= 0 && inner < end - 2) ok = push(t, T.EVIL, 0, start, end);
+        else ok = push(t, T.COMMENT, 0, start, end);
+        i = end;
         if (ok) t.evidence &= ~EV.HASH;
       }
     } else if (c === 0x2a && inExec && i + 1 < n && s.charCodeAt(i + 1) === 0x2f) {
