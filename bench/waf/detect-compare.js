@@ -6,21 +6,23 @@
 //   node bench/waf/detect-compare.js --all      every input
 //   node bench/waf/detect-compare.js --json     the rows and figures as JSON
 //   node bench/waf/detect-compare.js --holdout  the held-out set (never used to tune the rules)
+//   node bench/waf/detect-compare.js --soup N   3000 seeded random SQL-ish fragments (agreement only)
 //
 // nginx runs in its own temp prefix on a unix socket with two rules only (see
 // test/helpers/modsecurity.ts); it is stopped and its prefix removed at the end.
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { all: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, holdout: { type: 'boolean', default: false } } });
-let compareWithModSecurity, holdout;
+const { values } = parseArgs({ options: { all: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, holdout: { type: 'boolean', default: false }, soup: { type: 'string' } } });
+let compareWithModSecurity, holdout, soup;
 try {
   ({ compareWithModSecurity } = await import('../../dist/test/helpers/detect-compare.js'));
   ({ holdout } = await import('../../dist/test/fixtures/waf-detect/holdout.js'));
+  ({ soup } = await import('../../dist/test/fixtures/waf-detect/soup.js'));
 } catch (err) {
   console.error(`cannot load dist/test/helpers/detect-compare.js (${err.code ?? err.message}): run npm run build first`);
   process.exit(1);
 }
-const c = await compareWithModSecurity(values.holdout ? holdout() : undefined);
+const c = await compareWithModSecurity(values.soup !== undefined ? soup(Number(values.soup)) : values.holdout ? holdout() : undefined);
 if (values.json) console.log(JSON.stringify(c, null, 2));
 else report(c);
 
