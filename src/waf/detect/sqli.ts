@@ -211,18 +211,9 @@ export function tokenize(s: string, quote: number, t: SqlTokens): void {
     } else if (c === 0x2a && inExec && i + 1 < n && s.charCodeAt(i + 1) === 0x2f) {
       i += 2;
       inExec = false;
-    } else if (c === 0x28) {
+    } else if (c === T.LPAREN || c === T.RPAREN || c === T.COMMA || c === T.SEMICOLON) {
       i++;
-      ok = push(t, T.LPAREN, 0, start, i);
-    } else if (c === 0x29) {
-      i++;
-      ok = push(t, T.RPAREN, 0, start, i);
-    } else if (c === 0x2c) {
-      i++;
-      ok = push(t, T.COMMA, 0, start, i);
-    } else if (c === 0x3b) {
-      i++;
-      ok = push(t, T.SEMICOLON, 0, start, i);
+      ok = push(t, c, 0, start, i); // ( ) , ; are their own type letters
     } else {
       const len = operatorLength(s, i);
       if (len === 0) {

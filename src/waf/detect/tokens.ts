@@ -25,7 +25,7 @@ export class SqlTokens {
   readonly end = new Int32Array(MAX_TOKENS);
   count = 0;
   evidence = 0;
-  /** The input of the last tokenize() (a reference, for wordIs()). */
+  /** The input of the last tokenize() (a reference, for wordIs() and startsWith()). */
   input = '';
   /** Raw tokens read (before folding). */
   raw = 0;
@@ -38,14 +38,7 @@ export class SqlTokens {
 
   /** True when token i's text is `lower` (a lower-case word), compared without case. */
   wordIs(i: number, lower: string): boolean {
-    const start = this.start[i]!;
-    if (this.end[i]! - start !== lower.length) return false;
-    for (let j = 0; j < lower.length; j++) {
-      let c = this.input.charCodeAt(start + j);
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-      if (c !== lower.charCodeAt(j)) return false;
-    }
-    return true;
+    return this.end[i]! - this.start[i]! === lower.length && this.startsWith(i, lower);
   }
 
   /** True when token i's text starts with `lower` (a lower-case word), compared without case. */
