@@ -5,7 +5,6 @@
 import { C_TIGHT, EV, type SqlTokens } from './tokens.js';
 import { T } from './sql-words.js';
 
-
 const isValue = (x: number): boolean => x === T.STRING || x === T.NUMBER || x === T.VARIABLE || x === T.BAREWORD;
 /** What may stand right of a logic operator in a tautology or a condition an attacker adds. */
 const isOperand = (x: number): boolean =>
@@ -48,8 +47,8 @@ export function decide(t: SqlTokens, quoted: boolean): boolean {
         break;
       case T.FUNCTION:
         // A function call where an expression may stand, or as the whole input: SLEEP(5),
-        // AND EXTRACTVALUE(...), CHAR(65).
-        // Not after a leading operator ("like sleep(1)": nothing before it is a value).
+        // AND EXTRACTVALUE(...), CHAR(65); not after a leading operator ("like sleep(1)":
+        // nothing before it is a value).
         if (next === T.LPAREN && (i === 0 || (isExpressionLead(prev) && !(i === 1 && prev === T.OPERATOR)) || (quoted && i === 1))) {
           return true;
         }

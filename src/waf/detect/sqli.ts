@@ -1,5 +1,5 @@
 // SQL injection detection by tokenising and fingerprinting, after the idea libinjection made
-// known (Nick Galbreath, "libinjection: SQLi detection via lexical analysis", Black Hat 2012):
+// known (Nick Galbreath, 2012: detect SQLi by lexical analysis rather than regular expressions):
 // an injected fragment is valid SQL once it is read in the context it lands in, and its shape
 // (the sequence of token types) says whether it does something. Written here from that idea; no
 // code or data of libinjection's is used (see README.md in this folder for the rules and why).
@@ -11,7 +11,7 @@
 // 3. The fingerprint is the type letters of the first five folded tokens ("s&sos" for
 //    `' or 'a'='a`); a small set of rules on the folded tokens decides (decide.ts).
 //
-// Allocation-light: tokens live in module-level typed arrays reused by every call, word lookup
+// Allocation-light: tokens live in typed arrays of one shared SqlTokens reused by every call, word lookup
 // hashes characters in place, and a fingerprint string is made only for a positive verdict.
 import { decide } from './decide.js';
 import { C_TIGHT, EV, MAX_TOKENS, SqlTokens } from './tokens.js';
@@ -50,7 +50,6 @@ function stringEnd(s: string, from: number, q: number): number {
  * `info` carries the word or operator flags (sql-words.ts).
  */
 function push(t: SqlTokens, type: number, info: number, start: number, end: number): boolean {
-  t.raw++;
   let n = t.count;
   // A comment that more tokens follow was only whitespace to the database: drop it.
   if (n > 0 && t.type[n - 1] === T.COMMENT) {

@@ -27,13 +27,10 @@ export class SqlTokens {
   evidence = 0;
   /** The input of the last tokenize() (a reference, for wordIs() and startsWith()). */
   input = '';
-  /** Raw tokens read (before folding). */
-  raw = 0;
 
   reset(): void {
     this.count = 0;
     this.evidence = 0;
-    this.raw = 0;
   }
 
   /** True when token i's text is `lower` (a lower-case word), compared without case. */
