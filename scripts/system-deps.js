@@ -17,6 +17,12 @@ const PACKAGES = [
   { name: 'curl', bins: ['curl'], for: 'HTTP/2 and TLS tests (test/integration/http2.test.ts, tls-termination.test.ts)' },
   { name: 'openssl', bins: ['openssl'], for: 'test certificates (test/helpers/certs.ts)' },
   { name: 'redis-server', bins: ['redis-server', 'redis-cli'], for: 'shared rate limits over Redis (test/integration/ratelimit-redis.test.ts)' },
+  { name: 'nginx', files: ['/usr/sbin/nginx'], for: 'the ModSecurity oracle for the WAF detectors (test/integration/waf-detect-modsecurity.test.ts)' },
+  {
+    name: 'libnginx-mod-http-modsecurity',
+    files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so'],
+    for: 'ModSecurity v3 (with libinjection) in nginx, the oracle of test/integration/waf-detect-modsecurity.test.ts',
+  },
   { name: 'ca-certificates', files: ['/etc/ssl/certs/ca-certificates.crt'], for: 'the system trust store curl and openssl load' },
 ];
 
