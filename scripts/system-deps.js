@@ -13,10 +13,13 @@ import { delimiter, join } from 'node:path';
 
 /** One line per Debian package: what the tests run from it, and which tests. */
 const PACKAGES = [
+  { name: 'nginx', bins: ['nginx'], for: 'the reference WAF, nginx + ModSecurity (test/helpers/modsecurity.ts, test/integration/waf-modsecurity-reference.test.ts)' },
+  { name: 'libnginx-mod-http-modsecurity', files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so'], for: 'ModSecurity v3 in nginx, the reference WAF (test/helpers/modsecurity.ts)' },
   { name: 'pebble', bins: ['pebble', 'pebble-challtestsrv'], for: 'ACME tests (test/integration/acme-pebble.test.ts)' },
   { name: 'curl', bins: ['curl'], for: 'HTTP/2 and TLS tests (test/integration/http2.test.ts, tls-termination.test.ts)' },
   { name: 'openssl', bins: ['openssl'], for: 'test certificates (test/helpers/certs.ts)' },
   { name: 'redis-server', bins: ['redis-server', 'redis-cli'], for: 'shared rate limits over Redis (test/integration/ratelimit-redis.test.ts)' },
+  { name: 'modsecurity-crs', files: ['/usr/share/modsecurity-crs/rules/REQUEST-901-INITIALIZATION.conf'], for: 'the OWASP Core Rule Set the WAF tests load (test/unit/waf-crs.test.ts, test/integration/waf.test.ts)' },
   { name: 'ca-certificates', files: ['/etc/ssl/certs/ca-certificates.crt'], for: 'the system trust store curl and openssl load' },
 ];
 
