@@ -301,17 +301,21 @@ export function usherTarget(o: UsherTargetOptions): WafTarget {
   const requestIdOf = (tag: string, response: RawResponse | null): string | undefined => {
     const fromReply = response ? header(response, idHeader) : undefined;
     if (fromReply !== undefined) return fromReply;
-    const seen = o.upstream.requests.find((r) => r.headers[tagHeader] === tag);
-    const id = seen?.headers[idHeader];
-    return typeof id === 'string' ? id : undefined;
+    // The upstream may be shared with another target (nginx sends no request id): take usher's.
+    const seen = o.upstream.requests.find((r) => r.headers[tagHeader] === tag && typeof r.headers[idHeader] === 'string');
+    return seen?.headers[idHeader] as string | undefined;
   };
   const line = (requestId: string | undefined) => (requestId === undefined ? undefined : o.access.find((l) => l['request_id'] === requestId));
+  let markers = 0;
   return {
     name: o.name ?? 'usher',
     port: o.port,
-    async settle(tags) {
-      // Every request usher answered has an access-log line (written in the done phase).
-      await until(() => o.access.length >= tags.length, 10_000, `${tags.length} access-log lines`);
+    async settle() {
+      // Access-log lines are written in the done phase, in order: once the marker's is there, every earlier one is.
+      const marker = `usher-waf-diff-marker-${++markers}-${process.pid}`;
+      const entry: CorpusEntry = { id: marker, category: 'benign', expected: 'benign', method: 'GET', target: `/?${marker}`, headers: [['User-Agent', 'usher-waf-diff'], ['Accept', '*/*']] };
+      await sendRaw(o.port, requestBytes(entry));
+      await until(() => o.access.some((l) => String(l['path']).includes(marker)), 10_000, `the access-log line of ${marker}`);
     },
     observe(tag, response) {
       const requestId = requestIdOf(tag, response) ?? requestIds.get(tag);
