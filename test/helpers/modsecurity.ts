@@ -7,9 +7,10 @@
 // same generator, from dist/.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { closedPort } from './upstream.js';
 
 /** Where Debian's libnginx-mod-http-modsecurity puts the connector. */
 export const MODSECURITY_MODULE = '/usr/lib/nginx/modules/ngx_http_modsecurity_module.so';
@@ -220,14 +221,6 @@ export interface ModSecurityReference {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** nginx's main context for a private prefix: the module by absolute path, one worker, no daemon. */
 export function nginxMain(prefix: string, errorLog: string): string {
   // As root the workers would switch to "nobody", who cannot read a private temp directory.
@@ -303,7 +296,8 @@ export async function startModSecurity(options: ModSecurityOptions): Promise<Mod
   const rulesFile = join(prefix, 'modsecurity.conf');
   const { upstreamPort, ...settings } = options;
   writeFileSync(rulesFile, modSecurityConf({ ...settings, workDir: prefix, auditLog: auditLogFile }));
-  const port = await freePort();
+  // A port nothing listens on, for nginx to take.
+  const port = await closedPort();
   const confFile = join(prefix, 'nginx.conf');
   writeFileSync(confFile, nginxConf(prefix, port, upstreamPort, rulesFile, errorLogFile));
   const proc = spawn('nginx', ['-p', `${prefix}/`, '-c', confFile, '-e', errorLogFile], { stdio: ['ignore', 'pipe', 'pipe'] });
