@@ -13,8 +13,8 @@ import { delimiter, join } from 'node:path';
 
 /** One line per Debian package: what the tests run from it, and which tests. */
 const PACKAGES = [
-  { name: 'nginx', bins: ['nginx'], for: 'the reference WAF, nginx + ModSecurity (test/helpers/modsecurity.ts, test/integration/waf-modsecurity-reference.test.ts)' },
-  { name: 'libnginx-mod-http-modsecurity', files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so'], for: 'ModSecurity v3 in nginx, the reference WAF (test/helpers/modsecurity.ts)' },
+  { name: 'nginx', bins: ['nginx'], for: 'the reference WAF, nginx + ModSecurity (test/helpers/modsecurity-crs.ts, test/integration/waf-modsecurity-reference.test.ts)' },
+  { name: 'libnginx-mod-http-modsecurity', files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so'], for: 'ModSecurity v3 in nginx, the reference WAF (test/helpers/modsecurity-crs.ts)' },
   { name: 'pebble', bins: ['pebble', 'pebble-challtestsrv'], for: 'ACME tests (test/integration/acme-pebble.test.ts)' },
   { name: 'curl', bins: ['curl'], for: 'HTTP/2 and TLS tests (test/integration/http2.test.ts, tls-termination.test.ts)' },
   { name: 'openssl', bins: ['openssl'], for: 'test certificates (test/helpers/certs.ts)' },

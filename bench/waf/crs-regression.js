@@ -191,7 +191,7 @@ function check(output, response, rules) {
 async function startReference() {
   let modsec;
   try {
-    modsec = await import(path.join(REPO, 'dist', 'test', 'helpers', 'modsecurity.js'));
+    modsec = await import(path.join(REPO, 'dist', 'test', 'helpers', 'modsecurity-crs.js'));
   } catch (err) {
     throw new Error(`run npm run build first (${err.code ?? err.message})`);
   }

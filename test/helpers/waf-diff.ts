@@ -5,7 +5,7 @@
 // (usherTarget) reads the 403 waf_blocked reply and the access log, for when the engine lands.
 import { connect } from 'node:net';
 import type { CorpusEntry } from '../fixtures/waf-corpus/index.js';
-import { auditHeader, inboundScore, type AuditRecord, type ModSecurityReference } from './modsecurity.js';
+import { auditHeader, inboundScore, type AuditRecord, type ModSecurityReference } from './modsecurity-crs.js';
 import type { TestUpstream } from './upstream.js';
 
 /** The header that tags each request with its corpus id, so a target's logs can be matched to it. */

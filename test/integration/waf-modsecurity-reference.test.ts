@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { corpus, type CorpusEntry } from '../fixtures/waf-corpus/index.js';
-import { startModSecurity, type ModSecurityOptions } from '../helpers/modsecurity.js';
+import { startModSecurity, type ModSecurityOptions } from '../helpers/modsecurity-crs.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { compareRuns, modSecurityTarget, runCorpus, summarise, TAG_HEADER, type CorpusResult } from '../helpers/waf-diff.js';
 

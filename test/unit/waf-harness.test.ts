@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { corpus, type CorpusEntry } from '../fixtures/waf-corpus/index.js';
-import { AuditLogReader, crsRuleFiles, inboundScore, modSecurityConf, parseAuditLine } from '../helpers/modsecurity.js';
+import { AuditLogReader, crsRuleFiles, inboundScore, modSecurityConf, parseAuditLine } from '../helpers/modsecurity-crs.js';
 import { compareRuns, requestBytes, summarise, TAG_HEADER, type CorpusResult, type Observation } from '../helpers/waf-diff.js';
 
 test('modSecurityConf: the paranoia level, thresholds, engine mode and tx variables become SecActions; every CRS rule file is included, in order', () => {
