@@ -6,7 +6,7 @@
 //       (paranoia level 4, DetectionOnly, the tx variables their README names), needs npm run build
 //   node bench/waf/crs-regression.js --tests DIR --url http://127.0.0.1:8080 --log FILE --log-format F
 //       any running target: F is modsec-audit (a ModSecurity JSON audit log, SecAuditEngine On)
-//       or usher-access (usher's JSON access log, rule ids in waf.rules)
+//       or usher-access (usher's JSON access log, rule ids in waf_rules)
 //   options: --filter TEXT (only tests whose file or title contains it), --json OUT (every
 //       result), --verbose (each failure as it happens), --paranoia N, --timeout-ms N
 //
@@ -169,7 +169,7 @@ class LogTail {
 
 const RULES_OF = {
   'modsec-audit': (rec) => (rec.transaction?.messages ?? []).map((m) => String(m.details?.ruleId)),
-  'usher-access': (rec) => (rec.waf?.rules ?? []).map((r) => String(typeof r === 'object' ? r.id : r)),
+  'usher-access': (rec) => (rec.waf_rules ?? rec.waf?.rules ?? []).map((r) => String(typeof r === 'object' ? r.id : r)),
 };
 
 function check(output, response, rules) {

@@ -269,19 +269,21 @@ export interface UsherTargetOptions {
   access: Record<string, unknown>[];
   /** The request-id header (proxy.request_id_header). Default x-request-id. */
   requestIdHeader?: string;
-  /** Rule ids from one access-log line. Default: `waf.rules` (strings, or objects with `id`). */
+  /** Rule ids from one access-log line. Default: `waf_rules`, else `waf.rules` (ids, or objects with `id`). */
   rulesOf?: (line: Record<string, unknown>) => string[];
-  /** The inbound score from one access-log line. Default: `waf.inbound_score`. */
+  /** The inbound score from one access-log line. Default: `waf_score`, else `waf.inbound_score`. */
   scoreOf?: (line: Record<string, unknown>) => number | undefined;
 }
 
+/** `waf_rules` (ids, as the waf-engine branch writes them), else `waf.rules` (ids or objects with `id`). */
 function defaultRules(line: Record<string, unknown>): string[] {
-  const waf = line['waf'] as { rules?: unknown[] } | undefined;
-  return (waf?.rules ?? []).map((r) => (typeof r === 'object' && r !== null ? String((r as { id: unknown }).id) : String(r)));
+  const list = (line['waf_rules'] ?? (line['waf'] as { rules?: unknown } | undefined)?.rules ?? []) as unknown[];
+  return list.map((r) => (typeof r === 'object' && r !== null ? String((r as { id: unknown }).id) : String(r)));
 }
 
+/** `waf_score`, else `waf.inbound_score`. */
 function defaultScore(line: Record<string, unknown>): number | undefined {
-  const score = (line['waf'] as { inbound_score?: unknown } | undefined)?.inbound_score;
+  const score = line['waf_score'] ?? (line['waf'] as { inbound_score?: unknown } | undefined)?.inbound_score;
   return typeof score === 'number' ? score : undefined;
 }
 
