@@ -275,6 +275,16 @@ export interface UsherTargetOptions {
   scoreOf?: (line: Record<string, unknown>) => number | undefined;
 }
 
+/** usher's local reply for waf_blocked: the text form ("reason: waf_blocked") or, to a client that accepts JSON, the JSON one. */
+function isWafBlocked(body: string): boolean {
+  if (/^reason: waf_blocked$/m.test(body)) return true;
+  try {
+    return (JSON.parse(body) as { reason?: unknown }).reason === 'waf_blocked';
+  } catch {
+    return false;
+  }
+}
+
 /** `waf_rules` (ids, as the waf-engine branch writes them), else `waf.rules` (ids or objects with `id`). */
 function defaultRules(line: Record<string, unknown>): string[] {
   const list = (line['waf_rules'] ?? (line['waf'] as { rules?: unknown } | undefined)?.rules ?? []) as unknown[];
@@ -289,7 +299,7 @@ function defaultScore(line: Record<string, unknown>): number | undefined {
 
 /**
  * usher with its WAF on (not used by a test yet: the engine is being built). Blocked: 403 with
- * "reason: waf_blocked" (usher's local reply); passed: the upstream answered (`x-upstream`);
+ * reason waf_blocked (usher's local reply, text or JSON); passed: the upstream answered (`x-upstream`);
  * anything else: rejected. The request id comes from the reply's x-request-id, or for a request
  * that reached the upstream from what the upstream received; the access-log line with that
  * request_id gives the rule ids (rulesOf) and the score (scoreOf).
@@ -328,7 +338,7 @@ export function usherTarget(o: UsherTargetOptions): WafTarget {
       let verdict: Verdict;
       if (response.status === 0) verdict = 'error';
       else if (header(response, 'x-upstream') !== undefined) verdict = 'passed';
-      else if (response.status === 403 && /^reason: waf_blocked$/m.test(response.body)) verdict = 'blocked';
+      else if (response.status === 403 && isWafBlocked(response.body)) verdict = 'blocked';
       else verdict = 'rejected';
       return { verdict, status: response.status, rules, ...(score !== undefined ? { score } : {}) };
     },
