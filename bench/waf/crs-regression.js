@@ -159,7 +159,13 @@ class LogTail {
       if (i >= 0) {
         const before = this.pending.slice(0, i);
         this.pending = this.pending.slice(i + 1);
-        return before.flatMap((l) => this.rulesOf(JSON.parse(l)));
+        return before.flatMap((l) => {
+          try {
+            return this.rulesOf(JSON.parse(l));
+          } catch {
+            return []; // not a JSON record (a target's other output in the same file)
+          }
+        });
       }
       if (Date.now() > deadline) throw new Error(`the marker ${marker} never reached ${this.file}`);
       await new Promise((r) => setTimeout(r, 5));
