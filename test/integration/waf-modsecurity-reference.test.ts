@@ -73,7 +73,7 @@ const MISSED_PL1 = [
   'nodejs-02-form ', // require('child_process').execSync('id')
   'sqli-path-01 ', // SQLi in the path (the CRS inspects arguments, not REQUEST_FILENAME, for SQLi)
   'lfi-file-03 ', // /WEB-INF/web.xml
-  'php-upload-02 ', // image.php.jpg with PHP inside (the file body is not inspected at PL1)
+  'php-upload-02 ', // PHP in an upload named image.php.jpg (933110 wants a .php name; the file's content is not inspected)
   'java-header-01 ', // ${jndi:...} in User-Agent: CRS 3.3.4 has no Log4Shell rule
   'java-header-02 ', // ${jndi:...} in a custom header
   'scanner-ua-07 ', // "acunetix" inside an MSIE user agent
