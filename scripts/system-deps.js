@@ -13,16 +13,17 @@ import { delimiter, join } from 'node:path';
 
 /** One line per Debian package: what the tests run from it, and which tests. */
 const PACKAGES = [
+  { name: 'nginx', files: ['/usr/sbin/nginx'], for: 'the reference WAF, nginx + ModSecurity (test/helpers/modsecurity-crs.ts, test/helpers/modsecurity.ts, test/integration/waf-modsecurity-reference.test.ts, waf-detect-modsecurity.test.ts)' },
+  {
+    name: 'libnginx-mod-http-modsecurity',
+    files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so'],
+    for: 'ModSecurity v3 (with libinjection) in nginx, the reference WAF and the detectors\' oracle (test/helpers/modsecurity-crs.ts, test/helpers/modsecurity.ts)',
+  },
   { name: 'pebble', bins: ['pebble', 'pebble-challtestsrv'], for: 'ACME tests (test/integration/acme-pebble.test.ts)' },
   { name: 'curl', bins: ['curl'], for: 'HTTP/2 and TLS tests (test/integration/http2.test.ts, tls-termination.test.ts)' },
   { name: 'openssl', bins: ['openssl'], for: 'test certificates (test/helpers/certs.ts)' },
   { name: 'redis-server', bins: ['redis-server', 'redis-cli'], for: 'shared rate limits over Redis (test/integration/ratelimit-redis.test.ts)' },
-  { name: 'nginx', files: ['/usr/sbin/nginx'], for: 'the ModSecurity oracle for the WAF detectors (test/integration/waf-detect-modsecurity.test.ts)' },
-  {
-    name: 'libnginx-mod-http-modsecurity',
-    files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so'],
-    for: 'ModSecurity v3 (with libinjection) in nginx, the oracle of test/integration/waf-detect-modsecurity.test.ts',
-  },
+  { name: 'modsecurity-crs', files: ['/usr/share/modsecurity-crs/rules/REQUEST-901-INITIALIZATION.conf'], for: 'the OWASP Core Rule Set the WAF tests load (test/helpers/modsecurity-crs.ts, test/integration/waf-modsecurity-reference.test.ts)' },
   { name: 'ca-certificates', files: ['/etc/ssl/certs/ca-certificates.crt'], for: 'the system trust store curl and openssl load' },
 ];
 

@@ -21,16 +21,17 @@ export async function checkScenario(scenario, url) {
 
 function request(url, scenario) {
   const client = url.startsWith('https:') ? https : http;
-  const body = scenario.bodyBytes ? Buffer.alloc(scenario.bodyBytes, 'x') : null;
+  const body = scenario.body !== undefined ? Buffer.from(scenario.body) : scenario.bodyBytes ? Buffer.alloc(scenario.bodyBytes, 'x') : null;
   return new Promise((resolve, reject) => {
     const req = client.request(url, {
       method: scenario.method ?? 'GET',
       agent: false,
       rejectUnauthorized: false, // our own self-signed certificate
       headers: {
-        ...(body ? { 'content-type': 'application/octet-stream', 'content-length': body.length } : {}),
+        ...(body ? { 'content-type': scenario.contentType ?? 'application/octet-stream', 'content-length': body.length } : {}),
         ...(scenario.acceptEncoding ? { 'accept-encoding': scenario.acceptEncoding } : {}),
         ...(scenario.authorization ? { authorization: scenario.authorization } : {}),
+        ...Object.fromEntries(scenario.headers ?? []),
       },
       timeout: 5000,
     });

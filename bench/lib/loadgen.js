@@ -2,6 +2,7 @@
 // tools/ws-client.js for WebSocket, or at a fixed rate with tools/open-loop.js (--rate); the
 // load generator is pinned to LOAD_CPU. All report
 // { requests, durationS, rps, p50Ms, p99Ms, errors, errorDetail }.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exitDescription, outputTail, runProcess } from './procs.js';
@@ -37,10 +38,7 @@ export async function runLoad({ loadgen, scenario, url, connections, durationS, 
     return parseWrk(handle.stdout);
   }
   const args = [tool('autocannon-run.js'), '--url', target, '--connections', String(connections), '--duration', String(durationS)];
-  if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
-  if (scenario.close) args.push('--close');
-  if (scenario.acceptEncoding) args.push('--accept-encoding', scenario.acceptEncoding);
-  if (scenario.authorization) args.push('--authorization', scenario.authorization);
+  args.push(...requestArgs(scenario, tmp));
   return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'autocannon' }));
 }
 
@@ -49,16 +47,30 @@ export async function runLoad({ loadgen, scenario, url, connections, durationS, 
  * tools/open-loop.js; the same result fields plus targetRate, p999Ms, maxMs, scheduleLagP99Ms,
  * maxQueue and sustained.
  */
-export async function runOpenLoop({ scenario, url, connections, durationS, rate }) {
+export async function runOpenLoop({ scenario, url, connections, durationS, rate, tmp }) {
   const timeoutMs = (durationS + 20) * 1000;
   const target = scenario.kind === 'ws' ? url.replace(/^http/, 'ws') + '/' : url + scenario.path;
   const args = [tool('open-loop.js'), '--url', target, '--rate', String(rate), '--duration', String(durationS), '--connections', String(connections)];
   if (scenario.kind === 'ws') args.push('--ws');
-  if (scenario.method === 'POST') args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
+  else args.push(...requestArgs(scenario, tmp));
+  return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'open-loop' }));
+}
+
+/** The request options tools/autocannon-run.js and tools/open-loop.js share; a scenario's own body goes through a file in `tmp`. */
+function requestArgs(scenario, tmp) {
+  const args = [];
+  if (scenario.method === 'POST' && scenario.body !== undefined) {
+    const file = path.join(tmp, `body-${scenario.id}`);
+    if (!fs.existsSync(file)) fs.writeFileSync(file, scenario.body);
+    args.push('--method', 'POST', '--body-file', file, '--content-type', scenario.contentType);
+  } else if (scenario.method === 'POST') {
+    args.push('--method', 'POST', '--body-bytes', String(scenario.bodyBytes));
+  }
   if (scenario.close) args.push('--close');
   if (scenario.acceptEncoding) args.push('--accept-encoding', scenario.acceptEncoding);
   if (scenario.authorization) args.push('--authorization', scenario.authorization);
-  return jsonResult(await runProcess(process.execPath, args, { cpu: LOAD_CPU, timeoutMs, name: 'open-loop' }));
+  for (const [name, value] of scenario.headers ?? []) args.push('--header', `${name}: ${value}`);
+  return args;
 }
 
 /** One WebSocket round trip through `url`; throws with the reason when it cannot be done. */

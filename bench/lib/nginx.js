@@ -37,10 +37,11 @@ export function startNginx(dir, conf, { cpu, name }) {
   return startProcess('nginx', ['-p', dir + '/', '-c', file, '-e', 'stderr'], { cpu, name });
 }
 
-function main(dir) {
+function main(dir, modules = []) {
   // Workers would switch to "nobody", which cannot read our private temp directory.
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
-  return `${user}worker_processes 1;
+  const load = modules.map((m) => `load_module ${m};\n`).join('');
+  return `${load}${user}worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log stderr warn;
@@ -86,6 +87,8 @@ ${tlsLines(tls)}    root ${www};
     location = /small-rl { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-jwt { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-cached { default_type text/plain; add_header Cache-Control "max-age=3600"; return 200 "${SMALL_BODY}"; }
+    location = /waf/small { default_type text/plain; return 200 "${SMALL_BODY}"; }
+    location = /waf/post { client_max_body_size 1m; default_type text/plain; return 200 "ok\\n"; }
     # "return" discards (reads and drops) the request body before answering.
     location = /post { client_max_body_size 1m; default_type text/plain; return 200 "ok\\n"; }
     location = /100k { }
@@ -95,9 +98,13 @@ ${tlsLines(tls)}    root ${www};
 `;
 }
 
-/** nginx as a plain keep-alive reverse proxy to one upstream (HTTP or WebSocket). */
-export function proxyConf(dir, { port, tls, upstreamPort, gzipLevel }) {
-  return `${main(dir)}
+/**
+ * nginx as a plain keep-alive reverse proxy to one upstream (HTTP or WebSocket). With `modsec`
+ * ({ module, rulesFile }): ModSecurity on for the whole server, with that rules file.
+ */
+export function proxyConf(dir, { port, tls, upstreamPort, gzipLevel, modsec }) {
+  const waf = modsec ? `    modsecurity on;\n    modsecurity_rules_file ${modsec.rulesFile};\n` : '';
+  return `${main(dir, modsec ? [modsec.module] : [])}
 http {
 ${httpCommon(dir)}  # Keep a 10 KiB POST body in memory, as the other proxies do, instead of a temp file.
   client_body_buffer_size 16k;
@@ -111,7 +118,7 @@ ${gzipLevel ? gzipLines(gzipLevel) : ''}  map $http_upgrade $connection_upgrade 
   }
   server {
     listen 127.0.0.1:${port}${tls ? ' ssl' : ''} backlog=4096;
-${tls ? tlsLines(tls) : ''}    location = /small-cached {
+${tls ? tlsLines(tls) : ''}${waf}    location = /small-cached {
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";

@@ -19,7 +19,10 @@ import { hasCommand } from './setup.js';
 export async function runOne(proxy, scenario, rep, env) {
   if (proxy.requiresEnv && !process.env[proxy.requiresEnv]) return { status: 'n/a', reason: `${proxy.requiresEnv} is not set` };
   if (proxy.requires && !hasCommand(proxy.requires)) return { status: 'n/a', reason: `${proxy.requires} is not installed` };
+  const unavailable = proxy.unavailable?.();
+  if (unavailable) return { status: 'n/a', reason: unavailable };
   if (scenario.proxies && !scenario.proxies.includes(proxy.id)) return { status: 'n/a', reason: `only for ${scenario.proxies.join(', ')}` };
+  if (proxy.scenarios && !proxy.scenarios.includes(scenario.id)) return { status: 'n/a', reason: `runs only ${proxy.scenarios.join(', ')}` };
   if (env.rates && !env.rates[scenario.id]) return { status: 'n/a', reason: env.rateFailures?.[scenario.id] ?? 'no rate for this scenario' };
   const upstreamPort = scenario.upstream === 'ws' ? env.origins.wsPort : env.origins.port;
   if (proxy.kind === 'floor') {

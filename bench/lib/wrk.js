@@ -8,7 +8,8 @@ export function wrkArgs({ url, connections, durationS, scenario, tmp }) {
   if (scenario.close) args.push('-H', 'Connection: close');
   if (scenario.acceptEncoding) args.push('-H', `Accept-Encoding: ${scenario.acceptEncoding}`);
   if (scenario.authorization) args.push('-H', `Authorization: ${scenario.authorization}`);
-  if (scenario.method === 'POST') args.push('-s', postScript(tmp, scenario.bodyBytes));
+  for (const [name, value] of scenario.headers ?? []) args.push('-H', `${name}: ${value}`);
+  if (scenario.method === 'POST') args.push('-s', scenario.body !== undefined ? bodyScript(tmp, scenario) : postScript(tmp, scenario.bodyBytes));
   args.push(url);
   return args;
 }
@@ -24,6 +25,19 @@ function postScript(tmp, bytes) {
         'wrk.headers["Content-Type"] = "application/octet-stream"',
         '',
       ].join('\n'),
+    );
+  }
+  return file;
+}
+
+/** A POST with the scenario's own body and Content-Type (a Lua long string holds it verbatim). */
+function bodyScript(tmp, scenario) {
+  const file = path.join(tmp, `post-${scenario.id}.lua`);
+  if (scenario.body.includes(']==]')) throw new Error(`${scenario.id}: the body cannot be quoted for wrk`);
+  if (!fs.existsSync(file)) {
+    fs.writeFileSync(
+      file,
+      ['wrk.method = "POST"', `wrk.body = [==[${scenario.body}]==]`, `wrk.headers["Content-Type"] = "${scenario.contentType}"`, ''].join('\n'),
     );
   }
   return file;

@@ -1,7 +1,8 @@
 // HTTP load with autocannon, the fallback where wrk is absent; run in its own process so it
 // can be pinned to the load-generator core. Prints the same JSON line as tools/ws-client.js.
 // Usage: node bench/tools/autocannon-run.js --url URL --connections 50 --duration 4
-//        [--method POST --body-bytes 10240] [--close]
+//        [--method POST --body-bytes 10240 | --body-file F --content-type T] [--close] [--header 'N: V' ...]
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 
@@ -15,6 +16,9 @@ const { values } = parseArgs({
     close: { type: 'boolean', default: false },
     'accept-encoding': { type: 'string' },
     authorization: { type: 'string' },
+    'body-file': { type: 'string' },
+    'content-type': { type: 'string' },
+    header: { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -29,6 +33,14 @@ const options = {
 if (values['body-bytes']) {
   options.body = 'x'.repeat(Number(values['body-bytes']));
   options.headers['content-type'] = 'application/octet-stream';
+}
+if (values['body-file']) {
+  options.body = fs.readFileSync(values['body-file']);
+  options.headers['content-type'] = values['content-type'] ?? 'application/octet-stream';
+}
+for (const h of values.header) {
+  const i = h.indexOf(':');
+  options.headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
 }
 if (values['accept-encoding']) options.headers['accept-encoding'] = values['accept-encoding'];
 if (values.authorization) options.headers.authorization = values.authorization;

@@ -12,7 +12,7 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 export class HttpSlot {
   /**
    * @param {string} url
-   * @param {{ method: string, bodyBytes: number, close: boolean, timeoutMs: number,
+   * @param {{ method: string, bodyBytes: number, body?: Buffer, contentType?: string, headers?: string[], close: boolean, timeoutMs: number,
    *   done: (slot: HttpSlot, intendedAt: number) => void, failed: (slot: HttpSlot, reason: string) => void }} o
    */
   constructor(url, o) {
@@ -25,13 +25,17 @@ export class HttpSlot {
       servername: net.isIP(u.hostname) ? undefined : u.hostname,
     };
     this.secure = u.protocol === 'https:';
-    const body = o.bodyBytes ? Buffer.alloc(o.bodyBytes, 'x') : Buffer.alloc(0);
+    const body = o.body ?? (o.bodyBytes ? Buffer.alloc(o.bodyBytes, 'x') : Buffer.alloc(0));
+    const extra = o.headers ?? [];
+    const hasHost = extra.some((h) => /^host\s*:/i.test(h));
     const head =
-      `${o.method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n` +
+      `${o.method} ${u.pathname}${u.search} HTTP/1.1\r\n` +
+      (hasHost ? '' : `Host: ${u.host}\r\n`) +
+      extra.map((h) => `${h}\r\n`).join('') +
       (o.close ? 'Connection: close\r\n' : '') +
       (o.acceptEncoding ? `Accept-Encoding: ${o.acceptEncoding}\r\n` : '') +
       (o.authorization ? `Authorization: ${o.authorization}\r\n` : '') +
-      (body.length ? `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n` : '') +
+      (body.length ? `Content-Type: ${o.contentType ?? 'application/octet-stream'}\r\nContent-Length: ${body.length}\r\n` : '') +
       '\r\n';
     this.request = Buffer.concat([Buffer.from(head, 'latin1'), body]);
     Object.assign(this, { close: o.close, timeoutMs: o.timeoutMs, onDone: o.done, onFailed: o.failed });

@@ -18,7 +18,8 @@
 //   { requests, durationS, rps, targetRate, p50Ms, p99Ms, p999Ms, maxMs, errors, errorDetail,
 //     scheduleLagP99Ms, maxQueue, sustained }
 // Usage: node bench/tools/open-loop.js --url URL --rate N --duration S [--connections 50]
-//        [--method POST --body-bytes N] [--close] [--ws [--size 32]]
+//        [--method POST --body-bytes N | --body-file F --content-type T] [--close] [--header 'N: V' ...] [--ws [--size 32]]
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setImmediate, setInterval } from 'node:timers';
 import { parseArgs } from 'node:util';
@@ -37,6 +38,9 @@ const { values } = parseArgs({
     close: { type: 'boolean', default: false },
     'accept-encoding': { type: 'string' },
     authorization: { type: 'string' },
+    'body-file': { type: 'string' },
+    'content-type': { type: 'string' },
+    header: { type: 'string', multiple: true, default: [] },
     ws: { type: 'boolean', default: false },
     size: { type: 'string', default: '32' },
   },
@@ -104,6 +108,9 @@ function makeSlot() {
     close: values.close,
     acceptEncoding: values['accept-encoding'],
     authorization: values.authorization,
+    body: values['body-file'] ? fs.readFileSync(values['body-file']) : undefined,
+    contentType: values['content-type'],
+    headers: values.header,
     timeoutMs: REQUEST_TIMEOUT_MS,
     done,
     failed,
