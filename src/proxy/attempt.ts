@@ -1,5 +1,6 @@
 // One upstream try: the undici dispatch handler (the legacy onConnect/onHeaders/onData/
-// onComplete/onError contract, which undici runs natively), its per-try timer, its endpoint and
+// onComplete/onError contract, which undici runs natively and the native client in
+// src/upstream/h1 speaks too), its per-try timer, its endpoint and
 // the admission (circuit breaker) accounting. A try that usher abandons (a per-try timeout, a 5xx
 // it retries, a client gone) may still be called later — undici tears the connection down
 // asynchronously — so a try that is no longer its exchange's current one drops everything.
@@ -9,13 +10,16 @@ import { classifyUpstreamError, type ReasonCode } from '../errors/index.js';
 import type { Admission } from '../upstream/admission.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 
+/** A response head's fields as a client gives them: undici's Buffer pairs, the native client's latin1 strings. */
+export type RawFields = readonly (Buffer | string)[];
+
 /** What a try reports to the exchange that runs it. */
 export interface TryOwner {
   current: Attempt | null;
   /** Response headers went downstream (a failure now resets the stream). */
   readonly responseStarted: boolean;
-  tryHeaders(t: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean;
-  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void;
+  tryHeaders(t: Attempt, statusCode: number, rawHeaders: RawFields, resume: () => void): boolean;
+  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: RawFields, socket: Socket): void;
   tryData(t: Attempt, chunk: Buffer): boolean;
   tryComplete(t: Attempt, trailers: readonly (Buffer | string)[] | null): void;
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void;
@@ -95,7 +99,7 @@ export class Attempt {
     this.connected = true;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: RawFields, resume: () => void): boolean {
     if (this.owner.current !== this || !this.active) return false;
     const more = this.owner.tryHeaders(this, statusCode, rawHeaders, resume);
     // A 204 or 304 ends at its head (RFC 9110 §6.4.1): complete the try now. undici checks a
@@ -106,14 +110,14 @@ export class Attempt {
     return more;
   }
 
-  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
+  onUpgrade(statusCode: number, rawHeaders: RawFields | null, socket: Socket): void {
     if (this.owner.current !== this || !this.active) {
       socket.destroy();
       return;
     }
     this.abortFn = null;
     this.release();
-    this.owner.tryUpgrade(this, statusCode, rawHeaders, socket);
+    this.owner.tryUpgrade(this, statusCode, rawHeaders ?? [], socket);
   }
 
   onData(chunk: Buffer): boolean {
