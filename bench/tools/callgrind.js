@@ -16,6 +16,7 @@
 // post10k, 100k, tls. `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
+// `--engine native|undici`: the upstream's `engine:` (omitted by default, for commits without it).
 // `--cache-sim`: callgrind also simulates the caches; the main thread's data-cache misses (D1mr+D1mw,
 // LL) per request are printed after the instructions.
 import { spawn, spawnSync } from 'node:child_process';
@@ -43,6 +44,7 @@ const { values: opt } = parseArgs({
     syscalls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'cache-sim': { type: 'boolean', default: false },
+    engine: { type: 'string' },
   },
 });
 
@@ -104,7 +106,7 @@ async function measure() {
 upstreams:
   origin:
     servers:
-      - url: http://127.0.0.1:${originPort}
+      - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
 routes:
   - upstream: origin
 log: { level: warn, access_log: false }
