@@ -7,19 +7,8 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { test } from 'node:test';
+import { seeded } from '../helpers/rng.js';
 import { startUsher } from '../helpers/usher.js';
-
-/** mulberry32: small, seeded, good enough to pick cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   /** What the upstream writes. */
@@ -148,7 +137,7 @@ function fetchOutcome(url: string, method: string): Promise<string> {
 }
 
 test('differential: generated responses through engine native and engine undici reach the client alike', async (t) => {
-  const r = rng(0x17);
+  const r = seeded(0x17);
   const cases = Array.from({ length: 300 }, (_, i) => makeCase(r, i));
   const up = await rawUpstream(cases);
   const server = `http://127.0.0.1:${up.port}`;

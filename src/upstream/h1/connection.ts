@@ -6,7 +6,7 @@
 // the body stream: nothing is allocated per request but the head string and the header array.
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { Clock, Timed } from './clock.js';
+import type { Clock, Timed } from '../../util/clock.js';
 import { H1Error } from './errors.js';
 import { BODY_CHUNKED, BODY_NONE, type BuiltHead } from './head.js';
 import { ResponseParser, type ResponseSink } from './parser.js';

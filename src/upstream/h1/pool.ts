@@ -10,7 +10,7 @@
 // the same timeouts: connect, response_header (from the end of the request), body_idle.
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { Clock, type Timed } from './clock.js';
+import { Clock, type Timed } from '../../util/clock.js';
 import { H1Connection, type ConnectionOwner, type H1Handler, type H1Request } from './connection.js';
 import { H1Error } from './errors.js';
 import { BODY_NONE, buildHead, type BuiltHead } from './head.js';

@@ -1,9 +1,10 @@
 // Deadlines without a Timeout object per arm. Everything armed on one clock waits the same
 // duration, so deadlines expire in the order they were armed: the armed items form a list in
 // that order and one timer waits for its head (what node's own timer lists do, lib/internal/
-// timers.js, minus the Timeout allocation and its async-hooks bookkeeping). A connection is
-// armed on at most one clock at a time (connecting, waiting for a head, reading a body, idle),
-// and re-arming on every body chunk is an unlink and a link at the tail.
+// timers.js, minus the Timeout allocation and its async-hooks bookkeeping). Used by the per-try
+// timeouts (src/proxy/attempt.ts) and the native client's connections (src/upstream/h1), each
+// armed on at most one clock at a time (connecting, waiting for a head, reading a body, idle);
+// re-arming on every body chunk is an unlink and a link at the tail.
 import { performance } from 'node:perf_hooks';
 
 /** What a clock can hold: the list links and deadline live on the item itself. */
