@@ -36,14 +36,15 @@ export function buildHead(method: string, target: string, fields: readonly strin
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     const n = name.length;
-    // content-length (14) and transfer-encoding (17): framing is written below.
+    // content-length (14) and transfer-encoding (17): framing is written below. Length and
+    // first letter before a lower-casing (x-forwarded-proto is 17 long too).
     if (n === 14 || n === 17) {
-      const lower = name.toLowerCase();
-      if (lower === 'content-length') {
+      const c0 = name.charCodeAt(0) | 0x20;
+      if (n === 14 && c0 === 0x63 && name.toLowerCase() === 'content-length') {
         declared = Number(fields[i + 1]);
         continue;
       }
-      if (lower === 'transfer-encoding') continue;
+      if (n === 17 && c0 === 0x74 && name.toLowerCase() === 'transfer-encoding') continue;
     }
     text += `${name}: ${fields[i + 1]!}\r\n`;
   }
