@@ -34,6 +34,8 @@ export const PROXIES = [
   // This checkout with the plain config usher-alt gets (one route, no rate_limits, auth, caches):
   // what the other sections of the bench config cost the plain `small` route, if anything.
   { id: 'usher-plain', label: 'usher (plain config)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, true) },
+  // This checkout with its upstream on the native HTTP/1.1 client (engine: native, src/upstream/h1).
+  { id: 'usher-native', label: 'usher (engine: native)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, false, 'native') },
   { id: 'nginx', label: 'nginx', kind: 'native', requires: 'nginx', start: startNginxProxy },
   // nginx with ModSecurity v3 and the OWASP CRS (Debian's packages), for the WAF scenarios.
   { id: 'nginx-modsec', label: 'nginx + ModSecurity + CRS (PL1)', kind: 'native', requires: 'nginx', scenarios: WAF_SCENARIOS, unavailable: modsecUnavailable, start: (ctx) => startNginxModsec(ctx, 1) },
@@ -143,7 +145,7 @@ const OWN_ROUTES = `  - match: { path: /small-rl }
  * @param {string} root the checkout to run; another commit's gets only the sections every
  *   version knows (no rate_limits, no auth, no compress, no caches), so its ratelimit, jwt, gzip100k and cachehit rows measure nothing new.
  */
-function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics }, root = REPO_DIR, plain = false) {
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics }, root = REPO_DIR, plain = false, engine = undefined) {
   const own = root === REPO_DIR && !plain;
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
@@ -154,7 +156,7 @@ function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics }, root =
 upstreams:
   origin:
     servers:
-      - url: http://127.0.0.1:${upstreamPort}
+      - url: http://127.0.0.1:${upstreamPort}${engine ? `\n    engine: ${engine}` : ''}
 ${own ? OWN_SECTIONS : ''}routes:
 ${own ? OWN_ROUTES : ''}  - upstream: origin${own && gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
 log: { level: warn, access_log: false }

@@ -16,6 +16,9 @@
 // post10k, 100k, tls. `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
+// `--engine native|undici`: the upstream's `engine:` (omitted by default, for commits without it).
+// `--start-timeout MS` (default 600000): how long usher may take to listen under valgrind (on a
+// machine with a load of 25 on 2 cores, a start took more than 10 minutes).
 // `--cache-sim`: callgrind also simulates the caches; the main thread's data-cache misses (D1mr+D1mw,
 // LL) per request are printed after the instructions.
 import { spawn, spawnSync } from 'node:child_process';
@@ -43,6 +46,8 @@ const { values: opt } = parseArgs({
     syscalls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'cache-sim': { type: 'boolean', default: false },
+    engine: { type: 'string' },
+    'start-timeout': { type: 'string', default: '600000' },
   },
 });
 
@@ -104,7 +109,7 @@ async function measure() {
 upstreams:
   origin:
     servers:
-      - url: http://127.0.0.1:${originPort}
+      - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
 routes:
   - upstream: origin
 log: { level: warn, access_log: false }
@@ -123,7 +128,7 @@ log: { level: warn, access_log: false }
   child.stderr.setEncoding('utf8').on('data', (s) => { stderr = (stderr + s).slice(-8000); });
   const exited = new Promise((resolve) => child.on('close', resolve));
   try {
-    await waitForPort(port, { timeoutMs: 600_000 });
+    await waitForPort(port, { timeoutMs: Number(opt['start-timeout']) });
     const pool = new Pool(`${cert ? 'https' : 'http'}://127.0.0.1:${port}`, {
       connections: Number(opt.connections),
       pipelining: 1,

@@ -2,7 +2,7 @@ import type { ReasonCode } from './codes.js';
 import { isUpstreamTlsError } from '../tls/upstream.js';
 
 /**
- * Maps an error raised by the upstream client (undici or the OS) to a reason code.
+ * Maps an error raised by the upstream client (undici, the native one in upstream/h1, or the OS) to a reason code.
  * `responseStarted`: response headers were received from the upstream.
  */
 export function classifyUpstreamError(err: unknown, responseStarted: boolean): ReasonCode {
@@ -13,6 +13,7 @@ export function classifyUpstreamError(err: unknown, responseStarted: boolean): R
     case 'ECONNREFUSED':
       return 'upstream_connect_refused';
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'H1_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return 'upstream_connect_timeout';
     case 'ENOTFOUND':
@@ -24,11 +25,19 @@ export function classifyUpstreamError(err: unknown, responseStarted: boolean): R
     // undici refused the request as usher built it (a field or target an upstream_request filter
     // broke): nothing was sent, and it is no server's fault.
     case 'UND_ERR_INVALID_ARG':
+    case 'H1_INVALID_REQUEST':
       return 'internal_error';
     case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'H1_HEADERS_TIMEOUT':
       return 'upstream_timeout';
     case 'UND_ERR_BODY_TIMEOUT':
+    case 'H1_BODY_TIMEOUT':
       return 'upstream_body_timeout';
+    // The native HTTP/1.1 client (src/upstream/h1/errors.ts).
+    case 'H1_BAD_RESPONSE':
+      return 'upstream_bad_response';
+    case 'H1_CLOSED':
+      return 'upstream_reset';
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_HEADER_TOKEN':
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':

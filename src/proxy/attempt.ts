@@ -1,21 +1,25 @@
 // One upstream try: the undici dispatch handler (the legacy onConnect/onHeaders/onData/
-// onComplete/onError contract, which undici runs natively), its per-try timer, its endpoint and
+// onComplete/onError contract, which undici runs natively and the native client in
+// src/upstream/h1 speaks too), its per-try timer, its endpoint and
 // the admission (circuit breaker) accounting. A try that usher abandons (a per-try timeout, a 5xx
 // it retries, a client gone) may still be called later — undici tears the connection down
 // asynchronously — so a try that is no longer its exchange's current one drops everything.
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { classifyUpstreamError, type ReasonCode } from '../errors/index.js';
 import type { Admission } from '../upstream/admission.js';
 import type { Endpoint } from '../upstream/endpoint.js';
+import { Clock, type Timed } from '../util/clock.js';
+
+/** A response head's fields as a client gives them: undici's Buffer pairs, the native client's latin1 strings. */
+export type RawFields = readonly (Buffer | string)[];
 
 /** What a try reports to the exchange that runs it. */
 export interface TryOwner {
   current: Attempt | null;
   /** Response headers went downstream (a failure now resets the stream). */
   readonly responseStarted: boolean;
-  tryHeaders(t: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean;
-  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void;
+  tryHeaders(t: Attempt, statusCode: number, rawHeaders: RawFields, resume: () => void): boolean;
+  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: RawFields, socket: Socket): void;
   tryData(t: Attempt, chunk: Buffer): boolean;
   tryComplete(t: Attempt, trailers: readonly (Buffer | string)[] | null): void;
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void;
@@ -31,7 +35,7 @@ export interface TryOwner {
  */
 const ABANDONED = new Error('usher: try abandoned before it was sent');
 
-export class Attempt {
+export class Attempt implements Timed {
   readonly owner: TryOwner;
   readonly endpoint: Endpoint;
   private readonly admission: Admission | null;
@@ -41,12 +45,12 @@ export class Attempt {
   active = true;
   private abortFn: ((err?: Error) => void) | null = null;
   /** retry.per_try_timeout: the clock this try is armed on (tryClock); null when not armed. */
-  clock: TryClock | null = null;
+  clock: Clock<Attempt> | null = null;
   /** When the per-try timeout expires (performance.now() ms), while armed. */
   deadline = 0;
   /** Neighbours in its clock's list while armed. */
-  prev: Attempt | null = null;
-  next: Attempt | null = null;
+  prevTimed: Timed | null = null;
+  nextTimed: Timed | null = null;
 
   constructor(owner: TryOwner, endpoint: Endpoint, admission: Admission | null) {
     this.owner = owner;
@@ -95,7 +99,7 @@ export class Attempt {
     this.connected = true;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: RawFields, resume: () => void): boolean {
     if (this.owner.current !== this || !this.active) return false;
     const more = this.owner.tryHeaders(this, statusCode, rawHeaders, resume);
     // A 204 or 304 ends at its head (RFC 9110 §6.4.1): complete the try now. undici checks a
@@ -106,14 +110,14 @@ export class Attempt {
     return more;
   }
 
-  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
+  onUpgrade(statusCode: number, rawHeaders: RawFields | null, socket: Socket): void {
     if (this.owner.current !== this || !this.active) {
       socket.destroy();
       return;
     }
     this.abortFn = null;
     this.release();
-    this.owner.tryUpgrade(this, statusCode, rawHeaders, socket);
+    this.owner.tryUpgrade(this, statusCode, rawHeaders ?? [], socket);
   }
 
   onData(chunk: Buffer): boolean {
@@ -138,70 +142,14 @@ export class Attempt {
 }
 
 /**
- * Per-try timeouts without a Timeout object per try. One per_try_timeout value is shared by
- * many tries, and tries armed with the same duration expire in the order they were armed: so
- * the armed tries of one duration form a list in that order, and one timer waits for its head —
- * what node's own timer lists do (lib/internal/timers.js), minus the Timeout allocation, its
- * async-hooks bookkeeping and the list insert and unlink of every try.
+ * Per-try timeouts without a Timeout object per try: one deadline list per per_try_timeout
+ * value (src/util/clock.ts), so arming a try is a link at the tail of its list.
  */
-class TryClock {
-  private head: Attempt | null = null;
-  private tail: Attempt | null = null;
-  private timer: NodeJS.Timeout | null = null;
+const clocks = new Map<number, Clock<Attempt>>();
 
-  constructor(
-    private readonly ms: number,
-    private readonly expired: (t: Attempt) => void,
-  ) {}
-
-  arm(t: Attempt): void {
-    t.clock = this;
-    t.deadline = performance.now() + this.ms;
-    t.prev = this.tail;
-    t.next = null;
-    if (this.tail !== null) this.tail.next = t;
-    else this.head = t;
-    this.tail = t;
-    // Ref'd like the Timeout per try was: an armed try keeps the process alive.
-    if (this.timer === null) this.timer = setTimeout(onClock, this.ms, this);
-  }
-
-  disarm(t: Attempt): void {
-    if (t.prev !== null) t.prev.next = t.next;
-    else this.head = t.next;
-    if (t.next !== null) t.next.prev = t.prev;
-    else this.tail = t.prev;
-    t.prev = t.next = null;
-    t.clock = null;
-    // The timer stays: when it fires it waits for the new head, or stops if none is left.
-    if (this.head === null && this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-
-  fire(): void {
-    this.timer = null;
-    // Timers run on the event loop's millisecond clock: a deadline within 1 ms is due.
-    const now = performance.now() + 1;
-    let t = this.head;
-    while (t !== null && t.deadline <= now) {
-      this.disarm(t);
-      this.expired(t);
-      t = this.head;
-    }
-    if (t !== null && this.timer === null) this.timer = setTimeout(onClock, Math.max(1, Math.ceil(t.deadline - performance.now())), this);
-  }
-}
-
-function onClock(clock: TryClock): void {
-  clock.fire();
-}
-
-const clocks = new Map<number, TryClock>();
-
-function tryClock(ms: number, expired: (t: Attempt) => void): TryClock {
+function tryClock(ms: number, expired: (t: Attempt) => void): Clock<Attempt> {
   let c = clocks.get(ms);
-  if (c === undefined) clocks.set(ms, (c = new TryClock(ms, expired)));
+  // Ref'd like the Timeout per try was: an armed try keeps the process alive.
+  if (c === undefined) clocks.set(ms, (c = new Clock(ms, expired, true)));
   return c;
 }

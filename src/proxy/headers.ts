@@ -225,18 +225,18 @@ export function forwardedNode(ip: string): string {
 }
 
 /**
- * Response pass: converts undici's Buffer pairs to strings for node:http, dropping hop-by-hop
+ * Response pass: converts undici's Buffer pairs (the native client's are strings already) to strings for node:http, dropping hop-by-hop
  * fields, fields named by Connection, and hidden fields (Server, X-Powered-By).
  */
-export function filterResponseHeaders(raw: readonly Buffer[], settings: ForwardSettings, out: string[]): void {
+export function filterResponseHeaders(raw: readonly (Buffer | string)[], settings: ForwardSettings, out: string[]): void {
   let named: string[] | null = null;
   const hide = settings.hideResponse;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = latin1(raw[i]!);
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'connection') {
-        const value = raw[i + 1]!.toString('latin1');
+        const value = latin1(raw[i + 1]!);
         for (const part of value.split(',')) {
           const token = part.trim().toLowerCase();
           if (token && token !== 'close' && token !== 'keep-alive' && !PROTECTED.has(token)) (named ??= []).push(token);
@@ -245,7 +245,7 @@ export function filterResponseHeaders(raw: readonly Buffer[], settings: ForwardS
       continue;
     }
     if (hide.has(lower) || lower === settings.requestIdHeader) continue;
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    out.push(name, latin1(raw[i + 1]!));
   }
   if (named !== null) removeNamed(out, named);
 }

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { filterResponseHeaders, type ForwardSettings } from './headers.js';
 
 /** 100 is answered by usher itself; 103 and 102 are relayed. */
-export function relayInterim(res: ServerResponse, status: number, raw: Buffer[], settings: ForwardSettings): void {
+export function relayInterim(res: ServerResponse, status: number, raw: readonly (Buffer | string)[], settings: ForwardSettings): void {
   if (status === 103) {
     const fields: string[] = [];
     filterResponseHeaders(raw, settings, fields);

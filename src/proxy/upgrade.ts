@@ -47,11 +47,10 @@ export function upgradeResponse(req: IncomingMessage, socket: Socket): ServerRes
  * before openTunnel writes it.
  */
 export function tunnelHead(ex: TunnelHost, statusCode: number, rawHeaders: readonly (Buffer | string)[]): ResponseHead {
-  const raw = rawHeaders.map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h));
   const fwd = ex.runtime.forward;
-  if (ex.req.httpVersionMajor === 2) return h2TunnelHead(raw, fwd, ex.requestId);
+  if (ex.req.httpVersionMajor === 2) return h2TunnelHead(rawHeaders.map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h)), fwd, ex.requestId);
   const headers: string[] = [];
-  filterResponseHeaders(raw, fwd, headers);
+  filterResponseHeaders(rawHeaders, fwd, headers);
   // Connection and Upgrade are hop-by-hop and were filtered; the 101 needs them (RFC 9110 §15.2.2).
   headers.push('connection', 'upgrade', 'upgrade', upgradeOf(ex.req) ?? 'websocket');
   if (fwd.via !== null) headers.push('via', fwd.via);

@@ -4,7 +4,7 @@
 // Exchange's (exchange.ts): a head that arrives goes to proxiedHead().
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import type { ReasonCode } from '../errors/index.js';
 import {
   connectErrorChannel,
@@ -19,7 +19,7 @@ import {
 import type { UpstreamRequestHead } from '../pipeline/types.js';
 import type { PickContext } from '../upstream/balancer.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { Attempt, type TryOwner } from './attempt.js';
+import { Attempt, type RawFields, type TryOwner } from './attempt.js';
 import { ExchangeContext } from './context.js';
 import { bodyStillArriving, lingerAfterEarlyResponse } from './early-response.js';
 import { filterResponseHeaders, trailersObject } from './headers.js';
@@ -48,7 +48,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   private dispatching = false;
   /** The upstream's head as received: to tell, if node:http refuses the head, whose fault it is. */
   protected upstreamStatus = 0;
-  protected upstreamRaw: Buffer[] | null = null;
+  protected upstreamRaw: RawFields | null = null;
   /**
    * The upstream response completed while its head was still in an async hook (undefined: not
    * so; null: completed without trailers). undici does not pause a HEAD response: client-h1's
@@ -89,8 +89,10 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const body = this.body;
     this.dispatching = true;
     try {
-      endpoint.pool.dispatch(
+      // undici's Pool or the native one (engine: native), which takes the same options and handler.
+      (endpoint.dispatcher as Pool).dispatch(
         // servername: honoured by undici's Request (lib/core/request.js), missing from its types.
+        // checkHead: the native client checks only heads that upstream_request filters edited.
         {
           path: this.upstreamHead!.target,
           method: this.req.method as Dispatcher.HttpMethod,
@@ -98,6 +100,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
           body: body === null ? null : (body.buffer ?? body.stream),
           upgrade: upgradeOf(this.req),
           servername: endpoint.servername,
+          checkHead: this.route!.phases.upstreamRequest.length > 0,
         } as Dispatcher.DispatchOptions,
         t,
       );
@@ -115,7 +118,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     if (!this.downstreamGone) this.fail('upstream_overloaded');
   }
 
-  tryHeaders(t: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  tryHeaders(t: Attempt, statusCode: number, rawHeaders: RawFields, resume: () => void): boolean {
     if (statusCode < 200) {
       // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
       if (this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1) relayInterim(this.res, statusCode, rawHeaders, this.runtime.forward);
@@ -147,7 +150,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     return this.proxiedHead('upstream_response', 0);
   }
 
-  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: Buffer[] | string[], socket: Socket): void {
+  tryUpgrade(t: Attempt, statusCode: number, rawHeaders: RawFields, socket: Socket): void {
     if (this.downstreamGone) {
       socket.destroy();
       return;

@@ -9,7 +9,8 @@ export interface PanicState {
   on: boolean;
 }
 const NEVER_PANIC: PanicState = Object.freeze({ on: false });
-import { upstreamConnect, upstreamServername } from '../tls/upstream.js';
+import { upstreamConnect, upstreamServername, upstreamTlsOptions } from '../tls/upstream.js';
+import { H1Pool, type H1PoolOptions } from './h1/pool.js';
 import { acceptUnsolicitedContinue } from './unsolicited-continue.js';
 import { readAfterWriteReset } from './write-reset.js';
 
@@ -38,6 +39,10 @@ export class Endpoint implements BalancerEndpoint {
   readonly authority: string;
   /** Created by start(); null before it (see `pool`). */
   private openedPool: Pool | null = null;
+  /** engine: native: the proxy's client, created by start() (see `dispatcher`). */
+  private openedNative: H1Pool | null = null;
+  /** engine: native: what the native pool is built with (null: undici serves the proxy too). */
+  private readonly nativeOptions: H1PoolOptions | null;
   private closed = false;
   /** What the pool is built with; computed here so that a bad TLS file fails the build, not start(). */
   private readonly poolOptions: Pool.Options;
@@ -79,6 +84,35 @@ export class Endpoint implements BalancerEndpoint {
       // which Pool only passes on inside `connect`).
       ...(upstream.protocol === 'http1' ? {} : { allowH2: true }),
     };
+    const tls = upstreamTlsOptions(server, upstream);
+    this.nativeOptions =
+      upstream.engine !== 'native' || upstream.protocol !== 'http1'
+        ? null
+        : {
+            origin: server.origin,
+            maxConnections: upstream.pool.max_connections,
+            keepAliveTimeout: upstream.pool.keep_alive_timeout,
+            connectTimeout: upstream.timeouts.connect,
+            headersTimeout: upstream.timeouts.response_header,
+            bodyTimeout: upstream.timeouts.body_idle,
+            // No servername for an IP address (no SNI, RFC 6066 §3): node then verifies the IP.
+            tls,
+          };
+  }
+
+  /**
+   * What the proxy dispatches its requests to: the native pool (engine: native) or undici's.
+   * Filters that make requests of their own (mirror, forward auth) use `pool`, always undici's.
+   */
+  get dispatcher(): Pool | H1Pool {
+    if (this.nativeOptions === null) return this.pool;
+    return this.openedNative ?? this.openNative();
+  }
+
+  private openNative(): H1Pool {
+    const pool = (this.openedNative = new H1Pool(this.nativeOptions!));
+    if (this.closed) void pool.close();
+    return pool;
   }
 
   /**
@@ -93,11 +127,15 @@ export class Endpoint implements BalancerEndpoint {
 
   /** Whether a pool exists (for tests: a built-but-not-started endpoint has none). */
   get started(): boolean {
-    return this.openedPool !== null;
+    return this.openedPool !== null || this.openedNative !== null;
   }
 
   /** Opens the pool (undici connects on the first dispatch). Idempotent. */
   start(): void {
+    if (this.nativeOptions !== null) {
+      if (this.openedNative === null) this.openNative();
+      return;
+    }
     if (this.openedPool === null) this.open();
   }
 
@@ -143,12 +181,12 @@ export class Endpoint implements BalancerEndpoint {
   /** Graceful: waits for in-flight requests, then closes idle connections. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.openedPool?.close();
+    await Promise.all([this.openedPool?.close(), this.openedNative?.close()]);
   }
 
   async destroy(): Promise<void> {
     this.closed = true;
-    await this.openedPool?.destroy();
+    await Promise.all([this.openedPool?.destroy(), this.openedNative?.destroy()]);
   }
 }
 

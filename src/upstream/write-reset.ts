@@ -41,7 +41,8 @@ function onConnected(message: unknown): void {
   guardWrites(socket);
 }
 
-function guardWrites(socket: Socket): void {
+/** The behaviour on one socket (the native client's connections, src/upstream/h1/pool.ts, call it directly). */
+export function guardWrites(socket: Socket): void {
   const s = socket as unknown as Writes;
   const write = s._write;
   const writev = s._writev;

@@ -8,6 +8,7 @@ import { leastConn } from '../../src/upstream/balancers/least-conn/index.js';
 import { leastRequest } from '../../src/upstream/balancers/least-request/index.js';
 import { roundRobin } from '../../src/upstream/balancers/round-robin/index.js';
 import { sticky, stickyToken } from '../../src/upstream/balancers/sticky/index.js';
+import { seeded } from '../helpers/rng.js';
 
 // The conformance suite every balancer must pass (architecture guide, habit 6). Every balancer
 // registered in BALANCER_FACTORIES (what `balance:` accepts) is run through it.
@@ -23,18 +24,6 @@ class Ep implements BalancerEndpoint {
   available(): boolean {
     return this.up;
   }
-}
-
-/** A seeded generator (mulberry32), so distribution tests are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 test('every balance: name the config accepts has a balancer', () => {

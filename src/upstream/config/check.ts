@@ -37,6 +37,9 @@ function checkUpstreamOptions(name: string, up: Rec, issues: Issues, error: Erro
       issues.warning([...base, key], `"${key}" has no effect unless balance is "${wants}" (it is "${balance}")`, { at: 'key' });
     }
   }
+  if (up.engine === 'native' && (up.protocol === 'h2' || up.protocol === 'h2c')) {
+    error([...base, 'engine'], `expected "undici" for protocol "${up.protocol}": the native client speaks HTTP/1.1 only`, 'remove "engine" or set protocol: http1');
+  }
   const hc = up.health_check;
   if (isRec(hc)) {
     if (Array.isArray(hc.expect_status)) {

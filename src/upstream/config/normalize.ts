@@ -19,6 +19,15 @@ function unique<T>(xs: T[]): T[] {
   return [...new Set(xs)];
 }
 
+/**
+ * The engine of an upstream that does not name one: undici, or native where the environment
+ * says USHER_UPSTREAM_ENGINE=native (how the test suite runs on both, scripts/run-tests.js).
+ * HTTP/2 upstreams always use undici.
+ */
+function defaultEngine(protocol: string): 'undici' | 'native' {
+  return protocol === 'http1' && process.env.USHER_UPSTREAM_ENGINE === 'native' ? 'native' : 'undici';
+}
+
 export function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocation): UpstreamConfig {
   const servers = u.servers.map((s): ServerConfig => {
     const url = typeof s === 'string' ? s : s.url;
@@ -36,6 +45,7 @@ export function normalizeUpstream(name: string, u: UpstreamInput, source: Source
     servers,
     balance: u.balance ?? UPSTREAM_DEFAULTS.balance,
     protocol: u.protocol ?? 'http1',
+    engine: u.engine ?? defaultEngine(u.protocol ?? 'http1'),
     hash: { key: u.hash?.key ?? UPSTREAM_DEFAULTS.hash.key },
     sticky: {
       cookie: u.sticky?.cookie ?? UPSTREAM_DEFAULTS.sticky.cookie,

@@ -43,6 +43,7 @@ export const UPSTREAM_DEFAULTS = {
 /** From the balancer registry's own list (src/upstream/balancers/names.ts). */
 export const BALANCERS = BALANCER_NAMES;
 export const UPSTREAM_PROTOCOLS = ['http1', 'h2', 'h2c'] as const;
+export const UPSTREAM_ENGINES = ['undici', 'native'] as const;
 export const UPSTREAM_NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
 
 const H = UPSTREAM_DEFAULTS.health_check;
@@ -288,6 +289,13 @@ export const UpstreamSchema = object(
         default: 'http1',
         description:
           'Protocol spoken to the servers. http1: HTTP/1.1 (default). h2: HTTP/2 over TLS (https:// servers, negotiated by ALPN). h2c: cleartext HTTP/2 with prior knowledge (http:// servers) — what gRPC servers usually speak.',
+      }),
+    ),
+    engine: Type.Optional(
+      stringEnum(UPSTREAM_ENGINES, {
+        default: 'undici',
+        description:
+          'The HTTP/1.1 client that talks to the servers (protocol http1 only). undici: the undici library (default). native: usher\'s own client on net/tls sockets (src/upstream/h1), built for proxying: one head write per request, no re-validation of the fields usher already checked, a strict response parser (RFC 9112). The environment variable USHER_UPSTREAM_ENGINE=native makes native the default of http1 upstreams that do not say (the test suite runs both).',
       }),
     ),
     balance: Type.Optional(

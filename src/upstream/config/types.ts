@@ -94,6 +94,8 @@ export interface UpstreamConfig {
   dns: DnsConfig | null;
   /** http1 (default), h2 (TLS + ALPN), h2c (cleartext prior knowledge). */
   protocol: 'http1' | 'h2' | 'h2c';
+  /** The HTTP/1.1 client (always undici for h2 and h2c). */
+  engine: 'undici' | 'native';
   /** "preserve" (default): the client's Host; "upstream": the server's own host[:port]; any other string: sent as is. */
   host_header: string;
   pool: {
