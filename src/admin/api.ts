@@ -1,7 +1,7 @@
 // The admin API's endpoints (README "Admin API" has an example of each). Every answer is JSON
 // except /metrics (Prometheus text format).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { VERSION } from '../util/version.js';
 import { formatIssue } from '../config/index.js';
 import { loadConfigTextOffThread } from '../config/load-off-thread.js';
 import type { ConfigIssue, UsherConfig } from '../config/types.js';
@@ -17,7 +17,6 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const notFound = (message: string): Reply => ({ status: 404, body: { error: 'not_found', message } });
 const bad = (message: string): Reply => ({ status: 400, body: { error: 'bad_request', message } });
@@ -129,6 +128,7 @@ function status(host: AdminHost): unknown {
     requests: host.stats.requests,
     connections: host.stats.connections,
     metrics: host.metrics !== null,
+    tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: host.tracer.counts },
     reloads: host.reloads,
   };
 }

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.js';
 import type { Metrics } from '../observability/metrics/index.js';
+import type { Tracer } from '../observability/tracing/tracer.js';
 import type { CompiledRoute } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 
@@ -39,6 +40,8 @@ export interface AdminHost {
   readonly reloads: readonly ReloadRecord[];
   /** Metrics, when admin.metrics is on. */
   readonly metrics: Metrics | null;
+  /** Tracing, when the tracing section is configured. */
+  readonly tracer: Tracer | null;
   listenerInfo(): ListenerInfo[];
   /** A validated config through the same path as a SIGHUP reload (serialised with it); throws when it cannot be applied. */
   reload(config: UsherConfig, source: string): Promise<void>;

@@ -17,6 +17,7 @@ import { checkRateLimits } from '../filters/rate-limit/config.js';
 import { checkUpstream } from '../upstream/config/check.js';
 import { baseDirOf } from './normalize.js';
 import { checkAdmin } from '../admin/config.js';
+import { checkTracing } from '../observability/tracing/config.js';
 
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -44,6 +45,7 @@ export function checkSemantics(data: unknown, issues: Issues): void {
   checkRateLimits(data, error);
   checkCaches(data, error);
   checkAdmin(data, error);
+  checkTracing(data, error);
   checkTls(data, issues, baseDirOf(issues.file));
   checkTopCompress(data.compress, error);
   if (isRec(data.proxy)) {

@@ -32,6 +32,7 @@ import { Acme, ListenerTls, RedirectHttps } from '../tls/config/schema.js';
 import { UPSTREAM_NAME_PATTERN, UpstreamSchema } from '../upstream/config/schema.js';
 import { SIZE_PATTERN } from './units.js';
 import { AdminSchema } from '../admin/config.js';
+import { TracingSchema } from '../observability/tracing/config.js';
 
 export { DEFAULTS, LOG_LEVELS } from './schema-parts.js';
 
@@ -282,6 +283,7 @@ export const ConfigSchema = object(
     acme: Type.Optional(Acme),
     rate_limits: Type.Optional(RateLimitsSchema),
     admin: Type.Optional(AdminSchema),
+    tracing: Type.Optional(TracingSchema),
   },
   {
     title: 'usher configuration',

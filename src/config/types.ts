@@ -3,6 +3,7 @@
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
 import type { AdminConfig } from '../admin/config.js';
+import type { TracingConfig } from '../observability/tracing/config.js';
 import type { ConfigIssue, SourceLocation } from './issues.js';
 import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
@@ -160,6 +161,8 @@ export interface UsherConfig {
   acme?: AcmeConfig;
   /** The admin listener; absent when not configured. */
   admin?: AdminConfig;
+  /** Tracing (W3C Trace Context, OTLP export); absent when not configured. */
+  tracing?: TracingConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

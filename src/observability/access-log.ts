@@ -3,6 +3,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
 import { CHANNELS, type DoneEvent } from './events.js';
+import { traceIdOf } from './tracing/state.js';
 
 /** Subscribes `log` to this server's done events; returns the unsubscribe function. */
 export function subscribeAccessLog(server: unknown, log: Logger): () => void {
@@ -28,6 +29,8 @@ export function subscribeAccessLog(server: unknown, log: Logger): () => void {
       upstream: upstream.server ?? null,
       attempts: upstream.attempts,
       reason: ev.reason,
+      // The W3C trace id (tracing on), continued from the client's traceparent or started by usher.
+      trace_id: traceIdOf(ctx),
     });
   };
   diagnostics.subscribe(CHANNELS.done, onDone);

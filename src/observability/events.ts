@@ -55,6 +55,11 @@ export interface UpstreamTryEvent extends Base {
   readonly cluster: Cluster;
   readonly endpoint: Endpoint;
   readonly attempt: number;
+  /** The method and origin-form target this try sends. */
+  readonly method: string;
+  readonly target: string;
+  /** The head this try sends (flat name/value pairs), editable until the event returns: the tracer sets traceparent in it. */
+  readonly headers: string[];
 }
 /** usher:upstream:connect_error — a try failed before it had a connection. */
 export interface ConnectErrorEvent extends Base {
@@ -82,6 +87,8 @@ export interface RetryEvent extends Base {
   /** The retry's number (1 for the first retry). */
   readonly attempt: number;
   readonly backoff: boolean;
+  /** The status of the failed try's response (a retried 5xx), or null when it had none. */
+  readonly status: number | null;
 }
 /** usher:request:done — exactly once per request. */
 export interface DoneEvent extends Base {

@@ -84,7 +84,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     const perTry = cluster.retry.perTryTimeout;
     if (perTry !== null) t.armTimer(perTry, onTryTimeout);
     if (upstreamTryChannel.hasSubscribers) {
-      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, cluster, endpoint, attempt: this.attempt } satisfies UpstreamTryEvent);
+      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, cluster, endpoint, attempt: this.attempt, method: this.req.method!, target: this.upstreamHead!.target, headers: this.upstreamHeaders } satisfies UpstreamTryEvent);
     }
     const body = this.body;
     this.dispatching = true;
@@ -259,13 +259,13 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     this.cluster!.observeStatus(t.endpoint, status);
     // Closing the connection is the only way to skip an unread body without reading it.
     t.stop();
-    this.scheduleRetry('upstream_bad_response', true);
+    this.scheduleRetry('upstream_bad_response', true, status);
     return true;
   }
 
-  protected scheduleRetry(reason: ReasonCode, backoff: boolean): void {
+  protected scheduleRetry(reason: ReasonCode, backoff: boolean, status: number | null = null): void {
     this.attempt++;
-    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, cluster: this.cluster!, reason, attempt: this.attempt, backoff } satisfies RetryEvent);
+    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, cluster: this.cluster!, reason, attempt: this.attempt, backoff, status } satisfies RetryEvent);
     const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
     if (delay <= 0) return this.dispatch();
     this.state = 'backoff';

@@ -18,6 +18,9 @@ import { AdminServer } from '../admin/server.js';
 import type { AdminHost, ListenerInfo, ReloadRecord } from '../admin/host.js';
 import type { AdminConfig } from '../admin/config.js';
 import { Metrics } from '../observability/metrics/index.js';
+import type { Tracer } from '../observability/tracing/tracer.js';
+import { trustedProxyList } from '../config/address.js';
+import { VERSION } from '../util/version.js';
 
 export interface UsherOptions {
   /** Where process logs go (default: stdout). Tests pass a stream to read them. */
@@ -74,6 +77,8 @@ export class Usher implements ListenerOwner, AdminHost {
   /** The admin listener (admin: in the config), and the metrics it serves; null when off. */
   admin: AdminServer | null = null;
   metrics: Metrics | null = null;
+  /** Tracing (the tracing: section); null when off. */
+  tracer: Tracer | null = null;
   /** Reloads run one after another, whoever asks (SIGHUP, the file watcher, POST /config/apply). */
   private reloadChain: Promise<unknown> = Promise.resolve();
 
@@ -95,6 +100,7 @@ export class Usher implements ListenerOwner, AdminHost {
     try {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
       this.configureMetrics(this.runtime.config.admin);
+      await this.configureTracing(this.runtime.config);
       if (this.runtime.config.admin !== undefined) this.admin = await AdminServer.open(this, this.runtime.config.admin);
       // A request that reached an earlier listener meanwhile opened its endpoint's pool itself
       // (Endpoint.pool); probes and DNS discovery start here, for a start that is going to hold.
@@ -165,6 +171,7 @@ export class Usher implements ListenerOwner, AdminHost {
     const previous = this.runtime;
     this.runtime = runtime;
     this.configureMetrics(config.admin);
+    void this.configureTracing(config, previous.config);
     this.metrics?.forget(gone(previous.config.routes.map((r) => r.name), config.routes.map((r) => r.name)), gone(Object.keys(previous.config.upstreams), Object.keys(config.upstreams)));
     if (admin !== null) {
       // Moved (or added): the previous admin listener finishes what it is answering (the apply that moved it) and closes.
@@ -238,6 +245,9 @@ export class Usher implements ListenerOwner, AdminHost {
     this.metrics?.close();
     this.metrics = null;
     await (clean ? this.runtime.close() : this.runtime.destroy());
+    // After the last request's done phase: its spans are in the queue, flushed within the export timeout.
+    await this.tracer?.close();
+    this.tracer = null;
     this.unsubscribeHealth();
     await acmeStopped;
     // The last line: what the process did, and whether shutdown cut anything.
@@ -320,6 +330,25 @@ export class Usher implements ListenerOwner, AdminHost {
       this.metrics.close();
       this.metrics = null;
     }
+  }
+
+  /**
+   * The tracer exists while `tracing` is configured. The tracer module is loaded only then. A
+   * reload that changes the section (or the trusted proxies it may judge by) replaces it; the old
+   * one flushes what it recorded in the background.
+   */
+  private async configureTracing(config: UsherConfig, previous?: UsherConfig): Promise<void> {
+    const t = config.tracing;
+    const same = previous !== undefined && JSON.stringify(previous.tracing) === JSON.stringify(t) && JSON.stringify(previous.proxy.trusted_proxies) === JSON.stringify(config.proxy.trusted_proxies);
+    if (same && (this.tracer !== null || t === undefined)) return;
+    const old = this.tracer;
+    this.tracer = null;
+    if (old !== null) void old.close();
+    if (t === undefined) return;
+    const { Tracer } = await import('../observability/tracing/tracer.js');
+    // A reload may have come and gone while the module loaded: the latest config decides.
+    if (this.runtime.config.tracing !== t || this.tracer !== null || this.draining) return;
+    this.tracer = new Tracer(this, t, trustedProxyList(config.proxy.trusted_proxies), this.logger, VERSION);
   }
 
   private async openListener(lc: ListenerConfig, config: UsherConfig): Promise<Listener> {

@@ -17,6 +17,8 @@ export interface MetricsHost {
   readonly runtime: { readonly clusters: ReadonlyMap<string, Cluster> };
   readonly inflight: number;
   readonly reloadCounts: { readonly success: number; readonly failure: number };
+  /** Tracing's span accounting, when tracing is on. */
+  readonly tracer: { readonly counts: { exported: number; dropped: number; failed: number; queued: number } } | null;
   /** Certificates served by the proxy listeners: listener address, certificate names, expiry (epoch ms). */
   certificates(): { listener: string; names: string; notAfter: number }[];
 }
@@ -102,6 +104,11 @@ export class Metrics {
       new CollectedFamily('usher_upstream_server_up', 'Whether a server is healthy now (1) or not (0): active checks and passive ejection.', 'gauge', ['upstream', 'server'], () => this.perServer((e) => (e.healthyNow() ? 1 : 0))),
       new CollectedFamily('usher_upstream_server_inflight', 'Requests in flight on a server now.', 'gauge', ['upstream', 'server'], () => this.perServer((e) => e.inflight)),
       new CollectedFamily('usher_upstream_server_weight', 'The effective weight of a server now (slow start and admin overrides included).', 'gauge', ['upstream', 'server'], () => this.perServer((e) => e.weight)),
+      new CollectedFamily('usher_tracing_spans_total', 'Spans recorded for export, by result: exported (the collector took them), dropped (the queue was full), failed (an export failed).', 'counter', ['result'], () => {
+        const c = host.tracer?.counts;
+        return c === undefined ? [] : [[['exported'], c.exported], [['dropped'], c.dropped], [['failed'], c.failed]];
+      }),
+      new CollectedFamily('usher_tracing_queued_spans', 'Spans waiting for export now.', 'gauge', [], () => (host.tracer === null ? [] : [[[], host.tracer.counts.queued]])),
       new CollectedFamily('usher_tls_certificate_expiry_timestamp_seconds', 'When a certificate served by a listener expires (Unix time).', 'gauge', ['listener', 'names'], () =>
         host.certificates().map((c) => [[c.listener, c.names], Math.floor(c.notAfter / 1000)] as const),
       ),
