@@ -43,7 +43,11 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
         return { status: 200, body: await m.text(), contentType: m.contentType };
       });
     case '/reopen-logs':
-      return only('POST', () => notFound('usher writes its process and access logs to stdout: there are no log files to reopen'));
+      return only('POST', () => {
+        const reopened = host.reopenLogs();
+        if (reopened.length === 0) return notFound('usher writes its process log and access log to stdout (no log.access_log_file): there are no log files to reopen');
+        return { status: 200, body: { reopened } };
+      });
     case '/config/plan':
       return only('POST', () => plan(host, body, url.searchParams.get('file')));
     case '/config/apply':
@@ -94,6 +98,7 @@ const ENDPOINTS = [
   'PUT /upstreams/NAME/servers/ID/weight',
   'POST /config/plan',
   'POST /config/apply',
+  'POST /reopen-logs',
 ];
 
 /** A server by its id (its URL, URL-encoded in the path) or its host:port. */
@@ -128,6 +133,7 @@ function status(host: AdminHost): unknown {
     requests: host.stats.requests,
     connections: host.stats.connections,
     metrics: host.metrics !== null,
+    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...host.accessLog.counts },
     tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: host.tracer.counts },
     reloads: host.reloads,
   };

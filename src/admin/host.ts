@@ -2,6 +2,7 @@
 // structural interface, so that admin/ does not import the server it is part of.
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.js';
+import type { AccessLog } from '../observability/access-log.js';
 import type { Metrics } from '../observability/metrics/index.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
 import type { CompiledRoute } from '../pipeline/types.js';
@@ -42,6 +43,10 @@ export interface AdminHost {
   readonly metrics: Metrics | null;
   /** Tracing, when the tracing section is configured. */
   readonly tracer: Tracer | null;
+  /** The access log, when on. */
+  readonly accessLog: AccessLog | null;
+  /** Reopens the log files by their paths (logrotate); the files reopened. */
+  reopenLogs(): string[];
   listenerInfo(): ListenerInfo[];
   /** A validated config through the same path as a SIGHUP reload (serialised with it); throws when it cannot be applied. */
   reload(config: UsherConfig, source: string): Promise<void>;

@@ -92,6 +92,11 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     log: {
       level: input.log?.level ?? DEFAULTS.log.level,
       access_log: input.log?.access_log ?? DEFAULTS.log.access_log,
+      access: {
+        format: input.log?.access_log_format ?? DEFAULTS.log.access_log_format,
+        file: input.log?.access_log_file === undefined ? null : filePath(input.log.access_log_file),
+        buffer: parseSize(input.log?.access_log_buffer ?? DEFAULTS.log.access_log_buffer),
+      },
     },
     routing: { encoded_slashes: input.routing?.encoded_slashes ?? DEFAULTS.routing.encoded_slashes },
     upgrade: {

@@ -138,8 +138,19 @@ export interface ProxySettings {
 
 export interface LogSettings {
   level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; // default "info"
-  /** One JSON line per request on stdout. Default false (as nginx/haproxy benchmarks run). */
+  /** One line per request. Default false (as nginx/haproxy benchmarks run). */
   access_log: boolean;
+  /** Where and how (used when access_log is on). */
+  access: AccessLogSettings;
+}
+
+export interface AccessLogSettings {
+  /** "json", "combined", "common" or a template of {fields}. Default "json". */
+  format: string;
+  /** An absolute path, or null for stdout (default). */
+  file: string | null;
+  /** Bytes held while writes lag or fail; beyond it lines are dropped and counted. Default 4 MiB. */
+  buffer: number;
 }
 
 export interface UsherConfig {

@@ -2,8 +2,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
-import { subscribeAccessLog } from '../observability/access-log.js';
-import { createAccessLogger, createLogger } from '../observability/logger.js';
+import { AccessLog } from '../observability/access-log.js';
+import { createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
 import type { ListenerFilterDefinition, RouteFilterDefinition } from '../pipeline/registry.js';
 import type { Filter, PhaseName } from '../pipeline/types.js';
@@ -25,7 +25,7 @@ import { VERSION } from '../util/version.js';
 export interface UsherOptions {
   /** Where process logs go (default: stdout). Tests pass a stream to read them. */
   logDestination?: NodeJS.WritableStream;
-  /** Where access-log lines go when log.access_log is on (default: stdout). */
+  /** Where access-log lines go when log.access_log is on, instead of stdout (log.access_log_file wins over it). */
   accessLogDestination?: NodeJS.WritableStream;
   /**
    * Route filters of the embedding program, compiled for every route after the built-in ones
@@ -52,8 +52,8 @@ export interface UsherOptions {
 export class Usher implements ListenerOwner, AdminHost {
   runtime: Runtime;
   readonly logger: Logger;
-  private accessLog: Logger | null = null;
-  private unsubscribeAccess: (() => void) | null = null;
+  /** The access log (log.access_log); null when off. */
+  accessLog: AccessLog | null = null;
   private readonly options: UsherOptions;
   private readonly listeners = new Map<string, Listener>();
   /** Listeners removed by a reload that still have connections open. */
@@ -252,8 +252,7 @@ export class Usher implements ListenerOwner, AdminHost {
     await acmeStopped;
     // The last line: what the process did, and whether shutdown cut anything.
     this.logger.info({ requests: this.stats.requests, connections: this.stats.connections, requests_cut: cut }, 'stopped');
-    this.flushLogs();
-    this.unsubscribeAccess?.();
+    await this.flushLogs();
   }
 
   // ---- ListenerOwner / ExchangeOwner ---------------------------------------------------------
@@ -284,7 +283,7 @@ export class Usher implements ListenerOwner, AdminHost {
 
   clientError(reason: ReasonCode, detail: string, socket: Socket): void {
     if (this.accessLog !== null) {
-      this.accessLog.info({ client: socket.remoteAddress, status: 0, reason, detail }, 'rejected');
+      this.accessLog.rejected(socket.remoteAddress, reason, detail);
     } else {
       this.logger.debug({ client: socket.remoteAddress, reason, detail }, 'request rejected before routing');
     }
@@ -358,26 +357,34 @@ export class Usher implements ListenerOwner, AdminHost {
     return listener;
   }
 
+  /** The access log follows the config: a reload that changes its format or file replaces it (the old one flushes and closes). */
   private configureAccessLog(config: UsherConfig): void {
-    if (!config.log.access_log) {
+    const on = config.log.access_log;
+    const current = this.accessLog;
+    if (current !== null && (!on || JSON.stringify(current.settings) !== JSON.stringify(config.log.access))) {
+      void current.close();
       this.accessLog = null;
-      this.unsubscribeAccess?.();
-      this.unsubscribeAccess = null;
-    } else if (this.accessLog === null) {
-      this.accessLog = createAccessLogger(this.options.accessLogDestination);
-      this.unsubscribeAccess = subscribeAccessLog(this, this.accessLog);
     }
+    if (on && this.accessLog === null) this.accessLog = new AccessLog(this, config.log.access, this.logger, this.options.accessLogDestination);
     this.logger.level = config.log.level;
   }
 
-  private flushLogs(): void {
-    for (const log of [this.logger, this.accessLog]) {
-      try {
-        log?.flush();
-      } catch {
-        // a closed destination has nothing left to flush
-      }
+  /** SIGUSR1 and POST /reopen-logs: the log files usher writes are opened again by their paths (logrotate). */
+  reopenLogs(): string[] {
+    const log = this.accessLog;
+    if (log === null || !log.reopen()) return [];
+    this.logger.info({ file: log.file }, 'log files reopened');
+    return [log.file!];
+  }
+
+  private async flushLogs(): Promise<void> {
+    try {
+      this.logger.flush();
+    } catch {
+      // a closed destination has nothing left to flush
     }
+    await this.accessLog?.close();
+    this.accessLog = null;
   }
 }
 
