@@ -9,6 +9,7 @@ import type { Cluster } from '../upstream/cluster.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { AdminHost } from './host.js';
 import { planConfig } from './plan.js';
+import { certificatesView } from './certificates.js';
 
 export interface Reply {
   status: number;
@@ -36,6 +37,11 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
       return only('GET', () => ({ status: 200, body: routes(host) }));
     case '/upstreams':
       return only('GET', () => ({ status: 200, body: upstreams(host) }));
+    case '/certificates':
+      return only('GET', () => {
+        const { served, pending } = host.certificateInventory();
+        return { status: 200, body: certificatesView(served, pending) };
+      });
     case '/metrics':
       return only('GET', async () => {
         const m = host.metrics;
@@ -92,6 +98,7 @@ const ENDPOINTS = [
   'GET /status',
   'GET /routes',
   'GET /upstreams',
+  'GET /certificates',
   'GET /metrics',
   'POST /upstreams/NAME/servers/ID/drain',
   'POST /upstreams/NAME/servers/ID/enable',

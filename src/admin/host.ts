@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.js';
 import type { AccessLog } from '../observability/access-log.js';
+import type { PendingDomain, ServedCertificate } from './certificates.js';
 import type { Metrics } from '../observability/metrics/index.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
 import type { CompiledRoute } from '../pipeline/types.js';
@@ -48,6 +49,8 @@ export interface AdminHost {
   /** Reopens the log files by their paths (logrotate); the files reopened. */
   reopenLogs(): string[];
   listenerInfo(): ListenerInfo[];
+  /** The certificates the TLS listeners serve (files and ACME), and ACME domains still without one. */
+  certificateInventory(): { served: ServedCertificate[]; pending: PendingDomain[] };
   /** A validated config through the same path as a SIGHUP reload (serialised with it); throws when it cannot be applied. */
   reload(config: UsherConfig, source: string): Promise<void>;
   /** Records a reload refused before it started (the config has errors). */

@@ -17,6 +17,7 @@ import { logHealthEvents } from './health-log.js';
 import { AdminServer } from '../admin/server.js';
 import type { AdminHost, ListenerInfo, ReloadRecord } from '../admin/host.js';
 import type { AdminConfig } from '../admin/config.js';
+import type { PendingDomain, ServedCertificate } from '../admin/certificates.js';
 import { Metrics } from '../observability/metrics/index.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
 import { trustedProxyList } from '../config/address.js';
@@ -310,13 +311,30 @@ export class Usher implements ListenerOwner, AdminHost {
     return [...this.listeners.values()].map((l) => ({ address: l.config.address, host: l.config.host, port: l.address().port, tls: l.config.tls !== undefined, http2: l.config.http2 !== undefined }));
   }
 
-  /** Certificates of the TLS listeners (files; ACME ones are the AcmeManager's). */
-  certificates(): { listener: string; names: string; notAfter: number }[] {
-    const out: { listener: string; names: string; notAfter: number }[] = [];
+  /** Every certificate the TLS listeners serve: their files, and the ACME ones (served by every TLS listener that has no file for the name). */
+  certificateInventory(): { served: ServedCertificate[]; pending: PendingDomain[] } {
+    const served: ServedCertificate[] = [];
+    const acme = this.certSource?.domainStates() ?? [];
+    const directory = this.certSource?.directory ?? '';
     for (const l of this.listeners.values()) {
-      for (const c of l.tls?.certificates() ?? []) out.push({ listener: l.config.address, names: c.names.join(','), notAfter: c.notAfter.getTime() });
+      const tls = l.tls;
+      if (tls === undefined) continue;
+      for (const cert of tls.certificates()) {
+        const { files, isDefault } = tls.fileOf(cert);
+        if (files !== undefined) served.push({ cert, listener: l.config.address, isDefault, source: { type: 'file', cert: files.cert, key: files.key } });
+      }
+      if (!tls.acme) continue;
+      for (const d of acme) {
+        if (d.cert !== undefined) served.push({ cert: d.cert, listener: l.config.address, isDefault: false, source: { type: 'acme', domain: d.domain, directory, nextRenewal: d.nextRenewal, failures: d.failures } });
+      }
     }
-    return out;
+    const pending = acme.filter((d) => d.cert === undefined).map((d) => ({ domain: d.domain, directory, nextRenewal: d.nextRenewal, failures: d.failures }));
+    return { served, pending };
+  }
+
+  /** For the expiry metric: listener address, certificate names, source (file, acme), expiry (epoch ms). */
+  certificates(): { listener: string; names: string; source: string; notAfter: number }[] {
+    return this.certificateInventory().served.map((s) => ({ listener: s.listener, names: s.cert.names.join(','), source: s.source.type, notAfter: s.cert.notAfter.getTime() }));
   }
 
   // ---- internals -----------------------------------------------------------------------------
