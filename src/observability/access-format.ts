@@ -1,6 +1,7 @@
 // Access-log line formats (issue #15 pt 5): JSON (the default, one object per line), nginx's
 // `combined` and `common`, or a template of named fields. Compiled once per config; a line is
 // rendered from the done event (events.ts) and nothing else.
+import { parseBraces } from '../config/template.js';
 import type { DoneEvent } from './events.js';
 import { traceIdOf } from './tracing/state.js';
 
@@ -60,41 +61,22 @@ const FIELDS: Record<Field, (ev: DoneEvent) => string> = {
 
 /** A template like "{client} {request} {status} {duration_ms}ms {header.user-agent}" ("{{" is a literal "{"). */
 export function parseLogTemplate(text: string): TemplateParse {
-  const parts: Part[] = [];
-  let literal = '';
-  let i = 0;
-  const fields = `{${TEMPLATE_FIELDS.join('}, {')}}, {header.NAME}`;
-  while (i < text.length) {
-    const open = text.indexOf('{', i);
-    if (open < 0) {
-      literal += text.slice(i);
-      break;
-    }
-    literal += text.slice(i, open);
-    if (text.charCodeAt(open + 1) === 123 /* { */) {
-      literal += '{';
-      i = open + 2;
-      continue;
-    }
-    const close = text.indexOf('}', open);
-    if (close < 0) return { ok: false, message: `unterminated "{" in ${JSON.stringify(text)}`, hint: 'write {{ for a literal "{"' };
-    const name = text.slice(open + 1, close);
-    let part: Part;
-    if (name.startsWith('header.') && name.length > 7) {
-      const h = name.slice(7).toLowerCase();
-      part = (ev) => {
-        const v = ev.ctx.header(h);
-        return v === undefined ? '-' : escaped(v);
-      };
-    } else if ((TEMPLATE_FIELDS as readonly string[]).includes(name)) part = FIELDS[name as Field];
-    else return { ok: false, message: `unknown field {${name}} in ${JSON.stringify(text)}`, hint: `fields: ${fields}` };
-    if (literal !== '') parts.push(literal);
-    literal = '';
-    parts.push(part);
-    i = close + 1;
-  }
-  if (literal !== '') parts.push(literal);
-  return { ok: true, parts };
+  return parseBraces<Part>(
+    text,
+    (t) => t,
+    (name) => {
+      if (name.startsWith('header.') && name.length > 7) {
+        const h = name.slice(7).toLowerCase();
+        return (ev: DoneEvent) => {
+          const v = ev.ctx.header(h);
+          return v === undefined ? '-' : escaped(v);
+        };
+      }
+      return (TEMPLATE_FIELDS as readonly string[]).includes(name) ? FIELDS[name as Field] : undefined;
+    },
+    `fields: {${TEMPLATE_FIELDS.join('}, {')}}, {header.NAME}`,
+    'field',
+  );
 }
 
 // nginx: log_format combined '$remote_addr - $remote_user [$time_local] "$request" $status

@@ -9,6 +9,9 @@ import type { Logger } from 'pino';
 import type { TracingConfig } from './config.js';
 import { spanJson, type SpanRecord } from './span.js';
 
+/** A finished span, already in its OTLP JSON form. */
+type EncodedSpan = string;
+
 export interface ExportCounts {
   /** Spans the receiver accepted (2xx). */
   exported: number;
@@ -22,7 +25,9 @@ const LOG_EVERY_MS = 60_000;
 
 export class OtlpExporter {
   readonly counts: ExportCounts = { exported: 0, dropped: 0, failed: 0 };
-  private queue: SpanRecord[] = [];
+  private queue: EncodedSpan[] = [];
+  /** Date.now() − performance.now(): span times are performance.now() ms; refreshed at every export. */
+  private offset = Date.now() - performance.now();
   private timer: NodeJS.Timeout | null = null;
   private inflight: Promise<void> | null = null;
   private readonly agent: Agent;
@@ -53,14 +58,20 @@ export class OtlpExporter {
     this.scope = JSON.stringify({ name: 'usher', version });
   }
 
-  /** Queues a finished span (the request path's only call). */
+  /**
+   * Queues a finished span (the request path's only call). It is encoded now, into a string:
+   * holding the span objects (a record and an attribute list each) until their batch leaves kept
+   * ~35 objects per span alive across young-generation collections, to be promoted and marked
+   * (with tracing on, callgrind counted more instructions on the collector's threads than the
+   * main thread's added ones).
+   */
   add(span: SpanRecord): void {
     const q = this.queue;
     if (q.length >= this.config.max_queue || this.closed) {
       this.counts.dropped++;
       return;
     }
-    q.push(span);
+    q.push(spanJson(span, this.offset));
     if (q.length >= this.config.max_batch) {
       // Sent from the next turn of the event loop, not inside the request's done phase.
       if (this.inflight === null) this.schedule(0);
@@ -117,12 +128,9 @@ export class OtlpExporter {
   }
 
   /** ExportTraceServiceRequest in OTLP JSON (hex trace and span ids, times as decimal strings). */
-  private encode(batch: readonly SpanRecord[]): string {
-    // Span times are performance.now() milliseconds; the offset to Unix time is taken once per batch.
-    const offset = Date.now() - performance.now();
-    let spans = '';
-    for (let i = 0; i < batch.length; i++) spans += (i === 0 ? '' : ',') + spanJson(batch[i]!, offset);
-    return `{"resourceSpans":[{"resource":${this.resource},"scopeSpans":[{"scope":${this.scope},"spans":[${spans}]}]}]}`;
+  private encode(batch: readonly EncodedSpan[]): string {
+    this.offset = Date.now() - performance.now();
+    return `{"resourceSpans":[{"resource":${this.resource},"scopeSpans":[{"scope":${this.scope},"spans":[${batch.join(',')}]}]}]}`;
   }
 
   private async send(body: string, n: number): Promise<void> {

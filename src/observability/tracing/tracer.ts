@@ -102,17 +102,28 @@ export class Tracer {
 
   /** The request's trace: continued from its traceparent or started (sampling decided here, once). */
   private begin(ctx: RequestContext): RequestTrace {
-    const raw = ctx.header('traceparent');
+    // One pass over the head for traceparent and tracestate (repeated fields joined, RFC 9110 §5.3:
+    // two traceparents then fail to parse).
+    let raw: string | undefined;
+    let state: string | undefined;
+    const h = ctx.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i]!;
+      if (n.length !== 11 && n.length !== 10) continue;
+      const lower = n.toLowerCase();
+      if (lower === 'traceparent') raw = raw === undefined ? h[i + 1]! : `${raw}, ${h[i + 1]!}`;
+      else if (lower === 'tracestate') state = state === undefined ? h[i + 1]! : `${state},${h[i + 1]!}`;
+    }
     let parent = undefined;
     if (raw !== undefined && this.acceptsIncoming(ctx)) parent = parseTraceparent(raw);
     let tr: RequestTrace;
     if (parent !== undefined) {
       const sampled = parent.sampled;
-      tr = new RequestTrace(parent.traceId, newSpanId(), parent.parentId, sampled, sampled ? ctx.header('tracestate') : undefined, !sampled, false);
+      tr = new RequestTrace(parent.traceId, newSpanId(), parent.parentId, sampled, sampled ? state : undefined, !sampled, false);
     } else {
       const ratio = this.config.sample_ratio;
       const sampled = ratio >= 1 || (ratio > 0 && Math.random() < ratio);
-      tr = new RequestTrace(newTraceId(), newSpanId(), '', sampled, undefined, false, raw !== undefined || ctx.header('tracestate') !== undefined);
+      tr = new RequestTrace(newTraceId(), newSpanId(), '', sampled, undefined, false, raw !== undefined || state !== undefined);
     }
     ctx.set(kTrace, tr);
     return tr;
