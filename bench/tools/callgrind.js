@@ -21,8 +21,11 @@
 // machine with a load of 25 on 2 cores, a start took more than 10 minutes).
 // `--cache-sim`: callgrind also simulates the caches; the main thread's data-cache misses (D1mr+D1mw,
 // LL) per request are printed after the instructions.
+// `--tracing RATIO`: the config gets a `tracing` section with sample_ratio RATIO, exporting to an
+// OTLP/HTTP sink in this process (it reads and discards the spans: their export is usher's cost).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -48,6 +51,7 @@ const { values: opt } = parseArgs({
     'cache-sim': { type: 'boolean', default: false },
     engine: { type: 'string' },
     'start-timeout': { type: 'string', default: '600000' },
+    tracing: { type: 'string' },
   },
 });
 
@@ -69,11 +73,22 @@ const [originPort, originTlsPort] = [await freePort(), await freePort()];
 const origin = startNginx(originDir, originConf(originDir, { port: originPort, tlsPort: originTlsPort, tls: certificate }), { name: 'origin' });
 await waitForPort(originPort, { handle: origin });
 
+let sink;
+let sinkBytes = 0;
+if (opt.tracing !== undefined) {
+  sink = http.createServer((req, res) => {
+    req.on('data', (c) => (sinkBytes += c.length));
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise((resolve) => sink.listen(0, '127.0.0.1', resolve));
+}
 const results = [];
 try {
   for (let run = 0; run < Number(opt.runs); run++) results.push(await measure());
 } finally {
   await stopProcess(origin);
+  sink?.close();
+  if (sink) console.log(`tracing sink received ${sinkBytes} bytes of OTLP JSON`);
   if (!opt.keep) fs.rmSync(dir, { recursive: true, force: true });
 }
 const fmt = (n) => Math.round(n).toLocaleString('en');
@@ -113,7 +128,7 @@ upstreams:
 routes:
   - upstream: origin
 log: { level: warn, access_log: false }
-`,
+${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
   );
   const out = path.join(dir, `cg.${Date.now()}`);
   const usher = [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--config', config];

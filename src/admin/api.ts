@@ -1,7 +1,7 @@
 // The admin API's endpoints (README "Admin API" has an example of each). Every answer is JSON
 // except /metrics (Prometheus text format).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { VERSION } from '../util/version.js';
 import { formatIssue } from '../config/index.js';
 import { loadConfigTextOffThread } from '../config/load-off-thread.js';
 import type { ConfigIssue, UsherConfig } from '../config/types.js';
@@ -9,6 +9,7 @@ import type { Cluster } from '../upstream/cluster.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { AdminHost } from './host.js';
 import { planConfig } from './plan.js';
+import { certificatesView } from './certificates.js';
 
 export interface Reply {
   status: number;
@@ -17,7 +18,6 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const notFound = (message: string): Reply => ({ status: 404, body: { error: 'not_found', message } });
 const bad = (message: string): Reply => ({ status: 400, body: { error: 'bad_request', message } });
@@ -37,6 +37,11 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
       return only('GET', () => ({ status: 200, body: routes(host) }));
     case '/upstreams':
       return only('GET', () => ({ status: 200, body: upstreams(host) }));
+    case '/certificates':
+      return only('GET', () => {
+        const { served, pending } = host.certificateInventory();
+        return { status: 200, body: certificatesView(served, pending) };
+      });
     case '/metrics':
       return only('GET', async () => {
         const m = host.metrics;
@@ -44,7 +49,11 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
         return { status: 200, body: await m.text(), contentType: m.contentType };
       });
     case '/reopen-logs':
-      return only('POST', () => notFound('usher writes its process and access logs to stdout: there are no log files to reopen'));
+      return only('POST', () => {
+        const reopened = host.reopenLogs();
+        if (reopened.length === 0) return notFound('usher writes its process log and access log to stdout (no log.access_log_file): there are no log files to reopen');
+        return { status: 200, body: { reopened } };
+      });
     case '/config/plan':
       return only('POST', () => plan(host, body, url.searchParams.get('file')));
     case '/config/apply':
@@ -89,12 +98,14 @@ const ENDPOINTS = [
   'GET /status',
   'GET /routes',
   'GET /upstreams',
+  'GET /certificates',
   'GET /metrics',
   'POST /upstreams/NAME/servers/ID/drain',
   'POST /upstreams/NAME/servers/ID/enable',
   'PUT /upstreams/NAME/servers/ID/weight',
   'POST /config/plan',
   'POST /config/apply',
+  'POST /reopen-logs',
 ];
 
 /** A server by its id (its URL, URL-encoded in the path) or its host:port. */
@@ -129,6 +140,8 @@ function status(host: AdminHost): unknown {
     requests: host.stats.requests,
     connections: host.stats.connections,
     metrics: host.metrics !== null,
+    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...host.accessLog.counts },
+    tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: host.tracer.counts },
     reloads: host.reloads,
   };
 }

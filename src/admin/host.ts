@@ -2,7 +2,10 @@
 // structural interface, so that admin/ does not import the server it is part of.
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.js';
+import type { AccessLog } from '../observability/access-log.js';
+import type { PendingDomain, ServedCertificate } from './certificates.js';
 import type { Metrics } from '../observability/metrics/index.js';
+import type { Tracer } from '../observability/tracing/tracer.js';
 import type { CompiledRoute } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 
@@ -39,7 +42,15 @@ export interface AdminHost {
   readonly reloads: readonly ReloadRecord[];
   /** Metrics, when admin.metrics is on. */
   readonly metrics: Metrics | null;
+  /** Tracing, when the tracing section is configured. */
+  readonly tracer: Tracer | null;
+  /** The access log, when on. */
+  readonly accessLog: AccessLog | null;
+  /** Reopens the log files by their paths (logrotate); the files reopened. */
+  reopenLogs(): string[];
   listenerInfo(): ListenerInfo[];
+  /** The certificates the TLS listeners serve (files and ACME), and ACME domains still without one. */
+  certificateInventory(): { served: ServedCertificate[]; pending: PendingDomain[] };
   /** A validated config through the same path as a SIGHUP reload (serialised with it); throws when it cannot be applied. */
   reload(config: UsherConfig, source: string): Promise<void>;
   /** Records a reload refused before it started (the config has errors). */

@@ -50,7 +50,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       HELP_OPTION,
     ],
     notes: [
-      'Signals:\n  SIGTERM, SIGINT     graceful shutdown: stop accepting, finish in-flight requests, exit\n  SIGHUP              reload the config file (so does saving it); an invalid file keeps the old config',
+      'Signals:\n  SIGTERM, SIGINT     graceful shutdown: stop accepting, finish in-flight requests, exit\n  SIGHUP              reload the config file (so does saving it); an invalid file keeps the old config\n  SIGUSR1             reopen the access log file (log.access_log_file) by its path, after logrotate renamed it',
       'Logs are JSON lines on stdout; the start-up banner and config warnings go to stderr.',
     ],
     examples: ['usher serve --config usher.yaml', 'usher serve --listen 127.0.0.1:9000'],

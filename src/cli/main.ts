@@ -170,6 +170,7 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
         .then(() => demo?.close())
         .then(() => {
           process.off('SIGHUP', onHup);
+          process.off('SIGUSR1', onUsr1);
           resolve(EXIT.ok);
         });
     };
@@ -183,6 +184,13 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', onHup);
+    // nginx's USR1: reopen the log files by their paths (logrotate renamed them). A listener
+    // replaces node's default for SIGUSR1 (starting the inspector), as a log-rotating server must.
+    const onUsr1 = () => {
+      const files = usher.reopenLogs();
+      if (files.length === 0) usher.logger.info('SIGUSR1: no log files to reopen (the logs go to stdout)');
+    };
+    process.on('SIGUSR1', onUsr1);
     // Only now: the banner tells supervisors (and tests) that usher is ready, signals included;
     // a SIGHUP that arrived before its handler would kill the process.
     printBanner(usher, result.config, demo !== undefined);

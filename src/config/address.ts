@@ -103,3 +103,16 @@ export function parseTrustedProxy(input: string): Parsed<{ cidr: string }> {
   }
   return { ok: true, cidr: `${address}/${prefix}` };
 }
+
+/** The BlockList of normalised trusted-proxy entries (proxy.trusted_proxies), or null when there are none. */
+export function trustedProxyList(cidrs: readonly string[]): BlockList | null {
+  let trusted: BlockList | null = null;
+  for (const entry of cidrs) {
+    trusted ??= new BlockList();
+    const [addr, bits] = entry.split('/') as [string, string | undefined];
+    const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) trusted.addAddress(addr, family);
+    else trusted.addSubnet(addr, Number(bits), family);
+  }
+  return trusted;
+}

@@ -2,6 +2,7 @@
 // names resolved), deep-frozen. Runs only after the schema and the semantic checks passed, so
 // every parse here succeeds; a failure is a bug in the checks and throws.
 import { normalizeAdmin } from '../admin/config.js';
+import { normalizeTracing } from '../observability/tracing/config.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseListenAddress, parseTrustedProxy, type Parsed } from './address.js';
 import { normalizeRouteActions } from './normalize-routing.js';
@@ -91,6 +92,11 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
     log: {
       level: input.log?.level ?? DEFAULTS.log.level,
       access_log: input.log?.access_log ?? DEFAULTS.log.access_log,
+      access: {
+        format: input.log?.access_log_format ?? DEFAULTS.log.access_log_format,
+        file: input.log?.access_log_file === undefined ? null : filePath(input.log.access_log_file),
+        buffer: parseSize(input.log?.access_log_buffer ?? DEFAULTS.log.access_log_buffer),
+      },
     },
     routing: { encoded_slashes: input.routing?.encoded_slashes ?? DEFAULTS.routing.encoded_slashes },
     upgrade: {
@@ -103,6 +109,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   if (input.rate_limits) config.rate_limits = normalizeRateLimits(input.rate_limits);
   if (input.caches) config.caches = normalizeCaches(input.caches);
   if (input.admin) config.admin = normalizeAdmin(input.admin);
+  if (input.tracing) config.tracing = normalizeTracing(input.tracing);
   return deepFreeze(config);
 }
 

@@ -32,6 +32,10 @@ import { Acme, ListenerTls, RedirectHttps } from '../tls/config/schema.js';
 import { UPSTREAM_NAME_PATTERN, UpstreamSchema } from '../upstream/config/schema.js';
 import { SIZE_PATTERN } from './units.js';
 import { AdminSchema } from '../admin/config.js';
+import { TracingSchema } from '../observability/tracing/config.js';
+import { TEMPLATE_FIELDS } from '../observability/access-format.js';
+
+const ACCESS_FIELDS = `${TEMPLATE_FIELDS.map((f) => `{${f}}`).join(', ')}, {header.NAME}`;
 
 export { DEFAULTS, LOG_LEVELS } from './schema-parts.js';
 
@@ -259,7 +263,25 @@ export const ConfigSchema = object(
         {
           level: Type.Optional(stringEnum(LOG_LEVELS, { default: DEFAULTS.log.level, description: 'Lowest level of log lines written.' })),
           access_log: Type.Optional(
-            Type.Boolean({ default: DEFAULTS.log.access_log, description: 'Write one JSON line per request to stdout.' }),
+            Type.Boolean({ default: DEFAULTS.log.access_log, description: 'Write one line per request (to stdout unless `access_log_file` is set), whatever the log level.' }),
+          ),
+          access_log_format: Type.Optional(
+            Type.String({
+              minLength: 1,
+              default: DEFAULTS.log.access_log_format,
+              description: `The access log's lines. json: one JSON object per line (time, request_id, client, client_address, method, host, path, status, bytes_in, bytes_out, duration_ms, route, upstream, attempts, reason, trace_id). combined or common: as nginx writes them. Anything else is a template of named fields, e.g. "{client} {request} {status} {duration_ms} {trace_id}": ${ACCESS_FIELDS}; "{{" is a literal "{". A missing value is "-".`,
+              'x-usher-expected': 'json, combined, common, or a template of {fields}',
+            }),
+          ),
+          access_log_file: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description:
+                'Write the access log to this file (appended; relative to the config file\'s directory) instead of stdout. SIGUSR1 or POST /reopen-logs reopens it by its path: rotate it by renaming, then signalling (no copytruncate needed).',
+            }),
+          ),
+          access_log_buffer: Type.Optional(
+            size('Most access-log bytes held in memory while the destination lags or fails (a full disk, a stdout nobody reads); lines beyond it are dropped and counted, and serving goes on.', DEFAULTS.log.access_log_buffer),
           ),
         },
         { description: 'Logging.' },
@@ -282,6 +304,7 @@ export const ConfigSchema = object(
     acme: Type.Optional(Acme),
     rate_limits: Type.Optional(RateLimitsSchema),
     admin: Type.Optional(AdminSchema),
+    tracing: Type.Optional(TracingSchema),
   },
   {
     title: 'usher configuration',

@@ -16,7 +16,38 @@ export const PLACEHOLDERS =
 export type ParsedTemplate = { ok: true; parts: TemplatePart[] } | { ok: false; message: string; hint?: string };
 
 export function parseTemplate(text: string): ParsedTemplate {
-  const parts: TemplatePart[] = [];
+  return parseBraces<TemplatePart>(
+    text,
+    (text) => ({ kind: 'text', text }),
+    (name) => {
+      const dot = name.indexOf('.');
+      if (SIMPLE.has(name)) return { kind: name as 'host' };
+      if (dot > 0 && dot < name.length - 1) {
+        const scope = name.slice(0, dot);
+        const field = name.slice(dot + 1);
+        if (scope === 'header') return { kind: 'header', name: field.toLowerCase() };
+        if (scope === 'cookie' || scope === 'query') return { kind: scope, name: field };
+      }
+      return undefined;
+    },
+    `placeholders: ${PLACEHOLDER_NAMES}`,
+    'placeholder',
+  );
+}
+
+/**
+ * The "{name}" syntax shared by these templates and the access log's (src/observability/
+ * access-format.ts): literal text, "{{" for a literal "{", and a part for each name `field`
+ * knows (undefined: an error naming it, with `hint`).
+ */
+export function parseBraces<P>(
+  text: string,
+  literalPart: (text: string) => P,
+  field: (name: string) => P | undefined,
+  hint: string,
+  what: string,
+): { ok: true; parts: P[] } | { ok: false; message: string; hint: string } {
+  const parts: P[] = [];
   let literal = '';
   let i = 0;
   while (i < text.length) {
@@ -34,21 +65,13 @@ export function parseTemplate(text: string): ParsedTemplate {
     const close = text.indexOf('}', open);
     if (close < 0) return { ok: false, message: `unterminated "{" in ${JSON.stringify(text)}`, hint: 'write {{ for a literal "{"' };
     const name = text.slice(open + 1, close);
-    const dot = name.indexOf('.');
-    let part: TemplatePart | undefined;
-    if (SIMPLE.has(name)) part = { kind: name as 'host' };
-    else if (dot > 0 && dot < name.length - 1) {
-      const scope = name.slice(0, dot);
-      const field = name.slice(dot + 1);
-      if (scope === 'header') part = { kind: 'header', name: field.toLowerCase() };
-      else if (scope === 'cookie' || scope === 'query') part = { kind: scope, name: field };
-    }
-    if (part === undefined) return { ok: false, message: `unknown placeholder {${name}} in ${JSON.stringify(text)}`, hint: `placeholders: ${PLACEHOLDER_NAMES}` };
-    if (literal !== '') parts.push({ kind: 'text', text: literal });
+    const part = field(name);
+    if (part === undefined) return { ok: false, message: `unknown ${what} {${name}} in ${JSON.stringify(text)}`, hint };
+    if (literal !== '') parts.push(literalPart(literal));
     literal = '';
     parts.push(part);
     i = close + 1;
   }
-  if (literal !== '') parts.push({ kind: 'text', text: literal });
+  if (literal !== '') parts.push(literalPart(literal));
   return { ok: true, parts };
 }

@@ -3,6 +3,7 @@
 // durations in milliseconds, sizes in bytes, names resolved. Nothing downstream of the loader
 // re-validates or merges options per request.
 import type { AdminConfig } from '../admin/config.js';
+import type { TracingConfig } from '../observability/tracing/config.js';
 import type { ConfigIssue, SourceLocation } from './issues.js';
 import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
@@ -137,8 +138,19 @@ export interface ProxySettings {
 
 export interface LogSettings {
   level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; // default "info"
-  /** One JSON line per request on stdout. Default false (as nginx/haproxy benchmarks run). */
+  /** One line per request. Default false (as nginx/haproxy benchmarks run). */
   access_log: boolean;
+  /** Where and how (used when access_log is on). */
+  access: AccessLogSettings;
+}
+
+export interface AccessLogSettings {
+  /** "json", "combined", "common" or a template of {fields}. Default "json". */
+  format: string;
+  /** An absolute path, or null for stdout (default). */
+  file: string | null;
+  /** Bytes held while writes lag or fail; beyond it lines are dropped and counted. Default 4 MiB. */
+  buffer: number;
 }
 
 export interface UsherConfig {
@@ -160,6 +172,8 @@ export interface UsherConfig {
   acme?: AcmeConfig;
   /** The admin listener; absent when not configured. */
   admin?: AdminConfig;
+  /** Tracing (W3C Trace Context, OTLP export); absent when not configured. */
+  tracing?: TracingConfig;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

@@ -15,6 +15,7 @@ export const CHANNELS = Object.freeze({
   routed: 'usher:request:routed',
   upstreamTry: 'usher:upstream:try',
   connectError: 'usher:upstream:connect_error',
+  upstreamConnected: 'usher:upstream:connected',
   upstreamResponse: 'usher:upstream:response',
   retry: 'usher:upstream:retry',
   done: 'usher:request:done',
@@ -30,6 +31,7 @@ export const requestStartChannel = diagnostics.channel(CHANNELS.requestStart);
 export const routedChannel = diagnostics.channel(CHANNELS.routed);
 export const upstreamTryChannel = diagnostics.channel(CHANNELS.upstreamTry);
 export const connectErrorChannel = diagnostics.channel(CHANNELS.connectError);
+export const upstreamConnectedChannel = diagnostics.channel(CHANNELS.upstreamConnected);
 export const upstreamResponseChannel = diagnostics.channel(CHANNELS.upstreamResponse);
 export const retryChannel = diagnostics.channel(CHANNELS.retry);
 export const doneChannel = diagnostics.channel(CHANNELS.done);
@@ -55,6 +57,11 @@ export interface UpstreamTryEvent extends Base {
   readonly cluster: Cluster;
   readonly endpoint: Endpoint;
   readonly attempt: number;
+  /** The method and origin-form target this try sends. */
+  readonly method: string;
+  readonly target: string;
+  /** The head this try sends (flat name/value pairs), editable until the event returns: the tracer sets traceparent in it. */
+  readonly headers: string[];
 }
 /** usher:upstream:connect_error — a try failed before it had a connection. */
 export interface ConnectErrorEvent extends Base {
@@ -64,6 +71,19 @@ export interface ConnectErrorEvent extends Base {
   readonly cluster: Cluster;
   readonly endpoint: Endpoint;
   readonly reason: ReasonCode;
+}
+/**
+ * usher:upstream:connected — a try has a connection to send on (undici's onConnect). `waitMs`:
+ * how long it waited for one since it was ready to go: the circuit breaker's queue (a first
+ * try), undici's pool queue, and for a new connection its connect and TLS handshake. The
+ * exchange takes the time it starts from only while this channel has subscribers.
+ */
+export interface UpstreamConnectedEvent extends Base {
+  readonly upstream: string;
+  readonly cluster: Cluster;
+  readonly endpoint: Endpoint;
+  readonly attempt: number;
+  readonly waitMs: number;
 }
 /** usher:upstream:response — the upstream's final head arrived. */
 export interface UpstreamResponseEvent extends Base {
@@ -82,6 +102,8 @@ export interface RetryEvent extends Base {
   /** The retry's number (1 for the first retry). */
   readonly attempt: number;
   readonly backoff: boolean;
+  /** The status of the failed try's response (a retried 5xx), or null when it had none. */
+  readonly status: number | null;
 }
 /** usher:request:done — exactly once per request. */
 export interface DoneEvent extends Base {

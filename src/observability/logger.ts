@@ -10,11 +10,3 @@ export function createLogger(settings: Pick<LogSettings, 'level'>, destination?:
     destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }
-
-/** The access log: one line per request, independent of the process log level. */
-export function createAccessLogger(destination?: NodeJS.WritableStream): Logger {
-  return pino(
-    { level: 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' },
-    destination ?? pino.destination({ dest: 1, sync: false }),
-  );
-}

@@ -23,6 +23,8 @@ export interface TryOwner {
   tryData(t: Attempt, chunk: Buffer): boolean;
   tryComplete(t: Attempt, trailers: readonly (Buffer | string)[] | null): void;
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void;
+  /** The try has a connection (called only when `startedAt` was set: someone measures the wait). */
+  tryConnected(t: Attempt): void;
 }
 
 /**
@@ -46,6 +48,8 @@ export class Attempt implements Timed {
   private abortFn: ((err?: Error) => void) | null = null;
   /** retry.per_try_timeout: the clock this try is armed on (tryClock); null when not armed. */
   clock: Clock<Attempt> | null = null;
+  /** When the try was ready to go (performance.now() ms), set only while the wait is measured; 0 otherwise. */
+  startedAt = 0;
   /** When the per-try timeout expires (performance.now() ms), while armed. */
   deadline = 0;
   /** Neighbours in its clock's list while armed. */
@@ -97,6 +101,7 @@ export class Attempt implements Timed {
     if (this.owner.current !== this || !this.active) throw ABANDONED;
     this.abortFn = abort;
     this.connected = true;
+    if (this.startedAt > 0) this.owner.tryConnected(this);
   }
 
   onHeaders(statusCode: number, rawHeaders: RawFields, resume: () => void): boolean {

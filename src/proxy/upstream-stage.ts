@@ -3,16 +3,19 @@
 // the pure retry decision (retry-decision.ts). The response phases themselves are the
 // Exchange's (exchange.ts): a head that arrives goes to proxiedHead().
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
 import type { ReasonCode } from '../errors/index.js';
 import {
   connectErrorChannel,
   retryChannel,
+  upstreamConnectedChannel,
   upstreamResponseChannel,
   upstreamTryChannel,
   type ConnectErrorEvent,
   type RetryEvent,
+  type UpstreamConnectedEvent,
   type UpstreamResponseEvent,
   type UpstreamTryEvent,
 } from '../observability/events.js';
@@ -40,6 +43,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   /** Circuit breaker queue: the wait timer (set while queued), and whether it was ever queued. */
   queueTimer: NodeJS.Timeout | null = null;
   protected queued = false;
+  /** When the request was ready for its first try (performance.now() ms), taken only while the queue time is measured. */
+  private readyAt = 0;
 
   protected upstreamResume: (() => void) | null = null;
   /** The upstream's socket after its 101, while the tunnel head is in the response phase. */
@@ -62,6 +67,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
 
   protected dispatch(): void {
     const cluster = this.cluster!;
+    if (this.readyAt === 0 && upstreamConnectedChannel.hasSubscribers) this.readyAt = performance.now();
     const admission = cluster.admission;
     if (admission !== null && this.attempt === 0 && !this.queued) {
       const verdict = admission.admit(this);
@@ -79,12 +85,14 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     }
     this.state = 'trying';
     const t = (this.current = new Attempt(this, endpoint, admission));
+    // A first try's wait includes the circuit breaker's queue; a retry's starts now.
+    if (this.readyAt > 0) t.startedAt = this.attempt === 0 ? this.readyAt : performance.now();
     const host = cluster.hostFor(endpoint);
     if (host !== undefined && this.hostIndex >= 0) this.upstreamHeaders[this.hostIndex] = host;
     const perTry = cluster.retry.perTryTimeout;
     if (perTry !== null) t.armTimer(perTry, onTryTimeout);
     if (upstreamTryChannel.hasSubscribers) {
-      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, cluster, endpoint, attempt: this.attempt } satisfies UpstreamTryEvent);
+      upstreamTryChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, upstreamServer: endpoint.id, cluster, endpoint, attempt: this.attempt, method: this.req.method!, target: this.upstreamHead!.target, headers: this.upstreamHeaders } satisfies UpstreamTryEvent);
     }
     const body = this.body;
     this.dispatching = true;
@@ -204,6 +212,13 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     this.upstreamFailed(t, reason, err);
   }
 
+  tryConnected(t: Attempt): void {
+    if (upstreamConnectedChannel.hasSubscribers) {
+      const cluster = this.cluster!;
+      upstreamConnectedChannel.publish({ server: this.owner, ctx: this, upstream: cluster.name, cluster, endpoint: t.endpoint, attempt: this.attempt, waitMs: performance.now() - t.startedAt } satisfies UpstreamConnectedEvent);
+    }
+  }
+
   /** retry.per_try_timeout expired before the response head: abandon this try. */
   tryTimedOut(t: Attempt): void {
     if (this.current !== t || !t.active || this.responseStarted) return;
@@ -262,13 +277,13 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     this.cluster!.observeStatus(t.endpoint, status);
     // Closing the connection is the only way to skip an unread body without reading it.
     t.stop();
-    this.scheduleRetry('upstream_bad_response', true);
+    this.scheduleRetry('upstream_bad_response', true, status);
     return true;
   }
 
-  protected scheduleRetry(reason: ReasonCode, backoff: boolean): void {
+  protected scheduleRetry(reason: ReasonCode, backoff: boolean, status: number | null = null): void {
     this.attempt++;
-    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, cluster: this.cluster!, reason, attempt: this.attempt, backoff } satisfies RetryEvent);
+    if (retryChannel.hasSubscribers) retryChannel.publish({ server: this.owner, ctx: this, upstream: this.cluster!.name, cluster: this.cluster!, reason, attempt: this.attempt, backoff, status } satisfies RetryEvent);
     const delay = backoff ? this.cluster!.retry.backoff(this.attempt) : 0;
     if (delay <= 0) return this.dispatch();
     this.state = 'backoff';

@@ -1,4 +1,4 @@
-import { BlockList, isIP } from 'node:net';
+import { trustedProxyList } from '../config/address.js';
 import type { UsherConfig } from '../config/types.js';
 import { ROUTE_FILTERS } from '../filters/index.js';
 import { globalFilter, type RateLimitFilter } from '../filters/rate-limit/index.js';
@@ -150,14 +150,7 @@ function routeCompiler(clusters: ReadonlyMap<string, Cluster>, rateLimits: RateL
 }
 
 function compileForward(config: UsherConfig): ForwardSettings {
-  let trusted: BlockList | null = null;
-  for (const entry of config.proxy.trusted_proxies) {
-    trusted ??= new BlockList();
-    const [addr, bits] = entry.split('/') as [string, string | undefined];
-    const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) trusted.addAddress(addr, family);
-    else trusted.addSubnet(addr, Number(bits), family);
-  }
+  const trusted = trustedProxyList(config.proxy.trusted_proxies);
   return {
     trusted,
     via: config.proxy.via === null ? null : `1.1 ${config.proxy.via}`,

@@ -2,8 +2,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenerConfig, UsherConfig } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
-import { subscribeAccessLog } from '../observability/access-log.js';
-import { createAccessLogger, createLogger } from '../observability/logger.js';
+import { AccessLog } from '../observability/access-log.js';
+import { createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
 import type { ListenerFilterDefinition, RouteFilterDefinition } from '../pipeline/registry.js';
 import type { Filter, PhaseName } from '../pipeline/types.js';
@@ -17,12 +17,16 @@ import { logHealthEvents } from './health-log.js';
 import { AdminServer } from '../admin/server.js';
 import type { AdminHost, ListenerInfo, ReloadRecord } from '../admin/host.js';
 import type { AdminConfig } from '../admin/config.js';
+import type { PendingDomain, ServedCertificate } from '../admin/certificates.js';
 import { Metrics } from '../observability/metrics/index.js';
+import type { Tracer } from '../observability/tracing/tracer.js';
+import { trustedProxyList } from '../config/address.js';
+import { VERSION } from '../util/version.js';
 
 export interface UsherOptions {
   /** Where process logs go (default: stdout). Tests pass a stream to read them. */
   logDestination?: NodeJS.WritableStream;
-  /** Where access-log lines go when log.access_log is on (default: stdout). */
+  /** Where access-log lines go when log.access_log is on, instead of stdout (log.access_log_file wins over it). */
   accessLogDestination?: NodeJS.WritableStream;
   /**
    * Route filters of the embedding program, compiled for every route after the built-in ones
@@ -49,8 +53,8 @@ export interface UsherOptions {
 export class Usher implements ListenerOwner, AdminHost {
   runtime: Runtime;
   readonly logger: Logger;
-  private accessLog: Logger | null = null;
-  private unsubscribeAccess: (() => void) | null = null;
+  /** The access log (log.access_log); null when off. */
+  accessLog: AccessLog | null = null;
   private readonly options: UsherOptions;
   private readonly listeners = new Map<string, Listener>();
   /** Listeners removed by a reload that still have connections open. */
@@ -74,6 +78,8 @@ export class Usher implements ListenerOwner, AdminHost {
   /** The admin listener (admin: in the config), and the metrics it serves; null when off. */
   admin: AdminServer | null = null;
   metrics: Metrics | null = null;
+  /** Tracing (the tracing: section); null when off. */
+  tracer: Tracer | null = null;
   /** Reloads run one after another, whoever asks (SIGHUP, the file watcher, POST /config/apply). */
   private reloadChain: Promise<unknown> = Promise.resolve();
 
@@ -95,6 +101,7 @@ export class Usher implements ListenerOwner, AdminHost {
     try {
       for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
       this.configureMetrics(this.runtime.config.admin);
+      await this.configureTracing(this.runtime.config);
       if (this.runtime.config.admin !== undefined) this.admin = await AdminServer.open(this, this.runtime.config.admin);
       // A request that reached an earlier listener meanwhile opened its endpoint's pool itself
       // (Endpoint.pool); probes and DNS discovery start here, for a start that is going to hold.
@@ -165,6 +172,7 @@ export class Usher implements ListenerOwner, AdminHost {
     const previous = this.runtime;
     this.runtime = runtime;
     this.configureMetrics(config.admin);
+    void this.configureTracing(config, previous.config);
     this.metrics?.forget(gone(previous.config.routes.map((r) => r.name), config.routes.map((r) => r.name)), gone(Object.keys(previous.config.upstreams), Object.keys(config.upstreams)));
     if (admin !== null) {
       // Moved (or added): the previous admin listener finishes what it is answering (the apply that moved it) and closes.
@@ -238,12 +246,14 @@ export class Usher implements ListenerOwner, AdminHost {
     this.metrics?.close();
     this.metrics = null;
     await (clean ? this.runtime.close() : this.runtime.destroy());
+    // After the last request's done phase: its spans are in the queue, flushed within the export timeout.
+    await this.tracer?.close();
+    this.tracer = null;
     this.unsubscribeHealth();
     await acmeStopped;
     // The last line: what the process did, and whether shutdown cut anything.
     this.logger.info({ requests: this.stats.requests, connections: this.stats.connections, requests_cut: cut }, 'stopped');
-    this.flushLogs();
-    this.unsubscribeAccess?.();
+    await this.flushLogs();
   }
 
   // ---- ListenerOwner / ExchangeOwner ---------------------------------------------------------
@@ -274,7 +284,7 @@ export class Usher implements ListenerOwner, AdminHost {
 
   clientError(reason: ReasonCode, detail: string, socket: Socket): void {
     if (this.accessLog !== null) {
-      this.accessLog.info({ client: socket.remoteAddress, status: 0, reason, detail }, 'rejected');
+      this.accessLog.rejected(socket.remoteAddress, reason, detail);
     } else {
       this.logger.debug({ client: socket.remoteAddress, reason, detail }, 'request rejected before routing');
     }
@@ -301,13 +311,30 @@ export class Usher implements ListenerOwner, AdminHost {
     return [...this.listeners.values()].map((l) => ({ address: l.config.address, host: l.config.host, port: l.address().port, tls: l.config.tls !== undefined, http2: l.config.http2 !== undefined }));
   }
 
-  /** Certificates of the TLS listeners (files; ACME ones are the AcmeManager's). */
-  certificates(): { listener: string; names: string; notAfter: number }[] {
-    const out: { listener: string; names: string; notAfter: number }[] = [];
+  /** Every certificate the TLS listeners serve: their files, and the ACME ones (served by every TLS listener that has no file for the name). */
+  certificateInventory(): { served: ServedCertificate[]; pending: PendingDomain[] } {
+    const served: ServedCertificate[] = [];
+    const acme = this.certSource?.domainStates() ?? [];
+    const directory = this.certSource?.directory ?? '';
     for (const l of this.listeners.values()) {
-      for (const c of l.tls?.certificates() ?? []) out.push({ listener: l.config.address, names: c.names.join(','), notAfter: c.notAfter.getTime() });
+      const tls = l.tls;
+      if (tls === undefined) continue;
+      for (const cert of tls.certificates()) {
+        const { files, isDefault } = tls.fileOf(cert);
+        if (files !== undefined) served.push({ cert, listener: l.config.address, isDefault, source: { type: 'file', cert: files.cert, key: files.key } });
+      }
+      if (!tls.acme) continue;
+      for (const d of acme) {
+        if (d.cert !== undefined) served.push({ cert: d.cert, listener: l.config.address, isDefault: false, source: { type: 'acme', domain: d.domain, directory, nextRenewal: d.nextRenewal, failures: d.failures } });
+      }
     }
-    return out;
+    const pending = acme.filter((d) => d.cert === undefined).map((d) => ({ domain: d.domain, directory, nextRenewal: d.nextRenewal, failures: d.failures }));
+    return { served, pending };
+  }
+
+  /** For the expiry metric: listener address, certificate names, source (file, acme), expiry (epoch ms). */
+  certificates(): { listener: string; names: string; source: string; notAfter: number }[] {
+    return this.certificateInventory().served.map((s) => ({ listener: s.listener, names: s.cert.names.join(','), source: s.source.type, notAfter: s.cert.notAfter.getTime() }));
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -322,6 +349,25 @@ export class Usher implements ListenerOwner, AdminHost {
     }
   }
 
+  /**
+   * The tracer exists while `tracing` is configured. The tracer module is loaded only then. A
+   * reload that changes the section (or the trusted proxies it may judge by) replaces it; the old
+   * one flushes what it recorded in the background.
+   */
+  private async configureTracing(config: UsherConfig, previous?: UsherConfig): Promise<void> {
+    const t = config.tracing;
+    const same = previous !== undefined && JSON.stringify(previous.tracing) === JSON.stringify(t) && JSON.stringify(previous.proxy.trusted_proxies) === JSON.stringify(config.proxy.trusted_proxies);
+    if (same && (this.tracer !== null || t === undefined)) return;
+    const old = this.tracer;
+    this.tracer = null;
+    if (old !== null) void old.close();
+    if (t === undefined) return;
+    const { Tracer } = await import('../observability/tracing/tracer.js');
+    // A reload may have come and gone while the module loaded: the latest config decides.
+    if (this.runtime.config.tracing !== t || this.tracer !== null || this.draining) return;
+    this.tracer = new Tracer(this, t, trustedProxyList(config.proxy.trusted_proxies), this.logger, VERSION);
+  }
+
   private async openListener(lc: ListenerConfig, config: UsherConfig): Promise<Listener> {
     const listener = new Listener(this, lc, config);
     await listener.listen();
@@ -329,26 +375,34 @@ export class Usher implements ListenerOwner, AdminHost {
     return listener;
   }
 
+  /** The access log follows the config: a reload that changes its format or file replaces it (the old one flushes and closes). */
   private configureAccessLog(config: UsherConfig): void {
-    if (!config.log.access_log) {
+    const on = config.log.access_log;
+    const current = this.accessLog;
+    if (current !== null && (!on || JSON.stringify(current.settings) !== JSON.stringify(config.log.access))) {
+      void current.close();
       this.accessLog = null;
-      this.unsubscribeAccess?.();
-      this.unsubscribeAccess = null;
-    } else if (this.accessLog === null) {
-      this.accessLog = createAccessLogger(this.options.accessLogDestination);
-      this.unsubscribeAccess = subscribeAccessLog(this, this.accessLog);
     }
+    if (on && this.accessLog === null) this.accessLog = new AccessLog(this, config.log.access, this.logger, this.options.accessLogDestination);
     this.logger.level = config.log.level;
   }
 
-  private flushLogs(): void {
-    for (const log of [this.logger, this.accessLog]) {
-      try {
-        log?.flush();
-      } catch {
-        // a closed destination has nothing left to flush
-      }
+  /** SIGUSR1 and POST /reopen-logs: the log files usher writes are opened again by their paths (logrotate). */
+  reopenLogs(): string[] {
+    const log = this.accessLog;
+    if (log === null || !log.reopen()) return [];
+    this.logger.info({ file: log.file }, 'log files reopened');
+    return [log.file!];
+  }
+
+  private async flushLogs(): Promise<void> {
+    try {
+      this.logger.flush();
+    } catch {
+      // a closed destination has nothing left to flush
     }
+    await this.accessLog?.close();
+    this.accessLog = null;
   }
 }
 

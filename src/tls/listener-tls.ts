@@ -24,6 +24,8 @@ export interface TlsLog {
 interface FileSet {
   byName: Map<string, LoadedCertificate>;
   default: LoadedCertificate | undefined;
+  /** The files each certificate was read from (for GET /certificates). */
+  files: Map<LoadedCertificate, CertificateFiles>;
   /** client_auth.ca, read with the certificates. */
   ca: string | undefined;
 }
@@ -57,6 +59,16 @@ export class ListenerTls {
     const all = new Set(this.files.byName.values());
     if (this.files.default !== undefined) all.add(this.files.default);
     return [...all];
+  }
+
+  /** The files a certificate of certificates() came from, and whether it is the default (no SNI). */
+  fileOf(cert: LoadedCertificate): { files: CertificateFiles | undefined; isDefault: boolean } {
+    return { files: this.files.files.get(cert), isDefault: this.files.default === cert };
+  }
+
+  /** Whether this listener also serves the ACME certificates. */
+  get acme(): boolean {
+    return this.source !== undefined;
   }
 
   /** Options for the secure server. `alpn`: protocols in preference order (HTTP/2 adds "h2"). */
@@ -290,19 +302,22 @@ function loadOne(f: CertificateFiles): LoadedCertificate {
 
 function loadFiles(c: ListenerTlsConfig): FileSet {
   const byName = new Map<string, LoadedCertificate>();
+  const files = new Map<LoadedCertificate, CertificateFiles>();
   let first: LoadedCertificate | undefined;
   for (const f of c.certificates) {
     const cert = loadOne(f);
+    files.set(cert, f);
     first ??= cert;
     // The first certificate listed for a name wins.
     for (const n of cert.names) if (!byName.has(n)) byName.set(n, cert);
   }
   const dflt = c.default ? loadOne(c.default) : first;
+  if (c.default && dflt !== undefined) files.set(dflt, c.default);
   // The config check reports this at the file's line; a certificate replaced on disk by one of
   // another type is refused here (the previous certificates stay).
   for (const cert of byName.values()) {
     const problem = dflt === undefined ? undefined : mixedKeyTypeProblem(dflt.keyType, cert.keyType);
     if (problem !== undefined) throw new Error(`${cert.names.join(', ')}: ${problem}`);
   }
-  return { byName, default: dflt, ca: c.client_auth === null ? undefined : readFileSync(c.client_auth.ca, 'utf8') };
+  return { byName, default: dflt, files, ca: c.client_auth === null ? undefined : readFileSync(c.client_auth.ca, 'utf8') };
 }

@@ -31,7 +31,7 @@ test('events: a proxied request publishes start, routed, try, upstream response 
   const r = await request(`${u.url}/x`, { method: 'POST', body: 'hello' });
   assert.equal(r.status, 200);
   await waitFor(() => seen.some((s) => s.name === CHANNELS.done), 5000, 'done event');
-  assert.deepEqual(seen.map((s) => s.name), [CHANNELS.requestStart, CHANNELS.routed, CHANNELS.upstreamTry, CHANNELS.upstreamResponse, CHANNELS.done]);
+  assert.deepEqual(seen.map((s) => s.name), [CHANNELS.requestStart, CHANNELS.routed, CHANNELS.upstreamTry, CHANNELS.upstreamConnected, CHANNELS.upstreamResponse, CHANNELS.done]);
   const done = seen.at(-1)!.ev as unknown as DoneEvent;
   assert.equal(done.status, 200);
   assert.equal(done.reason, null);
@@ -41,7 +41,14 @@ test('events: a proxied request publishes start, routed, try, upstream response 
   assert.ok(done.bytesIn! > 'POST /x HTTP/1.1\r\n'.length + 5, String(done.bytesIn));
   assert.ok(done.bytesOut! > r.body.length, String(done.bytesOut));
   assert.equal(seen[1]!.ev.route, u.config.routes[0]!.name);
-  assert.equal(seen[3]!.ev.status, 200);
+  assert.equal(seen[4]!.ev.status, 200);
+  // The try's head, as sent: what a tracer edits (traceparent) before the dispatch.
+  const tried = seen[2]!.ev;
+  assert.equal(tried.method, 'POST');
+  assert.equal(tried.target, '/x');
+  assert.ok(Array.isArray(tried.headers) && (tried.headers as string[]).includes('x-forwarded-for'));
+  // Its connection: the wait is measured only because someone subscribed to the channel.
+  assert.ok(typeof seen[3]!.ev.waitMs === 'number' && (seen[3]!.ev.waitMs as number) >= 0);
 });
 
 test('events: a refused connection publishes connect_error and retry, then the try that answers', async (t) => {

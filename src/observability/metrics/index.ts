@@ -9,7 +9,7 @@ import type { CompiledRoute } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import type { Endpoint } from '../../upstream/endpoint.js';
 import { HEALTH_CHANNEL, PROBE_CHANNEL, type HealthEvent, type ProbeEvent } from '../../upstream/health/state.js';
-import { CHANNELS, LISTENER_CHANNELS, type ConnectErrorEvent, type ConnectionEvent, type DoneEvent, type RetryEvent, type TlsHandshakeEvent, type UpstreamResponseEvent, type UpstreamTryEvent } from '../events.js';
+import { CHANNELS, LISTENER_CHANNELS, type ConnectErrorEvent, type ConnectionEvent, type DoneEvent, type RetryEvent, type TlsHandshakeEvent, type UpstreamConnectedEvent, type UpstreamResponseEvent, type UpstreamTryEvent } from '../events.js';
 import { CollectedFamily, CounterFamily, HistogramFamily, type Cell, type HistogramCell } from './series.js';
 
 /** What metrics read from the running usher when scraped. */
@@ -17,24 +17,32 @@ export interface MetricsHost {
   readonly runtime: { readonly clusters: ReadonlyMap<string, Cluster> };
   readonly inflight: number;
   readonly reloadCounts: { readonly success: number; readonly failure: number };
-  /** Certificates served by the proxy listeners: listener address, certificate names, expiry (epoch ms). */
-  certificates(): { listener: string; names: string; notAfter: number }[];
+  /** Tracing's span accounting, when tracing is on. */
+  readonly tracer: { readonly counts: { exported: number; dropped: number; failed: number; queued: number } } | null;
+  /** Certificates served by the proxy listeners: listener address, certificate names, source (file, acme), expiry (epoch ms). */
+  certificates(): { listener: string; names: string; source: string; notAfter: number }[];
 }
 
 /** Latency buckets in seconds: 1 ms to 30 s. */
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Queue times start far below a millisecond (a pooled connection is free at once): 100 µs to 10 s. */
+const QUEUE_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const CLASSES = ['', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
 export const statusClass = (status: number): string => (status >= 100 && status < 600 ? CLASSES[Math.floor(status / 100)]! : '');
 
+/** The protocol label: h1 (HTTP/1.0 and 1.1) or h2, index 0 or 1 — two values, whatever clients send. */
+const PROTOCOLS = ['h1', 'h2'] as const;
+
 interface RouteMeters {
   readonly owner: Metrics;
-  /** requests_total with reason "" by status class index (status / 100; 0: no status). */
-  readonly byClass: Cell[];
+  /** requests_total with reason "" by protocol × status class (protocol * 6 + status / 100; class 0: no status), bound on first use. */
+  readonly byClass: (Cell | undefined)[];
   /** requests_total with a reason: bound on first use (local replies and errors). */
   readonly withReason: Map<string, Cell>;
-  readonly duration: HistogramCell;
-  readonly ttfb: HistogramCell;
+  /** By protocol, bound on first use. */
+  readonly duration: (HistogramCell | undefined)[];
+  readonly ttfb: (HistogramCell | undefined)[];
   readonly bytesIn: Cell;
   readonly bytesOut: Cell;
   readonly name: string;
@@ -46,6 +54,7 @@ interface ClusterMeters {
   readonly ttfb: HistogramCell;
   readonly overloaded: Cell;
   readonly retries: Map<string, Cell>;
+  readonly queue: HistogramCell;
 }
 
 interface EndpointMeters {
@@ -71,9 +80,9 @@ export class Metrics {
   private readonly unsubscribe: (() => void)[] = [];
   private readonly listeners = new WeakMap<object, ListenerMeters>();
 
-  readonly requests = new CounterFamily('usher_requests_total', 'Requests answered, by route, status class and reason code ("" when proxied as is).', ['route', 'status_class', 'reason']);
-  readonly duration = new HistogramFamily('usher_request_duration_seconds', 'From the request head to the end of the response, by route.', ['route'], SECONDS);
-  readonly ttfb = new HistogramFamily('usher_request_ttfb_seconds', 'From the request head to the response head going downstream, by route.', ['route'], SECONDS);
+  readonly requests = new CounterFamily('usher_requests_total', 'Requests answered, by route, status class, reason code ("" when proxied as is) and protocol (h1, h2).', ['route', 'status_class', 'reason', 'protocol']);
+  readonly duration = new HistogramFamily('usher_request_duration_seconds', 'From the request head to the end of the response, by route and protocol (h1, h2).', ['route', 'protocol'], SECONDS);
+  readonly ttfb = new HistogramFamily('usher_request_ttfb_seconds', 'From the request head to the response head going downstream, by route and protocol (h1, h2).', ['route', 'protocol'], SECONDS);
   readonly bytesIn = new CounterFamily('usher_downstream_received_bytes_total', 'Bytes read from clients, by route (HTTP/1.x; HTTP/2 streams share a connection and are not counted).', ['route']);
   readonly bytesOut = new CounterFamily('usher_downstream_sent_bytes_total', 'Bytes written to clients, by route (HTTP/1.x).', ['route']);
   readonly upstreamDuration = new HistogramFamily('usher_upstream_duration_seconds', 'From the first try to the end of the proxied response, by upstream.', ['upstream'], SECONDS);
@@ -82,6 +91,12 @@ export class Metrics {
   readonly responses = new CounterFamily('usher_upstream_responses_total', 'Tries that ended with a response head that was used, by status class (a retried 5xx is not counted here).', ['upstream', 'server', 'status_class']);
   readonly connectErrors = new CounterFamily('usher_upstream_connect_errors_total', 'Tries that failed before a connection was made, by reason code.', ['upstream', 'server', 'reason']);
   readonly retries = new CounterFamily('usher_upstream_retries_total', 'Retries, by upstream and the reason code of the failed try.', ['upstream', 'reason']);
+  readonly queue = new HistogramFamily(
+    'usher_upstream_queue_seconds',
+    "How long a try waited for a connection to send on, by upstream: the circuit breaker's queue (first tries), the connection pool's queue, and a new connection's connect and TLS handshake.",
+    ['upstream'],
+    QUEUE_SECONDS,
+  );
   readonly overloaded = new CounterFamily('usher_upstream_overloaded_total', 'Requests the circuit breaker refused (503 upstream_overloaded), by upstream.', ['upstream']);
   readonly ejections = new CounterFamily('usher_upstream_ejections_total', 'Passive health (outlier detection) ejections, by server.', ['upstream', 'server']);
   readonly checks = new CounterFamily('usher_health_checks_total', 'Active health checks, by server and result (ok, failed).', ['upstream', 'server', 'result']);
@@ -102,13 +117,18 @@ export class Metrics {
       new CollectedFamily('usher_upstream_server_up', 'Whether a server is healthy now (1) or not (0): active checks and passive ejection.', 'gauge', ['upstream', 'server'], () => this.perServer((e) => (e.healthyNow() ? 1 : 0))),
       new CollectedFamily('usher_upstream_server_inflight', 'Requests in flight on a server now.', 'gauge', ['upstream', 'server'], () => this.perServer((e) => e.inflight)),
       new CollectedFamily('usher_upstream_server_weight', 'The effective weight of a server now (slow start and admin overrides included).', 'gauge', ['upstream', 'server'], () => this.perServer((e) => e.weight)),
-      new CollectedFamily('usher_tls_certificate_expiry_timestamp_seconds', 'When a certificate served by a listener expires (Unix time).', 'gauge', ['listener', 'names'], () =>
-        host.certificates().map((c) => [[c.listener, c.names], Math.floor(c.notAfter / 1000)] as const),
+      new CollectedFamily('usher_tracing_spans_total', 'Spans recorded for export, by result: exported (the collector took them), dropped (the queue was full), failed (an export failed).', 'counter', ['result'], () => {
+        const c = host.tracer?.counts;
+        return c === undefined ? [] : [[['exported'], c.exported], [['dropped'], c.dropped], [['failed'], c.failed]];
+      }),
+      new CollectedFamily('usher_tracing_queued_spans', 'Spans waiting for export now.', 'gauge', [], () => (host.tracer === null ? [] : [[[], host.tracer.counts.queued]])),
+      new CollectedFamily('usher_tls_certificate_expiry_timestamp_seconds', 'When a certificate served by a listener expires (Unix time), by listener, names and source (file, acme).', 'gauge', ['listener', 'names', 'source'], () =>
+        host.certificates().map((c) => [[c.listener, c.names, c.source], Math.floor(c.notAfter / 1000)] as const),
       ),
     ];
     // Registry.registerMetric takes anything with name, help, type and get(): the families are such.
     const families = [
-      this.requests, this.duration, this.ttfb, this.bytesIn, this.bytesOut, this.upstreamDuration, this.upstreamTtfb, this.tries, this.responses,
+      this.requests, this.duration, this.ttfb, this.bytesIn, this.bytesOut, this.upstreamDuration, this.upstreamTtfb, this.queue, this.tries, this.responses,
       this.connectErrors, this.retries, this.overloaded, this.ejections, this.checks, this.checkDuration, this.accepted, this.open, this.handshakes,
       this.handshakeFailures, ...collected,
     ];
@@ -119,6 +139,7 @@ export class Metrics {
     this.subscribe(CHANNELS.upstreamResponse, this.onResponse);
     this.subscribe(CHANNELS.connectError, this.onConnectError);
     this.subscribe(CHANNELS.retry, this.onRetry);
+    this.subscribe(CHANNELS.upstreamConnected, this.onConnected);
     this.subscribe(LISTENER_CHANNELS.connection, this.onConnection);
     this.subscribe(LISTENER_CHANNELS.tls, this.onTls);
     this.subscribe(HEALTH_CHANNEL, this.onHealth);
@@ -147,7 +168,7 @@ export class Metrics {
     }
     if (upstreams.length > 0) {
       const gone = new Set(upstreams);
-      for (const f of [this.upstreamDuration, this.upstreamTtfb, this.tries, this.responses, this.connectErrors, this.retries, this.overloaded, this.ejections, this.checks, this.checkDuration]) {
+      for (const f of [this.upstreamDuration, this.upstreamTtfb, this.queue, this.tries, this.responses, this.connectErrors, this.retries, this.overloaded, this.ejections, this.checks, this.checkDuration]) {
         f.remove((l) => gone.has(l.upstream!));
       }
     }
@@ -162,8 +183,10 @@ export class Metrics {
       out[CLASSES[cls] || 'none']! += n;
       out.total! += n;
     };
-    m.byClass.forEach((cell, i) => add(i, cell.value));
-    for (const [key, cell] of m.withReason) add(Number(key[0]), cell.value);
+    m.byClass.forEach((cell, i) => {
+      if (cell !== undefined) add(i % CLASSES.length, cell.value);
+    });
+    for (const [key, cell] of m.withReason) add(Number(key[1]), cell.value);
     return out;
   }
 
@@ -193,10 +216,10 @@ export class Metrics {
     return {
       owner: this,
       name,
-      byClass: CLASSES.map((c) => this.requests.child(name, c, '')),
+      byClass: new Array<Cell | undefined>(CLASSES.length * PROTOCOLS.length),
       withReason: new Map(),
-      duration: this.duration.child(name),
-      ttfb: this.ttfb.child(name),
+      duration: [undefined, undefined],
+      ttfb: [undefined, undefined],
       bytesIn: this.bytesIn.child(name),
       bytesOut: this.bytesOut.child(name),
     };
@@ -211,6 +234,7 @@ export class Metrics {
       ttfb: this.upstreamTtfb.child(c.name),
       overloaded: this.overloaded.child(c.name),
       retries: new Map(),
+      queue: this.queue.child(c.name),
     };
     c.meters = bound;
     return bound;
@@ -256,16 +280,19 @@ export class Metrics {
     const m = this.routeMeters(ctx.route);
     const status = ev.status;
     const cls = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
-    if (ev.reason === null) m.byClass[cls]!.value++;
-    else {
-      const key = `${cls}${ev.reason}`;
+    const p = ctx.httpVersion === '2' ? 1 : 0;
+    if (ev.reason === null) {
+      const i = p * CLASSES.length + cls;
+      (m.byClass[i] ??= this.requests.child(m.name, CLASSES[cls]!, '', PROTOCOLS[p])).value++;
+    } else {
+      const key = `${p}${cls}${ev.reason}`;
       let cell = m.withReason.get(key);
-      if (cell === undefined) m.withReason.set(key, (cell = this.requests.child(m.name, CLASSES[cls]!, ev.reason)));
+      if (cell === undefined) m.withReason.set(key, (cell = this.requests.child(m.name, CLASSES[cls]!, ev.reason, PROTOCOLS[p])));
       cell.value++;
     }
     const t = ctx.timings;
-    m.duration.observe(ev.durationMs / 1000);
-    if (t.responseStart !== undefined) m.ttfb.observe((t.responseStart - t.start) / 1000);
+    (m.duration[p] ??= this.duration.child(m.name, PROTOCOLS[p])).observe(ev.durationMs / 1000);
+    if (t.responseStart !== undefined) (m.ttfb[p] ??= this.ttfb.child(m.name, PROTOCOLS[p])).observe((t.responseStart - t.start) / 1000);
     if (ev.bytesIn !== null) m.bytesIn.value += ev.bytesIn;
     if (ev.bytesOut !== null) m.bytesOut.value += ev.bytesOut;
     const cluster = (ctx as { cluster?: Cluster }).cluster;
@@ -288,6 +315,11 @@ export class Metrics {
     if (ev.server !== this.host) return;
     const s = ev.status;
     this.endpointMeters(ev.upstream, ev.endpoint).responses[s >= 100 && s < 600 ? (s / 100) | 0 : 0]!.value++;
+  };
+
+  private readonly onConnected = (message: unknown): void => {
+    const ev = message as UpstreamConnectedEvent;
+    if (ev.server === this.host) this.clusterMeters(ev.cluster).queue.observe(ev.waitMs / 1000);
   };
 
   private readonly onConnectError = (message: unknown): void => {

@@ -104,6 +104,18 @@ export class AcmeManager implements CertSource {
     return undefined;
   }
 
+  /** Every domain: its certificate (none yet while the first order is pending), when it is renewed next, failed orders in a row. */
+  domainStates(): { domain: string; cert: LoadedCertificate | undefined; nextRenewal: Date; failures: number }[] {
+    return [...this.domains].map(([domain, s]) => {
+      const due = s.cert === undefined ? Date.now() : s.cert.notAfter.getTime() - this.config.renew_before_days * DAY_MS;
+      return { domain, cert: s.cert, nextRenewal: new Date(Math.max(due, s.notBefore)), failures: s.failures };
+    });
+  }
+
+  get directory(): string {
+    return this.config.directory;
+  }
+
   alpnChallenge(name: string): LoadedCertificate | undefined {
     return this.alpnCerts.get(name);
   }
