@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { REASONS, type ReasonCode } from '../errors/index.js';
 import { doneChannel, requestStartChannel, routedChannel } from '../observability/events.js';
 import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
-import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline/types.js';
+import type { Filter, LocalResponse, PhaseName, ResponseHead, StreamedBody } from '../pipeline/types.js';
 import { routeRequestFor } from '../router/index.js';
 import { grpcLocalHeaders, grpcTrailersOnly, isGrpc } from './grpc.js';
 import { bodyStillArriving } from './early-response.js';
@@ -42,7 +42,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   private expectContinue = false;
   /** response phase: 0 while the route's hooks run, 1 for the listener's. */
   private responseStage = 0;
-  private localBody: string | Buffer | undefined = undefined;
+  private localBody: string | Buffer | StreamedBody | undefined = undefined;
   private closeAfter = false;
 
   /** Starts the phases; `host` and `path` as the handler read them from the request line. */
@@ -400,7 +400,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   }
 
   /** A local reply: through the response phase (route, then listener), then written. */
-  private replyLocal(status: number, headers: readonly string[], body: string | Buffer | undefined, reason: ReasonCode, close: boolean): void {
+  private replyLocal(status: number, headers: readonly string[], body: string | Buffer | StreamedBody | undefined, reason: ReasonCode, close: boolean): void {
     const res = this.res;
     if (res.headersSent || res.destroyed) {
       res.destroy();
@@ -435,7 +435,16 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       this.owner.headRefused(this, this.responseFilterNames(false), err);
       return this.replyBare('internal_error');
     }
-    res.end(this.localBody);
+    const body = this.localBody;
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) res.end(body);
+    else if (bodyless(head.status, this.req.method!)) res.end();
+    else {
+      // A stream of known length (a cache file): a failure mid-way resets the response, which
+      // is then short of its Content-Length (never a whole answer with the wrong bytes).
+      pipeline(body.open(), res, (err) => {
+        if (err) res.destroy();
+      });
+    }
     this.timings.responseStart = performance.now();
   }
 

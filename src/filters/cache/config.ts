@@ -28,7 +28,14 @@ export const CACHE_DEFAULTS = {
 
 export const CacheStoreSchema = object(
   {
-    store: Type.Optional(stringEnum(['memory'] as const, { default: CACHE_DEFAULTS.store, description: 'Where responses are kept: memory (this process, lost on restart).' })),
+    type: Type.Optional(
+      stringEnum(['memory', 'disk'] as const, {
+        default: CACHE_DEFAULTS.store,
+        description: 'Where responses are kept: memory (this process, lost on restart) or disk (files under `path`, kept across restarts).',
+      }),
+    ),
+    store: Type.Optional(stringEnum(['memory', 'disk'] as const, { description: 'The older spelling of `type`.' })),
+    path: Type.Optional(Type.String({ minLength: 1, description: 'The disk store\'s directory (created if missing; relative to the config file). Used by this store only: usher removes files in it that are not whole cache entries.' })),
     max_size: Type.Optional(size('Most bytes the store holds (bodies and fields); the least recently used responses are evicted first.', CACHE_DEFAULTS.max_size)),
     max_object_size: Type.Optional(
       size('Largest response stored: a larger one (by its Content-Length, or once its body passes this size) is sent to the client uncached, and whatever was copied of it is dropped.', CACHE_DEFAULTS.max_object_size),
@@ -89,7 +96,9 @@ export type RouteCacheInput = Static<typeof RouteCacheSchema>;
 
 export interface CacheStoreConfig {
   name: string;
-  store: 'memory';
+  store: 'memory' | 'disk';
+  /** The disk store's directory, absolute (undefined for memory). */
+  path: string | undefined;
   max_size: number; // bytes
   max_object_size: number; // bytes
 }
@@ -106,12 +115,14 @@ export interface CacheRoute {
   max_variants: number;
 }
 
-export function normalizeCaches(input: CachesInput): Record<string, CacheStoreConfig> {
+export function normalizeCaches(input: CachesInput, filePath: (p: string) => string): Record<string, CacheStoreConfig> {
   const out = dict<CacheStoreConfig>();
   for (const [name, c] of Object.entries(input)) {
+    const store = c.type ?? c.store ?? CACHE_DEFAULTS.store;
     out[name] = {
       name,
-      store: c.store ?? CACHE_DEFAULTS.store,
+      store,
+      path: store === 'disk' && c.path !== undefined ? filePath(c.path) : undefined,
       max_size: parseSize(c.max_size ?? CACHE_DEFAULTS.max_size),
       max_object_size: parseSize(c.max_object_size ?? CACHE_DEFAULTS.max_object_size),
     };
@@ -140,10 +151,25 @@ export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRo
   };
 }
 
-/** Route references to stores (check.ts, with the whole config as written). */
+/** Route references to stores, and each disk store's own directory (check.ts, with the whole config as written). */
 export function checkCaches(data: Rec, error: ErrorFn): void {
   const caches = isRec(data.caches) ? data.caches : {};
   const names = Object.keys(caches);
+  const paths = new Map<string, string>();
+  for (const [name, c] of Object.entries(caches)) {
+    if (!isRec(c)) continue;
+    if (c.type !== undefined && c.store !== undefined && c.type !== c.store) error(['caches', name, 'store'], `"store" is the older spelling of "type" and says ${JSON.stringify(c.store)} where "type" says ${JSON.stringify(c.type)}`, 'give "type" only');
+    const type = c.type ?? c.store ?? CACHE_DEFAULTS.store;
+    if (type === 'disk') {
+      if (typeof c.path !== 'string') {
+        error(['caches', name], 'a disk store needs "path" (its directory)', 'add path: /var/cache/usher/NAME');
+        continue;
+      }
+      const other = paths.get(c.path);
+      if (other !== undefined) error(['caches', name, 'path'], `the directory ${JSON.stringify(c.path)} is already the store ${JSON.stringify(other)}'s`, 'give each disk store a directory of its own');
+      else paths.set(c.path, name);
+    } else if (c.path !== undefined) error(['caches', name, 'path'], 'only a disk store has a path', 'add type: disk, or remove path');
+  }
   list(data.routes).forEach((route, r) => {
     if (!isRec(route)) return;
     const c = route.cache;

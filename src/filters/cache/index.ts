@@ -8,12 +8,13 @@
 // methods invalidate (§4.4). Concurrent misses for one key collapse onto one upstream request
 // (the others wait, bounded, and a response that is not storable releases them at once).
 // A route without `cache` gets no filter and pays nothing.
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { parseCacheControl, NO_DIRECTIVES, type Directives } from '../../cache/cache-control.js';
 import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
 import { first, joined, nameList, removeFields } from '../../util/fields.js';
 import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '../../cache/freshness.js';
-import { sizeOf, type Fill, type MemoryStore, type StoredResponse } from '../../cache/store.js';
+import { sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
+import { DiskStore, type BodyWriter, type FileBody } from '../../cache/disk.js';
 import { byteRange, ifRangeHolds } from '../../cache/range.js';
 import { normaliseField } from '../../cache/vary.js';
 import type { RouteConfig } from '../../config/types.js';
@@ -56,9 +57,14 @@ interface CacheState {
   refreshed: StoredResponse | undefined;
   /** Why the response was not stored (Cache-Status detail). */
   detail: string | undefined;
+  /** A disk store's file is being finished: the fill is released when it is indexed, not at done. */
+  committing: boolean;
 }
 
 const kState = stateKey<CacheState>('cache');
+/** A disk hit's file body, closed at done if it was never sent. */
+const kBody = stateKey<FileBody>('cache-body');
+const EMPTY = Buffer.alloc(0);
 
 const CONDITIONALS = new Set(['if-none-match', 'if-modified-since']);
 /** Fields never stored: recomputed per hit (Age), or per request. */
@@ -128,16 +134,70 @@ class Tee extends Transform {
   }
 }
 
-/** The stored body instead of the (empty) body of the upstream's 304. */
+/** Writes the bytes to a disk store's temp file as they pass (disk.ts); more than `max` and the file is dropped. */
+class DiskTee extends Transform {
+  private over = false;
+  constructor(
+    private readonly w: BodyWriter,
+    private readonly max: number,
+    private readonly done: (w: BodyWriter | null) => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.over) return cb(null, chunk);
+    if (this.w.length + chunk.length > this.max) {
+      this.over = true;
+      this.w.abandon();
+      this.done(null);
+      return cb(null, chunk);
+    }
+    // The client gets the chunk at once; the next one waits while the file's buffer is full.
+    this.push(chunk);
+    if (this.w.write(chunk, () => cb())) cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    if (!this.over) {
+      this.over = true;
+      this.done(this.w);
+    }
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    // The client left or the upstream cut the body: nothing is stored.
+    if (!this.over) {
+      this.over = true;
+      this.w.abandon();
+    }
+    cb(err);
+  }
+}
+
+/** The stored body (from memory or its file) instead of the (empty) body of the upstream's 304 or the upstream's error. */
 class StoredBody extends Transform {
-  constructor(private readonly body: Buffer) {
+  private source: Readable | undefined;
+  constructor(private readonly body: Buffer | FileBody) {
     super();
   }
   override _transform(_chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     cb();
   }
   override _flush(cb: TransformCallback): void {
-    cb(null, this.body);
+    if (Buffer.isBuffer(this.body)) return cb(null, this.body);
+    const src = (this.source = this.body.open());
+    src.on('data', (c: Buffer) => {
+      if (!this.push(c)) src.pause();
+    });
+    src.once('end', () => cb());
+    src.once('error', (err) => cb(err));
+  }
+  override _read(n: number): void {
+    super._read(n);
+    this.source?.resume();
+  }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.source?.destroy();
+    cb(err);
   }
 }
 
@@ -145,11 +205,15 @@ export class Cache implements Filter {
   readonly name = 'cache';
   private readonly ignoreQuery: ReadonlySet<string>;
 
+  /** The store, when it is a disk store (bodies in files). */
+  private readonly disk: DiskStore | undefined;
+
   constructor(
     readonly config: CacheRoute,
-    private readonly store: MemoryStore,
+    private readonly store: CacheStore,
   ) {
     this.ignoreQuery = new Set(config.key.ignore_query);
+    this.disk = store instanceof DiskStore ? store : undefined;
   }
 
   /** The primary key: scheme, host (and a port that is not the scheme's default), normalised path and query. */
@@ -191,7 +255,7 @@ export class Cache implements Filter {
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
-    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined };
+    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false };
   }
 
   private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
@@ -204,9 +268,12 @@ export class Cache implements Filter {
       if (r === undefined) fwd = 'vary-miss';
       else {
         const age = r.initialAge + Math.max(0, t - r.responseTime);
-        if (usable(r, age, req)) return this.hit(ctx, r, age, collapsed, undefined);
+        if (usable(r, age, req)) return r.file === undefined ? this.hit(ctx, r, age, collapsed, undefined) : this.diskHit(ctx, key, secondary, req, collapsed, r, age, undefined);
         // RFC 5861 §3: within stale-while-revalidate, while another request revalidates, the stale response answers at once.
-        if (this.store.fill(key) !== undefined && withinStaleWhileRevalidate(r, age, req)) return this.hit(ctx, r, age, false, 'stale-while-revalidate');
+        if (this.store.fill(key) !== undefined && withinStaleWhileRevalidate(r, age, req)) {
+          this.store.stats.stale++;
+          return r.file === undefined ? this.hit(ctx, r, age, false, 'stale-while-revalidate') : this.diskHit(ctx, key, secondary, req, false, r, age, 'stale-while-revalidate');
+        }
         stale = r;
         fwd = req.noCache || req.maxAge !== undefined || req.minFresh !== undefined ? 'request' : 'stale';
       }
@@ -229,6 +296,17 @@ export class Cache implements Filter {
       else return this.wait(ctx, key, secondary, req, f);
     }
     return undefined;
+  }
+
+  /**
+   * A hit whose body is in a file: checked before the head (disk.ts); a file found truncated or
+   * corrupt is removed and the request looks again (a miss, so it goes upstream).
+   */
+  private async diskHit(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean, r: StoredResponse, age: number, detail: string | undefined): Promise<LocalResponse | undefined> {
+    const body = await this.disk!.body(key, r);
+    if (body === undefined) return this.lookup(ctx, key, secondary, req, collapsed);
+    if (!Buffer.isBuffer(body)) ctx.set(kBody, body);
+    return this.hit(ctx, r, age, collapsed, detail, body, key);
   }
 
   /** Waits for the fill in flight (at most collapse_timeout), then looks again. */
@@ -260,25 +338,33 @@ export class Cache implements Filter {
     return undefined;
   }
 
-  private hit(ctx: RequestContext, r: StoredResponse, age: number, collapsed: boolean, detail: string | undefined): LocalResponse {
+  /** A reply from `r`; its body is `body` (a disk store's, read and checked) or r.body. */
+  private hit(ctx: RequestContext, r: StoredResponse, age: number, collapsed: boolean, detail: string | undefined, body: Buffer | FileBody = r.body, key = ''): LocalResponse {
     this.store.stats.hits++;
     const status = `usher; hit; ttl=${Math.floor(r.lifetime - age)}${collapsed ? '; collapsed' : ''}${detail === undefined ? '' : `; detail="${detail}"`}`;
     const ageField = String(Math.floor(age));
     if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), r)) {
       // The stored body goes as the length a 200 would have (RFC 9110 §8.6); node sends none with a 304.
-      return { status: 304, headers: [...notModifiedHeaders(r), 'age', ageField, 'cache-status', status], body: r.body, reason: 'cache_hit' };
+      return { status: 304, headers: [...notModifiedHeaders(r), 'age', ageField, 'cache-status', status], body, reason: 'cache_hit' };
     }
     const range = ctx.method === 'GET' && r.status === 200 ? ctx.header('range') : undefined;
     if (range !== undefined && ifRangeHolds(ctx.header('if-range'), r.etag, r.lastModified)) {
-      const length = r.body.length;
+      const length = r.length;
       const want = byteRange(range, length);
       if (want.kind === 'partial') {
-        return { status: 206, headers: [...r.headers, 'content-range', `bytes ${want.start}-${want.end}/${length}`, 'age', ageField, 'cache-status', status], body: r.body.subarray(want.start, want.end + 1), reason: 'cache_hit' };
+        let part: Buffer | FileBody;
+        if (Buffer.isBuffer(body)) part = body.subarray(want.start, want.end + 1);
+        else {
+          body.close();
+          part = this.disk!.lazyBody(key, r, want.start, want.end);
+          ctx.set(kBody, part);
+        }
+        return { status: 206, headers: [...r.headers, 'content-range', `bytes ${want.start}-${want.end}/${length}`, 'age', ageField, 'cache-status', status], body: part, reason: 'cache_hit' };
       }
       if (want.kind === 'unsatisfiable') return { status: 416, headers: ['content-range', `bytes */${length}`, 'age', ageField, 'cache-status', status], reason: 'cache_hit' };
     }
     // HEAD: node sends the head only, with the GET's Content-Length (RFC 9110 §9.3.2).
-    return { status: r.status, headers: [...r.headers, 'age', ageField, 'cache-status', status], body: r.body, reason: 'cache_hit' };
+    return { status: r.status, headers: [...r.headers, 'age', ageField, 'cache-status', status], body, reason: 'cache_hit' };
   }
 
   upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): void {
@@ -395,6 +481,7 @@ export class Cache implements Filter {
     this.release(s, t, false);
     const age = r.initialAge + Math.max(0, t - r.responseTime);
     this.store.stats.hits++;
+    this.store.stats.stale++;
     head.status = r.status;
     h.length = 0;
     h.push(...r.headers, ...own, 'age', String(Math.floor(age)), 'cache-status', `usher; hit; ttl=${Math.floor(r.lifetime - age)}; fwd=stale; fwd-status=${upstreamStatus}; detail="stale-if-error"`);
@@ -410,7 +497,12 @@ export class Cache implements Filter {
     if (!this.staleOnError(ctx, r, t)) return undefined;
     this.release(s, t, false);
     const age = r.initialAge + Math.max(0, t - r.responseTime);
-    return this.hit(ctx, r, age, false, `stale-if-error; ${reason}`);
+    this.store.stats.stale++;
+    if (r.file === undefined) return this.hit(ctx, r, age, false, `stale-if-error; ${reason}`);
+    // Synchronous: the file is checked as it streams (a bad one resets the reply and is removed).
+    const body = this.disk!.lazyBody(s.key, r);
+    ctx.set(kBody, body);
+    return this.hit(ctx, r, age, false, `stale-if-error; ${reason}`, body, s.key);
   }
 
   private lifetime(status: number, d: Readonly<Directives>, h: readonly string[], date: number, t: number): number {
@@ -449,7 +541,10 @@ export class Cache implements Filter {
     }
     h.push('cache-status', `usher; fwd=${s.fwd}${s.pending !== undefined ? '; stored' : ''}${s.detail !== undefined ? `; detail="${s.detail}"` : ''}`);
     // No body to copy: stored now.
-    if (s.pending !== undefined && (head.status === 204 || p!.contentLength === 0)) this.commit(ctx, s, Buffer.alloc(0));
+    if (s.pending !== undefined && (head.status === 204 || p!.contentLength === 0)) {
+      if (this.disk === undefined) this.commit(ctx, s, EMPTY);
+      else this.commitFile(ctx, s, this.disk.writer());
+    }
   }
 
   /** The upstream's fields, with the representation fields as they go downstream (compressed or not). */
@@ -472,8 +567,21 @@ export class Cache implements Filter {
   responseBody(ctx: RequestContext): Transform | undefined {
     const s = ctx.get(kState);
     if (s === undefined) return undefined;
-    if (s.refreshed !== undefined) return new StoredBody(s.refreshed.body);
+    const e = s.refreshed;
+    if (e !== undefined) return new StoredBody(e.file === undefined ? e.body : this.disk!.lazyBody(s.key, e));
     if (s.pending?.headers === undefined) return undefined;
+    if (this.disk !== undefined) {
+      return new DiskTee(this.disk.writer(), this.store.maxObjectSize, (w) => {
+        if (w === null) {
+          s.pending = undefined;
+          s.detail = 'too large';
+          this.release(s, now());
+          return;
+        }
+        if (s.pending !== undefined && (s.pending.contentLength < 0 || s.pending.contentLength === w.length)) this.commitFile(ctx, s, w);
+        else w.abandon();
+      });
+    }
     return new Tee(this.store.maxObjectSize, (body) => {
       if (body === null) {
         s.pending = undefined;
@@ -486,6 +594,26 @@ export class Cache implements Filter {
   }
 
   private commit(ctx: RequestContext, s: CacheState, body: Buffer): void {
+    const r = this.stored(ctx, s, body);
+    r.size = sizeOf(r);
+    this.store.put(s.key, r, this.config.max_variants);
+    this.release(s, now(), false);
+  }
+
+  /** A disk store's: the file gets its trailer and is renamed into place; the fill is released once it is indexed (or failed). */
+  private commitFile(ctx: RequestContext, s: CacheState, w: BodyWriter): void {
+    const r = this.stored(ctx, s, EMPTY);
+    r.length = w.length;
+    r.file = { path: this.disk!.fileFor(s.key), digest: w.digest(), trailer: 0 };
+    s.committing = true;
+    void this.disk!.commit(s.key, r, w, this.config.max_variants).finally(() => {
+      s.committing = false;
+      this.release(s, now(), false);
+    });
+  }
+
+  /** The StoredResponse of the pending response, with `body`. */
+  private stored(ctx: RequestContext, s: CacheState, body: Buffer): StoredResponse {
     const p = s.pending!;
     s.pending = undefined;
     const headers = p.headers!;
@@ -497,6 +625,8 @@ export class Cache implements Filter {
       status: p.status,
       headers,
       body,
+      length: body.length,
+      file: undefined,
       varyNames: p.varyNames,
       varyValues: p.varyNames.map((n) => normaliseField(n, ctx.header(n))),
       secondary: s.secondary,
@@ -504,15 +634,15 @@ export class Cache implements Filter {
       initialAge: initialAge({ requestTime: p.requestTime, responseTime: p.responseTime, date, age: ageValue(first(p.upstream, 'age')) }),
       lifetime: this.lifetime(p.status, p.directives, headers, date, p.responseTime),
       directives: p.directives,
+      control: joined(p.upstream, 'cache-control'),
+      tags: [],
       etag,
       upstreamEtag,
       lastModified: first(headers, 'last-modified'),
       date: dateField,
       size: 0,
     };
-    r.size = sizeOf(r);
-    this.store.put(s.key, r, this.config.max_variants);
-    this.release(s, now(), false);
+    return r;
   }
 
   /** Ends this request's fill: the waiters look again. `pass`: the response was not storable, so the key's next requests do not queue. */
@@ -544,9 +674,10 @@ export class Cache implements Filter {
   }
 
   done(ctx: RequestContext): void {
+    ctx.get(kBody)?.close();
     const s = ctx.get(kState);
     // A fill that ended without storing (an error, the client gone, a cut body): the waiters go on.
-    if (s?.fill !== undefined) this.release(s, now(), false);
+    if (s?.fill !== undefined && !s.committing) this.release(s, now(), false);
   }
 
   explain(): string {
