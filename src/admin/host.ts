@@ -5,6 +5,7 @@ import type { UsherConfig } from '../config/types.js';
 import type { Metrics } from '../observability/metrics/index.js';
 import type { CompiledRoute } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
+import type { CacheStores } from '../cache/registry.js';
 
 /** One reload, kept for GET /status (the last 20). */
 export interface ReloadRecord {
@@ -31,6 +32,7 @@ export interface AdminHost {
     readonly config: UsherConfig;
     readonly clusters: ReadonlyMap<string, Cluster>;
     readonly routes: readonly CompiledRoute[];
+    readonly caches: CacheStores;
   };
   readonly logger: Logger;
   readonly inflight: number;

@@ -67,6 +67,13 @@ export function sizeOf(r: Pick<StoredResponse, 'headers' | 'body' | 'length' | '
   return n;
 }
 
+/** What to purge: exactly one of an exact key (a URL as keyOf makes it), a key prefix, a tag. */
+export interface Purge {
+  readonly url?: string;
+  readonly prefix?: string;
+  readonly tag?: string;
+}
+
 /** Who waits for a fill, and how long it may. */
 export interface Fill {
   readonly waiters: (() => void)[];
@@ -177,6 +184,34 @@ export class CacheStore {
     v.size -= r.size;
     this.lru.resized(key, before);
     this.dropped(r);
+  }
+
+  /** Purges by exact key, by key prefix or by tag: how many stored responses left. */
+  purge(p: Purge): number {
+    if (p.url !== undefined) {
+      const v = this.lru.peek(p.url);
+      return v !== undefined && this.invalidate(p.url) ? v.list.length : 0;
+    }
+    let n = 0;
+    const keys: string[] = [];
+    for (const [key, v] of this.lru.entries()) {
+      if (p.prefix !== undefined) {
+        if (key.startsWith(p.prefix)) {
+          keys.push(key);
+          n += v.list.length;
+        }
+      } else if (p.tag !== undefined && v.list.some((r) => r.tags.includes(p.tag!))) keys.push(key);
+    }
+    for (const key of keys) {
+      if (p.prefix !== undefined) this.invalidate(key);
+      else {
+        for (const r of this.lru.peek(key)!.list.filter((x) => x.tags.includes(p.tag!))) {
+          this.remove(key, r);
+          n++;
+        }
+      }
+    }
+    return n;
   }
 
   clear(): void {

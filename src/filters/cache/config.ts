@@ -9,6 +9,7 @@ import { duration, headerName, object, size, stringEnum } from '../../config/sch
 import { parseDuration, parseSize } from '../../config/units.js';
 import { didYouMean } from '../../config/suggest.js';
 import { dict } from '../../util/dict.js';
+import { AccessSchema, checkAccessSection, normalizeAccess, type AccessConfig } from '../access/config.js';
 
 const NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
 const NAME_EXPECTED = 'letters, digits, "_", "." and "-"';
@@ -24,6 +25,7 @@ export const CACHE_DEFAULTS = {
   heuristic_max: '24h',
   stale_if_error: '0s',
   max_variants: 16,
+  tag_fields: ['Cache-Tag', 'Surrogate-Key'],
 };
 
 export const CacheStoreSchema = object(
@@ -82,6 +84,19 @@ const RouteCacheFields = object(
         CACHE_DEFAULTS.stale_if_error,
       ),
     ),
+    tag_fields: Type.Optional(
+      Type.Array(headerName('A response field with purge tags.'), {
+        default: CACHE_DEFAULTS.tag_fields,
+        description:
+          'Response fields whose values tag a stored response for purging by tag (POST /cache/purge {"tag": ...}): comma- or space-separated (Cloudflare\'s Cache-Tag, Fastly\'s Surrogate-Key). They are removed from what is stored and from what goes downstream. [] reads none.',
+      }),
+    ),
+    purge: Type.Optional(
+      object(AccessSchema.properties, {
+        description:
+          'Accept the PURGE method on this route from these clients (an access list, as `access`): a PURGE removes every stored variant of its URL\'s key from the route\'s store and is answered 200 with {"purged": N} (0 when nothing was stored); from any other client, 403 access_denied. Without it PURGE is proxied like any other method.',
+      }),
+    ),
   },
   { description: 'Cache this route\'s responses in a store (RFC 9111 shared cache).' },
 );
@@ -113,6 +128,9 @@ export interface CacheRoute {
   heuristic_max: number; // seconds
   stale_if_error: number; // seconds
   max_variants: number;
+  /** Lower case. */
+  tag_fields: string[];
+  purge: AccessConfig | undefined;
 }
 
 export function normalizeCaches(input: CachesInput, filePath: (p: string) => string): Record<string, CacheStoreConfig> {
@@ -148,6 +166,8 @@ export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRo
     heuristic_max: Math.floor(parseDuration(s.heuristic_max ?? d.heuristic_max) / 1000),
     stale_if_error: Math.floor(parseDuration(s.stale_if_error ?? d.stale_if_error) / 1000),
     max_variants: d.max_variants,
+    tag_fields: (s.tag_fields ?? d.tag_fields).map((f) => f.toLowerCase()),
+    purge: s.purge === undefined ? undefined : normalizeAccess(s.purge),
   };
 }
 
@@ -183,4 +203,5 @@ export function checkCaches(data: Rec, error: ErrorFn): void {
 export const checkCache: RouteCheck = (route, path, { error }) => {
   if (route.cache === false || route.cache === undefined) return;
   checkProxiedOnly(route, path, 'cache', error);
+  if (isRec(route.cache)) checkAccessSection(route.cache.purge, [...path, 'cache', 'purge'], error);
 };

@@ -23,6 +23,8 @@ import type { RouteFilterDefinition } from '../../pipeline/registry.js';
 import { stateKey, type Filter, type LocalResponse, type RequestContext, type ResponseHead, type UpstreamRequestHead } from '../../pipeline/types.js';
 import type { RouteRequest } from '../../router/request.js';
 import type { CacheRoute } from './config.js';
+import { AccessList } from '../access/matcher.js';
+import { localReplyFor, wantsJson } from '../../proxy/local-reply.js';
 
 type Fwd = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'bypass';
 
@@ -207,6 +209,10 @@ export class Cache implements Filter {
 
   /** The store, when it is a disk store (bodies in files). */
   private readonly disk: DiskStore | undefined;
+  /** The purge-tag fields (lower case): read into StoredResponse.tags, never stored or sent downstream. */
+  private readonly tagFields: ReadonlySet<string>;
+  /** Who may PURGE on this route (undefined: PURGE is proxied). */
+  private readonly purgeList: AccessList | undefined;
 
   constructor(
     readonly config: CacheRoute,
@@ -214,6 +220,8 @@ export class Cache implements Filter {
   ) {
     this.ignoreQuery = new Set(config.key.ignore_query);
     this.disk = store instanceof DiskStore ? store : undefined;
+    this.tagFields = new Set(config.tag_fields);
+    this.purgeList = config.purge === undefined ? undefined : new AccessList(config.purge);
   }
 
   /** The primary key: scheme, host (and a port that is not the scheme's default), normalised path and query. */
@@ -246,12 +254,20 @@ export class Cache implements Filter {
   request(ctx: RequestContext): LocalResponse | undefined | Promise<LocalResponse | undefined> {
     if (ctx.explaining || ctx.upgrade !== undefined) return undefined;
     const method = ctx.method;
+    if (method === 'PURGE' && this.purgeList !== undefined) return this.purge(ctx);
     if (method !== 'GET' && method !== 'HEAD') {
       // §4.4: an unsafe method invalidates what is stored for its URI once it succeeds.
       if (method !== 'OPTIONS' && method !== 'TRACE') ctx.set(kState, this.state(this.keyOf(ctx.request!), '', 'bypass', true));
       return undefined;
     }
     return this.lookup(ctx, this.keyOf(ctx.request!), this.secondaryOf(ctx), requestDirectives(ctx), false);
+  }
+
+  /** PURGE from an allowed client: every variant of the request's key leaves the route's store. */
+  private purge(ctx: RequestContext): LocalResponse {
+    if (!this.purgeList!.decide(ctx.clientAddress).allow) return { ...localReplyFor('access_denied', ctx.requestId, wantsJson(ctx.headers)), reason: 'access_denied' };
+    const n = this.store.purge({ url: this.keyOf(ctx.request!) });
+    return { status: 200, headers: ['content-type', 'application/json', 'cache-control', 'no-store'], body: `${JSON.stringify({ purged: n })}\n`, reason: 'cache_purged' };
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
@@ -516,9 +532,11 @@ export class Cache implements Filter {
   response(ctx: RequestContext, head: ResponseHead): void {
     // A hit carries its Cache-Status already; usher's own replies (errors) are not the cache's.
     if (head.local) return;
+    const h = head.headers;
+    // The purge tags are the cache's (the pending response kept the upstream's fields).
+    if (this.tagFields.size > 0) removeFields(h, this.tagFields);
     const s = ctx.get(kState);
     if (s === undefined || s.invalidate) return;
-    const h = head.headers;
     const e = s.refreshed;
     if (e !== undefined) {
       // The stored representation, whatever a response hook (compression) made of the 304's head.
@@ -554,7 +572,7 @@ export class Cache implements Filter {
     let hasDate = false;
     for (let i = 0; i < u.length; i += 2) {
       const name = u[i]!.toLowerCase();
-      if (NOT_STORED.has(name) || REPRESENTATION.has(name) || u[i + 1] === ctx.requestId) continue;
+      if (NOT_STORED.has(name) || REPRESENTATION.has(name) || this.tagFields.has(name) || u[i + 1] === ctx.requestId) continue;
       if (name === 'date') hasDate = true;
       out.push(u[i]!, u[i + 1]!);
     }
@@ -612,6 +630,17 @@ export class Cache implements Filter {
     });
   }
 
+  /** The purge tags the upstream gave (comma- or space-separated values of the tag fields). */
+  private tagsOf(h: readonly string[]): string[] {
+    if (this.tagFields.size === 0) return [];
+    const out: string[] = [];
+    for (let i = 0; i < h.length; i += 2) {
+      if (!this.tagFields.has(h[i]!.toLowerCase())) continue;
+      for (const t of h[i + 1]!.split(/[\s,]+/)) if (t !== '' && !out.includes(t)) out.push(t);
+    }
+    return out;
+  }
+
   /** The StoredResponse of the pending response, with `body`. */
   private stored(ctx: RequestContext, s: CacheState, body: Buffer): StoredResponse {
     const p = s.pending!;
@@ -635,7 +664,7 @@ export class Cache implements Filter {
       lifetime: this.lifetime(p.status, p.directives, headers, date, p.responseTime),
       directives: p.directives,
       control: joined(p.upstream, 'cache-control'),
-      tags: [],
+      tags: this.tagsOf(p.upstream),
       etag,
       upstreamEtag,
       lastModified: first(headers, 'last-modified'),
