@@ -46,6 +46,7 @@ interface Meta {
   initialAge: number;
   lifetime: number;
   control: string | null;
+  targeted: boolean;
   etag: string | null;
   upstreamEtag: string | null;
   lastModified: string | null;
@@ -354,6 +355,7 @@ function toMeta(key: string, r: StoredResponse): Meta {
     initialAge: r.initialAge,
     lifetime: r.lifetime,
     control: r.control ?? null,
+    targeted: r.targeted,
     etag: r.etag ?? null,
     upstreamEtag: r.upstreamEtag ?? null,
     lastModified: r.lastModified ?? null,
@@ -381,6 +383,7 @@ function fromMeta(m: Meta, path: string, trailer: number): StoredResponse {
     initialAge: m.initialAge,
     lifetime: m.lifetime,
     control: m.control ?? undefined,
+    targeted: m.targeted === true,
     directives: parseCacheControl(m.control ?? undefined),
     etag: m.etag ?? undefined,
     upstreamEtag: m.upstreamEtag ?? undefined,

@@ -39,6 +39,8 @@ export interface StoredResponse {
   directives: Readonly<Directives>;
   /** The directives' source (Cache-Control, or the targeted field that took precedence), kept for the disk store. */
   control: string | undefined;
+  /** `control` came from a targeted field (RFC 9213): Expires is ignored. */
+  targeted: boolean;
   /** Purge tags (the configured tag field's values). */
   tags: readonly string[];
   /** The ETag as sent downstream (compression may have weakened it) and the upstream's own, for revalidation. */

@@ -26,6 +26,8 @@ export const CACHE_DEFAULTS = {
   stale_if_error: '0s',
   max_variants: 16,
   tag_fields: ['Cache-Tag', 'Surrogate-Key'],
+  targeted_fields: ['CDN-Cache-Control'],
+  forward_cdn_cache_control: true,
 };
 
 export const CacheStoreSchema = object(
@@ -91,6 +93,19 @@ const RouteCacheFields = object(
           'Response fields whose values tag a stored response for purging by tag (POST /cache/purge {"tag": ...}): comma- or space-separated (Cloudflare\'s Cache-Tag, Fastly\'s Surrogate-Key). They are removed from what is stored and from what goes downstream. [] reads none.',
       }),
     ),
+    targeted_fields: Type.Optional(
+      Type.Array(headerName('A targeted cache-control field.'), {
+        default: CACHE_DEFAULTS.targeted_fields,
+        description:
+          'The targeted cache-control fields this cache obeys (RFC 9213), most specific first, e.g. [Usher-Cache-Control, CDN-Cache-Control]: the first one in a response with a valid, non-empty value (a Structured Fields dictionary of directives) decides what is stored and for how long, and Cache-Control and Expires are then ignored by this cache (they still go downstream). They are removed from what is stored and sent downstream, except CDN-Cache-Control while `forward_cdn_cache_control` (a CDN further downstream may use it, RFC 9213 §3). [] obeys Cache-Control only.',
+      }),
+    ),
+    forward_cdn_cache_control: Type.Optional(
+      Type.Boolean({
+        default: CACHE_DEFAULTS.forward_cdn_cache_control,
+        description: 'Pass CDN-Cache-Control on downstream (and keep it with stored responses) even when this cache obeys it, as RFC 9213 §3 expects of a CDN; false removes it.',
+      }),
+    ),
     purge: Type.Optional(
       object(AccessSchema.properties, {
         description:
@@ -130,6 +145,9 @@ export interface CacheRoute {
   max_variants: number;
   /** Lower case. */
   tag_fields: string[];
+  /** Lower case, in priority order. */
+  targeted_fields: string[];
+  forward_cdn_cache_control: boolean;
   purge: AccessConfig | undefined;
 }
 
@@ -167,6 +185,8 @@ export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRo
     stale_if_error: Math.floor(parseDuration(s.stale_if_error ?? d.stale_if_error) / 1000),
     max_variants: d.max_variants,
     tag_fields: (s.tag_fields ?? d.tag_fields).map((f) => f.toLowerCase()),
+    targeted_fields: (s.targeted_fields ?? d.targeted_fields).map((f) => f.toLowerCase()),
+    forward_cdn_cache_control: s.forward_cdn_cache_control ?? d.forward_cdn_cache_control,
     purge: s.purge === undefined ? undefined : normalizeAccess(s.purge),
   };
 }

@@ -17,6 +17,7 @@ import { sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../c
 import { DiskStore, type BodyWriter, type FileBody } from '../../cache/disk.js';
 import { byteRange, ifRangeHolds } from '../../cache/range.js';
 import { normaliseField } from '../../cache/vary.js';
+import { targetedControl } from '../../cache/targeted.js';
 import type { RouteConfig } from '../../config/types.js';
 import type { ReasonCode } from '../../errors/index.js';
 import type { RouteFilterDefinition } from '../../pipeline/registry.js';
@@ -34,6 +35,9 @@ interface Pending {
   /** The upstream's fields as received (before the response hooks). */
   upstream: string[];
   directives: Readonly<Directives>;
+  /** The directives' source, and whether it was a targeted field (RFC 9213: Expires is ignored then). */
+  control: string | undefined;
+  targeted: boolean;
   varyNames: string[];
   requestTime: number;
   responseTime: number;
@@ -211,6 +215,8 @@ export class Cache implements Filter {
   private readonly disk: DiskStore | undefined;
   /** The purge-tag fields (lower case): read into StoredResponse.tags, never stored or sent downstream. */
   private readonly tagFields: ReadonlySet<string>;
+  /** Fields neither stored nor sent downstream: the tag fields, and the targeted fields but a forwarded CDN-Cache-Control. */
+  private readonly hidden: ReadonlySet<string>;
   /** Who may PURGE on this route (undefined: PURGE is proxied). */
   private readonly purgeList: AccessList | undefined;
 
@@ -221,6 +227,7 @@ export class Cache implements Filter {
     this.ignoreQuery = new Set(config.key.ignore_query);
     this.disk = store instanceof DiskStore ? store : undefined;
     this.tagFields = new Set(config.tag_fields);
+    this.hidden = new Set([...config.tag_fields, ...config.targeted_fields.filter((f) => !(f === 'cdn-cache-control' && config.forward_cdn_cache_control))]);
     this.purgeList = config.purge === undefined ? undefined : new AccessList(config.purge);
   }
 
@@ -407,7 +414,7 @@ export class Cache implements Filter {
     const t = now();
     if (s.entry !== undefined && head.status === 304) return this.refresh(ctx, s, s.entry, head, t);
     if (head.status >= 500 && s.stale !== undefined && this.staleOnError(ctx, s.stale, t)) return this.serveStale(ctx, s, s.stale, head, t, String(head.status));
-    const directives = parseCacheControl(joined(h, 'cache-control'));
+    const { control, directives, targeted } = this.control(h);
     const vary = nameList(joined(h, 'vary'));
     let why = notStorable({
       method: ctx.method,
@@ -415,7 +422,7 @@ export class Cache implements Filter {
       response: directives,
       request: requestDirectives(ctx),
       authorization: ctx.header('authorization') !== undefined,
-      hasExpires: first(h, 'expires') !== undefined,
+      hasExpires: !targeted && first(h, 'expires') !== undefined,
       varyStar: vary.includes('*'),
     });
     if (why === undefined && this.config.set_cookie === 'pass' && first(h, 'set-cookie') !== undefined) why = 'set-cookie';
@@ -426,7 +433,7 @@ export class Cache implements Filter {
       this.release(s, t);
       return;
     }
-    s.pending = { status: head.status, upstream: h.slice(), directives, varyNames: vary, requestTime: s.requestTime, responseTime: t, headers: undefined, contentLength: -1 };
+    s.pending = { status: head.status, upstream: h.slice(), directives, control, targeted, varyNames: vary, requestTime: s.requestTime, responseTime: t, headers: undefined, contentLength: -1 };
   }
 
   /** §4.3.4: the upstream's 304 confirms the stored response: its fields update it, and the client gets it. */
@@ -450,14 +457,21 @@ export class Cache implements Filter {
     for (let i = 0; i < e.headers.length; i += 2) if (!updates.has(e.headers[i]!.toLowerCase())) stored.push(e.headers[i]!, e.headers[i + 1]!);
     for (const list of updates.values()) stored.push(...list);
     e.headers = stored;
-    e.directives = parseCacheControl(joined(stored, 'cache-control'));
+    // A targeted field in the 304 replaces the stored one; without one, a stored response that had one keeps it.
+    const c = this.control(h);
+    if (c.targeted || !e.targeted) {
+      const merged = c.targeted ? c : this.control(stored);
+      e.control = merged.control;
+      e.directives = merged.directives;
+      e.targeted = merged.targeted;
+    }
     e.date = first(stored, 'date');
     if (!weakened) e.etag = e.upstreamEtag = first(stored, 'etag');
     e.lastModified = first(stored, 'last-modified') ?? e.lastModified;
     const date = httpDate(e.date);
     e.responseTime = t;
     e.initialAge = initialAge({ requestTime: s.requestTime, responseTime: t, date, age: ageValue(first(h, 'age')) });
-    e.lifetime = this.lifetime(e.status, e.directives, stored, date, t);
+    e.lifetime = this.lifetime(e.status, e.directives, e.targeted, stored, date, t);
     const before = e.size;
     e.size = sizeOf(e);
     if (e.size !== before) this.store.touched(s.key);
@@ -521,8 +535,24 @@ export class Cache implements Filter {
     return this.hit(ctx, r, age, false, `stale-if-error; ${reason}`, body, s.key);
   }
 
-  private lifetime(status: number, d: Readonly<Directives>, h: readonly string[], date: number, t: number): number {
-    const expires = first(h, 'expires');
+  /**
+   * The directives for this cache (RFC 9213 §2.2): the first targeted field of the route's list
+   * with a valid, non-empty value, else Cache-Control.
+   */
+  private control(h: readonly string[]): { control: string | undefined; directives: Readonly<Directives>; targeted: boolean } {
+    for (const name of this.config.targeted_fields) {
+      const v = joined(h, name);
+      if (v === undefined) continue;
+      const control = targetedControl(v);
+      if (control !== undefined) return { control, directives: parseCacheControl(control), targeted: true };
+    }
+    const control = joined(h, 'cache-control');
+    return { control, directives: parseCacheControl(control), targeted: false };
+  }
+
+  private lifetime(status: number, d: Readonly<Directives>, targeted: boolean, h: readonly string[], date: number, t: number): number {
+    // §2.2: with a targeted field, Expires is ignored as Cache-Control is.
+    const expires = targeted ? undefined : first(h, 'expires');
     return freshnessLifetime(
       { status, response: d, date, expires: expires === undefined ? undefined : httpDate(expires), lastModified: httpDate(first(h, 'last-modified')), heuristicFraction: this.config.heuristic_fraction, heuristicMax: this.config.heuristic_max },
       t,
@@ -533,8 +563,8 @@ export class Cache implements Filter {
     // A hit carries its Cache-Status already; usher's own replies (errors) are not the cache's.
     if (head.local) return;
     const h = head.headers;
-    // The purge tags are the cache's (the pending response kept the upstream's fields).
-    if (this.tagFields.size > 0) removeFields(h, this.tagFields);
+    // The purge tags and the targeted fields meant for this cache are its own (the pending response kept the upstream's fields).
+    if (this.hidden.size > 0) removeFields(h, this.hidden);
     const s = ctx.get(kState);
     if (s === undefined || s.invalidate) return;
     const e = s.refreshed;
@@ -572,7 +602,7 @@ export class Cache implements Filter {
     let hasDate = false;
     for (let i = 0; i < u.length; i += 2) {
       const name = u[i]!.toLowerCase();
-      if (NOT_STORED.has(name) || REPRESENTATION.has(name) || this.tagFields.has(name) || u[i + 1] === ctx.requestId) continue;
+      if (NOT_STORED.has(name) || REPRESENTATION.has(name) || this.hidden.has(name) || u[i + 1] === ctx.requestId) continue;
       if (name === 'date') hasDate = true;
       out.push(u[i]!, u[i + 1]!);
     }
@@ -661,9 +691,10 @@ export class Cache implements Filter {
       secondary: s.secondary,
       responseTime: p.responseTime,
       initialAge: initialAge({ requestTime: p.requestTime, responseTime: p.responseTime, date, age: ageValue(first(p.upstream, 'age')) }),
-      lifetime: this.lifetime(p.status, p.directives, headers, date, p.responseTime),
+      lifetime: this.lifetime(p.status, p.directives, p.targeted, headers, date, p.responseTime),
       directives: p.directives,
-      control: joined(p.upstream, 'cache-control'),
+      control: p.control,
+      targeted: p.targeted,
       tags: this.tagsOf(p.upstream),
       etag,
       upstreamEtag,
