@@ -25,6 +25,8 @@ import { stateKey, type Filter, type LocalResponse, type RequestContext, type Re
 import type { RouteRequest } from '../../router/request.js';
 import type { CacheRoute } from './config.js';
 import { AccessList } from '../access/matcher.js';
+import type { Cluster } from '../../upstream/cluster.js';
+import { Revalidator } from './revalidate.js';
 import { localReplyFor, wantsJson } from '../../proxy/local-reply.js';
 
 type Fwd = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'bypass';
@@ -65,6 +67,10 @@ interface CacheState {
   detail: string | undefined;
   /** A disk store's file is being finished: the fill is released when it is indexed, not at done. */
   committing: boolean;
+  /** The fill's key (the key, or the key and the request's variant). */
+  fillKey: string;
+  /** Within stale-while-revalidate: answered at upstream_request, after starting the background revalidation. */
+  swr: { r: StoredResponse; age: number } | undefined;
 }
 
 const kState = stateKey<CacheState>('cache');
@@ -216,19 +222,23 @@ export class Cache implements Filter {
   /** The purge-tag fields (lower case): read into StoredResponse.tags, never stored or sent downstream. */
   private readonly tagFields: ReadonlySet<string>;
   /** Fields neither stored nor sent downstream: the tag fields, and the targeted fields but a forwarded CDN-Cache-Control. */
-  private readonly hidden: ReadonlySet<string>;
+  readonly hiddenFields: ReadonlySet<string>;
+  /** stale-while-revalidate's background fetches (revalidate.ts). */
+  readonly revalidator: Revalidator;
   /** Who may PURGE on this route (undefined: PURGE is proxied). */
   private readonly purgeList: AccessList | undefined;
 
   constructor(
     readonly config: CacheRoute,
     private readonly store: CacheStore,
+    clusters: ReadonlyMap<string, Cluster> = new Map(),
   ) {
     this.ignoreQuery = new Set(config.key.ignore_query);
     this.disk = store instanceof DiskStore ? store : undefined;
     this.tagFields = new Set(config.tag_fields);
-    this.hidden = new Set([...config.tag_fields, ...config.targeted_fields.filter((f) => !(f === 'cdn-cache-control' && config.forward_cdn_cache_control))]);
+    this.hiddenFields = new Set([...config.tag_fields, ...config.targeted_fields.filter((f) => !(f === 'cdn-cache-control' && config.forward_cdn_cache_control))]);
     this.purgeList = config.purge === undefined ? undefined : new AccessList(config.purge);
+    this.revalidator = new Revalidator(this, store, this.disk, clusters);
   }
 
   /** The primary key: scheme, host (and a port that is not the scheme's default), normalised path and query. */
@@ -278,7 +288,7 @@ export class Cache implements Filter {
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
-    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false };
+    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false, fillKey: key, swr: undefined };
   }
 
   private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
@@ -292,9 +302,18 @@ export class Cache implements Filter {
       else {
         const age = r.initialAge + Math.max(0, t - r.responseTime);
         if (usable(r, age, req)) return r.file === undefined ? this.hit(ctx, r, age, collapsed, undefined) : this.diskHit(ctx, key, secondary, req, collapsed, r, age, undefined);
-        // RFC 5861 §3: within stale-while-revalidate, while another request revalidates, the stale response answers at once.
-        if (this.store.fill(key) !== undefined && withinStaleWhileRevalidate(r, age, req)) {
+        // RFC 5861 §3: within stale-while-revalidate the stale response answers at once. The
+        // first such GET of a variant starts its background revalidation: it goes on to
+        // upstream_request (so the upstream head is the route's, built by the pipeline), where
+        // the head is copied for the background fetch and the stale response answers.
+        if (withinStaleWhileRevalidate(r, age, req)) {
           this.store.stats.stale++;
+          if (ctx.method === 'GET' && !this.revalidator.busy(r) && this.store.fill(this.fillKey(key, secondary, r, ctx)) === undefined && ctx.header('range') === undefined) {
+            const s = this.state(key, secondary, 'stale', false);
+            s.swr = { r, age };
+            ctx.set(kState, s);
+            return undefined;
+          }
           return r.file === undefined ? this.hit(ctx, r, age, false, 'stale-while-revalidate') : this.diskHit(ctx, key, secondary, req, false, r, age, 'stale-while-revalidate');
         }
         stale = r;
@@ -314,11 +333,21 @@ export class Cache implements Filter {
     s.stale = stale;
     if (stale !== undefined && (stale.upstreamEtag !== undefined || stale.lastModified !== undefined)) s.entry = stale;
     if (this.config.collapse && !collapsed && !req.noStore && !this.store.passing(key, t * 1000)) {
-      const f = this.store.fill(key);
-      if (f === undefined) s.fill = this.store.lead(key);
+      // Per variant when the key's variants are known (another variant's fill does not hold this one up).
+      s.fillKey = set === undefined || set.list.length === 0 ? key : this.fillKey(key, secondary, set.list[0]!, ctx);
+      const f = this.store.fill(s.fillKey);
+      if (f === undefined) s.fill = this.store.lead(s.fillKey);
       else return this.wait(ctx, key, secondary, req, f);
     }
     return undefined;
+  }
+
+  /** The fill a request collapses onto: the key, and its values of the fields the stored variants vary on. */
+  private fillKey(key: string, secondary: string, like: StoredResponse, ctx: RequestContext): string {
+    if (like.varyNames.length === 0 && secondary === '') return key;
+    let k = `${key}\n${secondary}`;
+    for (const name of like.varyNames) k += `\n${normaliseField(name, ctx.header(name)) ?? ''}`;
+    return k;
   }
 
   /**
@@ -390,16 +419,28 @@ export class Cache implements Filter {
     return { status: r.status, headers: [...r.headers, 'age', ageField, 'cache-status', status], body, reason: 'cache_hit' };
   }
 
-  upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): void {
+  upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): LocalResponse | undefined | Promise<LocalResponse | undefined> {
     const s = ctx.get(kState);
-    if (s === undefined || s.invalidate || s.fwd === 'bypass') return;
+    if (s === undefined || s.invalidate || s.fwd === 'bypass') return undefined;
+    if (s.swr !== undefined) {
+      this.revalidator.start(ctx, s.key, s.secondary, s.swr.r, head);
+      return this.staleHit(ctx, s);
+    }
     // A miss is filled with the whole response (the client's own validators are for its copy,
     // not the cache's); a revalidation sends the stored response's validators (§4.3.1).
     removeFields(head.headers, CONDITIONALS);
     const e = s.entry;
-    if (e === undefined) return;
+    if (e === undefined) return undefined;
     if (e.upstreamEtag !== undefined) head.headers.push('if-none-match', e.upstreamEtag);
     if (e.lastModified !== undefined) head.headers.push('if-modified-since', e.lastModified);
+    return undefined;
+  }
+
+  /** The stale response a stale-while-revalidate request gets (also when no upstream could be picked). */
+  private staleHit(ctx: RequestContext, s: CacheState): LocalResponse | Promise<LocalResponse | undefined> {
+    const { r, age } = s.swr!;
+    s.swr = undefined;
+    return r.file === undefined ? this.hit(ctx, r, age, false, 'stale-while-revalidate') : this.diskHit(ctx, s.key, s.secondary, NO_DIRECTIVES, false, r, age, 'stale-while-revalidate');
   }
 
   upstreamResponse(ctx: RequestContext, head: ResponseHead): void {
@@ -439,6 +480,23 @@ export class Cache implements Filter {
   /** §4.3.4: the upstream's 304 confirms the stored response: its fields update it, and the client gets it. */
   private refresh(ctx: RequestContext, s: CacheState, e: StoredResponse, head: ResponseHead, t: number): void {
     const h = head.headers;
+    const own = this.updated(s.key, e, h, s.requestTime, t, ctx.requestId);
+    this.release(s, t, false);
+    const age = e.initialAge;
+    const status = `usher; fwd=stale; fwd-status=304; ttl=${Math.floor(e.lifetime - age)}`;
+    h.length = 0;
+    if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), e)) {
+      head.status = 304;
+      h.push(...notModifiedHeaders(e), ...own, 'age', String(Math.floor(age)), 'cache-status', status);
+      return;
+    }
+    head.status = e.status;
+    h.push(...e.headers, ...own, 'age', String(Math.floor(age)), 'cache-status', status);
+    s.refreshed = e;
+  }
+
+  /** §3.2: a 304's fields update the stored response `e` (and its freshness); returns usher's own fields of that request (its id), which are not stored. */
+  updated(key: string, e: StoredResponse, h: readonly string[], requestTime: number, t: number, requestId: string): string[] {
     const own: string[] = [];
     const updates = new Map<string, string[]>();
     const weakened = e.etag !== e.upstreamEtag;
@@ -446,7 +504,7 @@ export class Cache implements Filter {
       const name = h[i]!.toLowerCase();
       const value = h[i + 1]!;
       // usher's own fields for this request (its id) go out but are not stored.
-      if (value === ctx.requestId) own.push(h[i]!, value);
+      if (value === requestId) own.push(h[i]!, value);
       else if (!NOT_UPDATED.has(name) && !(weakened && name === 'etag')) {
         let list = updates.get(name);
         if (list === undefined) updates.set(name, (list = []));
@@ -470,23 +528,12 @@ export class Cache implements Filter {
     e.lastModified = first(stored, 'last-modified') ?? e.lastModified;
     const date = httpDate(e.date);
     e.responseTime = t;
-    e.initialAge = initialAge({ requestTime: s.requestTime, responseTime: t, date, age: ageValue(first(h, 'age')) });
+    e.initialAge = initialAge({ requestTime, responseTime: t, date, age: ageValue(first(h, 'age')) });
     e.lifetime = this.lifetime(e.status, e.directives, e.targeted, stored, date, t);
     const before = e.size;
     e.size = sizeOf(e);
-    if (e.size !== before) this.store.touched(s.key);
-    this.release(s, t, false);
-    const age = e.initialAge;
-    const status = `usher; fwd=stale; fwd-status=304; ttl=${Math.floor(e.lifetime - age)}`;
-    h.length = 0;
-    if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), e)) {
-      head.status = 304;
-      h.push(...notModifiedHeaders(e), ...own, 'age', String(Math.floor(age)), 'cache-status', status);
-      return;
-    }
-    head.status = e.status;
-    h.push(...e.headers, ...own, 'age', String(Math.floor(age)), 'cache-status', status);
-    s.refreshed = e;
+    if (e.size !== before) this.store.touched(key);
+    return own;
   }
 
   /** RFC 5861 §4: the upstream failed; a stale response within stale-if-error (the response's, the request's, or the route's) may answer. */
@@ -521,6 +568,15 @@ export class Cache implements Filter {
   /** upstream_failed: the upstream could not be reached or did not answer; a stale response may (stale-if-error). */
   upstreamFailed(ctx: RequestContext, reason: ReasonCode): LocalResponse | undefined {
     const s = ctx.get(kState);
+    // No server to take even the background revalidation (upstream_peer failed): the stale response still answers.
+    if (s?.swr !== undefined) {
+      const { r, age } = s.swr;
+      s.swr = undefined;
+      if (r.file === undefined) return this.hit(ctx, r, age, false, 'stale-while-revalidate');
+      const body = this.disk!.lazyBody(s.key, r);
+      ctx.set(kBody, body);
+      return this.hit(ctx, r, age, false, 'stale-while-revalidate', body, s.key);
+    }
     if (s === undefined || s.stale === undefined || s.invalidate) return undefined;
     const t = now();
     const r = s.stale;
@@ -539,7 +595,7 @@ export class Cache implements Filter {
    * The directives for this cache (RFC 9213 §2.2): the first targeted field of the route's list
    * with a valid, non-empty value, else Cache-Control.
    */
-  private control(h: readonly string[]): { control: string | undefined; directives: Readonly<Directives>; targeted: boolean } {
+  control(h: readonly string[]): { control: string | undefined; directives: Readonly<Directives>; targeted: boolean } {
     for (const name of this.config.targeted_fields) {
       const v = joined(h, name);
       if (v === undefined) continue;
@@ -550,7 +606,7 @@ export class Cache implements Filter {
     return { control, directives: parseCacheControl(control), targeted: false };
   }
 
-  private lifetime(status: number, d: Readonly<Directives>, targeted: boolean, h: readonly string[], date: number, t: number): number {
+  lifetime(status: number, d: Readonly<Directives>, targeted: boolean, h: readonly string[], date: number, t: number): number {
     // §2.2: with a targeted field, Expires is ignored as Cache-Control is.
     const expires = targeted ? undefined : first(h, 'expires');
     return freshnessLifetime(
@@ -564,7 +620,7 @@ export class Cache implements Filter {
     if (head.local) return;
     const h = head.headers;
     // The purge tags and the targeted fields meant for this cache are its own (the pending response kept the upstream's fields).
-    if (this.hidden.size > 0) removeFields(h, this.hidden);
+    if (this.hiddenFields.size > 0) removeFields(h, this.hiddenFields);
     const s = ctx.get(kState);
     if (s === undefined || s.invalidate) return;
     const e = s.refreshed;
@@ -602,7 +658,7 @@ export class Cache implements Filter {
     let hasDate = false;
     for (let i = 0; i < u.length; i += 2) {
       const name = u[i]!.toLowerCase();
-      if (NOT_STORED.has(name) || REPRESENTATION.has(name) || this.hidden.has(name) || u[i + 1] === ctx.requestId) continue;
+      if (NOT_STORED.has(name) || REPRESENTATION.has(name) || this.hiddenFields.has(name) || u[i + 1] === ctx.requestId) continue;
       if (name === 'date') hasDate = true;
       out.push(u[i]!, u[i + 1]!);
     }
@@ -661,7 +717,7 @@ export class Cache implements Filter {
   }
 
   /** The purge tags the upstream gave (comma- or space-separated values of the tag fields). */
-  private tagsOf(h: readonly string[]): string[] {
+  tagsOf(h: readonly string[]): string[] {
     if (this.tagFields.size === 0) return [];
     const out: string[] = [];
     for (let i = 0; i < h.length; i += 2) {
@@ -711,7 +767,7 @@ export class Cache implements Filter {
     if (f === undefined) return;
     s.fill = undefined;
     if (pass) this.store.markPass(s.key, t * 1000);
-    this.store.release(s.key, f);
+    this.store.release(s.fillKey, f);
   }
 
   /** §4.4: the request URI, and Location / Content-Location of the same origin. */
@@ -756,6 +812,6 @@ export const cache: RouteFilterDefinition = {
     if (rc.cache === undefined) return undefined;
     const store = deps.caches?.get(rc.cache.store);
     if (store === undefined) throw new Error(`usher config: unchecked cache store ${JSON.stringify(rc.cache.store)}`);
-    return new Cache(rc.cache, store);
+    return new Cache(rc.cache, store, deps.clusters);
   },
 };
