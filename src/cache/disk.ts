@@ -81,7 +81,7 @@ export class DiskStore extends CacheStore {
     return (this.loading ??= this.load());
   }
 
-  protected override dropped(r: StoredResponse): void {
+  protected override discard(r: StoredResponse): void {
     if (r.file !== undefined) unlink(join(this.path, r.file.path)).catch(() => {});
   }
 
@@ -107,7 +107,7 @@ export class DiskStore extends CacheStore {
       const old = this.lru.peek(key);
       const same = old?.list.find((v) => sameVariant(v, r));
       if (same !== undefined && same.responseTime > r.responseTime) {
-        this.dropped(r); // a crash between writing the new version and removing the old
+        this.discard(r); // a crash between writing the new version and removing the old
         continue;
       }
       this.put(key, r, 16);

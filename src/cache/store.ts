@@ -92,8 +92,10 @@ export class CacheStore {
   protected readonly lru: ByteLru<Variants>;
   private readonly fills = new Map<string, Fill>();
   private readonly pass = new Map<string, number>();
-  /** For tests and metrics. */
+  /** For tests and metrics (stale: answers with a stale response, counted in hits too). */
   readonly stats = { hits: 0, misses: 0, stale: 0, stores: 0, evictions: 0 };
+  /** Stored responses (variants) now. */
+  objects = 0;
 
   constructor(name: string, maxSize: number, maxObjectSize: number) {
     this.name = name;
@@ -115,8 +117,14 @@ export class CacheStore {
     return Promise.resolve();
   }
 
-  /** A stored response left the store (evicted, replaced, invalidated): the disk store removes its file. */
-  protected dropped(_r: StoredResponse): void {}
+  /** A stored response left the store (evicted, replaced, invalidated). */
+  private dropped(r: StoredResponse): void {
+    this.objects--;
+    this.discard(r);
+  }
+
+  /** What a response leaving the store leaves behind: the disk store removes its file. */
+  protected discard(_r: StoredResponse): void {}
 
   /** Every primary key, for purges by prefix or tag. */
   entries(): IterableIterator<[string, Variants]> {
@@ -149,6 +157,7 @@ export class CacheStore {
     }
     let size = 0;
     for (const v of list) size += v.size;
+    this.objects++;
     if (!this.lru.set(key, { list, size })) for (const v of list) this.dropped(v);
     this.pass.delete(key);
     this.stats.stores++;

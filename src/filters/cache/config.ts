@@ -93,6 +93,19 @@ const RouteCacheFields = object(
           'Response fields whose values tag a stored response for purging by tag (POST /cache/purge {"tag": ...}): comma- or space-separated (Cloudflare\'s Cache-Tag, Fastly\'s Surrogate-Key). They are removed from what is stored and from what goes downstream. [] reads none.',
       }),
     ),
+    bypass: Type.Optional(
+      object(
+        {
+          headers: Type.Optional(Type.Array(headerName('A request header.'), { description: 'Request headers that bypass the cache when present with a value other than "" and "0".' })),
+          cookies: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Cookies that bypass the cache when present with a value other than "" and "0" (a session cookie, say).' })),
+          query: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Query parameters that bypass the cache when present with a value other than "" and "0" (?nocache=1).' })),
+        },
+        {
+          description:
+            'Requests that go straight upstream: not looked up and their responses not stored (nginx\'s proxy_cache_bypass with proxy_no_cache on the same conditions). Cache-Status says fwd=bypass and which condition; an unsafe method still invalidates.',
+        },
+      ),
+    ),
     targeted_fields: Type.Optional(
       Type.Array(headerName('A targeted cache-control field.'), {
         default: CACHE_DEFAULTS.targeted_fields,
@@ -145,6 +158,8 @@ export interface CacheRoute {
   max_variants: number;
   /** Lower case. */
   tag_fields: string[];
+  /** Undefined when no condition is configured. */
+  bypass: { headers: string[]; cookies: string[]; query: string[] } | undefined;
   /** Lower case, in priority order. */
   targeted_fields: string[];
   forward_cdn_cache_control: boolean;
@@ -185,6 +200,10 @@ export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRo
     stale_if_error: Math.floor(parseDuration(s.stale_if_error ?? d.stale_if_error) / 1000),
     max_variants: d.max_variants,
     tag_fields: (s.tag_fields ?? d.tag_fields).map((f) => f.toLowerCase()),
+    bypass:
+      (s.bypass?.headers?.length ?? 0) + (s.bypass?.cookies?.length ?? 0) + (s.bypass?.query?.length ?? 0) === 0
+        ? undefined
+        : { headers: (s.bypass!.headers ?? []).map((h) => h.toLowerCase()), cookies: [...(s.bypass!.cookies ?? [])], query: [...(s.bypass!.query ?? [])] },
     targeted_fields: (s.targeted_fields ?? d.targeted_fields).map((f) => f.toLowerCase()),
     forward_cdn_cache_control: s.forward_cdn_cache_control ?? d.forward_cdn_cache_control,
     purge: s.purge === undefined ? undefined : normalizeAccess(s.purge),

@@ -277,7 +277,48 @@ export class Cache implements Filter {
       if (method !== 'OPTIONS' && method !== 'TRACE') ctx.set(kState, this.state(this.keyOf(ctx.request!), '', 'bypass', true));
       return undefined;
     }
+    if (this.config.bypass !== undefined) {
+      const why = this.bypassed(ctx);
+      if (why !== undefined) {
+        const s = this.state(this.keyOf(ctx.request!), '', 'bypass', false);
+        s.detail = why;
+        ctx.set(kState, s);
+        return undefined;
+      }
+    }
     return this.lookup(ctx, this.keyOf(ctx.request!), this.secondaryOf(ctx), requestDirectives(ctx), false);
+  }
+
+  /** The bypass condition this request meets ("cookie session"), or undefined. A value of "" or "0" does not count (as nginx's proxy_cache_bypass). */
+  bypassed(ctx: RequestContext): string | undefined {
+    const b = this.config.bypass!;
+    const on = (v: string | undefined) => v !== undefined && v !== '' && v !== '0';
+    for (const h of b.headers) if (on(ctx.header(h))) return `header ${h}`;
+    const rr = ctx.request!;
+    for (const c of b.cookies) if (on(rr.cookie(c))) return `cookie ${c}`;
+    for (const q of b.query) if (on(rr.queryParam(q))) return `query ${q}`;
+    return undefined;
+  }
+
+  /** What `usher explain` says of this request: the store, the key, and whether it would be looked up. */
+  explainRequest(ctx: RequestContext): { store: string; type: string; key: string; secondary: string | null; lookup: boolean; why: string } {
+    const rr = ctx.request!;
+    const key = this.keyOf(rr);
+    const k = this.config.key;
+    const secondary = k.headers.length === 0 && k.cookies.length === 0 ? null : this.secondaryOf(ctx).replace(/\n/g, '; ');
+    const base = { store: this.config.store, type: this.store.kind, key, secondary };
+    const m = ctx.method;
+    if (ctx.upgrade !== undefined) return { ...base, lookup: false, why: 'an upgrade is never cached' };
+    if (m === 'PURGE' && this.purgeList !== undefined) {
+      const d = this.purgeList.decide(ctx.clientAddress);
+      return { ...base, lookup: false, why: d.allow ? `PURGE: removes every variant of the key (${d.rule})` : `PURGE refused: 403 access_denied (${d.rule})` };
+    }
+    if (m !== 'GET' && m !== 'HEAD') return { ...base, lookup: false, why: m === 'OPTIONS' || m === 'TRACE' ? `${m} is not cached` : `${m} is unsafe: a 2xx/3xx answer invalidates the key (RFC 9111 §4.4)` };
+    const why = this.config.bypass === undefined ? undefined : this.bypassed(ctx);
+    if (why !== undefined) return { ...base, lookup: false, why: `bypass (${why}): straight upstream, not stored` };
+    if (m === 'HEAD') return { ...base, lookup: true, why: 'looked up (answered from a stored GET); a miss is forwarded and not stored' };
+    if (ctx.header('range') !== undefined) return { ...base, lookup: true, why: 'looked up (a range of a stored 200); a miss is forwarded and not stored' };
+    return { ...base, lookup: true, why: 'looked up; a miss is fetched and stored if the response may be' };
   }
 
   /** PURGE from an allowed client: every variant of the request's key leaves the route's store. */
@@ -320,14 +361,18 @@ export class Cache implements Filter {
         fwd = req.noCache || req.maxAge !== undefined || req.minFresh !== undefined ? 'request' : 'stale';
       }
     }
-    this.store.stats.misses++;
+    // A miss is counted when the request goes upstream (or is refused for only-if-cached), not while it waits on a fill.
     // §5.2.1.7: nothing usable and the client will not have it fetched.
-    if (req.onlyIfCached) return { status: 504, headers: ['content-type', 'text/plain; charset=utf-8', 'cache-status', `usher; fwd=${fwd}; detail="only-if-cached"`], body: '504 Gateway Timeout\nreason: cache_only_if_cached\n', reason: 'cache_only_if_cached' };
+    if (req.onlyIfCached) {
+      this.store.stats.misses++;
+      return { status: 504, headers: ['content-type', 'text/plain; charset=utf-8', 'cache-status', `usher; fwd=${fwd}; detail="only-if-cached"`], body: '504 Gateway Timeout\nreason: cache_only_if_cached\n', reason: 'cache_only_if_cached' };
+    }
     const s = this.state(key, secondary, fwd, false);
     ctx.set(kState, s);
     if (ctx.method !== 'GET' || ctx.header('range') !== undefined) {
       // HEAD and Range requests go upstream as they are; their responses are not stored.
       s.fwd = 'bypass';
+      this.store.stats.misses++;
       return undefined;
     }
     s.stale = stale;
@@ -339,6 +384,7 @@ export class Cache implements Filter {
       if (f === undefined) s.fill = this.store.lead(s.fillKey);
       else return this.wait(ctx, key, secondary, req, f);
     }
+    this.store.stats.misses++;
     return undefined;
   }
 
@@ -802,7 +848,9 @@ export class Cache implements Filter {
     if (k.ignore_query.length > 0) parts.push(`query without ${k.ignore_query.join(', ')}`);
     if (k.headers.length > 0) parts.push(`headers ${k.headers.join(', ')}`);
     if (k.cookies.length > 0) parts.push(`cookies ${k.cookies.join(', ')}`);
-    return `cache (store ${this.config.store}; key: ${parts.join('; ')}; Set-Cookie: ${this.config.set_cookie}; collapse: ${this.config.collapse ? `${this.config.collapse_timeout} ms` : 'off'})`;
+    const b = this.config.bypass;
+    const bypass = b === undefined ? '' : `; bypass: ${[...b.headers.map((h) => `header ${h}`), ...b.cookies.map((c) => `cookie ${c}`), ...b.query.map((q) => `query ${q}`)].join(', ')}`;
+    return `cache (store ${this.config.store}, ${this.store.kind}; key: ${parts.join('; ')}; Set-Cookie: ${this.config.set_cookie}; collapse: ${this.config.collapse ? `${this.config.collapse_timeout} ms` : 'off'}${bypass})`;
   }
 }
 
