@@ -22,7 +22,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import type { StreamedBody } from '../pipeline/types.js';
 import { parseCacheControl } from './cache-control.js';
 import { CacheStore, sameVariant, type DiskFile, type StoredResponse } from './store.js';
@@ -197,8 +197,8 @@ export class DiskStore extends CacheStore {
         const src = fh === undefined ? createReadStream(join(this.path, r.file!.path), { start, end }) : fh.createReadStream({ start, end, autoClose: true });
         // A range is checked by the file's length only; a whole body by its digest too.
         const check = new Verify(whole ? r.file!.digest : undefined, end - start + 1, () => this.corrupt(key, r));
-        src.on('error', (err) => check.destroy(err));
-        return src.pipe(check);
+        // Either end's failure or close (the client gone) takes the other with it: the file is closed.
+        return pipeline(src, check, () => {});
       },
       close: () => {
         if (!opened) void fh?.close().catch(() => {});

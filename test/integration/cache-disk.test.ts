@@ -5,7 +5,7 @@
 // of an old version while a new one replaces it), and objects over max_object_size uncached.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, truncate, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -323,4 +323,34 @@ test('disk store config: path required, one directory per store, path only for d
   }
   const ok = loadConfigObject({ ...base, caches: { a: { type: 'disk', path: '/tmp/x' }, b: { store: 'memory' } } }, '<test>');
   assert.equal(ok.ok, true);
+});
+
+test('disk store: a client that leaves mid-body leaves no file open', async (t) => {
+  const s = await setup(t);
+  await get(s.u, '/size/4000000');
+  await stored(s, 1);
+  const openFiles = async () => {
+    let n = 0;
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
+      if (target.startsWith(s.dir)) n++;
+    }
+    return n;
+  };
+  for (let i = 0; i < 3; i++) {
+    await new Promise<void>((resolve) => {
+      const req = httpRequest(`${s.u.url}/size/4000000`, { agent: false, headers: { host: 'cache.test' } }, (res) => {
+        assert.match(String(res.headers['cache-status']), /^usher; hit/);
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => {});
+      req.on('close', resolve);
+      req.end();
+    });
+  }
+  for (let tries = 0; tries < 300 && (await openFiles()) > 0; tries++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(await openFiles(), 0, 'every cache file usher opened is closed');
 });
