@@ -43,6 +43,12 @@ export interface StoredResponse {
   targeted: boolean;
   /** Purge tags (the configured tag field's values). */
   tags: readonly string[];
+  /**
+   * The fields as a hit sends them (no Content-Length or Transfer-Encoding), checked writable
+   * once, on the first hit; null: one is not (such a hit is checked per reply); undefined: not yet
+   * made (reset when a 304 updates the fields).
+   */
+  wire?: string[] | null;
   /** The ETag as sent downstream (compression may have weakened it) and the upstream's own, for revalidation. */
   etag: string | undefined;
   upstreamEtag: string | undefined;

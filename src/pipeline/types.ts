@@ -47,6 +47,12 @@ export interface LocalResponse {
   body?: string | Buffer | StreamedBody;
   /** The registry code logged for it (default `local_response`). */
   reason?: ReasonCode;
+  /**
+   * The filter vouches that `headers` is a fresh array of fields node:http writes as they are,
+   * without Content-Length or Transfer-Encoding (the cache's stored fields, checked once when
+   * first served): the exchange appends to it instead of checking and copying it per reply.
+   */
+  checked?: boolean;
 }
 
 /**

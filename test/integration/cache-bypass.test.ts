@@ -95,7 +95,7 @@ test('usher explain: the store, the key (with its extra parts) and whether the r
   assert.match(explain('PURGE', 'http://site.test/b', [], '10.1.1.1').why, /PURGE: removes every variant/);
   // The CLI's text.
   const file = writeFile(join(dir, 'usher.yaml'), `listeners: [{ address: 127.0.0.1:0 }]\nupstreams: { app: { servers: [http://127.0.0.1:9] } }\ncaches: { main: { type: memory } }\nroutes:\n  - upstream: app\n    cache: { store: main, bypass: { cookies: [session] } }\n`);
-  const r = await runCli(['explain', '-c', file, 'GET', 'http://site.test/x?y=1']);
+  const r = await runCli(['explain', '-c', file, 'GET', 'http://site.test/x?y=1'], 60_000);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^cache: store main \(memory\), key http:\/\/site\.test\/x\?y=1\n {2}looked up; a miss is fetched and stored if the response may be$/m);
   assert.match(r.stdout, /cache \(store main, memory; key: scheme, host, path, query; .*bypass: cookie session\)/);

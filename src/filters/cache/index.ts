@@ -27,7 +27,7 @@ import type { CacheRoute } from './config.js';
 import { AccessList } from '../access/matcher.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import { Revalidator } from './revalidate.js';
-import { localReplyFor, wantsJson } from '../../proxy/local-reply.js';
+import { headProblem, localReplyFor, wantsJson } from '../../proxy/local-reply.js';
 
 type Fwd = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'bypass';
 
@@ -116,6 +116,16 @@ function withinStaleWhileRevalidate(r: StoredResponse, age: number, req: Readonl
   const swr = d.staleWhileRevalidate;
   if (swr === undefined || Number.isNaN(swr) || d.mustRevalidate || d.proxyRevalidate || d.noCache || req.noCache || req.maxAge !== undefined || req.minFresh !== undefined) return false;
   return age - r.lifetime <= swr;
+}
+
+/** The stored fields as a hit sends them: without the framing fields (the exchange sets the length), or null when node would refuse one. */
+function wireFields(h: readonly string[]): string[] | null {
+  const out: string[] = [];
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i]!.toLowerCase();
+    if (n !== 'content-length' && n !== 'transfer-encoding') out.push(h[i]!, h[i + 1]!);
+  }
+  return headProblem(out) === undefined ? out : null;
 }
 
 /** Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped. */
@@ -462,7 +472,12 @@ export class Cache implements Filter {
       if (want.kind === 'unsatisfiable') return { status: 416, headers: ['content-range', `bytes */${length}`, 'age', ageField, 'cache-status', status], reason: 'cache_hit' };
     }
     // HEAD: node sends the head only, with the GET's Content-Length (RFC 9110 §9.3.2).
-    return { status: r.status, headers: [...r.headers, 'age', ageField, 'cache-status', status], body, reason: 'cache_hit' };
+    const wire = r.wire === undefined ? (r.wire = wireFields(r.headers)) : r.wire;
+    if (wire === null) return { status: r.status, headers: [...r.headers, 'age', ageField, 'cache-status', status], body, reason: 'cache_hit' };
+    // The stored fields were checked once (wireFields), and Age and Cache-Status are usher's own: no per-hit check or copy in the exchange.
+    const h = wire.slice();
+    h.push('age', ageField, 'cache-status', status);
+    return { status: r.status, headers: h, body, reason: 'cache_hit', checked: true };
   }
 
   upstreamRequest(ctx: RequestContext, head: UpstreamRequestHead): LocalResponse | undefined | Promise<LocalResponse | undefined> {
@@ -561,6 +576,7 @@ export class Cache implements Filter {
     for (let i = 0; i < e.headers.length; i += 2) if (!updates.has(e.headers[i]!.toLowerCase())) stored.push(e.headers[i]!, e.headers[i + 1]!);
     for (const list of updates.values()) stored.push(...list);
     e.headers = stored;
+    e.wire = undefined;
     // A targeted field in the 304 replaces the stored one; without one, a stored response that had one keeps it.
     const c = this.control(h);
     if (c.targeted || !e.targeted) {
