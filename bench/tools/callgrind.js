@@ -132,7 +132,7 @@ timeouts: { request_header: 5m }
   child.stderr.setEncoding('utf8').on('data', (s) => { stderr = (stderr + s).slice(-8000); });
   const exited = new Promise((resolve) => child.on('close', resolve));
   try {
-    await waitForPort(port, { timeoutMs: 600_000 });
+    await waitForPort(port, { timeoutMs: 1_800_000 }); // valgrind starts node slowly on a loaded machine
     const pool = new Pool(`${cert ? 'https' : 'http'}://127.0.0.1:${port}`, {
       connections: Number(opt.connections),
       pipelining: 1,

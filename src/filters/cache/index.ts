@@ -8,7 +8,8 @@
 // methods invalidate (§4.4). Concurrent misses for one key collapse onto one upstream request
 // (the others wait, bounded, and a response that is not storable releases them at once).
 // A route without `cache` gets no filter and pays nothing.
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Transform } from 'node:stream';
+import { DiskTee, StoredBody, Tee } from './bodies.js';
 import { parseCacheControl, NO_DIRECTIVES, type Directives } from '../../cache/cache-control.js';
 import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
 import { first, joined, nameList, removeFields } from '../../util/fields.js';
@@ -126,101 +127,6 @@ function wireFields(h: readonly string[]): string[] | null {
     if (n !== 'content-length' && n !== 'transfer-encoding') out.push(h[i]!, h[i + 1]!);
   }
   return headProblem(out) === undefined ? out : null;
-}
-
-/** Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped. */
-class Tee extends Transform {
-  private chunks: Buffer[] = [];
-  private bytes = 0;
-  private over = false;
-  constructor(
-    private readonly max: number,
-    private readonly done: (body: Buffer | null) => void,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (!this.over) {
-      this.bytes += chunk.length;
-      if (this.bytes > this.max) {
-        this.over = true;
-        this.chunks = [];
-        this.done(null);
-      } else this.chunks.push(chunk);
-    }
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    if (!this.over) this.done(Buffer.concat(this.chunks, this.bytes));
-    cb();
-  }
-}
-
-/** Writes the bytes to a disk store's temp file as they pass (disk.ts); more than `max` and the file is dropped. */
-class DiskTee extends Transform {
-  private over = false;
-  constructor(
-    private readonly w: BodyWriter,
-    private readonly max: number,
-    private readonly done: (w: BodyWriter | null) => void,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.over) return cb(null, chunk);
-    if (this.w.length + chunk.length > this.max) {
-      this.over = true;
-      this.w.abandon();
-      this.done(null);
-      return cb(null, chunk);
-    }
-    // The client gets the chunk at once; the next one waits while the file's buffer is full.
-    this.push(chunk);
-    if (this.w.write(chunk, () => cb())) cb();
-  }
-  override _flush(cb: TransformCallback): void {
-    if (!this.over) {
-      this.over = true;
-      this.done(this.w);
-    }
-    cb();
-  }
-  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    // The client left or the upstream cut the body: nothing is stored.
-    if (!this.over) {
-      this.over = true;
-      this.w.abandon();
-    }
-    cb(err);
-  }
-}
-
-/** The stored body (from memory or its file) instead of the (empty) body of the upstream's 304 or the upstream's error. */
-class StoredBody extends Transform {
-  private source: Readable | undefined;
-  constructor(private readonly body: Buffer | FileBody) {
-    super();
-  }
-  override _transform(_chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    cb();
-  }
-  override _flush(cb: TransformCallback): void {
-    if (Buffer.isBuffer(this.body)) return cb(null, this.body);
-    const src = (this.source = this.body.open());
-    src.on('data', (c: Buffer) => {
-      if (!this.push(c)) src.pause();
-    });
-    src.once('end', () => cb());
-    src.once('error', (err) => cb(err));
-  }
-  override _read(n: number): void {
-    super._read(n);
-    this.source?.resume();
-  }
-  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    this.source?.destroy();
-    cb(err);
-  }
 }
 
 export class Cache implements Filter {

@@ -18,7 +18,7 @@ import type { DiskStore } from '../../cache/disk.js';
 import { normaliseField } from '../../cache/vary.js';
 import type { RequestContext, UpstreamRequestHead } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
-import { first, joined, nameList, removeFields } from '../../util/fields.js';
+import { first, flatHeaders, joined, nameList, removeFields } from '../../util/fields.js';
 import type { Directives } from '../../cache/cache-control.js';
 import type { CacheRoute } from './config.js';
 
@@ -93,7 +93,7 @@ export class Revalidator {
     facts: { requestId: string; authorization: boolean; transformed: boolean },
   ): Promise<void> {
     const t = Date.now() / 1000;
-    const h = flatten(res.headers);
+    const h = flatHeaders(res.headers);
     if (res.statusCode === 304) {
       await res.body.dump();
       this.cache.updated(key, r, h, requestTime, t, facts.requestId);
@@ -171,16 +171,6 @@ export class Revalidator {
     if (this.store.get(key)?.list.includes(r) === true) this.store.remove(key, r);
     this.stats.replaced++;
   }
-}
-
-function flatten(headers: Dispatcher.ResponseData['headers']): string[] {
-  const out: string[] = [];
-  for (const [name, v] of Object.entries(headers)) {
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) out.push(name, x);
-    else out.push(name, v);
-  }
-  return out;
 }
 
 async function readBounded(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer | undefined> {
