@@ -13,7 +13,7 @@
 // same for all threads, for `--windows` measured windows in a row (JIT and GC settle over the
 // first ones; the median is the figure to compare). Every build gets the same plain config (one
 // route to the origin), so two commits are compared on the same work. Scenarios: small,
-// post10k, 100k, tls. `--syscalls`: no valgrind; `strace -c -f` attached for one window of
+// post10k, 100k, tls, cachehit (a memory-store hit). `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
 // `--engine native|undici`: the upstream's `engine:` (omitted by default, for commits without it).
@@ -60,6 +60,8 @@ const SCENARIOS = {
   '100k': { method: 'GET', path: '/100k' },
   post10k: { method: 'POST', path: '/post', body: Buffer.alloc(10 * 1024, 'x') },
   tls: { method: 'GET', path: '/small', tls: true },
+  // A hit from a memory store (the origin's /small-cached says max-age=3600; the warm-up fills it).
+  cachehit: { method: 'GET', path: '/small-cached' },
 };
 const scenario = SCENARIOS[opt.scenario];
 if (!scenario) throw new Error(`unknown scenario ${opt.scenario}: one of ${Object.keys(SCENARIOS).join(', ')}`);
@@ -125,9 +127,11 @@ upstreams:
   origin:
     servers:
       - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
-routes:
-  - upstream: origin
+${opt.scenario === 'cachehit' ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}routes:
+${opt.scenario === 'cachehit' ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}  - upstream: origin
 log: { level: warn, access_log: false }
+# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
+timeouts: { request_header: 5m }
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
   );
   const out = path.join(dir, `cg.${Date.now()}`);

@@ -10,6 +10,7 @@ import type { Endpoint } from '../upstream/endpoint.js';
 import type { AdminHost } from './host.js';
 import { planConfig } from './plan.js';
 import { certificatesView } from './certificates.js';
+import { purge, type PurgeRequest } from '../cache/purge.js';
 
 export interface Reply {
   status: number;
@@ -58,6 +59,8 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
       return only('POST', () => plan(host, body, url.searchParams.get('file')));
     case '/config/apply':
       return only('POST', () => apply(host, body, url.searchParams.get('file')));
+    case '/cache/purge':
+      return only('POST', () => purgeCache(host, body));
   }
   // /upstreams/NAME/servers/ID/(drain|enable|weight)
   if (parts.length === 5 && parts[0] === 'upstreams' && parts[2] === 'servers') {
@@ -106,7 +109,23 @@ const ENDPOINTS = [
   'POST /config/plan',
   'POST /config/apply',
   'POST /reopen-logs',
+  'POST /cache/purge',
 ];
+
+/** {"url"|"prefix"|"tag": ..., "store"?: NAME}: removes the stored responses it names, in every store or the one named. */
+function purgeCache(host: AdminHost, body: string): Reply {
+  let req: PurgeRequest;
+  try {
+    req = JSON.parse(body) as PurgeRequest;
+  } catch {
+    req = null as unknown as PurgeRequest;
+  }
+  if (typeof req !== 'object' || req === null || Array.isArray(req)) return bad('expected a JSON body like {"url": "https://example.com/a"}, {"prefix": "https://example.com/blog/"} or {"tag": "product-42"}, with "store" to name one store');
+  const r = purge(host.runtime.caches, req);
+  if (!r.ok) return r.status === 404 ? notFound(r.message) : bad(r.message);
+  host.logger.info({ url: req.url, prefix: req.prefix, tag: req.tag, store: req.store, purged: r.purged }, 'admin: cache purged');
+  return { status: 200, body: { purged: r.purged, stores: r.stores } };
+}
 
 /** A server by its id (its URL, URL-encoded in the path) or its host:port. */
 function findServer(cluster: Cluster, id: string): Endpoint | undefined {

@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics/index.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
 import type { CompiledRoute } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
+import type { CacheStores } from '../cache/registry.js';
 
 /** One reload, kept for GET /status (the last 20). */
 export interface ReloadRecord {
@@ -34,6 +35,7 @@ export interface AdminHost {
     readonly config: UsherConfig;
     readonly clusters: ReadonlyMap<string, Cluster>;
     readonly routes: readonly CompiledRoute[];
+    readonly caches: CacheStores;
   };
   readonly logger: Logger;
   readonly inflight: number;

@@ -65,6 +65,11 @@ export class ByteLru<V extends Sized> {
     return true;
   }
 
+  /** Least recently used first. */
+  entries(): IterableIterator<[string, V]> {
+    return this.map.entries();
+  }
+
   clear(): void {
     this.map.clear();
     this.bytes = 0;

@@ -109,6 +109,23 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['usher apply -c usher.yaml'],
   },
   {
+    name: 'purge',
+    summary: "remove stored responses from a running usher's caches (its admin API's POST /cache/purge)",
+    usage: 'usher purge (--url URL | --prefix PREFIX | --tag TAG) [--store NAME] [--config FILE] [--admin ADDRESS] [--token TOKEN] [--json]',
+    positionals: [0, 0],
+    options: [
+      { name: 'url', type: 'string', arg: 'URL', help: 'an absolute URL: every stored variant of its key' },
+      { name: 'prefix', type: 'string', arg: 'PREFIX', help: 'every key that starts with PREFIX (keys are scheme://host[:port]/path?query)' },
+      { name: 'tag', type: 'string', arg: 'TAG', help: 'every response the upstream tagged TAG (Cache-Tag, Surrogate-Key: a route\'s tag_fields)' },
+      { name: 'store', type: 'string', arg: 'NAME', help: 'only this store (default: every store)' },
+      { ...CONFIG, help: 'the config whose admin section says where the admin API is (optional)' },
+      ...ADMIN_CLIENT_OPTIONS,
+      HELP_OPTION,
+    ],
+    notes: ['Exit status 0 when the purge was made (whatever it removed), 1 when refused (a bad URL, no such store), 3 when the admin API cannot be reached or refuses the token.'],
+    examples: ['usher purge --url https://example.com/index.html', 'usher purge --tag product-42 --admin 10.0.0.5:9901 --token "$TOKEN"'],
+  },
+  {
     name: 'completion',
     summary: 'print a shell completion script for bash or zsh',
     usage: 'usher completion bash|zsh',

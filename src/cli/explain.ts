@@ -7,6 +7,7 @@ import { formatIssues, loadConfigFile } from '../config/index.js';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
 import { AccessList, RouteAccess } from '../filters/access/index.js';
 import { ExplainContext } from '../pipeline/explain-context.js';
+import { Cache } from '../filters/cache/index.js';
 import { realClientIp } from '../proxy/headers.js';
 import type { CompiledRoute, LocalResponse, PhaseArrays } from '../pipeline/types.js';
 import { explainRoute } from '../router/explain.js';
@@ -44,6 +45,8 @@ export interface Explanation {
   upstream_request?: { method: string; target: string; headers: [string, string][] };
   upstream?: { name: string; chosen_by: string; servers: string[]; server: string | null };
   mirror?: { upstream: string; percent: number };
+  /** The route's cache: its store, this request's key, and whether it would be looked up. */
+  cache?: { store: string; type: string; key: string; secondary: string | null; lookup: boolean; why: string };
   /** The access lists this client meets: each listener's with one, then the route's. */
   access?: AccessLine[];
 }
@@ -203,6 +206,8 @@ export function explainRequest(
     (e.access ??= []).push({ scope: `route ${route.name}`, client: access.client, decision: d.allow ? 'allow' : 'deny', rule: d.rule, effect: d.allow ? 'request goes on' : '403 access_denied' });
   }
   const ctx = new ExplainContext(method, target.path, target.scheme, rawHeaders, clientIp, rr, route, access.client);
+  const cache = route.filters.find((f): f is Cache => f instanceof Cache);
+  if (cache !== undefined) e.cache = cache.explainRequest(ctx);
   if (route.respond !== undefined) {
     e.outcome = 'respond';
     e.status = route.respond.status;
@@ -334,6 +339,10 @@ function text(e: Explanation): string {
   if (e.route === undefined) return `${out.join('\n')}\n`;
   out.push(`filters: ${e.filters.length > 0 ? e.filters.join(', ') : '(none)'}`);
   for (const [phase, lines] of Object.entries(e.phases)) out.push(`  ${phase}: ${lines!.join(', ')}`);
+  if (e.cache !== undefined) {
+    const c = e.cache;
+    out.push(`cache: store ${c.store} (${c.type}), key ${c.key}${c.secondary !== null ? ` + ${c.secondary}` : ''}`, `  ${c.why}`);
+  }
   if (e.outcome === 'respond') out.push(`responds: ${e.status} (respond)`);
   if (e.outcome === 'redirect') out.push(`redirects: ${e.status} to ${e.location}`);
   if (e.outcome === 'local_reply') out.push(`answered by ${e.answered_by}: ${e.status}`);

@@ -9,7 +9,7 @@ import { commandHelp, commandNamed, findCommand, overview, parseCommand, UsageEr
 import { bashCompletion, zshCompletion } from './completion.js';
 import { actionSummary, explain, pathSummary } from './explain.js';
 import { watchConfig } from './watch.js';
-import { remote } from './remote.js';
+import { purgeRemote, remote } from './remote.js';
 
 /** Exit codes (documented in the README and `usher --help`). */
 export const EXIT = Object.freeze({ ok: 0, invalidConfig: 1, usage: 2, cannotStart: 3, internal: 70 });
@@ -68,6 +68,8 @@ async function run(argv: string[]): Promise<number> {
     case 'apply':
       if (config === undefined) throw new UsageError(command.name, '--config FILE is required');
       return remote(command.name, config, values);
+    case 'purge':
+      return purgeRemote(values);
     case 'completion': {
       const shell = positionals[0]!;
       if (shell !== 'bash' && shell !== 'zsh') {

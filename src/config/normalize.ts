@@ -107,7 +107,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   };
   if (input.acme) config.acme = normalizeAcme(input.acme, filePath);
   if (input.rate_limits) config.rate_limits = normalizeRateLimits(input.rate_limits);
-  if (input.caches) config.caches = normalizeCaches(input.caches);
+  if (input.caches) config.caches = normalizeCaches(input.caches, filePath);
   if (input.admin) config.admin = normalizeAdmin(input.admin);
   if (input.tracing) config.tracing = normalizeTracing(input.tracing);
   return deepFreeze(config);

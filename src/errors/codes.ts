@@ -28,6 +28,7 @@ export const REASONS = Object.freeze({
   rate_limited: r(429, 'downstream', false, 'a rate limit refused the request: retry after the Retry-After delay'),
   concurrency_limited: r(429, 'downstream', false, 'too many requests of this client (key) are in flight at once'),
   cache_hit: r(200, 'internal', false, 'answered from the cache'),
+  cache_purged: r(200, 'internal', false, 'a PURGE request removed the stored responses of its URL'),
   cache_only_if_cached: r(504, 'downstream', false, 'the request said only-if-cached and the cache holds no response it may send'),
   rate_limit_unavailable: r(503, 'internal', false, 'the shared rate-limit store did not answer and the policy fails closed'),
   auth_required: r(401, 'downstream', false, 'the route requires authentication and the request has no credentials for it'),

@@ -17,7 +17,7 @@
 // Filters see usher's own view of the request (RequestContext), never node's IncomingMessage
 // or ServerResponse: the HTTP data path underneath can change without touching a filter.
 
-import type { Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import type { RouteConfig, SourceLocation } from '../config/types.js';
 import type { ReasonCode } from '../errors/index.js';
 import type { RouteRequest } from '../router/request.js';
@@ -44,9 +44,27 @@ export interface LocalResponse {
   status: number;
   /** Flat name/value pairs. */
   headers?: readonly string[];
-  body?: string | Buffer;
+  body?: string | Buffer | StreamedBody;
   /** The registry code logged for it (default `local_response`). */
   reason?: ReasonCode;
+  /**
+   * The filter vouches that `headers` is a fresh array of fields node:http writes as they are,
+   * without Content-Length or Transfer-Encoding (the cache's stored fields, checked once when
+   * first served): the exchange appends to it instead of checking and copying it per reply.
+   */
+  checked?: boolean;
+}
+
+/**
+ * A body a local reply streams from elsewhere (a cache file), its length known before the head.
+ * `open` is called once when the body is written (never for HEAD, 204 or 304); a failing stream
+ * resets the response. `close` releases what it holds when it was never opened; the filter that
+ * made it calls it from its `done` hook (an unopened body costs nothing then).
+ */
+export interface StreamedBody {
+  readonly length: number;
+  open(): Readable;
+  close(): void;
 }
 
 /** A hook of a request-side phase: nothing to go on, or a local reply. */

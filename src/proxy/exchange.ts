@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { REASONS, type ReasonCode } from '../errors/index.js';
 import { doneChannel, requestStartChannel, routedChannel } from '../observability/events.js';
 import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
-import type { Filter, LocalResponse, PhaseName, ResponseHead } from '../pipeline/types.js';
+import type { Filter, LocalResponse, PhaseName, ResponseHead, StreamedBody } from '../pipeline/types.js';
 import { routeRequestFor } from '../router/index.js';
 import { grpcLocalHeaders, grpcTrailersOnly, isGrpc } from './grpc.js';
 import { bodyStillArriving } from './early-response.js';
@@ -42,7 +42,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   private expectContinue = false;
   /** response phase: 0 while the route's hooks run, 1 for the listener's. */
   private responseStage = 0;
-  private localBody: string | Buffer | undefined = undefined;
+  private localBody: string | Buffer | StreamedBody | undefined = undefined;
   private closeAfter = false;
 
   /** Starts the phases; `host` and `path` as the handler read them from the request line. */
@@ -400,7 +400,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   }
 
   /** A local reply: through the response phase (route, then listener), then written. */
-  private replyLocal(status: number, headers: readonly string[], body: string | Buffer | undefined, reason: ReasonCode, close: boolean): void {
+  /** `owned`: `headers` is this reply's own array (the exchange appends to it rather than copy it). */
+  private replyLocal(status: number, headers: readonly string[], body: string | Buffer | StreamedBody | undefined, reason: ReasonCode, close: boolean, owned = false): void {
     const res = this.res;
     if (res.headersSent || res.destroyed) {
       res.destroy();
@@ -409,7 +410,12 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     this.reason = reason;
     this.localBody = body;
     this.closeAfter = close;
-    this.response = { status, headers: [...headers, this.runtime.forward.requestIdHeader, this.requestId], local: true };
+    let h: string[];
+    if (owned) {
+      h = headers as string[];
+      h.push(this.runtime.forward.requestIdHeader, this.requestId);
+    } else h = [...headers, this.runtime.forward.requestIdHeader, this.requestId];
+    this.response = { status, headers: h, local: true };
     this.state = 'replying';
     this.responseStage = 0;
     if (this.responseHooks(0)) this.writeLocal();
@@ -435,7 +441,16 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       this.owner.headRefused(this, this.responseFilterNames(false), err);
       return this.replyBare('internal_error');
     }
-    res.end(this.localBody);
+    const body = this.localBody;
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) res.end(body);
+    else if (bodyless(head.status, this.req.method!)) res.end();
+    else {
+      // A stream of known length (a cache file): a failure mid-way resets the response, which
+      // is then short of its Content-Length (never a whole answer with the wrong bytes).
+      pipeline(body.open(), res, (err) => {
+        if (err) res.destroy();
+      });
+    }
     this.timings.responseStart = performance.now();
   }
 
@@ -473,19 +488,24 @@ export class Exchange extends UpstreamStage implements PhaseHost {
 
   private replyFrom(reply: LocalResponse, filter: Filter, phase: PhaseName, close: boolean): void {
     if (this.downstreamGone) return;
-    const problem = localReplyProblem(reply);
+    const checked = reply.checked === true && Array.isArray(reply.headers);
+    const problem = localReplyProblem(reply, !checked);
     if (problem !== undefined) return this.hookFailed(filter, phase, new Error(`${filter.name}: a local reply usher cannot send: ${problem}`));
     // The length is the body's: a filter's Content-Length (or Transfer-Encoding) that says
     // otherwise would desynchronise the connection's next response (RFC 9112 §6.3).
-    const headers: string[] = [];
-    const h = reply.headers ?? [];
-    for (let i = 0; i < h.length; i += 2) {
-      const n = h[i]!.toLowerCase();
-      if (n !== 'content-length' && n !== 'transfer-encoding') headers.push(h[i]!, h[i + 1]!);
+    let headers: string[];
+    if (checked) headers = reply.headers as string[];
+    else {
+      headers = [];
+      const h = reply.headers ?? [];
+      for (let i = 0; i < h.length; i += 2) {
+        const n = h[i]!.toLowerCase();
+        if (n !== 'content-length' && n !== 'transfer-encoding') headers.push(h[i]!, h[i + 1]!);
+      }
     }
     const body = reply.body;
     headers.push('content-length', String(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length));
-    this.replyLocal(reply.status, headers, body, reply.reason ?? 'local_response', close);
+    this.replyLocal(reply.status, headers, body, reply.reason ?? 'local_response', close, true);
   }
 
   hookFailed(filter: Filter, phase: PhaseName, err: unknown): void {

@@ -1,6 +1,6 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { REASONS, STATUS_TEXT, type ReasonCode } from '../errors/index.js';
-import type { LocalResponse } from '../pipeline/types.js';
+import type { LocalResponse, StreamedBody } from '../pipeline/types.js';
 
 /**
  * The reply usher makes itself for `reason` (no route, upstream failure, limits): it carries
@@ -48,13 +48,19 @@ export function rawErrorReply(reason: ReasonCode, requestId: string, requestIdHe
  * Why node:http could not write a filter's reply as given (undefined: it can). Checked when the
  * reply is made, so that the failure is the filter's, by name, and nothing is half written.
  */
-export function localReplyProblem(reply: LocalResponse): string | undefined {
+export function localReplyProblem(reply: LocalResponse, fields = true): string | undefined {
   const { status, headers, body } = reply as { status: unknown; headers: unknown; body: unknown };
   // RFC 9110 §15: a final status is 200-599 (node would write any 100-999).
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return `status ${String(status)} is not a final status (200-599)`;
   if (headers !== undefined && (!Array.isArray(headers) || headers.length % 2 !== 0)) return 'headers are not flat name/value pairs';
-  if (body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body)) return 'the body is neither a string nor a Buffer';
-  return headProblem((headers ?? []) as readonly unknown[]);
+  if (body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body) && !isStreamedBody(body)) return 'the body is neither a string, a Buffer nor a streamed body';
+  return fields ? headProblem((headers ?? []) as readonly unknown[]) : undefined;
+}
+
+export function isStreamedBody(body: unknown): body is StreamedBody {
+  if (typeof body !== 'object' || body === null) return false;
+  const b = body as Partial<StreamedBody>;
+  return typeof b.open === 'function' && typeof b.close === 'function' && Number.isInteger(b.length) && b.length! >= 0;
 }
 
 /** The first field node:http refuses to write (a name that is not a token, a value with CR, LF or NUL), or undefined. */

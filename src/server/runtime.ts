@@ -82,6 +82,7 @@ export class Runtime {
   start(options: ClusterStartOptions = {}, log?: Logger): void {
     for (const c of this.clusters.values()) c.start(options);
     this.rateLimits.start(log);
+    this.caches.start((name, err) => log?.error({ cache: name, err }, 'cache store: could not read its directory; it stays empty'));
   }
 
   /** Graceful: lets dispatched requests finish, then closes every cluster's connections. */

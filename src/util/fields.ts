@@ -58,3 +58,14 @@ export function nameList(value: string | undefined): string[] {
   }
   return out;
 }
+
+/** A headers object (undici's response headers) as flat pairs, without the names `skip` says. */
+export function flatHeaders(headers: Readonly<Record<string, string | string[] | undefined>>, skip?: (name: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const [name, v] of Object.entries(headers)) {
+    if (v === undefined || skip?.(name) === true) continue;
+    if (Array.isArray(v)) for (const x of v) out.push(name, x);
+    else out.push(name, v);
+  }
+  return out;
+}

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import zlib from 'node:zlib';
 import type { MemoryStore } from '../../src/cache/store.js';
+import type { Cache } from '../../src/filters/cache/index.js';
 import { loadConfigObject } from '../../src/config/index.js';
 import { request, type Reply } from '../helpers/client.js';
 import { h2request, h2session } from '../helpers/h2.js';
@@ -536,8 +537,9 @@ test('Range from a stored whole response (RFC 9110 §14): 206, 416, several rang
   assert.equal(o.count('/r'), 1);
 });
 
-test('stale-while-revalidate (RFC 5861 §3): while one request revalidates, the others get the stale response at once', async (t) => {
-  const { o, u, store } = await setup(t, { route: { store: 'main', collapse_timeout: '60s' } });
+test('stale-while-revalidate (RFC 5861 §3): the stale response answers at once; one background revalidation per variant updates the store', async (t) => {
+  const { o, u } = await setup(t, { route: { store: 'main', collapse_timeout: '60s' } });
+  const cache = u.usher.runtime.routes[0]!.filters.find((f) => f.name === 'cache') as Cache;
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   o.routes.set('/swr', (_req, res, n) => {
@@ -549,14 +551,76 @@ test('stale-while-revalidate (RFC 5861 §3): while one request revalidates, the 
     else answer();
   });
   await get(u, '/swr'); // stored stale on arrival (Age 20 > max-age 10)
-  const revalidating = get(u, '/swr');
-  await waitFor(() => o.count('/swr') === 2 && store.fill(`http://127.0.0.1:${u.port}/swr`) !== undefined, 10_000, 'the revalidation upstream');
-  const served = await get(u, '/swr');
-  assert.equal(served.body, 'swr #1');
-  assert.match(String(served.headers['cache-status']), /hit; ttl=-\d+; detail="stale-while-revalidate"/);
+  // No client waits: every request in the window gets the stale response, and one background fetch goes upstream.
+  for (let i = 0; i < 5; i++) {
+    const served = await get(u, '/swr');
+    assert.equal(served.body, 'swr #1');
+    assert.match(String(served.headers['cache-status']), /hit; ttl=-\d+; detail="stale-while-revalidate"/);
+  }
+  await waitFor(() => o.count('/swr') === 2, 10_000, 'the background revalidation upstream');
+  assert.equal(cache.revalidator.stats.started, 1, 'one background revalidation for the variant');
   release();
-  assert.equal((await revalidating).body, 'swr #2');
-  assert.equal(o.count('/swr'), 2);
+  await waitFor(() => cache.revalidator.stats.replaced === 1, 10_000, 'the background answer stored');
+  assert.equal((await get(u, '/swr')).body, 'swr #2', 'the store has the new response');
+  // The background request was the route's: usher's forwarding fields on it.
+  const bg = o.up.requests.filter((r) => r.url === '/swr')[1]!;
+  assert.ok(bg.headers['x-forwarded-for'] !== undefined);
+});
+
+test('stale-while-revalidate: a background 304 refreshes the stored response; a background error leaves the stale one', async (t) => {
+  const { o, u } = await setup(t);
+  const cache = u.usher.runtime.routes[0]!.filters.find((f) => f.name === 'cache') as Cache;
+  let mode: 'etag' | '304' | '503' = 'etag';
+  o.routes.set('/v', (req): Answer => {
+    if (mode === '304' && req.headers['if-none-match'] === '"v1"') return { status: 304, headers: { etag: '"v1"', 'cache-control': 'max-age=600' } };
+    if (mode === '503') return { status: 503, body: 'down' };
+    return { headers: { etag: '"v1"', 'cache-control': 'max-age=1, stale-while-revalidate=1000', age: '5' }, body: 'v1 body' };
+  });
+  await get(u, '/v');
+  mode = '304';
+  const stale = await get(u, '/v');
+  assert.equal(stale.body, 'v1 body');
+  assert.match(String(stale.headers['cache-status']), /stale-while-revalidate/);
+  await waitFor(() => cache.revalidator.stats.refreshed === 1, 10_000, 'the 304 applied');
+  const fresh = await get(u, '/v');
+  assert.match(String(fresh.headers['cache-status']), /^usher; hit; ttl=(5\d\d)/, 'fresh again, by the 304\'s max-age');
+  assert.equal(fresh.body, 'v1 body');
+  assert.equal(o.count('/v'), 2);
+
+  // Stale again (a new fill with Age past max-age), then the background gets a 503: the stale response stays.
+  o.routes.set('/e', (): Answer => (mode === '503' ? { status: 503, body: 'down' } : { headers: { 'cache-control': 'max-age=1, stale-while-revalidate=1000', age: '5' }, body: 'e body' }));
+  mode = 'etag';
+  await get(u, '/e');
+  mode = '503';
+  assert.equal((await get(u, '/e')).body, 'e body');
+  await waitFor(() => cache.revalidator.stats.failed === 1, 10_000, 'the background 503');
+  const after = await get(u, '/e');
+  assert.equal(after.body, 'e body', 'the stale entry is still there');
+  assert.match(String(after.headers['cache-status']), /stale-while-revalidate/);
+});
+
+test('collapsing is per variant: a fill for one Vary value does not hold up another', async (t) => {
+  const { o, u } = await setup(t, { route: { store: 'main', collapse_timeout: '60s' } });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  o.routes.set('/var', (req, res, n) => {
+    const answer = () => {
+      res.writeHead(200, { 'cache-control': 'max-age=600', vary: 'x-v', 'content-type': 'text/plain' });
+      res.end(`${String(req.headers['x-v'])} #${n}`);
+    };
+    if (req.headers['x-v'] === 'a' && n > 1) void gate.then(answer);
+    else answer();
+  });
+  await get(u, '/var', { 'x-v': 'z' }); // the key's variants are known from here: they vary on X-V
+  const a1 = get(u, '/var', { 'x-v': 'a' });
+  await waitFor(() => o.count('/var') === 2, 10_000, 'the fill for a');
+  const a2 = get(u, '/var', { 'x-v': 'a' }); // waits on a's fill
+  const b = await get(u, '/var', { 'x-v': 'b' }); // does not
+  assert.equal(b.body, 'b #3');
+  release();
+  assert.equal((await a1).body, 'a #2');
+  assert.equal((await a2).body, 'a #2', 'the same variant collapsed onto its fill');
+  assert.equal(o.count('/var'), 3);
 });
 
 test('stale-if-error (RFC 5861 §4): a 5xx or no answer at all is replaced by the stale response within the window', async (t) => {

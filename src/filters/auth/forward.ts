@@ -12,7 +12,7 @@ import type { RouteFilterDeps } from '../../pipeline/registry.js';
 import { stateKey, type Filter, type LocalResponse, type RequestBodyHook, type RequestContext, type RequestHookResult, type UpstreamRequestHead } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import { NOT_FORWARDED, type ForwardAuthConfig } from './forward-config.js';
-import { removeFields } from '../../util/fields.js';
+import { flatHeaders, removeFields } from '../../util/fields.js';
 import { challenge } from './replies.js';
 
 /** The largest denial body relayed; a larger one is cut off and the service counted as failing. */
@@ -181,14 +181,7 @@ function mayHaveBody(ctx: RequestContext): boolean {
 
 /** undici's response headers as flat pairs: only `only` when given, else all but NOT_RELAYED. */
 function flatten(headers: Dispatcher.ResponseData['headers'], only: ReadonlySet<string> | undefined): string[] {
-  const out: string[] = [];
-  for (const [name, v] of Object.entries(headers)) {
-    if (v === undefined) continue;
-    if (only !== undefined ? !only.has(name) : NOT_RELAYED.has(name)) continue;
-    if (Array.isArray(v)) for (const x of v) out.push(name, x);
-    else out.push(name, v);
-  }
-  return out;
+  return flatHeaders(headers, (name) => (only !== undefined ? !only.has(name) : NOT_RELAYED.has(name)));
 }
 
 async function readBody(body: Dispatcher.ResponseData['body']): Promise<Buffer> {

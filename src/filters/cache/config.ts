@@ -9,6 +9,7 @@ import { duration, headerName, object, size, stringEnum } from '../../config/sch
 import { parseDuration, parseSize } from '../../config/units.js';
 import { didYouMean } from '../../config/suggest.js';
 import { dict } from '../../util/dict.js';
+import { AccessSchema, checkAccessSection, normalizeAccess, type AccessConfig } from '../access/config.js';
 
 const NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
 const NAME_EXPECTED = 'letters, digits, "_", "." and "-"';
@@ -24,11 +25,21 @@ export const CACHE_DEFAULTS = {
   heuristic_max: '24h',
   stale_if_error: '0s',
   max_variants: 16,
+  tag_fields: ['Cache-Tag', 'Surrogate-Key'],
+  targeted_fields: ['CDN-Cache-Control'],
+  forward_cdn_cache_control: true,
 };
 
 export const CacheStoreSchema = object(
   {
-    store: Type.Optional(stringEnum(['memory'] as const, { default: CACHE_DEFAULTS.store, description: 'Where responses are kept: memory (this process, lost on restart).' })),
+    type: Type.Optional(
+      stringEnum(['memory', 'disk'] as const, {
+        default: CACHE_DEFAULTS.store,
+        description: 'Where responses are kept: memory (this process, lost on restart) or disk (files under `path`, kept across restarts).',
+      }),
+    ),
+    store: Type.Optional(stringEnum(['memory', 'disk'] as const, { description: 'The older spelling of `type`.' })),
+    path: Type.Optional(Type.String({ minLength: 1, description: 'The disk store\'s directory (created if missing; relative to the config file). Used by this store only: usher removes files in it that are not whole cache entries.' })),
     max_size: Type.Optional(size('Most bytes the store holds (bodies and fields); the least recently used responses are evicted first.', CACHE_DEFAULTS.max_size)),
     max_object_size: Type.Optional(
       size('Largest response stored: a larger one (by its Content-Length, or once its body passes this size) is sent to the client uncached, and whatever was copied of it is dropped.', CACHE_DEFAULTS.max_object_size),
@@ -75,6 +86,45 @@ const RouteCacheFields = object(
         CACHE_DEFAULTS.stale_if_error,
       ),
     ),
+    tag_fields: Type.Optional(
+      Type.Array(headerName('A response field with purge tags.'), {
+        default: CACHE_DEFAULTS.tag_fields,
+        description:
+          'Response fields whose values tag a stored response for purging by tag (POST /cache/purge {"tag": ...}): comma- or space-separated (Cloudflare\'s Cache-Tag, Fastly\'s Surrogate-Key). They are removed from what is stored and from what goes downstream. [] reads none.',
+      }),
+    ),
+    bypass: Type.Optional(
+      object(
+        {
+          headers: Type.Optional(Type.Array(headerName('A request header.'), { description: 'Request headers that bypass the cache when present with a value other than "" and "0".' })),
+          cookies: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Cookies that bypass the cache when present with a value other than "" and "0" (a session cookie, say).' })),
+          query: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Query parameters that bypass the cache when present with a value other than "" and "0" (?nocache=1).' })),
+        },
+        {
+          description:
+            'Requests that go straight upstream: not looked up and their responses not stored (nginx\'s proxy_cache_bypass with proxy_no_cache on the same conditions). Cache-Status says fwd=bypass and which condition; an unsafe method still invalidates.',
+        },
+      ),
+    ),
+    targeted_fields: Type.Optional(
+      Type.Array(headerName('A targeted cache-control field.'), {
+        default: CACHE_DEFAULTS.targeted_fields,
+        description:
+          'The targeted cache-control fields this cache obeys (RFC 9213), most specific first, e.g. [Usher-Cache-Control, CDN-Cache-Control]: the first one in a response with a valid, non-empty value (a Structured Fields dictionary of directives) decides what is stored and for how long, and Cache-Control and Expires are then ignored by this cache (they still go downstream). They are removed from what is stored and sent downstream, except CDN-Cache-Control while `forward_cdn_cache_control` (a CDN further downstream may use it, RFC 9213 §3). [] obeys Cache-Control only.',
+      }),
+    ),
+    forward_cdn_cache_control: Type.Optional(
+      Type.Boolean({
+        default: CACHE_DEFAULTS.forward_cdn_cache_control,
+        description: 'Pass CDN-Cache-Control on downstream (and keep it with stored responses) even when this cache obeys it, as RFC 9213 §3 expects of a CDN; false removes it.',
+      }),
+    ),
+    purge: Type.Optional(
+      object(AccessSchema.properties, {
+        description:
+          'Accept the PURGE method on this route from these clients (an access list, as `access`): a PURGE removes every stored variant of its URL\'s key from the route\'s store and is answered 200 with {"purged": N} (0 when nothing was stored); from any other client, 403 access_denied. Without it PURGE is proxied like any other method.',
+      }),
+    ),
   },
   { description: 'Cache this route\'s responses in a store (RFC 9111 shared cache).' },
 );
@@ -89,7 +139,9 @@ export type RouteCacheInput = Static<typeof RouteCacheSchema>;
 
 export interface CacheStoreConfig {
   name: string;
-  store: 'memory';
+  store: 'memory' | 'disk';
+  /** The disk store's directory, absolute (undefined for memory). */
+  path: string | undefined;
   max_size: number; // bytes
   max_object_size: number; // bytes
 }
@@ -104,14 +156,24 @@ export interface CacheRoute {
   heuristic_max: number; // seconds
   stale_if_error: number; // seconds
   max_variants: number;
+  /** Lower case. */
+  tag_fields: string[];
+  /** Undefined when no condition is configured. */
+  bypass: { headers: string[]; cookies: string[]; query: string[] } | undefined;
+  /** Lower case, in priority order. */
+  targeted_fields: string[];
+  forward_cdn_cache_control: boolean;
+  purge: AccessConfig | undefined;
 }
 
-export function normalizeCaches(input: CachesInput): Record<string, CacheStoreConfig> {
+export function normalizeCaches(input: CachesInput, filePath: (p: string) => string): Record<string, CacheStoreConfig> {
   const out = dict<CacheStoreConfig>();
   for (const [name, c] of Object.entries(input)) {
+    const store = c.type ?? c.store ?? CACHE_DEFAULTS.store;
     out[name] = {
       name,
-      store: c.store ?? CACHE_DEFAULTS.store,
+      store,
+      path: store === 'disk' && c.path !== undefined ? filePath(c.path) : undefined,
       max_size: parseSize(c.max_size ?? CACHE_DEFAULTS.max_size),
       max_object_size: parseSize(c.max_object_size ?? CACHE_DEFAULTS.max_object_size),
     };
@@ -137,13 +199,36 @@ export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRo
     heuristic_max: Math.floor(parseDuration(s.heuristic_max ?? d.heuristic_max) / 1000),
     stale_if_error: Math.floor(parseDuration(s.stale_if_error ?? d.stale_if_error) / 1000),
     max_variants: d.max_variants,
+    tag_fields: (s.tag_fields ?? d.tag_fields).map((f) => f.toLowerCase()),
+    bypass:
+      (s.bypass?.headers?.length ?? 0) + (s.bypass?.cookies?.length ?? 0) + (s.bypass?.query?.length ?? 0) === 0
+        ? undefined
+        : { headers: (s.bypass!.headers ?? []).map((h) => h.toLowerCase()), cookies: [...(s.bypass!.cookies ?? [])], query: [...(s.bypass!.query ?? [])] },
+    targeted_fields: (s.targeted_fields ?? d.targeted_fields).map((f) => f.toLowerCase()),
+    forward_cdn_cache_control: s.forward_cdn_cache_control ?? d.forward_cdn_cache_control,
+    purge: s.purge === undefined ? undefined : normalizeAccess(s.purge),
   };
 }
 
-/** Route references to stores (check.ts, with the whole config as written). */
+/** Route references to stores, and each disk store's own directory (check.ts, with the whole config as written). */
 export function checkCaches(data: Rec, error: ErrorFn): void {
   const caches = isRec(data.caches) ? data.caches : {};
   const names = Object.keys(caches);
+  const paths = new Map<string, string>();
+  for (const [name, c] of Object.entries(caches)) {
+    if (!isRec(c)) continue;
+    if (c.type !== undefined && c.store !== undefined && c.type !== c.store) error(['caches', name, 'store'], `"store" is the older spelling of "type" and says ${JSON.stringify(c.store)} where "type" says ${JSON.stringify(c.type)}`, 'give "type" only');
+    const type = c.type ?? c.store ?? CACHE_DEFAULTS.store;
+    if (type === 'disk') {
+      if (typeof c.path !== 'string') {
+        error(['caches', name], 'a disk store needs "path" (its directory)', 'add path: /var/cache/usher/NAME');
+        continue;
+      }
+      const other = paths.get(c.path);
+      if (other !== undefined) error(['caches', name, 'path'], `the directory ${JSON.stringify(c.path)} is already the store ${JSON.stringify(other)}'s`, 'give each disk store a directory of its own');
+      else paths.set(c.path, name);
+    } else if (c.path !== undefined) error(['caches', name, 'path'], 'only a disk store has a path', 'add type: disk, or remove path');
+  }
   list(data.routes).forEach((route, r) => {
     if (!isRec(route)) return;
     const c = route.cache;
@@ -157,4 +242,5 @@ export function checkCaches(data: Rec, error: ErrorFn): void {
 export const checkCache: RouteCheck = (route, path, { error }) => {
   if (route.cache === false || route.cache === undefined) return;
   checkProxiedOnly(route, path, 'cache', error);
+  if (isRec(route.cache)) checkAccessSection(route.cache.purge, [...path, 'cache', 'purge'], error);
 };

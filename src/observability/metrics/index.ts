@@ -5,6 +5,8 @@
 // listener (series.ts), kept on those objects, and rebuilt as a reload compiles new ones.
 import diagnostics from 'node:diagnostics_channel';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { CacheStores } from '../../cache/registry.js';
+import type { CacheStore } from '../../cache/store.js';
 import type { CompiledRoute } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import type { Endpoint } from '../../upstream/endpoint.js';
@@ -14,7 +16,7 @@ import { CollectedFamily, CounterFamily, HistogramFamily, type Cell, type Histog
 
 /** What metrics read from the running usher when scraped. */
 export interface MetricsHost {
-  readonly runtime: { readonly clusters: ReadonlyMap<string, Cluster> };
+  readonly runtime: { readonly clusters: ReadonlyMap<string, Cluster>; readonly caches: CacheStores };
   readonly inflight: number;
   readonly reloadCounts: { readonly success: number; readonly failure: number };
   /** Tracing's span accounting, when tracing is on. */
@@ -117,6 +119,14 @@ export class Metrics {
       new CollectedFamily('usher_upstream_server_up', 'Whether a server is healthy now (1) or not (0): active checks and passive ejection.', 'gauge', ['upstream', 'server'], () => this.perServer((e) => (e.healthyNow() ? 1 : 0))),
       new CollectedFamily('usher_upstream_server_inflight', 'Requests in flight on a server now.', 'gauge', ['upstream', 'server'], () => this.perServer((e) => e.inflight)),
       new CollectedFamily('usher_upstream_server_weight', 'The effective weight of a server now (slow start and admin overrides included).', 'gauge', ['upstream', 'server'], () => this.perServer((e) => e.weight)),
+      // The cache's counters live on its stores (a hit costs no metric work); read when scraped.
+      new CollectedFamily('usher_cache_hits_total', 'Requests answered from a cache store (stale answers included), by store.', 'counter', ['store'], () => this.perStore((c) => c.stats.hits)),
+      new CollectedFamily('usher_cache_misses_total', 'Cache lookups that went upstream (nothing stored, another variant, stale, or the request asked), by store.', 'counter', ['store'], () => this.perStore((c) => c.stats.misses)),
+      new CollectedFamily('usher_cache_stale_total', 'Answers with a stale response (stale-while-revalidate, stale-if-error), by store.', 'counter', ['store'], () => this.perStore((c) => c.stats.stale)),
+      new CollectedFamily('usher_cache_stores_total', 'Responses stored, by store.', 'counter', ['store'], () => this.perStore((c) => c.stats.stores)),
+      new CollectedFamily('usher_cache_evictions_total', 'Keys evicted to stay within max_size, by store.', 'counter', ['store'], () => this.perStore((c) => c.stats.evictions)),
+      new CollectedFamily('usher_cache_stored_bytes', 'Bytes a store holds now (memory: bodies and fields; disk: its files), by store and type.', 'gauge', ['store', 'type'], () => this.perStore((c) => c.bytes, true)),
+      new CollectedFamily('usher_cache_stored_objects', 'Stored responses (each variant counts) a store holds now, by store and type.', 'gauge', ['store', 'type'], () => this.perStore((c) => c.objects, true)),
       new CollectedFamily('usher_tracing_spans_total', 'Spans recorded for export, by result: exported (the collector took them), dropped (the queue was full), failed (an export failed).', 'counter', ['result'], () => {
         const c = host.tracer?.counts;
         return c === undefined ? [] : [[['exported'], c.exported], [['dropped'], c.dropped], [['failed'], c.failed]];
@@ -144,6 +154,10 @@ export class Metrics {
     this.subscribe(LISTENER_CHANNELS.tls, this.onTls);
     this.subscribe(HEALTH_CHANNEL, this.onHealth);
     this.subscribe(PROBE_CHANNEL, this.onProbe);
+  }
+
+  private *perStore(read: (c: CacheStore) => number, withType = false): Iterable<readonly [readonly string[], number]> {
+    for (const [name, c] of this.host.runtime.caches.all()) yield [withType ? [name, c.kind] : [name], read(c)] as const;
   }
 
   /** The text exposition format. */

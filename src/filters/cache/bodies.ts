@@ -1,0 +1,100 @@
+// The body transforms of the cache filter (index.ts): copying a response into a memory store or
+// a disk store's file as it streams to the client, and sending a stored body in place of an
+// upstream's 304 (or its error, for stale-if-error).
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { BodyWriter, FileBody } from '../../cache/disk.js';
+
+/** Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped. */
+export class Tee extends Transform {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private over = false;
+  constructor(
+    private readonly max: number,
+    private readonly done: (body: Buffer | null) => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.over) {
+      this.bytes += chunk.length;
+      if (this.bytes > this.max) {
+        this.over = true;
+        this.chunks = [];
+        this.done(null);
+      } else this.chunks.push(chunk);
+    }
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (!this.over) this.done(Buffer.concat(this.chunks, this.bytes));
+    cb();
+  }
+}
+
+/** Writes the bytes to a disk store's temp file as they pass (disk.ts); more than `max` and the file is dropped. */
+export class DiskTee extends Transform {
+  private over = false;
+  constructor(
+    private readonly w: BodyWriter,
+    private readonly max: number,
+    private readonly done: (w: BodyWriter | null) => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.over) return cb(null, chunk);
+    if (this.w.length + chunk.length > this.max) {
+      this.over = true;
+      this.w.abandon();
+      this.done(null);
+      return cb(null, chunk);
+    }
+    // The client gets the chunk at once; the next one waits while the file's buffer is full.
+    this.push(chunk);
+    if (this.w.write(chunk, () => cb())) cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    if (!this.over) {
+      this.over = true;
+      this.done(this.w);
+    }
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    // The client left or the upstream cut the body: nothing is stored.
+    if (!this.over) {
+      this.over = true;
+      this.w.abandon();
+    }
+    cb(err);
+  }
+}
+
+/** The stored body (from memory or its file) instead of the (empty) body of the upstream's 304 or the upstream's error. */
+export class StoredBody extends Transform {
+  private source: Readable | undefined;
+  constructor(private readonly body: Buffer | FileBody) {
+    super();
+  }
+  override _transform(_chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    if (Buffer.isBuffer(this.body)) return cb(null, this.body);
+    const src = (this.source = this.body.open());
+    src.on('data', (c: Buffer) => {
+      if (!this.push(c)) src.pause();
+    });
+    src.once('end', () => cb());
+    src.once('error', (err) => cb(err));
+  }
+  override _read(n: number): void {
+    super._read(n);
+    this.source?.resume();
+  }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.source?.destroy();
+    cb(err);
+  }
+}
