@@ -160,6 +160,8 @@ export interface UsherConfig {
   acme?: AcmeConfig;
   /** The admin listener; absent when not configured. */
   admin?: AdminConfig;
+  /** Worker processes of `usher serve` (src/server/workers/): "auto" (one per CPU) or a count. */
+  workers: 'auto' | number;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

@@ -185,7 +185,7 @@ function sharedDecision(l: Limiter, key: string): Promise<Outcome> {
   return l.shared!.take(`${l.policy.name}\0${key}`, rate.interval, rate.burst).catch((): Outcome => {
     l.stats.storeErrors++;
     if (l.policy.on_store_error === 'fail_closed') return UNAVAILABLE;
-    const fb = l.policy.fallback;
+    const fb = l.viaPrimary ? rate : l.policy.fallback;
     return fb === undefined ? undefined : l.local!.take(key, fb.interval, fb.burst);
   });
 }
