@@ -34,7 +34,7 @@ export async function runOne(proxy, scenario, rep, env) {
   const dir = path.join(env.scratch, `${proxy.id}-${scenario.id}-${rep}`);
   fs.mkdirSync(dir);
   const port = await freePort();
-  const handle = proxy.start({ dir, port, tls: scenario.tls ? env.tls : null, upstreamPort, gzipLevel: scenario.gzipLevel ?? null, metrics: scenario.metrics === true });
+  const handle = proxy.start({ dir, port, tls: scenario.tls ? env.tls : null, upstreamPort, gzipLevel: scenario.gzipLevel ?? null, metrics: scenario.metrics === true, workers: env.options.workers });
   try {
     try {
       await waitForPort(port, { handle });

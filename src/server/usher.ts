@@ -214,7 +214,7 @@ export class Usher implements ListenerOwner, AdminHost {
     if (config.acme !== undefined) this.acme?.update(config.acme);
     warnInsecureUpstreams(config.upstreams, this.logger);
     if (this.role !== 'single' && config.workers !== previous.config.workers) this.logger.warn('workers changed: the number of worker processes changes at the next restart');
-    if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
+    if (this.role !== 'worker' && (config.acme === undefined) !== (this.acme === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
     this.configureAccessLog(config);
     for (const [key, listener] of this.listeners) {
       if (!wanted.has(key)) {

@@ -15,7 +15,8 @@ export const workerNumber = (): number => Number(process.env.USHER_WORKER);
 
 function send(m: FromWorker): void {
   // The channel closes when the primary dies: the disconnect handler below ends this worker.
-  if (process.connected) process.send!(m);
+  // The callback takes a write error (EPIPE: the primary just died) instead of an 'error' event.
+  if (process.connected) process.send!(m, undefined, undefined, () => undefined);
 }
 
 /** Local rate-limit decisions taken in the primary: one timeline per usher instance, whatever the number of workers. */

@@ -1,0 +1,270 @@
+// `workers: N` (issue #16 pt 1-3) with the real CLI: a primary and two worker processes on one
+// port. Each test keeps its load small (the machine has 2 cores shared by many).
+import assert from 'node:assert/strict';
+import { Agent, get as httpGet } from 'node:http';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { serve, tempDir, writeFile, type Serving } from '../helpers/cli.js';
+import { request } from '../helpers/client.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/usher.js';
+import { restartDelay } from '../../src/server/workers/primary.js';
+import { cgroupCpus, parseWorkers, workerCount } from '../../src/server/workers/count.js';
+
+const LIMIT = { timeout: 240_000 };
+
+interface Worker {
+  id: number;
+  pid: number | null;
+  state: string;
+  restarts: number;
+  requests: number | null;
+  connections: number | null;
+  config_hash: string | null;
+}
+
+interface Status {
+  config: { hash: string };
+  requests: number;
+  workers: Worker[];
+}
+
+/** `adminPort`: a reload names the admin listener's bound port to keep it (port 0 would open a new one). */
+function yaml(upstream: string, extra = '', adminPort = 0): string {
+  return `listeners: [{ address: 127.0.0.1:0 }]\nadmin: { address: 127.0.0.1:${adminPort} }\nupstreams:\n  app:\n    servers: [${upstream}]\n${extra}`;
+}
+
+/** usher serve --workers 2 with this config; the admin URL from the banner; every worker serving. */
+async function start(t: { after(fn: () => Promise<void> | void): void }, text: string, workers = 2): Promise<Serving & { admin: string; file: string }> {
+  const file = writeFile(join(tempDir(t), 'usher.yaml'), text);
+  const s = await serve(t, ['--config', file, '--workers', String(workers)]);
+  const port = await s.cli.until(() => /admin API on http:\/\/127\.0\.0\.1:(\d+)/.exec(s.cli.stderr)?.[1], 'the admin banner line');
+  const admin = `http://127.0.0.1:${port}`;
+  const st = await status(admin);
+  assert.equal(st.workers.length, workers);
+  assert.ok(st.workers.every((w) => w.state === 'serving'), JSON.stringify(st.workers));
+  return { ...s, admin, file };
+}
+
+async function status(admin: string): Promise<Status> {
+  return JSON.parse((await request(`${admin}/status`)).body) as Status;
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** GET with a bound: a request that hangs counts as failed (and is reported), it does not hang the test. */
+function get(url: string, agent: Agent | undefined): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: agent ?? false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.on('error', reject).on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.setTimeout(20_000, () => req.destroy(new Error('no answer in 20 s')));
+    req.on('error', reject);
+  });
+}
+
+/** `loops` clients sending requests one after another until stop(); counts ok and failed. */
+function load(url: string, loops: number, keepAlive: boolean): { ok: () => number; failures: string[]; bodies: Set<string>; stop: () => Promise<void> } {
+  let running = true;
+  let ok = 0;
+  const failures: string[] = [];
+  const bodies = new Set<string>();
+  const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: loops }) : undefined;
+  const loop = async () => {
+    while (running) {
+      try {
+        const r = await get(url, agent);
+        if (r.status === 200) {
+          ok++;
+          bodies.add(r.body);
+        } else failures.push(`${r.status} ${r.body}`);
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  };
+  const all = Promise.all(Array.from({ length: loops }, loop));
+  return {
+    ok: () => ok,
+    failures,
+    bodies,
+    stop: async () => {
+      running = false;
+      await all;
+      agent?.destroy();
+    },
+  };
+}
+
+test('two workers serve one port: each takes connections, log lines name their worker', LIMIT, async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'routes: [{ upstream: app }]\nlog: { access_log: true }\n'));
+  // A new connection per request: round-robin hands them to the workers in turn.
+  for (let i = 0; i < 10; i++) assert.equal((await request(`${s.url}/x`)).status, 200);
+  const st = await status(s.admin);
+  const pids = new Set(st.workers.map((w) => w.pid));
+  assert.equal(pids.size, 2);
+  assert.ok(!pids.has(s.cli.child.pid!), 'the primary is not a worker');
+  for (const w of st.workers) assert.ok((w.connections ?? 0) > 0, `worker ${w.id} took no connection: ${JSON.stringify(st.workers)}`);
+  assert.equal(st.requests, 10);
+  // Access-log lines (one per request) carry the worker's number; the primary's lines say primary.
+  const access = await s.cli.until(() => {
+    const l = s.cli.logs().filter((x) => x.status === 200);
+    return l.length >= 10 ? l : undefined;
+  }, 'ten access-log lines');
+  assert.deepEqual(new Set(access.map((l) => l.worker)), new Set([1, 2]));
+  assert.ok(s.cli.messages(/^usher started$/).every((l) => l.worker === 'primary'));
+});
+
+test('the upstream sees one probe stream, not one per worker; a server found down is down in every worker', LIMIT, async (t) => {
+  let healthy = true;
+  const up = await startUpstream('app', (req, res) => {
+    if (req.url === '/health') res.writeHead(healthy ? 200 : 503).end();
+    else res.end('app');
+  });
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), '    health_check: { path: /health, interval: 200ms, rise: 1, fall: 1 }\nroutes: [{ upstream: app }]\n'));
+  const probes = () => up.requests.filter((r) => r.url === '/health').length;
+  // Each worker counts the probe results it was given (usher_health_checks_total{worker}).
+  const perWorker = async (name: string): Promise<number[]> => {
+    const text = (await request(`${s.admin}/metrics`)).body;
+    const per = new Map<string, number>();
+    for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)`, 'gm'))) {
+      const w = /worker="(\d+)"/.exec(m[1]!)![1]!;
+      per.set(w, (per.get(w) ?? 0) + Number(m[2]));
+    }
+    return [...per.values()];
+  };
+  const applied = () => perWorker('usher_health_checks_total');
+  const counts = await until('each worker to have applied 5 probe results', async () => {
+    const a = await applied();
+    return a.length === 2 && a.every((n) => n >= 5) ? a : undefined;
+  });
+  // Read after the workers' counts: every probe they applied had reached the upstream before.
+  // With a prober per worker the upstream would have seen about twice the most any worker applied.
+  const seen = probes();
+  assert.ok(seen <= Math.max(...counts) + 2, `upstream saw ${seen} probes; workers applied ${counts.join(', ')}`);
+  healthy = false;
+  await until('the server down in both workers (usher_upstream_server_up)', async () => {
+    const up = await perWorker('usher_upstream_server_up');
+    return up.length === 2 && up.every((n) => n === 0) ? true : undefined;
+  });
+});
+
+test('kill -9 of a worker under load: only its in-flight requests fail, the other serves, and it is replaced', LIMIT, async (t) => {
+  const up = await startUpstream('app', (req, res) => {
+    req.resume();
+    setTimeout(() => res.end('app'), 10);
+  });
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'routes: [{ upstream: app }]\n'));
+  const before = await status(s.admin);
+  const victim = before.workers[0]!;
+  // Four clients, a new connection per request: a request fails only if it was on the victim.
+  const l = load(`${s.url}/x`, 4, false);
+  t.after(() => l.stop());
+  await waitFor(() => l.ok() >= 20, 60_000, 'load before the kill');
+  process.kill(victim.pid!, 'SIGKILL');
+  const okAtKill = l.ok();
+  const replaced = await until('the worker to be replaced', async () => {
+    const w = (await status(s.admin)).workers.find((x) => x.id === victim.id)!;
+    return w.state === 'serving' && w.pid !== victim.pid ? w : undefined;
+  });
+  assert.equal(replaced.restarts, 1);
+  await waitFor(() => l.ok() >= okAtKill + 40, 60_000, 'load after the replacement');
+  await l.stop();
+  t.diagnostic(`failures: ${JSON.stringify(l.failures)}`);
+  assert.ok(l.failures.length <= 4, `more failures than requests in flight on the killed worker: ${l.failures.join('; ')}`);
+  // The replacement takes connections again.
+  for (let i = 0; i < 6; i++) assert.equal((await request(`${s.url}/x`)).status, 200);
+  const after = await status(s.admin);
+  assert.ok((after.workers.find((w) => w.id === victim.id)!.connections ?? 0) > 0, JSON.stringify(after.workers));
+  assert.equal(s.cli.messages(/worker died: replacing it/).length, 1);
+});
+
+test('reloads under load across workers: no request fails, every worker serves the new config', LIMIT, async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const route = (n: number) => `routes:\n  - { match: { path: /v }, respond: { status: 200, body: "v${n}" } }\n  - { upstream: app }\n`;
+  const s = await start(t, yaml(JSON.stringify(up.url), route(0)));
+  const v = load(`${s.url}/v`, 2, true);
+  const proxied = load(`${s.url}/x`, 2, true);
+  t.after(() => Promise.all([v.stop(), proxied.stop()]).then(() => undefined));
+  for (let n = 1; n <= 3; n++) {
+    writeFile(s.file, yaml(JSON.stringify(up.url), route(n), Number(new URL(s.admin).port)));
+    s.cli.signal('SIGHUP');
+    await until(`reload ${n} in both workers`, async () => {
+      const st = await status(s.admin);
+      const seen = new Set(st.workers.map((w) => w.config_hash));
+      return seen.size === 1 && seen.has(st.config.hash) && v.bodies.has(`v${n}`) ? true : undefined;
+    });
+  }
+  await waitFor(() => v.ok() > 20 && proxied.ok() > 20, 60_000, 'load');
+  await Promise.all([v.stop(), proxied.stop()]);
+  assert.deepEqual([...v.failures, ...proxied.failures], []);
+  assert.ok(v.bodies.has('v3'));
+  assert.equal(s.cli.messages(/^config reloaded$/).filter((l) => l.worker === 'primary').length, 3);
+  assert.equal(s.cli.messages(/^config reloaded$/).filter((l) => typeof l.worker === 'number').length, 6);
+});
+
+test('a local rate limit holds per usher instance: the workers share one bucket through the primary', LIMIT, async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'rate_limits:\n  policies:\n    few: { rate: 1, per: 1h, burst: 6 }\nroutes: [{ upstream: app, rate_limits: [few] }]\n'));
+  const statuses: number[] = [];
+  // New connections: the requests alternate between the two workers.
+  for (let i = 0; i < 12; i++) statuses.push((await request(`${s.url}/x`)).status);
+  assert.deepEqual(statuses, [...Array(6).fill(200), ...Array(6).fill(429)]);
+  const st = await status(s.admin);
+  assert.ok(st.workers.every((w) => (w.requests ?? 0) > 0), 'both workers answered');
+});
+
+test('SIGTERM drains every worker: a request in flight completes, then all exit 0', LIMIT, async (t) => {
+  const held: ((body: string) => void)[] = [];
+  const up: TestUpstream = await startUpstream('slow', (req, res) => {
+    req.resume();
+    held.push((b) => res.end(b));
+  });
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'routes: [{ upstream: app }]\n'));
+  const pending = request(`${s.url}/slow`);
+  await waitFor(() => held.length === 1, 10_000, 'the request upstream');
+  const pids = (await status(s.admin)).workers.map((w) => w.pid!);
+  s.cli.signal('SIGTERM');
+  await s.cli.until(() => s.cli.messages(/worker shutting down/).length === 2, 'both workers draining');
+  held[0]!('done');
+  const r = await pending;
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'done');
+  const exit = await s.cli.waitForExit(20_000);
+  assert.deepEqual(exit, { code: 0, signal: null });
+  const stopped = s.cli.messages(/^stopped$/);
+  assert.deepEqual(new Set(stopped.map((l) => l.worker)), new Set([1, 2, 'primary']));
+  for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} still runs`);
+});
+
+test('workers: the count of auto, the replacement backoff, --workers', () => {
+  assert.equal(workerCount(3), 3);
+  assert.equal(workerCount('auto', 8, undefined), 8);
+  assert.equal(workerCount('auto', 64, 2), 2, 'a cgroup quota of 2 CPUs caps auto');
+  assert.equal(cgroupCpus(() => '150000 100000\n'), 2);
+  assert.equal(cgroupCpus(() => 'max 100000\n'), undefined);
+  assert.equal(cgroupCpus(() => {
+    throw new Error('ENOENT');
+  }), undefined);
+  assert.deepEqual([0, 1, 2, 3, 20].map(restartDelay), [100, 200, 400, 800, 30_000]);
+  assert.equal(parseWorkers('auto'), 'auto');
+  assert.equal(parseWorkers('4'), 4);
+  for (const bad of ['0', '-1', 'two', '1.5', '300']) assert.equal(parseWorkers(bad), undefined, bad);
+});
