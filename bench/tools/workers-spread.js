@@ -29,7 +29,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'usher-spread-'));
 installCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 async function status(admin) {
-  const r = await fetch(`http://127.0.0.1:${admin}/status`);
+  const r = await globalThis.fetch(`http://127.0.0.1:${admin}/status`);
   return r.json();
 }
 
