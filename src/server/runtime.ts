@@ -3,7 +3,7 @@ import type { UsherConfig } from '../config/types.js';
 import { ROUTE_FILTERS } from '../filters/index.js';
 import { globalFilter, type RateLimitFilter } from '../filters/rate-limit/index.js';
 import { CacheStores } from '../cache/registry.js';
-import { NO_RATE_LIMITS_CONFIG, RateLimits, type SharedBuckets } from '../filters/rate-limit/registry.js';
+import { NO_RATE_LIMITS_CONFIG, RateLimits, type PrimaryLimits } from '../filters/rate-limit/registry.js';
 import type { RedisStore } from '../filters/rate-limit/redis-store.js';
 import type { Logger } from 'pino';
 import { compileRoute } from '../pipeline/compile.js';
@@ -65,7 +65,7 @@ export class Runtime {
     previous?: Runtime,
     filters: readonly RouteFilterDefinition[] = [],
     sliceMs = 8,
-    limits?: SharedBuckets,
+    limits?: PrimaryLimits,
   ): Promise<{ runtime: Runtime; retired: Cluster[] }> {
     const steps = Runtime.steps(config, previous, filters, limits);
     let since = performance.now();
@@ -102,7 +102,7 @@ export class Runtime {
    * new runtime no longer uses; the caller closes them once the old runtime has drained.
    * Starts nothing: new clusters go live with runtime.start(), once the caller commits to it.
    */
-  static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = [], limits?: SharedBuckets): { runtime: Runtime; retired: Cluster[] } {
+  static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = [], limits?: PrimaryLimits): { runtime: Runtime; retired: Cluster[] } {
     const steps = Runtime.steps(config, previous, filters, limits);
     for (;;) {
       const step = steps.next();
@@ -111,7 +111,7 @@ export class Runtime {
   }
 
   /** The work of build(), one cluster or one route per step. */
-  private static *steps(config: UsherConfig, previous: Runtime | undefined, filters: readonly RouteFilterDefinition[], limits: SharedBuckets | undefined): Generator<void, { runtime: Runtime; retired: Cluster[] }> {
+  private static *steps(config: UsherConfig, previous: Runtime | undefined, filters: readonly RouteFilterDefinition[], limits: PrimaryLimits | undefined): Generator<void, { runtime: Runtime; retired: Cluster[] }> {
     const clusters = new Map<string, Cluster>();
     const reused = new Set<Cluster>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {

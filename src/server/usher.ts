@@ -18,7 +18,7 @@ import { AdminServer } from '../admin/server.js';
 import type { AdminHost, Fleet, ListenerInfo, ReloadRecord } from '../admin/host.js';
 import type { ClusterPublisher } from '../upstream/cluster.js';
 import type { CertSource } from '../tls/source.js';
-import type { SharedBuckets } from '../filters/rate-limit/registry.js';
+import type { PrimaryLimits } from '../filters/rate-limit/registry.js';
 import type { AdminConfig } from '../admin/config.js';
 import { Metrics } from '../observability/metrics/index.js';
 
@@ -56,7 +56,7 @@ export interface UsherOptions {
   /** worker: the certificates of the primary's ACME. */
   certSource?: CertSource;
   /** worker: the primary, which decides the local rate-limit policies for every worker. */
-  limits?: SharedBuckets;
+  limits?: PrimaryLimits;
   /** Fields on every process-log line (a worker: its id). */
   logFields?: Record<string, unknown>;
 }

@@ -230,6 +230,30 @@ test('a local rate limit holds per usher instance: the workers share one bucket 
   assert.ok(st.workers.every((w) => (w.requests ?? 0) > 0), 'both workers answered');
 });
 
+test('a concurrency limit holds per usher instance: the primary counts the slots of both workers', LIMIT, async (t) => {
+  const held: (() => void)[] = [];
+  const up = await startUpstream('slow', (req, res) => {
+    req.resume();
+    held.push(() => res.end('done'));
+  });
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'rate_limits:\n  policies:\n    two: { concurrency: 2 }\nroutes: [{ upstream: app, rate_limits: [two] }]\n'));
+  // Four at once on new connections (two per worker): a count per worker would let all four through.
+  const replies = Array.from({ length: 4 }, () => request(`${s.url}/x`));
+  const refused = await Promise.race([Promise.all(replies), until('two refusals and two held upstream', async () => (held.length === 2 ? true : undefined))]);
+  assert.equal(refused, true);
+  const settled = Promise.all(replies);
+  while (held.length > 0) held.shift()!();
+  const statuses = (await settled).map((r) => r.status).sort();
+  assert.deepEqual(statuses, [200, 200, 429, 429]);
+  assert.equal(up.requests.length, 2);
+  // The slots came back: both workers take requests again.
+  const again = Array.from({ length: 2 }, () => request(`${s.url}/y`));
+  await until('two more upstream', async () => (held.length === 2 ? true : undefined));
+  while (held.length > 0) held.shift()!();
+  assert.deepEqual((await Promise.all(again)).map((r) => r.status), [200, 200]);
+});
+
 test('SIGTERM drains every worker: a request in flight completes, then all exit 0', LIMIT, async (t) => {
   const held: ((body: string) => void)[] = [];
   const up: TestUpstream = await startUpstream('slow', (req, res) => {

@@ -22,6 +22,16 @@ export interface SharedBuckets {
   take(key: string, interval: number, burst: number): Promise<Decision>;
 }
 
+/** What the primary of several workers decides for them: local rates and concurrency. */
+export type PrimaryLimits = SharedBuckets & SharedSlots;
+
+/** Concurrency slots kept by the primary of several workers, for every worker. */
+export interface SharedSlots {
+  /** Takes a slot unless `max` are taken: resolves with the count now held (this one included), or -1 when refused. */
+  acquire(key: string, max: number): Promise<number>;
+  release(key: string): void;
+}
+
 export class Limiter {
   readonly policy: RateLimitPolicy;
   readonly fingerprint: string;
@@ -32,6 +42,8 @@ export class Limiter {
   /** A local policy decided by the primary of several workers: its own buckets while the primary does not answer. */
   readonly viaPrimary: boolean;
   readonly inflight = new InflightCounts();
+  /** Concurrency decided by the primary of several workers (undefined: `inflight`, in this process). */
+  readonly slots: SharedSlots | undefined;
   /** RateLimit-Policy item, fixed per policy. */
   readonly policyField: string;
   readonly stats = { allowed: 0, limited: 0, dryRunLimited: 0, storeErrors: 0, failedClosed: 0 };
@@ -39,8 +51,9 @@ export class Limiter {
   private dryRunSuppressed = 0;
   log: Logger | undefined;
 
-  constructor(policy: RateLimitPolicy, shared: SharedBuckets | undefined, maxKeys: number, viaPrimary = false) {
+  constructor(policy: RateLimitPolicy, shared: SharedBuckets | undefined, maxKeys: number, viaPrimary = false, slots?: SharedSlots) {
     this.policy = policy;
+    this.slots = policy.concurrency === undefined ? undefined : slots;
     this.fingerprint = JSON.stringify(policy) + (shared?.fingerprint ?? '') + String(maxKeys);
     this.keyOf = compileKey(policy.key);
     this.shared = shared;
@@ -85,7 +98,7 @@ export class RateLimits {
    * Builds from config, reusing from `previous` what is unchanged. Returns the stores no longer
    * used. `primary`: in a worker process, the local rate policies are decided there.
    */
-  static build(config: RateLimitsConfig, previous?: RateLimits, primary?: SharedBuckets): { rateLimits: RateLimits; retired: RedisStore[] } {
+  static build(config: RateLimitsConfig, previous?: RateLimits, primary?: PrimaryLimits): { rateLimits: RateLimits; retired: RedisStore[] } {
     const stores = new Map<string, RedisStore>();
     for (const [name, sc] of Object.entries(config.stores)) {
       const old = previous?.stores.get(name);
@@ -95,9 +108,9 @@ export class RateLimits {
     for (const [name, p] of Object.entries(config.policies)) {
       const viaPrimary = p.store === 'local' && primary !== undefined && p.rate !== undefined;
       const shared = viaPrimary ? primary : p.store === 'local' ? undefined : stores.get(p.store);
-      const fresh = new Limiter(p, shared, config.max_keys, viaPrimary);
+      const fresh = new Limiter(p, shared, config.max_keys, viaPrimary, primary);
       const old = previous?.limiters.get(name);
-      const limiter = old !== undefined && old.fingerprint === fresh.fingerprint && old.shared === shared ? old : fresh;
+      const limiter = old !== undefined && old.fingerprint === fresh.fingerprint && old.shared === shared && old.slots === fresh.slots ? old : fresh;
       limiters.set(name, limiter);
     }
     for (const s of stores.values()) s.policies.clear();

@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { configHash } from '../../admin/api.js';
 import type { Fleet, ListenerInfo, WorkerView } from '../../admin/host.js';
 import type { UsherConfig } from '../../config/types.js';
-import { LocalBuckets } from '../../filters/rate-limit/local-store.js';
+import { InflightCounts, LocalBuckets } from '../../filters/rate-limit/local-store.js';
 import type { Cluster, ClusterPublisher } from '../../upstream/cluster.js';
 import type { Resolved } from '../../upstream/discovery/dns.js';
 import type { ProbeResult } from '../../upstream/health/active.js';
@@ -41,6 +41,8 @@ interface Slot {
   /** Replacements in a row that died within STABLE_MS. */
   streak: number;
   listeners: ListenerInfo[];
+  /** Concurrency slots its worker holds (policy\0key → count), released if it dies. */
+  readonly slots: Map<string, number>;
   /** The config this worker was last given. */
   config: UsherConfig | null;
   timer: NodeJS.Timeout | null;
@@ -60,13 +62,14 @@ export class Primary implements Fleet, ClusterPublisher {
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | null }>();
   private buckets = new LocalBuckets(100);
   private bucketBound = 100;
+  private readonly inflight = new InflightCounts();
   private readonly exited = new Set<() => void>();
 
   constructor(
     readonly count: number,
     private readonly log: () => Logger,
   ) {
-    this.slots = Array.from({ length: count }, (_, i): Slot => ({ n: i + 1, worker: null, state: 'starting', startedAt: null, restarts: 0, streak: 0, listeners: [], config: null, timer: null }));
+    this.slots = Array.from({ length: count }, (_, i): Slot => ({ n: i + 1, worker: null, state: 'starting', startedAt: null, restarts: 0, streak: 0, listeners: [], slots: new Map(), config: null, timer: null }));
   }
 
   /** Forks every worker with `config` and waits until all serve; rejects with the first one's start error. */
@@ -132,6 +135,20 @@ export class Primary implements Fleet, ClusterPublisher {
           case 'limit':
             this.decide(worker, msg);
             return;
+          case 'acquire': {
+            const ok = this.inflight.tryAcquire(msg.key, msg.max);
+            if (ok) slot.slots.set(msg.key, (slot.slots.get(msg.key) ?? 0) + 1);
+            this.send(worker, { t: 'acquired', id: msg.id, count: ok ? this.inflight.count(msg.key) : -1 });
+            return;
+          }
+          case 'release': {
+            const n = slot.slots.get(msg.key);
+            if (n === undefined) return;
+            if (n <= 1) slot.slots.delete(msg.key);
+            else slot.slots.set(msg.key, n - 1);
+            this.inflight.release(msg.key);
+            return;
+          }
           default:
             this.answered(msg);
         }
@@ -139,6 +156,9 @@ export class Primary implements Fleet, ClusterPublisher {
       worker.on('error', (err) => this.log().warn({ worker: slot.n, err }, 'worker IPC error'));
       worker.on('exit', (code, signal) => {
         if (slot.worker === worker) slot.worker = null;
+        // Its requests are gone: so are the concurrency slots they held.
+        for (const [key, n] of slot.slots) for (let i = 0; i < n; i++) this.inflight.release(key);
+        slot.slots.clear();
         for (const fn of this.exited) fn();
         if (!settled) {
           settled = true;
@@ -204,7 +224,7 @@ export class Primary implements Fleet, ClusterPublisher {
     });
   }
 
-  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' }>): void {
+  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' }>): void {
     const w = this.waiting.get(msg.id);
     if (w === undefined) return;
     this.waiting.delete(msg.id);

@@ -34,6 +34,7 @@ export type ToWorker =
   | { t: 'stats'; id: number }
   | { t: 'metrics'; id: number }
   | { t: 'limit'; id: number; ok: boolean; allowed: boolean; remaining: number; reset: number }
+  | { t: 'acquired'; id: number; count: number }
   | { t: 'stop' };
 
 export interface WorkerStats {
@@ -52,7 +53,10 @@ export type FromWorker =
   | { t: 'stats'; id: number; stats: WorkerStats }
   | { t: 'metrics'; id: number; metrics: unknown[] }
   /** A local rate-limit decision, taken in the primary so that a limit holds per usher instance. */
-  | { t: 'limit'; id: number; key: string; interval: number; burst: number };
+  | { t: 'limit'; id: number; key: string; interval: number; burst: number }
+  /** A concurrency slot (policy\0key) counted across workers; released by `release` (or the worker's death). */
+  | { t: 'acquire'; id: number; key: string; max: number }
+  | { t: 'release'; key: string };
 
 /** Marks usher's messages among whatever else may travel on the IPC channel. */
 export const isMessage = (m: unknown): m is { t: string } => typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';

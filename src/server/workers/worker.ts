@@ -5,7 +5,7 @@
 import { configHash } from '../../admin/api.js';
 
 import type { Decision } from '../../filters/rate-limit/gcra.js';
-import type { SharedBuckets } from '../../filters/rate-limit/registry.js';
+import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
 import { Usher } from '../usher.js';
 import { isMessage, type FleetState, type FromWorker, type ToWorker } from './protocol.js';
@@ -19,12 +19,36 @@ function send(m: FromWorker): void {
   if (process.connected) process.send!(m, undefined, undefined, () => undefined);
 }
 
-/** Local rate-limit decisions taken in the primary: one timeline per usher instance, whatever the number of workers. */
-class PrimaryBuckets implements SharedBuckets {
+/**
+ * Local rate-limit decisions and concurrency slots taken in the primary: one timeline and one
+ * count per usher instance, whatever the number of workers.
+ */
+class PrimaryBuckets implements PrimaryLimits {
   readonly fingerprint = 'primary';
   readonly policies = new Map<string, 'fail_open' | 'fail_closed'>();
   private next = 1;
   private readonly waiting = new Map<number, { resolve: (d: Decision) => void; reject: (e: Error) => void }>();
+  private readonly acquiring = new Map<number, (count: number) => void>();
+
+  /** Without the primary (it died; this worker is draining), slots are granted: requests finish rather than fail. */
+  acquire(key: string, max: number): Promise<number> {
+    if (!process.connected) return Promise.resolve(max);
+    const id = this.next++;
+    return new Promise<number>((resolve) => {
+      this.acquiring.set(id, resolve);
+      send({ t: 'acquire', id, key, max });
+    });
+  }
+
+  release(key: string): void {
+    send({ t: 'release', key });
+  }
+
+  acquired(m: Extract<ToWorker, { t: 'acquired' }>): void {
+    const w = this.acquiring.get(m.id);
+    this.acquiring.delete(m.id);
+    w?.(m.count);
+  }
 
   take(key: string, interval: number, burst: number): Promise<Decision> {
     if (!process.connected) return Promise.reject(new Error('the primary is gone'));
@@ -47,6 +71,8 @@ class PrimaryBuckets implements SharedBuckets {
   failAll(): void {
     for (const w of this.waiting.values()) w.reject(new Error('the primary is gone'));
     this.waiting.clear();
+    for (const w of this.acquiring.values()) w(0);
+    this.acquiring.clear();
   }
 }
 
@@ -77,6 +103,7 @@ export function runWorker(): Promise<number> {
       if (msg.t === 'start') void start(msg.config, msg.state);
       else if (msg.t === 'stop') stop('the primary asked');
       else if (msg.t === 'limit') limits.answer(msg);
+      else if (msg.t === 'acquired') limits.acquired(msg);
       else if (usher !== undefined) handle(usher, msg, certs);
     };
     const start = async (config: Parameters<typeof Usher.prototype.reload>[0], state: FleetState) => {
