@@ -125,6 +125,18 @@ test('two workers serve one port: each takes connections, log lines name their w
   }, 'ten access-log lines');
   assert.deepEqual(new Set(access.map((l) => l.worker)), new Set([1, 2]));
   assert.ok(s.cli.messages(/^usher started$/).every((l) => l.worker === 'primary'));
+  // An admin drain reaches every worker: a drained server takes nothing, in either of them.
+  const server = encodeURIComponent(up.url);
+  assert.equal((await request(`${s.admin}/upstreams/app/servers/${server}/drain`, { method: 'POST' })).status, 200);
+  await until('both workers to drain the server', async () => {
+    const replies = await Promise.all([1, 2, 3, 4].map(() => request(`${s.url}/x`)));
+    return replies.every((r) => r.status === 503) ? true : undefined;
+  });
+  assert.equal((await request(`${s.admin}/upstreams/app/servers/${server}/enable`, { method: 'POST' })).status, 200);
+  await until('both workers to take the server back', async () => {
+    const replies = await Promise.all([1, 2, 3, 4].map(() => request(`${s.url}/x`)));
+    return replies.every((r) => r.status === 200) ? true : undefined;
+  });
 });
 
 test('the upstream sees one probe stream, not one per worker; a server found down is down in every worker', LIMIT, async (t) => {
