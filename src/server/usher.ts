@@ -350,7 +350,8 @@ export class Usher implements ListenerOwner, AdminHost {
 
   /** Metrics exist while admin.metrics is on: created once (a reload keeps their counts), closed when turned off. */
   private configureMetrics(admin: AdminConfig | undefined): void {
-    const on = admin !== undefined && admin.metrics;
+    // A primary serves its workers' metrics (Fleet.metricsText); it serves no request of its own.
+    const on = admin !== undefined && admin.metrics && this.role !== 'primary';
     if (on && this.metrics === null) this.metrics = new Metrics(this);
     else if (!on && this.metrics !== null) {
       this.metrics.close();

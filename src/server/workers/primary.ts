@@ -124,8 +124,8 @@ export class Primary implements Fleet, ClusterPublisher {
             if (slot.config !== this.config) void this.reloadOne(slot, this.config).catch(() => undefined);
             return;
           case 'failed': {
-            const err = Object.assign(new Error(msg.message), { code: msg.code });
-            this.log().error({ worker: slot.n, err }, 'worker could not start');
+            const err = Object.assign(new Error(msg.message), { code: msg.code, address: msg.address, port: msg.port });
+            this.log().error({ child: slot.n, err }, 'worker could not start');
             if (!settled) {
               settled = true;
               reject(err);
@@ -153,7 +153,7 @@ export class Primary implements Fleet, ClusterPublisher {
             this.answered(msg);
         }
       });
-      worker.on('error', (err) => this.log().warn({ worker: slot.n, err }, 'worker IPC error'));
+      worker.on('error', (err) => this.log().warn({ child: slot.n, err }, 'worker IPC error'));
       worker.on('exit', (code, signal) => {
         if (slot.worker === worker) slot.worker = null;
         // Its requests are gone: so are the concurrency slots they held.
@@ -171,11 +171,11 @@ export class Primary implements Fleet, ClusterPublisher {
         const delay = restartDelay(slot.streak - 1);
         slot.state = 'restarting';
         slot.restarts++;
-        this.log().error({ worker: slot.n, pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died: replacing it');
+        this.log().error({ child: slot.n, child_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died: replacing it');
         slot.timer = setTimeout(() => {
           if (this.stopping) return;
           this.fork(slot).then(
-            () => this.log().info({ worker: slot.n, pid: slot.worker?.process.pid, restarts: slot.restarts }, 'worker replaced'),
+            () => this.log().info({ child: slot.n, child_pid: slot.worker?.process.pid, restarts: slot.restarts }, 'worker replaced'),
             () => undefined, // its exit schedules the next try
           );
         }, delay);
@@ -184,7 +184,8 @@ export class Primary implements Fleet, ClusterPublisher {
   }
 
   private send(worker: Worker, m: ToWorker): void {
-    if (worker.isConnected()) worker.send(m);
+    // The callback takes a write error (EPIPE: the worker just died; its exit handler follows).
+    if (worker.isConnected()) worker.send(m, undefined, undefined, () => undefined);
   }
 
   private broadcast(m: ToWorker): void {
@@ -220,7 +221,7 @@ export class Primary implements Fleet, ClusterPublisher {
         reject(new Error('the worker is gone'));
         return;
       }
-      worker.send(make(id));
+      worker.send(make(id), undefined, undefined, () => undefined);
     });
   }
 
@@ -250,14 +251,14 @@ export class Primary implements Fleet, ClusterPublisher {
       if (r.status === 'fulfilled') return;
       // The first worker applied it: this one is out of step. Its replacement starts with the config of now.
       const s = rest[i]!;
-      this.log().error({ worker: s.n, err: r.reason as Error }, 'a worker could not apply the reload that the first applied: replacing it');
+      this.log().error({ child: s.n, err: r.reason as Error }, 'a worker could not apply the reload that the first applied: replacing it');
       s.worker?.process.kill('SIGKILL');
     });
   }
 
   private async reloadOne(slot: Slot, config: UsherConfig): Promise<void> {
-    slot.config = config;
     await this.ask<void>(slot.worker!, (id) => ({ t: 'reload', id, config }), null);
+    slot.config = config;
   }
 
   async views(): Promise<WorkerView[]> {

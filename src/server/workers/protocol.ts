@@ -48,7 +48,8 @@ export type FromWorker =
   /** Listening for messages: the primary sends `start`. */
   | { t: 'hello' }
   | { t: 'ready'; listeners: ListenerInfo[] }
-  | { t: 'failed'; message: string; code?: string | undefined }
+  /** It could not start: the error, with the address it could not bind (EADDRINUSE, EACCES). */
+  | { t: 'failed'; message: string; code?: string | undefined; address?: string | undefined; port?: number | undefined }
   | { t: 'done'; id: number; error?: string }
   | { t: 'stats'; id: number; stats: WorkerStats }
   | { t: 'metrics'; id: number; metrics: unknown[] }

@@ -113,8 +113,8 @@ export function runWorker(): Promise<number> {
       try {
         await u.start();
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        send({ t: 'failed', message: e.message, code: e.code });
+        const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+        send({ t: 'failed', message: e.message, code: e.code, address: e.address, port: e.port });
         stopping = true;
         return done(3);
       }
