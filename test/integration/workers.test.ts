@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { Agent, get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { serve, tempDir, writeFile, type Serving } from '../helpers/cli.js';
+import { runCli, serve, tempDir, writeFile, type Serving } from '../helpers/cli.js';
+import { formatIssues, loadConfigObject } from '../../src/config/index.js';
 import { request } from '../helpers/client.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/usher.js';
@@ -303,4 +304,19 @@ test('workers: the count of auto, the replacement backoff, --workers', () => {
   assert.equal(parseWorkers('auto'), 'auto');
   assert.equal(parseWorkers('4'), 4);
   for (const bad of ['0', '-1', 'two', '1.5', '300']) assert.equal(parseWorkers(bad), undefined, bad);
+});
+
+test('workers: a bad value is a config error with its path; --workers takes auto or a number', LIMIT, async () => {
+  const errors = (workers: unknown) => {
+    const r = loadConfigObject({ listeners: [{ address: '127.0.0.1:0' }], workers }, 'usher.yaml');
+    return formatIssues(r.ok ? [] : r.errors);
+  };
+  assert.equal(errors(0), 'usher.yaml: error: workers: expected a whole number of at least 1, got 0');
+  assert.equal(errors(300), 'usher.yaml: error: workers: expected a whole number of at most 256, got 300');
+  assert.equal(errors('many'), 'usher.yaml: error: workers: expected "auto", got "many"');
+  const ok = loadConfigObject({ listeners: [{ address: '127.0.0.1:0' }] }, 'usher.yaml');
+  assert.ok(ok.ok && ok.config.workers === 'auto', 'a file config defaults to auto');
+  const bad = await runCli(['serve', '--workers', 'lots']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--workers takes "auto" or a number from 1 to 256, got "lots"/);
 });
