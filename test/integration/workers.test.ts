@@ -9,6 +9,8 @@ import { formatIssues, loadConfigObject } from '../../src/config/index.js';
 import { request } from '../helpers/client.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/usher.js';
+import { connect as tlsConnect } from 'node:tls';
+import { certDir } from '../helpers/certs.js';
 import { restartDelay } from '../../src/server/workers/primary.js';
 import { cgroupCpus, parseWorkers, workerCount } from '../../src/server/workers/count.js';
 
@@ -319,4 +321,34 @@ test('workers: a bad value is a config error with its path; --workers takes auto
   const bad = await runCli(['serve', '--workers', 'lots']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--workers takes "auto" or a number from 1 to 256, got "lots"/);
+});
+
+test('a TLS certificate file replaced on disk: every worker serves the new one', LIMIT, async (t) => {
+  const certs = certDir();
+  t.after(() => certs.remove());
+  const first = certs.issue('site', { cn: 'site.test', sans: ['DNS:site.test'] });
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const text = `listeners:\n  - { address: 127.0.0.1:0 }\n  - { address: 127.0.0.1:0, tls: { cert: ${JSON.stringify(first.certPath)}, key: ${JSON.stringify(first.keyPath)} } }\nadmin: { address: 127.0.0.1:0 }\nupstreams: { app: { servers: [${JSON.stringify(up.url)}] } }\nroutes: [{ upstream: app }]\n`;
+  const s = await start(t, text);
+  const tlsPort = Number(/listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(s.cli.stderr)![1]);
+  const served = () =>
+    new Promise<string>((resolve, reject) => {
+      const c = tlsConnect({ host: '127.0.0.1', port: tlsPort, servername: 'site.test', rejectUnauthorized: false }, () => {
+        resolve(c.getPeerCertificate().fingerprint256);
+        c.destroy();
+      });
+      c.on('error', reject);
+    });
+  // Six new connections: both workers serve the first certificate.
+  const before = new Set(await Promise.all([1, 2, 3, 4, 5, 6].map(served)));
+  assert.equal(before.size, 1);
+  const second = certs.issue('site', { cn: 'site.test', sans: ['DNS:site.test'] });
+  assert.equal(second.certPath, first.certPath);
+  await until('both workers to serve the new certificate', async () => {
+    const now = new Set(await Promise.all([1, 2, 3, 4, 5, 6].map(served)));
+    return now.size === 1 && !now.has([...before][0]!) ? true : undefined;
+  });
+  const st = await status(s.admin);
+  assert.ok(st.workers.every((w) => (w.connections ?? 0) > 0), `both workers answered handshakes: ${JSON.stringify(st.workers)}`);
 });
