@@ -37,6 +37,7 @@ const DEFAULT_TOP_LEVEL = {
   log: { level: 'info', access_log: false },
   routing: { encoded_slashes: 'reject' },
   upgrade: { protocols: ['websocket'], idle_timeout: 600_000 },
+  workers: 'auto',
 } as const;
 
 // Defaults of the upstreams issue's options (balancing, failover, health, retries...).
