@@ -79,10 +79,13 @@ export class Runtime {
     }
   }
 
-  /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
-  start(options: ClusterStartOptions = {}, log?: Logger): void {
+  /**
+   * Goes live: starts every cluster not running yet (reused ones are, and keep their state).
+   * `stores: false`: no Redis connection (a primary of workers decides no request itself).
+   */
+  start(options: ClusterStartOptions & { stores?: boolean } = {}, log?: Logger): void {
     for (const c of this.clusters.values()) c.start(options);
-    this.rateLimits.start(log);
+    if (options.stores !== false) this.rateLimits.start(log);
   }
 
   /** Graceful: lets dispatched requests finish, then closes every cluster's connections. */

@@ -132,9 +132,9 @@ export class Usher implements ListenerOwner, AdminHost {
     }
   }
 
-  private startOptions(): ClusterStartOptions {
+  private startOptions(): ClusterStartOptions & { stores: boolean } {
     const worker = this.role === 'worker';
-    return { probes: !worker && this.options.probes !== false, discovery: !worker, ...(this.options.publish !== undefined ? { publish: this.options.publish } : {}) };
+    return { probes: !worker && this.options.probes !== false, discovery: !worker, stores: this.role !== 'primary', ...(this.options.publish !== undefined ? { publish: this.options.publish } : {}) };
   }
 
   /** Bound addresses, in config order (port 0 resolved). */
