@@ -11,6 +11,9 @@ import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/usher.js';
 import { connect as tlsConnect } from 'node:tls';
 import { certDir } from '../helpers/certs.js';
+import { startDns } from '../helpers/dns.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { restartDelay } from '../../src/server/workers/primary.js';
 import { cgroupCpus, parseWorkers, workerCount } from '../../src/server/workers/count.js';
 
@@ -351,4 +354,33 @@ test('a TLS certificate file replaced on disk: every worker serves the new one',
   });
   const st = await status(s.admin);
   assert.ok(st.workers.every((w) => (w.connections ?? 0) > 0), `both workers answered handshakes: ${JSON.stringify(st.workers)}`);
+});
+
+test('DNS discovery runs in the primary: a changed answer reaches every worker', LIMIT, async (t) => {
+  const on = async (host: string, port: number, name: string) => {
+    const server = createServer((req, res) => {
+      req.resume();
+      res.end(name);
+    });
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    t.after(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+    return (server.address() as AddressInfo).port;
+  };
+  const port = await on('127.0.0.1', 0, 'one');
+  await on('127.0.0.2', port, 'two');
+  const dns = await startDns({ 'api.test': ['127.0.0.1'] });
+  t.after(() => dns.close());
+  const s = await start(t, yaml(JSON.stringify(`http://api.test:${port}`), `    dns: { refresh: 200ms, family: ipv4, servers: [${JSON.stringify(dns.server)}] }\nroutes: [{ upstream: app }]\nlog: { level: info }\n`));
+  const bodies = async () => new Set((await Promise.all([1, 2, 3, 4, 5, 6].map(() => request(`${s.url}/x`)))).map((r) => r.body));
+  await until('both workers on the first answer', async () => ((await bodies()).has('one') && (await bodies()).size === 1 ? true : undefined));
+  dns.records.set('api.test', ['127.0.0.2']);
+  await until('both workers on the new answer', async () => {
+    const b = await bodies();
+    return b.size === 1 && b.has('two') ? true : undefined;
+  });
+  const st = await status(s.admin);
+  assert.ok(st.workers.every((w) => (w.requests ?? 0) > 0));
+  // The workers apply what the primary resolved; only the primary logs a DNS change of its own cluster first.
+  const changes = s.cli.messages(/^upstream servers changed \(DNS\)$/);
+  assert.ok(changes.some((l) => l.worker === 'primary'), JSON.stringify(changes));
 });

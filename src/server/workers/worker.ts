@@ -184,10 +184,8 @@ function applyState(usher: Usher, state: FleetState, certs: RemoteCertSource): v
     if (u.resolved !== null) c.applyResolved(u.resolved);
     for (const s of u.servers) {
       if (s.lastCheck !== null || !s.activeUp) c.applyProbe(s.server, { ok: s.lastCheck?.ok ?? s.activeUp, detail: s.lastCheck?.detail ?? 'from the primary' }, s.activeUp ? 'up' : 'down', s.lastCheck?.latencyMs ?? null);
-      if (s.drained || s.weight !== null) applyServer(usher, u.name, s.server, s.drained ? { drained: true } : { weight: s.weight });
-      if (s.drained && s.weight !== null) applyServer(usher, u.name, s.server, { weight: s.weight });
+      if (s.drained) applyServer(usher, u.name, s.server, { drained: true });
+      if (s.weight !== null) applyServer(usher, u.name, s.server, { weight: s.weight });
     }
   }
 }
-
-
