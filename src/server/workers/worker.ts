@@ -3,7 +3,6 @@
 // once per usher instance: health verdicts, DNS answers, ACME certificates, admin changes and
 // the decisions of local rate limits (primary.ts says why each is there).
 import { configHash } from '../../admin/api.js';
-
 import type { Decision } from '../../filters/rate-limit/gcra.js';
 import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
