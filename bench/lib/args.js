@@ -11,6 +11,9 @@ export const USAGE = `Usage: npm run bench -- [options]
   --warmup T          warm-up load before each measured run (default 1s)
   --connections N     concurrent connections (default 50)
   --quick             1 rep of 2s (explicit options still win)
+  --workers N         usher's worker processes (usher serve --workers; default 1). With N > 1
+                      usher runs on cores 0..N-1, which it then shares with the load generator
+                      (core 0); CPU µs/req sums the primary and every worker
   --loadgen NAME      wrk (default when installed) or autocannon
   --rate N|auto       open-loop mode: every proxy at a fixed N req/s (tools/open-loop.js),
                       reporting p50/p99/p99.9; auto = half of usher's saturation req/s,
@@ -49,6 +52,7 @@ export function parseOptions(argv) {
       connections: { type: 'string' },
       quick: { type: 'boolean', default: false },
       loadgen: { type: 'string' },
+      workers: { type: 'string' },
       rate: { type: 'string' },
       compare: { type: 'string' },
       against: { type: 'string' },
@@ -70,6 +74,7 @@ export function parseOptions(argv) {
     connections: values.connections ? positive(values.connections, 'connections') : 50,
     quick: values.quick,
     loadgen: values.loadgen ?? null,
+    workers: values.workers ? positive(values.workers, 'workers') : 1,
     rate: values.rate === undefined ? null : values.rate === 'auto' ? 'auto' : positive(values.rate, 'rate (or auto)'),
     compare: values.compare ?? null,
     against: values.against ?? null,

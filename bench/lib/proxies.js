@@ -145,7 +145,7 @@ const OWN_ROUTES = `  - match: { path: /small-rl }
  * @param {string} root the checkout to run; another commit's gets only the sections every
  *   version knows (no rate_limits, no auth, no compress, no caches), so its ratelimit, jwt, gzip100k and cachehit rows measure nothing new.
  */
-function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics }, root = REPO_DIR, plain = false, engine = undefined) {
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics, workers = 1 }, root = REPO_DIR, plain = false, engine = undefined) {
   const own = root === REPO_DIR && !plain;
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
@@ -162,9 +162,13 @@ ${own ? OWN_ROUTES : ''}  - upstream: origin${own && gzipLevel ? `\n    compress
 log: { level: warn, access_log: false }
 ${metrics && own ? 'admin: { address: 127.0.0.1:0 }\n' : ''}`,
   );
-  // `node` itself (not npm) under taskset, so the measured PID is the serving process.
-  return startProcess(process.execPath, [path.join(root, 'bin', 'usher.js'), 'serve', '--config', file], {
-    cpu: PROXY_CPU,
+  // `node` itself (not npm) under taskset, so the measured PID is the serving process (with
+  // --workers: the primary, whose tree holds the workers). Another commit's build may not know
+  // --workers: it gets the option only when it asks for more than one.
+  const args = [path.join(root, 'bin', 'usher.js'), 'serve', '--config', file, ...(root === REPO_DIR || workers > 1 ? ['--workers', String(workers)] : [])];
+  return startProcess(process.execPath, args, {
+    // N workers need N cores: 0..N-1, the load generator's core 0 included (2-core machines).
+    cpu: workers > 1 ? `0-${workers - 1}` : PROXY_CPU,
     cwd: root,
     name: 'usher',
   });

@@ -110,7 +110,8 @@ function describe(meta) {
     `${machine.cpus} × ${machine.model}, Linux ${machine.kernel}, Node ${tools.node}, ${tools.nginx ?? 'nginx missing'}, ` +
       `${tools.haproxy?.replace(/ - https.*/, '') ?? 'HAProxy missing'}, ${tools.caddy ? `Caddy ${tools.caddy}` : 'Caddy missing'}, load: ${tools.loadgen}.`,
     `${options.reps} rep(s) × ${options.durationS} s measured (after ${options.warmupS} s warm-up), ${options.connections} connections, ` +
-      `interleaved; medians. Load generator and origins on core 0, the proxy alone on core 1, one worker/thread/process each. ` +
+      `interleaved; medians. Load generator and origins on core 0, the proxy alone on core 1, one worker/thread/process each` +
+      `${(options.workers ?? 1) > 1 ? ` (usher: ${options.workers} worker processes and their primary on cores 0-${options.workers - 1}, sharing core 0 with the load generator)` : ''}. ` +
       `CPU µs/req = utime+stime of the proxy's processes (/proc) over the measured run ÷ completed requests (round trips for ws). ` +
       `req/s counts successful responses only. Ratios: CPU ÷ X > 1 costs more than X; req/s ÷ X < 1 is slower than X. ` +
       `Run took ${meta.elapsed ?? '?'}.`,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { checkScenario } from './check.js';
 import { cpuDeltaUs, cpuSnapshot, peakRssKiB } from './cpu.js';
 import { runLoad, runOpenLoop } from './loadgen.js';
-import { exitDescription, freePort, outputTail, stopProcess, waitForPort } from './procs.js';
+import { delay, exitDescription, freePort, outputTail, stopProcess, waitForPort } from './procs.js';
 import { hasCommand } from './setup.js';
 
 /**
@@ -37,10 +37,13 @@ export async function runOne(proxy, scenario, rep, env) {
   const dir = path.join(env.scratch, `${proxy.id}-${scenario.id}-${rep}`);
   fs.mkdirSync(dir);
   const port = await freePort();
-  const handle = proxy.start({ dir, port, tls: scenario.tls ? env.tls : null, upstreamPort, gzipLevel: scenario.gzipLevel ?? null, metrics: scenario.metrics === true });
+  const handle = proxy.start({ dir, port, tls: scenario.tls ? env.tls : null, upstreamPort, gzipLevel: scenario.gzipLevel ?? null, metrics: scenario.metrics === true, workers: env.options.workers });
   try {
     try {
       await waitForPort(port, { handle });
+      // With workers the port opens when the first worker listens; the banner comes once every
+      // worker serves: a worker still starting would count its start-up CPU in the measured run.
+      if (proxy.kind === 'usher' && env.options.workers > 1) await waitForOutput(handle, /listening on/);
     } catch (err) {
       const tail = outputTail(handle);
       const failure = { status: 'failed', reason: `failed to start: ${err.message}${tail ? `: ${tail}` : ''}` };
@@ -50,6 +53,15 @@ export async function runOne(proxy, scenario, rep, env) {
     return await measure(scenario, baseUrl(scenario, port), handle, env);
   } finally {
     await stopProcess(handle);
+  }
+}
+
+async function waitForOutput(handle, re, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(handle.stderr)) {
+    if (handle.exited) throw new Error(`exited (${exitDescription(handle)}) before it was ready`);
+    if (Date.now() > deadline) throw new Error(`no ${re} in its output after ${timeoutMs} ms`);
+    await delay(50); // polling interval, not a synchronisation sleep
   }
 }
 

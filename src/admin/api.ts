@@ -7,7 +7,7 @@ import { loadConfigTextOffThread } from '../config/load-off-thread.js';
 import type { ConfigIssue, UsherConfig } from '../config/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import type { AdminHost } from './host.js';
+import type { AdminHost, WorkerView } from './host.js';
 import { planConfig } from './plan.js';
 import { certificatesView } from './certificates.js';
 import { purge, type PurgeRequest } from '../cache/purge.js';
@@ -33,7 +33,7 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
     case '/':
       return only('GET', () => ({ status: 200, body: { endpoints: ENDPOINTS } }));
     case '/status':
-      return only('GET', () => ({ status: 200, body: status(host) }));
+      return only('GET', async () => ({ status: 200, body: await status(host) }));
     case '/routes':
       return only('GET', () => ({ status: 200, body: routes(host) }));
     case '/upstreams':
@@ -45,6 +45,10 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
       });
     case '/metrics':
       return only('GET', async () => {
+        if (host.fleet !== undefined) {
+          if (host.runtime.config.admin?.metrics !== true) return notFound('metrics are off (admin.metrics: false)');
+          return { status: 200, body: await host.fleet.metricsText(), contentType: PROMETHEUS_TEXT };
+        }
         const m = host.metrics;
         if (m === null) return notFound('metrics are off (admin.metrics: false)');
         return { status: 200, body: await m.text(), contentType: m.contentType };
@@ -74,6 +78,7 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
       case 'enable':
         return only('POST', () => {
           cluster.setDrained(e, op === 'drain');
+          host.fleet?.serverChanged(name, e.id, { drained: op === 'drain' });
           host.logger.info({ upstream: name, server: e.id }, op === 'drain' ? 'admin: server drained' : 'admin: server enabled');
           return { status: 200, body: serverView(cluster, e) };
         });
@@ -89,6 +94,7 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
             return bad(`expected "weight" to be an integer from 1 to 1000, or null, got ${JSON.stringify(weight)}`);
           }
           cluster.setWeight(e, weight as number | null);
+          host.fleet?.serverChanged(name, e.id, { weight: weight as number | null });
           host.logger.info({ upstream: name, server: e.id, weight }, 'admin: server weight set');
           return { status: 200, body: serverView(cluster, e) };
         });
@@ -144,9 +150,14 @@ export function configHash(config: UsherConfig): string {
   return h;
 }
 
-function status(host: AdminHost): unknown {
+const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
+
+async function status(host: AdminHost): Promise<unknown> {
   const config = host.runtime.config;
   const last = [...host.reloads].reverse().find((r) => r.result === 'success');
+  // With worker processes: each one's state, and the totals over those that answered.
+  const workers = host.fleet === undefined ? undefined : await host.fleet.views();
+  const sum = (f: (w: WorkerView) => number | null) => workers!.reduce((n, w) => n + (f(w) ?? 0), 0);
   return {
     version: VERSION,
     node: process.version,
@@ -155,13 +166,14 @@ function status(host: AdminHost): unknown {
     uptime_seconds: Math.round((Date.now() - host.startedAt) / 1000),
     config: { source: config.file, hash: configHash(config), loaded_at: last?.at ?? new Date(host.startedAt).toISOString(), routes: config.routes.length, upstreams: Object.keys(config.upstreams).length },
     listeners: host.listenerInfo(),
-    inflight: host.inflight,
-    requests: host.stats.requests,
-    connections: host.stats.connections,
-    metrics: host.metrics !== null,
+    inflight: workers === undefined ? host.inflight : sum((w) => w.inflight),
+    requests: workers === undefined ? host.stats.requests : sum((w) => w.requests),
+    connections: workers === undefined ? host.stats.connections : sum((w) => w.connections),
+    metrics: workers === undefined ? host.metrics !== null : config.admin?.metrics === true,
     access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...host.accessLog.counts },
     tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: host.tracer.counts },
     reloads: host.reloads,
+    ...(workers === undefined ? {} : { workers }),
   };
 }
 

@@ -30,7 +30,42 @@ export interface ListenerInfo {
   readonly http2: boolean;
 }
 
+/** One worker process as GET /status reports it (src/server/workers/). */
+export interface WorkerView {
+  readonly id: number;
+  readonly pid: number | null;
+  /** starting → serving → stopping; "restarting": it died and a replacement is due (backoff). */
+  readonly state: 'starting' | 'serving' | 'stopping' | 'restarting';
+  readonly started_at: string | null;
+  /** How many times this worker slot was replaced after its process died. */
+  readonly restarts: number;
+  /** From the worker itself when it answered in time (null otherwise). */
+  readonly inflight: number | null;
+  readonly requests: number | null;
+  readonly connections: number | null;
+  /** sha256 of the config the worker serves (the same as config.hash once a reload reached it). */
+  readonly config_hash: string | null;
+}
+
+/**
+ * The worker processes a primary runs (src/server/workers/primary.ts): a reload, a server's
+ * drain/enable/weight and the metrics go through it to every worker.
+ */
+export interface Fleet {
+  /** Applies a validated config in every worker (the first one, then the rest); throws when the first cannot. */
+  apply(config: UsherConfig): Promise<void>;
+  views(): Promise<WorkerView[]>;
+  /** The workers' listeners, as the first one serving reports them. */
+  listenerInfo(): ListenerInfo[];
+  /** The admin API changed a server: the same change in every worker. */
+  serverChanged(upstream: string, server: string, change: { drained: boolean } | { weight: number | null }): void;
+  /** Prometheus text of every worker's metrics, each series labelled with its worker. */
+  metricsText(): Promise<string>;
+}
+
 export interface AdminHost {
+  /** Set in the primary of several worker processes. */
+  readonly fleet?: Fleet | undefined;
   readonly runtime: {
     readonly config: UsherConfig;
     readonly clusters: ReadonlyMap<string, Cluster>;

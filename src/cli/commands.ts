@@ -47,10 +47,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     options: [
       { ...CONFIG, help: `${CONFIG.help}; without it, a built-in demo with three upstreams` },
       { name: 'listen', type: 'string', arg: 'ADDRESS', help: 'with the built-in demo only: listen on ADDRESS (host:port) instead of 127.0.0.1:8080' },
+      { name: 'workers', type: 'string', arg: 'N', help: 'worker processes: auto (one per CPU) or a number; overrides `workers` in FILE (the demo: 1)' },
       HELP_OPTION,
     ],
     notes: [
-      'Signals:\n  SIGTERM, SIGINT     graceful shutdown: stop accepting, finish in-flight requests, exit\n  SIGHUP              reload the config file (so does saving it); an invalid file keeps the old config\n  SIGUSR1             reopen the access log file (log.access_log_file) by its path, after logrotate renamed it',
+      'Signals:\n  SIGTERM, SIGINT     graceful shutdown: stop accepting, finish in-flight requests, exit\n  SIGHUP              reload the config file (so does saving it); an invalid file keeps the old config\n  SIGUSR1             reopen the access log file (log.access_log_file) by its path, after logrotate renamed it\n  (with workers > 1, signal the primary: the pid in the banner)',
       'Logs are JSON lines on stdout; the start-up banner and config warnings go to stderr.',
     ],
     examples: ['usher serve --config usher.yaml', 'usher serve --listen 127.0.0.1:9000'],

@@ -4,7 +4,11 @@ import { loadConfigFileOffThread, loadConfigObjectOffThread } from '../config/lo
 import { closest } from '../config/suggest.js';
 import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
+import cluster from 'node:cluster';
 import { Usher } from '../server/usher.js';
+import { workerCount, parseWorkers } from '../server/workers/count.js';
+import { Primary } from '../server/workers/primary.js';
+import { runWorker } from '../server/workers/worker.js';
 import { commandHelp, commandNamed, findCommand, overview, parseCommand, UsageError } from './commands.js';
 import { bashCompletion, zshCompletion } from './completion.js';
 import { actionSummary, explain, pathSummary } from './explain.js';
@@ -54,11 +58,19 @@ async function run(argv: string[]): Promise<number> {
   }
   const config = values.config as string | undefined;
   switch (command.name) {
-    case 'serve':
+    case 'serve': {
+      // A worker process runs this same command line (node:cluster forks process.argv): it takes its config from the primary.
+      if (cluster.isWorker && process.env.USHER_WORKER !== undefined) return runWorker();
       if (values.listen !== undefined && config !== undefined) {
         throw new UsageError('serve', '--listen applies to the built-in demo; set listeners in the config file instead');
       }
-      return serve(config, values.listen as string | undefined);
+      let workers: 'auto' | number | undefined;
+      if (values.workers !== undefined) {
+        workers = parseWorkers(values.workers as string);
+        if (workers === undefined) throw new UsageError('serve', `--workers takes "auto" or a number from 1 to 256, got ${JSON.stringify(values.workers)}`);
+      }
+      return serve(config, values.listen as string | undefined, workers);
+    }
     case 'validate':
       if (config === undefined) throw new UsageError('validate', '--config FILE is required');
       return validate(config);
@@ -111,7 +123,7 @@ async function validate(file: string): Promise<number> {
   return EXIT.ok;
 }
 
-async function serve(file: string | undefined, listen?: string): Promise<number> {
+async function serve(file: string | undefined, listen?: string, workersOption?: 'auto' | number): Promise<number> {
   let demo: DemoPool | undefined;
   let result: LoadResult;
   if (file === undefined) {
@@ -126,10 +138,21 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
     await demo?.close();
     return EXIT.invalidConfig;
   }
-  const usher = new Usher(result.config);
+  const workers = workerCount(workersOption ?? result.config.workers);
+  // One process, or a primary (this one) and its workers: the reload, watch and signal handling
+  // below is the same; the primary's Usher sends each reload to the workers first.
+  let usher: Usher;
+  let primary: Primary | undefined;
+  if (workers === 1) usher = new Usher(result.config);
+  else {
+    const p = (primary = new Primary(workers, () => usher.logger));
+    usher = new Usher(result.config, { role: 'primary', fleet: p, publish: p, logFields: { worker: 'primary' } });
+  }
   try {
+    await primary?.start(usher, result.config);
     await usher.start();
   } catch (err) {
+    await primary?.stop(0);
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     const where = e.address !== undefined ? `${e.address}:${e.port}` : '';
     const why = e.code === 'EADDRINUSE' ? `address ${where} is already in use` : e.code === 'EACCES' ? `no permission to listen on ${where}` : e.message;
@@ -167,8 +190,8 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
       stopping = true;
       usher.logger.info({ signal, inflight: usher.inflight }, 'shutting down');
       watch?.close();
-      void usher
-        .close()
+      void (primary?.stop(usher.runtime.config.timeouts.graceful_shutdown) ?? Promise.resolve())
+        .then(() => usher.close())
         .then(() => demo?.close())
         .then(() => {
           process.off('SIGHUP', onHup);
@@ -195,13 +218,14 @@ async function serve(file: string | undefined, listen?: string): Promise<number>
     process.on('SIGUSR1', onUsr1);
     // Only now: the banner tells supervisors (and tests) that usher is ready, signals included;
     // a SIGHUP that arrived before its handler would kill the process.
-    printBanner(usher, result.config, demo !== undefined);
+    printBanner(usher, result.config, demo !== undefined, workers);
   });
 }
 
-function printBanner(usher: Usher, config: UsherConfig, demo: boolean): void {
+function printBanner(usher: Usher, config: UsherConfig, demo: boolean, workers: number): void {
   const lines: string[] = [];
   lines.push(demo ? 'usher: serving the built-in demo (no --config given)' : `usher: serving ${config.file}`);
+  if (workers > 1) lines.push(`  ${workers} worker processes (pid ${process.pid} is the primary)`);
   for (const a of usher.addresses()) lines.push(`  listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
   if (usher.admin !== null && config.admin !== undefined) {
     const host = config.admin.host;
@@ -221,5 +245,5 @@ function printBanner(usher: Usher, config: UsherConfig, demo: boolean): void {
   const first = usher.addresses()[0];
   if (demo && first) lines.push(`  try: curl http://${first.host}:${first.port}/   (repeat it to see the load spread)`);
   process.stderr.write(`${lines.join('\n')}\n`);
-  usher.logger.info({ listeners: usher.addresses(), routes: config.routes.length, file: config.file }, 'usher started');
+  usher.logger.info({ listeners: usher.addresses(), routes: config.routes.length, file: config.file, workers }, 'usher started');
 }

@@ -103,6 +103,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
       protocols: unique((input.upgrade?.protocols ?? DEFAULTS.upgrade.protocols).map((p) => p.toLowerCase())),
       idle_timeout: parseDuration(input.upgrade?.idle_timeout ?? DEFAULTS.upgrade.idle_timeout),
     },
+    workers: input.workers ?? DEFAULTS.workers,
     file: ctx.file,
   };
   if (input.acme) config.acme = normalizeAcme(input.acme, filePath);

@@ -6,6 +6,7 @@
 export { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, size, stringEnum, TOKEN_PATTERN } from './schema-kit.js';
 
 export const DEFAULTS = {
+  workers: 'auto' as const,
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   route: { priority: 0 },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },

@@ -305,6 +305,14 @@ export const ConfigSchema = object(
     rate_limits: Type.Optional(RateLimitsSchema),
     admin: Type.Optional(AdminSchema),
     tracing: Type.Optional(TracingSchema),
+    workers: Type.Optional(
+      Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], {
+        default: DEFAULTS.workers,
+        'x-usher-expected': '"auto" or a number of processes from 1 to 256',
+        description:
+          'Worker processes of `usher serve` that share the listeners (node:cluster). auto: one per available CPU (os.availableParallelism, capped by a cgroup CPU quota). 1: a single process, no primary. With more than one, a primary process loads the config, watches the file, runs the active health checks, DNS discovery, ACME and the admin listener, and feeds the results to every worker; local rate limits and concurrency limits are decided in the primary so that they hold per usher instance. Changed by a reload: takes effect at the next restart. The built-in demo runs 1; `usher serve --workers` overrides the file.',
+      }),
+    ),
   },
   {
     title: 'usher configuration',

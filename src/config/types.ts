@@ -174,6 +174,8 @@ export interface UsherConfig {
   admin?: AdminConfig;
   /** Tracing (W3C Trace Context, OTLP export); absent when not configured. */
   tracing?: TracingConfig;
+  /** Worker processes of `usher serve` (src/server/workers/): "auto" (one per CPU) or a count. */
+  workers: 'auto' | number;
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

@@ -55,5 +55,7 @@ export function demoConfig(urls: readonly string[], address = '127.0.0.1:8080'):
       { name: 'demo', upstream: 'demo' },
     ],
     log: { level: 'info', access_log: true },
+    // One process: the demo is for trying usher out, not for using every core.
+    workers: 1,
   };
 }

@@ -42,6 +42,8 @@ export class AccessLog {
     readonly settings: AccessLogSettings,
     private readonly logger: Logger,
     destination?: NodeJS.WritableStream,
+    /** Fields on every JSON line (a worker process: its id). */
+    fields?: Record<string, unknown>,
   ) {
     // A file in the config wins over the embedding program's stream (which replaces stdout).
     if (destination !== undefined && settings.file === null) {
@@ -52,7 +54,10 @@ export class AccessLog {
       // is light); maxLength bounds what is held when writes fail or lag.
       this.boom = pino.destination({
         dest: settings.file ?? 1,
-        sync: false,
+        // Worker processes share stdout: only a write of whole lines up to PIPE_BUF (4 KiB) is
+        // atomic on a pipe, and a batched write can be larger and cut a line; so they write
+        // stdout line by line. (A file is opened O_APPEND: each batched write lands whole.)
+        sync: fields !== undefined && settings.file === null,
         minLength: settings.file === null ? 0 : 4096,
         maxLength: settings.buffer,
         periodicFlush: settings.file === null ? 0 : 1000,
@@ -63,7 +68,7 @@ export class AccessLog {
       this.boom.on('error', this.onError);
     }
     if (settings.format === 'json') {
-      this.json = pino({ level: 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, this.dest);
+      this.json = pino({ level: 'info', base: fields ?? null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, this.dest);
       this.text = null;
     } else {
       this.json = null;

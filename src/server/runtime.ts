@@ -3,7 +3,7 @@ import type { UsherConfig } from '../config/types.js';
 import { ROUTE_FILTERS } from '../filters/index.js';
 import { globalFilter, type RateLimitFilter } from '../filters/rate-limit/index.js';
 import { CacheStores } from '../cache/registry.js';
-import { NO_RATE_LIMITS_CONFIG, RateLimits } from '../filters/rate-limit/registry.js';
+import { NO_RATE_LIMITS_CONFIG, RateLimits, type PrimaryLimits } from '../filters/rate-limit/registry.js';
 import type { RedisStore } from '../filters/rate-limit/redis-store.js';
 import type { Logger } from 'pino';
 import { compileRoute } from '../pipeline/compile.js';
@@ -65,8 +65,9 @@ export class Runtime {
     previous?: Runtime,
     filters: readonly RouteFilterDefinition[] = [],
     sliceMs = 8,
+    limits?: PrimaryLimits,
   ): Promise<{ runtime: Runtime; retired: Cluster[] }> {
-    const steps = Runtime.steps(config, previous, filters);
+    const steps = Runtime.steps(config, previous, filters, limits);
     let since = performance.now();
     for (;;) {
       const step = steps.next();
@@ -78,11 +79,16 @@ export class Runtime {
     }
   }
 
-  /** Goes live: starts every cluster not running yet (reused ones are, and keep their state). */
-  start(options: ClusterStartOptions = {}, log?: Logger): void {
+  /**
+   * Goes live: starts every cluster not running yet (reused ones are, and keep their state).
+   * `stores: false`: no Redis connection (a primary of workers decides no request itself).
+   */
+  start(options: ClusterStartOptions & { stores?: boolean } = {}, log?: Logger): void {
     for (const c of this.clusters.values()) c.start(options);
-    this.rateLimits.start(log);
-    this.caches.start((name, err) => log?.error({ cache: name, err }, 'cache store: could not read its directory; it stays empty'));
+    if (options.stores !== false) {
+      this.rateLimits.start(log);
+      this.caches.start((name, err) => log?.error({ cache: name, err }, 'cache store: could not read its directory; it stays empty'));
+    }
   }
 
   /** Graceful: lets dispatched requests finish, then closes every cluster's connections. */
@@ -102,8 +108,8 @@ export class Runtime {
    * new runtime no longer uses; the caller closes them once the old runtime has drained.
    * Starts nothing: new clusters go live with runtime.start(), once the caller commits to it.
    */
-  static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = []): { runtime: Runtime; retired: Cluster[] } {
-    const steps = Runtime.steps(config, previous, filters);
+  static build(config: UsherConfig, previous?: Runtime, filters: readonly RouteFilterDefinition[] = [], limits?: PrimaryLimits): { runtime: Runtime; retired: Cluster[] } {
+    const steps = Runtime.steps(config, previous, filters, limits);
     for (;;) {
       const step = steps.next();
       if (step.done === true) return step.value;
@@ -111,7 +117,7 @@ export class Runtime {
   }
 
   /** The work of build(), one cluster or one route per step. */
-  private static *steps(config: UsherConfig, previous: Runtime | undefined, filters: readonly RouteFilterDefinition[]): Generator<void, { runtime: Runtime; retired: Cluster[] }> {
+  private static *steps(config: UsherConfig, previous: Runtime | undefined, filters: readonly RouteFilterDefinition[], limits: PrimaryLimits | undefined): Generator<void, { runtime: Runtime; retired: Cluster[] }> {
     const clusters = new Map<string, Cluster>();
     const reused = new Set<Cluster>();
     for (const [name, upstream] of Object.entries(config.upstreams)) {
@@ -126,7 +132,7 @@ export class Runtime {
       }
       yield;
     }
-    const { rateLimits, retired: retiredStores } = RateLimits.build(config.rate_limits ?? NO_RATE_LIMITS_CONFIG, previous?.rateLimits);
+    const { rateLimits, retired: retiredStores } = RateLimits.build(config.rate_limits ?? NO_RATE_LIMITS_CONFIG, previous?.rateLimits, limits);
     const caches = CacheStores.build(config.caches, previous?.caches);
     const compile = routeCompiler(clusters, rateLimits, caches, filters);
     const router = new HostPathRouter<CompiledRoute>();

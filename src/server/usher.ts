@@ -7,7 +7,7 @@ import { createLogger } from '../observability/logger.js';
 import type { Exchange } from '../proxy/exchange.js';
 import type { ListenerFilterDefinition, RouteFilterDefinition } from '../pipeline/registry.js';
 import type { Filter, PhaseName } from '../pipeline/types.js';
-import type { Cluster } from '../upstream/cluster.js';
+import type { Cluster, ClusterStartOptions } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
 import { AcmeManager } from '../tls/acme/manager.js';
 import { warnInsecureUpstreams } from '../tls/upstream.js';
@@ -15,7 +15,10 @@ import { Runtime } from './runtime.js';
 import { ConnectionCounts } from '../filters/rate-limit/connections.js';
 import { logHealthEvents } from './health-log.js';
 import { AdminServer } from '../admin/server.js';
-import type { AdminHost, ListenerInfo, ReloadRecord } from '../admin/host.js';
+import type { AdminHost, Fleet, ListenerInfo, ReloadRecord } from '../admin/host.js';
+import type { ClusterPublisher } from '../upstream/cluster.js';
+import type { CertSource } from '../tls/source.js';
+import type { PrimaryLimits } from '../filters/rate-limit/registry.js';
 import type { AdminConfig } from '../admin/config.js';
 import type { PendingDomain, ServedCertificate } from '../admin/certificates.js';
 import { Metrics } from '../observability/metrics/index.js';
@@ -44,6 +47,22 @@ export interface UsherOptions {
    * response hook. Their done hook runs for every request, also one that matched no route.
    */
   listenerFilters?: readonly ListenerFilterDefinition<undefined>[];
+  /**
+   * A part of a multi-process usher (src/server/workers/). "primary": opens no proxy listener;
+   * runs the active checks, DNS discovery, ACME and the admin listener, and sends reloads and
+   * admin changes through `fleet`. "worker": serves the listeners; probes, DNS answers and ACME
+   * certificates come from the primary (`certSource`); no admin listener. Default: "single".
+   */
+  role?: 'single' | 'primary' | 'worker';
+  fleet?: Fleet;
+  /** primary: where the clusters' probe results and DNS answers go. */
+  publish?: ClusterPublisher;
+  /** worker: the certificates of the primary's ACME. */
+  certSource?: CertSource;
+  /** worker: the primary, which decides the local rate-limit policies for every worker. */
+  limits?: PrimaryLimits;
+  /** Fields on every process-log line (a worker: its id). */
+  logFields?: Record<string, unknown>;
 }
 
 /**
@@ -67,7 +86,11 @@ export class Usher implements ListenerOwner, AdminHost {
   readonly stats = { requests: 0, connections: 0 };
   private drainWaiters: (() => void)[] = [];
   /** ACME certificates, served by every TLS listener; undefined without an `acme` section. */
-  readonly certSource: AcmeManager | undefined;
+  readonly certSource: CertSource | undefined;
+  /** The ACME client, in the process that orders (not in a worker). */
+  readonly acme: AcmeManager | undefined;
+  readonly role: 'single' | 'primary' | 'worker';
+  readonly fleet: Fleet | undefined;
   readonly listenerFilters: readonly ListenerFilterDefinition<undefined>[];
   /** Open connections per client address (rate_limits.connections_per_client), across listeners. */
   readonly connectionCounts = new ConnectionCounts();
@@ -86,12 +109,15 @@ export class Usher implements ListenerOwner, AdminHost {
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
     this.listenerFilters = options.listenerFilters ?? [];
-    this.logger = createLogger(config.log, options.logDestination);
+    this.role = options.role ?? 'single';
+    this.fleet = options.fleet;
+    this.logger = createLogger(config.log, options.logDestination, options.logFields);
     // Built, not started: the clusters go live in start(), once the listeners are open.
-    this.runtime = Runtime.build(config, undefined, options.filters).runtime;
+    this.runtime = Runtime.build(config, undefined, options.filters, options.limits).runtime;
     this.configureAccessLog(config);
     this.unsubscribeHealth = logHealthEvents(this);
-    this.certSource = config.acme === undefined ? undefined : new AcmeManager(config.acme, this.logger);
+    this.acme = config.acme === undefined || this.role === 'worker' ? undefined : new AcmeManager(config.acme, this.logger);
+    this.certSource = this.role === 'worker' ? options.certSource : this.acme;
     warnInsecureUpstreams(config.upstreams, this.logger);
   }
 
@@ -99,22 +125,28 @@ export class Usher implements ListenerOwner, AdminHost {
 
   async start(): Promise<void> {
     try {
-      for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
+      if (this.role !== 'primary') for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
       this.configureMetrics(this.runtime.config.admin);
       await this.configureTracing(this.runtime.config);
-      if (this.runtime.config.admin !== undefined) this.admin = await AdminServer.open(this, this.runtime.config.admin);
+      if (this.runtime.config.admin !== undefined && this.role !== 'worker') this.admin = await AdminServer.open(this, this.runtime.config.admin);
       // A request that reached an earlier listener meanwhile opened its endpoint's pool itself
       // (Endpoint.pool); probes and DNS discovery start here, for a start that is going to hold.
-      this.runtime.start({ probes: this.options.probes }, this.logger);
-      this.certSource?.start();
+      this.runtime.start(this.startOptions(), this.logger);
+      this.acme?.start();
     } catch (err) {
       await this.close(0);
       throw err;
     }
   }
 
+  private startOptions(): ClusterStartOptions & { stores: boolean } {
+    const worker = this.role === 'worker';
+    return { probes: !worker && this.options.probes !== false, discovery: !worker, stores: this.role !== 'primary', ...(this.options.publish !== undefined ? { publish: this.options.publish } : {}) };
+  }
+
   /** Bound addresses, in config order (port 0 resolved). */
   addresses(): { host: string; port: number; tls: boolean }[] {
+    if (this.fleet !== undefined) return this.fleet.listenerInfo().map((l) => ({ host: l.host, port: l.port, tls: l.tls }));
     return [...this.listeners.values()].map((l) => ({ host: l.config.host, port: l.address().port, tls: l.config.tls !== undefined }));
   }
 
@@ -143,6 +175,8 @@ export class Usher implements ListenerOwner, AdminHost {
 
   private async reloadNow(config: UsherConfig, source: string): Promise<void> {
     try {
+      // Workers first: if the first one cannot apply it (a listener that cannot bind), nothing changed anywhere.
+      await this.fleet?.apply(config);
       await this.swap(config);
     } catch (err) {
       this.record({ at: new Date().toISOString(), source, result: 'failure', file: config.file, errors: [(err as Error).message ?? String(err)] });
@@ -153,15 +187,15 @@ export class Usher implements ListenerOwner, AdminHost {
 
   private async swap(config: UsherConfig): Promise<void> {
     // In slices: requests are served by the current runtime meanwhile (issue #11).
-    const { runtime, retired } = await Runtime.buildInSlices(config, this.runtime, this.options.filters);
+    const { runtime, retired } = await Runtime.buildInSlices(config, this.runtime, this.options.filters, 8, this.options.limits);
     const wanted = new Map(config.listeners.map((l, i) => [listenerKey(l, i), l]));
     const opened: Listener[] = [];
     let admin: AdminServer | null = null;
     try {
-      for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc, config));
+      if (this.role !== 'primary') for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc, config));
       // A new or moved admin listener is bound before the commit, like a proxy listener: if it
       // cannot bind, the reload fails and nothing changes.
-      if (config.admin !== undefined && (this.admin === null || !this.admin.sameAddress(config.admin))) admin = await AdminServer.open(this, config.admin);
+      if (config.admin !== undefined && this.role !== 'worker' && (this.admin === null || !this.admin.sameAddress(config.admin))) admin = await AdminServer.open(this, config.admin);
     } catch (err) {
       for (const l of opened) {
         this.listeners.delete(listenerKey(l.config, config.listeners.indexOf(l.config)));
@@ -178,16 +212,17 @@ export class Usher implements ListenerOwner, AdminHost {
       // Moved (or added): the previous admin listener finishes what it is answering (the apply that moved it) and closes.
       void this.admin?.close();
       this.admin = admin;
-    } else if (config.admin === undefined && this.admin !== null) {
+    } else if ((config.admin === undefined || this.role === 'worker') && this.admin !== null) {
       void this.admin.close();
       this.admin = null;
     } else this.admin?.update(config.admin!);
     // Committed: the new clusters go live in the same tick as the swap, so no request sees one
     // unstarted; reused clusters are running already and keep their pools and probes.
-    runtime.start({ probes: this.options.probes }, this.logger);
-    if (config.acme !== undefined) this.certSource?.update(config.acme);
+    runtime.start(this.startOptions(), this.logger);
+    if (config.acme !== undefined) this.acme?.update(config.acme);
     warnInsecureUpstreams(config.upstreams, this.logger);
-    if ((config.acme === undefined) !== (this.certSource === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
+    if (this.role !== 'single' && config.workers !== previous.config.workers) this.logger.warn('workers changed: the number of worker processes changes at the next restart');
+    if (this.role !== 'worker' && (config.acme === undefined) !== (this.acme === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
     this.configureAccessLog(config);
     for (const [key, listener] of this.listeners) {
       if (!wanted.has(key)) {
@@ -222,7 +257,7 @@ export class Usher implements ListenerOwner, AdminHost {
   /** Graceful shutdown: stop accepting, let in-flight requests finish within graceMs, then cut. */
   async close(graceMs = this.runtime.config.timeouts.graceful_shutdown): Promise<void> {
     this.draining = true;
-    const acmeStopped = this.certSource?.close();
+    const acmeStopped = this.acme?.close();
     const stops = [...this.listeners.values()].map((l) => l.stopAccepting());
     const drained = this.inflight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));
     let timer: NodeJS.Timeout | undefined;
@@ -308,14 +343,15 @@ export class Usher implements ListenerOwner, AdminHost {
   }
 
   listenerInfo(): ListenerInfo[] {
+    if (this.fleet !== undefined) return this.fleet.listenerInfo();
     return [...this.listeners.values()].map((l) => ({ address: l.config.address, host: l.config.host, port: l.address().port, tls: l.config.tls !== undefined, http2: l.config.http2 !== undefined }));
   }
 
   /** Every certificate the TLS listeners serve: their files, and the ACME ones (served by every TLS listener that has no file for the name). */
   certificateInventory(): { served: ServedCertificate[]; pending: PendingDomain[] } {
     const served: ServedCertificate[] = [];
-    const acme = this.certSource?.domainStates() ?? [];
-    const directory = this.certSource?.directory ?? '';
+    const acme = this.acme?.domainStates() ?? [];
+    const directory = this.acme?.directory ?? '';
     for (const l of this.listeners.values()) {
       const tls = l.tls;
       if (tls === undefined) continue;
@@ -341,7 +377,8 @@ export class Usher implements ListenerOwner, AdminHost {
 
   /** Metrics exist while admin.metrics is on: created once (a reload keeps their counts), closed when turned off. */
   private configureMetrics(admin: AdminConfig | undefined): void {
-    const on = admin !== undefined && admin.metrics;
+    // A primary serves its workers' metrics (Fleet.metricsText); it serves no request of its own.
+    const on = admin !== undefined && admin.metrics && this.role !== 'primary';
     if (on && this.metrics === null) this.metrics = new Metrics(this);
     else if (!on && this.metrics !== null) {
       this.metrics.close();
@@ -383,7 +420,7 @@ export class Usher implements ListenerOwner, AdminHost {
       void current.close();
       this.accessLog = null;
     }
-    if (on && this.accessLog === null) this.accessLog = new AccessLog(this, config.log.access, this.logger, this.options.accessLogDestination);
+    if (on && this.accessLog === null) this.accessLog = new AccessLog(this, config.log.access, this.logger, this.options.accessLogDestination, this.options.logFields);
     this.logger.level = config.log.level;
   }
 

@@ -21,6 +21,19 @@ export interface ClusterStartOptions {
    * primary that probes once and publishes to its workers. Default true.
    */
   probes?: boolean;
+  /**
+   * false: run no DNS discovery here; resolved endpoint sets are fed in with applyResolved (the
+   * primary of several workers resolves once). Default true.
+   */
+  discovery?: boolean;
+  /** Told of every local probe result and DNS answer: a primary forwards them to its workers. */
+  publish?: ClusterPublisher;
+}
+
+/** Where a prober's results go besides its own cluster (src/server/workers/primary.ts). */
+export interface ClusterPublisher {
+  probe(cluster: Cluster, id: string, result: ProbeResult, transition: 'up' | 'down' | null, latencyMs: number): void;
+  resolved(cluster: Cluster, resolved: Resolved): void;
 }
 
 /**
@@ -59,6 +72,9 @@ export class Cluster {
   /** Circuit breaker and queue; null when no limits are configured. */
   readonly admission: Admission | null;
   private state: 'built' | 'live' | 'closed' = 'built';
+  private publisher: ClusterPublisher | null = null;
+  /** The last DNS answer applied (a worker that starts later is handed it). */
+  lastResolved: Resolved | null = null;
   /** Metrics' series for this upstream, bound on first use (null while metrics are off). */
   meters: unknown = null;
 
@@ -127,8 +143,9 @@ export class Cluster {
     this.state = 'live';
     for (const e of this.endpoints) e.start();
     if (this.outlier !== null) for (const e of this.endpoints) this.outlier.resume(e);
+    this.publisher = options.publish ?? null;
     if (options.probes !== false) this.checker?.start();
-    this.discovery?.start();
+    if (options.discovery !== false) this.discovery?.start();
   }
 
   static fingerprint(config: UpstreamConfig): string {
@@ -156,6 +173,7 @@ export class Cluster {
 
   private readonly onProbe = (target: ProbeTarget, result: ProbeResult, transition: 'up' | 'down' | null, latencyMs: number): void => {
     this.applyProbe(target.id, result, transition, latencyMs);
+    this.publisher?.probe(this, target.id, result, transition, latencyMs);
   };
 
   /**
@@ -175,8 +193,16 @@ export class Cluster {
   }
 
   private readonly onResolved = (resolved: Resolved): void => {
-    this.applyEndpoints(discoveredEndpoints(this.config, this.endpoints, resolved));
+    this.applyResolved(resolved);
+    this.publisher?.resolved(this, resolved);
   };
+
+  /** A DNS answer: from this cluster's discovery, or fed in by a primary that resolves for its workers. */
+  applyResolved(resolved: Resolved): void {
+    if (this.config.dns === null) return;
+    this.lastResolved = resolved;
+    this.applyEndpoints(discoveredEndpoints(this.config, this.endpoints, resolved));
+  }
 
   /** Swaps in a new endpoint set: new balancers over it; removed endpoints finish what they have. */
   private applyEndpoints(next: readonly Endpoint[]): void {

@@ -23,6 +23,9 @@ export class Cli {
 
   /** `nodeArgs`: flags for node itself, before bin/usher.js (e.g. `--import` a probe). */
   constructor(args: readonly string[], nodeArgs: readonly string[] = []) {
+    // One process unless the test is about workers: `workers: auto` (the default of a file
+    // config) would fork a process per core for every test that starts usher.
+    if (args[0] === 'serve' && !args.includes('--workers') && !args.includes('--help') && !args.includes('-h')) args = [...args, '--workers', '1'];
     const env = { ...process.env };
     // node --test marks its children; usher is not a test file and must not report to the runner.
     delete env.NODE_TEST_CONTEXT;
@@ -127,7 +130,7 @@ export async function serve(t: { after(fn: () => Promise<void> | void): void }, 
   const port = await cli.until(() => {
     const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(cli.stderr);
     return m ? Number(m[1]) : undefined;
-  }, 'the "listening on" banner line');
+  }, 'the "listening on" banner line', 60_000);
   return { cli, port, url: `http://127.0.0.1:${port}` };
 }
 

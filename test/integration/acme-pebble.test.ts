@@ -53,7 +53,7 @@ test('HTTP-01: obtain, serve by SNI (verifies against pebble\'s root), renew, re
   const domain = 'a.acme.test';
   const listeners = [{ address: `127.0.0.1:${pebble.httpPort}`, redirect_https: true }, { address: `127.0.0.1:${pebble.tlsPort}`, tls: {} }];
   const u = await acmeUsher(storage, { domains: [domain], challenges: ['http-01'] }, listeners);
-  const acme = u.usher.certSource!;
+  const acme = u.usher.acme!;
   try {
     await waitFor(() => acme.issued === 1 || u.logs.some((l) => l.level === 50), 30_000, 'the first certificate');
     assert.equal(acme.issued, 1, JSON.stringify(u.logs.filter((l) => l.level === 50)));
@@ -87,7 +87,7 @@ test('HTTP-01: obtain, serve by SNI (verifies against pebble\'s root), renew, re
   // Restart on the same storage: the stored certificate is served, nothing is ordered.
   const again = await acmeUsher(storage, { domains: [domain], challenges: ['http-01'] }, listeners);
   t.after(() => again.close());
-  const acme2 = again.usher.certSource!;
+  const acme2 = again.usher.acme!;
   await waitFor(() => acme2.checks >= 1, 5000, 'the first check');
   assert.equal(acme2.orders, 0);
   const root = await pebble.root();
@@ -104,7 +104,7 @@ test('TLS-ALPN-01: a TLS listener alone proves the name (no plain listener for H
   // No plain listener: HTTP-01 cannot succeed, so the certificate proves TLS-ALPN-01 worked.
   const u = await acmeUsher(storage, { domains: [domain], challenges: ['tls-alpn-01'] }, [{ address: `127.0.0.1:${pebble.tlsPort}`, tls: {} }]);
   t.after(() => u.close());
-  const acme = u.usher.certSource!;
+  const acme = u.usher.acme!;
   await waitFor(() => acme.issued === 1 || u.logs.some((l) => l.level === 50), 30_000, 'the certificate');
   assert.equal(acme.issued, 1, JSON.stringify(u.logs.filter((l) => l.level === 50)));
   const root = await pebble.root();

@@ -93,7 +93,7 @@ test('completion bash: commands, each command\'s options, files after --config, 
   writeFile(join(dir, 'other.json'), '{}\n');
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 's']), ['serve']);
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', '']), ['--help', '--version', 'apply', 'completion', 'explain', 'help', 'plan', 'purge', 'serve', 'validate']);
-  assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'serve', '--']), ['--config', '--help', '--listen']);
+  assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'serve', '--']), ['--config', '--help', '--listen', '--workers']);
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'explain', '--c']), ['--client-ip', '--config']);
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'validate', '--config', 'us']), ['usher.yaml']);
   assert.deepEqual(await bashComplete(r.stdout, dir, ['usher', 'serve', '-c', '']), ['other.json', 'usher.yaml']);

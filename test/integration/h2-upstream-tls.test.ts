@@ -30,7 +30,7 @@ routes: [{ upstream: secure }]
   );
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: CERT_FILE };
   delete env.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, [binPath, 'serve', '--config', file], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [binPath, 'serve', '--config', file, '--workers', '1'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   // One hook, in order: usher's pooled session keeps the upstream server from closing.
   t.after(async () => {

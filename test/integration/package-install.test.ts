@@ -72,7 +72,7 @@ test('npm pack → npm install into an empty folder → npx usher serve proxies;
   await assert.rejects(run(process.execPath, [tsc, ...tscArgs, 'bad.mts'], app), /bad\.mts\(2,\d+\): error TS\d+:.*adress/);
 
   // detached: npx runs usher as its child; the signal goes to the whole group this test started.
-  const child = spawn('npx', ['usher', 'serve', '-c', 'x.yaml'], { cwd: app, env: userEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('npx', ['usher', 'serve', '-c', 'x.yaml', '--workers', '1'], { cwd: app, env: userEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));

@@ -28,7 +28,7 @@ async function spawnUsher(upstreamUrl: string): Promise<{ proc: ChildProcess; po
   const dir = mkdtempSync(join(tmpdir(), 'usher-1gib-'));
   const file = join(dir, 'usher.yaml');
   writeFileSync(file, `listeners:\n  - address: 127.0.0.1:0\nupstreams:\n  app:\n    servers:\n      - url: ${upstreamUrl}\nroutes:\n  - upstream: app\nlog: { level: warn }\n`);
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/usher.js'), 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/usher.js'), 'serve', '--config', file, '--workers', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   await waitFor(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(stderr) || proc.exitCode !== null, 10_000, 'usher to start');

@@ -126,7 +126,7 @@ test('ACME failures are logged with the domain, attempt and next retry, and retr
   assert.deepEqual([b!.attempt, b!.retry_in_ms], [2, 100]);
   assert.deepEqual([c!.attempt, c!.retry_in_ms], [3, 150], 'capped at retry.max');
   assert.match(String((a!.err as { message: string }).message), /no response from the ACME server/);
-  assert.equal(u.usher.certSource!.issued, 0);
+  assert.equal(u.usher.acme!.issued, 0);
   // Other names are served all along, by the same listener.
   const served = await httpsGet(u.usher.addresses()[0]!.port, { servername: 'other.test', ca: ca.cert });
   assert.equal(served.status, 200);
@@ -150,7 +150,7 @@ test('two processes sharing ACME storage: while another holds the lock nothing i
     acme: { domains: ['shared.test'], directory: `http://127.0.0.1:${dead}/dir`, storage, retry: { min: '50ms', max: '50ms' } },
   });
   t.after(() => u.close());
-  const acme = u.usher.certSource!;
+  const acme = u.usher.acme!;
   await waitFor(() => u.logs.some((l) => String(l.msg).startsWith('ACME: another usher process holds the storage lock')), 5000, 'the lock to be seen');
   assert.equal(acme.orders, 0);
   // The other process finishes: it stores the certificate and releases the lock.

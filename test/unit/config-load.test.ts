@@ -37,6 +37,7 @@ const DEFAULT_TOP_LEVEL = {
   log: { level: 'info', access_log: false, access: { format: 'json', file: null, buffer: 4 * 1024 * 1024 } },
   routing: { encoded_slashes: 'reject' },
   upgrade: { protocols: ['websocket'], idle_timeout: 600_000 },
+  workers: 'auto',
 } as const;
 
 // Defaults of the upstreams issue's options (balancing, failover, health, retries...).

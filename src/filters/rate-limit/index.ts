@@ -24,6 +24,8 @@ interface State {
   readonly held: boolean[];
   /** Index of the policy that refused (concurrency or rate), or -1. */
   refused: number;
+  /** Slots held per key when the primary counts them (for the RateLimit header). */
+  inUse?: number[];
 }
 
 const ROUTE_STATE = stateKey<State>('rate_limit');
@@ -55,29 +57,60 @@ export class RateLimitFilter implements Filter {
     const n = ls.length;
     const st: State = { keys: new Array<string>(n), outcomes: new Array<Outcome>(n), held: new Array<boolean>(n).fill(false), refused: -1 };
     ctx.set(this.kState, st);
-    let shared = false;
-    let tats: (number | undefined)[] | undefined;
+    let remote: Promise<void>[] | undefined;
     for (let i = 0; i < n; i++) {
       const l = ls[i]!;
       const key = (st.keys[i] = l.keyOf(ctx));
       const p = l.policy;
-      if (p.concurrency !== undefined) {
-        if (l.inflight.tryAcquire(key, p.concurrency)) st.held[i] = true;
-        else if (p.dry_run) l.dryRun(ctx, key, 'concurrency');
-        else {
-          l.stats.limited++;
-          st.refused = i;
-          release(ls, st);
-          return concurrencyReply(p.concurrency);
-        }
+      if (p.concurrency === undefined) continue;
+      if (l.slots !== undefined) {
+        // With several workers: the primary counts the slots of all (one round trip).
+        (remote ??= []).push(l.slots.acquire(`${p.name}\0${key}`, p.concurrency).then((count) => {
+          if (count < 0) return;
+          st.held[i] = true;
+          (st.inUse ??= new Array<number>(n))[i] = count;
+        }));
+        continue;
       }
-      const rate = p.rate;
+      if (l.inflight.tryAcquire(key, p.concurrency)) st.held[i] = true;
+      else if (p.dry_run) l.dryRun(ctx, key, 'concurrency');
+      else return this.concurrencyRefused(st, i);
+    }
+    if (remote === undefined) return this.rates(ctx, st);
+    return Promise.all(remote).then(() => {
+      for (let i = 0; i < n; i++) {
+        const l = ls[i]!;
+        if (l.slots === undefined || st.held[i]) continue;
+        if (l.policy.dry_run) l.dryRun(ctx, st.keys[i]!, 'concurrency');
+        else return this.concurrencyRefused(st, i);
+      }
+      return this.rates(ctx, st);
+    });
+  }
+
+  private concurrencyRefused(st: State, i: number): LocalResponse {
+    const l = this.limiters[i]!;
+    l.stats.limited++;
+    st.refused = i;
+    release(this.limiters, st);
+    return concurrencyReply(l.policy.concurrency!);
+  }
+
+  /** The rate policies, once the concurrency slots are held. */
+  private rates(ctx: RequestContext, st: State): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+    const ls = this.limiters;
+    const n = ls.length;
+    let shared = false;
+    let tats: (number | undefined)[] | undefined;
+    for (let i = 0; i < n; i++) {
+      const l = ls[i]!;
+      const rate = l.policy.rate;
       if (rate === undefined) continue;
       if (l.shared !== undefined) {
         shared = true;
         continue;
       }
-      const e = l.local!.evaluate(key, rate.interval, rate.burst);
+      const e = l.local!.evaluate(st.keys[i]!, rate.interval, rate.burst);
       st.outcomes[i] = e.decision;
       if (e.tat !== undefined) (tats ??= new Array<number | undefined>(n))[i] = e.tat;
     }
@@ -142,7 +175,8 @@ export class RateLimitFilter implements Filter {
       let item: string | undefined;
       if (o !== undefined && o !== UNAVAILABLE) item = `${JSON.stringify(l.policy.name)};r=${o.remaining};t=${Math.ceil(o.reset / 1000)}`;
       else if (o === undefined && l.policy.concurrency !== undefined && l.policy.rate === undefined) {
-        item = `${JSON.stringify(l.policy.name)};r=${Math.max(0, l.policy.concurrency - l.inflight.count(st.keys[i]!))}`;
+        const inUse = l.slots === undefined ? l.inflight.count(st.keys[i]!) : (st.inUse?.[i] ?? l.policy.concurrency);
+        item = `${JSON.stringify(l.policy.name)};r=${Math.max(0, l.policy.concurrency - inUse)}`;
       }
       if (item === undefined) continue;
       limit = limit === '' ? item : `${limit}, ${item}`;
@@ -175,7 +209,9 @@ function release(ls: readonly Limiter[], st: State): void {
   for (let i = 0; i < ls.length; i++) {
     if (!st.held[i]) continue;
     st.held[i] = false;
-    ls[i]!.inflight.release(st.keys[i]!);
+    const l = ls[i]!;
+    if (l.slots !== undefined) l.slots.release(`${l.policy.name}\0${st.keys[i]!}`);
+    else l.inflight.release(st.keys[i]!);
   }
 }
 
@@ -185,7 +221,7 @@ function sharedDecision(l: Limiter, key: string): Promise<Outcome> {
   return l.shared!.take(`${l.policy.name}\0${key}`, rate.interval, rate.burst).catch((): Outcome => {
     l.stats.storeErrors++;
     if (l.policy.on_store_error === 'fail_closed') return UNAVAILABLE;
-    const fb = l.policy.fallback;
+    const fb = l.viaPrimary ? rate : l.policy.fallback;
     return fb === undefined ? undefined : l.local!.take(key, fb.interval, fb.burst);
   });
 }

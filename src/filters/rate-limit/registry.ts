@@ -9,6 +9,28 @@ import { compileKey } from './key.js';
 import { InflightCounts, LocalBuckets } from './local-store.js';
 import { RedisStore } from './redis-store.js';
 import type { RequestContext } from '../../pipeline/types.js';
+import type { Decision } from './gcra.js';
+
+/**
+ * Buckets kept elsewhere than this process: a Redis store, or the primary of several worker
+ * processes deciding for the local policies of all (src/server/workers/limits.ts).
+ */
+export interface SharedBuckets {
+  readonly fingerprint: string;
+  /** Policy name → its on_store_error, for the store's own log lines. */
+  readonly policies: Map<string, 'fail_open' | 'fail_closed'>;
+  take(key: string, interval: number, burst: number): Promise<Decision>;
+}
+
+/** What the primary of several workers decides for them: local rates and concurrency. */
+export type PrimaryLimits = SharedBuckets & SharedSlots;
+
+/** Concurrency slots kept by the primary of several workers, for every worker. */
+export interface SharedSlots {
+  /** Takes a slot unless `max` are taken: resolves with the count now held (this one included), or -1 when refused. */
+  acquire(key: string, max: number): Promise<number>;
+  release(key: string): void;
+}
 
 export class Limiter {
   readonly policy: RateLimitPolicy;
@@ -16,8 +38,12 @@ export class Limiter {
   readonly keyOf: (ctx: RequestContext) => string;
   /** Local buckets: the policy's own store, or its fallback while Redis is unreachable. */
   readonly local: LocalBuckets | undefined;
-  readonly shared: RedisStore | undefined;
+  readonly shared: SharedBuckets | undefined;
+  /** A local policy decided by the primary of several workers: its own buckets while the primary does not answer. */
+  readonly viaPrimary: boolean;
   readonly inflight = new InflightCounts();
+  /** Concurrency decided by the primary of several workers (undefined: `inflight`, in this process). */
+  readonly slots: SharedSlots | undefined;
   /** RateLimit-Policy item, fixed per policy. */
   readonly policyField: string;
   readonly stats = { allowed: 0, limited: 0, dryRunLimited: 0, storeErrors: 0, failedClosed: 0 };
@@ -25,12 +51,14 @@ export class Limiter {
   private dryRunSuppressed = 0;
   log: Logger | undefined;
 
-  constructor(policy: RateLimitPolicy, shared: RedisStore | undefined, maxKeys: number) {
+  constructor(policy: RateLimitPolicy, shared: SharedBuckets | undefined, maxKeys: number, viaPrimary = false, slots?: SharedSlots) {
     this.policy = policy;
+    this.slots = policy.concurrency === undefined ? undefined : slots;
     this.fingerprint = JSON.stringify(policy) + (shared?.fingerprint ?? '') + String(maxKeys);
     this.keyOf = compileKey(policy.key);
     this.shared = shared;
-    this.local = policy.rate === undefined ? undefined : shared === undefined ? new LocalBuckets(maxKeys) : policy.fallback === undefined ? undefined : new LocalBuckets(maxKeys);
+    this.viaPrimary = viaPrimary;
+    this.local = policy.rate === undefined ? undefined : shared === undefined || viaPrimary ? new LocalBuckets(maxKeys) : policy.fallback === undefined ? undefined : new LocalBuckets(maxKeys);
     const name = JSON.stringify(policy.name);
     const items: string[] = [];
     if (policy.rate !== undefined) items.push(`${name};q=${policy.rate.rate};w=${Math.max(1, Math.ceil(policy.rate.per / 1000))};usher-burst=${policy.rate.burst}`);
@@ -66,8 +94,11 @@ export class RateLimits {
     this.connectionsPerClient = config.connections_per_client;
   }
 
-  /** Builds from config, reusing from `previous` what is unchanged. Returns the stores no longer used. */
-  static build(config: RateLimitsConfig, previous?: RateLimits): { rateLimits: RateLimits; retired: RedisStore[] } {
+  /**
+   * Builds from config, reusing from `previous` what is unchanged. Returns the stores no longer
+   * used. `primary`: in a worker process, the local rate policies are decided there.
+   */
+  static build(config: RateLimitsConfig, previous?: RateLimits, primary?: PrimaryLimits): { rateLimits: RateLimits; retired: RedisStore[] } {
     const stores = new Map<string, RedisStore>();
     for (const [name, sc] of Object.entries(config.stores)) {
       const old = previous?.stores.get(name);
@@ -75,10 +106,11 @@ export class RateLimits {
     }
     const limiters = new Map<string, Limiter>();
     for (const [name, p] of Object.entries(config.policies)) {
-      const shared = p.store === 'local' ? undefined : stores.get(p.store);
-      const fresh = new Limiter(p, shared, config.max_keys);
+      const viaPrimary = p.store === 'local' && primary !== undefined && p.rate !== undefined;
+      const shared = viaPrimary ? primary : p.store === 'local' ? undefined : stores.get(p.store);
+      const fresh = new Limiter(p, shared, config.max_keys, viaPrimary, primary);
       const old = previous?.limiters.get(name);
-      const limiter = old !== undefined && old.fingerprint === fresh.fingerprint && old.shared === shared ? old : fresh;
+      const limiter = old !== undefined && old.fingerprint === fresh.fingerprint && old.shared === shared && old.slots === fresh.slots ? old : fresh;
       limiters.set(name, limiter);
     }
     for (const s of stores.values()) s.policies.clear();

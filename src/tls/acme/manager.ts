@@ -14,6 +14,13 @@ import type { CertSource } from '../source.js';
 import { AcmeStore, LOCK_REFRESH_MS } from './store.js';
 
 type AcmeLib = typeof AcmeClientModule;
+
+/** What a worker process needs of the primary's ACME state (structured-cloneable). */
+export interface AcmeSnapshot {
+  certs: [string, { cert: string; key: string; names: string[] }][];
+  http: [string, string][];
+  alpn: [string, { cert: string; key: string; names: string[] }][];
+}
 let acmeLib: Promise<AcmeLib> | undefined;
 /**
  * acme-client (with axios and @peculiar/x509 under it, ~15 MB of heap) is loaded on the first
@@ -222,10 +229,13 @@ export class AcmeManager implements CertSource {
           const [alpnKey, alpnCert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
           this.alpnCerts.set(authz.identifier.value, loadCertificate(alpnCert.toString(), alpnKey.toString(), [authz.identifier.value]));
         }
+        // Worker processes answer the challenge: they get it before the CA is told to look.
+        await this.notifyChallenges();
       },
       challengeRemoveFn: async (authz, challenge) => {
         if (challenge.type === 'http-01') this.httpTokens.delete(challenge.token);
         else this.alpnCerts.delete(authz.identifier.value);
+        this.notify();
       },
     });
     const cert = loadCertificate(chain, key.toString(), [domain]);
@@ -272,5 +282,21 @@ export class AcmeManager implements CertSource {
 
   private notify(): void {
     for (const fn of this.listeners) fn();
+  }
+
+  /** Set by a primary of worker processes: resolves once every worker holds the pending challenges. */
+  challengesPublished: (() => Promise<void>) | null = null;
+
+  private async notifyChallenges(): Promise<void> {
+    this.notify();
+    await this.challengesPublished?.();
+  }
+
+  /** Certificates and pending challenges as PEM text, for worker processes (remote.ts). */
+  snapshot(): AcmeSnapshot {
+    const pem = (c: LoadedCertificate) => ({ cert: c.cert, key: c.key, names: [...c.names] });
+    const certs: [string, { cert: string; key: string; names: string[] }][] = [];
+    for (const [d, s] of this.domains) if (s.cert !== undefined) certs.push([d, pem(s.cert)]);
+    return { certs, http: [...this.httpTokens], alpn: [...this.alpnCerts].map(([n, c]) => [n, pem(c)]) };
   }
 }

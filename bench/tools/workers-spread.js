@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// How node:cluster spreads connections over usher's workers, and what each scheduling policy
+// costs: for NODE_CLUSTER_SCHED_POLICY rr (the primary accepts and hands each connection to the
+// workers in turn) and none (every worker accepts on the shared socket; the kernel wakes one),
+// usher --workers N against a local origin, wrk with keep-alive and with a new connection per
+// request; prints each worker's share of connections and requests (GET /status) and CPU µs per
+// request of the whole tree (primary + workers).
+//
+//   node bench/tools/workers-spread.js [--workers 2] [--duration 3] [--connections 50]
+import { createServer } from 'node:http';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { cpuDeltaUs, cpuSnapshot } from '../lib/cpu.js';
+import { freePort, installCleanup, startProcess, stopProcess, waitForPort } from '../lib/procs.js';
+import { REPO_DIR } from '../lib/proxies.js';
+
+const { values } = parseArgs({ options: { workers: { type: 'string', default: '2' }, duration: { type: 'string', default: '3' }, connections: { type: 'string', default: '50' } } });
+const workers = Number(values.workers);
+
+const origin = createServer((req, res) => res.end('Hello, World!'));
+origin.keepAliveTimeout = 60_000;
+await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+const originPort = origin.address().port;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'usher-spread-'));
+installCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function status(admin) {
+  const r = await globalThis.fetch(`http://127.0.0.1:${admin}/status`);
+  return r.json();
+}
+
+async function run(policy, mode) {
+  const [port, admin] = [await freePort(), await freePort()];
+  const file = path.join(dir, 'usher.yaml');
+  fs.writeFileSync(file, `listeners: [{ address: 127.0.0.1:${port} }]\nadmin: { address: 127.0.0.1:${admin}, metrics: false }\nupstreams: { origin: { servers: [http://127.0.0.1:${originPort}] } }\nroutes: [{ upstream: origin }]\nlog: { level: warn }\n`);
+  const handle = startProcess(process.execPath, [path.join(REPO_DIR, 'bin', 'usher.js'), 'serve', '--config', file, '--workers', String(workers)], { env: { ...process.env, NODE_CLUSTER_SCHED_POLICY: policy }, name: 'usher' });
+  await waitForPort(port, { handle, timeoutMs: 60_000 });
+  await waitForPort(admin, { handle, timeoutMs: 60_000 });
+  const before = cpuSnapshot(handle.pid);
+  const start = await status(admin);
+  // Async: the origin runs in this process.
+  const { stdout: out } = await promisify(execFile)('wrk', ['-t', '1', '-c', values.connections, '-d', `${values.duration}s`, ...(mode === 'close' ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${port}/`]);
+  const after = cpuSnapshot(handle.pid);
+  const end = await status(admin);
+  await stopProcess(handle);
+  const requests = end.requests - start.requests;
+  const share = (k) => end.workers.map((w, i) => (w[k] ?? 0) - (start.workers[i][k] ?? 0));
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const conns = share('connections');
+  const reqs = share('requests');
+  const pct = (xs) => xs.map((x) => `${Math.round((100 * x) / Math.max(1, xs.reduce((a, b) => a + b, 0)))}%`).join('/');
+  console.log(`${policy.padEnd(4)} ${mode.padEnd(10)} ${String(Math.round(rps)).padStart(6)} req/s  ${(cpuDeltaUs(before, after) / requests).toFixed(1).padStart(6)} CPU µs/req  connections ${pct(conns)} (${conns.join('/')})  requests ${pct(reqs)}`);
+}
+
+console.log(`usher --workers ${workers}, wrk -c ${values.connections} -d ${values.duration}s; ${os.cpus().length} cores shared with the load generator`);
+for (const mode of ['keep-alive', 'close']) for (const policy of ['rr', 'none']) await run(policy, mode);
+origin.close();

@@ -1,0 +1,63 @@
+// The messages between the primary and its worker processes (node:cluster IPC with
+// `serialization: 'advanced'`, i.e. structured clone: a normalised config, a Map of DNS answers
+// and PEM text cross as they are). Requests that want an answer carry an `id`; the answer
+// carries the same id.
+import type { UsherConfig } from '../../config/types.js';
+import type { AcmeSnapshot } from '../../tls/acme/manager.js';
+import type { Resolved } from '../../upstream/discovery/dns.js';
+import type { ProbeResult } from '../../upstream/health/active.js';
+import type { ListenerInfo } from '../../admin/host.js';
+
+/** The state of one server that a worker takes from the primary (health verdict, admin overrides). */
+export interface ServerState {
+  readonly server: string;
+  readonly activeUp: boolean;
+  readonly lastCheck: { at: number; ok: boolean; detail: string; latencyMs: number | null } | null;
+  readonly drained: boolean;
+  /** An admin override of the weight, or null. */
+  readonly weight: number | null;
+}
+
+/** What a worker needs besides the config to agree with the primary from its first request. */
+export interface FleetState {
+  readonly upstreams: { readonly name: string; readonly resolved: Resolved | null; readonly servers: readonly ServerState[] }[];
+  readonly acme: AcmeSnapshot | null;
+}
+
+export type ToWorker =
+  | { t: 'start'; config: UsherConfig; state: FleetState }
+  | { t: 'reload'; id: number; config: UsherConfig }
+  | { t: 'probe'; upstream: string; server: string; result: ProbeResult; transition: 'up' | 'down' | null; latencyMs: number }
+  | { t: 'resolved'; upstream: string; resolved: Resolved }
+  | { t: 'server'; upstream: string; server: string; change: { drained: boolean } | { weight: number | null } }
+  | { t: 'acme'; id: number; snapshot: AcmeSnapshot }
+  | { t: 'stats'; id: number }
+  | { t: 'metrics'; id: number }
+  | { t: 'limit'; id: number; ok: boolean; allowed: boolean; remaining: number; reset: number }
+  | { t: 'acquired'; id: number; count: number }
+  | { t: 'stop' };
+
+export interface WorkerStats {
+  readonly inflight: number;
+  readonly requests: number;
+  readonly connections: number;
+  readonly configHash: string;
+}
+
+export type FromWorker =
+  /** Listening for messages: the primary sends `start`. */
+  | { t: 'hello' }
+  | { t: 'ready'; listeners: ListenerInfo[] }
+  /** It could not start: the error, with the address it could not bind (EADDRINUSE, EACCES). */
+  | { t: 'failed'; message: string; code?: string | undefined; address?: string | undefined; port?: number | undefined }
+  | { t: 'done'; id: number; error?: string }
+  | { t: 'stats'; id: number; stats: WorkerStats }
+  | { t: 'metrics'; id: number; metrics: unknown[] }
+  /** A local rate-limit decision, taken in the primary so that a limit holds per usher instance. */
+  | { t: 'limit'; id: number; key: string; interval: number; burst: number }
+  /** A concurrency slot (policy\0key) counted across workers; released by `release` (or the worker's death). */
+  | { t: 'acquire'; id: number; key: string; max: number }
+  | { t: 'release'; key: string };
+
+/** Marks usher's messages among whatever else may travel on the IPC channel. */
+export const isMessage = (m: unknown): m is { t: string } => typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
