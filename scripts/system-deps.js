@@ -17,6 +17,7 @@ const PACKAGES = [
   { name: 'curl', bins: ['curl'], for: 'HTTP/2 and TLS tests (test/integration/http2.test.ts, tls-termination.test.ts)' },
   { name: 'openssl', bins: ['openssl'], for: 'test certificates (test/helpers/certs.ts)' },
   { name: 'redis-server', bins: ['redis-server', 'redis-cli'], for: 'shared rate limits over Redis (test/integration/ratelimit-redis.test.ts)' },
+  { name: 'modsecurity-crs', files: ['/usr/share/modsecurity-crs/rules/REQUEST-901-INITIALIZATION.conf'], for: 'the OWASP Core Rule Set the WAF tests load (test/unit/waf-crs.test.ts, test/integration/waf.test.ts)' },
   { name: 'ca-certificates', files: ['/etc/ssl/certs/ca-certificates.crt'], for: 'the system trust store curl and openssl load' },
 ];
 
