@@ -3,6 +3,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import type { Logger } from 'pino';
 import { CHANNELS, type DoneEvent } from './events.js';
+import { ACCESS_LOG_FIELDS } from './log-fields.js';
 
 /** Subscribes `log` to this server's done events; returns the unsubscribe function. */
 export function subscribeAccessLog(server: unknown, log: Logger): () => void {
@@ -28,6 +29,8 @@ export function subscribeAccessLog(server: unknown, log: Logger): () => void {
       upstream: upstream.server ?? null,
       attempts: upstream.attempts,
       reason: ev.reason,
+      // fields a filter added for this request (the WAF's matched rules and score)
+      ...ctx.get(ACCESS_LOG_FIELDS),
     });
   };
   diagnostics.subscribe(CHANNELS.done, onDone);

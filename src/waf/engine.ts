@@ -50,7 +50,7 @@ export function setupRules(o: WafOptions): string {
   // ModSecurity's recommended configuration refuses a body its processor could not parse
   // (rule 200002); the CRS assumes it is there.
   lines.push(
-    'SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:\'Failed to parse request body.\',logdata:\'%{reqbody_error_msg}\',severity:2"',
+    'SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,msg:\'Failed to parse request body.\',logdata:\'%{reqbody_error_msg}\',severity:2"',
   );
   return lines.join('\n');
 }

@@ -9,7 +9,7 @@ import { type CompiledOperator, UnsupportedError, compileOperator } from './oper
 import { type Directive, type Origin, SecLangError } from './parse.js';
 import { type ActionSpec, type TargetSpec, parseActions, parseOperator, parseTargets } from './syntax.js';
 import { TRANSFORMS, type Transform } from './transforms.js';
-import { COLLECTIONS } from './variables.js';
+import { COLLECTIONS, MAP_COLLECTIONS } from './variables.js';
 
 export type Disruptive = 'pass' | 'block' | 'deny' | 'drop' | 'allow';
 export type EngineMode = 'On' | 'Off' | 'DetectionOnly';
@@ -21,6 +21,8 @@ export interface Target {
   readonly regex: RegExp | undefined;
   readonly count: boolean;
   readonly exclude: boolean;
+  /** TX and the other writable collections (read from their maps). */
+  readonly map: boolean;
   /** As written, for reports. */
   readonly text: string;
 }
@@ -171,6 +173,7 @@ export function compileTarget(spec: TargetSpec): Target {
     regex: spec.selectorIsRegex && spec.selector !== undefined ? selectorRegex(spec.selector) : undefined,
     count: spec.count,
     exclude: spec.exclude,
+    map: MAP_COLLECTIONS.has(spec.collection),
     text,
   };
 }

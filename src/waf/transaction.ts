@@ -65,6 +65,7 @@ export type RemovedTargets = { ranges?: ReadonlyArray<readonly [number, number]>
 
 export class Transaction implements MacroSource, OperatorContext {
   captures: string[] | undefined = undefined;
+  private readonly captureBuf: string[] = [];
   readonly matched: MatchedRule[] = [];
   interruption: Interruption | undefined = undefined;
   /** Disruptive actions that did not interrupt (DetectionOnly): the rule that would have. */
@@ -195,7 +196,7 @@ export class Transaction implements MacroSource, OperatorContext {
   }
 
   private evalRule(r: Rule, head: Rule): boolean {
-    this.captures = r.capture ? [] : undefined;
+    this.captures = r.capture ? this.captureBuf : undefined;
     let exclusions: readonly Target[] = r.exclusions;
     if (this.removedTargets !== undefined) exclusions = this.dynamicExclusions(head, exclusions);
     if (r.targets.length === 0) {
@@ -208,7 +209,11 @@ export class Transaction implements MacroSource, OperatorContext {
     for (const t of r.targets) {
       if (t.count) {
         const n = this.count(t, exclusions);
-        if (this.test(r, String(n), String(n), t.text)) any = true;
+        if (this.test(r, String(n), String(n), t.text, undefined)) any = true;
+        continue;
+      }
+      if (t.map) {
+        if (this.testMap(r, t, exclusions)) any = true;
         continue;
       }
       const c = this.collection(t.collection);
@@ -218,19 +223,39 @@ export class Transaction implements MacroSource, OperatorContext {
         if (t.key !== undefined && lname !== t.key) continue;
         if (t.regex !== undefined && !t.regex.test(c.names[k] as string)) continue;
         if (exclusions.length > 0 && excluded(t.collection, c.names[k] as string, lname, exclusions)) continue;
-        const name = c.scalar ? t.collection : `${t.collection}:${c.names[k] as string}`;
-        if (this.test(r, values[k] as string, undefined, name)) any = true;
+        if (this.test(r, values[k] as string, undefined, t.collection, c.scalar ? undefined : (c.names[k] as string))) any = true;
       }
     }
     return any;
   }
 
+  /** TX and the other maps, read in place: TX:name is one lookup. */
+  private testMap(r: Rule, t: Target, exclusions: readonly Target[]): boolean {
+    const map = this.maps.get(t.collection);
+    if (map === undefined) return false;
+    if (t.key !== undefined) {
+      const v = map.get(t.key);
+      if (v === undefined) return false;
+      if (exclusions.length > 0 && excluded(t.collection, t.key, t.key, exclusions)) return false;
+      return this.test(r, v, undefined, t.collection, t.key);
+    }
+    let any = false;
+    // a snapshot: a match's capture may write TX while it is being read
+    for (const [k, v] of [...map]) {
+      if (t.regex !== undefined && !t.regex.test(k)) continue;
+      if (exclusions.length > 0 && excluded(t.collection, k, k, exclusions)) continue;
+      if (this.test(r, v, undefined, t.collection, k)) any = true;
+    }
+    return any;
+  }
+
   /** Transform, operate, record. `fixed`: a count (not transformed). */
-  private test(r: Rule, value: string, fixed: string | undefined, name: string): boolean {
-    if (r.multiMatch && fixed === undefined) return this.testMulti(r, value, name);
+  private test(r: Rule, value: string, fixed: string | undefined, collection: string, entry: string | undefined): boolean {
+    if (r.multiMatch && fixed === undefined) return this.testMulti(r, value, entry === undefined ? collection : `${collection}:${entry}`);
     const v = fixed ?? this.transform(r.transforms, value);
     const hit = r.operator.fn(v, this) !== r.negated;
-    if (hit) this.recordMatch(name, v);
+    // the variable's name is made only for a match (MATCHED_VAR_NAME)
+    if (hit) this.recordMatch(entry === undefined ? collection : `${collection}:${entry}`, v);
     return hit;
   }
 
@@ -283,7 +308,7 @@ export class Transaction implements MacroSource, OperatorContext {
   }
 
   private count(t: Target, exclusions: readonly Target[]): number {
-    if (MAP_COLLECTIONS.has(t.collection)) {
+    if (t.map) {
       const map = this.maps.get(t.collection);
       if (map === undefined) return 0;
       if (t.key !== undefined) return map.has(t.key) ? 1 : 0;
@@ -418,6 +443,8 @@ export class Transaction implements MacroSource, OperatorContext {
 
   /** A collection's entries for this request (cached; TX and friends are read live). */
   collection(name: string): Collection {
+    const cached = this.cache.get(name);
+    if (cached !== undefined) return cached;
     if (MAP_COLLECTIONS.has(name)) return this.mapCollection(name);
     if (name === 'MATCHED_VARS' || name === 'MATCHED_VARS_NAMES') {
       // the previous rule's matches (a chained rule looks at its parent's)
