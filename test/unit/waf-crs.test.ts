@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfigObject } from '../../src/config/index.js';
+import { formatIssues, loadConfigObject, loadConfigText } from '../../src/config/index.js';
 import { Waf } from '../../src/waf/engine.js';
 import { inventory } from '../../src/waf/inventory.js';
 import { loadRuleFiles } from '../../src/waf/load.js';
@@ -89,4 +89,16 @@ test('the waf: section: defaults, per-route off and exclusions; a route section 
   const badRange = loadConfigObject({ listeners: [{ address: '127.0.0.1:0' }], waf: { crs: CRS, exclude_rules: ['9-3'] } }, '<test>');
   assert.ok(!badRange.ok);
   assert.match(JSON.stringify(badRange.errors), /range 9-3 ends before it starts/);
+});
+
+test('the README WAF examples are valid configs that mean what the text says', () => {
+  const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+  const section = readme.slice(readme.indexOf('## Web application firewall'), readme.indexOf('## Rate limits'));
+  const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  assert.equal(blocks.length, 2);
+  const r = loadConfigText(`listeners: [{ address: 0 }]\nupstreams:\n  app: { servers: [http://127.0.0.1:3003] }\n${blocks[0]}${blocks[1]}`, 'README.md', {});
+  assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors));
+  assert.equal(r.config.waf?.crs, CRS);
+  assert.equal(r.config.routes[0]?.waf, undefined);
+  assert.deepEqual(r.config.routes[1]?.waf?.exclude.rules, [[920350, 920350]]);
 });
