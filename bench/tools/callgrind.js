@@ -16,6 +16,7 @@
 // post10k, 100k, tls. `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
+// `--config-extra YAML`: top-level sections appended to that config (a WAF: `waf: { crs: ... }`).
 // `--cache-sim`: callgrind also simulates the caches; the main thread's data-cache misses (D1mr+D1mw,
 // LL) per request are printed after the instructions.
 import { spawn, spawnSync } from 'node:child_process';
@@ -43,6 +44,9 @@ const { values: opt } = parseArgs({
     syscalls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'cache-sim': { type: 'boolean', default: false },
+    // YAML appended to the config (top-level sections), e.g. a WAF:
+    //   --config-extra 'waf: { crs: /usr/share/modsecurity-crs, paranoia_level: 1 }'
+    'config-extra': { type: 'string', default: '' },
   },
 });
 
@@ -108,6 +112,7 @@ upstreams:
 routes:
   - upstream: origin
 log: { level: warn, access_log: false }
+${opt['config-extra']}
 `,
   );
   const out = path.join(dir, `cg.${Date.now()}`);

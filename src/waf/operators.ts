@@ -72,6 +72,8 @@ function rx(arg: string): { fn: OperatorFn; approximations: readonly string[] } 
     throw err;
   }
   const re = new RegExp(t.source, t.flags);
+  // V8 compiles a regex on its first exec: do it at load, not in the first requests
+  re.test('');
   const fn: OperatorFn = (v, ctx) => {
     if (ctx.captures === undefined) return re.test(v);
     const m = re.exec(v);
