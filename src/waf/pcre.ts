@@ -1,11 +1,12 @@
 // PCRE (as the CRS writes it, for ModSecurity's byte-wise, non-UTF PCRE) to a JavaScript
 // RegExp source, once at load. What differs and how it is translated:
 //   (?i) (?s) (?m) at the start or mid-group, (?i:...) groups  JS (Node 20) has no modifier
-//       groups: a pattern whose letters are all case-insensitive gets the `i` flag; a mixed one
-//       spells the letters of its case-insensitive parts out ([aA], class ranges doubled)
+//       groups: the letters of case-insensitive parts are spelled out ([aA], class ranges
+//       doubled), never the `i` flag (see translatePcre)
 //   .        PCRE's dot excludes only \n (JS's also \r): [^\n], or [\s\S] under (?s)
-//   $        PCRE's end also matches before a final \n: (?=\n?$) (under (?m): (?=\n|$))
-//   \A \z \Z  ^, $, (?=\n?$);  \h \H \v \V \R \e \x{...}: spelled out;  \Q...\E: escaped
+//   $        PCRE's end also matches before a final \n: \n?$ (a lookahead would disable V8's
+//            linear-time fallback; the match may then include that \n); under (?m): (?=\n|$)
+//   \A \z \Z  ^, $, \n?$;  \h \H \v \V \R \e \x{...}: spelled out;  \Q...\E: escaped
 //   [:alpha:] and the other POSIX classes; []...] and [^]...] (a leading ] is literal)
 //   {  a brace that is not a quantifier is a literal
 //   possessive quantifiers (a*+) and atomic groups (?>...): the plain ones (same matches,
@@ -112,7 +113,7 @@ function run(p: string, expandCase: boolean): Pass {
         return '$';
       case 'Z':
         if (inClass) break;
-        return '(?=\\n?$)';
+        return '\\n?$';
       case 'h':
         return inClass ? '\\t \\xa0' : '[\\t \\xa0]';
       case 'H':
@@ -222,6 +223,9 @@ function run(p: string, expandCase: boolean): Pass {
           i++;
         }
         body += `-${text}`;
+        // the range replaces the single literal it starts with
+        const last = ranges[ranges.length - 1];
+        if (last !== undefined && last[0] === prev && last[1] === prev) ranges.pop();
         ranges.push([prev, hi]);
         prev = -1;
         continue;
@@ -354,7 +358,8 @@ function run(p: string, expandCase: boolean): Pass {
       continue;
     }
     if (c === '$') {
-      out += top().multiline ? '(?=\\n|$)' : '(?=\\n?$)';
+      // \n?$ rather than (?=\n?$): a lookahead would keep V8's linear-time fallback off
+      out += top().multiline ? '(?=\\n|$)' : '\\n?$';
       i++;
       continue;
     }
@@ -376,15 +381,15 @@ function escapeInClass(c: string): string {
 
 /** Translates a PCRE pattern; throws PcreError for what JavaScript cannot express. */
 export function translatePcre(pattern: string): Translation {
+  // Case-insensitive parts are always spelled out ([aA]), never the `i` flag: V8's linear-time
+  // fallback (engine.ts) cannot run `i` patterns (with it, 167 of the CRS 3.3.4's 265 patterns
+  // could fall back; spelled out, 253), and PCRE's non-UTF caseless matching folds ASCII only,
+  // as [aA] does (the `i` flag would fold latin1 letters too).
   const plain = run(pattern, false);
-  let source: string;
-  let flags = '';
+  let source = plain.out;
+  const flags = '';
   let approx = plain.approx;
-  if (plain.lettersCi === 0) source = plain.out;
-  else if (plain.lettersCs === 0) {
-    source = plain.out;
-    flags = 'i';
-  } else {
+  if (plain.lettersCi > 0) {
     const expanded = run(pattern, true);
     source = expanded.out;
     approx = expanded.approx;

@@ -2,8 +2,12 @@
 // variables, selectors, counts and exclusions, chains, actions, ctl:, skipAfter, default actions,
 // detection-only, macros, captures, memoised transformations and the body processors.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { processBody } from '../../src/waf/body.js';
+import { Waf } from '../../src/waf/engine.js';
 import { SecLangError, parseSecLang } from '../../src/waf/parse.js';
 import { compileRules } from '../../src/waf/rules.js';
 import { Transaction, type WafRequest } from '../../src/waf/transaction.js';
@@ -243,4 +247,34 @@ test('what cannot run is skipped and listed with id, file:line and reason; a mal
   assert.throws(() => compileRules(parseSecLang('\nSecRule ARGS "@rx x" "phase:2"', 'e.conf')), (err: unknown) => err instanceof SecLangError && /^e\.conf:2: SecRule needs an id/.test(err.message));
   assert.throws(() => compileRules(parseSecLang('SecRule ARGS "@rx x" "id:1,phase:9"', 'e.conf')), /e\.conf:1: phase must be 1-5/);
   assert.throws(() => compileRules(parseSecLang('SecBogus On', 'e.conf')), /e\.conf:1: unknown directive SecBogus/);
+});
+
+test('the time budget stops evaluation between rules (a budget of 0 ends it at the first check)', () => {
+  const many = Array.from({ length: 40 }, (_, i) => `SecAction "id:${i + 1},phase:1,pass"`).join('\n');
+  const rs = compileRules(parseSecLang(PRELUDE + many, 't.conf'));
+  const tx = new Transaction(rs, req('/'));
+  tx.setBudget(0);
+  tx.runPhase(1);
+  assert.equal(tx.budgetExceeded, true);
+  assert.ok(tx.matched.length < 40, `${tx.matched.length} of 40 rules ran`);
+  tx.runPhase(2);
+  assert.ok(tx.matched.length < 40, 'nothing runs after the budget is gone');
+  const unbounded = new Transaction(rs, req('/'));
+  unbounded.runPhase(1);
+  assert.equal(unbounded.budgetExceeded, false);
+  assert.equal(unbounded.matched.length, 40);
+});
+
+test('a catastrophic pattern on a hostile input finishes: a loaded WAF turns on V8’s linear-time fallback', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'waf-redos-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'redos.conf'), 'SecRule ARGS "@rx ^(a+)+$" "id:1,phase:1,deny"\n');
+  const waf = new Waf({ crs: join(dir, 'redos.conf'), paranoiaLevel: 1, inboundThreshold: 5, outboundThreshold: 4, mode: 'block', requestBodyLimit: 1024 });
+  // 2^40 backtracking steps without the fallback: this test would time out
+  const tx = waf.transaction(req(`/?q=${'a'.repeat(40)}b`));
+  tx.runPhase(1);
+  assert.equal(tx.interruption, undefined);
+  const hit = waf.transaction(req(`/?q=${'a'.repeat(40)}`));
+  hit.runPhase(1);
+  assert.equal(hit.interruption?.ruleId, 1);
 });

@@ -16,8 +16,9 @@ const ctx = (vars: Record<string, string> = {}, capture = false): OperatorContex
 const op = (name: string, arg: string) => compileOperator(name, arg, env).fn;
 
 test('PCRE translation: inline flags, (?i:...) in a mixed pattern, dot, $, \\A \\Z, POSIX, leading ], braces', () => {
-  assert.deepEqual(translatePcre('(?i)^abc'), { source: '^abc', flags: 'i', approximations: [] });
-  assert.deepEqual(translatePcre('^(?i)up'), { source: '^up', flags: 'i', approximations: [] });
+  assert.deepEqual(translatePcre('(?i)^ab[c-d]'), { source: '^[aA][bB][c-d\\x43-\\x44]', flags: '', approximations: [] });
+  assert.deepEqual(translatePcre('^(?i)up'), { source: '^[uU][pP]', flags: '', approximations: [] });
+  assert.ok(!new RegExp(translatePcre('(?i)caf\xe9').source).test('CAF\xc9'), 'ASCII letters only fold, as PCRE without UTF');
   const mixed = new RegExp(translatePcre('a(?i:bc)D').source, translatePcre('a(?i:bc)D').flags);
   assert.ok(mixed.test('aBcD') && mixed.test('abCD'));
   assert.ok(!mixed.test('ABCD') && !mixed.test('abcd'));
