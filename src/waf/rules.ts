@@ -9,7 +9,7 @@ import { type CompiledOperator, UnsupportedError, compileOperator } from './oper
 import { type Directive, type Origin, SecLangError } from './parse.js';
 import { type ActionSpec, type TargetSpec, parseActions, parseOperator, parseTargets } from './syntax.js';
 import { TRANSFORMS, type Transform } from './transforms.js';
-import { COLLECTIONS, MAP_COLLECTIONS } from './variables.js';
+import { COLLECTIONS, DYNAMIC_COLLECTIONS, MAP_COLLECTIONS, collectionId } from './variables.js';
 
 export type Disruptive = 'pass' | 'block' | 'deny' | 'drop' | 'allow';
 export type EngineMode = 'On' | 'Off' | 'DetectionOnly';
@@ -23,6 +23,8 @@ export interface Target {
   readonly exclude: boolean;
   /** TX and the other writable collections (read from their maps). */
   readonly map: boolean;
+  /** The collection's id for the transaction's cache; -1: not cached (it changes as rules run). */
+  readonly cid: number;
   /** As written, for reports. */
   readonly text: string;
 }
@@ -174,6 +176,7 @@ export function compileTarget(spec: TargetSpec): Target {
     count: spec.count,
     exclude: spec.exclude,
     map: MAP_COLLECTIONS.has(spec.collection),
+    cid: DYNAMIC_COLLECTIONS.has(spec.collection) ? -1 : collectionId(spec.collection),
     text,
   };
 }

@@ -7,7 +7,7 @@ import { expandMacro } from './macro.js';
 import type { OperatorContext } from './operators.js';
 import { type Ctl, type Disruptive, type EngineMode, type Rule, type RuleSet, type Target, type TransformChain, inRanges } from './rules.js';
 import { urlDecode } from './transforms.js';
-import { type Collection, EMPTY, ListBuilder, MAP_COLLECTIONS, parseCookies, parseUrlEncoded, scalar } from './variables.js';
+import { type Collection, DYNAMIC_COLLECTIONS, EMPTY, ListBuilder, MAP_COLLECTIONS, parseCookies, parseUrlEncoded, scalar } from './variables.js';
 
 /** The request as the client sent it (names and target raw, before usher normalises them). */
 export interface WafRequest {
@@ -81,6 +81,8 @@ export class Transaction implements MacroSource, OperatorContext {
 
   private readonly maps = new Map<string, Map<string, string>>();
   private readonly cache = new Map<string, Collection>();
+  /** The same collections by id (Target.cid): the rules' hot path. */
+  private readonly slots: Array<Collection | undefined> = [];
   private readonly memo: Array<Map<string, string> | undefined> = [];
   private removedIds: Array<readonly [number, number]> | undefined;
   private removedTags: RegExp[] | undefined;
@@ -160,6 +162,7 @@ export class Transaction implements MacroSource, OperatorContext {
     this.body = result;
     this.bodyProcessor = result.processor;
     this.cache.clear();
+    this.slots.length = 0;
   }
 
   get anomalyScore(): number {
@@ -216,7 +219,7 @@ export class Transaction implements MacroSource, OperatorContext {
         if (this.testMap(r, t, exclusions)) any = true;
         continue;
       }
-      const c = this.collection(t.collection);
+      const c = (t.cid >= 0 ? this.slots[t.cid] : undefined) ?? this.collectionOf(t);
       const values = c.values;
       for (let k = 0; k < values.length; k++) {
         const lname = c.lnames[k] as string;
@@ -240,8 +243,8 @@ export class Transaction implements MacroSource, OperatorContext {
       return this.test(r, v, undefined, t.collection, t.key);
     }
     let any = false;
-    // a snapshot: a match's capture may write TX while it is being read
-    for (const [k, v] of [...map]) {
+    // a capturing rule writes TX while it reads it: read a snapshot then
+    for (const [k, v] of r.capture ? [...map] : map) {
       if (t.regex !== undefined && !t.regex.test(k)) continue;
       if (exclusions.length > 0 && excluded(t.collection, k, k, exclusions)) continue;
       if (this.test(r, v, undefined, t.collection, k)) any = true;
@@ -441,6 +444,12 @@ export class Transaction implements MacroSource, OperatorContext {
     }
   }
 
+  private collectionOf(t: Target): Collection {
+    const c = this.collection(t.collection);
+    if (t.cid >= 0) this.slots[t.cid] = c;
+    return c;
+  }
+
   /** A collection's entries for this request (cached; TX and friends are read live). */
   collection(name: string): Collection {
     const cached = this.cache.get(name);
@@ -457,6 +466,7 @@ export class Transaction implements MacroSource, OperatorContext {
     }
     if (name === 'MATCHED_VAR') return scalar(name, this.matchedVar);
     if (name === 'MATCHED_VAR_NAME') return scalar(name, this.matchedVarName);
+    if (DYNAMIC_COLLECTIONS.has(name)) return this.build(name);
     let c = this.cache.get(name);
     if (c === undefined) {
       c = this.build(name);
@@ -556,7 +566,8 @@ export class Transaction implements MacroSource, OperatorContext {
       case 'REQBODY_ERROR_MSG':
         return scalar(name, body?.error ?? '');
       case 'REQBODY_PROCESSOR':
-        return this.bodyProcessor === undefined ? EMPTY : scalar(name, this.bodyProcessor);
+        // empty, not absent, when none: the CRS's 901340 tests it with a negated @rx
+        return scalar(name, this.bodyProcessor ?? '');
       case 'REMOTE_ADDR':
         return scalar(name, req.remoteAddr);
       case 'REMOTE_HOST':

@@ -59,6 +59,16 @@ export const COLLECTIONS: ReadonlySet<string> = new Set([
   'GEO', 'ENV', 'RULE',
 ]);
 
+const IDS = new Map([...COLLECTIONS].map((name, i) => [name, i]));
+
+/** A collection's small-integer id (a transaction caches collections in an array by it). */
+export function collectionId(name: string): number {
+  return IDS.get(name) ?? -1;
+}
+
+/** Collections that change while a request's rules run: never cached. */
+export const DYNAMIC_COLLECTIONS: ReadonlySet<string> = new Set(['MATCHED_VAR', 'MATCHED_VARS', 'MATCHED_VAR_NAME', 'MATCHED_VARS_NAMES', 'REQBODY_PROCESSOR', 'DURATION', 'TIME', 'TIME_EPOCH']);
+
 /** Parses a query string or URL-encoded body into (name, value) pairs, decoding both. */
 export function parseUrlEncoded(text: string, out: ListBuilder, names: ListBuilder | undefined, decode: (s: string) => string): void {
   if (text === '') return;

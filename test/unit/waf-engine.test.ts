@@ -278,3 +278,14 @@ test('a catastrophic pattern on a hostile input finishes: a loaded WAF turns on 
   hit.runPhase(1);
   assert.equal(hit.interruption?.ruleId, 1);
 });
+
+test('REQBODY_PROCESSOR follows ctl:requestBodyProcessor within the phase (not cached)', () => {
+  const tx = run(
+    [
+      'SecRule REQBODY_PROCESSOR "!@rx (?:URLENCODED|JSON)" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=URLENCODED"',
+      'SecRule REQBODY_PROCESSOR "@streq URLENCODED" "id:2,phase:1"',
+    ].join('\n'),
+    req('/', ['Content-Type', 'text/plain'], 'POST'),
+  );
+  assert.deepEqual(ids(tx), [2]);
+});
