@@ -19,6 +19,7 @@
 // `--engine native|undici`: the upstream's `engine:` (omitted by default, for commits without it).
 // `--start-timeout MS` (default 600000): how long usher may take to listen under valgrind (on a
 // machine with a load of 25 on 2 cores, a start took more than 10 minutes).
+// `--config-extra YAML`: top-level sections appended to that config (a WAF: `waf: { crs: ... }`).
 // `--cache-sim`: callgrind also simulates the caches; the main thread's data-cache misses (D1mr+D1mw,
 // LL) per request are printed after the instructions.
 // `--tracing RATIO`: the config gets a `tracing` section with sample_ratio RATIO, exporting to an
@@ -52,6 +53,9 @@ const { values: opt } = parseArgs({
     engine: { type: 'string' },
     'start-timeout': { type: 'string', default: '600000' },
     tracing: { type: 'string' },
+    // YAML appended to the config (top-level sections), e.g. a WAF:
+    //   --config-extra 'waf: { crs: /usr/share/modsecurity-crs, paranoia_level: 1 }'
+    'config-extra': { type: 'string', default: '' },
   },
 });
 
@@ -132,6 +136,7 @@ ${opt.scenario === 'cachehit' ? '  - match: { path: /small-cached }\n    upstrea
 log: { level: warn, access_log: false }
 # Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
+${opt['config-extra']}
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
   );
   const out = path.join(dir, `cg.${Date.now()}`);

@@ -6,6 +6,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { checkAccess } from '../filters/access/config.js';
 import { checkAuth } from '../filters/auth/config.js';
 import { checkCache } from '../filters/cache/config.js';
+import { checkRouteWaf } from '../filters/waf/config.js';
 import { checkCompress } from '../filters/compress/config.js';
 import { checkCors } from '../filters/cors/config.js';
 import { checkSecurityHeaders } from '../filters/security-headers/config.js';
@@ -21,7 +22,7 @@ import { didYouMean } from './suggest.js';
 import { baseDirOf } from './normalize.js';
 
 /** The checks of the sections of a route's filters, in the order their issues are reported. */
-const FILTER_CHECKS: readonly RouteCheck[] = [checkAccess, checkAuth, checkCors, checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror, checkSecurityHeaders, checkCompress, checkCache];
+const FILTER_CHECKS: readonly RouteCheck[] = [checkAccess, checkAuth, checkCors, checkSplit, checkRedirect, checkRewrite, checkHeaderRules, checkMirror, checkSecurityHeaders, checkCompress, checkCache, checkRouteWaf];
 
 /** True when the route uses `split` or `redirect`: then this module checks its actions (not check.ts). */
 export function hasRoutingAction(route: Rec): boolean {

@@ -2,6 +2,7 @@
 // Runs even when the schema reported errors, so one run shows everything; it therefore reads
 // the data defensively and skips whatever has the wrong shape (the schema already said so).
 import { isIP } from 'node:net';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { parseListenAddress, parseTrustedProxy } from './address.js';
 import { checkRouting, checkRoutingActions, hasRoutingAction } from './check-routing.js';
 import { warnShadowedRoutes } from './check-shadow.js';
@@ -11,6 +12,7 @@ import { checkProtocols } from './check-protocols.js';
 import { checkTls } from '../tls/config/check.js';
 import { checkAccessSection } from '../filters/access/config.js';
 import { checkCaches } from '../filters/cache/config.js';
+import { checkWaf } from '../filters/waf/config.js';
 import { checkTopCompress } from '../filters/compress/config.js';
 import { checkSecurityHeadersSection } from '../filters/security-headers/config.js';
 import { checkRateLimits } from '../filters/rate-limit/config.js';
@@ -45,6 +47,10 @@ export function checkSemantics(data: unknown, issues: Issues): void {
   checkProtocols(data, error);
   checkRateLimits(data, error);
   checkCaches(data, error);
+  {
+    const baseDir = baseDirOf(issues.file);
+    checkWaf(data, error, (p) => (baseDir === undefined || isAbsolute(p) ? p : resolvePath(baseDir, p)));
+  }
   checkAdmin(data, error);
   checkTracing(data, error);
   checkAccessLogSettings(data.log, error, (path, message) => issues.warning(path, message, { at: 'key' }));

@@ -5,6 +5,7 @@ import type { RouteConfig } from './types.js';
 import { normalizeAccess } from '../filters/access/config.js';
 import { normalizeAuth } from '../filters/auth/config.js';
 import { normalizeRouteCache } from '../filters/cache/config.js';
+import { normalizeRouteWaf } from '../filters/waf/config.js';
 import { normalizeCompress } from '../filters/compress/config.js';
 import { normalizeCors } from '../filters/cors/config.js';
 import { normalizeSecurityHeaders } from '../filters/security-headers/config.js';
@@ -41,6 +42,8 @@ export function normalizeRouteActions(r: RouteInput, top: ConfigInput, filePath:
     if (compress !== undefined) out.compress = compress;
     const cache = normalizeRouteCache(r.cache);
     if (cache !== undefined) out.cache = cache;
+    const waf = normalizeRouteWaf(r.waf, top.waf);
+    if (waf !== undefined) out.waf = waf;
   }
   return out;
 }

@@ -8,6 +8,7 @@ import { parseListenAddress, parseTrustedProxy, type Parsed } from './address.js
 import { normalizeRouteActions } from './normalize-routing.js';
 import { normalizeCaches } from '../filters/cache/config.js';
 import { normalizeRateLimits } from '../filters/rate-limit/config.js';
+import { normalizeWaf } from '../filters/waf/config.js';
 import { normalizeMatch } from '../router/config.js';
 import type { Locator, Segment } from './issues.js';
 import { DEFAULTS, type ConfigInput } from './schema.js';
@@ -109,6 +110,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
   if (input.acme) config.acme = normalizeAcme(input.acme, filePath);
   if (input.rate_limits) config.rate_limits = normalizeRateLimits(input.rate_limits);
   if (input.caches) config.caches = normalizeCaches(input.caches, filePath);
+  if (input.waf) config.waf = normalizeWaf(input.waf, filePath);
   if (input.admin) config.admin = normalizeAdmin(input.admin);
   if (input.tracing) config.tracing = normalizeTracing(input.tracing);
   return deepFreeze(config);

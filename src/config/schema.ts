@@ -18,6 +18,7 @@ import { DEFAULTS, duration, headerName, LOG_LEVELS, object, size, stringEnum, T
 import { AccessSchema } from '../filters/access/config.js';
 import { AuthSchema } from '../filters/auth/config.js';
 import { CachesSchema, RouteCacheSchema } from '../filters/cache/config.js';
+import { RouteWafSchema, WafSchema } from '../filters/waf/config.js';
 import { CompressSchema, RouteCompressSchema } from '../filters/compress/config.js';
 import { CorsSchema } from '../filters/cors/config.js';
 import { SecurityHeadersSchema } from '../filters/security-headers/config.js';
@@ -143,6 +144,7 @@ const Route = object(
     rate_limits: Type.Optional(RouteRateLimitsSchema),
     compress: Type.Optional(RouteCompressSchema),
     cache: Type.Optional(RouteCacheSchema),
+    waf: Type.Optional(RouteWafSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
@@ -168,6 +170,7 @@ export const ConfigSchema = object(
     ),
     compress: Type.Optional(CompressSchema),
     caches: Type.Optional(CachesSchema),
+    waf: Type.Optional(WafSchema),
     timeouts: Type.Optional(
       object(
         {

@@ -11,6 +11,7 @@ import type { UpstreamConfig } from '../upstream/config/types.js';
 import type { AccessConfig } from '../filters/access/config.js';
 import type { AuthConfig } from '../filters/auth/config.js';
 import type { CacheRoute, CacheStoreConfig } from '../filters/cache/config.js';
+import type { RouteWaf, WafConfig } from '../filters/waf/config.js';
 import type { CompressConfig } from '../filters/compress/config.js';
 import type { CorsConfig } from '../filters/cors/config.js';
 import type { SecurityHeaders } from '../filters/security-headers/config.js';
@@ -31,6 +32,7 @@ export type { CircuitBreakerConfig, DnsConfig, HealthCheckConfig, OutlierConfig,
 export type { AccessConfig } from '../filters/access/config.js';
 export type { AuthConfig, BasicAuthConfig, ForwardAuthConfig, JwtAuthConfig } from '../filters/auth/config.js';
 export type { CacheRoute, CacheStoreConfig } from '../filters/cache/config.js';
+export type { RouteWaf, WafConfig } from '../filters/waf/config.js';
 export type { CompressConfig } from '../filters/compress/config.js';
 export type { CorsConfig } from '../filters/cors/config.js';
 export type { SecurityHeaders } from '../filters/security-headers/config.js';
@@ -107,6 +109,8 @@ export interface RouteConfig {
   compress?: CompressConfig;
   /** The route's cache (its store and policies); absent: not cached. */
   cache?: CacheRoute;
+  /** The route's WAF (the top-level rule set with its exclusions and mode); absent: off. */
+  waf?: RouteWaf;
 }
 
 export interface DownstreamTimeouts {
@@ -168,6 +172,8 @@ export interface UsherConfig {
   rate_limits?: RateLimitsConfig;
   /** Named cache stores; absent when not configured. */
   caches?: Record<string, CacheStoreConfig>;
+  /** The WAF's rule set and settings; absent when not configured. */
+  waf?: WafConfig;
   /** Automatic certificates; absent when not configured. */
   acme?: AcmeConfig;
   /** The admin listener; absent when not configured. */

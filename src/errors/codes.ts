@@ -23,6 +23,7 @@ export const REASONS = Object.freeze({
   shutting_down: r(503, 'internal', false, 'usher is shutting down'),
   internal_error: r(500, 'internal', false, 'internal error in usher'),
   access_denied: r(403, 'downstream', false, 'the client address is denied by an access list'),
+  waf_blocked: r(403, 'downstream', false, 'the web application firewall (the CRS rules) blocked the request'),
   cors_preflight: r(204, 'internal', false, 'a CORS preflight answered by usher (allowed)'),
   cors_preflight_refused: r(403, 'downstream', false, 'a CORS preflight from an origin, or asking for a method or header, that the route does not allow'),
   rate_limited: r(429, 'downstream', false, 'a rate limit refused the request: retry after the Retry-After delay'),

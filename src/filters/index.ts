@@ -14,10 +14,15 @@ import { rateLimit } from './rate-limit/index.js';
 import { redirect } from './redirect/index.js';
 import { rewriteHost, rewritePath } from './rewrite/index.js';
 import { split } from './split/index.js';
+import { waf } from './waf/index.js';
 
 export const ROUTE_FILTERS: readonly RouteFilterDefinition[] = Object.freeze([
   // request: the access list first (nothing else is told about a denied client)
   access,
+  // request (phase 1), request_body and upstream_request (phase 2): next, so an attack is
+  // refused before it costs anything else (auth, a token, a cache lookup) and before the
+  // upstream_request hooks (header rules, rewrites) edit what the rules judged
+  waf,
   // request: JWT auth before the rate limits, which may key on a verified claim; upstream_request:
   // claims onto the upstream request (before the header rules, which may still edit them)
   jwtAuth,

@@ -1,6 +1,7 @@
 // Access-log line formats (issue #15 pt 5): JSON (the default, one object per line), nginx's
 // `combined` and `common`, or a template of named fields. Compiled once per config; a line is
 // rendered from the done event (events.ts) and nothing else.
+import { ACCESS_LOG_FIELDS } from './log-fields.js';
 import { parseBraces } from '../config/template.js';
 import type { DoneEvent } from './events.js';
 import { traceIdOf } from './tracing/state.js';
@@ -124,6 +125,8 @@ export function jsonFields(ev: DoneEvent): Record<string, unknown> {
     reason: ev.reason,
     // The W3C trace id (tracing on), continued from the client's traceparent or started by usher.
     trace_id: traceIdOf(ctx),
+    // fields a filter added for this request (the WAF's matched rules and score)
+    ...ctx.get(ACCESS_LOG_FIELDS),
   };
 }
 

@@ -6,6 +6,7 @@ import type { ListenerConfig, RouteConfig } from '../config/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { RateLimits } from '../filters/rate-limit/registry.js';
 import type { CacheStores } from '../cache/registry.js';
+import type { WafRuntime } from '../filters/waf/runtime.js';
 import type { Filter } from './types.js';
 
 /** What a route filter may be built from besides its route's config. */
@@ -15,6 +16,8 @@ export interface RouteFilterDeps {
   readonly rateLimits?: RateLimits;
   /** The config's cache stores (src/cache/registry.ts). */
   readonly caches?: CacheStores;
+  /** The config's WAF (the loaded CRS), when it has a `waf:` section. */
+  readonly waf?: WafRuntime;
 }
 
 export interface RouteFilterDefinition {

@@ -3,6 +3,7 @@ import type { UsherConfig } from '../config/types.js';
 import { ROUTE_FILTERS } from '../filters/index.js';
 import { globalFilter, type RateLimitFilter } from '../filters/rate-limit/index.js';
 import { CacheStores } from '../cache/registry.js';
+import { WafRuntime } from '../filters/waf/runtime.js';
 import { NO_RATE_LIMITS_CONFIG, RateLimits, type PrimaryLimits } from '../filters/rate-limit/registry.js';
 import type { RedisStore } from '../filters/rate-limit/redis-store.js';
 import type { Logger } from 'pino';
@@ -33,6 +34,8 @@ export class Runtime {
   readonly globalLimits: RateLimitFilter | undefined;
   /** Cache stores (a reload keeps those whose settings are unchanged). */
   readonly caches: CacheStores;
+  /** The WAF (a reload with the same `waf:` section keeps the loaded rule set). */
+  readonly waf: WafRuntime | undefined;
   /** Stores of the previous runtime this one no longer uses: closed once that runtime drained. */
   readonly retiredStores: readonly RedisStore[];
   /** Counters for tests and, later, metrics. */
@@ -42,8 +45,9 @@ export class Runtime {
   /** Set when a reload retires this runtime: called once its last request finishes. */
   onDrained: (() => void) | null = null;
 
-  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, routes: readonly CompiledRoute[], rateLimits: RateLimits, retiredStores: RedisStore[], caches: CacheStores) {
+  private constructor(config: UsherConfig, clusters: ReadonlyMap<string, Cluster>, router: HostPathRouter<CompiledRoute>, routes: readonly CompiledRoute[], rateLimits: RateLimits, retiredStores: RedisStore[], caches: CacheStores, waf: WafRuntime | undefined) {
     this.config = config;
+    this.waf = waf;
     this.routes = routes;
     this.caches = caches;
     this.rateLimits = rateLimits;
@@ -134,7 +138,9 @@ export class Runtime {
     }
     const { rateLimits, retired: retiredStores } = RateLimits.build(config.rate_limits ?? NO_RATE_LIMITS_CONFIG, previous?.rateLimits, limits);
     const caches = CacheStores.build(config.caches, previous?.caches);
-    const compile = routeCompiler(clusters, rateLimits, caches, filters);
+    const waf = WafRuntime.build(config.waf, previous?.waf);
+    yield;
+    const compile = routeCompiler(clusters, rateLimits, caches, waf, filters);
     const router = new HostPathRouter<CompiledRoute>();
     const routes: CompiledRoute[] = [];
     for (const rc of config.routes) {
@@ -145,14 +151,14 @@ export class Runtime {
     }
     router.seal();
     const retired = previous ? [...previous.clusters.values()].filter((c) => !reused.has(c)) : [];
-    return { runtime: new Runtime(config, clusters, router, routes, rateLimits, retiredStores, caches), retired };
+    return { runtime: new Runtime(config, clusters, router, routes, rateLimits, retiredStores, caches, waf), retired };
   }
 }
 
 /** Each route's phase arrays, from the filter registry (src/filters/index.ts) and any filters the embedding program added after the built-in ones. */
-function routeCompiler(clusters: ReadonlyMap<string, Cluster>, rateLimits: RateLimits, caches: CacheStores, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
+function routeCompiler(clusters: ReadonlyMap<string, Cluster>, rateLimits: RateLimits, caches: CacheStores, waf: WafRuntime | undefined, extra: readonly RouteFilterDefinition[]): (rc: UsherConfig['routes'][number]) => CompiledRoute {
   const definitions = extra.length === 0 ? ROUTE_FILTERS : [...ROUTE_FILTERS, ...extra];
-  const deps = { clusters, rateLimits, caches };
+  const deps = { clusters, rateLimits, caches, ...(waf === undefined ? {} : { waf }) };
   return (rc) => compileRoute(rc, definitions, deps, rc.respond === undefined ? undefined : compileRespond(rc.respond));
 }
 

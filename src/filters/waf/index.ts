@@ -1,0 +1,136 @@
+// `waf:` — the rule engine's phase adapter (the engine is src/waf/). On every proxied route
+// (unless it says `waf: false`):
+//   request           phase 1 (request headers) on the request as the client sent it
+//   request_body      phase 2 with the body (bounded by request_body_limit; larger: 413)
+//   upstream_request  phase 2 for a request without a body (request_body runs only for bodies)
+//   done              the audit log line of a blocked or flagged request
+// The WAF reads ctx.headers (node's rawHeaders: every field as received, names with "_"
+// included: usher drops those only from the copy it sends upstream, src/proxy/headers.ts) and
+// ctx.target (the raw request target), never the normalised view routing uses: what
+// ModSecurity sees behind nginx with `ignore_invalid_headers off`. A blocked request gets
+// 403 waf_blocked with the request id; the access log line carries the matched rule ids and the
+// anomaly score.
+import type { RouteConfig } from '../../config/types.js';
+import { addAccessLogFields } from '../../observability/log-fields.js';
+import type { RouteFilterDefinition, RouteFilterDeps } from '../../pipeline/registry.js';
+import { stateKey, type Filter, type LocalResponse, type RequestBodyHook, type RequestContext } from '../../pipeline/types.js';
+import { localReplyFor, wantsJson } from '../../proxy/local-reply.js';
+import type { Exclusions, Transaction, WafRequest } from '../../waf/transaction.js';
+import type { RouteWaf } from './config.js';
+import { compileExclusions, type WafRuntime } from './runtime.js';
+
+export { WafRuntime } from './runtime.js';
+
+interface WafState {
+  readonly tx: Transaction;
+  phase2: boolean;
+  blocked: boolean;
+}
+
+const kWaf = stateKey<WafState>('waf');
+const DATA_MAX = 200;
+
+function requestOf(ctx: RequestContext): WafRequest {
+  return {
+    id: ctx.requestId,
+    method: ctx.method,
+    target: ctx.target,
+    httpVersion: ctx.httpVersion,
+    headers: ctx.headers,
+    remoteAddr: ctx.clientAddress,
+    remotePort: ctx.clientPort,
+  };
+}
+
+export class WafFilter implements Filter {
+  readonly name = 'waf';
+  readonly requestBody: RequestBodyHook;
+  private readonly exclusions: Exclusions;
+
+  constructor(
+    private readonly rt: WafRuntime,
+    private readonly route: RouteWaf,
+  ) {
+    this.exclusions = compileExclusions(route.exclude);
+    this.requestBody = { maxBytes: rt.config.request_body_limit, inspect: (ctx, body) => this.inspect(ctx, body) };
+  }
+
+  request(ctx: RequestContext): LocalResponse | undefined {
+    const tx = this.rt.waf.transaction(requestOf(ctx), this.exclusions);
+    if (this.route.mode === 'detection_only' && tx.mode === 'On') tx.mode = 'DetectionOnly';
+    tx.setBudget(this.rt.config.time_budget);
+    const st: WafState = { tx, phase2: false, blocked: false };
+    ctx.set(kWaf, st);
+    tx.runPhase(1);
+    return this.verdict(ctx, st);
+  }
+
+  private inspect(ctx: RequestContext, body: Buffer): LocalResponse | undefined {
+    const st = ctx.get(kWaf);
+    if (st === undefined || st.phase2) return undefined;
+    st.phase2 = true;
+    this.rt.waf.addBody(st.tx, body, ctx.header('content-type'));
+    st.tx.runPhase(2);
+    return this.verdict(ctx, st);
+  }
+
+  upstreamRequest(ctx: RequestContext): LocalResponse | undefined {
+    const st = ctx.get(kWaf);
+    if (st === undefined || st.phase2) return undefined;
+    st.phase2 = true;
+    st.tx.runPhase(2);
+    return this.verdict(ctx, st);
+  }
+
+  private verdict(ctx: RequestContext, st: WafState): LocalResponse | undefined {
+    const tx = st.tx;
+    const ids = tx.matched.map((m) => m.id);
+    addAccessLogFields(ctx, { waf_rules: ids, waf_score: tx.anomalyScore });
+    const block = tx.interruption !== undefined || (tx.budgetExceeded && this.rt.config.on_budget_exceeded === 'block' && tx.mode === 'On');
+    if (!block) return undefined;
+    st.blocked = true;
+    return { ...localReplyFor('waf_blocked', ctx.requestId, wantsJson(ctx.headers)), reason: 'waf_blocked' };
+  }
+
+  done(ctx: RequestContext): void {
+    const st = ctx.get(kWaf);
+    const audit = this.rt.audit;
+    if (st === undefined || audit === undefined || ctx.explaining) return;
+    const tx = st.tx;
+    if (tx.matched.length === 0 && !tx.budgetExceeded) return;
+    audit.write({
+      time: new Date().toISOString(),
+      request_id: ctx.requestId,
+      client: ctx.clientAddress,
+      method: ctx.method,
+      target: ctx.target,
+      host: ctx.header('host') ?? null,
+      route: ctx.route?.name ?? null,
+      action: st.blocked ? 'blocked' : tx.wouldInterrupt !== undefined ? 'detected' : 'flagged',
+      status: ctx.response?.status ?? null,
+      mode: tx.mode,
+      anomaly_score: tx.anomalyScore,
+      interrupted_by: tx.interruption?.ruleId ?? tx.wouldInterrupt?.ruleId ?? null,
+      budget_exceeded: tx.budgetExceeded,
+      rules: tx.matched.map((m) => ({
+        id: m.id,
+        msg: m.msg,
+        data: m.data.length > DATA_MAX ? `${m.data.slice(0, DATA_MAX)}...` : m.data,
+        severity: m.severity ?? null,
+      })),
+    });
+  }
+
+  explain(): string {
+    const c = this.rt.config;
+    const ex = this.route.exclude;
+    const parts = [`CRS at paranoia level ${c.paranoia_level}`, this.route.mode, `${this.rt.waf.rules.rules.size} rules`];
+    if (ex.rules.length + ex.tags.length + ex.targets.length > 0) parts.push(`${ex.rules.length + ex.tags.length + ex.targets.length} exclusions`);
+    return `waf (${parts.join(', ')})`;
+  }
+}
+
+export const waf: RouteFilterDefinition = {
+  name: 'waf',
+  create: (rc: RouteConfig, deps: RouteFilterDeps) => (rc.waf === undefined || deps.waf === undefined ? undefined : new WafFilter(deps.waf, rc.waf)),
+};
