@@ -117,9 +117,19 @@ test('@ipMatch, @validateByteRange, @validateUrlEncoding, @validateUtf8Encoding,
   assert.equal(op('unconditionalMatch', '')('anything', ctx()), true);
 });
 
-test('the detectors and operators usher cannot run are unsupported, with the reason', () => {
-  assert.throws(() => compileOperator('detectSQLi', '', env), /@detectSQLi is not wired in yet/);
-  assert.throws(() => compileOperator('detectXSS', '', env), UnsupportedError);
+test('@detectSQLi and @detectXSS run the detectors of src/waf/detect; the SQLi fingerprint is TX:0', () => {
+  const sqli = op('detectSQLi', '');
+  const c = ctx({}, true);
+  assert.equal(sqli("1' or '1'='1", c), true);
+  assert.equal(typeof c.captures?.[0], 'string', 'the fingerprint is captured');
+  assert.equal(sqli("O'Brien", ctx()), false);
+  const xss = op('detectXSS', '');
+  assert.equal(xss('<script>alert(1)</script>', ctx()), true);
+  assert.equal(xss('fish & chips <3', ctx()), false);
+});
+
+test('the operators usher cannot run are unsupported, with the reason', () => {
+  assert.throws(() => compileOperator('rbl', 'x', env), UnsupportedError);
   assert.throws(() => compileOperator('geoLookup', '', env), /GeoIP/);
   assert.throws(() => compileOperator('noSuchOp', '', env), /unknown operator @noSuchOp/);
 });
