@@ -27,7 +27,9 @@ test('chaos: under steady load, kill one of three upstreams and restart it — n
       app: {
         servers: ups.map((up) => up.url),
         health_check: { path: '/healthz', interval: '50ms', timeout: '200ms', rise: 2, fall: 2 },
-        outlier_detection: { consecutive_connect_failures: 2, consecutive_5xx: 3, base_ejection_time: '300ms' },
+        // An ejection that outlasts the active checks' verdict (fall: 2 at 50ms) even on a loaded machine:
+        // with 300ms, a delayed check let the ejection end first, and c went down twice.
+        outlier_detection: { consecutive_connect_failures: 2, consecutive_5xx: 3, base_ejection_time: '2s' },
         retry: { backoff: { base: '1ms', max: '10ms' } },
       },
     },
