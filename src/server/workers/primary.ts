@@ -16,7 +16,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from 'pino';
 import { configHash } from '../../admin/api.js';
-import type { Fleet, ListenerInfo, WorkerView } from '../../admin/host.js';
+import type { Fleet, ListenerCertificates, ListenerInfo, ReopenedLogs, WorkerPurge, WorkerView } from '../../admin/host.js';
+import type { PurgeRequest, PurgeResult } from '../../cache/purge.js';
 import type { UsherConfig } from '../../config/types.js';
 import { InflightCounts, LocalBuckets } from '../../filters/rate-limit/local-store.js';
 import type { Cluster, ClusterPublisher } from '../../upstream/cluster.js';
@@ -29,7 +30,7 @@ import { isMessage, type FleetState, type FromWorker, type ToWorker, type Worker
 const STABLE_MS = 10_000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
-/** How long GET /status and /metrics wait for a worker's answer. */
+/** How long GET /status, /metrics, /certificates, a purge and a reopen wait for a worker's answer. */
 const ASK_TIMEOUT_MS = 2000;
 
 interface Slot {
@@ -231,7 +232,7 @@ export class Primary implements Fleet, ClusterPublisher {
     this.waiting.delete(msg.id);
     if (w.timer !== null) clearTimeout(w.timer);
     if (msg.t === 'done' && msg.error !== undefined) w.reject(new Error(msg.error));
-    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : undefined);
+    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : msg.t === 'purged' ? msg.result : msg.t === 'reopened' ? msg.files : msg.t === 'certificates' ? msg.certificates : undefined);
   }
 
   private decide(worker: Worker, m: Extract<FromWorker, { t: 'limit' }>): void {
@@ -293,6 +294,30 @@ export class Primary implements Fleet, ClusterPublisher {
   async metricsText(): Promise<string> {
     const all = await Promise.all(this.slots.map((s) => (s.worker === null || s.state !== 'serving' ? [] : this.ask<unknown[]>(s.worker, (id) => ({ t: 'metrics', id }), ASK_TIMEOUT_MS).catch(() => []))));
     return AggregatorRegistry.aggregate(all.filter((m) => m.length > 0) as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
+  }
+
+  /** The serving workers, each asked `make` (a worker that does not answer in time gives its error). */
+  private askServing<T>(make: (id: number) => ToWorker): Promise<{ id: number; value: T } | { id: number; error: string }>[] {
+    return this.slots
+      .filter((s) => s.worker !== null && s.state === 'serving')
+      .map((s) => this.ask<T>(s.worker!, make, ASK_TIMEOUT_MS).then((value) => ({ id: s.n, value }), (err: Error) => ({ id: s.n, error: err.message })));
+  }
+
+  async purge(request: PurgeRequest): Promise<WorkerPurge[]> {
+    const all = await Promise.all(this.askServing<PurgeResult>((id) => ({ t: 'purge', id, request })));
+    return all.map((r) => ('error' in r ? r : { id: r.id, result: r.value }));
+  }
+
+  async reopenLogs(): Promise<NonNullable<ReopenedLogs['workers']>> {
+    const all = await Promise.all(this.askServing<string[]>((id) => ({ t: 'reopen', id })));
+    return all.map((r) => ('error' in r ? { id: r.id, reopened: null, error: r.error } : { id: r.id, reopened: r.value }));
+  }
+
+  /** Every worker serves the same listeners with the same files: the first serving one answers. */
+  async certificates(): Promise<ListenerCertificates> {
+    const first = this.slots.find((s) => s.worker !== null && s.state === 'serving');
+    if (first === undefined) return { files: [], acmeListeners: [] };
+    return this.ask<ListenerCertificates>(first.worker!, (id) => ({ t: 'certificates', id }), ASK_TIMEOUT_MS);
   }
 
   // ---- ClusterPublisher ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 // once per usher instance: health verdicts, DNS answers, ACME certificates, admin changes and
 // the decisions of local rate limits (primary.ts says why each is there).
 import { configHash } from '../../admin/api.js';
+import { purge } from '../../cache/purge.js';
 import type { Decision } from '../../filters/rate-limit/gcra.js';
 import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
@@ -128,6 +129,9 @@ export function runWorker(): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     // Reloads are the primary's: it reads the file and sends the config.
     process.on('SIGHUP', () => usher?.logger.debug('SIGHUP: the primary reloads; ignored in a worker'));
+    // Signal the primary (it asks every worker); a SIGUSR1 sent to the whole group (or to one
+    // worker) reopens this worker's files rather than start node's inspector.
+    process.on('SIGUSR1', () => usher?.reopenOwnLogs());
     send({ t: 'hello' });
   });
 }
@@ -156,6 +160,18 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
     case 'stats':
       send({ t: 'stats', id: msg.id, stats: { inflight: usher.inflight, requests: usher.stats.requests, connections: usher.stats.connections, configHash: configHash(usher.runtime.config) } });
       return;
+    case 'purge':
+      send({ t: 'purged', id: msg.id, result: purge(usher.runtime.caches, msg.request) });
+      return;
+    case 'reopen':
+      send({ t: 'reopened', id: msg.id, files: usher.reopenOwnLogs() });
+      return;
+    case 'certificates': {
+      // The private keys stay in the worker: the view shows certificates only.
+      const c = usher.listenerCertificates();
+      send({ t: 'certificates', id: msg.id, certificates: { files: c.files.map((f) => ({ ...f, cert: { ...f.cert, key: '' } })), acmeListeners: c.acmeListeners } });
+      return;
+    }
     case 'metrics': {
       const m = usher.metrics;
       if (m === null) return send({ t: 'metrics', id: msg.id, metrics: [] });
