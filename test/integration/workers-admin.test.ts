@@ -13,7 +13,7 @@ import { LIMIT, start, until, yaml } from '../helpers/workers.js';
 
 const hit = (r: { headers: Record<string, unknown> }) => /^usher; hit/.test(String(r.headers['cache-status']));
 
-test('a purge through the admin API (and usher purge) reaches every worker: neither serves the purged response from its cache', LIMIT, async (t) => {
+test('a purge through the admin API, usher purge or a route\'s PURGE reaches every worker: neither serves the purged response from its cache', LIMIT, async (t) => {
   // Each fetch of /page gets a new body: a body seen as a hit names the store (the worker) that holds it.
   let fetched = 0;
   const up = await startUpstream('app', (req, res) => {
@@ -21,7 +21,7 @@ test('a purge through the admin API (and usher purge) reaches every worker: neit
     res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' }).end(`v${++fetched}`);
   });
   t.after(() => up.close());
-  const s = await start(t, yaml(JSON.stringify(up.url), 'caches: { mem: { max_size: 1mb } }\nroutes: [{ upstream: app, cache: mem }]\n'));
+  const s = await start(t, yaml(JSON.stringify(up.url), 'caches: { mem: { max_size: 1mb } }\nroutes: [{ upstream: app, cache: { store: mem, purge: { allow: [127.0.0.1] } } }]\n'));
   // A new connection per request: round-robin hands them to the workers in turn, until both
   // serve /page from their own store (two distinct bodies, each a hit).
   const cachedIn = async (): Promise<Set<string>> => {
@@ -48,6 +48,14 @@ test('a purge through the admin API (and usher purge) reaches every worker: neit
   const after = await cachedIn();
   for (const b of after) assert.ok(!before.has(b), `${b} was purged, yet served from a cache`);
   assert.equal(fetched, 4);
+
+  // A route's PURGE reaches one worker (its connection's): that one has the primary ask them all.
+  const p = await request(`${s.url}/page`, { method: 'PURGE' });
+  assert.equal(p.status, 200, p.body);
+  assert.deepEqual(JSON.parse(p.body), { purged: 2 });
+  const third = await cachedIn();
+  for (const b of third) assert.ok(!after.has(b), `${b} was purged by PURGE, yet served from a cache`);
+  assert.equal(fetched, 6);
 
   // usher purge goes through the same endpoint: it prints the sum over the workers.
   const cli = await runCli(['purge', '--url', `${s.url}/page`, '--admin', s.admin]);

@@ -136,6 +136,9 @@ export class Primary implements Fleet, ClusterPublisher {
           case 'limit':
             this.decide(worker, msg);
             return;
+          case 'purge-everywhere':
+            void this.purgeEverywhere(worker, msg);
+            return;
           case 'acquire': {
             const ok = this.inflight.tryAcquire(msg.key, msg.max);
             if (ok) slot.slots.set(msg.key, (slot.slots.get(msg.key) ?? 0) + 1);
@@ -226,13 +229,13 @@ export class Primary implements Fleet, ClusterPublisher {
     });
   }
 
-  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' }>): void {
+  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'purge-everywhere' }>): void {
     const w = this.waiting.get(msg.id);
     if (w === undefined) return;
     this.waiting.delete(msg.id);
     if (w.timer !== null) clearTimeout(w.timer);
     if (msg.t === 'done' && msg.error !== undefined) w.reject(new Error(msg.error));
-    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : msg.t === 'purged' ? msg.result : msg.t === 'reopened' ? msg.files : msg.t === 'certificates' ? msg.certificates : undefined);
+    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : msg.t === 'purged' ? msg.result : msg.t === 'reopened' ? msg.files : msg.t === 'certificates' ? msg.certificates : msg.t === 'store-purged' ? msg.purged : undefined);
   }
 
   private decide(worker: Worker, m: Extract<FromWorker, { t: 'limit' }>): void {
@@ -306,6 +309,14 @@ export class Primary implements Fleet, ClusterPublisher {
   async purge(request: PurgeRequest): Promise<WorkerPurge[]> {
     const all = await Promise.all(this.askServing<PurgeResult>((id) => ({ t: 'purge', id, request })));
     return all.map((r) => ('error' in r ? r : { id: r.id, result: r.value }));
+  }
+
+  /** A route's PURGE that reached one worker: every serving worker purges its store of that name; the sum goes back to the one asking. */
+  private async purgeEverywhere(from: Worker, m: Extract<FromWorker, { t: 'purge-everywhere' }>): Promise<void> {
+    const all = await Promise.all(this.askServing<number>((id) => ({ t: 'purge-store', id, store: m.store, purge: m.purge })));
+    const missed = all.filter((r) => 'error' in r).map((r) => r.id);
+    if (missed.length > 0) this.log().warn({ store: m.store, url: m.purge.url, missed }, 'PURGE: some workers did not answer; their stores were not purged');
+    this.send(from, { t: 'purged-everywhere', id: m.id, purged: all.reduce((n, r) => n + ('value' in r ? r.value : 0), 0), missed });
   }
 
   async reopenLogs(): Promise<NonNullable<ReopenedLogs['workers']>> {

@@ -4,6 +4,7 @@
 // the decisions of local rate limits (primary.ts says why each is there).
 import { configHash } from '../../admin/api.js';
 import { purge } from '../../cache/purge.js';
+import type { Purge } from '../../cache/store.js';
 import type { Decision } from '../../filters/rate-limit/gcra.js';
 import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
@@ -76,11 +77,38 @@ class PrimaryBuckets implements PrimaryLimits {
   }
 }
 
+/** A route's PURGE: asked of the primary, which has every worker purge (this one too). */
+class PurgeEverywhere {
+  private next = 1;
+  private readonly waiting = new Map<number, { resolve: (r: { purged: number; missed: number[] }) => void; reject: (e: Error) => void }>();
+
+  ask(store: string, purge: Purge): Promise<{ purged: number; missed: number[] }> {
+    if (!process.connected) return Promise.reject(new Error('the primary is gone'));
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      send({ t: 'purge-everywhere', id, store, purge });
+    });
+  }
+
+  answer(m: Extract<ToWorker, { t: 'purged-everywhere' }>): void {
+    const w = this.waiting.get(m.id);
+    this.waiting.delete(m.id);
+    w?.resolve({ purged: m.purged, missed: m.missed });
+  }
+
+  failAll(): void {
+    for (const w of this.waiting.values()) w.reject(new Error('the primary is gone'));
+    this.waiting.clear();
+  }
+}
+
 /** Runs until the primary says stop (or dies, or a signal comes); resolves with the exit code. */
 export function runWorker(): Promise<number> {
   const n = workerNumber();
   const certs = new RemoteCertSource();
   const limits = new PrimaryBuckets();
+  const purges = new PurgeEverywhere();
   let usher: Usher | undefined;
   let stopping = false;
   return new Promise<number>((resolve) => {
@@ -88,6 +116,7 @@ export function runWorker(): Promise<number> {
       if (stopping) return;
       stopping = true;
       limits.failAll();
+      purges.failAll();
       if (usher === undefined) return done(0);
       usher.logger.info({ why, inflight: usher.inflight }, 'worker shutting down');
       void usher.close().then(() => done(0));
@@ -104,11 +133,13 @@ export function runWorker(): Promise<number> {
       else if (msg.t === 'stop') stop('the primary asked');
       else if (msg.t === 'limit') limits.answer(msg);
       else if (msg.t === 'acquired') limits.acquired(msg);
+      else if (msg.t === 'purged-everywhere') purges.answer(msg);
       else if (usher !== undefined) handle(usher, msg, certs);
     };
     const start = async (config: Parameters<typeof Usher.prototype.reload>[0], state: FleetState) => {
       const u = new Usher(config, { role: 'worker', certSource: certs, limits, logFields: { worker: n } });
       usher = u;
+      u.runtime.caches.everywhere = (store, p) => purges.ask(store, p);
       applyState(u, state, certs);
       try {
         await u.start();
@@ -162,6 +193,9 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
       return;
     case 'purge':
       send({ t: 'purged', id: msg.id, result: purge(usher.runtime.caches, msg.request) });
+      return;
+    case 'purge-store':
+      send({ t: 'store-purged', id: msg.id, purged: usher.runtime.caches.get(msg.store)?.purge(msg.purge) ?? 0 });
       return;
     case 'reopen':
       send({ t: 'reopened', id: msg.id, files: usher.reopenOwnLogs() });
