@@ -148,19 +148,19 @@ async function purgeCache(host: AdminHost, body: string): Promise<Reply> {
     return { status: 200, body: { purged: r.purged, stores: r.stores } };
   }
   const each = await host.fleet.purge(req);
+  if (each.length === 0) return unavailable('no worker is serving (they are starting or being replaced): nothing was purged; retry');
   // The workers share the config: a request one refuses, all refuse.
   for (const w of each) if ('result' in w && !w.result.ok) return w.result.status === 404 ? notFound(w.result.message) : bad(w.result.message);
+  type Each = { id: number; purged: number; stores: Record<string, number> } | { id: number; error: string };
+  const workers = each.map((w): Each => ('error' in w ? { id: w.id, error: w.error } : w.result.ok ? { id: w.id, purged: w.result.purged, stores: w.result.stores } : { id: w.id, error: w.result.message }));
   let purged = 0;
   const stores: Record<string, number> = {};
-  const workers = each.map((w) => {
-    if ('error' in w) return { id: w.id, error: w.error };
-    if (!w.result.ok) return { id: w.id, error: w.result.message }; // returned above
-    purged += w.result.purged;
-    for (const [name, n] of Object.entries(w.result.stores)) stores[name] = (stores[name] ?? 0) + n;
-    return { id: w.id, purged: w.result.purged, stores: w.result.stores };
-  });
+  for (const w of workers) {
+    if (!('purged' in w)) continue;
+    purged += w.purged;
+    for (const [name, n] of Object.entries(w.stores)) stores[name] = (stores[name] ?? 0) + n;
+  }
   const missed = workers.filter((w) => 'error' in w);
-  if (each.length === 0) return unavailable('no worker is serving (they are starting or being replaced): nothing was purged; retry');
   if (missed.length > 0) {
     host.logger.warn({ ...what, purged, workers }, 'admin: cache purge did not reach every worker');
     return unavailable(`worker ${missed.map((w) => w.id).join(', ')} did not answer: its stores were not purged; retry`, { purged, stores, workers });
