@@ -22,6 +22,8 @@ export interface Reply {
 
 const notFound = (message: string): Reply => ({ status: 404, body: { error: 'not_found', message } });
 const bad = (message: string): Reply => ({ status: 400, body: { error: 'bad_request', message } });
+/** A worker process did not answer (it is restarting, or busy past the wait): what the others did is in `detail`. */
+const unavailable = (message: string, detail: Record<string, unknown> = {}): Reply => ({ status: 503, body: { error: 'worker_unavailable', message, ...detail } });
 
 export async function handle(host: AdminHost, method: string, rawUrl: string, body: string): Promise<Reply> {
   const url = new URL(rawUrl, 'http://admin');
@@ -39,9 +41,14 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
     case '/upstreams':
       return only('GET', () => ({ status: 200, body: upstreams(host) }));
     case '/certificates':
-      return only('GET', () => {
-        const { served, pending } = host.certificateInventory();
-        return { status: 200, body: certificatesView(served, pending) };
+      return only('GET', async () => {
+        let inventory: Awaited<ReturnType<AdminHost['certificateInventory']>>;
+        try {
+          inventory = await host.certificateInventory();
+        } catch (err) {
+          return unavailable(`no worker told its listeners' certificates: ${(err as Error).message}`);
+        }
+        return { status: 200, body: certificatesView(inventory.served, inventory.pending) };
       });
     case '/metrics':
       return only('GET', async () => {
@@ -54,17 +61,19 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
         return { status: 200, body: await m.text(), contentType: m.contentType };
       });
     case '/reopen-logs':
-      return only('POST', () => {
-        const reopened = host.reopenLogs();
+      return only('POST', async () => {
+        const { reopened, workers } = await host.reopenLogs();
+        const missed = workers?.filter((w) => w.error !== undefined) ?? [];
+        if (missed.length > 0) return unavailable(`worker ${missed.map((w) => `${w.id} (${w.error})`).join(', ')} did not reopen its log files: retry`, { reopened, workers });
         if (reopened.length === 0) return notFound('usher writes its process log and access log to stdout (no log.access_log_file): there are no log files to reopen');
-        return { status: 200, body: { reopened } };
+        return { status: 200, body: workers === undefined ? { reopened } : { reopened, workers } };
       });
     case '/config/plan':
       return only('POST', () => plan(host, body, url.searchParams.get('file')));
     case '/config/apply':
       return only('POST', () => apply(host, body, url.searchParams.get('file')));
     case '/cache/purge':
-      return only('POST', () => purgeCache(host, body));
+      return only('POST', async () => purgeCache(host, body));
   }
   // /upstreams/NAME/servers/ID/(drain|enable|weight)
   if (parts.length === 5 && parts[0] === 'upstreams' && parts[2] === 'servers') {
@@ -118,8 +127,12 @@ const ENDPOINTS = [
   'POST /cache/purge',
 ];
 
-/** {"url"|"prefix"|"tag": ..., "store"?: NAME}: removes the stored responses it names, in every store or the one named. */
-function purgeCache(host: AdminHost, body: string): Reply {
+/**
+ * {"url"|"prefix"|"tag": ..., "store"?: NAME}: removes the stored responses it names, in every
+ * store or the one named. With workers, each holds its own stores: every serving worker purges,
+ * and the counts are summed (with each worker's in `workers`).
+ */
+async function purgeCache(host: AdminHost, body: string): Promise<Reply> {
   let req: PurgeRequest;
   try {
     req = JSON.parse(body) as PurgeRequest;
@@ -127,10 +140,33 @@ function purgeCache(host: AdminHost, body: string): Reply {
     req = null as unknown as PurgeRequest;
   }
   if (typeof req !== 'object' || req === null || Array.isArray(req)) return bad('expected a JSON body like {"url": "https://example.com/a"}, {"prefix": "https://example.com/blog/"} or {"tag": "product-42"}, with "store" to name one store');
-  const r = purge(host.runtime.caches, req);
-  if (!r.ok) return r.status === 404 ? notFound(r.message) : bad(r.message);
-  host.logger.info({ url: req.url, prefix: req.prefix, tag: req.tag, store: req.store, purged: r.purged }, 'admin: cache purged');
-  return { status: 200, body: { purged: r.purged, stores: r.stores } };
+  const what = { url: req.url, prefix: req.prefix, tag: req.tag, store: req.store };
+  if (host.fleet === undefined) {
+    const r = purge(host.runtime.caches, req);
+    if (!r.ok) return r.status === 404 ? notFound(r.message) : bad(r.message);
+    host.logger.info({ ...what, purged: r.purged }, 'admin: cache purged');
+    return { status: 200, body: { purged: r.purged, stores: r.stores } };
+  }
+  const each = await host.fleet.purge(req);
+  if (each.length === 0) return unavailable('no worker is serving (they are starting or being replaced): nothing was purged; retry');
+  // The workers share the config: a request one refuses, all refuse.
+  for (const w of each) if ('result' in w && !w.result.ok) return w.result.status === 404 ? notFound(w.result.message) : bad(w.result.message);
+  type Each = { id: number; purged: number; stores: Record<string, number> } | { id: number; error: string };
+  const workers = each.map((w): Each => ('error' in w ? { id: w.id, error: w.error } : w.result.ok ? { id: w.id, purged: w.result.purged, stores: w.result.stores } : { id: w.id, error: w.result.message }));
+  let purged = 0;
+  const stores: Record<string, number> = {};
+  for (const w of workers) {
+    if (!('purged' in w)) continue;
+    purged += w.purged;
+    for (const [name, n] of Object.entries(w.stores)) stores[name] = (stores[name] ?? 0) + n;
+  }
+  const missed = workers.filter((w) => 'error' in w);
+  if (missed.length > 0) {
+    host.logger.warn({ ...what, purged, workers }, 'admin: cache purge did not reach every worker');
+    return unavailable(`worker ${missed.map((w) => w.id).join(', ')} did not answer: its stores were not purged; retry`, { purged, stores, workers });
+  }
+  host.logger.info({ ...what, purged, workers: workers.length }, 'admin: cache purged');
+  return { status: 200, body: { purged, stores, workers } };
 }
 
 /** A server by its id (its URL, URL-encoded in the path) or its host:port. */

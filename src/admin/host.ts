@@ -9,6 +9,7 @@ import type { Tracer } from '../observability/tracing/tracer.js';
 import type { CompiledRoute } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { CacheStores } from '../cache/registry.js';
+import type { PurgeRequest, PurgeResult } from '../cache/purge.js';
 
 /** One reload, kept for GET /status (the last 20). */
 export interface ReloadRecord {
@@ -47,6 +48,21 @@ export interface WorkerView {
   readonly config_hash: string | null;
 }
 
+/** The certificates from files of a process's TLS listeners, and the listeners that also serve ACME's. */
+export interface ListenerCertificates {
+  readonly files: readonly ServedCertificate[];
+  readonly acmeListeners: readonly string[];
+}
+
+/** A purge in one worker: its result, or why it did not answer. */
+export type WorkerPurge = { readonly id: number; readonly result: PurgeResult } | { readonly id: number; readonly error: string };
+
+/** The log files reopened (each once); with workers, what each one reopened (null: it did not answer). */
+export interface ReopenedLogs {
+  readonly reopened: string[];
+  readonly workers?: { readonly id: number; readonly reopened: string[] | null; readonly error?: string }[];
+}
+
 /**
  * The worker processes a primary runs (src/server/workers/primary.ts): a reload, a server's
  * drain/enable/weight and the metrics go through it to every worker.
@@ -61,6 +77,12 @@ export interface Fleet {
   serverChanged(upstream: string, server: string, change: { drained: boolean } | { weight: number | null }): void;
   /** Prometheus text of every worker's metrics, each series labelled with its worker. */
   metricsText(): Promise<string>;
+  /** POST /cache/purge in every serving worker (each holds its own stores). */
+  purge(request: PurgeRequest): Promise<WorkerPurge[]>;
+  /** Every serving worker reopens its log files. */
+  reopenLogs(): Promise<NonNullable<ReopenedLogs['workers']>>;
+  /** The first serving worker's listener certificates (the primary has no proxy listener). */
+  certificates(): Promise<ListenerCertificates>;
 }
 
 export interface AdminHost {
@@ -83,11 +105,11 @@ export interface AdminHost {
   readonly tracer: Tracer | null;
   /** The access log, when on. */
   readonly accessLog: AccessLog | null;
-  /** Reopens the log files by their paths (logrotate); the files reopened. */
-  reopenLogs(): string[];
+  /** Reopens the log files by their paths (logrotate), a primary's workers' too; the files reopened. */
+  reopenLogs(): Promise<ReopenedLogs>;
   listenerInfo(): ListenerInfo[];
   /** The certificates the TLS listeners serve (files and ACME), and ACME domains still without one. */
-  certificateInventory(): { served: ServedCertificate[]; pending: PendingDomain[] };
+  certificateInventory(): Promise<{ served: ServedCertificate[]; pending: PendingDomain[] }>;
   /** A validated config through the same path as a SIGHUP reload (serialised with it); throws when it cannot be applied. */
   reload(config: UsherConfig, source: string): Promise<void>;
   /** Records a reload refused before it started (the config has errors). */

@@ -4,9 +4,18 @@
 // `usher explain` and a rejected reload touch no directory.
 import type { CacheStoreConfig } from '../filters/cache/config.js';
 import { DiskStore } from './disk.js';
-import { MemoryStore, type CacheStore } from './store.js';
+import { MemoryStore, type CacheStore, type Purge } from './store.js';
+
+/** A route's PURGE in a worker process: the same purge in every worker's store of that name (src/server/workers/). */
+export type PurgeEverywhere = (store: string, p: Purge) => Promise<{ purged: number; missed: number[] }>;
 
 export class CacheStores {
+  /**
+   * Set in a worker process (each holds its own stores): a route's PURGE goes to every worker.
+   * Kept by the stores a reload builds.
+   */
+  everywhere: PurgeEverywhere | undefined;
+
   private constructor(private readonly stores: ReadonlyMap<string, CacheStore>) {}
 
   static build(config: Readonly<Record<string, CacheStoreConfig>> | undefined, previous?: CacheStores): CacheStores {
@@ -16,7 +25,9 @@ export class CacheStores {
       const keep = old !== undefined && old.maxObjectSize === c.max_object_size && old.maxSize === c.max_size && old.kind === c.store && (!(old instanceof DiskStore) || old.path === c.path);
       stores.set(name, keep ? old : c.store === 'disk' ? new DiskStore(name, c.path!, c.max_size, c.max_object_size) : new MemoryStore(name, c.max_size, c.max_object_size));
     }
-    return new CacheStores(stores);
+    const built = new CacheStores(stores);
+    built.everywhere = previous?.everywhere;
+    return built;
   }
 
   get(name: string): CacheStore | undefined {

@@ -211,10 +211,13 @@ async function serve(file: string | undefined, listen?: string, workersOption?: 
     process.on('SIGHUP', onHup);
     // nginx's USR1: reopen the log files by their paths (logrotate renamed them). A listener
     // replaces node's default for SIGUSR1 (starting the inspector), as a log-rotating server must.
-    const onUsr1 = () => {
-      const files = usher.reopenLogs();
-      if (files.length === 0) usher.logger.info('SIGUSR1: no log files to reopen (the logs go to stdout)');
-    };
+    // With workers, the primary asks each of them: they write the access log.
+    const onUsr1 = () =>
+      void usher.reopenLogs().then(({ reopened, workers }) => {
+        const missed = workers?.filter((w) => w.error !== undefined) ?? [];
+        if (missed.length > 0) usher.logger.warn({ workers: missed }, 'SIGUSR1: some workers did not reopen their log files');
+        else if (reopened.length === 0) usher.logger.info('SIGUSR1: no log files to reopen (the logs go to stdout)');
+      });
     process.on('SIGUSR1', onUsr1);
     // Only now: the banner tells supervisors (and tests) that usher is ready, signals included;
     // a SIGHUP that arrived before its handler would kill the process.

@@ -10,12 +10,13 @@ import type { Filter, PhaseName } from '../pipeline/types.js';
 import type { Cluster, ClusterStartOptions } from '../upstream/cluster.js';
 import { Listener, type ListenerOwner } from './listener.js';
 import { AcmeManager } from '../tls/acme/manager.js';
+import { RemoteCertSource } from '../tls/acme/remote.js';
 import { warnInsecureUpstreams } from '../tls/upstream.js';
 import { Runtime } from './runtime.js';
 import { ConnectionCounts } from '../filters/rate-limit/connections.js';
 import { logHealthEvents } from './health-log.js';
 import { AdminServer } from '../admin/server.js';
-import type { AdminHost, Fleet, ListenerInfo, ReloadRecord } from '../admin/host.js';
+import type { AdminHost, Fleet, ListenerCertificates, ListenerInfo, ReloadRecord, ReopenedLogs } from '../admin/host.js';
 import type { ClusterPublisher } from '../upstream/cluster.js';
 import type { CertSource } from '../tls/source.js';
 import type { PrimaryLimits } from '../filters/rate-limit/registry.js';
@@ -347,30 +348,51 @@ export class Usher implements ListenerOwner, AdminHost {
     return [...this.listeners.values()].map((l) => ({ address: l.config.address, host: l.config.host, port: l.address().port, tls: l.config.tls !== undefined, http2: l.config.http2 !== undefined }));
   }
 
-  /** Every certificate the TLS listeners serve: their files, and the ACME ones (served by every TLS listener that has no file for the name). */
-  certificateInventory(): { served: ServedCertificate[]; pending: PendingDomain[] } {
-    const served: ServedCertificate[] = [];
-    const acme = this.acme?.domainStates() ?? [];
-    const directory = this.acme?.directory ?? '';
+  /** The certificates from files of this process's TLS listeners, and the listeners that also serve ACME's. */
+  listenerCertificates(): ListenerCertificates {
+    const files: ServedCertificate[] = [];
+    const acmeListeners: string[] = [];
     for (const l of this.listeners.values()) {
       const tls = l.tls;
       if (tls === undefined) continue;
       for (const cert of tls.certificates()) {
-        const { files, isDefault } = tls.fileOf(cert);
-        if (files !== undefined) served.push({ cert, listener: l.config.address, isDefault, source: { type: 'file', cert: files.cert, key: files.key } });
+        const { files: f, isDefault } = tls.fileOf(cert);
+        if (f !== undefined) files.push({ cert, listener: l.config.address, isDefault, source: { type: 'file', cert: f.cert, key: f.key } });
       }
-      if (!tls.acme) continue;
+      if (tls.acme) acmeListeners.push(l.config.address);
+    }
+    return { files, acmeListeners };
+  }
+
+  /**
+   * Every certificate the TLS listeners serve: their files, and the ACME ones (served by every TLS
+   * listener that has no file for the name). A primary has no proxy listener: its first serving
+   * worker tells which files and ACME listeners it serves; the ACME state is the primary's own.
+   */
+  async certificateInventory(): Promise<{ served: ServedCertificate[]; pending: PendingDomain[] }> {
+    const own = this.fleet === undefined ? this.listenerCertificates() : await this.fleet.certificates();
+    const served = [...own.files];
+    const acme = this.acme?.domainStates() ?? [];
+    const directory = this.acme?.directory ?? '';
+    for (const listener of own.acmeListeners) {
       for (const d of acme) {
-        if (d.cert !== undefined) served.push({ cert: d.cert, listener: l.config.address, isDefault: false, source: { type: 'acme', domain: d.domain, directory, nextRenewal: d.nextRenewal, failures: d.failures } });
+        if (d.cert !== undefined) served.push({ cert: d.cert, listener, isDefault: false, source: { type: 'acme', domain: d.domain, directory, nextRenewal: d.nextRenewal, failures: d.failures } });
       }
     }
     const pending = acme.filter((d) => d.cert === undefined).map((d) => ({ domain: d.domain, directory, nextRenewal: d.nextRenewal, failures: d.failures }));
     return { served, pending };
   }
 
-  /** For the expiry metric: listener address, certificate names, source (file, acme), expiry (epoch ms). */
+  /**
+   * For the expiry metric (of a single process or a worker): listener address, certificate names,
+   * source (file, acme), expiry (epoch ms). A worker's ACME certificates are those the primary sent.
+   */
   certificates(): { listener: string; names: string; source: string; notAfter: number }[] {
-    return this.certificateInventory().served.map((s) => ({ listener: s.listener, names: s.cert.names.join(','), source: s.source.type, notAfter: s.cert.notAfter.getTime() }));
+    const { files, acmeListeners } = this.listenerCertificates();
+    const acme = this.acme !== undefined ? this.acme.domainStates().flatMap((d) => (d.cert === undefined ? [] : [d.cert])) : this.certSource instanceof RemoteCertSource ? this.certSource.obtained() : [];
+    const out = files.map((s) => ({ listener: s.listener, names: s.cert.names.join(','), source: 'file', notAfter: s.cert.notAfter.getTime() }));
+    for (const listener of acmeListeners) for (const c of acme) out.push({ listener, names: c.names.join(','), source: 'acme', notAfter: c.notAfter.getTime() });
+    return out;
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -424,12 +446,20 @@ export class Usher implements ListenerOwner, AdminHost {
     this.logger.level = config.log.level;
   }
 
-  /** SIGUSR1 and POST /reopen-logs: the log files usher writes are opened again by their paths (logrotate). */
-  reopenLogs(): string[] {
+  /** SIGUSR1 and POST /reopen-logs: the log files this process writes are opened again by their paths (logrotate). */
+  reopenOwnLogs(): string[] {
     const log = this.accessLog;
     if (log === null || !log.reopen()) return [];
     this.logger.info({ file: log.file }, 'log files reopened');
     return [log.file!];
+  }
+
+  /** Reopens the log files of this process and, in a primary, of every worker (they write the access log); the files reopened, each once. */
+  async reopenLogs(): Promise<ReopenedLogs> {
+    const own = this.reopenOwnLogs();
+    if (this.fleet === undefined) return { reopened: own };
+    const workers = await this.fleet.reopenLogs();
+    return { reopened: [...new Set([...own, ...workers.flatMap((w) => w.reopened ?? [])])], workers };
   }
 
   private async flushLogs(): Promise<void> {

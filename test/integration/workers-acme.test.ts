@@ -50,5 +50,12 @@ for (const challenge of ['http-01', 'tls-alpn-01'] as const) {
     const admin = /admin API on (http:\/\/127\.0\.0\.1:\d+)/.exec(s.cli.stderr)![1]!;
     const st = JSON.parse((await request(`${admin}/status`)).body) as { workers: { connections: number }[] };
     assert.ok(st.workers.every((w) => w.connections > 0), JSON.stringify(st.workers));
+    // GET /certificates: the ACME state is the primary's, the listener serving it a worker's.
+    const view = JSON.parse((await request(`${admin}/certificates`)).body) as { certificates: { names: string[]; fingerprint_sha256: string; source: { type: string; domain: string }; listeners: string[] }[]; acme_pending: unknown[] };
+    assert.equal(view.certificates.length, 1, JSON.stringify(view));
+    const c = view.certificates[0]!;
+    assert.deepEqual([c.names, c.source.type, c.source.domain, c.listeners], [[domain], 'acme', domain, [`127.0.0.1:${pebble.tlsPort}`]]);
+    assert.equal(c.fingerprint_sha256, [...seen][0]);
+    assert.deepEqual(view.acme_pending, []);
   });
 }

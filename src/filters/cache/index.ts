@@ -15,6 +15,7 @@ import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
 import { first, joined, nameList, removeFields } from '../../util/fields.js';
 import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '../../cache/freshness.js';
 import { sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
+import type { CacheStores } from '../../cache/registry.js';
 import { DiskStore, type BodyWriter, type FileBody } from '../../cache/disk.js';
 import { byteRange, ifRangeHolds } from '../../cache/range.js';
 import { normaliseField } from '../../cache/vary.js';
@@ -148,6 +149,7 @@ export class Cache implements Filter {
     readonly config: CacheRoute,
     private readonly store: CacheStore,
     clusters: ReadonlyMap<string, Cluster> = new Map(),
+    private readonly caches?: CacheStores,
   ) {
     this.ignoreQuery = new Set(config.key.ignore_query);
     this.disk = store instanceof DiskStore ? store : undefined;
@@ -237,11 +239,22 @@ export class Cache implements Filter {
     return { ...base, lookup: true, why: 'looked up; a miss is fetched and stored if the response may be' };
   }
 
-  /** PURGE from an allowed client: every variant of the request's key leaves the route's store. */
-  private purge(ctx: RequestContext): LocalResponse {
+  /**
+   * PURGE from an allowed client: every variant of the request's key leaves the route's store —
+   * in a worker process, the store of that name in every worker (`missed_workers`: those that
+   * did not answer in time).
+   */
+  private purge(ctx: RequestContext): LocalResponse | Promise<LocalResponse> {
     if (!this.purgeList!.decide(ctx.clientAddress).allow) return { ...localReplyFor('access_denied', ctx.requestId, wantsJson(ctx.headers)), reason: 'access_denied' };
-    const n = this.store.purge({ url: this.keyOf(ctx.request!) });
-    return { status: 200, headers: ['content-type', 'application/json', 'cache-control', 'no-store'], body: `${JSON.stringify({ purged: n })}\n`, reason: 'cache_purged' };
+    const p = { url: this.keyOf(ctx.request!) };
+    const reply = (body: unknown): LocalResponse => ({ status: 200, headers: ['content-type', 'application/json', 'cache-control', 'no-store'], body: `${JSON.stringify(body)}\n`, reason: 'cache_purged' });
+    const everywhere = this.caches?.everywhere;
+    if (everywhere === undefined) return reply({ purged: this.store.purge(p) });
+    return everywhere(this.store.name, p).then(
+      ({ purged, missed }) => reply(missed.length === 0 ? { purged } : { purged, missed_workers: missed }),
+      // The primary is gone (this worker is draining): this worker's own store.
+      () => reply({ purged: this.store.purge(p) }),
+    );
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
@@ -782,6 +795,6 @@ export const cache: RouteFilterDefinition = {
     if (rc.cache === undefined) return undefined;
     const store = deps.caches?.get(rc.cache.store);
     if (store === undefined) throw new Error(`usher config: unchecked cache store ${JSON.stringify(rc.cache.store)}`);
-    return new Cache(rc.cache, store, deps.clusters);
+    return new Cache(rc.cache, store, deps.clusters, deps.caches);
   },
 };

@@ -16,7 +16,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from 'pino';
 import { configHash } from '../../admin/api.js';
-import type { Fleet, ListenerInfo, WorkerView } from '../../admin/host.js';
+import type { Fleet, ListenerCertificates, ListenerInfo, ReopenedLogs, WorkerPurge, WorkerView } from '../../admin/host.js';
+import type { PurgeRequest, PurgeResult } from '../../cache/purge.js';
 import type { UsherConfig } from '../../config/types.js';
 import { InflightCounts, LocalBuckets } from '../../filters/rate-limit/local-store.js';
 import type { Cluster, ClusterPublisher } from '../../upstream/cluster.js';
@@ -29,7 +30,7 @@ import { isMessage, type FleetState, type FromWorker, type ToWorker, type Worker
 const STABLE_MS = 10_000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
-/** How long GET /status and /metrics wait for a worker's answer. */
+/** How long GET /status, /metrics, /certificates, a purge and a reopen wait for a worker's answer. */
 const ASK_TIMEOUT_MS = 2000;
 
 interface Slot {
@@ -135,6 +136,9 @@ export class Primary implements Fleet, ClusterPublisher {
           case 'limit':
             this.decide(worker, msg);
             return;
+          case 'purge-everywhere':
+            void this.purgeEverywhere(worker, msg);
+            return;
           case 'acquire': {
             const ok = this.inflight.tryAcquire(msg.key, msg.max);
             if (ok) slot.slots.set(msg.key, (slot.slots.get(msg.key) ?? 0) + 1);
@@ -225,13 +229,13 @@ export class Primary implements Fleet, ClusterPublisher {
     });
   }
 
-  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' }>): void {
+  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'purge-everywhere' }>): void {
     const w = this.waiting.get(msg.id);
     if (w === undefined) return;
     this.waiting.delete(msg.id);
     if (w.timer !== null) clearTimeout(w.timer);
     if (msg.t === 'done' && msg.error !== undefined) w.reject(new Error(msg.error));
-    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : undefined);
+    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : msg.t === 'purged' ? msg.result : msg.t === 'reopened' ? msg.files : msg.t === 'certificates' ? msg.certificates : msg.t === 'store-purged' ? msg.purged : undefined);
   }
 
   private decide(worker: Worker, m: Extract<FromWorker, { t: 'limit' }>): void {
@@ -293,6 +297,38 @@ export class Primary implements Fleet, ClusterPublisher {
   async metricsText(): Promise<string> {
     const all = await Promise.all(this.slots.map((s) => (s.worker === null || s.state !== 'serving' ? [] : this.ask<unknown[]>(s.worker, (id) => ({ t: 'metrics', id }), ASK_TIMEOUT_MS).catch(() => []))));
     return AggregatorRegistry.aggregate(all.filter((m) => m.length > 0) as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
+  }
+
+  /** The serving workers, each asked `make` (a worker that does not answer in time gives its error). */
+  private askServing<T>(make: (id: number) => ToWorker): Promise<{ id: number; value: T } | { id: number; error: string }>[] {
+    return this.slots
+      .filter((s) => s.worker !== null && s.state === 'serving')
+      .map((s) => this.ask<T>(s.worker!, make, ASK_TIMEOUT_MS).then((value) => ({ id: s.n, value }), (err: Error) => ({ id: s.n, error: err.message })));
+  }
+
+  async purge(request: PurgeRequest): Promise<WorkerPurge[]> {
+    const all = await Promise.all(this.askServing<PurgeResult>((id) => ({ t: 'purge', id, request })));
+    return all.map((r) => ('error' in r ? r : { id: r.id, result: r.value }));
+  }
+
+  /** A route's PURGE that reached one worker: every serving worker purges its store of that name; the sum goes back to the one asking. */
+  private async purgeEverywhere(from: Worker, m: Extract<FromWorker, { t: 'purge-everywhere' }>): Promise<void> {
+    const all = await Promise.all(this.askServing<number>((id) => ({ t: 'purge-store', id, store: m.store, purge: m.purge })));
+    const missed = all.filter((r) => 'error' in r).map((r) => r.id);
+    if (missed.length > 0) this.log().warn({ store: m.store, url: m.purge.url, missed }, 'PURGE: some workers did not answer; their stores were not purged');
+    this.send(from, { t: 'purged-everywhere', id: m.id, purged: all.reduce((n, r) => n + ('value' in r ? r.value : 0), 0), missed });
+  }
+
+  async reopenLogs(): Promise<NonNullable<ReopenedLogs['workers']>> {
+    const all = await Promise.all(this.askServing<string[]>((id) => ({ t: 'reopen', id })));
+    return all.map((r) => ('error' in r ? { id: r.id, reopened: null, error: r.error } : { id: r.id, reopened: r.value }));
+  }
+
+  /** Every worker serves the same listeners with the same files: the first serving one answers. */
+  async certificates(): Promise<ListenerCertificates> {
+    const first = this.slots.find((s) => s.worker !== null && s.state === 'serving');
+    if (first === undefined) return { files: [], acmeListeners: [] };
+    return this.ask<ListenerCertificates>(first.worker!, (id) => ({ t: 'certificates', id }), ASK_TIMEOUT_MS);
   }
 
   // ---- ClusterPublisher ----------------------------------------------------------------------

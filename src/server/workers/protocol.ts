@@ -6,7 +6,9 @@ import type { UsherConfig } from '../../config/types.js';
 import type { AcmeSnapshot } from '../../tls/acme/manager.js';
 import type { Resolved } from '../../upstream/discovery/dns.js';
 import type { ProbeResult } from '../../upstream/health/active.js';
-import type { ListenerInfo } from '../../admin/host.js';
+import type { ListenerCertificates, ListenerInfo } from '../../admin/host.js';
+import type { PurgeRequest, PurgeResult } from '../../cache/purge.js';
+import type { Purge } from '../../cache/store.js';
 
 /** The state of one server that a worker takes from the primary (health verdict, admin overrides). */
 export interface ServerState {
@@ -33,6 +35,16 @@ export type ToWorker =
   | { t: 'acme'; id: number; snapshot: AcmeSnapshot }
   | { t: 'stats'; id: number }
   | { t: 'metrics'; id: number }
+  /** POST /cache/purge: each worker holds its own stores. */
+  | { t: 'purge'; id: number; request: PurgeRequest }
+  /** POST /reopen-logs and SIGUSR1 to the primary: the workers write the access log files. */
+  | { t: 'reopen'; id: number }
+  /** A route's PURGE that reached one worker: the same purge in this worker's store of that name. */
+  | { t: 'purge-store'; id: number; store: string; purge: Purge }
+  /** The answer to `purge-everywhere`: the sum over the workers, and those that did not answer. */
+  | { t: 'purged-everywhere'; id: number; purged: number; missed: number[] }
+  /** GET /certificates: the file certificates of the worker's listeners (the primary has none). */
+  | { t: 'certificates'; id: number }
   | { t: 'limit'; id: number; ok: boolean; allowed: boolean; remaining: number; reset: number }
   | { t: 'acquired'; id: number; count: number }
   | { t: 'stop' };
@@ -53,6 +65,12 @@ export type FromWorker =
   | { t: 'done'; id: number; error?: string }
   | { t: 'stats'; id: number; stats: WorkerStats }
   | { t: 'metrics'; id: number; metrics: unknown[] }
+  | { t: 'purged'; id: number; result: PurgeResult }
+  | { t: 'reopened'; id: number; files: string[] }
+  | { t: 'store-purged'; id: number; purged: number }
+  /** A route's PURGE: the primary asks every worker (this one too) to purge its store of that name. */
+  | { t: 'purge-everywhere'; id: number; store: string; purge: Purge }
+  | { t: 'certificates'; id: number; certificates: ListenerCertificates }
   /** A local rate-limit decision, taken in the primary so that a limit holds per usher instance. */
   | { t: 'limit'; id: number; key: string; interval: number; burst: number }
   /** A concurrency slot (policy\0key) counted across workers; released by `release` (or the worker's death). */

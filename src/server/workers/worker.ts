@@ -3,6 +3,8 @@
 // once per usher instance: health verdicts, DNS answers, ACME certificates, admin changes and
 // the decisions of local rate limits (primary.ts says why each is there).
 import { configHash } from '../../admin/api.js';
+import { purge } from '../../cache/purge.js';
+import type { Purge } from '../../cache/store.js';
 import type { Decision } from '../../filters/rate-limit/gcra.js';
 import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
@@ -75,11 +77,38 @@ class PrimaryBuckets implements PrimaryLimits {
   }
 }
 
+/** A route's PURGE: asked of the primary, which has every worker purge (this one too). */
+class PurgeEverywhere {
+  private next = 1;
+  private readonly waiting = new Map<number, { resolve: (r: { purged: number; missed: number[] }) => void; reject: (e: Error) => void }>();
+
+  ask(store: string, purge: Purge): Promise<{ purged: number; missed: number[] }> {
+    if (!process.connected) return Promise.reject(new Error('the primary is gone'));
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      send({ t: 'purge-everywhere', id, store, purge });
+    });
+  }
+
+  answer(m: Extract<ToWorker, { t: 'purged-everywhere' }>): void {
+    const w = this.waiting.get(m.id);
+    this.waiting.delete(m.id);
+    w?.resolve({ purged: m.purged, missed: m.missed });
+  }
+
+  failAll(): void {
+    for (const w of this.waiting.values()) w.reject(new Error('the primary is gone'));
+    this.waiting.clear();
+  }
+}
+
 /** Runs until the primary says stop (or dies, or a signal comes); resolves with the exit code. */
 export function runWorker(): Promise<number> {
   const n = workerNumber();
   const certs = new RemoteCertSource();
   const limits = new PrimaryBuckets();
+  const purges = new PurgeEverywhere();
   let usher: Usher | undefined;
   let stopping = false;
   return new Promise<number>((resolve) => {
@@ -87,6 +116,7 @@ export function runWorker(): Promise<number> {
       if (stopping) return;
       stopping = true;
       limits.failAll();
+      purges.failAll();
       if (usher === undefined) return done(0);
       usher.logger.info({ why, inflight: usher.inflight }, 'worker shutting down');
       void usher.close().then(() => done(0));
@@ -103,11 +133,13 @@ export function runWorker(): Promise<number> {
       else if (msg.t === 'stop') stop('the primary asked');
       else if (msg.t === 'limit') limits.answer(msg);
       else if (msg.t === 'acquired') limits.acquired(msg);
+      else if (msg.t === 'purged-everywhere') purges.answer(msg);
       else if (usher !== undefined) handle(usher, msg, certs);
     };
     const start = async (config: Parameters<typeof Usher.prototype.reload>[0], state: FleetState) => {
       const u = new Usher(config, { role: 'worker', certSource: certs, limits, logFields: { worker: n } });
       usher = u;
+      u.runtime.caches.everywhere = (store, p) => purges.ask(store, p);
       applyState(u, state, certs);
       try {
         await u.start();
@@ -128,6 +160,9 @@ export function runWorker(): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     // Reloads are the primary's: it reads the file and sends the config.
     process.on('SIGHUP', () => usher?.logger.debug('SIGHUP: the primary reloads; ignored in a worker'));
+    // Signal the primary (it asks every worker); a SIGUSR1 sent to the whole group (or to one
+    // worker) reopens this worker's files rather than start node's inspector.
+    process.on('SIGUSR1', () => usher?.reopenOwnLogs());
     send({ t: 'hello' });
   });
 }
@@ -156,6 +191,21 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
     case 'stats':
       send({ t: 'stats', id: msg.id, stats: { inflight: usher.inflight, requests: usher.stats.requests, connections: usher.stats.connections, configHash: configHash(usher.runtime.config) } });
       return;
+    case 'purge':
+      send({ t: 'purged', id: msg.id, result: purge(usher.runtime.caches, msg.request) });
+      return;
+    case 'purge-store':
+      send({ t: 'store-purged', id: msg.id, purged: usher.runtime.caches.get(msg.store)?.purge(msg.purge) ?? 0 });
+      return;
+    case 'reopen':
+      send({ t: 'reopened', id: msg.id, files: usher.reopenOwnLogs() });
+      return;
+    case 'certificates': {
+      // The private keys stay in the worker: the view shows certificates only.
+      const c = usher.listenerCertificates();
+      send({ t: 'certificates', id: msg.id, certificates: { files: c.files.map((f) => ({ ...f, cert: { ...f.cert, key: '' } })), acmeListeners: c.acmeListeners } });
+      return;
+    }
     case 'metrics': {
       const m = usher.metrics;
       if (m === null) return send({ t: 'metrics', id: msg.id, metrics: [] });

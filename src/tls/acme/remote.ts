@@ -28,6 +28,11 @@ export class RemoteCertSource implements CertSource {
     for (const fn of this.listeners) fn();
   }
 
+  /** The certificates the primary obtained, each once (the expiry metric). */
+  obtained(): LoadedCertificate[] {
+    return [...new Set(this.certs.values())];
+  }
+
   certificate(name: string): LoadedCertificate | undefined {
     return this.certs.get(name);
   }

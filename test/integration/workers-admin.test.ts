@@ -1,0 +1,129 @@
+// Workers: the admin API's purge, reopen-logs and certificates act on what the worker processes
+// hold (their cache stores, their access log files, their listeners' certificates), not on the
+// primary's (it has none of these); SIGUSR1 to the primary reaches the workers too.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { certDir } from '../helpers/certs.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { request } from '../helpers/client.js';
+import { startUpstream } from '../helpers/upstream.js';
+import { LIMIT, start, until, yaml } from '../helpers/workers.js';
+
+const hit = (r: { headers: Record<string, unknown> }) => /^usher; hit/.test(String(r.headers['cache-status']));
+
+test('a purge through the admin API, usher purge or a route\'s PURGE reaches every worker: neither serves the purged response from its cache', LIMIT, async (t) => {
+  // Each fetch of /page gets a new body: a body seen as a hit names the store (the worker) that holds it.
+  let fetched = 0;
+  const up = await startUpstream('app', (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' }).end(`v${++fetched}`);
+  });
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'caches: { mem: { max_size: 1mb } }\nroutes: [{ upstream: app, cache: { store: mem, purge: { allow: [127.0.0.1] } } }]\n'));
+  // A new connection per request: round-robin hands them to the workers in turn, until both
+  // serve /page from their own store (two distinct bodies, each a hit).
+  const cachedIn = async (): Promise<Set<string>> => {
+    const bodies = new Set<string>();
+    await until('both workers to serve /page from their cache', async () => {
+      const r = await request(`${s.url}/page`);
+      assert.equal(r.status, 200);
+      if (hit(r)) bodies.add(r.body);
+      return bodies.size === 2 ? true : undefined;
+    });
+    return bodies;
+  };
+  const before = await cachedIn();
+  assert.equal(fetched, 2, 'each worker fetched /page once');
+
+  const r = await request(`${s.admin}/cache/purge`, { method: 'POST', body: JSON.stringify({ url: `${s.url}/page` }) });
+  assert.equal(r.status, 200, r.body);
+  const body = JSON.parse(r.body) as { purged: number; stores: Record<string, number>; workers: { id: number; purged: number }[] };
+  assert.equal(body.purged, 2);
+  assert.deepEqual(body.stores, { mem: 2 });
+  assert.deepEqual(body.workers.map((w) => [w.id, w.purged]).sort(), [[1, 1], [2, 1]]);
+
+  // After the purge, neither worker answers with what it held: each fetches again, then stores the new body.
+  const after = await cachedIn();
+  for (const b of after) assert.ok(!before.has(b), `${b} was purged, yet served from a cache`);
+  assert.equal(fetched, 4);
+
+  // A route's PURGE reaches one worker (its connection's): that one has the primary ask them all.
+  const p = await request(`${s.url}/page`, { method: 'PURGE' });
+  assert.equal(p.status, 200, p.body);
+  assert.deepEqual(JSON.parse(p.body), { purged: 2 });
+  const third = await cachedIn();
+  for (const b of third) assert.ok(!after.has(b), `${b} was purged by PURGE, yet served from a cache`);
+  assert.equal(fetched, 6);
+
+  // usher purge goes through the same endpoint: it prints the sum over the workers.
+  const cli = await runCli(['purge', '--url', `${s.url}/page`, '--admin', s.admin]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /^purged 2 stored responses \(mem: 2\)$/m);
+  // A store no worker has: refused as in a single process.
+  const none = await request(`${s.admin}/cache/purge`, { method: 'POST', body: JSON.stringify({ url: `${s.url}/page`, store: 'nope' }) });
+  assert.equal(none.status, 404);
+  assert.match(none.body, /no cache store named \\"nope\\" \(stores: mem\)/);
+});
+
+test('POST /reopen-logs and SIGUSR1 to the primary reopen the workers\' access log file', LIMIT, async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const file = join(tempDir(t), 'access.log');
+  const s = await start(t, yaml(JSON.stringify(up.url), `routes: [{ upstream: app }]\nlog: { access_log: true, access_log_format: json, access_log_file: ${JSON.stringify(file)} }\n`));
+  const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { worker: number; path: string }) : []);
+  // Requests until both workers have written a line of `path` to `f`.
+  const bothWrite = (f: string, path: string) =>
+    until(`both workers to write ${path} to ${f}`, async () => {
+      assert.equal((await request(`${s.url}${path}`)).status, 200);
+      const ids = new Set(lines(f).filter((l) => l.path === path).map((l) => l.worker));
+      return ids.size === 2 ? true : undefined;
+    });
+  await bothWrite(file, '/one');
+
+  renameSync(file, `${file}.1`);
+  const r = await request(`${s.admin}/reopen-logs`, { method: 'POST' });
+  assert.equal(r.status, 200, r.body);
+  const body = JSON.parse(r.body) as { reopened: string[]; workers: { id: number; reopened: string[] }[] };
+  assert.deepEqual(body.reopened, [file]);
+  assert.deepEqual(body.workers.map((w) => [w.id, w.reopened]).sort(), [[1, [file]], [2, [file]]]);
+  await bothWrite(file, '/two');
+  // (A line still buffered at the rename may land in the new file: nothing is lost.)
+  assert.ok(!lines(`${file}.1`).some((l) => l.path === '/two'), 'no worker wrote to the renamed file after the reopen');
+
+  // Each worker logged its reopen once (the POST above); SIGUSR1 makes it twice.
+  const reopens = (w: number) => s.cli.messages(/^log files reopened$/).filter((l) => l.worker === w).length;
+  assert.deepEqual([reopens(1), reopens(2)], [1, 1]);
+  renameSync(file, `${file}.2`);
+  s.cli.signal('SIGUSR1');
+  await s.cli.until(() => (reopens(1) === 2 && reopens(2) === 2 ? true : undefined), 'both workers to reopen on SIGUSR1');
+  await bothWrite(file, '/three');
+  assert.ok(!lines(`${file}.2`).some((l) => l.path === '/three'), 'no worker wrote to the file renamed before SIGUSR1 after it');
+});
+
+test('GET /certificates with workers lists the certificate files the workers\' listeners serve; so does the expiry metric, per worker', LIMIT, async (t) => {
+  const certs = certDir();
+  t.after(() => certs.remove());
+  const site = certs.issue('site', { cn: 'site.test', sans: ['DNS:site.test'] });
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const text = `listeners:\n  - { address: 127.0.0.1:0 }\n  - { address: 127.0.0.1:0, tls: { cert: ${JSON.stringify(site.certPath)}, key: ${JSON.stringify(site.keyPath)} } }\nadmin: { address: 127.0.0.1:0, metrics: true }\nupstreams: { app: { servers: [${JSON.stringify(up.url)}] } }\nroutes: [{ upstream: app }]\n`;
+  const s = await start(t, text);
+  const r = await request(`${s.admin}/certificates`);
+  assert.equal(r.status, 200, r.body);
+  const view = JSON.parse(r.body) as { certificates: { names: string[]; source: { type: string; cert: string }; listeners: string[]; default_on: string[] }[]; acme_pending: unknown[] };
+  assert.equal(view.certificates.length, 1, r.body);
+  const c = view.certificates[0]!;
+  assert.deepEqual(c.names, ['site.test']);
+  assert.deepEqual(c.source, { type: 'file', cert: site.certPath, key: site.keyPath });
+  assert.deepEqual(c.listeners, ['127.0.0.1:0']);
+  assert.deepEqual(c.default_on, ['127.0.0.1:0']);
+  assert.deepEqual(view.acme_pending, []);
+  assert.ok(!r.body.includes('PRIVATE KEY'), 'no key crosses to the admin API');
+
+  const metrics = (await request(`${s.admin}/metrics`)).body;
+  const series = [...metrics.matchAll(/^usher_tls_certificate_expiry_timestamp_seconds\{([^}]*)\} (\d+)/gm)];
+  assert.deepEqual(series.map((m) => /worker="(\d+)"/.exec(m[1]!)![1]).sort(), ['1', '2'], metrics);
+  for (const m of series) assert.match(m[1]!, /names="site\.test".*source="file"|source="file".*names="site\.test"/);
+});
