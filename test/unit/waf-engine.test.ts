@@ -289,3 +289,41 @@ test('REQBODY_PROCESSOR follows ctl:requestBodyProcessor within the phase (not c
   );
   assert.deepEqual(ids(tx), [2]);
 });
+
+test('a rule a chained rule follows sets its variables on each of its matches, before the chained rule runs (ModSecurity v3; CRS 920450/920440)', () => {
+  const rules = [
+    `SecAction "id:1,phase:1,pass,nolog,setvar:'tx.restricted=/accept-charset/ /proxy/',setvar:'tx.bad_ext=.bak/ .sql/'"`,
+    // one TX variable per header name, each from that match's capture; the chained rule reads them all
+    `SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:2,phase:1,capture,t:none,t:lowercase,setvar:'tx.header_name_%{tx.0}=/%{tx.0}/',chain"`,
+    `  SecRule TX:/^header_name_/ "@within %{tx.restricted}" "setvar:tx.hits=+1"`,
+    `SecRule REQUEST_BASENAME "@rx \\.([^.]+)$" "id:3,phase:1,capture,t:none,setvar:'tx.extension=.%{tx.1}/',chain"`,
+    `  SecRule TX:EXTENSION "@within %{tx.bad_ext}" "t:none,t:lowercase"`,
+    // the chain fails, yet the first rule's setvar ran (and a lone rule's runs only on a match)
+    `SecRule REQUEST_METHOD "@streq GET" "id:4,phase:1,setvar:tx.first=1,chain"`,
+    `  SecRule REQUEST_METHOD "@streq POST" "setvar:tx.second=1"`,
+  ].join('\n');
+  const tx = run(rules, req('/backup/db.sql', ['Proxy', 'http://evil', 'Accept', '*/*']));
+  assert.deepEqual(ids(tx), [2, 3]);
+  assert.equal(tx.txValue('header_name_proxy'), '/proxy/');
+  assert.equal(tx.txValue('header_name_accept'), '/accept/');
+  assert.equal(tx.txValue('header_name_host'), '/host/');
+  assert.equal(tx.txValue('hits'), '1', "the chain's last rule sets its variables once, after the whole chain matched");
+  assert.equal(tx.txValue('first'), '1');
+  assert.equal(tx.txValue('second'), undefined);
+  const clean = run(rules, req('/index.html', ['Accept', '*/*']));
+  assert.deepEqual(ids(clean), []);
+});
+
+test('@rx with a macro expands it per call (CRS 920480: ^%{tx.allowed_request_content_type_charset}$)', () => {
+  const rules = [
+    `SecAction "id:1,phase:1,pass,nolog,setvar:'tx.charsets=utf-8|iso-8859-1'"`,
+    `SecRule REQUEST_HEADERS:Content-Type "@rx charset\\s*=\\s*[\\"']?([^;\\"'\\s]+)" "id:2,phase:1,capture,t:none,t:lowercase,chain"`,
+    `  SecRule TX:1 "!@rx ^%{tx.charsets}$" "t:none"`,
+    `SecRule REQUEST_HEADERS:X-Pattern "@rx ^%{tx.nothing}(" "id:3,phase:1"`,
+  ].join('\n');
+  assert.deepEqual(ids(run(rules, req('/', ['Content-Type', 'text/html; charset=UTF-8']))), []);
+  assert.deepEqual(ids(run(rules, req('/', ['Content-Type', 'text/html; charset=ISO-8859-1']))), []);
+  assert.deepEqual(ids(run(rules, req('/', ['Content-Type', 'text/html; charset=utf-7']))), [2]);
+  // an expansion that is no valid pattern matches nothing
+  assert.deepEqual(ids(run(rules, req('/', ['X-Pattern', 'a(']))), []);
+});
