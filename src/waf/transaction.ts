@@ -207,7 +207,7 @@ export class Transaction implements MacroSource, OperatorContext {
       const ok = r.operator.fn('', this) !== r.negated;
       if (ok) {
         this.captureToTx();
-        if (r.chained !== undefined) this.setVars(r);
+        this.setVars(r);
       }
       return ok;
     }
@@ -284,11 +284,11 @@ export class Transaction implements MacroSource, OperatorContext {
     this.matchedVarName = name;
     (this.curMatched ??= new ListBuilder()).add(name, value);
     this.captureToTx();
-    // A rule that a chained rule follows sets its variables on each match, with that match's
-    // captures, before the chained rule runs (as ModSecurity v3 does; CRS 920420/920440/920450
-    // set TX this way for the chained rule to read). The chain's last rule sets its own once
-    // the whole chain matched (afterMatch).
-    if (r.chained !== undefined) this.setVars(r);
+    // setvar runs on each matched variable, with that match's captures, as ModSecurity v3 does:
+    // a rule that a chained rule follows sets TX before the chained rule runs (CRS 920420/
+    // 920440/920450 set TX this way for the chained rule to read), and a rule matching two
+    // arguments adds its score twice (CRS 942432 on two dates).
+    this.setVars(r);
   }
 
   private setVars(r: Rule): void {
@@ -355,7 +355,6 @@ export class Transaction implements MacroSource, OperatorContext {
   private afterMatch(head: Rule): void {
     for (let r: Rule | undefined = head; r !== undefined; r = r.chained) {
       this.currentRule = r;
-      if (r.chained === undefined) this.setVars(r);
       for (const c of r.ctls) this.ctl(c);
     }
     this.currentRule = head;

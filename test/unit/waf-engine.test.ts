@@ -307,7 +307,7 @@ test('a rule a chained rule follows sets its variables on each of its matches, b
   assert.equal(tx.txValue('header_name_proxy'), '/proxy/');
   assert.equal(tx.txValue('header_name_accept'), '/accept/');
   assert.equal(tx.txValue('header_name_host'), '/host/');
-  assert.equal(tx.txValue('hits'), '1', "the chain's last rule sets its variables once, after the whole chain matched");
+  assert.equal(tx.txValue('hits'), '1', 'the chained rule matched one variable (header_name_proxy)');
   assert.equal(tx.txValue('first'), '1');
   assert.equal(tx.txValue('second'), undefined);
   const clean = run(rules, req('/index.html', ['Accept', '*/*']));
@@ -326,4 +326,18 @@ test('@rx with a macro expands it per call (CRS 920480: ^%{tx.allowed_request_co
   assert.deepEqual(ids(run(rules, req('/', ['Content-Type', 'text/html; charset=utf-7']))), [2]);
   // an expansion that is no valid pattern matches nothing
   assert.deepEqual(ids(run(rules, req('/', ['X-Pattern', 'a(']))), []);
+});
+
+test('setvar runs once per matched variable, as ModSecurity v3 does (CRS 942432 on two arguments scores twice)', () => {
+  const rules = [
+    `SecRule ARGS "@rx -" "id:1,phase:1,setvar:'tx.score=+3'"`,
+    `SecRule ARGS:from "@rx -" "id:2,phase:1,setvar:'tx.once=+3'"`,
+    `SecRule &ARGS "@eq 2" "id:3,phase:1,setvar:'tx.count=+1'"`,
+  ].join('\n');
+  const tx = run(rules, req('/events?from=2026-12-01&to=2026-12-31&city=Berlin'));
+  assert.deepEqual(ids(tx), [1, 2]);
+  assert.equal(tx.txValue('score'), '6');
+  assert.equal(tx.txValue('once'), '3');
+  assert.equal(tx.txValue('count'), undefined);
+  assert.equal(run(rules, req('/events?from=2026-12-01&city=Berlin')).txValue('count'), '1');
 });
