@@ -341,3 +341,22 @@ test('setvar runs once per matched variable, as ModSecurity v3 does (CRS 942432 
   assert.equal(tx.txValue('count'), undefined);
   assert.equal(run(rules, req('/events?from=2026-12-01&city=Berlin')).txValue('count'), '1');
 });
+
+test('rule files are read as bytes, as ModSecurity matches them: a UTF-8 character in a class is its bytes (CRS 942432 and ’)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'waf-bytes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'bytes.conf'), 'SecRule ARGS "@rx [´’‘]" "id:1,phase:1,deny"\nSecRule ARGS "@rx caf\u00e9" "id:2,phase:1,deny"\n', 'utf8');
+  const waf = new Waf({ crs: join(dir, 'bytes.conf'), paranoiaLevel: 1, inboundThreshold: 5, outboundThreshold: 4, mode: 'block', requestBodyLimit: 1024 });
+  const check = (target: string): number | undefined => {
+    const tx = waf.transaction(req(target));
+    tx.runPhase(1);
+    return tx.interruption?.ruleId;
+  };
+  // ’ is E2 80 99: each byte is in the class, so a Cyrillic letter (D0 9C) does not match but D0 99 does
+  assert.equal(check('/?q=%E2%80%99'), 1);
+  assert.equal(check('/?q=%D0%99'), 1);
+  assert.equal(check('/?q=%D0%9C'), undefined);
+  assert.equal(check('/?q=plain'), undefined);
+  // a UTF-8 literal matches the same bytes in a request
+  assert.equal(check('/?q=caf%C3%A9'), 2);
+});
