@@ -235,11 +235,11 @@ test('bodies: URL-encoded ARGS_POST, JSON names, multipart fields, files and par
 });
 
 test('what cannot run is skipped and listed with id, file:line and reason; a malformed rule is an error with file:line', () => {
-  const rs = compileRules(parseSecLang(PRELUDE + 'SecRule ARGS "@detectSQLi" "id:7,phase:2,chain"\n  SecRule ARGS "@rx x" "t:none"\nSecRule NO_SUCH_VAR "@rx x" "id:8,phase:2"\nSecRule ARGS "@rx x" "id:9,phase:2"', 't.conf'));
+  const rs = compileRules(parseSecLang(PRELUDE + 'SecRule REMOTE_ADDR "@geoLookup" "id:7,phase:2,chain"\n  SecRule ARGS "@rx x" "t:none"\nSecRule NO_SUCH_VAR "@rx x" "id:8,phase:2"\nSecRule ARGS "@rx x" "id:9,phase:2"', 't.conf'));
   assert.deepEqual(
     rs.skipped.map((s) => [s.id, `${s.origin.file}:${s.origin.line}`, s.reason]),
     [
-      [7, 't.conf:4', '@detectSQLi is not wired in yet (src/waf/detect/)'],
+      [7, 't.conf:4', '@geoLookup needs a GeoIP database (SecGeoLookupDb), which usher does not load'],
       [8, 't.conf:6', 'variable NO_SUCH_VAR is not supported'],
     ],
   );
