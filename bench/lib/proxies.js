@@ -36,6 +36,9 @@ export const PROXIES = [
   { id: 'usher-plain', label: 'usher (plain config)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, true) },
   // This checkout with its upstream on the native HTTP/1.1 client (engine: native, src/upstream/h1).
   { id: 'usher-native', label: 'usher (engine: native)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, false, 'native') },
+  // This checkout with its WAF on (the same CRS as nginx-modsec*), for the WAF scenarios.
+  { id: 'usher-waf', label: 'usher + WAF + CRS (PL1)', kind: 'usher', scenarios: WAF_SCENARIOS, unavailable: modsecUnavailable, start: (ctx) => startUsher(ctx, REPO_DIR, false, undefined, 1) },
+  { id: 'usher-waf-pl4', label: 'usher + WAF + CRS (PL4)', kind: 'usher', scenarios: WAF_SCENARIOS, unavailable: modsecUnavailable, start: (ctx) => startUsher(ctx, REPO_DIR, false, undefined, 4) },
   { id: 'nginx', label: 'nginx', kind: 'native', requires: 'nginx', start: startNginxProxy },
   // nginx with ModSecurity v3 and the OWASP CRS (Debian's packages), for the WAF scenarios.
   { id: 'nginx-modsec', label: 'nginx + ModSecurity + CRS (PL1)', kind: 'native', requires: 'nginx', scenarios: WAF_SCENARIOS, unavailable: modsecUnavailable, start: (ctx) => startNginxModsec(ctx, 1) },
@@ -145,7 +148,7 @@ const OWN_ROUTES = `  - match: { path: /small-rl }
  * @param {string} root the checkout to run; another commit's gets only the sections every
  *   version knows (no rate_limits, no auth, no compress, no caches), so its ratelimit, jwt, gzip100k and cachehit rows measure nothing new.
  */
-function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics, workers = 1 }, root = REPO_DIR, plain = false, engine = undefined) {
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics, workers = 1 }, root = REPO_DIR, plain = false, engine = undefined, wafParanoia = undefined) {
   const own = root === REPO_DIR && !plain;
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
@@ -160,7 +163,7 @@ upstreams:
 ${own ? OWN_SECTIONS : ''}routes:
 ${own ? OWN_ROUTES : ''}  - upstream: origin${own && gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
 log: { level: warn, access_log: false }
-${metrics && own ? 'admin: { address: 127.0.0.1:0 }\n' : ''}`,
+${metrics && own ? 'admin: { address: 127.0.0.1:0 }\n' : ''}${wafParanoia ? `waf: { crs: ${path.dirname(modsec.CRS_RULES_DIR)}, paranoia_level: ${wafParanoia} }\n` : ''}`,
   );
   // `node` itself (not npm) under taskset, so the measured PID is the serving process (with
   // --workers: the primary, whose tree holds the workers). Another commit's build may not know

@@ -13,15 +13,15 @@ const BENCH_JWT = `${unsigned}.${createHmac('sha256', BENCH_JWT_SECRET).update(u
 // address 920350 scores; User-Agent, Accept, Accept-Language, whose absence the CRS scores at
 // paranoia level 2+), so that neither paranoia level 1 nor 4 matches a rule on them: the figure is
 // the cost of inspecting a clean request. The proxies under test are nginx alone and nginx with
-// ModSecurity + CRS at PL1 and PL4 (usher joins when its WAF lands: add it to `proxies` here and
-// a route for /waf/ with the WAF on in lib/proxies.js).
+// ModSecurity + CRS at PL1 and PL4, usher with its WAF on the same CRS at PL1 and PL4 (usher-waf*:
+// the WAF on every route), each against its own proxy without a WAF (usher, nginx).
 export const WAF_HEADERS = [
   ['Host', 'localhost'],
   ['User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'],
   ['Accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'],
   ['Accept-Language', 'en-US,en;q=0.9'],
 ];
-const WAF_PROXIES = ['nginx', 'nginx-modsec', 'nginx-modsec-pl4'];
+const WAF_PROXIES = ['usher', 'usher-waf', 'usher-waf-pl4', 'nginx', 'nginx-modsec', 'nginx-modsec-pl4'];
 
 /**
  * 10 KiB of application/x-www-form-urlencoded fields with ordinary values. Words are joined by

@@ -75,7 +75,7 @@ export function loadRuleFiles(path: string, from?: Origin): Directive[] {
       seen.add(abs);
       let text: string;
       try {
-        text = readFileSync(abs, 'utf8');
+        text = readFileSync(abs, 'latin1');
       } catch (err) {
         if (origin !== undefined) throw new SecLangError(origin, `Include: cannot read ${abs}: ${(err as Error).message}`, { cause: err });
         throw err;

@@ -63,7 +63,20 @@ export const xssOperator =
     return true;
   };
 
+function rxTest(re: RegExp, v: string, ctx: OperatorContext): boolean {
+  if (ctx.captures === undefined) return re.test(v);
+  const m = re.exec(v);
+  if (m === null) return false;
+  for (let i = 0; i < 10; i++) ctx.captures[i] = m[i] ?? '';
+  return true;
+}
+
+/** Patterns made from a macro's value, by expanded text (the CRS's come from a few TX settings). */
+const MACRO_RX_CACHE = 64;
+
 function rx(arg: string): { fn: OperatorFn; approximations: readonly string[] } {
+  const macro = compileMacro(arg);
+  if (macro.constant === undefined) return { fn: rxWithMacros(macro), approximations: [] };
   let t;
   try {
     t = translatePcre(arg);
@@ -74,14 +87,31 @@ function rx(arg: string): { fn: OperatorFn; approximations: readonly string[] } 
   const re = new RegExp(t.source, t.flags);
   // V8 compiles a regex on its first exec: do it at load, not in the first requests
   re.test('');
-  const fn: OperatorFn = (v, ctx) => {
-    if (ctx.captures === undefined) return re.test(v);
-    const m = re.exec(v);
-    if (m === null) return false;
-    for (let i = 0; i < 10; i++) ctx.captures[i] = m[i] ?? '';
-    return true;
+  return { fn: (v, ctx) => rxTest(re, v, ctx), approximations: t.approximations };
+}
+
+/**
+ * `@rx ^%{tx.allowed_request_content_type_charset}$` (CRS 920480): as ModSecurity v3 does, the
+ * pattern is expanded per call and compiled then (cached by its text); one that does not
+ * translate or compile matches nothing.
+ */
+function rxWithMacros(macro: ReturnType<typeof compileMacro>): OperatorFn {
+  const cache = new Map<string, RegExp | null>();
+  return (v, ctx) => {
+    const text = expandMacro(macro, ctx);
+    let re = cache.get(text);
+    if (re === undefined) {
+      try {
+        const t = translatePcre(text);
+        re = new RegExp(t.source, t.flags);
+      } catch {
+        re = null;
+      }
+      if (cache.size >= MACRO_RX_CACHE) cache.clear();
+      cache.set(text, re);
+    }
+    return re !== null && rxTest(re, v, ctx);
   };
-  return { fn, approximations: t.approximations };
 }
 
 function pmWith(phrases: string[]): OperatorFn {

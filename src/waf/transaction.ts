@@ -205,7 +205,10 @@ export class Transaction implements MacroSource, OperatorContext {
     if (r.targets.length === 0) {
       // SecAction (and chains of them): an unconditional match
       const ok = r.operator.fn('', this) !== r.negated;
-      if (ok) this.captureToTx();
+      if (ok) {
+        this.captureToTx();
+        this.setVars(r);
+      }
       return ok;
     }
     let any = false;
@@ -258,7 +261,7 @@ export class Transaction implements MacroSource, OperatorContext {
     const v = fixed ?? this.transform(r.transforms, value);
     const hit = r.operator.fn(v, this) !== r.negated;
     // the variable's name is made only for a match (MATCHED_VAR_NAME)
-    if (hit) this.recordMatch(entry === undefined ? collection : `${collection}:${entry}`, v);
+    if (hit) this.recordMatch(r, entry === undefined ? collection : `${collection}:${entry}`, v);
     return hit;
   }
 
@@ -272,15 +275,24 @@ export class Transaction implements MacroSource, OperatorContext {
       v = next;
       hit = r.operator.fn(v, this) !== r.negated;
     }
-    if (hit) this.recordMatch(name, v);
+    if (hit) this.recordMatch(r, name, v);
     return hit;
   }
 
-  private recordMatch(name: string, value: string): void {
+  private recordMatch(r: Rule, name: string, value: string): void {
     this.matchedVar = value;
     this.matchedVarName = name;
     (this.curMatched ??= new ListBuilder()).add(name, value);
     this.captureToTx();
+    // setvar runs on each matched variable, with that match's captures, as ModSecurity v3 does:
+    // a rule that a chained rule follows sets TX before the chained rule runs (CRS 920420/
+    // 920440/920450 set TX this way for the chained rule to read), and a rule matching two
+    // arguments adds its score twice (CRS 942432 on two dates).
+    this.setVars(r);
+  }
+
+  private setVars(r: Rule): void {
+    for (const sv of r.setvars) this.setVar(sv.collection, expandMacro(sv.name, this), sv.value === undefined ? undefined : expandMacro(sv.value, this), sv.op);
   }
 
   private captureToTx(): void {
@@ -343,7 +355,6 @@ export class Transaction implements MacroSource, OperatorContext {
   private afterMatch(head: Rule): void {
     for (let r: Rule | undefined = head; r !== undefined; r = r.chained) {
       this.currentRule = r;
-      for (const sv of r.setvars) this.setVar(sv.collection, expandMacro(sv.name, this), sv.value === undefined ? undefined : expandMacro(sv.value, this), sv.op);
       for (const c of r.ctls) this.ctl(c);
     }
     this.currentRule = head;

@@ -289,3 +289,74 @@ test('REQBODY_PROCESSOR follows ctl:requestBodyProcessor within the phase (not c
   );
   assert.deepEqual(ids(tx), [2]);
 });
+
+test('a rule a chained rule follows sets its variables on each of its matches, before the chained rule runs (ModSecurity v3; CRS 920450/920440)', () => {
+  const rules = [
+    `SecAction "id:1,phase:1,pass,nolog,setvar:'tx.restricted=/accept-charset/ /proxy/',setvar:'tx.bad_ext=.bak/ .sql/'"`,
+    // one TX variable per header name, each from that match's capture; the chained rule reads them all
+    `SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:2,phase:1,capture,t:none,t:lowercase,setvar:'tx.header_name_%{tx.0}=/%{tx.0}/',chain"`,
+    `  SecRule TX:/^header_name_/ "@within %{tx.restricted}" "setvar:tx.hits=+1"`,
+    `SecRule REQUEST_BASENAME "@rx \\.([^.]+)$" "id:3,phase:1,capture,t:none,setvar:'tx.extension=.%{tx.1}/',chain"`,
+    `  SecRule TX:EXTENSION "@within %{tx.bad_ext}" "t:none,t:lowercase"`,
+    // the chain fails, yet the first rule's setvar ran (and a lone rule's runs only on a match)
+    `SecRule REQUEST_METHOD "@streq GET" "id:4,phase:1,setvar:tx.first=1,chain"`,
+    `  SecRule REQUEST_METHOD "@streq POST" "setvar:tx.second=1"`,
+  ].join('\n');
+  const tx = run(rules, req('/backup/db.sql', ['Proxy', 'http://evil', 'Accept', '*/*']));
+  assert.deepEqual(ids(tx), [2, 3]);
+  assert.equal(tx.txValue('header_name_proxy'), '/proxy/');
+  assert.equal(tx.txValue('header_name_accept'), '/accept/');
+  assert.equal(tx.txValue('header_name_host'), '/host/');
+  assert.equal(tx.txValue('hits'), '1', 'the chained rule matched one variable (header_name_proxy)');
+  assert.equal(tx.txValue('first'), '1');
+  assert.equal(tx.txValue('second'), undefined);
+  const clean = run(rules, req('/index.html', ['Accept', '*/*']));
+  assert.deepEqual(ids(clean), []);
+});
+
+test('@rx with a macro expands it per call (CRS 920480: ^%{tx.allowed_request_content_type_charset}$)', () => {
+  const rules = [
+    `SecAction "id:1,phase:1,pass,nolog,setvar:'tx.charsets=utf-8|iso-8859-1'"`,
+    `SecRule REQUEST_HEADERS:Content-Type "@rx charset\\s*=\\s*[\\"']?([^;\\"'\\s]+)" "id:2,phase:1,capture,t:none,t:lowercase,chain"`,
+    `  SecRule TX:1 "!@rx ^%{tx.charsets}$" "t:none"`,
+    `SecRule REQUEST_HEADERS:X-Pattern "@rx ^%{tx.nothing}(" "id:3,phase:1"`,
+  ].join('\n');
+  assert.deepEqual(ids(run(rules, req('/', ['Content-Type', 'text/html; charset=UTF-8']))), []);
+  assert.deepEqual(ids(run(rules, req('/', ['Content-Type', 'text/html; charset=ISO-8859-1']))), []);
+  assert.deepEqual(ids(run(rules, req('/', ['Content-Type', 'text/html; charset=utf-7']))), [2]);
+  // an expansion that is no valid pattern matches nothing
+  assert.deepEqual(ids(run(rules, req('/', ['X-Pattern', 'a(']))), []);
+});
+
+test('setvar runs once per matched variable, as ModSecurity v3 does (CRS 942432 on two arguments scores twice)', () => {
+  const rules = [
+    `SecRule ARGS "@rx -" "id:1,phase:1,setvar:'tx.score=+3'"`,
+    `SecRule ARGS:from "@rx -" "id:2,phase:1,setvar:'tx.once=+3'"`,
+    `SecRule &ARGS "@eq 2" "id:3,phase:1,setvar:'tx.count=+1'"`,
+  ].join('\n');
+  const tx = run(rules, req('/events?from=2026-12-01&to=2026-12-31&city=Berlin'));
+  assert.deepEqual(ids(tx), [1, 2]);
+  assert.equal(tx.txValue('score'), '6');
+  assert.equal(tx.txValue('once'), '3');
+  assert.equal(tx.txValue('count'), undefined);
+  assert.equal(run(rules, req('/events?from=2026-12-01&city=Berlin')).txValue('count'), '1');
+});
+
+test('rule files are read as bytes, as ModSecurity matches them: a UTF-8 character in a class is its bytes (CRS 942432 and ’)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'waf-bytes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'bytes.conf'), 'SecRule ARGS "@rx [´’‘]" "id:1,phase:1,deny"\nSecRule ARGS "@rx caf\u00e9" "id:2,phase:1,deny"\n', 'utf8');
+  const waf = new Waf({ crs: join(dir, 'bytes.conf'), paranoiaLevel: 1, inboundThreshold: 5, outboundThreshold: 4, mode: 'block', requestBodyLimit: 1024 });
+  const check = (target: string): number | undefined => {
+    const tx = waf.transaction(req(target));
+    tx.runPhase(1);
+    return tx.interruption?.ruleId;
+  };
+  // ’ is E2 80 99: each byte is in the class, so a Cyrillic letter (D0 9C) does not match but D0 99 does
+  assert.equal(check('/?q=%E2%80%99'), 1);
+  assert.equal(check('/?q=%D0%99'), 1);
+  assert.equal(check('/?q=%D0%9C'), undefined);
+  assert.equal(check('/?q=plain'), undefined);
+  // a UTF-8 literal matches the same bytes in a request
+  assert.equal(check('/?q=caf%C3%A9'), 2);
+});
