@@ -154,7 +154,7 @@ function stringOp(arg: string, test: (value: string, param: string) => boolean):
 }
 
 /** ModSecurity reads numbers as C's atoi: leading digits, 0 when none. */
-function toInt(s: string): number {
+export function toInt(s: string): number {
   const n = parseInt(s, 10);
   return Number.isNaN(n) ? 0 : n;
 }

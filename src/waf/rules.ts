@@ -185,7 +185,8 @@ function compileTargets(text: string): Target[] {
   return parseTargets(text).map(compileTarget);
 }
 
-function tagPattern(text: string): RegExp {
+/** A tag selector as ModSecurity reads it (ruleRemoveByTag and the like): a regex, or the literal tag when it is none. */
+export function tagPattern(text: string): RegExp {
   // ModSecurity matches ruleRemoveByTag as a regex against each tag
   try {
     return new RegExp(text);

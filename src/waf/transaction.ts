@@ -4,7 +4,7 @@
 // as written; anomaly scoring is the CRS's own rules' doing (949110 decides).
 import type { MacroSource } from './macro.js';
 import { expandMacro } from './macro.js';
-import type { OperatorContext } from './operators.js';
+import { toInt, type OperatorContext } from './operators.js';
 import { type Ctl, type Disruptive, type EngineMode, type Rule, type RuleSet, type Target, type TransformChain, inRanges } from './rules.js';
 import { urlDecode } from './transforms.js';
 import { type Collection, DYNAMIC_COLLECTIONS, EMPTY, ListBuilder, MAP_COLLECTIONS, parseCookies, parseUrlEncoded, scalar } from './variables.js';
@@ -640,11 +640,6 @@ function excluded(collection: string, name: string, lname: string, exclusions: r
     if (e.regex !== undefined && e.regex.test(name)) return true;
   }
   return false;
-}
-
-function toInt(s: string): number {
-  const n = parseInt(s, 10);
-  return Number.isNaN(n) ? 0 : n;
 }
 
 function headerValue(headers: readonly string[], lname: string): string | undefined {

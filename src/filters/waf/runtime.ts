@@ -4,26 +4,19 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { WafConfig, WafExclusionConfig } from './config.js';
 import { Waf } from '../../waf/engine.js';
-import { compileTarget } from '../../waf/rules.js';
+import { compileTarget, tagPattern } from '../../waf/rules.js';
 import { parseTargets } from '../../waf/syntax.js';
 import type { Exclusions, RemovedTargets } from '../../waf/transaction.js';
 
-function tagRegex(t: string): RegExp {
-  try {
-    return new RegExp(t);
-  } catch {
-    return new RegExp(`^${t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-  }
-}
 
 export function compileExclusions(e: WafExclusionConfig): Exclusions {
   const targets: RemovedTargets[] = [];
   for (const t of e.targets) {
     const compiled = t.targets.flatMap((text) => parseTargets(text).map(compileTarget));
     if (t.rules.length > 0) targets.push({ ranges: t.rules, targets: compiled });
-    for (const tag of t.tags) targets.push({ tag: tagRegex(tag), targets: compiled });
+    for (const tag of t.tags) targets.push({ tag: tagPattern(tag), targets: compiled });
   }
-  return { ids: e.rules, tags: e.tags.map(tagRegex), targets };
+  return { ids: e.rules, tags: e.tags.map(tagPattern), targets };
 }
 
 /** One JSON line per blocked or flagged request, appended to a file opened on first use. */
