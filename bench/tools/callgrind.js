@@ -24,6 +24,10 @@
 // LL) per request are printed after the instructions.
 // `--tracing RATIO`: the config gets a `tracing` section with sample_ratio RATIO, exporting to an
 // OTLP/HTTP sink in this process (it reads and discards the spans: their export is usher's cost).
+// `--gc`: no valgrind; node --trace-gc-nvp, and per window of `--requests` the young generation's
+// survival (bytes a scavenge kept or promoted ÷ bytes allocated since the last one), bytes
+// promoted and allocated per request, scavenges, full GCs and GC pause per request (issue #10:
+// equal instructions, more CPU, which was the collector).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -50,6 +54,9 @@ const { values: opt } = parseArgs({
     syscalls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'cache-sim': { type: 'boolean', default: false },
+    gc: { type: 'boolean', default: false },
+    // extra flags for usher's node, e.g. --node-flags='--no-allocation-site-pretenuring'
+    'node-flags': { type: 'string', default: '' },
     engine: { type: 'string' },
     'start-timeout': { type: 'string', default: '600000' },
     tracing: { type: 'string' },
@@ -106,6 +113,15 @@ if (opt['cpu-prof']) {
   });
   process.exit(0);
 }
+if (opt.gc) {
+  results.forEach((windows, run) => {
+    for (const w of windows) {
+      console.log(`${opt.scenario} ${path.basename(opt.root)} run ${run + 1} window ${w.part}: survival ${(100 * w.survival).toFixed(1)}%, ` +
+        `allocated ${fmt(w.allocated)} B/req, promoted ${fmt(w.promoted)} B/req, ${w.scavenges} scavenges, ${w.full} full GCs, pause ${w.pause.toFixed(2)} µs/req (${w.done} requests)`);
+    }
+  });
+  process.exit(0);
+}
 if (opt.syscalls) {
   results.forEach((rows, run) => {
     const total = rows.reduce((n, r) => n + r.calls, 0);
@@ -140,16 +156,35 @@ ${opt['config-extra']}
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
   );
   const out = path.join(dir, `cg.${Date.now()}`);
-  const usher = [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--config', config];
+  // One serving process: a build with workers would default to one a core, and valgrind (and
+  // --trace-gc-nvp) would see the primary, which serves nothing.
+  const hasWorkers = fs.existsSync(path.join(opt.root, 'dist', 'src', 'server', 'workers'));
+  const usher = [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--config', config, ...(hasWorkers ? ['--workers', '1'] : [])];
   const profile = ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '50'];
-  const child = opt.syscalls || opt['cpu-prof']
-    ? spawn(process.execPath, [...(opt['cpu-prof'] ? profile : []), ...usher], { cwd: opt.root, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', ...(opt['cache-sim'] ? ['--cache-sim=yes'] : []), `--callgrind-out-file=${out}.%p`, process.execPath, ...usher], {
+  const gcLines = [];
+  const nodeFlags = opt['node-flags'].split(/\s+/).filter(Boolean);
+  const child = opt.syscalls || opt['cpu-prof'] || opt.gc
+    ? spawn(process.execPath, [...(opt['cpu-prof'] ? profile : []), ...(opt.gc ? ['--trace-gc-nvp'] : []), ...nodeFlags, ...usher], { cwd: opt.root, stdio: ['ignore', opt.gc ? 'pipe' : 'ignore', 'pipe'] })
+    : spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', ...(opt['cache-sim'] ? ['--cache-sim=yes'] : []), `--callgrind-out-file=${out}.%p`, process.execPath, ...nodeFlags, ...usher], {
       cwd: opt.root,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
+  if (opt.gc) {
+    let rest = '';
+    child.stdout.setEncoding('utf8').on('data', (s) => {
+      const lines = (rest + s).split('\n');
+      rest = lines.pop();
+      for (const l of lines) {
+        if (l.includes(' gc=')) gcLines.push(l);
+        else if (opt.keep) fs.appendFileSync(path.join(dir, 'node-stdout.txt'), l + '\n'); // --trace-pretenuring and other flags' output
+      }
+    });
+  }
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (s) => { stderr = (stderr + s).slice(-8000); });
+  child.stderr.setEncoding('utf8').on('data', (s) => {
+    stderr = (stderr + s).slice(-8000);
+    if (opt.keep) fs.appendFileSync(path.join(dir, 'node-stderr.txt'), s);
+  });
   const exited = new Promise((resolve) => child.on('close', resolve));
   try {
     await waitForPort(port, { timeoutMs: Number(opt['start-timeout']) });
@@ -173,6 +208,18 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       child.kill('SIGTERM');
       await exited;
       return rows;
+    }
+    if (opt.gc) {
+      const windows = [];
+      for (let w = 1; w <= Number(opt.windows); w++) {
+        const from = gcLines.length;
+        const done = await load(pool, Number(opt.requests));
+        windows.push({ part: w, done, ...gcTotals(gcLines.slice(from), done) });
+      }
+      await pool.close();
+      child.kill('SIGTERM');
+      await exited;
+      return windows;
     }
     const windows = [];
     for (let w = 1; w <= Number(opt.windows); w++) {
@@ -218,6 +265,27 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
     const r = spawnSync('callgrind_control', args, { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`callgrind_control ${args.join(' ')}: ${r.stdout}${r.stderr}`);
   }
+}
+
+/** Young-generation survival and GC counts over --trace-gc-nvp lines of one window. */
+function gcTotals(lines, done) {
+  let allocated = 0;
+  let kept = 0;
+  let promoted = 0;
+  let pause = 0;
+  let scavenges = 0;
+  let full = 0;
+  for (const line of lines) {
+    const field = (name) => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
+    pause += field('pause');
+    if (/ gc=s /.test(line)) {
+      scavenges++;
+      allocated += field('allocated');
+      kept += field('promoted') + field('new_space_survived');
+      promoted += field('promoted');
+    } else full++;
+  }
+  return { survival: allocated ? kept / allocated : 0, allocated: allocated / done, promoted: promoted / done, pause: (pause * 1000) / done, scavenges, full };
 }
 
 /** Self time per function (µs per request) from the .cpuprofile that --cpu-prof wrote at exit; warm-up included. */

@@ -6,6 +6,7 @@ import type { LoadResult, UsherConfig } from '../config/types.js';
 import { demoConfig, startDemoUpstreams, type DemoPool } from '../demo/upstreams.js';
 import cluster from 'node:cluster';
 import { Usher } from '../server/usher.js';
+import { tuneV8ForServing } from '../server/v8-tuning.js';
 import { workerCount, parseWorkers } from '../server/workers/count.js';
 import { Primary } from '../server/workers/primary.js';
 import { runWorker } from '../server/workers/worker.js';
@@ -59,6 +60,7 @@ async function run(argv: string[]): Promise<number> {
   const config = values.config as string | undefined;
   switch (command.name) {
     case 'serve': {
+      tuneV8ForServing();
       // A worker process runs this same command line (node:cluster forks process.argv): it takes its config from the primary.
       if (cluster.isWorker && process.env.USHER_WORKER !== undefined) return runWorker();
       if (values.listen !== undefined && config !== undefined) {
