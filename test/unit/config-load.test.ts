@@ -76,7 +76,7 @@ test('the README example loads and normalizes', () => {
         servers: [server(3001), server(3002)],
         balance: 'round_robin',
         protocol: 'http1',
-        engine: 'undici',
+        engine: 'native',
         host_header: 'preserve',
         pool: { max_connections: 128, keep_alive_timeout: 60_000 },
         timeouts: { connect: 5000, response_header: 60_000, body_idle: 60_000 },

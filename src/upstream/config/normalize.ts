@@ -20,12 +20,12 @@ function unique<T>(xs: T[]): T[] {
 }
 
 /**
- * The engine of an upstream that does not name one: undici, or native where the environment
- * says USHER_UPSTREAM_ENGINE=native (how the test suite runs on both, scripts/run-tests.js).
+ * The engine of an upstream that does not name one: native, or undici where the environment
+ * says USHER_UPSTREAM_ENGINE=undici (how the test suite runs on both, scripts/run-tests.js).
  * HTTP/2 upstreams always use undici.
  */
 function defaultEngine(protocol: string): 'undici' | 'native' {
-  return protocol === 'http1' && process.env.USHER_UPSTREAM_ENGINE === 'native' ? 'native' : 'undici';
+  return protocol === 'http1' && process.env.USHER_UPSTREAM_ENGINE !== 'undici' ? 'native' : 'undici';
 }
 
 export function normalizeUpstream(name: string, u: UpstreamInput, source: SourceLocation): UpstreamConfig {

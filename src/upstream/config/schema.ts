@@ -293,9 +293,9 @@ export const UpstreamSchema = object(
     ),
     engine: Type.Optional(
       stringEnum(UPSTREAM_ENGINES, {
-        default: 'undici',
+        default: 'native',
         description:
-          'The HTTP/1.1 client that talks to the servers (protocol http1 only). undici: the undici library (default). native: usher\'s own client on net/tls sockets (src/upstream/h1), built for proxying: one head write per request, no re-validation of the fields usher already checked, a strict response parser (RFC 9112). The environment variable USHER_UPSTREAM_ENGINE=native makes native the default of http1 upstreams that do not say (the test suite runs both).',
+          'The HTTP/1.1 client that talks to the servers (protocol http1 only). native (default): usher\'s own client on net/tls sockets (src/upstream/h1), built for proxying: one head write per request, no re-validation of the fields usher already checked, a strict response parser (RFC 9112). undici: the undici library (HTTP/2 upstreams always use it). The environment variable USHER_UPSTREAM_ENGINE=undici makes undici the default of http1 upstreams that do not say (the test suite runs both).',
       }),
     ),
     balance: Type.Optional(
