@@ -34,8 +34,8 @@ export const PROXIES = [
   // This checkout with the plain config usher-alt gets (one route, no rate_limits, auth, caches):
   // what the other sections of the bench config cost the plain `small` route, if anything.
   { id: 'usher-plain', label: 'usher (plain config)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, true) },
-  // This checkout with its upstream on the native HTTP/1.1 client (engine: native, src/upstream/h1).
-  { id: 'usher-native', label: 'usher (engine: native)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, false, 'native') },
+  // This checkout with its upstream on undici (engine: undici; the default is the native client, src/upstream/h1).
+  { id: 'usher-undici', label: 'usher (engine: undici)', kind: 'usher', onlyWhenNamed: true, start: (ctx) => startUsher(ctx, REPO_DIR, false, 'undici') },
   // This checkout with its WAF on (the same CRS as nginx-modsec*), for the WAF scenarios.
   { id: 'usher-waf', label: 'usher + WAF + CRS (PL1)', kind: 'usher', scenarios: WAF_SCENARIOS, unavailable: modsecUnavailable, start: (ctx) => startUsher(ctx, REPO_DIR, false, undefined, 1) },
   { id: 'usher-waf-pl4', label: 'usher + WAF + CRS (PL4)', kind: 'usher', scenarios: WAF_SCENARIOS, unavailable: modsecUnavailable, start: (ctx) => startUsher(ctx, REPO_DIR, false, undefined, 4) },
