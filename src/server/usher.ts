@@ -395,6 +395,10 @@ export class Usher implements ListenerOwner, AdminHost {
     return out;
   }
 
+  acmeStoreUp(): number | undefined {
+    return this.acme?.storeUp;
+  }
+
   // ---- internals -----------------------------------------------------------------------------
 
   /** Metrics exist while admin.metrics is on: created once (a reload keeps their counts), closed when turned off. */
