@@ -126,6 +126,8 @@ export class Usher implements ListenerOwner, AdminHost {
 
   async start(): Promise<void> {
     try {
+      // A shared ACME store is followed before any connection is accepted (challenges of an order in flight).
+      this.acme?.open();
       if (this.role !== 'primary') for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
       this.configureMetrics(this.runtime.config.admin);
       await this.configureTracing(this.runtime.config);
@@ -396,7 +398,7 @@ export class Usher implements ListenerOwner, AdminHost {
   }
 
   acmeStoreUp(): number | undefined {
-    return this.acme?.storeUp;
+    return this.acme !== undefined ? this.acme.storeUp : this.certSource instanceof RemoteCertSource ? this.certSource.storeUp : undefined;
   }
 
   // ---- internals -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // ACME state shared through Redis (issue #16 pt 4): two usher instances (separate processes,
-// as on two machines) with one redis-server and one Pebble started here. Pebble validates
+// as on two machines; one of them with two workers) with one redis-server and one Pebble started here. Pebble validates
 // HTTP-01 through a TCP forwarder standing for the L4 balancer in front of the fleet; it sends
 // every validation connection to the instance that does NOT hold the order lock, so the order
 // succeeds only if the challenge reached the other instance through Redis. Then: one order in
@@ -82,7 +82,7 @@ test('two instances sharing ACME state in Redis: one order, the same certificate
 
   const dir = tempDir(t);
   const domain = 'shared.acme.test';
-  const start = async (name: string): Promise<Instance> => {
+  const start = async (name: string, workers = 1): Promise<Instance> => {
     const [httpPort, tlsPort] = await Promise.all([freePort(), freePort()]);
     const file = writeFile(
       join(dir, `${name}.yaml`),
@@ -93,18 +93,26 @@ test('two instances sharing ACME state in Redis: one order, the same certificate
         `  retry: { min: 200ms, max: 2s }\n  check_interval: 1h\n`,
     );
     process.env.USHER_TEST_ACME_KEY = 'a test key of at least sixteen characters';
-    const s = await serve(t, ['--config', file, '--workers', '1']);
+    const s = await serve(t, ['--config', file, '--workers', String(workers)]);
     const admin = await s.cli.until(() => /admin API on (http:\/\/127\.0\.0\.1:\d+)/.exec(s.cli.stderr)?.[1], 'the admin banner line');
     return { ...s, name, httpPort, tlsPort, admin };
   };
-  const [a, b] = await Promise.all([start('a'), start('b')]);
+  // Held by "another process" (the test) until both instances are up and following the store,
+  // so that which of them orders is a race between the two, not between their start-ups.
+  assert.equal(await watch.set(`${PREFIX}lock`, 'the-test 0 x', 'PX', 60_000, 'NX'), 'OK');
+  // b runs two workers: its primary orders or loads, its workers answer and serve.
+  const [a, b] = await Promise.all([start('a'), start('b', 2)]);
   instances.push(a, b);
+  await until('both instances polling the store', async () => ((await watch.zcard(`${PREFIX}instances`)) === 2 ? true : undefined), 30_000);
+  for (const i of [a, b]) await i.cli.until(() => i.cli.messages(/^ACME: another usher process holds the storage lock/).length > 0, `${i.name} seeing the lock held`, 30_000);
+  await watch.del(`${PREFIX}lock`);
 
   const root = await pebble.root();
   const serving = (i: Instance) => served(i.tlsPort, domain, root).then((c) => (c.san === `DNS:${domain}` ? c.serial : undefined), () => undefined);
   const [serialA, serialB] = await Promise.all([until('a serving the certificate', () => serving(a), 90_000), until('b serving the certificate', () => serving(b), 90_000)]);
   const errors = [...a.cli.logs(), ...b.cli.logs()].filter((l) => Number(l.level) >= 50);
-  assert.deepEqual(errors, []);
+  const acmeLines = (i: Instance) => i.cli.messages(/ACME/).map((l) => `${i.name}${l.worker === undefined ? '' : `/${String(l.worker)}`} ${String(l.time)}: ${String(l.msg)}`);
+  assert.deepEqual(errors, [], [...acmeLines(a), ...acmeLines(b), `validations sent to: ${sentTo.join(', ')}`].join('\n'));
   assert.equal(serialA, serialB, 'both instances serve the one certificate');
   const orders = [a, b].map((i) => i.cli.messages(/^ACME: ordering a certificate$/).length);
   assert.deepEqual(orders.toSorted(), [0, 1], 'one order between the two instances');
@@ -122,13 +130,17 @@ test('two instances sharing ACME state in Redis: one order, the same certificate
   assert.doesNotMatch((await watch.get(`${PREFIX}account`))!, /PRIVATE KEY/);
   assert.equal(await watch.get(`${PREFIX}lock`), null, 'the lock is released');
 
-  const gauge = async (i: Instance) => /^usher_acme_store_up (\d)$/m.exec((await request(`${i.admin}/metrics`)).body)?.[1];
+  // One value per process serving (b: one per worker, labelled worker="N"), all the same.
+  const gauge = async (i: Instance) => {
+    const values = [...(await request(`${i.admin}/metrics`)).body.matchAll(/^usher_acme_store_up(?:\{[^}]*\})? (\d)$/gm)].map((m) => m[1]);
+    return values.length === (i === b ? 2 : 1) && new Set(values).size === 1 ? values[0] : JSON.stringify(values);
+  };
   assert.deepEqual(await Promise.all([gauge(a), gauge(b)]), ['1', '1']);
 
   // Redis dies: both keep serving what they loaded; each says so once, in the log and the gauge.
   await redis.kill();
   for (const i of [a, b]) await i.cli.until(() => i.cli.messages(/^ACME store \(Redis\) unreachable/).length > 0, `${i.name} noticing Redis is gone`, 30_000);
-  assert.deepEqual(await Promise.all([gauge(a), gauge(b)]), ['0', '0']);
+  await until('the gauges dropping to 0', async () => ((await gauge(a)) === '0' && (await gauge(b)) === '0' ? true : undefined), 10_000);
   assert.deepEqual(await Promise.all([serving(a), serving(b)]), [serialA, serialA]);
 
   // Back, empty (no persistence): both reconnect; the certificate and account are put back.
@@ -137,7 +149,7 @@ test('two instances sharing ACME state in Redis: one order, the same certificate
   for (const i of [a, b]) await i.cli.until(() => i.cli.messages(/^ACME store \(Redis\) reachable again/).length > 0, `${i.name} reconnecting`, 30_000);
   await until('the certificate put back into Redis', async () => ((await watch.get(`${PREFIX}cert:${domain}`)) === null ? undefined : true), 30_000);
   assert.notEqual(await watch.get(`${PREFIX}account`), null);
-  assert.deepEqual(await Promise.all([gauge(a), gauge(b)]), ['1', '1']);
+  await until('the gauges back at 1', async () => ((await gauge(a)) === '1' && (await gauge(b)) === '1' ? true : undefined), 10_000);
   assert.deepEqual(await Promise.all([serving(a), serving(b)]), [serialA, serialA]);
 
   // A third instance starting now loads the certificate from Redis: still one order at Pebble.

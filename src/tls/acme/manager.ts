@@ -25,6 +25,8 @@ export interface AcmeSnapshot {
   certs: [string, { cert: string; key: string; names: string[] }][];
   http: [string, string][];
   alpn: [string, { cert: string; key: string; names: string[] }][];
+  /** With a shared store: whether it answers (1) or not (0), for the workers' usher_acme_store_up. */
+  storeUp?: number;
 }
 let acmeLib: Promise<AcmeLib> | undefined;
 /**
@@ -96,13 +98,22 @@ export class AcmeManager implements CertSource {
     return this.store.reachable === undefined ? undefined : this.store.reachable ? 1 : 0;
   }
 
-  /** Begins checking (listeners must already accept connections: the CA calls back). */
-  start(): void {
+  private opened = false;
+
+  /**
+   * Connects a shared store and begins following the other instances (their certificates and
+   * pending challenges), before this process or its workers accept connections: whatever the
+   * CA sends to this instance once it listens, it already knows. Called by start() if not before.
+   */
+  open(): void {
+    if (this.opened) return;
+    this.opened = true;
     this.store.start?.(
       {
         certificatesChanged: () => void this.reloadStored(),
         challenges: (http, alpn) => this.mirrorChallenges(http, alpn),
         reachable: (up) => {
+          this.notify(); // workers' gauge
           if (!up) this.storeWasDown = true;
           else if (this.storeWasDown) {
             this.storeWasDown = false;
@@ -113,6 +124,13 @@ export class AcmeManager implements CertSource {
       },
       this.log,
     );
+  }
+
+  /** Begins checking (listeners must already accept connections: the CA calls back). */
+  start(): void {
+    this.open();
+    // From now on this instance answers challenges: it acknowledges them to the one ordering.
+    this.store.serving?.();
     this.schedule(0);
   }
 
@@ -447,6 +465,8 @@ export class AcmeManager implements CertSource {
     for (const [d, s] of this.domains) if (s.cert !== undefined) certs.push([d, pem(s.cert)]);
     const http = new Map([...this.sharedHttp, ...this.httpTokens]);
     const alpn = new Map([...this.sharedAlpn, ...this.alpnCerts]);
-    return { certs, http: [...http], alpn: [...alpn].map(([n, c]) => [n, pem(c)]) };
+    const out: AcmeSnapshot = { certs, http: [...http], alpn: [...alpn].map(([n, c]) => [n, pem(c)]) };
+    if (this.storeUp !== undefined) out.storeUp = this.storeUp;
+    return out;
   }
 }

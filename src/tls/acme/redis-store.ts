@@ -12,9 +12,11 @@
 //   <prefix>ack:<field>      set of the instances that answer a challenge
 //   <prefix>instances        sorted set: instance → when it last polled (who must acknowledge)
 //
-// Every instance polls (version, challenges) once a second. The holder of the lock publishes a
-// challenge, then waits until every instance seen polling in the last few seconds has
-// acknowledged it (at most CHALLENGE_WAIT_MS) before the CA is told to validate.
+// Every instance polls (version, challenges) once a second, from before its listeners open. The
+// holder of the lock publishes a challenge, then waits until every instance seen polling in the
+// last few seconds has acknowledged it (at most CHALLENGE_WAIT_MS) before the CA is told to
+// validate; an instance acknowledges once it has the challenge and its listeners accept
+// connections (so one still starting holds the order up, a few seconds at most).
 //
 // Failure policy: while Redis is unreachable, certificates already loaded stay served, nothing
 // is ordered (the lock cannot be confirmed), ioredis reconnects with backoff, and each change
@@ -97,13 +99,19 @@ export class RedisAcmeStore implements AcmeStorage {
   private version: string | null | undefined;
   /** Challenge fields this instance acknowledged (so it acknowledges each once). */
   private acked = new Set<string>();
-  /** Set by the manager: resolves when the loop is idle (tests). */
+  /** Polls done. */
   polls = 0;
+  /** Challenges are acknowledged only once this instance's listeners accept connections. */
+  private answering = false;
 
   constructor(readonly config: AcmeRedisConfig) {
     this.p = config.prefix;
     this.sealer = new Sealer(config.encryption_key);
     this.describe = { storage: 'redis', prefix: config.prefix, ...(config.url === undefined ? {} : { redis: redactUrl(config.url) }) };
+  }
+
+  serving(): void {
+    this.answering = true;
   }
 
   get reachable(): boolean {
@@ -349,6 +357,7 @@ export class RedisAcmeStore implements AcmeStorage {
     }
     const fresh = Object.keys(fields).filter((f) => !this.acked.has(f));
     await events.challenges(http, alpn);
+    if (!this.answering) return;
     if (fresh.length === 0) {
       this.acked = new Set(Object.keys(fields));
       return;

@@ -43,6 +43,8 @@ export interface AcmeStorage {
   // ---- shared storages only ----
   /** Connects and starts watching for other instances' certificates and challenges. */
   start?(events: SharedStorageEvents, log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void }): void;
+  /** This instance's listeners accept connections: it may acknowledge challenges from now on. */
+  serving?(): void;
   /** Publishes a pending challenge; resolves once every live instance answers it (or after a bound). */
   putChallenge?(kind: 'http' | 'alpn', id: string, value: string | PemPair): Promise<void>;
   deleteChallenge?(kind: 'http' | 'alpn', id: string): Promise<void>;
