@@ -154,13 +154,13 @@ export const UpstreamTls = object(
 const AcmeRedis = object(
   {
     ...redisConnectionProps(),
-    prefix: Type.Optional(Type.String({ default: TLS_DEFAULTS.acme.redis.prefix, description: 'Prefix of every key usher writes: <prefix>account, <prefix>cert:<domain>, <prefix>lock, <prefix>challenges...' })),
+    prefix: Type.Optional(Type.String({ default: TLS_DEFAULTS.acme.redis.prefix, description: 'Prefix of every key usher writes (`account`, `cert:DOMAIN`, `version`, `lock`, `challenges`, `ack:…`, `instances`). Instances sharing ACME state use the same prefix.' })),
     timeout: Type.Optional(duration('Longest a command to the store may take before it counts as unreachable.', TLS_DEFAULTS.acme.redis.timeout)),
     encryption_key: Type.Optional(
       Type.String({
         minLength: 16,
         description:
-          'Encrypts the account key and the certificates\' private keys in Redis (AES-256-GCM; the key is derived from this text with SHA-256): anyone who can read the Redis then cannot use them. Give it from the environment: `encryption_key: ${USHER_ACME_KEY}`. Every instance needs the same value.',
+          'Encrypts the account key and the certificates\' private keys in Redis (AES-256-GCM; the key is derived from this text with SHA-256): anyone who can read the Redis then cannot use them. Give it from the environment: `encryption_key: "${USHER_ACME_KEY}"`. Every instance needs the same value.',
       }),
     ),
   },
