@@ -220,3 +220,18 @@ test('usher.service: hardening present; ExecStart serves, ExecReload\'s signal r
   const exit = await cli.waitForExit(20_000);
   assert.deepEqual(exit, { code: 0, signal: null });
 });
+
+test('README "Running several instances": its example config is valid as written', async () => {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### Running several instances'));
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+  assert.match(yaml, /store: shared/);
+  assert.match(yaml, /storage:\n\s+redis:/);
+  const { loadConfigText } = await import('../../src/config/index.js');
+  const r = loadConfigText(yaml, 'usher.yaml', { USHER_ACME_KEY: 'sixteen or more characters' });
+  assert.equal(r.ok, true, JSON.stringify(!r.ok && r.errors));
+  if (r.ok) {
+    assert.equal(typeof r.config.acme?.storage, 'object');
+    assert.equal(r.config.rate_limits?.stores.shared?.url, 'redis://10.0.0.5:6379/0');
+  }
+});
