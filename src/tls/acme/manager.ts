@@ -118,7 +118,8 @@ export class AcmeManager implements CertSource {
           else if (this.storeWasDown) {
             this.storeWasDown = false;
             void this.restoreShared();
-            this.schedule(0);
+            // Checks that were refused while it was down run now (not before start(): listeners first).
+            if (this.started) this.schedule(0);
           }
         },
       },
@@ -127,7 +128,10 @@ export class AcmeManager implements CertSource {
   }
 
   /** Begins checking (listeners must already accept connections: the CA calls back). */
+  private started = false;
+
   start(): void {
+    this.started = true;
     this.open();
     // From now on this instance answers challenges: it acknowledges them to the one ordering.
     this.store.serving?.();
@@ -350,6 +354,7 @@ export class AcmeManager implements CertSource {
 
   /** The storage cannot be read or locked: nothing is ordered; checked again after retry.min, doubling. */
   private storeUnusable(domain: string, s: DomainState, err: unknown): void {
+    this.storeWasDown = true;
     s.failures++;
     const wait = Math.min(this.config.retry.max, this.config.retry.min * 2 ** (s.failures - 1));
     s.notBefore = Date.now() + wait;
