@@ -126,6 +126,8 @@ export class Usher implements ListenerOwner, AdminHost {
 
   async start(): Promise<void> {
     try {
+      // A shared ACME store is followed before any connection is accepted (challenges of an order in flight).
+      this.acme?.open();
       if (this.role !== 'primary') for (const lc of this.runtime.config.listeners) await this.openListener(lc, this.runtime.config);
       this.configureMetrics(this.runtime.config.admin);
       await this.configureTracing(this.runtime.config);
@@ -393,6 +395,10 @@ export class Usher implements ListenerOwner, AdminHost {
     const out = files.map((s) => ({ listener: s.listener, names: s.cert.names.join(','), source: 'file', notAfter: s.cert.notAfter.getTime() }));
     for (const listener of acmeListeners) for (const c of acme) out.push({ listener, names: c.names.join(','), source: 'acme', notAfter: c.notAfter.getTime() });
     return out;
+  }
+
+  acmeStoreUp(): number | undefined {
+    return this.acme !== undefined ? this.acme.storeUp : this.certSource instanceof RemoteCertSource ? this.certSource.storeUp : undefined;
   }
 
   // ---- internals -----------------------------------------------------------------------------

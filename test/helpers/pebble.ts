@@ -16,6 +16,8 @@ export interface Pebble {
   tlsPort: number;
   /** The per-run root that issued certificates chain to. */
   root(): Promise<string>;
+  /** What pebble and pebble-challtestsrv printed so far (pebble logs each order it creates). */
+  output(): string;
   close(): Promise<void>;
 }
 
@@ -98,5 +100,5 @@ export async function startPebble(): Promise<Pebble> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  return { directory, caPath: ca.certPath, httpPort, tlsPort, root: () => fetchText(`https://127.0.0.1:${mgmt}/roots/0`, ca.cert), close };
+  return { directory, caPath: ca.certPath, httpPort, tlsPort, root: () => fetchText(`https://127.0.0.1:${mgmt}/roots/0`, ca.cert), output: () => output.join(''), close };
 }

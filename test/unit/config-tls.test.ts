@@ -73,3 +73,23 @@ test('acme: a TLS listener may have no certificate of its own; acme without a TL
   assert.equal(wild.ok, false);
   if (!wild.ok) assert.match(wild.errors[0]!.message, /no wildcard/);
 });
+
+test('acme.storage: a directory (relative to the file) or Redis with the rate-limit stores\' connection shape', () => {
+  const dir = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme: { domains: [a.test], storage: state/acme }\n', '/etc/usher/usher.yaml', {});
+  assert.equal(dir.ok, true);
+  if (dir.ok) assert.equal(dir.config.acme?.storage, '/etc/usher/state/acme');
+  const text = 'listeners: [{ address: 8443, tls: {} }]\nacme:\n  domains: [a.test]\n  storage:\n    redis: { url: "redis://10.0.0.5:6379/2", encryption_key: "${ACME_KEY}" }\n';
+  const redis = loadConfigText(text, 'usher.yaml', { ACME_KEY: 'sixteen or more characters' });
+  assert.equal(redis.ok, true, JSON.stringify(!redis.ok && redis.errors));
+  if (redis.ok) {
+    assert.deepEqual(redis.config.acme?.storage, {
+      redis: { url: 'redis://10.0.0.5:6379/2', options: {}, prefix: 'usher:acme:', timeout: 2000, encryption_key: 'sixteen or more characters' },
+    });
+  }
+  const both = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme:\n  domains: [a.test]\n  storage: { redis: { url: "redis://x", cluster: ["a:1"] } }\n', 'usher.yaml', {});
+  assert.equal(both.ok, false);
+  if (!both.ok) assert.deepEqual(brief(both.errors).map((e) => e.slice(2, 4)), [['acme.storage.redis', 'a Redis store takes "url" or "cluster", not both']]);
+  const short = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme:\n  domains: [a.test]\n  storage: { redis: { encryption_key: short } }\n', 'usher.yaml', {});
+  assert.equal(short.ok, false);
+  if (!short.ok) assert.deepEqual(brief(short.errors).map((e) => e.slice(2, 4)), [['acme.storage.redis.encryption_key', 'expected a string of at least 16 characters, got 5 characters']]);
+});

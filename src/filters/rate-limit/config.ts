@@ -7,6 +7,7 @@ import type { Segment } from '../../config/issues.js';
 import { duration, headerName, object, stringEnum } from '../../config/schema-kit.js';
 import { parseDuration } from '../../config/units.js';
 import { dict } from '../../util/dict.js';
+import { checkRedisConnection, normalizeRedisConnection, redisConnectionProps, type RedisConnection } from '../../util/redis.js';
 import { BEFORE_ROUTING, type KeyPart } from './key-kinds.js';
 
 export const RATE_LIMIT_DEFAULTS = {
@@ -67,14 +68,7 @@ export const RateLimitPolicySchema = object(
 
 export const RedisStoreSchema = object(
   {
-    url: Type.Optional(Type.String({ minLength: 1, description: 'redis://[user:password@]host:port[/db] (or rediss:// for TLS). Default redis://127.0.0.1:6379.' })),
-    cluster: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Redis Cluster: startup nodes as "host:port" (instead of `url`).' })),
-    options: Type.Optional(
-      Type.Record(Type.String(), Type.Unknown(), {
-        additionalProperties: false,
-        description: 'ioredis options as they are (Sentinel: `sentinels` and `name`; password, tls, db...). With `cluster`: its `redisOptions`.',
-      }),
-    ),
+    ...redisConnectionProps(),
     timeout: Type.Optional(duration('Longest a request waits for the store; then the policy\'s on_store_error applies.', RATE_LIMIT_DEFAULTS.store_timeout)),
     prefix: Type.Optional(Type.String({ default: RATE_LIMIT_DEFAULTS.prefix, description: 'Prefix of every key usher writes (keys expire by themselves).' })),
   },
@@ -131,11 +125,8 @@ export interface RateLimitPolicy {
   headers: boolean;
 }
 
-export interface RedisStoreConfig {
+export interface RedisStoreConfig extends RedisConnection {
   name: string;
-  url?: string;
-  cluster?: string[];
-  options: Record<string, unknown>;
   timeout: number; // ms
   prefix: string;
 }
@@ -184,10 +175,7 @@ export function normalizeRateLimits(d: Input): RateLimitsConfig {
   const stores = dict<RedisStoreConfig>();
   for (const [name, s] of Object.entries(d.stores ?? {})) {
     const r = s.redis;
-    const out: RedisStoreConfig = { name, options: { ...(r.options ?? {}) }, timeout: parseDuration(r.timeout ?? RATE_LIMIT_DEFAULTS.store_timeout), prefix: r.prefix ?? RATE_LIMIT_DEFAULTS.prefix };
-    if (r.url !== undefined) out.url = r.url;
-    if (r.cluster !== undefined) out.cluster = [...r.cluster];
-    stores[name] = out;
+    stores[name] = { name, ...normalizeRedisConnection(r), timeout: parseDuration(r.timeout ?? RATE_LIMIT_DEFAULTS.store_timeout), prefix: r.prefix ?? RATE_LIMIT_DEFAULTS.prefix };
   }
   const out: RateLimitsConfig = { policies, stores, global: [...(d.global ?? [])], max_keys: d.max_keys ?? RATE_LIMIT_DEFAULTS.max_keys };
   if (d.connections_per_client !== undefined) out.connections_per_client = d.connections_per_client;
@@ -225,8 +213,7 @@ export function checkRateLimits(data: Rec, error: ErrorFn): void {
     if (p.fallback !== undefined && p.on_store_error === 'fail_closed') error([...at, 'fallback'], '"fallback" applies with on_store_error: fail_open', undefined, 'key');
   }
   for (const [name, s] of Object.entries(stores)) {
-    if (!isRec(s) || !isRec(s.redis)) continue;
-    if (s.redis.url !== undefined && s.redis.cluster !== undefined) error(['rate_limits', 'stores', name, 'redis'], 'a Redis store takes "url" or "cluster", not both');
+    if (isRec(s)) checkRedisConnection(s.redis, ['rate_limits', 'stores', name, 'redis'], error);
   }
   list(rl.global).forEach((name, i) => {
     const p = known(name, ['rate_limits', 'global', i]);

@@ -9,11 +9,10 @@
 // at once or at the timeout (offline queue off, commandTimeout), and the policy's
 // on_store_error decides. ioredis reconnects with the backoff of `retryStrategy`; each change
 // between reachable and unreachable is one log line.
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
-
-type IoRedis = { Redis: typeof Redis; Cluster: typeof Cluster };
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisStoreConfig } from './config.js';
+import { createRedisClient, loadIoredis, type IoRedis } from '../../util/redis.js';
 import { decide, type Decision } from './gcra.js';
 
 // KEYS[1]: the bucket. ARGV[1]: interval (µs), ARGV[2]: burst * interval (µs).
@@ -33,12 +32,6 @@ return {1, d}
 `;
 
 type GcraClient = (Redis | Cluster) & { usherGcra(key: string, interval: number, cap: number): Promise<[number, number]> };
-
-/** Reconnect backoff: 100 ms doubling to 2 s, with jitter so a fleet does not reconnect in step. */
-export function reconnectDelay(times: number): number {
-  const base = Math.min(2000, 100 * 2 ** Math.min(times - 1, 5));
-  return Math.round(base * (0.75 + Math.random() * 0.25));
-}
 
 export class RedisStore {
   readonly name: string;
@@ -74,10 +67,10 @@ export class RedisStore {
     this.log = log;
     if (this.client !== undefined || this.starting) return;
     this.starting = true;
-    void import('ioredis').then(
+    void loadIoredis().then(
       (ioredis) => {
         this.starting = false;
-        if (!this.closed) this.connect({ Redis: ioredis.Redis, Cluster: ioredis.Cluster });
+        if (!this.closed) this.connect(ioredis);
       },
       (err: unknown) => {
         this.starting = false;
@@ -89,26 +82,15 @@ export class RedisStore {
   private starting = false;
   private closed = false;
 
-  private connect({ Redis, Cluster }: IoRedis): void {
+  private connect(io: IoRedis): void {
     const c = this.config;
-    const own: RedisOptions = {
+    const client = createRedisClient(io, c, {
       // Commands never wait for a connection: while down, a decision fails at once.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: c.timeout,
       connectTimeout: Math.max(1000, c.timeout * 10),
-      retryStrategy: reconnectDelay,
-    };
-    let client: Redis | Cluster;
-    if (c.cluster !== undefined) {
-      const nodes = c.cluster.map((hp) => {
-        const i = hp.lastIndexOf(':');
-        return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
-      });
-      client = new Cluster(nodes, { enableOfflineQueue: false, clusterRetryStrategy: reconnectDelay, redisOptions: { ...(c.options as RedisOptions), ...own } });
-    } else {
-      client = c.url === undefined ? new Redis({ ...(c.options as RedisOptions), ...own }) : new Redis(c.url, { ...(c.options as RedisOptions), ...own });
-    }
+    });
     client.defineCommand('usherGcra', { numberOfKeys: 1, lua: GCRA_LUA });
     // Attached at creation: an ioredis client without an error listener would crash the process.
     client.on('error', (err: Error) => this.down(err.message));

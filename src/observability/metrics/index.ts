@@ -23,6 +23,8 @@ export interface MetricsHost {
   readonly tracer: { readonly counts: { exported: number; dropped: number; failed: number; queued: number } } | null;
   /** Certificates served by the proxy listeners: listener address, certificate names, source (file, acme), expiry (epoch ms). */
   certificates(): { listener: string; names: string; source: string; notAfter: number }[];
+  /** With ACME in Redis: whether the store answers (1) or not (0); undefined otherwise. */
+  acmeStoreUp(): number | undefined;
 }
 
 /** Latency buckets in seconds: 1 ms to 30 s. */
@@ -135,6 +137,10 @@ export class Metrics {
       new CollectedFamily('usher_tls_certificate_expiry_timestamp_seconds', 'When a certificate served by a listener expires (Unix time), by listener, names and source (file, acme).', 'gauge', ['listener', 'names', 'source'], () =>
         host.certificates().map((c) => [[c.listener, c.names, c.source], Math.floor(c.notAfter / 1000)] as const),
       ),
+      new CollectedFamily('usher_acme_store_up', 'With acme.storage in Redis: whether the store answers now (1) or not (0: certificates already loaded stay served, nothing is ordered).', 'gauge', [], () => {
+        const up = host.acmeStoreUp();
+        return up === undefined ? [] : [[[], up]];
+      }),
     ];
     // Registry.registerMetric takes anything with name, help, type and get(): the families are such.
     const families = [

@@ -80,12 +80,15 @@ export class Primary implements Fleet, ClusterPublisher {
     // Workers run the same entry point (bin/usher.js serve ...) and find out from the env var
     // that they are workers; `advanced`: structured clone for the config (Maps, nested objects).
     cluster.setupPrimary({ serialization: 'advanced' });
-    await Promise.all(this.slots.map((s) => this.fork(s)));
+    // Before the workers start: a shared ACME store's challenges and certificates reach every
+    // worker that has started by the time they arrive (the others get them in their start state).
     const acme = usher.acme;
     if (acme !== undefined) {
       acme.subscribe(() => void this.publishAcme());
       acme.challengesPublished = () => this.publishAcme();
+      acme.open();
     }
+    await Promise.all(this.slots.map((s) => this.fork(s)));
   }
 
   private setConfig(config: UsherConfig): void {

@@ -13,6 +13,8 @@ export class RemoteCertSource implements CertSource {
   private readonly listeners = new Set<() => void>();
   /** PEM → loaded, so a snapshot that repeats a certificate does not parse it again. */
   private loaded = new Map<string, LoadedCertificate>();
+  /** The primary's shared ACME store: reachable (1) or not (0); undefined without one. */
+  storeUp: number | undefined;
 
   update(s: AcmeSnapshot): void {
     const seen = new Map<string, LoadedCertificate>();
@@ -25,6 +27,7 @@ export class RemoteCertSource implements CertSource {
     this.alpn = new Map(s.alpn.map(([n, p]) => [n, load(p)]));
     this.http = new Map(s.http);
     this.loaded = seen;
+    this.storeUp = s.storeUp;
     for (const fn of this.listeners) fn();
   }
 

@@ -8,19 +8,23 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCertificate, type LoadedCertificate } from '../certificate.js';
+import type { AcmeStorage } from './storage.js';
 
 /** A lock not refreshed for this long is from a process that died mid-order: taken over. */
 const STALE_LOCK_MS = 10 * 60_000;
 /** How often a holder refreshes its lock (touchLock), well inside STALE_LOCK_MS. */
 export const LOCK_REFRESH_MS = 60_000;
 
-export class AcmeStore {
+export class AcmeStore implements AcmeStorage {
   readonly dir: string;
+  readonly describe: Record<string, unknown>;
+  readonly lockRefreshMs = LOCK_REFRESH_MS;
   /** Written into the lock: only the holder that wrote it removes or refreshes it. */
   private readonly token = `${process.pid} ${randomBytes(8).toString('hex')}`;
 
   constructor(dir: string) {
     this.dir = dir;
+    this.describe = { storage: dir };
     mkdirSync(join(dir, 'certs'), { recursive: true, mode: 0o700 });
     // mkdir's mode is only for directories it creates (and is masked by the umask).
     chmodSync(dir, 0o700);

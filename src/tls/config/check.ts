@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { isRec, list, type Rec } from '../../config/check-kit.js';
 import type { Issues, Segment } from '../../config/issues.js';
+import { checkRedisConnection } from '../../util/redis.js';
 import { keyTypeOf, mixedKeyTypeProblem } from '../key-types.js';
 
 export function checkTls(data: Rec, issues: Issues, baseDir: string | undefined): void {
@@ -89,6 +90,7 @@ export function checkTls(data: Rec, issues: Issues, baseDir: string | undefined)
   if (hasAcme) {
     const acme = data.acme as Rec;
     readable(['acme', 'ca'], acme.ca);
+    if (isRec(acme.storage)) checkRedisConnection(acme.storage.redis, ['acme', 'storage', 'redis'], error);
     if (tlsListeners === 0) issues.warning(['acme'], 'no listener has "tls": the certificates obtained by ACME are not served', { hint: 'add a listener with "tls: {}"' });
   }
 }

@@ -2,7 +2,8 @@
 import type { Static } from '@sinclair/typebox';
 import { parseDuration } from '../../config/units.js';
 import { TLS_DEFAULTS, type Acme, type ListenerTls, type RedirectHttps, type UpstreamTls } from './schema.js';
-import type { AcmeConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types.js';
+import { normalizeRedisConnection } from '../../util/redis.js';
+import type { AcmeConfig, AcmeRedisConfig, ListenerTlsConfig, UpstreamTlsConfig } from './types.js';
 
 type FilePath = (p: string) => string;
 
@@ -49,7 +50,7 @@ export function normalizeAcme(a: Static<typeof Acme>, filePath: FilePath): AcmeC
   const out: AcmeConfig = {
     domains: [...new Set(a.domains.map((d) => d.toLowerCase()))],
     directory: a.directory ?? D.acme.directory,
-    storage: filePath(a.storage ?? D.acme.storage),
+    storage: typeof a.storage === 'object' ? { redis: normalizeAcmeRedis(a.storage.redis) } : filePath(a.storage ?? D.acme.storage),
     challenges: [...new Set(a.challenges ?? D.acme.challenges)],
     renew_before_days: a.renew_before_days ?? D.acme.renew_before_days,
     check_interval: parseDuration(a.check_interval ?? D.acme.check_interval),
@@ -57,5 +58,11 @@ export function normalizeAcme(a: Static<typeof Acme>, filePath: FilePath): AcmeC
   };
   if (a.email !== undefined) out.email = a.email;
   if (a.ca !== undefined) out.ca = filePath(a.ca);
+  return out;
+}
+
+function normalizeAcmeRedis(r: Extract<NonNullable<Static<typeof Acme>['storage']>, object>['redis']): AcmeRedisConfig {
+  const out: AcmeRedisConfig = { ...normalizeRedisConnection(r), prefix: r.prefix ?? D.acme.redis.prefix, timeout: parseDuration(r.timeout ?? D.acme.redis.timeout) };
+  if (r.encryption_key !== undefined) out.encryption_key = r.encryption_key;
   return out;
 }

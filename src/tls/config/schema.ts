@@ -4,6 +4,7 @@
 // Descriptions are the user docs.
 import { Type } from '@sinclair/typebox';
 import { duration, object, stringEnum } from '../../config/schema-kit.js';
+import { redisConnectionProps } from '../../util/redis.js';
 
 /**
  * TLS 1.3 suites (all AEAD, RFC 8446 §9.1) then TLS 1.2 ECDHE suites with AEAD ciphers only
@@ -39,6 +40,7 @@ export const TLS_DEFAULTS = {
     renew_before_days: 30,
     check_interval: '12h',
     retry: { min: '30s', max: '1h' },
+    redis: { prefix: 'usher:acme:', timeout: '2s' },
   },
 } as const;
 
@@ -149,6 +151,22 @@ export const UpstreamTls = object(
   { description: 'TLS to the https:// servers of this upstream. Certificates are verified by default.' },
 );
 
+const AcmeRedis = object(
+  {
+    ...redisConnectionProps(),
+    prefix: Type.Optional(Type.String({ default: TLS_DEFAULTS.acme.redis.prefix, description: 'Prefix of every key usher writes (`account`, `cert:DOMAIN`, `version`, `lock`, `challenges`, `ack:…`, `instances`). Instances sharing ACME state use the same prefix.' })),
+    timeout: Type.Optional(duration('Longest a command to the store may take before it counts as unreachable.', TLS_DEFAULTS.acme.redis.timeout)),
+    encryption_key: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description:
+          'Encrypts the account key and the certificates\' private keys in Redis (AES-256-GCM; the key is derived from this text with SHA-256): anyone who can read the Redis then cannot use them. Give it from the environment: `encryption_key: "${USHER_ACME_KEY}"`. Every instance needs the same value.',
+      }),
+    ),
+  },
+  { description: 'The Redis (or Sentinel, or Cluster) holding the ACME state of every usher instance that names it. The account key and private keys are secrets: protect the Redis (password, TLS, network) or set `encryption_key`.' },
+);
+
 export const Acme = object(
   {
     domains: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', 'x-usher-expected': 'a host name like "example.com" (no wildcard: HTTP-01 and TLS-ALPN-01 cannot prove one)' }), {
@@ -161,7 +179,17 @@ export const Acme = object(
     ),
     ca: Type.Optional(file('Extra CA certificates (PEM) trusted for the ACME server\'s own HTTPS, for private CAs.')),
     storage: Type.Optional(
-      Type.String({ minLength: 1, default: TLS_DEFAULTS.acme.storage, description: 'Directory for the account key and the certificates, shared safely by several usher processes (a lock file lets only one order at a time).' + FILE }),
+      Type.Union(
+        [
+          Type.String({ minLength: 1, description: 'A directory for the account key and the certificates, shared safely by several usher processes on one machine (a lock file lets only one order at a time).' + FILE }),
+          object({ redis: AcmeRedis }, { description: 'Redis: usher instances on several machines share the account, the certificates and the order lock.' }),
+        ],
+        {
+          default: TLS_DEFAULTS.acme.storage,
+          'x-usher-expected': 'a directory, or {redis: {url | cluster | options, prefix, encryption_key}}',
+          description: 'Where the account key and the certificates are kept, and how concurrent orders are prevented: a directory (one machine) or Redis (several machines: one order for all, every instance serves the result).',
+        },
+      ),
     ),
     challenges: Type.Optional(
       Type.Array(stringEnum(ACME_CHALLENGES, {}), {

@@ -1,5 +1,6 @@
 // Normalized TLS settings (see schema.ts for what each means). File paths are absolute,
 // durations in milliseconds; nothing is read from disk here — src/tls/ loads the files.
+import type { RedisConnection } from '../../util/redis.js';
 
 export interface CertificateFiles {
   cert: string;
@@ -29,12 +30,19 @@ export interface UpstreamTlsConfig {
   insecure_skip_verify: boolean;
 }
 
+export interface AcmeRedisConfig extends RedisConnection {
+  prefix: string;
+  timeout: number; // ms
+  encryption_key?: string;
+}
+
 export interface AcmeConfig {
   domains: string[]; // lower case
   email?: string;
   directory: string;
   ca?: string;
-  storage: string; // absolute directory
+  /** An absolute directory, or the Redis shared by several instances. */
+  storage: string | { redis: AcmeRedisConfig };
   challenges: ('http-01' | 'tls-alpn-01')[];
   renew_before_days: number;
   check_interval: number; // ms
