@@ -13,7 +13,7 @@
 // same for all threads, for `--windows` measured windows in a row (JIT and GC settle over the
 // first ones; the median is the figure to compare). Every build gets the same plain config (one
 // route to the origin), so two commits are compared on the same work. Scenarios: small,
-// post10k, 100k, tls, cachehit (a memory-store hit). `--syscalls`: no valgrind; `strace -c -f` attached for one window of
+// post10k, 100k, tls, close (a new connection per request), cachehit (a memory-store hit). `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
 // `--engine native|undici`: the upstream's `engine:` (omitted by default, for commits without it).
@@ -71,6 +71,8 @@ const SCENARIOS = {
   '100k': { method: 'GET', path: '/100k' },
   post10k: { method: 'POST', path: '/post', body: Buffer.alloc(10 * 1024, 'x') },
   tls: { method: 'GET', path: '/small', tls: true },
+  // A new connection per request (the client closes after each response).
+  close: { method: 'GET', path: '/small', reset: true },
   // A hit from a memory store (the origin's /small-cached says max-age=3600; the warm-up fills it).
   cachehit: { method: 'GET', path: '/small-cached' },
 };
@@ -331,7 +333,7 @@ async function load(pool, count) {
       sent++;
       let res;
       try {
-        res = await pool.request({ method: scenario.method, path: scenario.path, body: scenario.body });
+        res = await pool.request({ method: scenario.method, path: scenario.path, body: scenario.body, reset: scenario.reset === true });
         await res.body.dump({ limit: Infinity });
       } catch (err) {
         // A keep-alive connection the proxy closed as it was reused (the proxy is ~50× slower
