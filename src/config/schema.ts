@@ -35,6 +35,7 @@ import { SIZE_PATTERN } from './units.js';
 import { AdminSchema } from '../admin/config.js';
 import { TracingSchema } from '../observability/tracing/config.js';
 import { TEMPLATE_FIELDS } from '../observability/access-format.js';
+import { DrainSchema } from '../server/drain/config.js';
 
 const ACCESS_FIELDS = `${TEMPLATE_FIELDS.map((f) => `{${f}}`).join(', ')}, {header.NAME}`;
 
@@ -145,6 +146,7 @@ const Route = object(
     compress: Type.Optional(RouteCompressSchema),
     cache: Type.Optional(RouteCacheSchema),
     waf: Type.Optional(RouteWafSchema),
+    drain: Type.Optional(DrainSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
