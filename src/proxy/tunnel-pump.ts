@@ -82,6 +82,9 @@ export class Pump {
     src.on('end', () => {
       if (this.state !== 'stopped') dst.end();
     });
+    // A 'data' listener does not restart a stream paused explicitly: the upstream socket is,
+    // while the tunnel head is in the response phase (holdUpstream).
+    src.resume();
   }
 
   /** Usher's own bytes (a close frame), after stop(). */
