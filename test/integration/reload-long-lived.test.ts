@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { echo, open, sse, startLiveUpstream as startUpstream, type LiveUpstream as Upstream } from '../helpers/long-lived.js';
+import { h2session } from '../helpers/h2.js';
 import { config, startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
+import { closePayload, decodeFrames, encodeFrame, OP } from '../helpers/ws-frames.js';
 
 /** The config: route "live" (WebSockets and SSE) on upstream app, and a route "other" whose body says which reload this is. */
 function settings(n: number, live: Record<string, unknown> = {}, extra: Record<string, unknown> = {}, app: string[] = [], spare: string[] = []): Record<string, unknown> {
@@ -154,4 +156,53 @@ test('a changed upstream: kept while it lists the connection\'s server, ended on
   const closed = await c.closed;
   assert.equal(closed.code, 1001);
   assert.match(closed.reason, /was removed from upstream app/);
+});
+
+test('a WebSocket over HTTP/2 (RFC 8441) on an unchanged route survives 20 reloads; a change of its route sends close 1001 and ends the stream', async (t) => {
+  const up = await startUpstream('app');
+  const h2 = (n: number, live: Record<string, unknown> = {}) => ({ ...settings(n, { drain: { grace: 0 }, ...live }, {}, [up.url]), listeners: [{ address: '127.0.0.1:0', http2: {} }] });
+  const u = await startUsher(h2(0));
+  const session = await h2session(u.url);
+  t.after(async () => {
+    session.destroy();
+    await u.close(200);
+    await up.close();
+  });
+  await waitFor(() => session.remoteSettings.enableConnectProtocol === true, 20_000, 'SETTINGS_ENABLE_CONNECT_PROTOCOL');
+  const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/ws', ':authority': 'live.test', 'sec-websocket-version': '13' }, { endStream: false });
+  const status = await new Promise<number>((resolve, reject) => {
+    stream.once('response', (h) => resolve(Number(h[':status'])));
+    stream.once('error', reject);
+  });
+  assert.equal(status, 200);
+  let buf: Buffer = Buffer.alloc(0);
+  const frames: { opcode: number; payload: Buffer }[] = [];
+  let ended = false;
+  stream.on('data', (c: Buffer) => {
+    const d = decodeFrames(Buffer.concat([buf, c]));
+    buf = d.rest;
+    frames.push(...d.frames);
+  });
+  stream.on('end', () => (ended = true));
+  const roundTrip = async (text: string) => {
+    stream.write(encodeFrame(OP.TEXT, Buffer.from(text)));
+    await waitFor(() => frames.some((f) => f.opcode === OP.TEXT && f.payload.toString() === text), 20_000, `the echo of ${text}`);
+  };
+  await roundTrip('before');
+  for (let n = 1; n <= 20; n++) {
+    await u.usher.reload(config(h2(n)));
+    await roundTrip(`after reload ${n}`);
+  }
+  assert.equal(u.usher.runtime.inflight, 1);
+  await u.usher.reload(config(h2(21, { priority: 2 })));
+  await waitFor(() => frames.some((f) => f.opcode === OP.CLOSE), 20_000, 'the close frame');
+  const close = frames.find((f) => f.opcode === OP.CLOSE)!;
+  assert.equal(close.payload.readUInt16BE(0), 1001);
+  assert.match(close.payload.subarray(2).toString(), /route changed/);
+  assert.equal(buf.length, 0, 'no partial frame before it');
+  // The client answers the close: usher ends the stream (END_STREAM), and the upstream saw 1001.
+  stream.write(encodeFrame(OP.CLOSE, closePayload(1001, '')));
+  await waitFor(() => ended, 20_000, 'END_STREAM');
+  await waitFor(() => up.closes.length === 1, 20_000, 'the upstream saw the close');
+  assert.equal(up.closes[0]!.code, 1001);
 });
