@@ -53,7 +53,7 @@ export interface ExchangeOwner {
 /** What the drain policy needs of a long-lived exchange (exchange.ts). */
 export interface LongLivedExchange {
   readonly longLivedKind: 'websocket' | 'upgrade' | 'grpc' | 'sse';
-  endGracefully(message: string): void;
+  endGracefully(message: string, reason?: 'route_reloaded' | 'shutting_down'): void;
   cut(): void;
 }
 

@@ -329,19 +329,20 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   }
 
   /**
-   * A reload changed or removed this connection's route and its drain grace is over: ends it as
-   * its protocol allows (a WebSocket: close frame 1001 both ways; an SSE stream: the end of the
-   * response; a gRPC call: grpc-status 14 UNAVAILABLE in the trailers). Logged as route_reloaded.
+   * Ends this long-lived connection as its protocol allows (a WebSocket: close frame 1001 both
+   * ways; an SSE stream: the end of the response; a gRPC call: grpc-status 14 UNAVAILABLE in the
+   * trailers): a reload changed its route and the drain grace is over (route_reloaded), or usher
+   * is shutting down (shutting_down).
    */
-  endGracefully(message: string): void {
+  endGracefully(message: string, reason: 'route_reloaded' | 'shutting_down' = 'route_reloaded'): void {
     if (this.state === 'done') return;
-    this.reason = 'route_reloaded';
+    this.reason = reason;
     if (this.tunnel !== null) return this.tunnel.goAway(message);
     const res = this.res;
     if (this.state !== 'streaming' || res.writableEnded || res.destroyed) return;
     this.stopUpstream();
     if (this.req.httpVersionMajor === 2) {
-      if (isGrpc(this.req)) res.addTrailers({ 'grpc-status': String(GRPC_STATUS.UNAVAILABLE), 'grpc-message': percentEncode(`usher: ${message}`), 'usher-reason': 'route_reloaded' });
+      if (isGrpc(this.req)) res.addTrailers({ 'grpc-status': String(GRPC_STATUS.UNAVAILABLE), 'grpc-message': percentEncode(`usher: ${message}`), 'usher-reason': reason });
     } else res.shouldKeepAlive = false;
     // A transformed body (compression) ends with its transform, which then ends the response.
     if (this.sink !== null) this.sink.end();

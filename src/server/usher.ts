@@ -264,6 +264,8 @@ export class Usher implements ListenerOwner, AdminHost {
   /** Graceful shutdown: stop accepting, let in-flight requests finish within graceMs, then cut. */
   async close(graceMs = this.runtime.config.timeouts.graceful_shutdown): Promise<void> {
     this.draining = true;
+    // WebSockets, SSE streams and gRPC calls are told now (close 1001, end of stream, UNAVAILABLE), not cut at the end.
+    this.longLivedConnections.shutdown();
     const acmeStopped = this.acme?.close();
     const stops = [...this.listeners.values()].map((l) => l.stopAccepting());
     const drained = this.inflight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));

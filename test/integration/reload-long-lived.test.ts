@@ -206,3 +206,24 @@ test('a WebSocket over HTTP/2 (RFC 8441) on an unchanged route survives 20 reloa
   await waitFor(() => up.closes.length === 1, 20_000, 'the upstream saw the close');
   assert.equal(up.closes[0]!.code, 1001);
 });
+
+test('shutdown closes long-lived connections gracefully at once: a WebSocket gets 1001, an SSE stream ends; a 10-minute grace is not waited out', async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const u = await startUsher(settings(0, {}, {}, [up.url]));
+  const c = await open(`ws://127.0.0.1:${u.port}/ws`);
+  const s = await sse(`${u.url}/events`);
+  await echo(c, 'before');
+  await waitFor(() => s.events.length > 0, 20_000, 'an SSE event');
+  // If shutdown waited for them, this would outlast the test's own timeout.
+  await u.close(600_000);
+  const closed = await c.closed;
+  assert.equal(closed.code, 1001);
+  assert.equal(closed.reason, 'usher is shutting down');
+  assert.deepEqual(c.errors, []);
+  await waitFor(() => s.ended() || s.aborted(), 20_000, 'the SSE stream ends');
+  assert.equal(s.ended(), true, 'ended cleanly, not reset');
+  assert.deepEqual(u.access.map((l) => [l.status, l.reason]).sort(), [[101, 'shutting_down'], [200, 'shutting_down']]);
+  await waitFor(() => up.closes.length === 1, 20_000, 'the upstream saw the close');
+  assert.equal(up.closes[0]!.code, 1001);
+});

@@ -21,6 +21,8 @@ import { drainOf, routeChanged } from './config.js';
 
 export type LongLivedEx = ExchangeContext & LongLivedExchange;
 
+const SHUTDOWN = 'usher is shutting down';
+
 interface Held {
   readonly ex: LongLivedEx;
   /** The route as the runtime it is attached to has it: its drain policy applies. */
@@ -33,6 +35,8 @@ interface Held {
 
 export interface DrainOwner {
   readonly runtime: Runtime;
+  /** Shutting down: every long-lived connection is being closed. */
+  readonly draining: boolean;
   readonly logger: Logger;
   /** One request fewer in flight on `rt` (which may then close what it retired). */
   release(rt: Runtime): void;
@@ -60,6 +64,7 @@ export class LongLivedConnections {
     if (route === undefined) return;
     const h: Held = { ex, route: route.config, runtime: ex.runtime as Runtime, timer: null, draining: false };
     this.held.set(ex, h);
+    if (this.owner.draining) return ex.endGracefully(SHUTDOWN, 'shutting_down');
     // Its head came after a reload (it started before): judged against the config of now.
     if (h.runtime !== this.owner.runtime) this.judge(h, next(this.owner.runtime));
   }
@@ -85,6 +90,21 @@ export class LongLivedConnections {
       else ending.set(h.route.name, (ending.get(h.route.name) ?? 0) + 1);
     }
     this.owner.logger.info({ kept, ending: Object.fromEntries(ending) }, 'reload: long-lived connections kept, and those set to end by their routes\' drain policy');
+  }
+
+  /**
+   * Shutdown: every long-lived connection is closed gracefully now (a WebSocket gets 1001 going
+   * away, an SSE stream ends, a gRPC call gets UNAVAILABLE), so that clients reconnect elsewhere
+   * and the shutdown need not wait out its grace period for them; what is still open when it
+   * ends is cut with the rest.
+   */
+  shutdown(): void {
+    for (const h of this.held.values()) {
+      if (h.timer !== null) clearTimeout(h.timer);
+      h.timer = null;
+      h.draining = true;
+      h.ex.endGracefully(SHUTDOWN, 'shutting_down');
+    }
   }
 
   /** Keeps `h` on the new runtime (true) or starts its drain. */
