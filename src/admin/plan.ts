@@ -1,7 +1,8 @@
 // POST /config/plan: what applying a candidate config would change, against the running one.
 // Routes and upstreams are told apart by name, listeners by address; "changed" compares the
 // normalised config, positions in the file aside (moving a route in the file is no change).
-import type { ListenerConfig, UsherConfig } from '../config/types.js';
+import type { ListenerConfig, RouteConfig, UsherConfig } from '../config/types.js';
+import { drainOf, routeChanged } from '../server/drain/config.js';
 
 export interface Diff {
   added: string[];
@@ -15,7 +16,11 @@ export interface Plan {
   listeners: Diff;
   /** Other top-level sections that differ (timeouts, limits, proxy, log, admin, ...). */
   settings: string[];
-  /** What the change would end (connections of removed listeners, pools of changed upstreams). */
+  /**
+   * What the change would end: connections of removed listeners, pools of changed upstreams, and
+   * the long-lived connections (WebSockets, SSE streams, gRPC calls) a reload ends by their
+   * routes' drain policy (src/server/drain/: the same rules the reload applies).
+   */
   ends: string[];
   /** Nothing would change. */
   unchanged: boolean;
@@ -61,7 +66,38 @@ export function planConfig(running: UsherConfig, next: UsherConfig): Plan {
   for (const u of [...upstreams.changed, ...upstreams.removed]) {
     ends.push(`upstream ${u}: its connection pools close once the requests on them finish; admin drains and weight overrides on it end`);
   }
+  const nextRoutes = new Map(next.routes.map((r) => [r.name, r]));
+  const policy = (r: RouteConfig) => {
+    const d = drainOf(r);
+    return `closed gracefully after ${ms(d.grace)}, cut ${ms(d.close_after)} later`;
+  };
+  for (const r of running.routes) {
+    const after = nextRoutes.get(r.name);
+    if (after === undefined) ends.push(`route ${r.name}: removed: its long-lived connections (WebSockets, SSE streams, gRPC calls) end by its drain policy: ${policy(r)}`);
+    else if (routeChanged(r, after)) ends.push(`route ${r.name}: changed: its long-lived connections (WebSockets, SSE streams, gRPC calls) end by its drain policy: ${policy(r)}`);
+  }
+  for (const name of upstreams.removed) ends.push(`upstream ${name}: removed: long-lived connections to it end by their routes' drain policy`);
+  for (const name of upstreams.changed) {
+    const before = running.upstreams[name]!;
+    const after = next.upstreams[name]!;
+    if (before.protocol !== after.protocol || JSON.stringify(before.tls) !== JSON.stringify(after.tls)) {
+      ends.push(`upstream ${name}: its protocol or tls changed: long-lived connections to it end by their routes' drain policy`);
+      continue;
+    }
+    const kept = new Set(after.servers.map((x) => x.url));
+    const gone = before.servers.map((x) => x.url).filter((u) => !kept.has(u));
+    if (gone.length > 0) ends.push(`upstream ${name}: long-lived connections to ${gone.join(', ')} (no longer listed) end by their routes' drain policy; those to its other servers stay`);
+  }
+  const dropped = running.upgrade.protocols.filter((p) => !next.upgrade.protocols.includes(p));
+  if (dropped.length > 0) ends.push(`upgrade.protocols: open ${dropped.join(', ')} tunnels end by their routes' drain policy`);
   const unchanged =
     [routes, upstreams, listeners].every((d) => d.added.length + d.removed.length + d.changed.length === 0) && !order_changed && settings.length === 0;
   return { routes: { ...routes, order_changed }, upstreams, listeners, settings, ends, unchanged };
+}
+
+/** A duration for a sentence: "30s", "250ms", "10m". */
+function ms(v: number): string {
+  if (v % 60_000 === 0 && v > 0) return `${v / 60_000}m`;
+  if (v % 1000 === 0) return `${v / 1000}s`;
+  return `${v}ms`;
 }

@@ -19,6 +19,7 @@ import { normalizeSecurityHeaders } from '../filters/security-headers/config.js'
 import type { Http2Settings, ListenerConfig, RouteConfig, SourceLocation, UpstreamConfig, UsherConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 import { dict } from '../util/dict.js';
+import { normalizeDrain } from '../server/drain/config.js';
 
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
 
@@ -134,6 +135,7 @@ function normalizeRoute(r: RouteInput, index: number, source: SourceLocation, to
     match: normalizeMatch(r.match),
     source,
     ...normalizeRouteActions(r, top, filePath),
+    drain: normalizeDrain(r.drain),
   };
   if (r.upstream !== undefined) route.upstream = r.upstream;
   if (r.respond !== undefined) {

@@ -35,6 +35,7 @@ import { SIZE_PATTERN } from './units.js';
 import { AdminSchema } from '../admin/config.js';
 import { TracingSchema } from '../observability/tracing/config.js';
 import { TEMPLATE_FIELDS } from '../observability/access-format.js';
+import { DrainSchema } from '../server/drain/config.js';
 
 const ACCESS_FIELDS = `${TEMPLATE_FIELDS.map((f) => `{${f}}`).join(', ')}, {header.NAME}`;
 
@@ -145,6 +146,7 @@ const Route = object(
     compress: Type.Optional(RouteCompressSchema),
     cache: Type.Optional(RouteCacheSchema),
     waf: Type.Optional(RouteWafSchema),
+    drain: Type.Optional(DrainSchema),
   },
   { description: 'One route. The most specific route that matches handles the request (see `priority`).' },
 );
@@ -180,7 +182,7 @@ export const ConfigSchema = object(
           body_idle: Type.Optional(duration('Longest gap between chunks of a request body; on expiry: 408.', DEFAULTS.timeouts.body_idle)),
           keep_alive: Type.Optional(duration('How long an idle client connection is kept open between requests.', DEFAULTS.timeouts.keep_alive)),
           graceful_shutdown: Type.Optional(
-            duration('On SIGTERM, how long in-flight requests may take to finish before connections are closed.', DEFAULTS.timeouts.graceful_shutdown),
+            duration('On SIGTERM, how long in-flight requests may take to finish before connections are closed. Long-lived connections (WebSockets, SSE streams, gRPC calls) are closed gracefully at its start: a WebSocket close 1001, the end of the stream, grpc-status 14.', DEFAULTS.timeouts.graceful_shutdown),
           ),
         },
         { description: 'Timeouts for client (downstream) connections.' },

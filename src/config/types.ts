@@ -7,6 +7,7 @@ import type { TracingConfig } from '../observability/tracing/config.js';
 import type { ConfigIssue, SourceLocation } from './issues.js';
 import type { RouteMatch } from '../router/config.js';
 import type { AcmeConfig, ListenerTlsConfig } from '../tls/config/types.js';
+import type { DrainPolicy } from '../server/drain/config.js';
 import type { UpstreamConfig } from '../upstream/config/types.js';
 import type { AccessConfig } from '../filters/access/config.js';
 import type { AuthConfig } from '../filters/auth/config.js';
@@ -111,6 +112,8 @@ export interface RouteConfig {
   cache?: CacheRoute;
   /** The route's WAF (the top-level rule set with its exclusions and mode); absent: off. */
   waf?: RouteWaf;
+  /** What a reload that changes or removes the route does to its long-lived connections (set by normalize; absent: the defaults). */
+  drain?: DrainPolicy;
 }
 
 export interface DownstreamTimeouts {

@@ -68,6 +68,7 @@ export const REASONS = Object.freeze({
   downstream_aborted: r(499, 'downstream', false, 'the client closed the connection before the response completed'),
   upgrade_not_allowed: r(400, 'downstream', false, 'this connection upgrade is not allowed (only websocket and configured protocols)'),
   tunnel_idle_timeout: r(408, 'downstream', false, 'the upgraded connection (WebSocket tunnel) was idle too long'),
+  route_reloaded: r(503, 'internal', false, 'a reload changed or removed the route of this long-lived connection: its drain policy ended it'),
 });
 
 export type ReasonCode = keyof typeof REASONS;

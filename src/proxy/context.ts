@@ -38,10 +38,23 @@ export interface ExchangeOwner {
   /** The shutdown grace period is over: what is cut now ends as shutting_down. */
   readonly cutting: boolean;
   exchangeDone(ex: ExchangeContext): void;
+  /**
+   * The exchange became a long-lived connection (a tunnel opened, an SSE or gRPC response head
+   * went out): kept through reloads that leave its route alone, ended by its drain policy
+   * otherwise (src/server/drain/). Absent: nobody keeps them (usher explain).
+   */
+  longLived?(ex: ExchangeContext & LongLivedExchange): void;
   /** A hook threw or rejected (logged with the filter's name and the request id). */
   filterFailed(ex: ExchangeContext, filter: Filter, phase: PhaseName, err: unknown): void;
   /** node:http or undici refused a head after `filters` edited it (answered 500 internal_error). */
   headRefused(ex: ExchangeContext, filters: readonly string[], err: unknown): void;
+}
+
+/** What the drain policy needs of a long-lived exchange (exchange.ts). */
+export interface LongLivedExchange {
+  readonly longLivedKind: 'websocket' | 'upgrade' | 'grpc' | 'sse';
+  endGracefully(message: string, reason?: 'route_reloaded' | 'shutting_down'): void;
+  cut(): void;
 }
 
 /** Where a request is. */

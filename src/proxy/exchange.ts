@@ -12,7 +12,7 @@ import { doneChannel, requestStartChannel, routedChannel } from '../observabilit
 import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
 import type { Filter, LocalResponse, PhaseName, ResponseHead, StreamedBody } from '../pipeline/types.js';
 import { routeRequestFor } from '../router/index.js';
-import { grpcLocalHeaders, grpcTrailersOnly, isGrpc } from './grpc.js';
+import { GRPC_STATUS, grpcLocalHeaders, grpcTrailersOnly, isGrpc, percentEncode } from './grpc.js';
 import { bodyStillArriving } from './early-response.js';
 import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex } from './headers.js';
 import { removeField } from '../util/fields.js';
@@ -20,6 +20,7 @@ import { headProblem, localReplyFor, localReplyProblem, wantsJson } from './loca
 import { isIdempotent } from './retry-decision.js';
 import { UpstreamStage } from './upstream-stage.js';
 import { openTunnel, upgradeOf } from './upgrade.js';
+import type { Tunnel } from './tunnel-pump.js';
 
 export type { ExchangeOwner, ExchangeRuntime, ExchangeState } from './context.js';
 
@@ -44,6 +45,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   private responseStage = 0;
   private localBody: string | Buffer | StreamedBody | undefined = undefined;
   private closeAfter = false;
+  /** The open tunnel of an upgrade (a WebSocket): a reload's drain policy ends it through this. */
+  private tunnel: Tunnel | null = null;
 
   /** Starts the phases; `host` and `path` as the handler read them from the request line. */
   start(host: string | undefined, path: string, expectContinue: boolean): void {
@@ -281,6 +284,8 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     }
     this.state = 'streaming';
     this.timings.responseStart = performance.now();
+    // An SSE stream or a gRPC call may outlive reloads: the owner keeps it (src/server/drain/).
+    if (this.owner.longLived !== undefined && !res.writableEnded && longLivedResponse(this.req, head.headers)) this.owner.longLived(this);
     if (transforms !== null) {
       this.sink = transforms[0]!;
       pipeline([...transforms, res], (err) => {
@@ -306,7 +311,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       // The status says the connection is a tunnel from here: a hook may edit the fields only.
       const expected = this.req.httpVersionMajor === 2 ? 200 : 101;
       if (head.status !== expected) throw new Error(`a response hook changed the status of the tunnel head from ${expected} to ${String(head.status)}`);
-      openTunnel(this, upstream);
+      this.tunnel = openTunnel(this, upstream);
     } catch (err) {
       upstream.destroy();
       this.owner.headRefused(this, this.responseFilterNames(false), err);
@@ -314,6 +319,43 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     }
     this.state = 'streaming';
     this.timings.responseStart = performance.now();
+    if (this.tunnel !== null) this.owner.longLived?.(this);
+  }
+
+  /** What kind of long-lived connection this is (for logs): websocket, upgrade (another protocol), grpc or sse. */
+  get longLivedKind(): 'websocket' | 'upgrade' | 'grpc' | 'sse' {
+    if (this.tunnel !== null) return this.tunnel.websocket ? 'websocket' : 'upgrade';
+    return this.req.httpVersionMajor === 2 && isGrpc(this.req) ? 'grpc' : 'sse';
+  }
+
+  /**
+   * Ends this long-lived connection as its protocol allows (a WebSocket: close frame 1001 both
+   * ways; an SSE stream: the end of the response; a gRPC call: grpc-status 14 UNAVAILABLE in the
+   * trailers): a reload changed its route and the drain grace is over (route_reloaded), or usher
+   * is shutting down (shutting_down).
+   */
+  endGracefully(message: string, reason: 'route_reloaded' | 'shutting_down' = 'route_reloaded'): void {
+    if (this.state === 'done') return;
+    this.reason = reason;
+    if (this.tunnel !== null) return this.tunnel.goAway(message);
+    const res = this.res;
+    if (this.state !== 'streaming' || res.writableEnded || res.destroyed) return;
+    this.stopUpstream();
+    if (this.req.httpVersionMajor === 2) {
+      if (isGrpc(this.req)) res.addTrailers({ 'grpc-status': String(GRPC_STATUS.UNAVAILABLE), 'grpc-message': percentEncode(`usher: ${message}`), 'usher-reason': reason });
+    } else res.shouldKeepAlive = false;
+    // A transformed body (compression) ends with its transform, which then ends the response.
+    if (this.sink !== null) this.sink.end();
+    else res.end();
+  }
+
+  /** The drain policy's close_after: what endGracefully did not end is cut. */
+  cut(): void {
+    if (this.state === 'done') return;
+    this.reason = 'route_reloaded';
+    if (this.tunnel !== null) return this.tunnel.cut();
+    this.stopUpstream();
+    this.res.destroy();
   }
 
   /** response_body: the transforms the route's filters want for this response (they change the length); false: one failed. */
@@ -589,6 +631,16 @@ export class Exchange extends UpstreamStage implements PhaseHost {
 function h2HasBody(req: IncomingMessage): boolean {
   // A WebSocket over HTTP/2 (RFC 8441) keeps its stream open for frames, not for a body.
   return upgradeOf(req) === undefined && !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
+}
+
+/** A response that may stay open for long: a gRPC call (not Trailers-Only: it has ended) or an SSE stream. */
+function longLivedResponse(req: IncomingMessage, headers: readonly string[]): boolean {
+  if (req.httpVersionMajor === 2 && isGrpc(req)) return true;
+  for (let i = 0; i < headers.length; i += 2) {
+    const n = headers[i]!;
+    if (n.length === 12 && n.toLowerCase() === 'content-type') return headers[i + 1]!.trimStart().toLowerCase().startsWith('text/event-stream');
+  }
+  return false;
 }
 
 function setContentLength(h: string[], length: number): void {

@@ -50,7 +50,7 @@ export function grpcStatusFor(reason: ReasonCode): number {
 }
 
 /** grpc-message is percent-encoded UTF-8 (PROTOCOL-HTTP2.md, "Responses"). */
-function percentEncode(s: string): string {
+export function percentEncode(s: string): string {
   return s.replace(/[^\x20-\x24\x26-\x7e]/g, (c) => encodeURIComponent(c));
 }
 

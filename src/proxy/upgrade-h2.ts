@@ -5,10 +5,11 @@
 // handshake on HTTP/2) and, after the upstream's 101, joins the stream and the upstream socket.
 
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
+import type { Writable } from 'node:stream';
+import { Tunnel } from './tunnel-pump.js';
 import type { TunnelHost } from './tunnel.js';
 import type { ResponseHead } from '../pipeline/types.js';
 import { filterResponseHeaders, type ForwardSettings } from './headers.js';
@@ -42,14 +43,24 @@ export function h2TunnelHead(rawHeaders: readonly Buffer[], fwd: ForwardSettings
 }
 
 /** After the response phase: write the 200 and copy bytes both ways. */
-export function openH2Tunnel(ex: TunnelHost, head: ResponseHead, upstream: Socket, idle: number): void {
+export function openH2Tunnel(ex: TunnelHost, head: ResponseHead, upstream: Socket, idle: number): Tunnel {
   // Flat name/value arrays work on node's compatibility response as on node:http's.
   ex.res.writeHead(head.status, head.headers);
   const res = ex.res as unknown as Http2ServerResponse;
   const stream = res.stream;
-  upstream.on('close', () => {
-    if (!stream.destroyed && !res.writableEnded) stream.close();
+  const req = ex.req as IncomingMessage;
+  // Through the compatibility objects, which already own the stream's data events.
+  const tunnel = new Tunnel(req, res as unknown as Writable, upstream, true, {
+    // END_STREAM after what usher wrote; a stream that cannot end so is closed (RST_STREAM NO_ERROR).
+    endClient: () => {
+      if (!res.writableEnded && !stream.destroyed) res.end();
+    },
+    destroyClient: () => {
+      if (!stream.destroyed && !res.writableEnded) stream.close();
+    },
   });
+  req.on('error', () => upstream.destroy());
+  res.on('error', () => upstream.destroy());
   if (idle > 0) {
     stream.setTimeout(idle, () => {
       ex.reason = 'tunnel_idle_timeout';
@@ -57,11 +68,5 @@ export function openH2Tunnel(ex: TunnelHost, head: ResponseHead, upstream: Socke
       stream.close();
     });
   }
-  // Through the compatibility objects, which already own the stream's data events.
-  pipeline(ex.req as IncomingMessage, upstream, (err) => {
-    if (err) upstream.destroy();
-  });
-  pipeline(upstream, res as unknown as ServerResponse, (err) => {
-    if (err && !stream.destroyed) stream.close();
-  });
+  return tunnel;
 }

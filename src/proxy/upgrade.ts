@@ -12,6 +12,7 @@ import type { ResponseHead } from '../pipeline/types.js';
 import type { TunnelHost } from './tunnel.js';
 import { filterResponseHeaders } from './headers.js';
 import { h2TunnelHead, openH2Tunnel } from './upgrade-h2.js';
+import { Tunnel } from './tunnel-pump.js';
 
 const kUpgrade = Symbol('usher.upgrade');
 const kTunnelled = Symbol('usher.tunnelled');
@@ -69,24 +70,28 @@ export function holdUpstream(ex: TunnelHost, upstream: Socket): void {
 }
 
 /**
- * Writes ex.response (after the response phase) and joins the sockets. Throws, having written
- * nothing, when node refuses a field of the head.
+ * Writes ex.response (after the response phase) and joins the sockets; returns the tunnel's
+ * handle (a reload's drain policy ends it through that). Throws, having written nothing, when
+ * node refuses a field of the head.
  */
-export function openTunnel(ex: TunnelHost, upstream: Socket): void {
+export function openTunnel(ex: TunnelHost, upstream: Socket): Tunnel | null {
   const head = ex.response!;
   if (ex.req.httpVersionMajor === 2) return openH2Tunnel(ex, head, upstream, ex.runtime.config.upgrade.idle_timeout);
   const client = ex.socket as TunnelSocket;
   if (client.destroyed) {
     upstream.destroy();
-    return;
+    return null;
   }
   ex.res.writeHead(head.status, head.headers);
   client[kTunnelled] = true;
   // A 101 has no body: end() writes the head now; the socket is the tunnel's from here.
   ex.res.end();
+  const tunnel = new Tunnel(client, client, upstream, upgradeOf(ex.req) === 'websocket', {
+    endClient: () => client.end(),
+    destroyClient: () => client.destroy(),
+  });
   // A close on either side (an error destroys the socket, hence closes it) tears down both.
   client.on('close', () => upstream.destroy());
-  upstream.on('close', () => client.destroy());
   // Activity in either direction is activity on the client socket (reads and writes).
   const idle = ex.runtime.config.upgrade.idle_timeout;
   if (idle > 0) {
@@ -95,13 +100,7 @@ export function openTunnel(ex: TunnelHost, upstream: Socket): void {
       client.destroy();
     });
   }
-  // Backpressure both ways, and a FIN is passed on as a FIN (pipe ends its destination). Not
-  // stream.pipeline(): its end-of-stream watchers put 4 more 'close' listeners on each socket
-  // per direction, 11 on the client socket in all (with node:http's, the tunnel set's and the
-  // one above), past the default limit of 10: a MaxListenersExceededWarning on every tunnel.
-  // The teardown above already does what pipeline's error handling did.
-  client.pipe(upstream);
-  upstream.pipe(client);
+  return tunnel;
 }
 
 /** Closes every open tunnel (after the graceful-shutdown period). */

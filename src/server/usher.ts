@@ -26,6 +26,7 @@ import { Metrics } from '../observability/metrics/index.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
 import { trustedProxyList } from '../config/address.js';
 import { VERSION } from '../util/version.js';
+import { LongLivedConnections, type LongLivedEx } from './drain/index.js';
 
 export interface UsherOptions {
   /** Where process logs go (default: stdout). Tests pass a stream to read them. */
@@ -104,6 +105,8 @@ export class Usher implements ListenerOwner, AdminHost {
   metrics: Metrics | null = null;
   /** Tracing (the tracing: section); null when off. */
   tracer: Tracer | null = null;
+  /** WebSockets, SSE streams and gRPC calls: kept through reloads that leave their routes alone (src/server/drain/). */
+  readonly longLivedConnections: LongLivedConnections = new LongLivedConnections(this);
   /** Reloads run one after another, whoever asks (SIGHUP, the file watcher, POST /config/apply). */
   private reloadChain: Promise<unknown> = Promise.resolve();
 
@@ -222,6 +225,9 @@ export class Usher implements ListenerOwner, AdminHost {
     // Committed: the new clusters go live in the same tick as the swap, so no request sees one
     // unstarted; reused clusters are running already and keep their pools and probes.
     runtime.start(this.startOptions(), this.logger);
+    // Long-lived connections on routes this reload left alone move to the new runtime (their
+    // count with them, so that the previous one drains); the others start their drain policy.
+    this.longLivedConnections.reloaded(runtime);
     if (config.acme !== undefined) this.acme?.update(config.acme);
     warnInsecureUpstreams(config.upstreams, this.logger);
     if (this.role !== 'single' && config.workers !== previous.config.workers) this.logger.warn('workers changed: the number of worker processes changes at the next restart');
@@ -260,6 +266,8 @@ export class Usher implements ListenerOwner, AdminHost {
   /** Graceful shutdown: stop accepting, let in-flight requests finish within graceMs, then cut. */
   async close(graceMs = this.runtime.config.timeouts.graceful_shutdown): Promise<void> {
     this.draining = true;
+    // WebSockets, SSE streams and gRPC calls are told now (close 1001, end of stream, UNAVAILABLE), not cut at the end.
+    this.longLivedConnections.shutdown();
     const acmeStopped = this.acme?.close();
     const stops = [...this.listeners.values()].map((l) => l.stopAccepting());
     const drained = this.inflight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => this.drainWaiters.push(() => resolve(true)));
@@ -299,17 +307,26 @@ export class Usher implements ListenerOwner, AdminHost {
   exchangeDone(ex: Exchange): void {
     this.inflight--;
     this.stats.requests++;
-    const rt = ex.runtime as Runtime;
-    if (--rt.inflight === 0 && rt.onDrained !== null && rt !== this.runtime) {
-      const drained = rt.onDrained;
-      rt.onDrained = null;
-      drained();
-    }
+    const held = this.longLivedConnections.size === 0 ? undefined : this.longLivedConnections.done(ex);
+    this.release(held ?? (ex.runtime as Runtime));
     if (this.inflight === 0 && this.drainWaiters.length > 0) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /** One request fewer in flight on `rt`: a retired runtime's last one closes what it retired. */
+  release(rt: Runtime): void {
+    if (--rt.inflight === 0 && rt.onDrained !== null && rt !== this.runtime) {
+      const drained = rt.onDrained;
+      rt.onDrained = null;
+      drained();
+    }
+  }
+
+  longLived(ex: LongLivedEx): void {
+    this.longLivedConnections.add(ex);
   }
 
   admitConnection(socket: Socket): boolean {

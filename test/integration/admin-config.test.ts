@@ -89,6 +89,10 @@ timeouts:
   assert.deepEqual(c.settings, ['timeouts']);
   assert.ok(c.ends.some((e: string) => e.startsWith('upstream app:')));
   assert.ok(c.ends.some((e: string) => e.startsWith('upstream other:')));
+  // The long-lived connections a reload would end, by the rules it applies (src/server/drain/).
+  assert.ok(c.ends.includes('route old: removed: its long-lived connections (WebSockets, SSE streams, gRPC calls) end by its drain policy: closed gracefully after 30s, cut 10s later'), JSON.stringify(c.ends));
+  assert.ok(c.ends.includes("upstream other: removed: long-lived connections to it end by their routes' drain policy"), JSON.stringify(c.ends));
+  assert.ok(!c.ends.some((e: string) => e.startsWith('route api')), 'route api is unchanged');
   assert.equal(c.unchanged, false);
   // A plan changes nothing.
   assert.equal((await request(`${u.url}/old`)).body, 'b');

@@ -55,6 +55,9 @@ const UPSTREAM_DEFAULTS = {
   dns: null,
 };
 
+// Every route's drain policy (routes[].drain) when it sets none: 30 s of grace, cut 10 s later.
+const DRAIN = { grace: 30_000, close_after: 10_000 };
+
 const server = (port: number) => ({
   url: `http://127.0.0.1:${port}`,
   origin: `http://127.0.0.1:${port}`,
@@ -88,6 +91,7 @@ test('the README example loads and normalizes', () => {
       {
         name: 'routes[0]',
         index: 0,
+        drain: DRAIN,
         match: { hosts: ['example.test'], path: '/api' },
         upstream: 'app',
         source: { file: 'usher.yaml', line: 9, column: 5 },
@@ -95,6 +99,7 @@ test('the README example loads and normalizes', () => {
       {
         name: 'routes[1]',
         index: 1,
+        drain: DRAIN,
         match: { hosts: [], path: '/admin' },
         respond: { status: 403, body: 'forbidden\n', headers: { __proto__: null } },
         source: { file: 'usher.yaml', line: 11, column: 5 },
@@ -102,6 +107,7 @@ test('the README example loads and normalizes', () => {
       {
         name: 'routes[2]',
         index: 2,
+        drain: DRAIN,
         match: { hosts: [] },
         upstream: 'app',
         source: { file: 'usher.yaml', line: 13, column: 5 },
