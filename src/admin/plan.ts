@@ -2,7 +2,7 @@
 // Routes and upstreams are told apart by name, listeners by address; "changed" compares the
 // normalised config, positions in the file aside (moving a route in the file is no change).
 import type { ListenerConfig, RouteConfig, UsherConfig } from '../config/types.js';
-import { drainOf, routeChanged } from '../server/drain/config.js';
+import { drainOf, routeChanged } from '../server/drain/route-change.js';
 
 export interface Diff {
   added: string[];

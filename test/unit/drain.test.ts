@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfigText } from '../../src/config/index.js';
 import { closeFrame, FrameCursor } from '../../src/proxy/tunnel-pump.js';
-import { routeChanged } from '../../src/server/drain/config.js';
+import { routeChanged } from '../../src/server/drain/route-change.js';
 import { decodeFrames, encodeFrame } from '../helpers/ws-frames.js';
 import { seeded } from '../helpers/rng.js';
 

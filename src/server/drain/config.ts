@@ -5,7 +5,6 @@
 // README's "Reloads and long-lived connections" give the table).
 import { Type } from '@sinclair/typebox';
 import { duration, object } from '../../config/schema-kit.js';
-import type { RouteConfig } from '../../config/types.js';
 import { parseDuration } from '../../config/units.js';
 
 export const DRAIN_DEFAULTS = { grace: '30s', close_after: '10s' } as const;
@@ -39,30 +38,4 @@ export type DrainInput = { grace?: string | number; close_after?: string | numbe
 
 export function normalizeDrain(d: DrainInput | undefined): DrainPolicy {
   return { grace: parseDuration(d?.grace ?? DRAIN_DEFAULTS.grace), close_after: parseDuration(d?.close_after ?? DRAIN_DEFAULTS.close_after) };
-}
-
-const DEFAULT_POLICY: DrainPolicy = Object.freeze(normalizeDrain(undefined));
-
-/** A route's policy (a config built by hand may have none: the defaults). */
-export function drainOf(route: RouteConfig): DrainPolicy {
-  return route.drain ?? DEFAULT_POLICY;
-}
-
-/** What of a route decides whether its long-lived connections stay: all of it but its place in the file and its drain policy. */
-const OMIT = new Set(['source', 'index', 'drain']);
-const keys = new WeakMap<RouteConfig, string>();
-
-function routeKey(r: RouteConfig): string {
-  let k = keys.get(r);
-  if (k === undefined) {
-    k = JSON.stringify(r, (name, v: unknown) => (OMIT.has(name) ? undefined : v));
-    // Normalised configs are frozen: the key cannot go stale.
-    if (Object.isFrozen(r)) keys.set(r, k);
-  }
-  return k;
-}
-
-/** Whether a reload from `before` to `after` (same name) changes the route for its long-lived connections. */
-export function routeChanged(before: RouteConfig, after: RouteConfig): boolean {
-  return before !== after && routeKey(before) !== routeKey(after);
 }

@@ -17,7 +17,7 @@ import type { RouteConfig } from '../../config/types.js';
 import type { ExchangeContext, LongLivedExchange } from '../../proxy/context.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import type { Runtime } from '../runtime.js';
-import { drainOf, routeChanged } from './config.js';
+import { drainOf, routeChanged } from './route-change.js';
 
 export type LongLivedEx = ExchangeContext & LongLivedExchange;
 
