@@ -65,20 +65,43 @@ export const RateLimitPolicySchema = object(
   { description: 'A rate limit (GCRA: `rate` per `per` with a `burst`) and/or a concurrency limit, per key.' },
 );
 
+/** "host:port", "[v6]:port": a Sentinel or a Cluster node. The port's range is checked in checkRateLimits. */
+const HOST_PORT_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]/]+):[0-9]{1,5}$';
+const hostPort = (description: string) => Type.String({ pattern: HOST_PORT_PATTERN, description, 'x-usher-expected': '"host:port" (an IPv6 address in brackets: "[::1]:26379")' });
+
+export const RedisSentinelSchema = object(
+  {
+    name: Type.String({ minLength: 1, description: 'The master group name the Sentinels monitor (`sentinel monitor NAME ...` in their config).' }),
+    nodes: Type.Array(hostPort('A Sentinel.'), { minItems: 1, description: 'The Sentinels, as "host:port" (usher asks them for the current master, and again after a failover).' }),
+    username: Type.Optional(Type.String({ minLength: 1, description: 'ACL user for the Sentinels themselves (ioredis `sentinelUsername`).' })),
+    password: Type.Optional(Type.String({ minLength: 1, description: 'Password of the Sentinels themselves (their `requirepass`; ioredis `sentinelPassword`). The master\'s password is the store\'s `password`.' })),
+  },
+  { description: 'Redis Sentinel: the master is found through the Sentinels, and followed when they fail over to a replica.' },
+);
+
 export const RedisStoreSchema = object(
   {
     url: Type.Optional(Type.String({ minLength: 1, description: 'redis://[user:password@]host:port[/db] (or rediss:// for TLS). Default redis://127.0.0.1:6379.' })),
-    cluster: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Redis Cluster: startup nodes as "host:port" (instead of `url`).' })),
+    sentinel: Type.Optional(RedisSentinelSchema),
+    cluster: Type.Optional(Type.Array(hostPort('A cluster node.'), { minItems: 1, description: 'Redis Cluster: startup nodes as "host:port" (usher learns the others from them).' })),
+    username: Type.Optional(Type.String({ minLength: 1, description: 'ACL user of the Redis servers (with `sentinel`: the master\'s; with `cluster`: every node\'s). With `url`, write it in the URL.' })),
+    password: Type.Optional(Type.String({ minLength: 1, description: 'Password of the Redis servers (with `sentinel`: the master\'s and its replicas\'; with `cluster`: every node\'s). With `url`, write it in the URL. `${ENV}` references work here.' })),
     options: Type.Optional(
       Type.Record(Type.String(), Type.Unknown(), {
         additionalProperties: false,
-        description: 'ioredis options as they are (Sentinel: `sentinels` and `name`; password, tls, db...). With `cluster`: its `redisOptions`.',
+        description: 'More ioredis options as they are (tls, db, natMap, sentinelTLS...). With `cluster`: the options of each node (ioredis `redisOptions`).',
+      }),
+    ),
+    cluster_options: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        additionalProperties: false,
+        description: 'With `cluster`: ioredis Cluster options as they are (natMap, slotsRefreshTimeout...).',
       }),
     ),
     timeout: Type.Optional(duration('Longest a request waits for the store; then the policy\'s on_store_error applies.', RATE_LIMIT_DEFAULTS.store_timeout)),
     prefix: Type.Optional(Type.String({ default: RATE_LIMIT_DEFAULTS.prefix, description: 'Prefix of every key usher writes (keys expire by themselves).' })),
   },
-  { description: 'A Redis (or Sentinel, or Cluster) shared by every usher that names it: one atomic script call per decision.' },
+  { description: 'A Redis (one server by `url`, a Sentinel-managed master by `sentinel`, or a Cluster by `cluster`) shared by every usher that names it: one atomic script call per decision.' },
 );
 
 export const RateLimitsSchema = object(
@@ -131,11 +154,20 @@ export interface RateLimitPolicy {
   headers: boolean;
 }
 
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 export interface RedisStoreConfig {
   name: string;
   url?: string;
-  cluster?: string[];
+  sentinel?: { name: string; nodes: HostPort[]; username?: string; password?: string };
+  cluster?: HostPort[];
+  username?: string;
+  password?: string;
   options: Record<string, unknown>;
+  cluster_options: Record<string, unknown>;
   timeout: number; // ms
   prefix: string;
 }
@@ -154,6 +186,12 @@ function rate(r: { rate?: number | undefined; per?: number | string | undefined;
   if (r.rate === undefined) return undefined;
   const per = parseDuration(r.per ?? RATE_LIMIT_DEFAULTS.per);
   return { interval: per / r.rate, burst: r.burst ?? r.rate, rate: r.rate, per };
+}
+
+/** "host:port" or "[v6]:port" (the schema's pattern) to its parts. */
+export function parseHostPort(hp: string): HostPort {
+  const i = hp.lastIndexOf(':');
+  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
 }
 
 function keyPart(k: Static<typeof KeyPartSchema>): KeyPart {
@@ -184,9 +222,23 @@ export function normalizeRateLimits(d: Input): RateLimitsConfig {
   const stores = dict<RedisStoreConfig>();
   for (const [name, s] of Object.entries(d.stores ?? {})) {
     const r = s.redis;
-    const out: RedisStoreConfig = { name, options: { ...(r.options ?? {}) }, timeout: parseDuration(r.timeout ?? RATE_LIMIT_DEFAULTS.store_timeout), prefix: r.prefix ?? RATE_LIMIT_DEFAULTS.prefix };
+    const out: RedisStoreConfig = {
+      name,
+      options: { ...(r.options ?? {}) },
+      cluster_options: { ...(r.cluster_options ?? {}) },
+      timeout: parseDuration(r.timeout ?? RATE_LIMIT_DEFAULTS.store_timeout),
+      prefix: r.prefix ?? RATE_LIMIT_DEFAULTS.prefix,
+    };
     if (r.url !== undefined) out.url = r.url;
-    if (r.cluster !== undefined) out.cluster = [...r.cluster];
+    if (r.cluster !== undefined) out.cluster = r.cluster.map(parseHostPort);
+    if (r.sentinel !== undefined) {
+      const sn = r.sentinel;
+      out.sentinel = { name: sn.name, nodes: sn.nodes.map(parseHostPort) };
+      if (sn.username !== undefined) out.sentinel.username = sn.username;
+      if (sn.password !== undefined) out.sentinel.password = sn.password;
+    }
+    if (r.username !== undefined) out.username = r.username;
+    if (r.password !== undefined) out.password = r.password;
     stores[name] = out;
   }
   const out: RateLimitsConfig = { policies, stores, global: [...(d.global ?? [])], max_keys: d.max_keys ?? RATE_LIMIT_DEFAULTS.max_keys };
@@ -226,7 +278,23 @@ export function checkRateLimits(data: Rec, error: ErrorFn): void {
   }
   for (const [name, s] of Object.entries(stores)) {
     if (!isRec(s) || !isRec(s.redis)) continue;
-    if (s.redis.url !== undefined && s.redis.cluster !== undefined) error(['rate_limits', 'stores', name, 'redis'], 'a Redis store takes "url" or "cluster", not both');
+    const r = s.redis;
+    const at: Segment[] = ['rate_limits', 'stores', name, 'redis'];
+    const modes = (['url', 'sentinel', 'cluster'] as const).filter((k) => r[k] !== undefined);
+    if (modes.length > 1) error(at, `a Redis store takes one of "url", "sentinel" or "cluster", not ${modes.map((m) => `"${m}"`).join(' and ')}`);
+    if (r.url !== undefined) {
+      for (const k of ['username', 'password'] as const) if (r[k] !== undefined) error([...at, k], `with "url", the ${k} goes in the URL (redis://user:password@host:port)`, undefined, 'key');
+    }
+    if (r.cluster_options !== undefined && r.cluster === undefined) error([...at, 'cluster_options'], '"cluster_options" goes with "cluster"', undefined, 'key');
+    const nodes: [Segment[], unknown][] = [
+      ...list(r.cluster).map((n, i): [Segment[], unknown] => [[...at, 'cluster', i], n]),
+      ...(isRec(r.sentinel) ? list(r.sentinel.nodes).map((n, i): [Segment[], unknown] => [[...at, 'sentinel', 'nodes', i], n]) : []),
+    ];
+    for (const [where, n] of nodes) {
+      if (typeof n !== 'string') continue;
+      const port = Number(n.slice(n.lastIndexOf(':') + 1));
+      if (/:[0-9]{1,5}$/.test(n) && (port < 1 || port > 65535)) error(where, `port ${port} of ${JSON.stringify(n)} is out of range`, 'a port from 1 to 65535');
+    }
   }
   list(rl.global).forEach((name, i) => {
     const p = known(name, ['rate_limits', 'global', i]);

@@ -99,15 +99,23 @@ export class RedisStore {
       connectTimeout: Math.max(1000, c.timeout * 10),
       retryStrategy: reconnectDelay,
     };
+    const auth: RedisOptions = {};
+    if (c.username !== undefined) auth.username = c.username;
+    if (c.password !== undefined) auth.password = c.password;
+    const options = { ...(c.options as RedisOptions), ...auth, ...own };
     let client: Redis | Cluster;
     if (c.cluster !== undefined) {
-      const nodes = c.cluster.map((hp) => {
-        const i = hp.lastIndexOf(':');
-        return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
-      });
-      client = new Cluster(nodes, { enableOfflineQueue: false, clusterRetryStrategy: reconnectDelay, redisOptions: { ...(c.options as RedisOptions), ...own } });
+      // Every key of a decision is one key (KEYS[1]), so each script call goes to the one node
+      // that holds its slot; no hash tags are needed.
+      client = new Cluster(c.cluster, { ...c.cluster_options, enableOfflineQueue: false, clusterRetryStrategy: reconnectDelay, redisOptions: options });
+    } else if (c.sentinel !== undefined) {
+      const sn = c.sentinel;
+      const sentinel: RedisOptions = { sentinels: sn.nodes, name: sn.name, sentinelRetryStrategy: reconnectDelay, sentinelCommandTimeout: Math.max(1000, c.timeout * 10) };
+      if (sn.username !== undefined) sentinel.sentinelUsername = sn.username;
+      if (sn.password !== undefined) sentinel.sentinelPassword = sn.password;
+      client = new Redis({ ...options, ...sentinel });
     } else {
-      client = c.url === undefined ? new Redis({ ...(c.options as RedisOptions), ...own }) : new Redis(c.url, { ...(c.options as RedisOptions), ...own });
+      client = c.url === undefined ? new Redis(options) : new Redis(c.url, options);
     }
     client.defineCommand('usherGcra', { numberOfKeys: 1, lua: GCRA_LUA });
     // Attached at creation: an ioredis client without an error listener would crash the process.
