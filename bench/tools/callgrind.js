@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { originConf, startNginx } from '../lib/nginx.js';
 import { freePort, stopProcess, waitForPort } from '../lib/procs.js';
+import { BENCH_JWT_SECRET, SCENARIOS as BENCH_SCENARIOS } from '../lib/scenarios.js';
 import { makeCertificate } from '../lib/setup.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -66,9 +67,23 @@ const SCENARIOS = {
   tls: { method: 'GET', path: '/small', tls: true },
   // A hit from a memory store (the origin's /small-cached says max-age=3600; the warm-up fills it).
   cachehit: { method: 'GET', path: '/small-cached' },
+  // The bench's feature routes (bench/lib/proxies.js): a local-store rate limit that never
+  // refuses, and a route with auth.jwt and the bench's token (issue #13: each ≤ 1.15× small).
+  ratelimit: { method: 'GET', path: '/small-rl' },
+  jwt: { method: 'GET', path: '/small-jwt', headers: { authorization: BENCH_SCENARIOS.find((s) => s.id === 'jwt').authorization } },
 };
-const scenario = SCENARIOS[opt.scenario];
-if (!scenario) throw new Error(`unknown scenario ${opt.scenario}: one of ${Object.keys(SCENARIOS).join(', ')}`);
+// Several scenarios (`--scenario small,ratelimit,jwt`): one usher process serves them all; each is
+// warmed up, then the windows take turns (small, ratelimit, jwt, small, ...), so the ratios
+// between them come from one process, one JIT state, one run.
+const scenarioIds = opt.scenario.split(',');
+const scenarios = scenarioIds.map((id) => {
+  const s = SCENARIOS[id];
+  if (!s) throw new Error(`unknown scenario ${id}: one of ${Object.keys(SCENARIOS).join(', ')}`);
+  return { id, ...s };
+});
+if (scenarios.some((s) => s.tls) && scenarios.length > 1) throw new Error('tls runs alone (the listener is TLS for every scenario)');
+if ((opt['cpu-prof'] || opt.syscalls) && scenarios.length > 1) throw new Error('--cpu-prof and --syscalls take one scenario');
+const scenario = scenarios[0];
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'usher-cg-'));
 const originDir = path.join(dir, 'origin');
@@ -114,11 +129,26 @@ if (opt.syscalls) {
   process.exit(0);
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-results.forEach((windows, run) => {
-  const list = (key) => windows.map((w) => fmt(w[key])).join(' / ');
-  console.log(`${opt.scenario} ${path.basename(opt.root)} run ${run + 1}: main thread ${list('main')} Ir/req (median ${fmt(median(windows.map((w) => w.main)))}), all threads ${list('all')} (${opt.requests} requests a window)`);
-  for (const w of windows) if (w.misses) console.log(`  main thread misses/req: I1 ${fmt(w.misses.i1)}, D1 ${fmt(w.misses.d1)}, LL data ${fmt(w.misses.ll)}`);
+results.forEach((all, run) => {
+  const medians = {};
+  for (const s of scenarios) {
+    const windows = all.filter((w) => w.scenario === s.id);
+    const list = (key) => windows.map((w) => fmt(w[key])).join(' / ');
+    medians[s.id] = median(windows.map((w) => w.main));
+    console.log(`${s.id} ${path.basename(opt.root)} run ${run + 1}: main thread ${list('main')} Ir/req (median ${fmt(medians[s.id])}), all threads ${list('all')} (${opt.requests} requests a window)`);
+    for (const w of windows) if (w.misses) console.log(`  main thread misses/req: I1 ${fmt(w.misses.i1)}, D1 ${fmt(w.misses.d1)}, LL data ${fmt(w.misses.ll)}`);
+  }
+  if (scenarios.length > 1) console.log(`  ratios of medians (main thread) to ${scenarios[0].id}: ${scenarios.slice(1).map((s) => `${s.id} ${(medians[s.id] / medians[scenarios[0].id]).toFixed(3)}×`).join(', ')}`);
 });
+
+function knowsWorkers() {
+  const help = spawnSync(process.execPath, [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--help'], { cwd: opt.root, encoding: 'utf8' });
+  return `${help.stdout}${help.stderr}`.includes('--workers');
+}
+
+function has(id) {
+  return scenarioIds.includes(id);
+}
 
 async function measure() {
   const port = await freePort();
@@ -131,8 +161,8 @@ upstreams:
   origin:
     servers:
       - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
-${opt.scenario === 'cachehit' ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}routes:
-${opt.scenario === 'cachehit' ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}  - upstream: origin
+${has('cachehit') ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}${has('ratelimit') ? 'rate_limits:\n  policies: { bench: { rate: 1000000000, per: 1s, key: [client_ip] } }\n' : ''}routes:
+${has('cachehit') ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}${has('ratelimit') ? '  - match: { path: /small-rl }\n    upstream: origin\n    rate_limits: [bench]\n' : ''}${has('jwt') ? `  - match: { path: /small-jwt }\n    upstream: origin\n    auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }\n` : ''}  - upstream: origin
 log: { level: warn, access_log: false }
 # Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
@@ -140,7 +170,8 @@ ${opt['config-extra']}
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
   );
   const out = path.join(dir, `cg.${Date.now()}`);
-  const usher = [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--config', config];
+  // `workers` defaults to one per CPU: one process, the one measured, serves (a build that has workers knows --workers).
+  const usher = [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--config', config, ...(knowsWorkers() ? ['--workers', '1'] : [])];
   const profile = ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '50'];
   const child = opt.syscalls || opt['cpu-prof']
     ? spawn(process.execPath, [...(opt['cpu-prof'] ? profile : []), ...usher], { cwd: opt.root, stdio: ['ignore', 'ignore', 'pipe'] })
@@ -158,7 +189,7 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       pipelining: 1,
       connect: cert ? { rejectUnauthorized: false } : undefined,
     });
-    await load(pool, Number(opt.warmup));
+    for (const s of scenarios) await load(pool, Number(opt.warmup), s);
     if (opt['cpu-prof']) {
       const started = Date.now();
       const done = await load(pool, Number(opt.requests));
@@ -175,16 +206,19 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       return rows;
     }
     const windows = [];
+    let part = 0;
     for (let w = 1; w <= Number(opt.windows); w++) {
-      control(['-z', String(child.pid)]);
-      const done = await load(pool, Number(opt.requests));
-      control(['-d', String(child.pid)]);
-      windows.push({ part: w, done });
+      for (const s of scenarios) {
+        control(['-z', String(child.pid)]);
+        const done = await load(pool, Number(opt.requests), s);
+        control(['-d', String(child.pid)]);
+        windows.push({ part: ++part, done, scenario: s.id });
+      }
     }
     await pool.close();
     child.kill('SIGTERM');
     await exited;
-    return windows.map(({ part, done }) => ({ ...totals(out, child.pid, part, done), requests: done }));
+    return windows.map(({ part, done, scenario: id }) => ({ ...totals(out, child.pid, part, done), requests: done, scenario: id }));
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${err.message}\n${stderr}`);
@@ -255,7 +289,7 @@ async function syscalls(pid, work) {
   return rows.sort((a, b) => b.calls - a.calls);
 }
 
-async function load(pool, count) {
+async function load(pool, count, s = scenario) {
   let sent = 0;
   let ok = 0;
   const worker = async () => {
@@ -263,7 +297,7 @@ async function load(pool, count) {
       sent++;
       let res;
       try {
-        res = await pool.request({ method: scenario.method, path: scenario.path, body: scenario.body });
+        res = await pool.request({ method: s.method, path: s.path, body: s.body, headers: s.headers });
         await res.body.dump({ limit: Infinity });
       } catch (err) {
         // A keep-alive connection the proxy closed as it was reused (the proxy is ~50× slower
@@ -273,7 +307,7 @@ async function load(pool, count) {
         continue;
       }
       if (res.statusCode === 200) ok++;
-      else throw new Error(`${scenario.path}: status ${res.statusCode}`);
+      else throw new Error(`${s.path}: status ${res.statusCode}`);
     }
   };
   await Promise.all(Array.from({ length: Number(opt.connections) }, worker));
