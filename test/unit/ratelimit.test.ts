@@ -155,16 +155,26 @@ test('rate_limits config errors: unknown names, a global policy keyed after rout
   );
 });
 
-test('the README "Rate limits" example is valid', async () => {
+test('the README "Rate limits" examples are valid', async () => {
   const { readFileSync } = await import('node:fs');
   const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(readme.indexOf('## Rate limits'), readme.indexOf('## Operating usher'));
-  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
-  assert.ok(yaml !== undefined);
-  const r = loadConfigText(`listeners: [{ address: 0 }]\nupstreams: { api: { servers: [http://127.0.0.1:1] } }\n${yaml}`, 'README.md', {});
-  assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors));
-  assert.deepEqual(r.config.routes[0]!.rate_limits, ['per_key', 'uploads']);
-  assert.equal(r.config.rate_limits!.policies.per_key!.fallback!.interval, 3000);
+  const section = readme.slice(readme.indexOf('## Rate limits'), readme.indexOf('## Authentication'));
+  const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.equal(blocks.length, 2);
+  const load = (yaml: string) => {
+    const routes = yaml.includes('\nroutes:') ? '' : 'routes: [{ upstream: api }]\n';
+    const r = loadConfigText(`listeners: [{ address: 0 }]\nupstreams: { api: { servers: [http://127.0.0.1:1] } }\n${routes}${yaml}`, 'README.md', { SENTINEL_PASSWORD: 's', REDIS_PASSWORD: 'r' });
+    assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors));
+    return r.config;
+  };
+  const first = load(blocks[0]!);
+  assert.deepEqual(first.routes[0]!.rate_limits, ['per_key', 'uploads']);
+  assert.equal(first.rate_limits!.policies.per_key!.fallback!.interval, 3000);
+  // The Sentinel and Cluster example, indented inside its list item.
+  const second = load(blocks[1]!.replace(/^ {2}/gm, ''));
+  assert.deepEqual(second.rate_limits!.stores.ha!.sentinel, { name: 'mymaster', nodes: [{ host: '10.0.0.11', port: 26379 }, { host: '10.0.0.12', port: 26379 }, { host: '10.0.0.13', port: 26379 }], password: 's' });
+  assert.equal(second.rate_limits!.stores.ha!.password, 'r');
+  assert.equal(second.rate_limits!.stores.sharded!.cluster!.length, 3);
 });
 
 test('Redis stores: Sentinel (nodes, master name, passwords) and Cluster (startup nodes) normalised for ioredis', () => {
