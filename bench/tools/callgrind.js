@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { originConf, startNginx } from '../lib/nginx.js';
-import { freePort, stopProcess, waitForPort } from '../lib/procs.js';
+import { freePort, startProcess, stopProcess, waitForPort } from '../lib/procs.js';
 import { BENCH_JWT_SECRET, SCENARIOS as BENCH_SCENARIOS } from '../lib/scenarios.js';
 import { makeCertificate } from '../lib/setup.js';
 
@@ -71,6 +71,8 @@ const SCENARIOS = {
   // refuses, and a route with auth.jwt and the bench's token (issue #13: each ≤ 1.15× small).
   ratelimit: { method: 'GET', path: '/small-rl' },
   jwt: { method: 'GET', path: '/small-jwt', headers: { authorization: BENCH_SCENARIOS.find((s) => s.id === 'jwt').authorization } },
+  // The ratelimit policy on a Redis store (a redis-server this tool starts, outside valgrind).
+  'ratelimit-redis': { method: 'GET', path: '/small-rl-redis' },
 };
 // Several scenarios (`--scenario small,ratelimit,jwt`): one usher process serves them all; each is
 // warmed up, then the windows take turns (small, ratelimit, jwt, small, ...), so the ratios
@@ -93,6 +95,13 @@ const cert = scenario.tls ? certificate : undefined;
 const [originPort, originTlsPort] = [await freePort(), await freePort()];
 const origin = startNginx(originDir, originConf(originDir, { port: originPort, tlsPort: originTlsPort, tls: certificate }), { name: 'origin' });
 await waitForPort(originPort, { handle: origin });
+let redis;
+let redisPort;
+if (has('ratelimit-redis')) {
+  redisPort = await freePort();
+  redis = startProcess('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { name: 'redis' });
+  await waitForPort(redisPort, { handle: redis });
+}
 
 let sink;
 let sinkBytes = 0;
@@ -108,6 +117,7 @@ try {
   for (let run = 0; run < Number(opt.runs); run++) results.push(await measure());
 } finally {
   await stopProcess(origin);
+  if (redis) await stopProcess(redis);
   sink?.close();
   if (sink) console.log(`tracing sink received ${sinkBytes} bytes of OTLP JSON`);
   if (!opt.keep) fs.rmSync(dir, { recursive: true, force: true });
@@ -161,8 +171,8 @@ upstreams:
   origin:
     servers:
       - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
-${has('cachehit') ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}${has('ratelimit') ? 'rate_limits:\n  policies: { bench: { rate: 1000000000, per: 1s, key: [client_ip] } }\n' : ''}routes:
-${has('cachehit') ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}${has('ratelimit') ? '  - match: { path: /small-rl }\n    upstream: origin\n    rate_limits: [bench]\n' : ''}${has('jwt') ? `  - match: { path: /small-jwt }\n    upstream: origin\n    auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }\n` : ''}  - upstream: origin
+${has('cachehit') ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}${has('ratelimit') || redisPort ? `rate_limits:\n${redisPort ? `  stores: { bench_redis: { redis: { url: "redis://127.0.0.1:${redisPort}", timeout: 5s } } }\n` : ''}  policies:\n    bench: { rate: 1000000000, per: 1s, key: [client_ip] }\n${redisPort ? '    bench_redis: { rate: 1000000000, per: 1s, key: [client_ip], store: bench_redis, on_store_error: fail_closed }\n' : ''}` : ''}routes:
+${has('cachehit') ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}${has('ratelimit') ? '  - match: { path: /small-rl }\n    upstream: origin\n    rate_limits: [bench]\n' : ''}${redisPort ? '  - match: { path: /small-rl-redis }\n    upstream: origin\n    rate_limits: [bench_redis]\n' : ''}${has('jwt') ? `  - match: { path: /small-jwt }\n    upstream: origin\n    auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }\n` : ''}  - upstream: origin
 log: { level: warn, access_log: false }
 # Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
@@ -189,7 +199,10 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       pipelining: 1,
       connect: cert ? { rejectUnauthorized: false } : undefined,
     });
-    for (const s of scenarios) await load(pool, Number(opt.warmup), s);
+    for (const s of scenarios) {
+      await ready(pool, s);
+      await load(pool, Number(opt.warmup), s);
+    }
     if (opt['cpu-prof']) {
       const started = Date.now();
       const done = await load(pool, Number(opt.requests));
@@ -287,6 +300,17 @@ async function syscalls(pid, work) {
     if (cols.length >= 5 && /^\d+$/.test(cols[3]) && cols.at(-1) !== 'total') rows.push({ name: cols.at(-1), calls: Number(cols[3]) / done });
   }
   return rows.sort((a, b) => b.calls - a.calls);
+}
+
+/** Until the scenario answers 200 (a Redis-store route answers 503 until usher has connected: its policy fails closed). */
+async function ready(pool, s) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const res = await pool.request({ method: s.method, path: s.path, body: s.body, headers: s.headers });
+    await res.body.dump({ limit: Infinity });
+    if (res.statusCode === 200 || Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 async function load(pool, count, s = scenario) {
