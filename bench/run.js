@@ -60,7 +60,7 @@ async function main() {
 
   const startedAt = Date.now();
   const tls = setup.makeCertificate(scratch);
-  const origins = await setup.startOrigins(scratch, tls);
+  const origins = await setup.startOrigins(scratch, tls, { redis: scenarios.some((s) => s.redis) && proxies.some((p) => p.kind === 'usher') });
   const env = { scratch, tls, origins, loadgen, options, startFailures: new Map() };
   if (options.rate) Object.assign(env, await openLoopRates(scenarios, env));
   const raw = {};

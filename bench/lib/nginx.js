@@ -85,6 +85,7 @@ ${httpCommon(dir)}  default_type application/octet-stream;
 ${tlsLines(tls)}    root ${www};
     location = /small { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-rl { default_type text/plain; return 200 "${SMALL_BODY}"; }
+    location = /small-rl-redis { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-jwt { default_type text/plain; return 200 "${SMALL_BODY}"; }
     location = /small-cached { default_type text/plain; add_header Cache-Control "max-age=3600"; return 200 "${SMALL_BODY}"; }
     location = /waf/small { default_type text/plain; return 200 "${SMALL_BODY}"; }

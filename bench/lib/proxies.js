@@ -143,12 +143,22 @@ const OWN_ROUTES = `  - match: { path: /small-rl }
     cache: bench
 `;
 
+// The same policy on a Redis store (the ratelimit-redis scenario; its redis-server is the run's).
+const redisSections = (redisPort) => OWN_SECTIONS.replace(
+  'rate_limits:\n  policies: {',
+  `rate_limits:\n  stores: { bench_redis: { redis: { url: "redis://127.0.0.1:${redisPort}", timeout: 1s } } }\n  policies: { bench_redis: { rate: 1000000000, per: 1s, key: [client_ip], store: bench_redis, on_store_error: fail_closed },`,
+);
+const REDIS_ROUTE = `  - match: { path: /small-rl-redis }
+    upstream: origin
+    rate_limits: [bench_redis]
+`;
+
 /**
  * @param {StartContext} ctx
  * @param {string} root the checkout to run; another commit's gets only the sections every
  *   version knows (no rate_limits, no auth, no compress, no caches), so its ratelimit, jwt, gzip100k and cachehit rows measure nothing new.
  */
-function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics, workers = 1 }, root = REPO_DIR, plain = false, engine = undefined, wafParanoia = undefined) {
+function startUsher({ dir, port, tls, upstreamPort, gzipLevel, metrics, workers = 1, redisPort }, root = REPO_DIR, plain = false, engine = undefined, wafParanoia = undefined) {
   const own = root === REPO_DIR && !plain;
   const file = path.join(dir, 'usher.yaml');
   const tlsLine = tls ? `\n    tls: { cert: ${tls.cert}, key: ${tls.key} }` : '';
@@ -160,8 +170,8 @@ upstreams:
   origin:
     servers:
       - url: http://127.0.0.1:${upstreamPort}${engine ? `\n    engine: ${engine}` : ''}
-${own ? OWN_SECTIONS : ''}routes:
-${own ? OWN_ROUTES : ''}  - upstream: origin${own && gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
+${own ? (redisPort ? redisSections(redisPort) : OWN_SECTIONS) : ''}routes:
+${own ? OWN_ROUTES : ''}${own && redisPort ? REDIS_ROUTE : ''}  - upstream: origin${own && gzipLevel ? `\n    compress: { algorithms: [gzip], gzip_level: ${gzipLevel} }` : ''}
 log: { level: warn, access_log: false }
 ${metrics && own ? 'admin: { address: 127.0.0.1:0 }\n' : ''}${wafParanoia ? `waf: { crs: ${path.dirname(modsec.CRS_RULES_DIR)}, paranoia_level: ${wafParanoia} }\n` : ''}`,
   );

@@ -23,6 +23,7 @@ export async function runOne(proxy, scenario, rep, env) {
   if (unavailable) return { status: 'n/a', reason: unavailable };
   if (scenario.proxies && !scenario.proxies.includes(proxy.id)) return { status: 'n/a', reason: `only for ${scenario.proxies.join(', ')}` };
   if (proxy.scenarios && !proxy.scenarios.includes(scenario.id)) return { status: 'n/a', reason: `runs only ${proxy.scenarios.join(', ')}` };
+  if (scenario.redis && !env.origins.redisPort) return { status: 'n/a', reason: env.origins.redisMissing ?? 'no redis-server' };
   if (env.rates && !env.rates[scenario.id]) return { status: 'n/a', reason: env.rateFailures?.[scenario.id] ?? 'no rate for this scenario' };
   const upstreamPort = scenario.upstream === 'ws' ? env.origins.wsPort : env.origins.port;
   if (proxy.kind === 'floor') {
@@ -37,7 +38,7 @@ export async function runOne(proxy, scenario, rep, env) {
   const dir = path.join(env.scratch, `${proxy.id}-${scenario.id}-${rep}`);
   fs.mkdirSync(dir);
   const port = await freePort();
-  const handle = proxy.start({ dir, port, tls: scenario.tls ? env.tls : null, upstreamPort, gzipLevel: scenario.gzipLevel ?? null, metrics: scenario.metrics === true, workers: env.options.workers });
+  const handle = proxy.start({ dir, port, tls: scenario.tls ? env.tls : null, upstreamPort, gzipLevel: scenario.gzipLevel ?? null, metrics: scenario.metrics === true, workers: env.options.workers, redisPort: scenario.redis ? env.origins.redisPort : undefined });
   try {
     try {
       await waitForPort(port, { handle });
@@ -71,7 +72,9 @@ function baseUrl(scenario, port) {
 
 async function measure(scenario, url, handle, { loadgen, options, scratch, rates }) {
   try {
-    await checkScenario(scenario, url);
+    // A Redis-store route answers 503 until usher has connected (its policy fails closed).
+    if (scenario.redis) await retried(() => checkScenario(scenario, url), 15_000);
+    else await checkScenario(scenario, url);
   } catch (err) {
     return { status: 'n/a', reason: handle?.exited ? crashed(handle) : err.message };
   }
@@ -93,6 +96,18 @@ async function measure(scenario, url, handle, { loadgen, options, scratch, rates
     };
   } catch (err) {
     return { status: 'failed', reason: handle?.exited ? crashed(handle) : err.message };
+  }
+}
+
+async function retried(fn, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await delay(100); // polling interval
+    }
   }
 }
 

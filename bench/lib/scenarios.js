@@ -63,6 +63,11 @@ export const SCENARIOS = [
   // usher's own `small` CPU per request, and at most 2.5x nginx's cache hit.
   { id: 'cachehit', title: 'GET 13 B cache hit, keep-alive', path: '/small-cached', expectBytes: 13, proxies: ['usher', 'nginx'] },
   { id: 'ratelimit', title: 'GET 13 B through a rate limit (local store), keep-alive', path: '/small-rl', expectBytes: 13, proxies: ['usher'] },
+  // The same policy on the Redis store: a redis-server beside the origin (core 0, no
+  // persistence), one EVALSHA per request; fail_closed, so that a request that did not get its
+  // decision from Redis is an error, not a quiet pass. Against `ratelimit` and `small`: the
+  // store's cost in req/s, p99 and CPU per request (issue #13).
+  { id: 'ratelimit-redis', title: 'GET 13 B through a rate limit (Redis store, local redis-server), keep-alive', path: '/small-rl-redis', expectBytes: 13, proxies: ['usher'], redis: true },
   // The `small` request with a bearer JWT (HS256) through a route with `auth.jwt` (the token's
   // claims copied to a header): the filter's cost is this scenario against `small` (target: at
   // most 1.15x). One token for the whole run, as a client's session would send it.

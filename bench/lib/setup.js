@@ -66,8 +66,12 @@ export function makeCertificate(dir) {
   return { cert, key, pem };
 }
 
-/** Start both origins on the load-generator core; returns their ports and handles. */
-export async function startOrigins(scratch, tls) {
+/**
+ * Start both origins on the load-generator core; returns their ports and handles. With `redis`
+ * (a scenario needs it) and redis-server installed, also a redis-server there (no persistence):
+ * `redisPort`, or `redisMissing` with the reason.
+ */
+export async function startOrigins(scratch, tls, { redis = false } = {}) {
   const dir = path.join(scratch, 'origin');
   fs.mkdirSync(dir);
   const [port, tlsPort, wsPort] = [await freePort(), await freePort(), await freePort()];
@@ -76,14 +80,26 @@ export async function startOrigins(scratch, tls) {
     cpu: LOAD_CPU,
     name: 'origin ws',
   });
-  for (const [handle, p] of [[nginx, port], [nginx, tlsPort], [ws, wsPort]]) {
+  const waits = [[nginx, port], [nginx, tlsPort], [ws, wsPort]];
+  const handles = [nginx, ws];
+  let redisPort;
+  let redisMissing;
+  if (redis && hasCommand('redis-server')) {
+    redisPort = await freePort();
+    const r = startProcess('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { cpu: LOAD_CPU, name: 'origin redis' });
+    waits.push([r, redisPort]);
+    handles.push(r);
+  } else if (redis) {
+    redisMissing = 'redis-server is not installed (apt-get install redis-server)';
+  }
+  for (const [handle, p] of waits) {
     try {
       await waitForPort(p, { handle });
     } catch (err) {
       throw new Error(`${handle.name}: ${err.message}: ${outputTail(handle)}`);
     }
   }
-  return { port, tlsPort, wsPort, handles: [nginx, ws] };
+  return { port, tlsPort, wsPort, redisPort, redisMissing, handles };
 }
 
 export function toolVersions(loadgen) {

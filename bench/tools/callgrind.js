@@ -37,7 +37,8 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { originConf, startNginx } from '../lib/nginx.js';
-import { freePort, stopProcess, waitForPort } from '../lib/procs.js';
+import { freePort, startProcess, stopProcess, waitForPort } from '../lib/procs.js';
+import { BENCH_JWT_SECRET, SCENARIOS as BENCH_SCENARIOS } from '../lib/scenarios.js';
 import { makeCertificate } from '../lib/setup.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -75,9 +76,25 @@ const SCENARIOS = {
   close: { method: 'GET', path: '/small', reset: true },
   // A hit from a memory store (the origin's /small-cached says max-age=3600; the warm-up fills it).
   cachehit: { method: 'GET', path: '/small-cached' },
+  // The bench's feature routes (bench/lib/proxies.js): a local-store rate limit that never
+  // refuses, and a route with auth.jwt and the bench's token (issue #13: each ≤ 1.15× small).
+  ratelimit: { method: 'GET', path: '/small-rl' },
+  jwt: { method: 'GET', path: '/small-jwt', headers: { authorization: BENCH_SCENARIOS.find((s) => s.id === 'jwt').authorization } },
+  // The ratelimit policy on a Redis store (a redis-server this tool starts, outside valgrind).
+  'ratelimit-redis': { method: 'GET', path: '/small-rl-redis' },
 };
-const scenario = SCENARIOS[opt.scenario];
-if (!scenario) throw new Error(`unknown scenario ${opt.scenario}: one of ${Object.keys(SCENARIOS).join(', ')}`);
+// Several scenarios (`--scenario small,ratelimit,jwt`): one usher process serves them all; each is
+// warmed up, then the windows take turns (small, ratelimit, jwt, small, ...), so the ratios
+// between them come from one process, one JIT state, one run.
+const scenarioIds = opt.scenario.split(',');
+const scenarios = scenarioIds.map((id) => {
+  const s = SCENARIOS[id];
+  if (!s) throw new Error(`unknown scenario ${id}: one of ${Object.keys(SCENARIOS).join(', ')}`);
+  return { id, ...s };
+});
+if (scenarios.some((s) => s.tls) && scenarios.length > 1) throw new Error('tls runs alone (the listener is TLS for every scenario)');
+if ((opt['cpu-prof'] || opt.syscalls) && scenarios.length > 1) throw new Error('--cpu-prof and --syscalls take one scenario');
+const scenario = scenarios[0];
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'usher-cg-'));
 const originDir = path.join(dir, 'origin');
@@ -87,6 +104,13 @@ const cert = scenario.tls ? certificate : undefined;
 const [originPort, originTlsPort] = [await freePort(), await freePort()];
 const origin = startNginx(originDir, originConf(originDir, { port: originPort, tlsPort: originTlsPort, tls: certificate }), { name: 'origin' });
 await waitForPort(originPort, { handle: origin });
+let redis;
+let redisPort;
+if (has('ratelimit-redis')) {
+  redisPort = await freePort();
+  redis = startProcess('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { name: 'redis' });
+  await waitForPort(redisPort, { handle: redis });
+}
 
 let sink;
 let sinkBytes = 0;
@@ -102,6 +126,7 @@ try {
   for (let run = 0; run < Number(opt.runs); run++) results.push(await measure());
 } finally {
   await stopProcess(origin);
+  if (redis) await stopProcess(redis);
   sink?.close();
   if (sink) console.log(`tracing sink received ${sinkBytes} bytes of OTLP JSON`);
   if (!opt.keep) fs.rmSync(dir, { recursive: true, force: true });
@@ -132,11 +157,26 @@ if (opt.syscalls) {
   process.exit(0);
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-results.forEach((windows, run) => {
-  const list = (key) => windows.map((w) => fmt(w[key])).join(' / ');
-  console.log(`${opt.scenario} ${path.basename(opt.root)} run ${run + 1}: main thread ${list('main')} Ir/req (median ${fmt(median(windows.map((w) => w.main)))}), all threads ${list('all')} (${opt.requests} requests a window)`);
-  for (const w of windows) if (w.misses) console.log(`  main thread misses/req: I1 ${fmt(w.misses.i1)}, D1 ${fmt(w.misses.d1)}, LL data ${fmt(w.misses.ll)}`);
+results.forEach((all, run) => {
+  const medians = {};
+  for (const s of scenarios) {
+    const windows = all.filter((w) => w.scenario === s.id);
+    const list = (key) => windows.map((w) => fmt(w[key])).join(' / ');
+    medians[s.id] = median(windows.map((w) => w.main));
+    console.log(`${s.id} ${path.basename(opt.root)} run ${run + 1}: main thread ${list('main')} Ir/req (median ${fmt(medians[s.id])}), all threads ${list('all')} (${opt.requests} requests a window)`);
+    for (const w of windows) if (w.misses) console.log(`  main thread misses/req: I1 ${fmt(w.misses.i1)}, D1 ${fmt(w.misses.d1)}, LL data ${fmt(w.misses.ll)}`);
+  }
+  if (scenarios.length > 1) console.log(`  ratios of medians (main thread) to ${scenarios[0].id}: ${scenarios.slice(1).map((s) => `${s.id} ${(medians[s.id] / medians[scenarios[0].id]).toFixed(3)}×`).join(', ')}`);
 });
+
+function knowsWorkers() {
+  const help = spawnSync(process.execPath, [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--help'], { cwd: opt.root, encoding: 'utf8' });
+  return `${help.stdout}${help.stderr}`.includes('--workers');
+}
+
+function has(id) {
+  return scenarioIds.includes(id);
+}
 
 async function measure() {
   const port = await freePort();
@@ -149,8 +189,8 @@ upstreams:
   origin:
     servers:
       - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
-${opt.scenario === 'cachehit' ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}routes:
-${opt.scenario === 'cachehit' ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}  - upstream: origin
+${has('cachehit') ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}${has('ratelimit') || redisPort ? `rate_limits:\n${redisPort ? `  stores: { bench_redis: { redis: { url: "redis://127.0.0.1:${redisPort}", timeout: 5s } } }\n` : ''}  policies:\n    bench: { rate: 1000000000, per: 1s, key: [client_ip] }\n${redisPort ? '    bench_redis: { rate: 1000000000, per: 1s, key: [client_ip], store: bench_redis, on_store_error: fail_closed }\n' : ''}` : ''}routes:
+${has('cachehit') ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}${has('ratelimit') ? '  - match: { path: /small-rl }\n    upstream: origin\n    rate_limits: [bench]\n' : ''}${redisPort ? '  - match: { path: /small-rl-redis }\n    upstream: origin\n    rate_limits: [bench_redis]\n' : ''}${has('jwt') ? `  - match: { path: /small-jwt }\n    upstream: origin\n    auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }\n` : ''}  - upstream: origin
 log: { level: warn, access_log: false }
 # Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
@@ -158,10 +198,8 @@ ${opt['config-extra']}
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
   );
   const out = path.join(dir, `cg.${Date.now()}`);
-  // One serving process: a build with workers would default to one a core, and valgrind (and
-  // --trace-gc-nvp) would see the primary, which serves nothing.
-  const hasWorkers = fs.existsSync(path.join(opt.root, 'dist', 'src', 'server', 'workers'));
-  const usher = [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--config', config, ...(hasWorkers ? ['--workers', '1'] : [])];
+  // `workers` defaults to one per CPU: one process, the one measured, serves (a build that has workers knows --workers).
+  const usher = [path.join(opt.root, 'bin', 'usher.js'), 'serve', '--config', config, ...(knowsWorkers() ? ['--workers', '1'] : [])];
   const profile = ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '50'];
   const gcLines = [];
   const nodeFlags = opt['node-flags'].split(/\s+/).filter(Boolean);
@@ -195,7 +233,10 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       pipelining: 1,
       connect: cert ? { rejectUnauthorized: false } : undefined,
     });
-    await load(pool, Number(opt.warmup));
+    for (const s of scenarios) {
+      await ready(pool, s);
+      await load(pool, Number(opt.warmup), s);
+    }
     if (opt['cpu-prof']) {
       const started = Date.now();
       const done = await load(pool, Number(opt.requests));
@@ -224,16 +265,19 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       return windows;
     }
     const windows = [];
+    let part = 0;
     for (let w = 1; w <= Number(opt.windows); w++) {
-      control(['-z', String(child.pid)]);
-      const done = await load(pool, Number(opt.requests));
-      control(['-d', String(child.pid)]);
-      windows.push({ part: w, done });
+      for (const s of scenarios) {
+        control(['-z', String(child.pid)]);
+        const done = await load(pool, Number(opt.requests), s);
+        control(['-d', String(child.pid)]);
+        windows.push({ part: ++part, done, scenario: s.id });
+      }
     }
     await pool.close();
     child.kill('SIGTERM');
     await exited;
-    return windows.map(({ part, done }) => ({ ...totals(out, child.pid, part, done), requests: done }));
+    return windows.map(({ part, done, scenario: id }) => ({ ...totals(out, child.pid, part, done), requests: done, scenario: id }));
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${err.message}\n${stderr}`);
@@ -325,7 +369,18 @@ async function syscalls(pid, work) {
   return rows.sort((a, b) => b.calls - a.calls);
 }
 
-async function load(pool, count) {
+/** Until the scenario answers 200 (a Redis-store route answers 503 until usher has connected: its policy fails closed). */
+async function ready(pool, s) {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const res = await pool.request({ method: s.method, path: s.path, body: s.body, headers: s.headers, reset: s.reset === true });
+    await res.body.dump({ limit: Infinity });
+    if (res.statusCode === 200 || Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+async function load(pool, count, s = scenario) {
   let sent = 0;
   let ok = 0;
   const worker = async () => {
@@ -333,7 +388,7 @@ async function load(pool, count) {
       sent++;
       let res;
       try {
-        res = await pool.request({ method: scenario.method, path: scenario.path, body: scenario.body, reset: scenario.reset === true });
+        res = await pool.request({ method: s.method, path: s.path, body: s.body, headers: s.headers, reset: s.reset === true });
         await res.body.dump({ limit: Infinity });
       } catch (err) {
         // A keep-alive connection the proxy closed as it was reused (the proxy is ~50× slower
@@ -343,7 +398,7 @@ async function load(pool, count) {
         continue;
       }
       if (res.statusCode === 200) ok++;
-      else throw new Error(`${scenario.path}: status ${res.statusCode}`);
+      else throw new Error(`${s.path}: status ${res.statusCode}`);
     }
   };
   await Promise.all(Array.from({ length: Number(opt.connections) }, worker));

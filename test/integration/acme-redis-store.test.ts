@@ -11,7 +11,7 @@ import { freePort } from '../helpers/pebble.js';
 import { startRedis } from '../helpers/redis.js';
 import { startUsher, waitFor } from '../helpers/usher.js';
 
-const store = (url: string, key?: string) => new RedisAcmeStore({ url, options: {}, prefix: 'unit:acme:', timeout: 1000, ...(key === undefined ? {} : { encryption_key: key }) });
+const store = (url: string, key?: string) => new RedisAcmeStore({ url, options: {}, cluster_options: {}, prefix: 'unit:acme:', timeout: 1000, ...(key === undefined ? {} : { encryption_key: key }) });
 
 test('the Redis order lock: one holder; a stranger can neither refresh nor release it; it expires by itself', async (t) => {
   const redis = await startRedis();

@@ -83,7 +83,7 @@ test('acme.storage: a directory (relative to the file) or Redis with the rate-li
   assert.equal(redis.ok, true, JSON.stringify(!redis.ok && redis.errors));
   if (redis.ok) {
     assert.deepEqual(redis.config.acme?.storage, {
-      redis: { url: 'redis://10.0.0.5:6379/2', options: {}, prefix: 'usher:acme:', timeout: 2000, encryption_key: 'sixteen or more characters' },
+      redis: { url: 'redis://10.0.0.5:6379/2', options: {}, cluster_options: {}, prefix: 'usher:acme:', timeout: 2000, encryption_key: 'sixteen or more characters' },
     });
   }
   const both = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme:\n  domains: [a.test]\n  storage: { redis: { url: "redis://x", cluster: ["a:1"] } }\n', 'usher.yaml', {});

@@ -147,7 +147,7 @@ test('rate_limits config errors: unknown names, a global policy keyed after rout
       'rate_limits.policies.c.store: no rate limit store named "nowhere"',
       'rate_limits.policies.d.fallback: "fallback" applies to a policy with a Redis store',
       'rate_limits.policies.e.store: a shared store holds rates: this policy has only "concurrency", which is counted per process',
-      'rate_limits.stores.shared.redis: a Redis store takes "url" or "cluster", not both',
+      'rate_limits.stores.shared.redis: a Redis store takes one of "url", "sentinel" or "cluster", not "url" and "cluster"',
       'rate_limits.global[0]: policy "a" keys on cookie, which is known only after routing; a global policy keys on client_ip or a header',
       'rate_limits.global[1]: no rate limit policy named "zz"',
       'routes[0].rate_limits[0]: no rate limit policy named "nope"',
@@ -155,14 +155,87 @@ test('rate_limits config errors: unknown names, a global policy keyed after rout
   );
 });
 
-test('the README "Rate limits" example is valid', async () => {
+test('the README "Rate limits" examples are valid', async () => {
   const { readFileSync } = await import('node:fs');
   const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(readme.indexOf('## Rate limits'), readme.indexOf('## Operating usher'));
-  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
-  assert.ok(yaml !== undefined);
-  const r = loadConfigText(`listeners: [{ address: 0 }]\nupstreams: { api: { servers: [http://127.0.0.1:1] } }\n${yaml}`, 'README.md', {});
+  const section = readme.slice(readme.indexOf('## Rate limits'), readme.indexOf('## Authentication'));
+  const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.equal(blocks.length, 2);
+  const load = (yaml: string) => {
+    const routes = yaml.includes('\nroutes:') ? '' : 'routes: [{ upstream: api }]\n';
+    const r = loadConfigText(`listeners: [{ address: 0 }]\nupstreams: { api: { servers: [http://127.0.0.1:1] } }\n${routes}${yaml}`, 'README.md', { SENTINEL_PASSWORD: 's', REDIS_PASSWORD: 'r' });
+    assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors));
+    return r.config;
+  };
+  const first = load(blocks[0]!);
+  assert.deepEqual(first.routes[0]!.rate_limits, ['per_key', 'uploads']);
+  assert.equal(first.rate_limits!.policies.per_key!.fallback!.interval, 3000);
+  // The Sentinel and Cluster example, indented inside its list item.
+  const second = load(blocks[1]!.replace(/^ {2}/gm, ''));
+  assert.deepEqual(second.rate_limits!.stores.ha!.sentinel, { name: 'mymaster', nodes: [{ host: '10.0.0.11', port: 26379 }, { host: '10.0.0.12', port: 26379 }, { host: '10.0.0.13', port: 26379 }], password: 's' });
+  assert.equal(second.rate_limits!.stores.ha!.password, 'r');
+  assert.equal(second.rate_limits!.stores.sharded!.cluster!.length, 3);
+});
+
+test('Redis stores: Sentinel (nodes, master name, passwords) and Cluster (startup nodes) normalised for ioredis', () => {
+  const r = loadConfigObject(
+    {
+      ...base,
+      rate_limits: {
+        policies: { a: { rate: 10, store: 'ha' }, b: { rate: 10, store: 'sharded' } },
+        stores: {
+          ha: { redis: { sentinel: { name: 'mymaster', nodes: ['10.0.0.1:26379', '[::1]:26380'], password: 'sp' }, password: 'mp', username: 'u', timeout: '100ms' } },
+          sharded: { redis: { cluster: ['r1.example:7000', '10.0.0.2:7001'], password: 'cp', cluster_options: { slotsRefreshTimeout: 2000 } } },
+        },
+      },
+      routes: [{ upstream: 'app', rate_limits: ['a', 'b'] }],
+    },
+    '<test>',
+  );
   assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors));
-  assert.deepEqual(r.config.routes[0]!.rate_limits, ['per_key', 'uploads']);
-  assert.equal(r.config.rate_limits!.policies.per_key!.fallback!.interval, 3000);
+  const { ha, sharded } = r.config.rate_limits!.stores;
+  assert.deepEqual(ha!.sentinel, { name: 'mymaster', nodes: [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], password: 'sp' });
+  assert.equal(ha!.password, 'mp');
+  assert.equal(ha!.username, 'u');
+  assert.equal(ha!.timeout, 100);
+  assert.deepEqual(sharded!.cluster, [{ host: 'r1.example', port: 7000 }, { host: '10.0.0.2', port: 7001 }]);
+  assert.equal(sharded!.password, 'cp');
+  assert.deepEqual(sharded!.cluster_options, { slotsRefreshTimeout: 2000 });
+});
+
+test('Redis store config errors name the file, line and what was expected', () => {
+  const yaml = `listeners: [{ address: "127.0.0.1:0" }]
+upstreams: { app: { servers: [http://127.0.0.1:1] } }
+rate_limits:
+  policies: { a: { rate: 10, store: ha } }
+  stores:
+    ha:
+      redis:
+        sentinel:
+          nodes: [ "10.0.0.1", "10.0.0.2:99999" ]
+    both:
+      redis:
+        url: redis://127.0.0.1:6379
+        sentinel: { name: m, nodes: [ "10.0.0.1:26379" ] }
+        password: secret
+    sharded:
+      redis:
+        cluster: [ "10.0.0.1:7000", "no port" ]
+    loose:
+      redis:
+        cluster_options: { slotsRefreshTimeout: 1 }
+routes: [{ upstream: app, rate_limits: [a] }]
+`;
+  const r = loadConfigText(yaml, 'usher.yaml', {});
+  assert.equal(r.ok, false);
+  const text = r.ok ? '' : formatIssues(r.errors);
+  const lines = text.split('\n').filter((l) => l.startsWith('usher.yaml:'));
+  const at = (line: number, what: RegExp) => assert.ok(lines.some((l) => l.startsWith(`usher.yaml:${line}:`) && what.test(l)), `line ${line} ${what}:\n${text}`);
+  at(9, /sentinel: missing required key "name"/);
+  at(9, /"host:port"/); // "10.0.0.1": no port
+  at(9, /port 99999 of "10.0.0.2:99999" is out of range/);
+  at(12, /one of "url", "sentinel" or "cluster", not "url" and "sentinel"/);
+  at(14, /with "url", the password goes in the URL/);
+  at(17, /"host:port"/);
+  at(20, /"cluster_options" goes with "cluster"/);
 });

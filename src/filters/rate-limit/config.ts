@@ -72,7 +72,7 @@ export const RedisStoreSchema = object(
     timeout: Type.Optional(duration('Longest a request waits for the store; then the policy\'s on_store_error applies.', RATE_LIMIT_DEFAULTS.store_timeout)),
     prefix: Type.Optional(Type.String({ default: RATE_LIMIT_DEFAULTS.prefix, description: 'Prefix of every key usher writes (keys expire by themselves).' })),
   },
-  { description: 'A Redis (or Sentinel, or Cluster) shared by every usher that names it: one atomic script call per decision.' },
+  { description: 'A Redis (one server by `url`, a Sentinel-managed master by `sentinel`, or a Cluster by `cluster`) shared by every usher that names it: one atomic script call per decision.' },
 );
 
 export const RateLimitsSchema = object(
@@ -146,6 +146,8 @@ function rate(r: { rate?: number | undefined; per?: number | string | undefined;
   const per = parseDuration(r.per ?? RATE_LIMIT_DEFAULTS.per);
   return { interval: per / r.rate, burst: r.burst ?? r.rate, rate: r.rate, per };
 }
+
+/** "host:port" or "[v6]:port" (the schema's pattern) to its parts. */
 
 function keyPart(k: Static<typeof KeyPartSchema>): KeyPart {
   if (typeof k === 'string') return { kind: k };
