@@ -26,7 +26,7 @@ async function both(a: TestUsher, b: TestUsher, path: string, n: number, headers
 
 const remaining = (r: Reply) => Number(/;r=(\d+);/.exec(String(r.headers.ratelimit))![1]);
 
-test('Sentinel: two ushers share one rate through the master; it dies, fail_open/fail_closed apply, the replica is promoted and sharing resumes', async (t) => {
+test('Sentinel: two ushers share one rate through the master; it dies, fail_open/fail_closed apply, the replica is promoted and sharing resumes', { timeout: 170_000 }, async (t) => {
   // down-after 2 s: the time between the master's death and the failover, in which the policies fall back.
   const sentinel = await startRedisSentinel({ count: 2, downAfterMs: 2000 });
   const up = await startUpstream('app');
@@ -106,7 +106,7 @@ test('Sentinel: two ushers share one rate through the master; it dies, fail_open
   assert.equal((await request(`${b.url}/closed`)).status, 200);
 });
 
-test('Cluster: buckets on several nodes, each key limited across two ushers', async (t) => {
+test('Cluster: buckets on several nodes, each key limited across two ushers', { timeout: 170_000 }, async (t) => {
   const cluster = await startRedisCluster(3);
   const up = await startUpstream('app');
   const cfg = {

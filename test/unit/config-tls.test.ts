@@ -88,7 +88,7 @@ test('acme.storage: a directory (relative to the file) or Redis with the rate-li
   }
   const both = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme:\n  domains: [a.test]\n  storage: { redis: { url: "redis://x", cluster: ["a:1"] } }\n', 'usher.yaml', {});
   assert.equal(both.ok, false);
-  if (!both.ok) assert.deepEqual(brief(both.errors).map((e) => e.slice(2, 4)), [['acme.storage.redis', 'a Redis store takes "url" or "cluster", not both']]);
+  if (!both.ok) assert.deepEqual(brief(both.errors).map((e) => e.slice(2, 4)), [['acme.storage.redis', 'a Redis store takes one of "url", "sentinel" or "cluster", not "url" and "cluster"']]);
   const short = loadConfigText('listeners: [{ address: 8443, tls: {} }]\nacme:\n  domains: [a.test]\n  storage: { redis: { encryption_key: short } }\n', 'usher.yaml', {});
   assert.equal(short.ok, false);
   if (!short.ok) assert.deepEqual(brief(short.errors).map((e) => e.slice(2, 4)), [['acme.storage.redis.encryption_key', 'expected a string of at least 16 characters, got 5 characters']]);
