@@ -113,6 +113,8 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
 }
 
 const ENDPOINTS = [
+  'GET / (a browser, Accept: text/html: the live dashboard)',
+  'GET /events',
   'GET /status',
   'GET /routes',
   'GET /upstreams',
@@ -188,7 +190,7 @@ export function configHash(config: UsherConfig): string {
 
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
-async function status(host: AdminHost): Promise<unknown> {
+export async function status(host: AdminHost): Promise<unknown> {
   const config = host.runtime.config;
   const last = [...host.reloads].reverse().find((r) => r.result === 'success');
   // With worker processes: each one's state, and the totals over those that answered.
@@ -234,7 +236,7 @@ function routes(host: AdminHost): unknown {
   };
 }
 
-function upstreams(host: AdminHost): unknown {
+export function upstreams(host: AdminHost): unknown {
   return {
     upstreams: [...host.runtime.clusters.values()].map((c) => ({
       name: c.name,

@@ -10,6 +10,7 @@ import type { CompiledRoute } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { CacheStores } from '../cache/registry.js';
 import type { PurgeRequest, PurgeResult } from '../cache/purge.js';
+import type { LiveStats, LiveWindow } from './live.js';
 
 /** One reload, kept for GET /status (the last 20). */
 export interface ReloadRecord {
@@ -83,6 +84,8 @@ export interface Fleet {
   reopenLogs(): Promise<NonNullable<ReopenedLogs['workers']>>;
   /** The first serving worker's listener certificates (the primary has no proxy listener). */
   certificates(): Promise<ListenerCertificates>;
+  /** The dashboard's tick: every serving worker's live window (LiveStats.take); a worker that does not answer in time is left out. */
+  live(): Promise<{ worker: number; window: LiveWindow }[]>;
 }
 
 export interface AdminHost {
@@ -103,6 +106,8 @@ export interface AdminHost {
   readonly metrics: Metrics | null;
   /** Tracing, when the tracing section is configured. */
   readonly tracer: Tracer | null;
+  /** The dashboard's numbers of this process (collected only while a dashboard takes them). */
+  readonly live: LiveStats;
   /** The access log, when on. */
   readonly accessLog: AccessLog | null;
   /** Reopens the log files by their paths (logrotate), a primary's workers' too; the files reopened. */

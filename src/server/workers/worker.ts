@@ -206,6 +206,9 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
       send({ t: 'certificates', id: msg.id, certificates: { files: c.files.map((f) => ({ ...f, cert: { ...f.cert, key: '' } })), acmeListeners: c.acmeListeners } });
       return;
     }
+    case 'live':
+      send({ t: 'live', id: msg.id, live: usher.live.take() });
+      return;
     case 'metrics': {
       const m = usher.metrics;
       if (m === null) return send({ t: 'metrics', id: msg.id, metrics: [] });
