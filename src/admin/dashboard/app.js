@@ -12,6 +12,7 @@
   const RANK = 60;
   const TABLE_ROWS = 50;
   const ERRORS_KEPT = 100;
+  const ERRORS_SHOWN = 15;
   const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777', '#4b5563', '#65a30d', '#7c3aed', '#0d9488', '#b91c1c', '#1d4ed8', '#a16207', '#be185d', '#15803d', '#6d28d9', '#c2410c', '#0e7490'];
 
   const state = {
@@ -27,6 +28,7 @@
     charts: {},
     chartKey: '',
     connected: false,
+    allErrors: false,
   };
   // For a test (and a curious operator's console).
   window.usherDashboard = state;
@@ -265,7 +267,7 @@
 
   function renderErrors() {
     const body = $('error-table').tBodies[0];
-    const rows = state.errors.map((e) =>
+    const rows = state.errors.slice(0, state.allErrors ? ERRORS_KEPT : ERRORS_SHOWN).map((e) =>
       el(
         'tr',
         { 'data-request-id': e.request_id },
@@ -279,6 +281,16 @@
       ),
     );
     if (rows.length === 0) rows.push(el('tr', null, el('td', { colspan: 7, class: 'muted' }, 'none since this page opened')));
+    const more = state.errors.length - rows.length;
+    if (more > 0) {
+      const show = el('a', { href: '#errors' }, `show ${more} more`);
+      show.addEventListener('click', (ev) => {
+        ev.preventDefault();
+        state.allErrors = true;
+        schedule('errors');
+      });
+      rows.push(el('tr', null, el('td', { colspan: 7, class: 'muted' }, show)));
+    }
     body.replaceChildren(...rows);
   }
 
