@@ -208,11 +208,19 @@ export async function status(host: AdminHost): Promise<unknown> {
     requests: workers === undefined ? host.stats.requests : sum((w) => w.requests),
     connections: workers === undefined ? host.stats.connections : sum((w) => w.connections),
     metrics: workers === undefined ? host.metrics !== null : config.admin?.metrics === true,
-    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...host.accessLog.counts },
-    tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: host.tracer.counts },
+    // With workers the workers write the access log and export the spans: their counts, summed (the primary's own are 0).
+    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...(workers === undefined ? host.accessLog.counts : sumCounts(workers.map((w) => w.access_log), ['lines', 'dropped', 'errors'])) },
+    tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: workers === undefined ? host.tracer.counts : sumCounts(workers.map((w) => w.tracing), ['exported', 'dropped', 'failed', 'retried', 'queued']) },
     reloads: host.reloads,
     ...(workers === undefined ? {} : { workers }),
   };
+}
+
+/** The sum of each of `keys` over the workers that answered. */
+function sumCounts<K extends string>(each: readonly (Readonly<Record<K, number>> | null)[], keys: readonly K[]): Record<K, number> {
+  const out = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  for (const c of each) if (c !== null) for (const k of keys) out[k] += c[k];
+  return out;
 }
 
 function routes(host: AdminHost): unknown {

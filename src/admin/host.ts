@@ -2,7 +2,7 @@
 // structural interface, so that admin/ does not import the server it is part of.
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.js';
-import type { AccessLog } from '../observability/access-log.js';
+import type { AccessLog, AccessLogCounts } from '../observability/access-log.js';
 import type { PendingDomain, ServedCertificate } from './certificates.js';
 import type { Metrics } from '../observability/metrics/index.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
@@ -47,6 +47,19 @@ export interface WorkerView {
   readonly connections: number | null;
   /** sha256 of the config the worker serves (the same as config.hash once a reload reached it). */
   readonly config_hash: string | null;
+  /** Its access log's counts (null: off, or it did not answer). */
+  readonly access_log: AccessLogCounts | null;
+  /** Its spans (null: tracing off, or it did not answer). */
+  readonly tracing: TracingCounts | null;
+}
+
+/** A tracer's span accounting (Tracer.counts). */
+export interface TracingCounts {
+  readonly exported: number;
+  readonly dropped: number;
+  readonly failed: number;
+  readonly retried: number;
+  readonly queued: number;
 }
 
 /** The certificates from files of a process's TLS listeners, and the listeners that also serve ACME's. */

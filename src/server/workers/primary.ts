@@ -281,6 +281,8 @@ export class Primary implements Fleet, ClusterPublisher {
           requests: stats?.requests ?? null,
           connections: stats?.connections ?? null,
           config_hash: stats?.configHash ?? (s.config === null ? null : configHash(s.config)),
+          access_log: stats?.accessLog ?? null,
+          tracing: stats?.tracing ?? null,
         };
       }),
     );

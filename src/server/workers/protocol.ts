@@ -6,7 +6,8 @@ import type { UsherConfig } from '../../config/types.js';
 import type { AcmeSnapshot } from '../../tls/acme/manager.js';
 import type { Resolved } from '../../upstream/discovery/dns.js';
 import type { ProbeResult } from '../../upstream/health/active.js';
-import type { ListenerCertificates, ListenerInfo } from '../../admin/host.js';
+import type { ListenerCertificates, ListenerInfo, TracingCounts } from '../../admin/host.js';
+import type { AccessLogCounts } from '../../observability/access-log.js';
 import type { PurgeRequest, PurgeResult } from '../../cache/purge.js';
 import type { Purge } from '../../cache/store.js';
 import type { LiveWindow } from '../../admin/live.js';
@@ -57,6 +58,10 @@ export interface WorkerStats {
   readonly requests: number;
   readonly connections: number;
   readonly configHash: string;
+  /** The worker's access log counts (the workers write the access log), null when it is off. */
+  readonly accessLog: AccessLogCounts | null;
+  /** The worker's span accounting (the workers record and export spans), null with tracing off. */
+  readonly tracing: TracingCounts | null;
 }
 
 export type FromWorker =
