@@ -31,6 +31,8 @@ const STATUS_EVERY = 5;
 const CERTIFICATES_EVERY = 60;
 /** A client this far behind (bytes queued) is dropped: it reconnects and starts from the replay. */
 const MAX_QUEUED = 4 * 1024 * 1024;
+/** Streams at once; more are refused (503): each costs a copy of every event. */
+export const MAX_CLIENTS = 64;
 
 const here = dirname(fileURLToPath(import.meta.url));
 /**
@@ -119,6 +121,11 @@ export class Dashboard {
 
   /** GET /events: the stream. The replay (last ticks, then the latest of every other event) goes first. */
   attach(req: IncomingMessage, res: ServerResponse): void {
+    if (this.clients.size >= MAX_CLIENTS) {
+      const body = `${JSON.stringify({ error: 'too_many_streams', message: `the dashboard has ${MAX_CLIENTS} event streams open already: close one` })}\n`;
+      res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '10', 'content-length': Buffer.byteLength(body) }).end(body);
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive' });
     res.socket?.setNoDelay(true);
     let replay = 'retry: 2000\n\n';

@@ -70,6 +70,8 @@ export class AdminServer {
 
   /** A reload kept the address: the new token applies to the next request. */
   update(config: AdminConfig): void {
+    // A new token: the streams opened with the old one end (their pages reconnect, and must log in again).
+    if (config.token !== this.config.token) this.dashboard.close();
     this.config = config;
     this.tokenHash = hashToken(config.token);
     this.cookieValue = cookieFor(config.token);

@@ -24,7 +24,7 @@ export async function setup(t: { after(fn: () => Promise<void> | void): void }) 
     setTimeout(() => res.end('b'), 8);
   });
   const dead = await deadPort();
-  const u = await startUsher({
+  const spec = {
     admin: { address: '127.0.0.1:0', token: TOKEN },
     upstreams: {
       app: { servers: [a.url, b.url], health_check: { path: '/', interval: '200ms', fall: 1, rise: 1 } },
@@ -35,13 +35,14 @@ export async function setup(t: { after(fn: () => Promise<void> | void): void }) 
       { name: 'broken', match: { path: '/broken' }, upstream: 'broken' },
       { name: 'web', upstream: 'app' },
     ],
-  });
+  };
+  const u = await startUsher(spec);
   t.after(async () => {
     await u.close();
     await a.close();
     await b.close();
   });
-  return { a, b, u, admin: adminUrl(u) };
+  return { a, b, u, admin: adminUrl(u), spec };
 }
 
 /** Requests in a loop (about 50/s) until stopped. */

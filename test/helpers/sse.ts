@@ -11,6 +11,8 @@ export interface SseStream {
   readonly status: number;
   readonly headers: IncomingMessage['headers'];
   readonly events: SseEvent[];
+  /** Resolves when the server ends the stream. */
+  readonly ended: Promise<void>;
   /** The events named `name`, their data parsed as JSON. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   of(name: string): any[];
@@ -39,8 +41,13 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
         }
       });
       res.on('error', () => undefined);
+      const ended = new Promise<void>((done) => {
+        res.on('end', done);
+        res.on('close', done);
+      });
       resolve({
         status: res.statusCode!,
+        ended,
         headers: res.headers,
         events,
         of: (name) => events.filter((e) => e.event === name).map((e) => JSON.parse(e.data) as unknown),

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { setup, TOKEN } from '../helpers/dashboard.js';
 import { openSse } from '../helpers/sse.js';
-import { waitFor } from '../helpers/usher.js';
+import { config, waitFor } from '../helpers/usher.js';
 
 test('the page, its files and the event stream need the token; the login cookie opens GET requests only', { timeout: 60_000 }, async (t) => {
   const { a, u, admin } = await setup(t);
@@ -77,4 +77,21 @@ test('the page, its files and the event stream need the token; the login cookie 
   const index = await request(`${admin}/`, { headers: { authorization: `Bearer ${TOKEN}` } });
   assert.equal(index.status, 200);
   assert.ok((JSON.parse(index.body) as { endpoints: string[] }).endpoints.includes('GET /events'));
+});
+
+test('a reload with a new token ends the open event streams (the page must log in again); the old cookie no longer opens them', { timeout: 60_000 }, async (t) => {
+  const { u, admin, spec } = await setup(t);
+  const stream = await openSse(`${admin}/events`, { authorization: `Bearer ${TOKEN}` });
+  t.after(() => stream.close());
+  assert.equal(stream.status, 200);
+  let ended = false;
+  stream.ended.then(() => (ended = true), () => (ended = true));
+  const port = Number(new URL(admin).port);
+  // The admin listener's bound port: the same address, so the reload keeps it and applies the token.
+  const next = config({ log: { level: 'warn' }, ...spec, admin: { address: `127.0.0.1:${port}`, token: `${TOKEN}-rotated` } });
+  await u.usher.reload(next);
+  await waitFor(() => ended, 10_000, 'the stream to end');
+  const old = await openSse(`${admin}/events`, { authorization: `Bearer ${TOKEN}` });
+  assert.equal(old.status, 401);
+  old.close();
 });
