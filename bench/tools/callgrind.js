@@ -24,6 +24,11 @@
 // LL) per request are printed after the instructions.
 // `--tracing RATIO`: the config gets a `tracing` section with sample_ratio RATIO, exporting to an
 // OTLP/HTTP sink in this process (it reads and discards the spans: their export is usher's cost).
+// `--admin`: the config gets an admin listener with metrics off; `--metrics`: with metrics on.
+// `--dashboard N`: an admin listener (metrics off unless --metrics) and N dashboard clients
+// connected to its event stream (GET /events) from before the warm-up to the end, reading and
+// discarding what it sends: the dashboard's cost (its collector, ticks and writes) is usher's.
+// usher runs as one process (`workers: 1`): valgrind follows no forked worker.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -53,6 +58,9 @@ const { values: opt } = parseArgs({
     engine: { type: 'string' },
     'start-timeout': { type: 'string', default: '600000' },
     tracing: { type: 'string' },
+    admin: { type: 'boolean', default: false },
+    metrics: { type: 'boolean', default: false },
+    dashboard: { type: 'string' },
     // YAML appended to the config (top-level sections), e.g. a WAF:
     //   --config-extra 'waf: { crs: /usr/share/modsecurity-crs, paranoia_level: 1 }'
     'config-extra': { type: 'string', default: '' },
@@ -120,8 +128,26 @@ results.forEach((windows, run) => {
   for (const w of windows) if (w.misses) console.log(`  main thread misses/req: I1 ${fmt(w.misses.i1)}, D1 ${fmt(w.misses.d1)}, LL data ${fmt(w.misses.ll)}`);
 });
 
+/** N clients of the dashboard's event stream; their bytes are counted and discarded. */
+function dashboardClients(port, n) {
+  const clients = [];
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const req = http.get({ host: '127.0.0.1', port, path: '/events', agent: false }, (res) => {
+      if (res.statusCode !== 200) throw new Error(`GET /events: status ${res.statusCode}`);
+      res.on('data', (c) => (bytes += c.length));
+      res.on('error', () => undefined);
+    });
+    req.on('error', () => undefined);
+    clients.push(req);
+  }
+  return { bytes: () => bytes, close: () => clients.forEach((c) => c.destroy()) };
+}
+
 async function measure() {
   const port = await freePort();
+  const dashboard = opt.dashboard === undefined ? 0 : Number(opt.dashboard);
+  const adminPort = opt.admin || opt.metrics || opt.dashboard !== undefined ? await freePort() : undefined;
   const config = path.join(dir, 'usher.yaml');
   fs.writeFileSync(
     config,
@@ -134,7 +160,9 @@ upstreams:
 ${opt.scenario === 'cachehit' ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}routes:
 ${opt.scenario === 'cachehit' ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}  - upstream: origin
 log: { level: warn, access_log: false }
-# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
+# One process: valgrind follows no forked worker (the default, auto, forks one per CPU).
+workers: 1
+${adminPort ? `admin: { address: 127.0.0.1:${adminPort}, metrics: ${opt.metrics} }\n` : ''}# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
 ${opt['config-extra']}
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
@@ -153,6 +181,11 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
   const exited = new Promise((resolve) => child.on('close', resolve));
   try {
     await waitForPort(port, { timeoutMs: Number(opt['start-timeout']) });
+    let clients;
+    if (dashboard > 0) {
+      await waitForPort(adminPort, { timeoutMs: Number(opt['start-timeout']) });
+      clients = dashboardClients(adminPort, dashboard);
+    }
     const pool = new Pool(`${cert ? 'https' : 'http'}://127.0.0.1:${port}`, {
       connections: Number(opt.connections),
       pipelining: 1,
@@ -182,6 +215,10 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       windows.push({ part: w, done });
     }
     await pool.close();
+    if (clients) {
+      console.log(`${dashboard} dashboard clients received ${clients.bytes()} bytes of events`);
+      clients.close();
+    }
     child.kill('SIGTERM');
     await exited;
     return windows.map(({ part, done }) => ({ ...totals(out, child.pid, part, done), requests: done }));
