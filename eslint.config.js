@@ -18,4 +18,12 @@ export default tseslint.config(
     files: ['**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' } },
   },
+  {
+    // The dashboard's page (src/admin/dashboard/): browser scripts, no modules, no build step.
+    files: ['src/admin/dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly', EventSource: 'readonly', Node: 'readonly', uPlot: 'readonly', requestAnimationFrame: 'readonly', setInterval: 'readonly', setTimeout: 'readonly', console: 'readonly' },
+    },
+  },
 );

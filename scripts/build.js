@@ -7,7 +7,7 @@
 // tsc rewrites only the files it emits; a stale output (a source deleted or renamed) is removed
 // by name, so a deleted test does not keep running from dist/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,9 @@ function sourceOf(file) {
   return m ? join(root, `${m[1]}.ts`) : undefined;
 }
 
+/** Files of the browser (the dashboard's page: src/admin/dashboard/), copied next to the module that serves them. */
+const ASSET_DIRS = ['src/admin/dashboard'];
+
 function prune(dir) {
   let left = 0;
   for (const name of readdirSync(dir)) {
@@ -36,10 +39,18 @@ function prune(dir) {
       continue;
     }
     const source = sourceOf(path);
-    if (source !== undefined && !existsSync(source)) rmSync(path, { force: true });
+    // A copied asset (app.js) has no .ts: it stays while the file it was copied from exists.
+    if (source !== undefined && !existsSync(source) && !existsSync(join(root, relative(dist, path)))) rmSync(path, { force: true });
     else left++;
   }
   return left > 0;
 }
 
 if (existsSync(dist)) for (const top of readdirSync(dist)) if (statSync(join(dist, top)).isDirectory()) prune(join(dist, top));
+
+// The dashboard's page is plain HTML/JS/CSS, no build step: copied as it is (dist/ is what the package ships).
+for (const dir of ASSET_DIRS) {
+  const to = join(dist, dir);
+  mkdirSync(to, { recursive: true });
+  for (const name of readdirSync(join(root, dir))) copyFileSync(join(root, dir, name), join(to, name));
+}

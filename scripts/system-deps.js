@@ -24,6 +24,7 @@ const PACKAGES = [
   { name: 'openssl', bins: ['openssl'], for: 'test certificates (test/helpers/certs.ts)' },
   { name: 'redis-server', bins: ['redis-server', 'redis-cli'], for: 'shared rate limits and ACME state over Redis, Redis Sentinel and Redis Cluster (test/integration/ratelimit-redis.test.ts, ratelimit-redis-ha.test.ts, acme-redis.test.ts; redis-server runs the Sentinels too, in --sentinel mode)' },
   { name: 'modsecurity-crs', files: ['/usr/share/modsecurity-crs/rules/REQUEST-901-INITIALIZATION.conf'], for: 'the OWASP Core Rule Set the WAF and its reference load (test/unit/waf-crs.test.ts, test/integration/waf.test.ts, test/helpers/modsecurity-crs.ts)' },
+  { name: 'chromium', bins: ['chromium'], for: 'the dashboard in a real browser, driven by playwright-core (test/integration/dashboard-browser.test.ts)' },
   { name: 'ca-certificates', files: ['/etc/ssl/certs/ca-certificates.crt'], for: 'the system trust store curl and openssl load' },
 ];
 

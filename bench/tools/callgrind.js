@@ -28,6 +28,11 @@
 // survival (bytes a scavenge kept or promoted ÷ bytes allocated since the last one), bytes
 // promoted and allocated per request, scavenges, full GCs and GC pause per request (issue #10:
 // equal instructions, more CPU, which was the collector).
+// `--admin`: the config gets an admin listener with metrics off; `--metrics`: with metrics on.
+// `--dashboard N`: an admin listener (metrics off unless --metrics) and N dashboard clients
+// connected to its event stream (GET /events) from before the warm-up to the end, reading and
+// discarding what it sends: the dashboard's cost (its collector, ticks and writes) is usher's.
+// usher runs as one process (`--workers 1`, where the build knows it): valgrind follows no forked worker.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -61,6 +66,9 @@ const { values: opt } = parseArgs({
     engine: { type: 'string' },
     'start-timeout': { type: 'string', default: '600000' },
     tracing: { type: 'string' },
+    admin: { type: 'boolean', default: false },
+    metrics: { type: 'boolean', default: false },
+    dashboard: { type: 'string' },
     // YAML appended to the config (top-level sections), e.g. a WAF:
     //   --config-extra 'waf: { crs: /usr/share/modsecurity-crs, paranoia_level: 1 }'
     'config-extra': { type: 'string', default: '' },
@@ -178,8 +186,26 @@ function has(id) {
   return scenarioIds.includes(id);
 }
 
+/** N clients of the dashboard's event stream; their bytes are counted and discarded. */
+function dashboardClients(port, n) {
+  const clients = [];
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const req = http.get({ host: '127.0.0.1', port, path: '/events', agent: false }, (res) => {
+      if (res.statusCode !== 200) throw new Error(`GET /events: status ${res.statusCode}`);
+      res.on('data', (c) => (bytes += c.length));
+      res.on('error', () => undefined);
+    });
+    req.on('error', () => undefined);
+    clients.push(req);
+  }
+  return { bytes: () => bytes, close: () => clients.forEach((c) => c.destroy()) };
+}
+
 async function measure() {
   const port = await freePort();
+  const dashboard = opt.dashboard === undefined ? 0 : Number(opt.dashboard);
+  const adminPort = opt.admin || opt.metrics || opt.dashboard !== undefined ? await freePort() : undefined;
   const config = path.join(dir, 'usher.yaml');
   fs.writeFileSync(
     config,
@@ -192,7 +218,7 @@ upstreams:
 ${has('cachehit') ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}${has('ratelimit') || redisPort ? `rate_limits:\n${redisPort ? `  stores: { bench_redis: { redis: { url: "redis://127.0.0.1:${redisPort}", timeout: 5s } } }\n` : ''}  policies:\n    bench: { rate: 1000000000, per: 1s, key: [client_ip] }\n${redisPort ? '    bench_redis: { rate: 1000000000, per: 1s, key: [client_ip], store: bench_redis, on_store_error: fail_closed }\n' : ''}` : ''}routes:
 ${has('cachehit') ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}${has('ratelimit') ? '  - match: { path: /small-rl }\n    upstream: origin\n    rate_limits: [bench]\n' : ''}${redisPort ? '  - match: { path: /small-rl-redis }\n    upstream: origin\n    rate_limits: [bench_redis]\n' : ''}${has('jwt') ? `  - match: { path: /small-jwt }\n    upstream: origin\n    auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }\n` : ''}  - upstream: origin
 log: { level: warn, access_log: false }
-# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
+${adminPort ? `admin: { address: 127.0.0.1:${adminPort}, metrics: ${opt.metrics} }\n` : ''}# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
 ${opt['config-extra']}
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
@@ -228,6 +254,11 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
   const exited = new Promise((resolve) => child.on('close', resolve));
   try {
     await waitForPort(port, { timeoutMs: Number(opt['start-timeout']) });
+    let clients;
+    if (dashboard > 0) {
+      await waitForPort(adminPort, { timeoutMs: Number(opt['start-timeout']) });
+      clients = dashboardClients(adminPort, dashboard);
+    }
     const pool = new Pool(`${cert ? 'https' : 'http'}://127.0.0.1:${port}`, {
       connections: Number(opt.connections),
       pipelining: 1,
@@ -275,6 +306,10 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       }
     }
     await pool.close();
+    if (clients) {
+      console.log(`${dashboard} dashboard clients received ${clients.bytes()} bytes of events`);
+      clients.close();
+    }
     child.kill('SIGTERM');
     await exited;
     return windows.map(({ part, done, scenario: id }) => ({ ...totals(out, child.pid, part, done), requests: done, scenario: id }));

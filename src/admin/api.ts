@@ -113,6 +113,8 @@ export async function handle(host: AdminHost, method: string, rawUrl: string, bo
 }
 
 const ENDPOINTS = [
+  'GET / (a browser, Accept: text/html: the live dashboard)',
+  'GET /events',
   'GET /status',
   'GET /routes',
   'GET /upstreams',
@@ -188,7 +190,7 @@ export function configHash(config: UsherConfig): string {
 
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
-async function status(host: AdminHost): Promise<unknown> {
+export async function status(host: AdminHost): Promise<unknown> {
   const config = host.runtime.config;
   const last = [...host.reloads].reverse().find((r) => r.result === 'success');
   // With worker processes: each one's state, and the totals over those that answered.
@@ -206,11 +208,19 @@ async function status(host: AdminHost): Promise<unknown> {
     requests: workers === undefined ? host.stats.requests : sum((w) => w.requests),
     connections: workers === undefined ? host.stats.connections : sum((w) => w.connections),
     metrics: workers === undefined ? host.metrics !== null : config.admin?.metrics === true,
-    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...host.accessLog.counts },
-    tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: host.tracer.counts },
+    // With workers the workers write the access log and export the spans: their counts, summed (the primary's own are 0).
+    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...(workers === undefined ? host.accessLog.counts : sumCounts(workers.map((w) => w.access_log), ['lines', 'dropped', 'errors'])) },
+    tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: workers === undefined ? host.tracer.counts : sumCounts(workers.map((w) => w.tracing), ['exported', 'dropped', 'failed', 'retried', 'queued']) },
     reloads: host.reloads,
     ...(workers === undefined ? {} : { workers }),
   };
+}
+
+/** The sum of each of `keys` over the workers that answered. */
+function sumCounts<K extends string>(each: readonly (Readonly<Record<K, number>> | null)[], keys: readonly K[]): Record<K, number> {
+  const out = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  for (const c of each) if (c !== null) for (const k of keys) out[k] += c[k];
+  return out;
 }
 
 function routes(host: AdminHost): unknown {
@@ -234,7 +244,7 @@ function routes(host: AdminHost): unknown {
   };
 }
 
-function upstreams(host: AdminHost): unknown {
+export function upstreams(host: AdminHost): unknown {
   return {
     upstreams: [...host.runtime.clusters.values()].map((c) => ({
       name: c.name,

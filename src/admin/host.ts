@@ -2,7 +2,7 @@
 // structural interface, so that admin/ does not import the server it is part of.
 import type { Logger } from 'pino';
 import type { UsherConfig } from '../config/types.js';
-import type { AccessLog } from '../observability/access-log.js';
+import type { AccessLog, AccessLogCounts } from '../observability/access-log.js';
 import type { PendingDomain, ServedCertificate } from './certificates.js';
 import type { Metrics } from '../observability/metrics/index.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
@@ -10,6 +10,7 @@ import type { CompiledRoute } from '../pipeline/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { CacheStores } from '../cache/registry.js';
 import type { PurgeRequest, PurgeResult } from '../cache/purge.js';
+import type { LiveStats, LiveWindow } from './live.js';
 
 /** One reload, kept for GET /status (the last 20). */
 export interface ReloadRecord {
@@ -46,6 +47,19 @@ export interface WorkerView {
   readonly connections: number | null;
   /** sha256 of the config the worker serves (the same as config.hash once a reload reached it). */
   readonly config_hash: string | null;
+  /** Its access log's counts (null: off, or it did not answer). */
+  readonly access_log: AccessLogCounts | null;
+  /** Its spans (null: tracing off, or it did not answer). */
+  readonly tracing: TracingCounts | null;
+}
+
+/** A tracer's span accounting (Tracer.counts). */
+export interface TracingCounts {
+  readonly exported: number;
+  readonly dropped: number;
+  readonly failed: number;
+  readonly retried: number;
+  readonly queued: number;
 }
 
 /** The certificates from files of a process's TLS listeners, and the listeners that also serve ACME's. */
@@ -83,6 +97,8 @@ export interface Fleet {
   reopenLogs(): Promise<NonNullable<ReopenedLogs['workers']>>;
   /** The first serving worker's listener certificates (the primary has no proxy listener). */
   certificates(): Promise<ListenerCertificates>;
+  /** The dashboard's tick: every serving worker's live window (LiveStats.take); a worker that does not answer in time is left out. */
+  live(): Promise<{ worker: number; window: LiveWindow }[]>;
 }
 
 export interface AdminHost {
@@ -103,6 +119,8 @@ export interface AdminHost {
   readonly metrics: Metrics | null;
   /** Tracing, when the tracing section is configured. */
   readonly tracer: Tracer | null;
+  /** The dashboard's numbers of this process (collected only while a dashboard takes them). */
+  readonly live: LiveStats;
   /** The access log, when on. */
   readonly accessLog: AccessLog | null;
   /** Reopens the log files by their paths (logrotate), a primary's workers' too; the files reopened. */

@@ -23,6 +23,7 @@ import type { PrimaryLimits } from '../filters/rate-limit/registry.js';
 import type { AdminConfig } from '../admin/config.js';
 import type { PendingDomain, ServedCertificate } from '../admin/certificates.js';
 import { Metrics } from '../observability/metrics/index.js';
+import { LiveStats } from '../admin/live.js';
 import type { Tracer } from '../observability/tracing/tracer.js';
 import { trustedProxyList } from '../config/address.js';
 import { VERSION } from '../util/version.js';
@@ -103,6 +104,8 @@ export class Usher implements ListenerOwner, AdminHost {
   /** The admin listener (admin: in the config), and the metrics it serves; null when off. */
   admin: AdminServer | null = null;
   metrics: Metrics | null = null;
+  /** The dashboard's per-route numbers: collected only while a dashboard client is connected (src/admin/live.ts). */
+  readonly live = new LiveStats(this);
   /** Tracing (the tracing: section); null when off. */
   tracer: Tracer | null = null;
   /** WebSockets, SSE streams and gRPC calls: kept through reloads that leave their routes alone (src/server/drain/). */
@@ -291,6 +294,7 @@ export class Usher implements ListenerOwner, AdminHost {
     this.admin = null;
     this.metrics?.close();
     this.metrics = null;
+    this.live.stop();
     await (clean ? this.runtime.close() : this.runtime.destroy());
     // After the last request's done phase: its spans are in the queue, flushed within the export timeout.
     await this.tracer?.close();

@@ -9,6 +9,7 @@ import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 import { startFlaky } from '../helpers/flaky.js';
 import { formatTraceparent, parseTraceparent } from '../../src/observability/tracing/trace-context.js';
 import { unixNanos } from '../../src/observability/tracing/span.js';
+import { MAX_ATTEMPTS, retryDelay } from '../../src/observability/tracing/exporter.js';
 
 type T = { after: (fn: () => Promise<void>) => void };
 
@@ -242,13 +243,76 @@ test('a collector that hangs: exports time out, the queue is bounded and drops a
   assert.ok(c.failed > 0, 'the hanging exports timed out');
 });
 
+test('a collector that answers 503 with Retry-After, then 200: the same spans are sent again after the wait and exported, none lost', async (t) => {
+  const r = await receiver(t);
+  r.answers = [503];
+  r.retryAfter = '1';
+  const { u } = await traced(t, r.url, { max_batch: 2 });
+  assert.equal((await request(`${u.url}/`)).status, 200);
+  // No flush: the exporter's own timers send the retry.
+  const tracer = u.usher.tracer!;
+  await waitFor(() => tracer.counts.exported === 2, 20_000, 'the retried export');
+  assert.deepEqual({ ...tracer.counts }, { exported: 2, dropped: 0, failed: 0, retried: 2, queued: 0 });
+  assert.deepEqual(r.exports.map((e) => [e.status, e.spans]), [[503, 2], [200, 2]]);
+  assert.deepEqual(r.exports[1]!.spanIds, r.exports[0]!.spanIds, 'the retry sends the same spans');
+  assert.equal(server(r.spans).length, 1);
+  assert.ok(u.logs.some((l) => /answered 503 \(send 1 of at most 5: retrying in 1000 ms\)/.test(String(l.problem))), JSON.stringify(u.logs));
+});
+
+test('a collector that is down, then up on the same port: the network error is retried with backoff and the spans arrive', async (t) => {
+  const dead = await closedPort();
+  const { u } = await traced(t, `http://127.0.0.1:${dead}/v1/traces`, { max_batch: 2 });
+  assert.equal((await request(`${u.url}/`)).status, 200);
+  await waitFor(() => u.logs.some((l) => /retrying in \d+ ms/.test(String(l.problem))), 10_000, 'a failed first send');
+  const r = await startOtlpReceiver(dead);
+  t.after(() => r.close());
+  const tracer = u.usher.tracer!;
+  await waitFor(() => tracer.counts.exported === 2, 30_000, 'the spans, once the collector is up');
+  assert.equal(tracer.counts.failed, 0);
+  assert.ok(tracer.counts.retried >= 2);
+  assert.equal(server(r.spans).length, 1);
+});
+
+test('a collector that keeps answering 503: the batch waiting for its retry counts within max_queue; after the last send its spans fail', async (t) => {
+  const r = await receiver(t);
+  r.mode = 503;
+  r.retryAfter = '30';
+  const { u } = await traced(t, r.url, { max_queue: 4, max_batch: 2 });
+  for (let i = 0; i < 10; i++) assert.equal((await request(`${u.url}/`)).status, 200);
+  const tracer = u.usher.tracer!;
+  // The first batch (2 spans) went at once and waits 30 s for its retry; the next 2 wait in the
+  // queue; the other 16 did not fit.
+  await waitFor(() => r.exports.length === 1 && tracer.counts.queued === 4, 10_000, 'the first batch refused');
+  assert.deepEqual({ ...tracer.counts }, { exported: 0, dropped: 16, failed: 0, retried: 0, queued: 4 });
+  // flush() (as close does) sends without waiting: each batch MAX_ATTEMPTS times, then its spans fail.
+  await flush(u);
+  assert.deepEqual({ ...tracer.counts }, { exported: 0, dropped: 16, failed: 4, retried: 2 * 2 * (MAX_ATTEMPTS - 1), queued: 0 }, 'each resend counts its 2 spans');
+  assert.equal(r.exports.length, 2 * MAX_ATTEMPTS);
+});
+
+test('the retry delay: Retry-After in seconds or as a date (at most 60 s), else a doubling backoff with jitter (unit)', () => {
+  const now = Date.parse('2026-12-03T12:00:00Z');
+  assert.equal(retryDelay(1, '3', now), 3000);
+  assert.equal(retryDelay(1, ' 0 ', now), 0);
+  assert.equal(retryDelay(1, 'Thu, 03 Dec 2026 12:00:07 GMT', now), 7000);
+  assert.equal(retryDelay(1, 'Thu, 03 Dec 2026 11:00:00 GMT', now), 0, 'a date in the past: at once');
+  assert.equal(retryDelay(1, '3600', now), 60_000, 'capped');
+  assert.equal(retryDelay(1, 'soon', now, 0.5), 1000, 'unparseable: the backoff');
+  assert.equal(retryDelay(1, undefined, now, 0.5), 1000);
+  assert.equal(retryDelay(2, undefined, now, 0.5), 2000);
+  assert.equal(retryDelay(3, undefined, now, 0), 3200);
+  assert.equal(retryDelay(3, undefined, now, 0.999_999), 4800);
+  assert.equal(retryDelay(20, undefined, now, 0.5), 30_000, 'capped');
+});
+
 test('a collector that refuses (HTTP 400): counted as failed', async (t) => {
   const r = await receiver(t);
   r.mode = 400;
   const { u } = await traced(t, r.url);
   await request(`${u.url}/`);
   await flush(u);
-  assert.deepEqual({ ...u.usher.tracer!.counts }, { exported: 0, dropped: 0, failed: 2, queued: 0 });
+  assert.deepEqual({ ...u.usher.tracer!.counts }, { exported: 0, dropped: 0, failed: 2, retried: 0, queued: 0 }, 'a 400 is not retried');
+  assert.equal(r.exports.length, 1);
 });
 
 test('tracing off: a client traceparent goes upstream untouched and the access log has trace_id null', async (t) => {
@@ -314,5 +378,5 @@ test('the admin API shows the span accounting: /metrics and /status', async (t) 
   assert.match(m.body, /^usher_tracing_spans_total\{result="dropped"\} 0$/m);
   assert.match(m.body, /^usher_tracing_queued_spans 0$/m);
   const s = await admin(u, 'GET', '/status');
-  assert.deepEqual(s.json.tracing, { endpoint: `${r.url}/v1/traces`, sample_ratio: 1, spans: { exported: 2, dropped: 0, failed: 0, queued: 0 } });
+  assert.deepEqual(s.json.tracing, { endpoint: `${r.url}/v1/traces`, sample_ratio: 1, spans: { exported: 2, dropped: 0, failed: 0, retried: 0, queued: 0 } });
 });

@@ -1,6 +1,7 @@
 // Workers: the admin API's purge, reopen-logs and certificates act on what the worker processes
 // hold (their cache stores, their access log files, their listeners' certificates), not on the
-// primary's (it has none of these); SIGUSR1 to the primary reaches the workers too.
+// primary's (it has none of these); SIGUSR1 to the primary reaches the workers too; /status
+// sums their access log and span counts.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { test } from 'node:test';
 import { certDir } from '../helpers/certs.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { request } from '../helpers/client.js';
+import { startOtlpReceiver } from '../helpers/otlp.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { LIMIT, start, until, yaml } from '../helpers/workers.js';
 
@@ -126,4 +128,34 @@ test('GET /certificates with workers lists the certificate files the workers\' l
   const series = [...metrics.matchAll(/^usher_tls_certificate_expiry_timestamp_seconds\{([^}]*)\} (\d+)/gm)];
   assert.deepEqual(series.map((m) => /worker="(\d+)"/.exec(m[1]!)![1]).sort(), ['1', '2'], metrics);
   for (const m of series) assert.match(m[1]!, /names="site\.test".*source="file"|source="file".*names="site\.test"/);
+});
+
+test('GET /status with workers: access_log and tracing are the sums over the workers (which write the lines and export the spans)', LIMIT, async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const otlp = await startOtlpReceiver();
+  t.after(() => otlp.close());
+  const file = join(tempDir(t), 'access.log');
+  const s = await start(
+    t,
+    yaml(JSON.stringify(up.url), `routes: [{ upstream: app }]\nlog: { access_log: true, access_log_format: json, access_log_file: ${JSON.stringify(file)} }\ntracing: { otlp: { endpoint: ${JSON.stringify(otlp.url)} }, flush_interval: 50ms }\n`),
+  );
+  // A new connection per request: round-robin hands them to both workers.
+  for (let i = 0; i < 10; i++) assert.equal((await request(`${s.url}/x${i}`)).status, 200);
+  type Counts = { access_log: { format: string; file: string; lines: number; dropped: number; errors: number }; tracing: { spans: { exported: number; failed: number; dropped: number; retried: number; queued: number } }; workers: { id: number; requests: number; access_log: { lines: number } | null; tracing: { exported: number } | null }[] };
+  const st = await until('the lines and spans of all ten requests in /status', async () => {
+    const r = JSON.parse((await request(`${s.admin}/status`)).body) as Counts;
+    return r.access_log.lines === 10 && r.tracing.spans.exported === 20 ? r : undefined;
+  });
+  assert.deepEqual(st.access_log, { format: 'json', file, lines: 10, dropped: 0, errors: 0 });
+  assert.deepEqual(st.tracing.spans, { exported: 20, dropped: 0, failed: 0, retried: 0, queued: 0 });
+  // Both workers wrote and exported some: the sums are not one worker's numbers.
+  assert.equal(st.workers.length, 2);
+  for (const w of st.workers) {
+    assert.ok((w.access_log?.lines ?? 0) > 0 && (w.tracing?.exported ?? 0) > 0, JSON.stringify(st.workers));
+    assert.equal(w.access_log!.lines, w.requests, `worker ${w.id}: a line per request`);
+  }
+  assert.equal(otlp.spans.length, 20, 'the receiver has them all');
+  const written = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length : 0);
+  await until('the ten lines in the file', async () => (written() === 10 ? true : undefined));
 });

@@ -58,7 +58,7 @@ export const TracingSchema = object(
       }),
     ),
     max_queue: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 1_000_000, default: TRACING_DEFAULTS.max_queue, description: 'Finished spans held for export. When it is full (the collector is slow or down) new spans are dropped and counted.' }),
+      Type.Integer({ minimum: 1, maximum: 1_000_000, default: TRACING_DEFAULTS.max_queue, description: 'Finished spans held for export: queued, in the export in flight, and in a batch waiting for its retry (the collector answered 429 or 503, or could not be reached). When it is full (the collector is slow or down) new spans are dropped and counted.' }),
     ),
     max_batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: TRACING_DEFAULTS.max_batch, description: 'Most spans in one export request; a full batch is sent at once.' })),
     flush_interval: Type.Optional(duration('Longest time a finished span waits before it is sent.', TRACING_DEFAULTS.flush_interval)),

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { configHash } from '../../admin/api.js';
 import type { Fleet, ListenerCertificates, ListenerInfo, ReopenedLogs, WorkerPurge, WorkerView } from '../../admin/host.js';
 import type { PurgeRequest, PurgeResult } from '../../cache/purge.js';
+import type { LiveWindow } from '../../admin/live.js';
 import type { UsherConfig } from '../../config/types.js';
 import { InflightCounts, LocalBuckets } from '../../filters/rate-limit/local-store.js';
 import type { Cluster, ClusterPublisher } from '../../upstream/cluster.js';
@@ -238,7 +239,7 @@ export class Primary implements Fleet, ClusterPublisher {
     this.waiting.delete(msg.id);
     if (w.timer !== null) clearTimeout(w.timer);
     if (msg.t === 'done' && msg.error !== undefined) w.reject(new Error(msg.error));
-    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : msg.t === 'purged' ? msg.result : msg.t === 'reopened' ? msg.files : msg.t === 'certificates' ? msg.certificates : msg.t === 'store-purged' ? msg.purged : undefined);
+    else w.resolve(msg.t === 'stats' ? msg.stats : msg.t === 'metrics' ? msg.metrics : msg.t === 'purged' ? msg.result : msg.t === 'reopened' ? msg.files : msg.t === 'certificates' ? msg.certificates : msg.t === 'live' ? msg.live : msg.t === 'store-purged' ? msg.purged : undefined);
   }
 
   private decide(worker: Worker, m: Extract<FromWorker, { t: 'limit' }>): void {
@@ -283,6 +284,8 @@ export class Primary implements Fleet, ClusterPublisher {
           requests: stats?.requests ?? null,
           connections: stats?.connections ?? null,
           config_hash: stats?.configHash ?? (s.config === null ? null : configHash(s.config)),
+          access_log: stats?.accessLog ?? null,
+          tracing: stats?.tracing ?? null,
         };
       }),
     );
@@ -332,6 +335,11 @@ export class Primary implements Fleet, ClusterPublisher {
     const first = this.slots.find((s) => s.worker !== null && s.state === 'serving');
     if (first === undefined) return { files: [], acmeListeners: [] };
     return this.ask<ListenerCertificates>(first.worker!, (id) => ({ t: 'certificates', id }), ASK_TIMEOUT_MS);
+  }
+
+  async live(): Promise<{ worker: number; window: LiveWindow }[]> {
+    const all = await Promise.all(this.askServing<LiveWindow>((id) => ({ t: 'live', id })));
+    return all.flatMap((r) => ('error' in r ? [] : [{ worker: r.id, window: r.value }]));
   }
 
   // ---- ClusterPublisher ----------------------------------------------------------------------

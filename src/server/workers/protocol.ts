@@ -6,9 +6,11 @@ import type { UsherConfig } from '../../config/types.js';
 import type { AcmeSnapshot } from '../../tls/acme/manager.js';
 import type { Resolved } from '../../upstream/discovery/dns.js';
 import type { ProbeResult } from '../../upstream/health/active.js';
-import type { ListenerCertificates, ListenerInfo } from '../../admin/host.js';
+import type { ListenerCertificates, ListenerInfo, TracingCounts } from '../../admin/host.js';
+import type { AccessLogCounts } from '../../observability/access-log.js';
 import type { PurgeRequest, PurgeResult } from '../../cache/purge.js';
 import type { Purge } from '../../cache/store.js';
+import type { LiveWindow } from '../../admin/live.js';
 
 /** The state of one server that a worker takes from the primary (health verdict, admin overrides). */
 export interface ServerState {
@@ -45,6 +47,8 @@ export type ToWorker =
   | { t: 'purged-everywhere'; id: number; purged: number; missed: number[] }
   /** GET /certificates: the file certificates of the worker's listeners (the primary has none). */
   | { t: 'certificates'; id: number }
+  /** The dashboard's tick: the worker's live window since the previous one. */
+  | { t: 'live'; id: number }
   | { t: 'limit'; id: number; ok: boolean; allowed: boolean; remaining: number; reset: number }
   | { t: 'acquired'; id: number; count: number }
   | { t: 'stop' };
@@ -54,6 +58,10 @@ export interface WorkerStats {
   readonly requests: number;
   readonly connections: number;
   readonly configHash: string;
+  /** The worker's access log counts (the workers write the access log), null when it is off. */
+  readonly accessLog: AccessLogCounts | null;
+  /** The worker's span accounting (the workers record and export spans), null with tracing off. */
+  readonly tracing: TracingCounts | null;
 }
 
 export type FromWorker =
@@ -71,6 +79,7 @@ export type FromWorker =
   /** A route's PURGE: the primary asks every worker (this one too) to purge its store of that name. */
   | { t: 'purge-everywhere'; id: number; store: string; purge: Purge }
   | { t: 'certificates'; id: number; certificates: ListenerCertificates }
+  | { t: 'live'; id: number; live: LiveWindow }
   /** A local rate-limit decision, taken in the primary so that a limit holds per usher instance. */
   | { t: 'limit'; id: number; key: string; interval: number; burst: number }
   /** A concurrency slot (policy\0key) counted across workers; released by `release` (or the worker's death). */

@@ -189,7 +189,18 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
       send({ t: 'done', id: msg.id });
       return;
     case 'stats':
-      send({ t: 'stats', id: msg.id, stats: { inflight: usher.inflight, requests: usher.stats.requests, connections: usher.stats.connections, configHash: configHash(usher.runtime.config) } });
+      send({
+        t: 'stats',
+        id: msg.id,
+        stats: {
+          inflight: usher.inflight,
+          requests: usher.stats.requests,
+          connections: usher.stats.connections,
+          configHash: configHash(usher.runtime.config),
+          accessLog: usher.accessLog === null ? null : { ...usher.accessLog.counts },
+          tracing: usher.tracer === null ? null : usher.tracer.counts,
+        },
+      });
       return;
     case 'purge':
       send({ t: 'purged', id: msg.id, result: purge(usher.runtime.caches, msg.request) });
@@ -206,6 +217,9 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
       send({ t: 'certificates', id: msg.id, certificates: { files: c.files.map((f) => ({ ...f, cert: { ...f.cert, key: '' } })), acmeListeners: c.acmeListeners } });
       return;
     }
+    case 'live':
+      send({ t: 'live', id: msg.id, live: usher.live.take() });
+      return;
     case 'metrics': {
       const m = usher.metrics;
       if (m === null) return send({ t: 'metrics', id: msg.id, metrics: [] });
