@@ -1,6 +1,6 @@
 // The disk store (src/cache/disk.ts) over real sockets, with an origin that counts its requests:
 // stored and served across an usher restart (index rebuilt from the files), a truncated or
-// corrupted file removed and the request sent upstream, eviction keeping the directory under
+// corrupted file removed and the request sent upstream, a 304's field update kept in the file (fresh after a restart), eviction keeping the directory under
 // its bound, readers while a response is being written (collapsed onto the fill, and a reader
 // of an old version while a new one replaces it), and objects over max_object_size uncached.
 import assert from 'node:assert/strict';
@@ -141,6 +141,48 @@ test('disk store: stored in files, served after an usher restart (small and larg
   assert.equal(range.status, 206);
   assert.deepEqual(range.body, bodyOf(2097152, 1).subarray(1048570, 1048580));
   assert.equal(s.o.count('/size/2097152'), 1);
+});
+
+test('disk store: a 304 updates the stored fields in the file too; after a restart the entry is fresh with them', async (t) => {
+  const s = await setup(t);
+  const sizes = new Map([['/rev/small', 1000], ['/rev/big', 2097152]]);
+  for (const [path, size] of sizes) {
+    s.o.routes.set(path, (req, res, n) => {
+      if (n > 1 && req.headers['if-none-match'] === '"r1"') {
+        res.writeHead(304, { etag: '"r1"', 'cache-control': 'max-age=600', 'x-version': String(n) });
+        return res.end();
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), etag: '"r1"', 'cache-control': 'max-age=0', 'x-version': String(n) });
+      res.end(bodyOf(size, n));
+    });
+  }
+  for (const path of sizes.keys()) await get(s.u, path);
+  await stored(s, 2);
+  for (const [path, size] of sizes) {
+    const r = await get(s.u, path);
+    assert.match(String(r.headers['cache-status']), /fwd=stale; fwd-status=304/, path);
+    assert.equal(r.headers['x-version'], '2', path);
+    assert.equal(sha(r.body), sha(bodyOf(size, 1)), `${path}: the stored body`);
+  }
+  await waitFor(() => s.store.diskStats.rewrites >= 2, 5000, 'both files rewritten');
+  assert.equal(s.store.diskStats.writeErrors, 0);
+  assert.equal((await files(s.dir)).length, 2, 'the old files are gone');
+  assert.deepEqual(await readdir(join(s.dir, 'tmp')), [], 'no temp file left');
+  const before = await get(s.u, '/rev/small');
+  assert.match(String(before.headers['cache-status']), /^usher; hit/, 'fresh by the 304 (before the restart)');
+
+  await s.restart();
+  assert.equal(s.store.diskStats.loaded, 2);
+  for (const [path, size] of sizes) {
+    const r = await get(s.u, path);
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['cache-status']), /^usher; hit; ttl=5\d\d/, `${path}: fresh after the restart, by the 304's max-age`);
+    assert.equal(r.headers['x-version'], '2', `${path}: the 304's field`);
+    assert.equal(r.headers.etag, '"r1"');
+    assert.equal(Number(r.headers['content-length']), size);
+    assert.equal(sha(r.body), sha(bodyOf(size, 1)), path);
+    assert.equal(s.o.count(path), 2, `${path}: no request after the 304`);
+  }
 });
 
 test('disk store: a truncated or corrupted file is never served, is removed, and the request goes upstream', async (t) => {

@@ -514,6 +514,8 @@ export class Cache implements Filter {
     const before = e.size;
     e.size = sizeOf(e);
     if (e.size !== before) this.store.touched(key);
+    // A disk store's file gets the new fields too, so that a restart keeps them.
+    if (e.file !== undefined) this.disk?.persist(key, e);
     return own;
   }
 
