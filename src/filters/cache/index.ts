@@ -423,12 +423,12 @@ export class Cache implements Filter {
     return r.file === undefined ? this.hit(ctx, r, age, false, 'stale-while-revalidate') : this.diskHit(ctx, s.key, s.secondary, NO_DIRECTIVES, false, r, age, 'stale-while-revalidate');
   }
 
-  upstreamResponse(ctx: RequestContext, head: ResponseHead): void {
+  upstreamResponse(ctx: RequestContext, head: ResponseHead): void | Promise<void> {
     const s = ctx.get(kState);
     if (s === undefined) return;
     const h = head.headers;
     if (s.invalidate) {
-      if (head.status >= 200 && head.status < 400) this.invalidate(ctx, s.key, h);
+      if (head.status >= 200 && head.status < 400) return this.invalidate(ctx, s.key, h);
       return;
     }
     if (s.fwd === 'bypass') return;
@@ -753,8 +753,14 @@ export class Cache implements Filter {
     this.store.release(s.fillKey, f);
   }
 
-  /** §4.4: the request URI, and Location / Content-Location of the same origin. */
-  private invalidate(ctx: RequestContext, key: string, h: readonly string[]): void {
+  /**
+   * §4.4: the request URI, and Location / Content-Location of the same origin. In a worker
+   * process the other workers' stores too: the response waits until they did (or the primary's
+   * bound for an answer passed), so that a client that saw it finds no worker serving what it
+   * changed.
+   */
+  private invalidate(ctx: RequestContext, key: string, h: readonly string[]): void | Promise<void> {
+    const keys = [key];
     this.store.invalidate(key);
     const rr = ctx.request!;
     for (const name of ['location', 'content-location']) {
@@ -768,7 +774,17 @@ export class Cache implements Filter {
       }
       const base = new URL(key);
       if (url.protocol !== base.protocol || url.host !== base.host) continue;
-      this.store.invalidate(`${rr.scheme}://${url.host}${url.pathname}${url.search}`);
+      const k = `${rr.scheme}://${url.host}${url.pathname}${url.search}`;
+      this.store.invalidate(k);
+      keys.push(k);
+    }
+    const everywhere = this.caches?.invalidateEverywhere;
+    // Without the primary (this worker is draining), this worker's own store only.
+    if (everywhere !== undefined) {
+      return everywhere(this.store.name, keys).then(
+        () => undefined,
+        () => undefined,
+      );
     }
   }
 
