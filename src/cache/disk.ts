@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import type { StreamedBody } from '../pipeline/types.js';
 import { parseCacheControl } from './cache-control.js';
+import type { GrowingBody } from './growing.js';
 import { CacheStore, sameVariant, type DiskFile, type StoredResponse } from './store.js';
 
 const MAGIC = Buffer.from('USHERC01');
@@ -334,6 +335,10 @@ export class BodyWriter {
   length = 0;
   failed = false;
   private waiting: (() => void) | undefined;
+  /** The collapsed readers' copy (growing.ts): told of each chunk once it is in the file. */
+  private growing: GrowingBody | undefined;
+  /** A read-only handle on the temp file for those readers, opened before it can be renamed. */
+  private reading: Promise<FileHandle> | undefined;
 
   constructor(store: DiskStore) {
     this.temp = store.tempFile();
@@ -341,6 +346,7 @@ export class BodyWriter {
     this.out.on('error', () => {
       this.failed = true;
       store.diskStats.writeErrors++;
+      this.growing?.fail(new Error('the cache file could not be written'));
       this.drained();
     });
     this.out.on('drain', () => this.drained());
@@ -357,9 +363,24 @@ export class BodyWriter {
     this.length += chunk.length;
     this.hash.update(chunk);
     if (this.failed) return true;
-    if (this.out.write(chunk)) return true;
+    const g = this.growing;
+    const ok = g === undefined ? this.out.write(chunk) : this.out.write(chunk, (err) => (err == null ? g.advanced(chunk.length) : undefined));
+    if (ok) return true;
     this.waiting = drained;
     return false;
+  }
+
+  /**
+   * The file's bytes are read by collapsed requests as they are written (growing.ts): `g` is
+   * told of each chunk once it is in the file, and gets a read-only handle on it.
+   */
+  share(g: GrowingBody): Promise<FileHandle> {
+    this.growing = g;
+    return (this.reading ??= new Promise<void>((resolve, reject) => {
+      if (!this.out.pending) return resolve();
+      this.out.once('ready', resolve);
+      this.out.once('error', reject);
+    }).then(() => open(this.temp, 'r')));
   }
 
   digest(): string {
@@ -367,7 +388,9 @@ export class BodyWriter {
   }
 
   /** Appends the trailer and closes the file. */
-  finish(trailer: Buffer): Promise<void> {
+  async finish(trailer: Buffer): Promise<void> {
+    // The readers' handle is open before the file is renamed (or fails as they do).
+    await this.reading?.catch(() => {});
     return new Promise((resolve, reject) => {
       if (this.failed) return reject(new Error('write failed'));
       this.out.once('error', reject);
@@ -378,6 +401,7 @@ export class BodyWriter {
   /** Drops the temp file (too large, the client gone, a write error). */
   abandon(): void {
     this.failed = true;
+    this.growing?.fail(new Error('the cache fill was abandoned'));
     this.drained();
     this.out.destroy();
     this.out.once('close', () => void unlink(this.temp).catch(() => {}));

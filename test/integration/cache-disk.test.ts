@@ -296,7 +296,7 @@ test('disk store: readers while a response is being written get it whole, one up
     assert.equal(r.status, 200);
     assert.equal(sha(r.body), sha(bodyOf(size, 1)));
   }
-  assert.equal(s.o.count('/slow'), 1, 'the readers waited for the fill');
+  assert.equal(s.o.count('/slow'), 1, 'the readers followed the fill: one upstream request');
 
   // A slow reader of version 1 while version 2 replaces it: it still gets version 1 whole.
   s.o.routes.set('/slow', (_req, res, n) => {

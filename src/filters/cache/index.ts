@@ -6,7 +6,8 @@
 // response_body copies it into the store as it streams to the client — the client's first byte
 // never waits for the last, and a copy that outgrows max_object_size is dropped. Unsafe
 // methods invalidate (§4.4). Concurrent misses for one key collapse onto one upstream request
-// (the others wait, bounded, and a response that is not storable releases them at once).
+// (the others wait, bounded, and a response that is not storable releases them at once; a
+// storable one of known length is streamed to them as it grows, src/cache/growing.ts).
 // A route without `cache` gets no filter and pays nothing.
 import type { Transform } from 'node:stream';
 import { DiskTee, StoredBody, Tee } from './bodies.js';
@@ -17,6 +18,7 @@ import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '
 import { sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
 import type { CacheStores } from '../../cache/registry.js';
 import { DiskStore, type BodyWriter, type FileBody } from '../../cache/disk.js';
+import { GrowingBody } from '../../cache/growing.js';
 import { byteRange, ifRangeHolds } from '../../cache/range.js';
 import { normaliseField } from '../../cache/vary.js';
 import { targetedControl } from '../../cache/targeted.js';
@@ -73,6 +75,8 @@ interface CacheState {
   fillKey: string;
   /** Within stale-while-revalidate: answered at upstream_request, after starting the background revalidation. */
   swr: { r: StoredResponse; age: number } | undefined;
+  /** The response being stored, made before its body is whole when collapsed requests stream it (Fill.growing). */
+  built: StoredResponse | undefined;
 }
 
 const kState = stateKey<CacheState>('cache');
@@ -258,7 +262,7 @@ export class Cache implements Filter {
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
-    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false, fillKey: key, swr: undefined };
+    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false, fillKey: key, swr: undefined, built: undefined };
   }
 
   private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
@@ -306,12 +310,19 @@ export class Cache implements Filter {
     }
     s.stale = stale;
     if (stale !== undefined && (stale.upstreamEtag !== undefined || stale.lastModified !== undefined)) s.entry = stale;
-    if (this.config.collapse && !collapsed && !req.noStore && !this.store.passing(key, t * 1000)) {
+    if (this.config.collapse && !req.noStore && !this.store.passing(key, t * 1000)) {
       // Per variant when the key's variants are known (another variant's fill does not hold this one up).
       s.fillKey = set === undefined || set.list.length === 0 ? key : this.fillKey(key, secondary, set.list[0]!, ctx);
       const f = this.store.fill(s.fillKey);
-      if (f === undefined) s.fill = this.store.lead(s.fillKey);
-      else return this.wait(ctx, key, secondary, req, f);
+      // The fill's response is known and its body streaming: this request streams it too (or, another variant, goes upstream on its own).
+      const g = f?.growing;
+      if (g !== undefined) {
+        const followed = this.follow(ctx, g, secondary, req, t);
+        if (followed !== undefined) return followed;
+      } else if (!collapsed) {
+        if (f === undefined) s.fill = this.store.lead(s.fillKey);
+        else return this.wait(ctx, key, secondary, req, f);
+      }
     }
     this.store.stats.misses++;
     return undefined;
@@ -334,6 +345,17 @@ export class Cache implements Filter {
     if (body === undefined) return this.lookup(ctx, key, secondary, req, collapsed);
     if (!Buffer.isBuffer(body)) ctx.set(kBody, body);
     return this.hit(ctx, r, age, collapsed, detail, body, key);
+  }
+
+  /** A reply that streams the body of the fill in flight as it grows (growing.ts), when the fill's response answers this request. */
+  private follow(ctx: RequestContext, g: NonNullable<Fill['growing']>, secondary: string, req: Readonly<Directives>, t: number): LocalResponse | undefined {
+    const r = g.r;
+    if (g.body.failed !== undefined || this.select([r], ctx, secondary) === undefined) return undefined;
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    if (!usable(r, age, req)) return undefined;
+    const body = g.body.reader();
+    ctx.set(kBody, body);
+    return this.hit(ctx, r, age, true, undefined, body);
   }
 
   /** Waits for the fill in flight (at most collapse_timeout), then looks again. */
@@ -657,8 +679,11 @@ export class Cache implements Filter {
     const e = s.refreshed;
     if (e !== undefined) return new StoredBody(e.file === undefined ? e.body : this.disk!.lazyBody(s.key, e));
     if (s.pending?.headers === undefined) return undefined;
+    const growing = this.growing(ctx, s);
     if (this.disk !== undefined) {
-      return new DiskTee(this.disk.writer(), this.store.maxObjectSize, (w) => {
+      const writer = this.disk.writer();
+      if (growing !== undefined) growing.attach(writer.share(growing));
+      return new DiskTee(writer, this.store.maxObjectSize, (w) => {
         if (w === null) {
           s.pending = undefined;
           s.detail = 'too large';
@@ -677,7 +702,25 @@ export class Cache implements Filter {
         return;
       }
       if (s.pending !== undefined && (s.pending.contentLength < 0 || s.pending.contentLength === body.length)) this.commit(ctx, s, body);
-    });
+    }, growing);
+  }
+
+  /**
+   * A fill's response of known length: the response to store is made now, and the requests
+   * collapsed onto the fill follow its body as it grows (woken now; later ones follow at once).
+   * The body transform is made right after, with the returned body.
+   */
+  private growing(ctx: RequestContext, s: CacheState): GrowingBody | undefined {
+    const f = s.fill;
+    const p = s.pending!;
+    if (f === undefined || p.contentLength <= 0 || p.contentLength > this.store.maxObjectSize) return undefined;
+    const r = (s.built = this.build(ctx, s, p));
+    r.length = p.contentLength;
+    const body = this.disk === undefined ? GrowingBody.memory(p.contentLength) : GrowingBody.file(p.contentLength);
+    f.growing = { r, body };
+    // After this returns: the waiters are woken on the next tick, once the transform that feeds the body is in place.
+    queueMicrotask(() => this.store.wake(f));
+    return body;
   }
 
   private commit(ctx: RequestContext, s: CacheState, body: Buffer): void {
@@ -712,8 +755,16 @@ export class Cache implements Filter {
 
   /** The StoredResponse of the pending response, with `body`. */
   private stored(ctx: RequestContext, s: CacheState, body: Buffer): StoredResponse {
-    const p = s.pending!;
+    const r = s.built ?? this.build(ctx, s, s.pending!);
     s.pending = undefined;
+    s.built = undefined;
+    r.body = body;
+    r.length = body.length;
+    return r;
+  }
+
+  /** The StoredResponse of the pending response `p`, without its body. */
+  private build(ctx: RequestContext, s: CacheState, p: Pending): StoredResponse {
     const headers = p.headers!;
     const dateField = first(headers, 'date');
     const date = httpDate(dateField);
@@ -722,8 +773,8 @@ export class Cache implements Filter {
     const r: StoredResponse = {
       status: p.status,
       headers,
-      body,
-      length: body.length,
+      body: EMPTY,
+      length: 0,
       file: undefined,
       varyNames: p.varyNames,
       varyValues: p.varyNames.map((n) => normaliseField(n, ctx.header(n))),
