@@ -59,6 +59,9 @@ const { values: opt } = parseArgs({
   },
 });
 
+// Builds with worker processes (src/server/workers/) default to `workers: auto`; older ones do not know the key.
+const workersKey = fs.existsSync(path.join(opt.root, 'dist', 'src', 'server', 'workers'));
+
 const SCENARIOS = {
   small: { method: 'GET', path: '/small' },
   '100k': { method: 'GET', path: '/100k' },
@@ -134,7 +137,7 @@ upstreams:
 ${opt.scenario === 'cachehit' ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}routes:
 ${opt.scenario === 'cachehit' ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}  - upstream: origin
 log: { level: warn, access_log: false }
-# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
+${workersKey ? '# One process: with workers (default auto) the serving would be in children valgrind does not follow.\nworkers: 1\n' : ''}# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
 ${opt['config-extra']}
 ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/v1/traces" }, sample_ratio: ${Number(opt.tracing)} }\n` : ''}`,
