@@ -4,7 +4,7 @@
 //
 //   body | metadata (JSON) | u32 metadata length | sha256(metadata) | "USHERC01"
 //
-// A response is written to DIR/tmp/ while it streams to the client and renamed into place
+// A response is written to DIR/tmp/PID/ while it streams to the client and renamed into place
 // once whole (rename is atomic: a reader sees the old file or the new one, never half of one).
 // Each write has its own file name, so a reader holding an old version keeps reading it while
 // a new one replaces it in the index, and removing the old never touches the new. What is read
@@ -16,7 +16,7 @@
 //
 // A 304 that updates a stored response's fields (RFC 9111 §3.2, §4.3.4) rewrites its trailer
 // the same way: the file is copied (copy_file_range or a reflink: the kernel copies, no body
-// passes through JS) to DIR/tmp/, the new trailer is written over the old one, and the copy is
+// passes through JS) to DIR/tmp/PID/, the new trailer is written over the old one, and the copy is
 // renamed to a new name and indexed before the old file is removed, so a restart finds the
 // updated freshness and a reader sees one whole version or the other.
 //
@@ -68,6 +68,7 @@ export type FileBody = StreamedBody;
 
 export class DiskStore extends CacheStore {
   readonly path: string;
+  /** This process's temp directory: DIR/tmp/<owner>. */
   private readonly tmp: string;
   /** Resolves once the index was read from the directory (lookups miss until then). */
   private loading: Promise<void> | undefined;
@@ -76,10 +77,15 @@ export class DiskStore extends CacheStore {
   /** Responses whose trailer is being rewritten (persist()); true: another update came meanwhile. */
   private readonly rewriting = new Map<StoredResponse, boolean>();
 
-  constructor(name: string, path: string, maxSize: number, maxObjectSize: number) {
+  /**
+   * `owner`: this process's temp directory's name, its pid. Workers share the directory (with an
+   * index each): a worker that starts clears its own temp directory and those of processes
+   * that are gone, never the files another live worker is writing.
+   */
+  constructor(name: string, path: string, maxSize: number, maxObjectSize: number, owner = String(process.pid)) {
     super(name, maxSize, maxObjectSize);
     this.path = path;
-    this.tmp = join(path, 'tmp');
+    this.tmp = join(path, 'tmp', owner);
   }
 
   override get kind(): string {
@@ -96,7 +102,7 @@ export class DiskStore extends CacheStore {
 
   /** Reads the index from the files: a bad one is removed, temporary ones left by a crash too. */
   private async load(): Promise<void> {
-    await rm(this.tmp, { recursive: true, force: true });
+    await this.clearTemp();
     await mkdir(this.tmp, { recursive: true });
     const found: { r: StoredResponse; key: string; mtime: number }[] = [];
     for (const shard of await readdir(this.path)) {
@@ -123,6 +129,22 @@ export class DiskStore extends CacheStore {
       this.diskStats.loaded++;
     }
     this.stats.stores = 0;
+  }
+
+  /**
+   * Temp files nobody will finish: this process's (a previous one with the same pid), those of
+   * processes that are gone (a worker that crashed), and loose ones (an older usher's layout).
+   * Another live process's are its writes in flight: left alone.
+   */
+  private async clearTemp(): Promise<void> {
+    const root = join(this.path, 'tmp');
+    await rm(this.tmp, { recursive: true, force: true });
+    const names = await readdir(root, { withFileTypes: true }).catch(() => []);
+    for (const d of names) {
+      const pid = /^\d+$/.test(d.name) ? Number(d.name) : NaN;
+      if (d.isDirectory() && !Number.isNaN(pid) && alive(pid)) continue;
+      await rm(join(root, d.name), { recursive: true, force: true });
+    }
   }
 
   private async readEntry(rel: string): Promise<{ r: StoredResponse; key: string; mtime: number } | undefined> {
@@ -438,6 +460,16 @@ class Verify extends Transform {
       return cb(new Error('cache file corrupt'));
     }
     cb(null, this.held);
+  }
+}
+
+/** Whether process `pid` exists (EPERM: it does, another user's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -111,6 +111,42 @@ test('with workers, an unsafe method\'s success invalidates its URI and Location
   assert.equal(fetched.get('/unrelated'), 2);
 });
 
+test('with workers, two workers write one disk store directory: every file is whole, no temp file is left, a restart reads them all', LIMIT, async (t) => {
+  const up = await startUpstream('app', (req, res) => {
+    req.resume();
+    // 20 KiB per path, different per path.
+    const body = Buffer.alloc(20 * 1024, req.url!);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'cache-control': 'max-age=600' }).end(body);
+  });
+  t.after(() => up.close());
+  const dir = join(tempDir(t), 'cache');
+  const s = await start(t, yaml(JSON.stringify(up.url), `caches: { d: { type: disk, path: ${JSON.stringify(dir)}, max_size: 64mb } }\nroutes: [{ upstream: app, cache: d }]\n`));
+  // Each path twice at once, 10 paths at a time, new connections: round-robin gives both workers each path to store.
+  const paths = Array.from({ length: 40 }, (_, i) => `/p/${i}`);
+  for (let i = 0; i < paths.length; i += 10) {
+    const batch = paths.slice(i, i + 10).flatMap((p) => [p, p]);
+    for (const r of await Promise.all(batch.map((p) => request(`${s.url}${p}`)))) assert.equal(r.status, 200);
+  }
+  const { readdirSync } = await import('node:fs');
+  const entries = () => readdirSync(dir).filter((d) => d !== 'tmp').flatMap((d) => readdirSync(join(dir, d)));
+  // Stored once the files are renamed into place: wait for more than one copy of some (both workers wrote).
+  await until('both workers to have stored copies', async () => (entries().length > paths.length ? true : undefined));
+  // Every write is through (renamed into place or removed) before usher stops: none is left behind.
+  const temps = () => readdirSync(join(dir, 'tmp')).flatMap((d) => readdirSync(join(dir, 'tmp', d)).map((f) => `${d}/${f}`));
+  await until('the temp files to be renamed into place', async () => (temps().length === 0 ? true : undefined), 10_000).catch(() => assert.deepEqual(temps(), [], 'temp files left behind'));
+  s.cli.signal('SIGTERM');
+  assert.equal((await s.cli.waitForExit(30_000)).code, 0);
+  const owners = readdirSync(join(dir, 'tmp'));
+  assert.equal(owners.length, 2, `a temp directory per worker: ${owners.join(' ')}`);
+  assert.deepEqual(temps(), [], 'no temp file left');
+  const { DiskStore } = await import('../../src/cache/disk.js');
+  const store = new DiskStore('d', dir, 64 * 1024 * 1024, 64 * 1024 * 1024, 'test');
+  await store.start();
+  assert.equal(store.diskStats.corrupt, 0, 'no torn or foreign file');
+  assert.equal(store.keys, paths.length, 'every path, once (the older duplicate of each removed)');
+  assert.deepEqual(readdirSync(join(dir, 'tmp')), ['test'], 'the exited workers\' temp directories are removed by the next start');
+});
+
 test('POST /reopen-logs and SIGUSR1 to the primary reopen the workers\' access log file', LIMIT, async (t) => {
   const up = await startUpstream('app');
   t.after(() => up.close());
