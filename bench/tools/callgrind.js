@@ -13,7 +13,7 @@
 // same for all threads, for `--windows` measured windows in a row (JIT and GC settle over the
 // first ones; the median is the figure to compare). Every build gets the same plain config (one
 // route to the origin), so two commits are compared on the same work. Scenarios: small,
-// post10k, 100k, tls, cachehit (a memory-store hit). `--syscalls`: no valgrind; `strace -c -f` attached for one window of
+// post10k, 100k, tls, cachehit (a memory-store hit), gzip100k (usher's compress at level 5). `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
 // `--engine native|undici`: the upstream's `engine:` (omitted by default, for commits without it).
@@ -69,6 +69,9 @@ const SCENARIOS = {
   tls: { method: 'GET', path: '/small', tls: true },
   // A hit from a memory store (the origin's /small-cached says max-age=3600; the warm-up fills it).
   cachehit: { method: 'GET', path: '/small-cached' },
+  // 100 KiB of text gzipped by usher at level 5 (the bench's gzip100k); zlib runs on the
+  // threadpool, so the all-threads figure is the one to read.
+  gzip100k: { method: 'GET', path: '/text100k', headers: { 'accept-encoding': 'gzip' }, gzip: 5 },
 };
 const scenario = SCENARIOS[opt.scenario];
 if (!scenario) throw new Error(`unknown scenario ${opt.scenario}: one of ${Object.keys(SCENARIOS).join(', ')}`);
@@ -136,7 +139,7 @@ upstreams:
       - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
 ${opt.scenario === 'cachehit' ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}routes:
 ${opt.scenario === 'cachehit' ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}  - upstream: origin
-log: { level: warn, access_log: false }
+${scenario.gzip ? `    compress: { algorithms: [gzip], gzip_level: ${scenario.gzip} }\n` : ''}log: { level: warn, access_log: false }
 ${workersKey ? '# One process: with workers (default auto) the serving would be in children valgrind does not follow.\nworkers: 1\n' : ''}# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
 ${opt['config-extra']}
@@ -266,7 +269,7 @@ async function load(pool, count) {
       sent++;
       let res;
       try {
-        res = await pool.request({ method: scenario.method, path: scenario.path, body: scenario.body });
+        res = await pool.request({ method: scenario.method, path: scenario.path, body: scenario.body, headers: scenario.headers });
         await res.body.dump({ limit: Infinity });
       } catch (err) {
         // A keep-alive connection the proxy closed as it was reused (the proxy is ~50× slower
