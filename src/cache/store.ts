@@ -50,6 +50,12 @@ export interface StoredResponse {
    * made (reset when a 304 updates the fields).
    */
   wire?: string[] | null;
+  /**
+   * The head of a plain hit (no conditional, range, collapse or detail) for one whole second of
+   * age: `wire` with Age and Cache-Status, copied per hit (a hit's fields change once a second).
+   * Reset with `wire`.
+   */
+  hitHead?: { readonly age: number; readonly ttl: number; readonly headers: readonly string[] } | undefined;
   /** The ETag as sent downstream (compression may have weakened it) and the upstream's own, for revalidation. */
   etag: string | undefined;
   upstreamEtag: string | undefined;

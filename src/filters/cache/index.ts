@@ -390,8 +390,15 @@ export class Cache implements Filter {
   /** A reply from `r`; its body is `body` (a disk store's, read and checked) or r.body. */
   private hit(ctx: RequestContext, r: StoredResponse, age: number, collapsed: boolean, detail: string | undefined, body: Buffer | FileBody = r.body, key = ''): LocalResponse {
     this.store.stats.hits++;
-    const status = `usher; hit; ttl=${Math.floor(r.lifetime - age)}${collapsed ? '; collapsed' : ''}${detail === undefined ? '' : `; detail="${detail}"`}`;
-    const ageField = String(Math.floor(age));
+    // The common hit: the head made once per second of age, copied (the exchange appends to it).
+    const whole = Math.floor(age);
+    const ttl = Math.floor(r.lifetime - age);
+    const cached = r.hitHead;
+    if (cached !== undefined && cached.age === whole && cached.ttl === ttl && !collapsed && detail === undefined && ctx.header('if-none-match') === undefined && ctx.header('if-modified-since') === undefined && ctx.header('range') === undefined) {
+      return { status: r.status, headers: cached.headers.slice(), body, reason: 'cache_hit', checked: true };
+    }
+    const status = `usher; hit; ttl=${ttl}${collapsed ? '; collapsed' : ''}${detail === undefined ? '' : `; detail="${detail}"`}`;
+    const ageField = String(whole);
     if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), r)) {
       // The stored body goes as the length a 200 would have (RFC 9110 §8.6); node sends none with a 304.
       return { status: 304, headers: [...notModifiedHeaders(r), 'age', ageField, 'cache-status', status], body, reason: 'cache_hit' };
@@ -418,6 +425,7 @@ export class Cache implements Filter {
     // The stored fields were checked once (wireFields), and Age and Cache-Status are usher's own: no per-hit check or copy in the exchange.
     const h = wire.slice();
     h.push('age', ageField, 'cache-status', status);
+    if (!collapsed && detail === undefined && range === undefined) r.hitHead = { age: whole, ttl, headers: h.slice() };
     return { status: r.status, headers: h, body, reason: 'cache_hit', checked: true };
   }
 
@@ -518,6 +526,7 @@ export class Cache implements Filter {
     for (const list of updates.values()) stored.push(...list);
     e.headers = stored;
     e.wire = undefined;
+    e.hitHead = undefined;
     // A targeted field in the 304 replaces the stored one; without one, a stored response that had one keeps it.
     const c = this.control(h);
     if (c.targeted || !e.targeted) {
