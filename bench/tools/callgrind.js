@@ -13,7 +13,7 @@
 // same for all threads, for `--windows` measured windows in a row (JIT and GC settle over the
 // first ones; the median is the figure to compare). Every build gets the same plain config (one
 // route to the origin), so two commits are compared on the same work. Scenarios: small,
-// post10k, 100k, tls, close (a new connection per request), cachehit (a memory-store hit). `--syscalls`: no valgrind; `strace -c -f` attached for one window of
+// post10k, 100k, tls, close (a new connection per request), cachehit (a memory-store hit), gzip100k (usher's compress at level 5). `--syscalls`: no valgrind; `strace -c -f` attached for one window of
 // `--requests` instead, and system calls per request by name (kernel time callgrind does not see).
 // `--cpu-prof`: no valgrind; node --cpu-prof, and self time per function per request.
 // `--engine native|undici`: the upstream's `engine:` (omitted by default, for commits without it).
@@ -75,6 +75,7 @@ const { values: opt } = parseArgs({
   },
 });
 
+
 const SCENARIOS = {
   small: { method: 'GET', path: '/small' },
   '100k': { method: 'GET', path: '/100k' },
@@ -90,6 +91,9 @@ const SCENARIOS = {
   jwt: { method: 'GET', path: '/small-jwt', headers: { authorization: BENCH_SCENARIOS.find((s) => s.id === 'jwt').authorization } },
   // The ratelimit policy on a Redis store (a redis-server this tool starts, outside valgrind).
   'ratelimit-redis': { method: 'GET', path: '/small-rl-redis' },
+  // 100 KiB of text gzipped by usher at level 5 (the bench's gzip100k); zlib runs on the
+  // threadpool, so the all-threads figure is the one to read.
+  gzip100k: { method: 'GET', path: '/text100k', headers: { 'accept-encoding': 'gzip' }, gzip: 5 },
 };
 // Several scenarios (`--scenario small,ratelimit,jwt`): one usher process serves them all; each is
 // warmed up, then the windows take turns (small, ratelimit, jwt, small, ...), so the ratios
@@ -217,7 +221,7 @@ upstreams:
       - url: http://127.0.0.1:${originPort}${opt.engine ? `\n    engine: ${opt.engine}` : ''}
 ${has('cachehit') ? 'caches:\n  bench: { max_size: 64mb }\n' : ''}${has('ratelimit') || redisPort ? `rate_limits:\n${redisPort ? `  stores: { bench_redis: { redis: { url: "redis://127.0.0.1:${redisPort}", timeout: 5s } } }\n` : ''}  policies:\n    bench: { rate: 1000000000, per: 1s, key: [client_ip] }\n${redisPort ? '    bench_redis: { rate: 1000000000, per: 1s, key: [client_ip], store: bench_redis, on_store_error: fail_closed }\n' : ''}` : ''}routes:
 ${has('cachehit') ? '  - match: { path: /small-cached }\n    upstream: origin\n    cache: bench\n' : ''}${has('ratelimit') ? '  - match: { path: /small-rl }\n    upstream: origin\n    rate_limits: [bench]\n' : ''}${redisPort ? '  - match: { path: /small-rl-redis }\n    upstream: origin\n    rate_limits: [bench_redis]\n' : ''}${has('jwt') ? `  - match: { path: /small-jwt }\n    upstream: origin\n    auth: { jwt: { secret: "${BENCH_JWT_SECRET}", audience: bench, claims_to_headers: { sub: x-user } } }\n` : ''}  - upstream: origin
-log: { level: warn, access_log: false }
+${scenario.gzip ? `    compress: { algorithms: [gzip], gzip_level: ${scenario.gzip} }\n` : ''}log: { level: warn, access_log: false }
 ${adminPort ? `admin: { address: 127.0.0.1:${adminPort}, metrics: ${opt.metrics} }\n` : ''}# Under valgrind (and a loaded machine) the first requests' heads can take longer than 10 s.
 timeouts: { request_header: 5m }
 ${opt['config-extra']}

@@ -4,7 +4,7 @@
 //
 //   body | metadata (JSON) | u32 metadata length | sha256(metadata) | "USHERC01"
 //
-// A response is written to DIR/tmp/ while it streams to the client and renamed into place
+// A response is written to DIR/tmp/PID/ while it streams to the client and renamed into place
 // once whole (rename is atomic: a reader sees the old file or the new one, never half of one).
 // Each write has its own file name, so a reader holding an old version keeps reading it while
 // a new one replaces it in the index, and removing the old never touches the new. What is read
@@ -14,17 +14,24 @@
 // bytes are held back until the digest matches; a mismatch resets the client's response, which
 // is then short of its Content-Length, and removes the file).
 //
+// A 304 that updates a stored response's fields (RFC 9111 §3.2, §4.3.4) rewrites its trailer
+// the same way: the file is copied (copy_file_range or a reflink: the kernel copies, no body
+// passes through JS) to DIR/tmp/PID/, the new trailer is written over the old one, and the copy is
+// renamed to a new name and indexed before the old file is removed, so a restart finds the
+// updated freshness and a reader sees one whole version or the other.
+//
 // Not cacache (npm's content-addressed cache): it has no byte bound or eviction (its index is
 // an append-only log per bucket, cleaned by a separate verify pass), and its read stream
 // checks the digest only after the bytes went out. The index is the same ByteLru as the
 // memory store's, with file sizes as weights.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import type { StreamedBody } from '../pipeline/types.js';
 import { parseCacheControl } from './cache-control.js';
+import type { GrowingBody } from './growing.js';
 import { CacheStore, sameVariant, type DiskFile, type StoredResponse } from './store.js';
 
 const MAGIC = Buffer.from('USHERC01');
@@ -61,16 +68,24 @@ export type FileBody = StreamedBody;
 
 export class DiskStore extends CacheStore {
   readonly path: string;
+  /** This process's temp directory: DIR/tmp/<owner>. */
   private readonly tmp: string;
   /** Resolves once the index was read from the directory (lookups miss until then). */
   private loading: Promise<void> | undefined;
   /** Files removed because they were truncated or corrupt (tests, metrics). */
-  readonly diskStats = { corrupt: 0, loaded: 0, writeErrors: 0 };
+  readonly diskStats = { corrupt: 0, loaded: 0, writeErrors: 0, rewrites: 0 };
+  /** Responses whose trailer is being rewritten (persist()); true: another update came meanwhile. */
+  private readonly rewriting = new Map<StoredResponse, boolean>();
 
-  constructor(name: string, path: string, maxSize: number, maxObjectSize: number) {
+  /**
+   * `owner`: this process's temp directory's name, its pid. Workers share the directory (with an
+   * index each): a worker that starts clears its own temp directory and those of processes
+   * that are gone, never the files another live worker is writing.
+   */
+  constructor(name: string, path: string, maxSize: number, maxObjectSize: number, owner = String(process.pid)) {
     super(name, maxSize, maxObjectSize);
     this.path = path;
-    this.tmp = join(path, 'tmp');
+    this.tmp = join(path, 'tmp', owner);
   }
 
   override get kind(): string {
@@ -87,7 +102,7 @@ export class DiskStore extends CacheStore {
 
   /** Reads the index from the files: a bad one is removed, temporary ones left by a crash too. */
   private async load(): Promise<void> {
-    await rm(this.tmp, { recursive: true, force: true });
+    await this.clearTemp();
     await mkdir(this.tmp, { recursive: true });
     const found: { r: StoredResponse; key: string; mtime: number }[] = [];
     for (const shard of await readdir(this.path)) {
@@ -114,6 +129,22 @@ export class DiskStore extends CacheStore {
       this.diskStats.loaded++;
     }
     this.stats.stores = 0;
+  }
+
+  /**
+   * Temp files nobody will finish: this process's (a previous one with the same pid), those of
+   * processes that are gone (a worker that crashed), and loose ones (an older usher's layout).
+   * Another live process's are its writes in flight: left alone.
+   */
+  private async clearTemp(): Promise<void> {
+    const root = join(this.path, 'tmp');
+    await rm(this.tmp, { recursive: true, force: true });
+    const names = await readdir(root, { withFileTypes: true }).catch(() => []);
+    for (const d of names) {
+      const pid = /^\d+$/.test(d.name) ? Number(d.name) : NaN;
+      if (d.isDirectory() && !Number.isNaN(pid) && alive(pid)) continue;
+      await rm(join(root, d.name), { recursive: true, force: true });
+    }
   }
 
   private async readEntry(rel: string): Promise<{ r: StoredResponse; key: string; mtime: number } | undefined> {
@@ -174,60 +205,127 @@ export class DiskStore extends CacheStore {
         await fh.close();
         return buf;
       }
-      return this.fileBody(key, r, fh, 0, r.length - 1);
+      return this.fileBody(key, r, fh, f, 0, r.length - 1);
     } catch {
       await fh?.close().catch(() => {});
-      this.corrupt(key, r);
+      // Rewritten meanwhile (persist()): the old file is gone, the new one is read instead.
+      if (r.file !== f && r.file !== undefined) return this.body(key, r);
+      this.corrupt(key, r, f);
       return undefined;
     }
   }
 
   /** A body that opens the file itself when sent (a stale response answering for a failed upstream): checked as it streams. */
   lazyBody(key: string, r: StoredResponse, start = 0, end = r.length - 1): FileBody {
-    return this.fileBody(key, r, undefined, start, end);
+    return this.fileBody(key, r, undefined, undefined, start, end);
   }
 
-  private fileBody(key: string, r: StoredResponse, fh: FileHandle | undefined, start: number, end: number): FileBody {
-    let opened = false;
+  /** `opened`: the file `fh` is open on; without `fh`, the response's file when the body is sent. */
+  private fileBody(key: string, r: StoredResponse, fh: FileHandle | undefined, opened: DiskFile | undefined, start: number, end: number): FileBody {
+    let sent = false;
     const whole = start === 0 && end === r.length - 1;
     return {
       length: end - start + 1,
       open: () => {
-        opened = true;
-        const src = fh === undefined ? createReadStream(join(this.path, r.file!.path), { start, end }) : fh.createReadStream({ start, end, autoClose: true });
+        sent = true;
+        const f = opened ?? r.file!;
+        const src = fh === undefined ? createReadStream(join(this.path, f.path), { start, end }) : fh.createReadStream({ start, end, autoClose: true });
         // A range is checked by the file's length only; a whole body by its digest too.
-        const check = new Verify(whole ? r.file!.digest : undefined, end - start + 1, () => this.corrupt(key, r));
+        const check = new Verify(whole ? f.digest : undefined, end - start + 1, () => this.corrupt(key, r, f));
         // Either end's failure or close (the client gone) takes the other with it: the file is closed.
         return pipeline(src, check, () => {});
       },
       close: () => {
-        if (!opened) void fh?.close().catch(() => {});
+        if (!sent) void fh?.close().catch(() => {});
       },
     };
   }
 
-  /** A file that failed a check: out of the index, off the disk. */
-  corrupt(key: string, r: StoredResponse): void {
+  /**
+   * A file that failed a check: out of the index, off the disk. `f`: the file that failed — a
+   * file the response no longer has (rewritten meanwhile, persist()) leaves the response be.
+   */
+  corrupt(key: string, r: StoredResponse, f: DiskFile | undefined = r.file): void {
+    if (f !== r.file) return;
     this.diskStats.corrupt++;
     this.remove(key, r);
+  }
+
+  /** `r` is in the index under `key` now. */
+  private indexed(key: string, r: StoredResponse): boolean {
+    return this.lru.peek(key)?.list.includes(r) === true;
+  }
+
+  /**
+   * A 304 updated `r`'s fields and freshness in memory: its file's trailer is rewritten to match
+   * (a restart finds them), in the background. One rewrite per response at a time; updates that
+   * come meanwhile are written by one more rewrite once it is through.
+   */
+  persist(key: string, r: StoredResponse): void {
+    if (r.file === undefined) return;
+    if (this.rewriting.has(r)) return void this.rewriting.set(r, true);
+    this.rewriting.set(r, false);
+    void this.rewrite(key, r).then(
+      () => {
+        const again = this.rewriting.get(r) === true;
+        this.rewriting.delete(r);
+        if (again && this.indexed(key, r)) this.persist(key, r);
+      },
+      () => void this.rewriting.delete(r),
+    );
+  }
+
+  /** persist()'s work: copy, new trailer, rename to a new name, index, remove the old file. */
+  private async rewrite(key: string, r: StoredResponse): Promise<void> {
+    const old = r.file!;
+    const trailer = trailerOf(key, r);
+    const temp = this.tempFile();
+    let fh: FileHandle | undefined;
+    try {
+      // COPYFILE_FICLONE: a reflink where the file system has them, else the kernel's copy.
+      await copyFile(join(this.path, old.path), temp, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
+      fh = await open(temp, 'r+');
+      // The copy is the file as indexed (one truncated or replaced meanwhile is not rewritten: a reader finds it so).
+      if ((await fh.stat()).size !== r.length + old.trailer) throw new Error('length');
+      await fh.write(trailer, 0, trailer.length, r.length);
+      await fh.truncate(r.length + trailer.length);
+      await fh.close();
+      fh = undefined;
+      // Evicted, purged or replaced while copying: nothing to index.
+      if (r.file !== old || !this.indexed(key, r)) throw new Error('gone');
+      const file: DiskFile = { path: this.fileFor(key), digest: old.digest, trailer: trailer.length };
+      const dest = join(this.path, file.path);
+      await mkdir(join(dest, '..'), { recursive: true });
+      await rename(temp, dest);
+      if (r.file !== old || !this.indexed(key, r)) {
+        await unlink(dest).catch(() => {});
+        return;
+      }
+      r.file = file;
+      r.size = r.length + file.trailer;
+      this.touched(key);
+      this.diskStats.rewrites++;
+      // Readers that opened the old file keep it open; new ones get the new file (body()).
+      await unlink(join(this.path, old.path)).catch(() => {});
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await unlink(temp).catch(() => {});
+      if ((err as Error).message !== 'gone') this.diskStats.writeErrors++;
+    }
   }
 
   /** A written temp file becomes `r`'s file: the trailer appended, renamed into place, indexed. */
   async commit(key: string, r: StoredResponse, w: BodyWriter, maxVariants: number): Promise<boolean> {
     const file = r.file!;
-    const meta = Buffer.from(JSON.stringify(toMeta(key, r)), 'utf8');
-    const tail = Buffer.alloc(TAIL);
-    tail.writeUInt32BE(meta.length, 0);
-    createHash('sha256').update(meta).digest().copy(tail, 4);
-    MAGIC.copy(tail, 36);
-    file.trailer = meta.length + TAIL;
+    const trailer = trailerOf(key, r);
+    file.trailer = trailer.length;
     r.size = r.length + file.trailer;
     if (r.size > this.maxSize) {
       w.abandon();
       return false;
     }
     try {
-      await w.finish(Buffer.concat([meta, tail]));
+      await w.finish(trailer);
       const dest = join(this.path, file.path);
       await mkdir(join(dest, '..'), { recursive: true });
       await rename(w.temp, dest);
@@ -259,6 +357,10 @@ export class BodyWriter {
   length = 0;
   failed = false;
   private waiting: (() => void) | undefined;
+  /** The collapsed readers' copy (growing.ts): told of each chunk once it is in the file. */
+  private growing: GrowingBody | undefined;
+  /** A read-only handle on the temp file for those readers, opened before it can be renamed. */
+  private reading: Promise<FileHandle> | undefined;
 
   constructor(store: DiskStore) {
     this.temp = store.tempFile();
@@ -266,6 +368,7 @@ export class BodyWriter {
     this.out.on('error', () => {
       this.failed = true;
       store.diskStats.writeErrors++;
+      this.growing?.fail(new Error('the cache file could not be written'));
       this.drained();
     });
     this.out.on('drain', () => this.drained());
@@ -282,9 +385,24 @@ export class BodyWriter {
     this.length += chunk.length;
     this.hash.update(chunk);
     if (this.failed) return true;
-    if (this.out.write(chunk)) return true;
+    const g = this.growing;
+    const ok = g === undefined ? this.out.write(chunk) : this.out.write(chunk, (err) => (err == null ? g.advanced(chunk.length) : undefined));
+    if (ok) return true;
     this.waiting = drained;
     return false;
+  }
+
+  /**
+   * The file's bytes are read by collapsed requests as they are written (growing.ts): `g` is
+   * told of each chunk once it is in the file, and gets a read-only handle on it.
+   */
+  share(g: GrowingBody): Promise<FileHandle> {
+    this.growing = g;
+    return (this.reading ??= new Promise<void>((resolve, reject) => {
+      if (!this.out.pending) return resolve();
+      this.out.once('ready', resolve);
+      this.out.once('error', reject);
+    }).then(() => open(this.temp, 'r')));
   }
 
   digest(): string {
@@ -292,7 +410,9 @@ export class BodyWriter {
   }
 
   /** Appends the trailer and closes the file. */
-  finish(trailer: Buffer): Promise<void> {
+  async finish(trailer: Buffer): Promise<void> {
+    // The readers' handle is open before the file is renamed (or fails as they do).
+    await this.reading?.catch(() => {});
     return new Promise((resolve, reject) => {
       if (this.failed) return reject(new Error('write failed'));
       this.out.once('error', reject);
@@ -303,6 +423,7 @@ export class BodyWriter {
   /** Drops the temp file (too large, the client gone, a write error). */
   abandon(): void {
     this.failed = true;
+    this.growing?.fail(new Error('the cache fill was abandoned'));
     this.drained();
     this.out.destroy();
     this.out.once('close', () => void unlink(this.temp).catch(() => {}));
@@ -340,6 +461,26 @@ class Verify extends Transform {
     }
     cb(null, this.held);
   }
+}
+
+/** Whether process `pid` exists (EPERM: it does, another user's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What follows the body in `r`'s file: metadata, its length, its digest and the magic. */
+function trailerOf(key: string, r: StoredResponse): Buffer {
+  const meta = Buffer.from(JSON.stringify(toMeta(key, r)), 'utf8');
+  const tail = Buffer.alloc(TAIL);
+  tail.writeUInt32BE(meta.length, 0);
+  createHash('sha256').update(meta).digest().copy(tail, 4);
+  MAGIC.copy(tail, 36);
+  return Buffer.concat([meta, tail]);
 }
 
 function toMeta(key: string, r: StoredResponse): Meta {

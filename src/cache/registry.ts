@@ -8,6 +8,8 @@ import { MemoryStore, type CacheStore, type Purge } from './store.js';
 
 /** A route's PURGE in a worker process: the same purge in every worker's store of that name (src/server/workers/). */
 export type PurgeEverywhere = (store: string, p: Purge) => Promise<{ purged: number; missed: number[] }>;
+/** An unsafe method's invalidation (RFC 9111 §4.4) in a worker process: the same keys leave every other worker's store of that name. */
+export type InvalidateEverywhere = (store: string, keys: string[]) => Promise<{ missed: number[] }>;
 
 export class CacheStores {
   /**
@@ -15,6 +17,8 @@ export class CacheStores {
    * Kept by the stores a reload builds.
    */
   everywhere: PurgeEverywhere | undefined;
+  /** Set in a worker process, as `everywhere`: an invalidation goes to every other worker. */
+  invalidateEverywhere: InvalidateEverywhere | undefined;
 
   private constructor(private readonly stores: ReadonlyMap<string, CacheStore>) {}
 
@@ -27,6 +31,7 @@ export class CacheStores {
     }
     const built = new CacheStores(stores);
     built.everywhere = previous?.everywhere;
+    built.invalidateEverywhere = previous?.invalidateEverywhere;
     return built;
   }
 

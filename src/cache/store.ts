@@ -5,6 +5,7 @@
 // last response was not storable (so that their requests go upstream at once, never queued
 // behind one another: Varnish's hit-for-miss).
 import type { Directives } from './cache-control.js';
+import type { GrowingBody } from './growing.js';
 import { ByteLru } from './lru.js';
 
 /** Where a disk store keeps one response: the file's name and what a read checks. */
@@ -49,6 +50,12 @@ export interface StoredResponse {
    * made (reset when a 304 updates the fields).
    */
   wire?: string[] | null;
+  /**
+   * The head of a plain hit (no conditional, range, collapse or detail) for one whole second of
+   * age: `wire` with Age and Cache-Status, copied per hit (a hit's fields change once a second).
+   * Reset with `wire`.
+   */
+  hitHead?: { readonly age: number; readonly ttl: number; readonly headers: readonly string[] } | undefined;
   /** The ETag as sent downstream (compression may have weakened it) and the upstream's own, for revalidation. */
   etag: string | undefined;
   upstreamEtag: string | undefined;
@@ -85,6 +92,12 @@ export interface Purge {
 /** Who waits for a fill, and how long it may. */
 export interface Fill {
   readonly waiters: (() => void)[];
+  /**
+   * Once the leader's response is known storable and its length known: the response being
+   * stored and its body as it grows, which the requests collapsed onto the fill stream from
+   * (growing.ts) instead of waiting for the last byte.
+   */
+  growing: { readonly r: StoredResponse; readonly body: GrowingBody } | undefined;
 }
 
 /** How long a key whose last response was not storable sends its requests straight upstream. */
@@ -246,7 +259,7 @@ export class CacheStore {
 
   /** Starts a fill: the caller goes upstream, later requests for `key` wait for it. */
   lead(key: string): Fill {
-    const f: Fill = { waiters: [] };
+    const f: Fill = { waiters: [], growing: undefined };
     this.fills.set(key, f);
     return f;
   }
@@ -254,6 +267,12 @@ export class CacheStore {
   /** Ends a fill: every waiter looks again (a hit, or upstream on its own). */
   release(key: string, f: Fill): void {
     if (this.fills.get(key) === f) this.fills.delete(key);
+    f.growing?.body.release();
+    this.wake(f);
+  }
+
+  /** The fill's response is growing (Fill.growing): its waiters look again and follow it. */
+  wake(f: Fill): void {
     const w = f.waiters.splice(0);
     for (const wake of w) wake();
   }

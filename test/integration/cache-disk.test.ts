@@ -1,6 +1,6 @@
 // The disk store (src/cache/disk.ts) over real sockets, with an origin that counts its requests:
 // stored and served across an usher restart (index rebuilt from the files), a truncated or
-// corrupted file removed and the request sent upstream, eviction keeping the directory under
+// corrupted file removed and the request sent upstream, a 304's field update kept in the file (fresh after a restart), eviction keeping the directory under
 // its bound, readers while a response is being written (collapsed onto the fill, and a reader
 // of an old version while a new one replaces it), and objects over max_object_size uncached.
 import assert from 'node:assert/strict';
@@ -118,7 +118,7 @@ test('disk store: stored in files, served after an usher restart (small and larg
   }
   await stored(s, 2);
   assert.equal((await files(s.dir)).length, 2);
-  assert.deepEqual(await readdir(join(s.dir, 'tmp')), [], 'no temp file left');
+  assert.deepEqual(await readdir(join(s.dir, 'tmp', String(process.pid))), [], 'no temp file left');
   const hit = await get(s.u, '/size/2097152');
   assert.match(String(hit.headers['cache-status']), /^usher; hit/);
   assert.equal(sha(hit.body), sha(bodyOf(2097152, 1)));
@@ -141,6 +141,48 @@ test('disk store: stored in files, served after an usher restart (small and larg
   assert.equal(range.status, 206);
   assert.deepEqual(range.body, bodyOf(2097152, 1).subarray(1048570, 1048580));
   assert.equal(s.o.count('/size/2097152'), 1);
+});
+
+test('disk store: a 304 updates the stored fields in the file too; after a restart the entry is fresh with them', async (t) => {
+  const s = await setup(t);
+  const sizes = new Map([['/rev/small', 1000], ['/rev/big', 2097152]]);
+  for (const [path, size] of sizes) {
+    s.o.routes.set(path, (req, res, n) => {
+      if (n > 1 && req.headers['if-none-match'] === '"r1"') {
+        res.writeHead(304, { etag: '"r1"', 'cache-control': 'max-age=600', 'x-version': String(n) });
+        return res.end();
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), etag: '"r1"', 'cache-control': 'max-age=0', 'x-version': String(n) });
+      res.end(bodyOf(size, n));
+    });
+  }
+  for (const path of sizes.keys()) await get(s.u, path);
+  await stored(s, 2);
+  for (const [path, size] of sizes) {
+    const r = await get(s.u, path);
+    assert.match(String(r.headers['cache-status']), /fwd=stale; fwd-status=304/, path);
+    assert.equal(r.headers['x-version'], '2', path);
+    assert.equal(sha(r.body), sha(bodyOf(size, 1)), `${path}: the stored body`);
+  }
+  await waitFor(() => s.store.diskStats.rewrites >= 2, 5000, 'both files rewritten');
+  assert.equal(s.store.diskStats.writeErrors, 0);
+  assert.equal((await files(s.dir)).length, 2, 'the old files are gone');
+  assert.deepEqual(await readdir(join(s.dir, 'tmp', String(process.pid))), [], 'no temp file left');
+  const before = await get(s.u, '/rev/small');
+  assert.match(String(before.headers['cache-status']), /^usher; hit/, 'fresh by the 304 (before the restart)');
+
+  await s.restart();
+  assert.equal(s.store.diskStats.loaded, 2);
+  for (const [path, size] of sizes) {
+    const r = await get(s.u, path);
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['cache-status']), /^usher; hit; ttl=5\d\d/, `${path}: fresh after the restart, by the 304's max-age`);
+    assert.equal(r.headers['x-version'], '2', `${path}: the 304's field`);
+    assert.equal(r.headers.etag, '"r1"');
+    assert.equal(Number(r.headers['content-length']), size);
+    assert.equal(sha(r.body), sha(bodyOf(size, 1)), path);
+    assert.equal(s.o.count(path), 2, `${path}: no request after the 304`);
+  }
 });
 
 test('disk store: a truncated or corrupted file is never served, is removed, and the request goes upstream', async (t) => {
@@ -254,7 +296,7 @@ test('disk store: readers while a response is being written get it whole, one up
     assert.equal(r.status, 200);
     assert.equal(sha(r.body), sha(bodyOf(size, 1)));
   }
-  assert.equal(s.o.count('/slow'), 1, 'the readers waited for the fill');
+  assert.equal(s.o.count('/slow'), 1, 'the readers followed the fill: one upstream request');
 
   // A slow reader of version 1 while version 2 replaces it: it still gets version 1 whole.
   s.o.routes.set('/slow', (_req, res, n) => {
@@ -302,9 +344,48 @@ test('disk store: a response over max_object_size passes uncached, its partial f
     assert.equal(b.body.length, p === '/chunked' ? 160000 : 200000);
     assert.equal(s.o.count(p), 2, `${p} was not stored`);
   }
-  for (let tries = 0; tries < 200 && (await readdir(join(s.dir, 'tmp'))).length > 0; tries++) await new Promise((r) => setTimeout(r, 10));
-  assert.deepEqual(await readdir(join(s.dir, 'tmp')), [], 'the partial copies are gone');
+  for (let tries = 0; tries < 200 && (await readdir(join(s.dir, 'tmp', String(process.pid)))).length > 0; tries++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(await readdir(join(s.dir, 'tmp', String(process.pid))), [], 'the partial copies are gone');
   assert.deepEqual(await files(s.dir), []);
+});
+
+test('disk store shared by workers: a store that starts clears its own and dead processes\' temp files, never a live writer\'s', async (t) => {
+  const s = await setup(t);
+  const { DiskStore: Store } = await import('../../src/cache/disk.js');
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const size = 2 * 1024 * 1024;
+  s.o.routes.set('/held', (_req, res, n) => {
+    const body = bodyOf(size, n);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), 'cache-control': 'max-age=600' });
+    res.write(body.subarray(0, 1000));
+    void released.then(() => res.end(body.subarray(1000)));
+  });
+  // Leftovers: a process that is gone (a worker that crashed) and a loose file (the old layout).
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(s.dir, 'tmp', dead), { recursive: true });
+  await writeFile(join(s.dir, 'tmp', dead, 'partial'), 'x');
+  await writeFile(join(s.dir, 'tmp', 'loose'), 'x');
+  // This usher is writing /held to its temp file when another worker's store starts on the directory.
+  const filling = get(s.u, '/held');
+  await waitFor(() => s.o.count('/held') === 1, 5000, 'the fill upstream');
+  const other = new Store('disk', s.dir, 16 * 1024 * 1024, 8 * 1024 * 1024, 'other-worker');
+  await other.start();
+  assert.deepEqual((await readdir(join(s.dir, 'tmp'))).sort(), ['other-worker', String(process.pid)].sort(), 'the dead process\'s and the loose temp files are gone, the live writer\'s kept');
+  release();
+  assert.equal(sha((await filling).body), sha(bodyOf(size, 1)));
+  await stored(s, 1);
+  assert.equal(s.store.diskStats.writeErrors, 0, 'the live writer\'s file was not taken from under it');
+  const hit = await get(s.u, '/held');
+  assert.match(String(hit.headers['cache-status']), /^usher; hit/);
+  assert.equal(sha(hit.body), sha(bodyOf(size, 1)));
+  // The other worker's index is its own (read at its start): it finds what it can of the directory now after a restart.
+  const again = new Store('disk', s.dir, 16 * 1024 * 1024, 8 * 1024 * 1024, 'other-worker');
+  await again.start();
+  assert.equal(again.keys, 1, 'the entry the first worker wrote');
+  assert.equal(again.diskStats.corrupt, 0);
 });
 
 test('disk store config: path required, one directory per store, path only for disk', async () => {

@@ -1,7 +1,8 @@
 // Workers: the admin API's purge, reopen-logs and certificates act on what the worker processes
 // hold (their cache stores, their access log files, their listeners' certificates), not on the
 // primary's (it has none of these); SIGUSR1 to the primary reaches the workers too; /status
-// sums their access log and span counts.
+// sums their access log and span counts; an unsafe method's cache invalidation reaches every
+// worker as a purge does.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,6 +68,85 @@ test('a purge through the admin API, usher purge or a route\'s PURGE reaches eve
   const none = await request(`${s.admin}/cache/purge`, { method: 'POST', body: JSON.stringify({ url: `${s.url}/page`, store: 'nope' }) });
   assert.equal(none.status, 404);
   assert.match(none.body, /no cache store named \\"nope\\" \(stores: mem\)/);
+});
+
+test('with workers, an unsafe method\'s success invalidates its URI and Location in every worker (RFC 9111 §4.4), not in the one it reached only', LIMIT, async (t) => {
+  // Each fetch gets a new body: a body seen as a hit names the worker's store that holds it.
+  const fetched = new Map<string, number>();
+  const up = await startUpstream('app', (req, res) => {
+    req.resume();
+    if (req.method === 'POST') return void res.writeHead(201, { 'content-type': 'text/plain', location: '/other' }).end('created');
+    const n = (fetched.get(req.url!) ?? 0) + 1;
+    fetched.set(req.url!, n);
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' }).end(`${req.url} v${n}`);
+  });
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'caches: { mem: { max_size: 1mb } }\nroutes: [{ upstream: app, cache: { store: mem } }]\n'));
+  // New connections until both workers serve `path` from their own store (two distinct bodies, each a hit).
+  const cachedIn = async (path: string): Promise<Set<string>> => {
+    const bodies = new Set<string>();
+    await until(`both workers to serve ${path} from their cache`, async () => {
+      const r = await request(`${s.url}${path}`);
+      assert.equal(r.status, 200);
+      if (hit(r)) bodies.add(r.body);
+      return bodies.size === 2 ? true : undefined;
+    });
+    return bodies;
+  };
+  const before = { page: await cachedIn('/page'), other: await cachedIn('/other'), unrelated: await cachedIn('/unrelated') };
+  assert.equal(fetched.get('/page'), 2, 'each worker fetched /page once');
+
+  // The POST reaches one worker; its answer comes once the other worker invalidated too.
+  const post = await request(`${s.url}/page`, { method: 'POST', body: 'new' });
+  assert.equal(post.status, 201, post.body);
+  const page = await cachedIn('/page');
+  for (const b of page) assert.ok(!before.page.has(b), `${b} was invalidated by the POST, yet served from a worker's cache`);
+  assert.equal(fetched.get('/page'), 4, 'both workers fetched /page again');
+  const other = await cachedIn('/other');
+  for (const b of other) assert.ok(!before.other.has(b), `${b} (the POST's Location) was invalidated, yet served from a worker's cache`);
+  assert.equal(fetched.get('/other'), 4);
+  // What the POST did not name stays in both.
+  for (let i = 0; i < 4; i++) {
+    const r = await request(`${s.url}/unrelated`);
+    assert.ok(hit(r) && before.unrelated.has(r.body), `/unrelated stays cached: ${r.body} ${String(r.headers['cache-status'])}`);
+  }
+  assert.equal(fetched.get('/unrelated'), 2);
+});
+
+test('with workers, two workers write one disk store directory: every file is whole, no temp file is left, a restart reads them all', LIMIT, async (t) => {
+  const up = await startUpstream('app', (req, res) => {
+    req.resume();
+    // 20 KiB per path, different per path.
+    const body = Buffer.alloc(20 * 1024, req.url!);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'cache-control': 'max-age=600' }).end(body);
+  });
+  t.after(() => up.close());
+  const dir = join(tempDir(t), 'cache');
+  const s = await start(t, yaml(JSON.stringify(up.url), `caches: { d: { type: disk, path: ${JSON.stringify(dir)}, max_size: 64mb } }\nroutes: [{ upstream: app, cache: d }]\n`));
+  // Each path twice at once, 10 paths at a time, new connections: round-robin gives both workers each path to store.
+  const paths = Array.from({ length: 40 }, (_, i) => `/p/${i}`);
+  for (let i = 0; i < paths.length; i += 10) {
+    const batch = paths.slice(i, i + 10).flatMap((p) => [p, p]);
+    for (const r of await Promise.all(batch.map((p) => request(`${s.url}${p}`)))) assert.equal(r.status, 200);
+  }
+  const { readdirSync } = await import('node:fs');
+  const entries = () => readdirSync(dir).filter((d) => d !== 'tmp').flatMap((d) => readdirSync(join(dir, d)));
+  // Stored once the files are renamed into place: wait for more than one copy of some (both workers wrote).
+  await until('both workers to have stored copies', async () => (entries().length > paths.length ? true : undefined));
+  // Every write is through (renamed into place or removed) before usher stops: none is left behind.
+  const temps = () => readdirSync(join(dir, 'tmp')).flatMap((d) => readdirSync(join(dir, 'tmp', d)).map((f) => `${d}/${f}`));
+  await until('the temp files to be renamed into place', async () => (temps().length === 0 ? true : undefined), 10_000).catch(() => assert.deepEqual(temps(), [], 'temp files left behind'));
+  s.cli.signal('SIGTERM');
+  assert.equal((await s.cli.waitForExit(30_000)).code, 0);
+  const owners = readdirSync(join(dir, 'tmp'));
+  assert.equal(owners.length, 2, `a temp directory per worker: ${owners.join(' ')}`);
+  assert.deepEqual(temps(), [], 'no temp file left');
+  const { DiskStore } = await import('../../src/cache/disk.js');
+  const store = new DiskStore('d', dir, 64 * 1024 * 1024, 64 * 1024 * 1024, 'test');
+  await store.start();
+  assert.equal(store.diskStats.corrupt, 0, 'no torn or foreign file');
+  assert.equal(store.keys, paths.length, 'every path, once (the older duplicate of each removed)');
+  assert.deepEqual(readdirSync(join(dir, 'tmp')), ['test'], 'the exited workers\' temp directories are removed by the next start');
 });
 
 test('POST /reopen-logs and SIGUSR1 to the primary reopen the workers\' access log file', LIMIT, async (t) => {

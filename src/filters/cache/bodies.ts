@@ -3,8 +3,12 @@
 // upstream's 304 (or its error, for stale-if-error).
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { BodyWriter, FileBody } from '../../cache/disk.js';
+import type { GrowingBody } from '../../cache/growing.js';
 
-/** Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped. */
+/**
+ * Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped.
+ * `growing`: the requests collapsed onto this fill read the chunks as they pass (growing.ts).
+ */
 export class Tee extends Transform {
   private chunks: Buffer[] = [];
   private bytes = 0;
@@ -12,6 +16,7 @@ export class Tee extends Transform {
   constructor(
     private readonly max: number,
     private readonly done: (body: Buffer | null) => void,
+    private readonly growing?: GrowingBody,
   ) {
     super();
   }
@@ -21,14 +26,26 @@ export class Tee extends Transform {
       if (this.bytes > this.max) {
         this.over = true;
         this.chunks = [];
+        this.growing?.fail(new Error('the fill is over max_object_size'));
         this.done(null);
-      } else this.chunks.push(chunk);
+      } else {
+        this.chunks.push(chunk);
+        this.growing?.append(chunk);
+      }
     }
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {
-    if (!this.over) this.done(Buffer.concat(this.chunks, this.bytes));
+    if (!this.over) {
+      this.over = true;
+      this.done(Buffer.concat(this.chunks, this.bytes));
+    }
     cb();
+  }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    // The client left or the upstream cut the body: the collapsed readers are cut too (a whole copy stays readable).
+    this.growing?.fail(new Error('the fill was cut short'));
+    cb(err);
   }
 }
 

@@ -6,7 +6,8 @@
 // response_body copies it into the store as it streams to the client — the client's first byte
 // never waits for the last, and a copy that outgrows max_object_size is dropped. Unsafe
 // methods invalidate (§4.4). Concurrent misses for one key collapse onto one upstream request
-// (the others wait, bounded, and a response that is not storable releases them at once).
+// (the others wait, bounded, and a response that is not storable releases them at once; a
+// storable one of known length is streamed to them as it grows, src/cache/growing.ts).
 // A route without `cache` gets no filter and pays nothing.
 import type { Transform } from 'node:stream';
 import { DiskTee, StoredBody, Tee } from './bodies.js';
@@ -17,6 +18,7 @@ import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '
 import { sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
 import type { CacheStores } from '../../cache/registry.js';
 import { DiskStore, type BodyWriter, type FileBody } from '../../cache/disk.js';
+import { GrowingBody } from '../../cache/growing.js';
 import { byteRange, ifRangeHolds } from '../../cache/range.js';
 import { normaliseField } from '../../cache/vary.js';
 import { targetedControl } from '../../cache/targeted.js';
@@ -73,6 +75,8 @@ interface CacheState {
   fillKey: string;
   /** Within stale-while-revalidate: answered at upstream_request, after starting the background revalidation. */
   swr: { r: StoredResponse; age: number } | undefined;
+  /** The response being stored, made before its body is whole when collapsed requests stream it (Fill.growing). */
+  built: StoredResponse | undefined;
 }
 
 const kState = stateKey<CacheState>('cache');
@@ -258,7 +262,7 @@ export class Cache implements Filter {
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
-    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false, fillKey: key, swr: undefined };
+    return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false, fillKey: key, swr: undefined, built: undefined };
   }
 
   private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
@@ -306,12 +310,19 @@ export class Cache implements Filter {
     }
     s.stale = stale;
     if (stale !== undefined && (stale.upstreamEtag !== undefined || stale.lastModified !== undefined)) s.entry = stale;
-    if (this.config.collapse && !collapsed && !req.noStore && !this.store.passing(key, t * 1000)) {
+    if (this.config.collapse && !req.noStore && !this.store.passing(key, t * 1000)) {
       // Per variant when the key's variants are known (another variant's fill does not hold this one up).
       s.fillKey = set === undefined || set.list.length === 0 ? key : this.fillKey(key, secondary, set.list[0]!, ctx);
       const f = this.store.fill(s.fillKey);
-      if (f === undefined) s.fill = this.store.lead(s.fillKey);
-      else return this.wait(ctx, key, secondary, req, f);
+      // The fill's response is known and its body streaming: this request streams it too (or, another variant, goes upstream on its own).
+      const g = f?.growing;
+      if (g !== undefined) {
+        const followed = this.follow(ctx, g, secondary, req, t);
+        if (followed !== undefined) return followed;
+      } else if (!collapsed) {
+        if (f === undefined) s.fill = this.store.lead(s.fillKey);
+        else return this.wait(ctx, key, secondary, req, f);
+      }
     }
     this.store.stats.misses++;
     return undefined;
@@ -334,6 +345,17 @@ export class Cache implements Filter {
     if (body === undefined) return this.lookup(ctx, key, secondary, req, collapsed);
     if (!Buffer.isBuffer(body)) ctx.set(kBody, body);
     return this.hit(ctx, r, age, collapsed, detail, body, key);
+  }
+
+  /** A reply that streams the body of the fill in flight as it grows (growing.ts), when the fill's response answers this request. */
+  private follow(ctx: RequestContext, g: NonNullable<Fill['growing']>, secondary: string, req: Readonly<Directives>, t: number): LocalResponse | undefined {
+    const r = g.r;
+    if (g.body.failed !== undefined || this.select([r], ctx, secondary) === undefined) return undefined;
+    const age = r.initialAge + Math.max(0, t - r.responseTime);
+    if (!usable(r, age, req)) return undefined;
+    const body = g.body.reader();
+    ctx.set(kBody, body);
+    return this.hit(ctx, r, age, true, undefined, body);
   }
 
   /** Waits for the fill in flight (at most collapse_timeout), then looks again. */
@@ -368,8 +390,15 @@ export class Cache implements Filter {
   /** A reply from `r`; its body is `body` (a disk store's, read and checked) or r.body. */
   private hit(ctx: RequestContext, r: StoredResponse, age: number, collapsed: boolean, detail: string | undefined, body: Buffer | FileBody = r.body, key = ''): LocalResponse {
     this.store.stats.hits++;
-    const status = `usher; hit; ttl=${Math.floor(r.lifetime - age)}${collapsed ? '; collapsed' : ''}${detail === undefined ? '' : `; detail="${detail}"`}`;
-    const ageField = String(Math.floor(age));
+    // The common hit: the head made once per second of age, copied (the exchange appends to it).
+    const whole = Math.floor(age);
+    const ttl = Math.floor(r.lifetime - age);
+    const cached = r.hitHead;
+    if (cached !== undefined && cached.age === whole && cached.ttl === ttl && !collapsed && detail === undefined && ctx.header('if-none-match') === undefined && ctx.header('if-modified-since') === undefined && ctx.header('range') === undefined) {
+      return { status: r.status, headers: cached.headers.slice(), body, reason: 'cache_hit', checked: true };
+    }
+    const status = `usher; hit; ttl=${ttl}${collapsed ? '; collapsed' : ''}${detail === undefined ? '' : `; detail="${detail}"`}`;
+    const ageField = String(whole);
     if (notModified(ctx.header('if-none-match'), ctx.header('if-modified-since'), r)) {
       // The stored body goes as the length a 200 would have (RFC 9110 §8.6); node sends none with a 304.
       return { status: 304, headers: [...notModifiedHeaders(r), 'age', ageField, 'cache-status', status], body, reason: 'cache_hit' };
@@ -396,6 +425,7 @@ export class Cache implements Filter {
     // The stored fields were checked once (wireFields), and Age and Cache-Status are usher's own: no per-hit check or copy in the exchange.
     const h = wire.slice();
     h.push('age', ageField, 'cache-status', status);
+    if (!collapsed && detail === undefined && range === undefined) r.hitHead = { age: whole, ttl, headers: h.slice() };
     return { status: r.status, headers: h, body, reason: 'cache_hit', checked: true };
   }
 
@@ -423,12 +453,12 @@ export class Cache implements Filter {
     return r.file === undefined ? this.hit(ctx, r, age, false, 'stale-while-revalidate') : this.diskHit(ctx, s.key, s.secondary, NO_DIRECTIVES, false, r, age, 'stale-while-revalidate');
   }
 
-  upstreamResponse(ctx: RequestContext, head: ResponseHead): void {
+  upstreamResponse(ctx: RequestContext, head: ResponseHead): void | Promise<void> {
     const s = ctx.get(kState);
     if (s === undefined) return;
     const h = head.headers;
     if (s.invalidate) {
-      if (head.status >= 200 && head.status < 400) this.invalidate(ctx, s.key, h);
+      if (head.status >= 200 && head.status < 400) return this.invalidate(ctx, s.key, h);
       return;
     }
     if (s.fwd === 'bypass') return;
@@ -496,6 +526,7 @@ export class Cache implements Filter {
     for (const list of updates.values()) stored.push(...list);
     e.headers = stored;
     e.wire = undefined;
+    e.hitHead = undefined;
     // A targeted field in the 304 replaces the stored one; without one, a stored response that had one keeps it.
     const c = this.control(h);
     if (c.targeted || !e.targeted) {
@@ -514,6 +545,8 @@ export class Cache implements Filter {
     const before = e.size;
     e.size = sizeOf(e);
     if (e.size !== before) this.store.touched(key);
+    // A disk store's file gets the new fields too, so that a restart keeps them.
+    if (e.file !== undefined) this.disk?.persist(key, e);
     return own;
   }
 
@@ -655,8 +688,11 @@ export class Cache implements Filter {
     const e = s.refreshed;
     if (e !== undefined) return new StoredBody(e.file === undefined ? e.body : this.disk!.lazyBody(s.key, e));
     if (s.pending?.headers === undefined) return undefined;
+    const growing = this.growing(ctx, s);
     if (this.disk !== undefined) {
-      return new DiskTee(this.disk.writer(), this.store.maxObjectSize, (w) => {
+      const writer = this.disk.writer();
+      if (growing !== undefined) growing.attach(writer.share(growing));
+      return new DiskTee(writer, this.store.maxObjectSize, (w) => {
         if (w === null) {
           s.pending = undefined;
           s.detail = 'too large';
@@ -675,7 +711,25 @@ export class Cache implements Filter {
         return;
       }
       if (s.pending !== undefined && (s.pending.contentLength < 0 || s.pending.contentLength === body.length)) this.commit(ctx, s, body);
-    });
+    }, growing);
+  }
+
+  /**
+   * A fill's response of known length: the response to store is made now, and the requests
+   * collapsed onto the fill follow its body as it grows (woken now; later ones follow at once).
+   * The body transform is made right after, with the returned body.
+   */
+  private growing(ctx: RequestContext, s: CacheState): GrowingBody | undefined {
+    const f = s.fill;
+    const p = s.pending!;
+    if (f === undefined || p.contentLength <= 0 || p.contentLength > this.store.maxObjectSize) return undefined;
+    const r = (s.built = this.build(ctx, s, p));
+    r.length = p.contentLength;
+    const body = this.disk === undefined ? GrowingBody.memory(p.contentLength) : GrowingBody.file(p.contentLength);
+    f.growing = { r, body };
+    // After this returns: the waiters are woken on the next tick, once the transform that feeds the body is in place.
+    queueMicrotask(() => this.store.wake(f));
+    return body;
   }
 
   private commit(ctx: RequestContext, s: CacheState, body: Buffer): void {
@@ -710,8 +764,16 @@ export class Cache implements Filter {
 
   /** The StoredResponse of the pending response, with `body`. */
   private stored(ctx: RequestContext, s: CacheState, body: Buffer): StoredResponse {
-    const p = s.pending!;
+    const r = s.built ?? this.build(ctx, s, s.pending!);
     s.pending = undefined;
+    s.built = undefined;
+    r.body = body;
+    r.length = body.length;
+    return r;
+  }
+
+  /** The StoredResponse of the pending response `p`, without its body. */
+  private build(ctx: RequestContext, s: CacheState, p: Pending): StoredResponse {
     const headers = p.headers!;
     const dateField = first(headers, 'date');
     const date = httpDate(dateField);
@@ -720,8 +782,8 @@ export class Cache implements Filter {
     const r: StoredResponse = {
       status: p.status,
       headers,
-      body,
-      length: body.length,
+      body: EMPTY,
+      length: 0,
       file: undefined,
       varyNames: p.varyNames,
       varyValues: p.varyNames.map((n) => normaliseField(n, ctx.header(n))),
@@ -751,8 +813,14 @@ export class Cache implements Filter {
     this.store.release(s.fillKey, f);
   }
 
-  /** §4.4: the request URI, and Location / Content-Location of the same origin. */
-  private invalidate(ctx: RequestContext, key: string, h: readonly string[]): void {
+  /**
+   * §4.4: the request URI, and Location / Content-Location of the same origin. In a worker
+   * process the other workers' stores too: the response waits until they did (or the primary's
+   * bound for an answer passed), so that a client that saw it finds no worker serving what it
+   * changed.
+   */
+  private invalidate(ctx: RequestContext, key: string, h: readonly string[]): void | Promise<void> {
+    const keys = [key];
     this.store.invalidate(key);
     const rr = ctx.request!;
     for (const name of ['location', 'content-location']) {
@@ -766,7 +834,17 @@ export class Cache implements Filter {
       }
       const base = new URL(key);
       if (url.protocol !== base.protocol || url.host !== base.host) continue;
-      this.store.invalidate(`${rr.scheme}://${url.host}${url.pathname}${url.search}`);
+      const k = `${rr.scheme}://${url.host}${url.pathname}${url.search}`;
+      this.store.invalidate(k);
+      keys.push(k);
+    }
+    const everywhere = this.caches?.invalidateEverywhere;
+    // Without the primary (this worker is draining), this worker's own store only.
+    if (everywhere !== undefined) {
+      return everywhere(this.store.name, keys).then(
+        () => undefined,
+        () => undefined,
+      );
     }
   }
 

@@ -143,6 +143,9 @@ export class Primary implements Fleet, ClusterPublisher {
           case 'purge-everywhere':
             void this.purgeEverywhere(worker, msg);
             return;
+          case 'invalidate-everywhere':
+            void this.invalidateEverywhere(slot.n, worker, msg);
+            return;
           case 'acquire': {
             const ok = this.inflight.tryAcquire(msg.key, msg.max);
             if (ok) slot.slots.set(msg.key, (slot.slots.get(msg.key) ?? 0) + 1);
@@ -233,7 +236,7 @@ export class Primary implements Fleet, ClusterPublisher {
     });
   }
 
-  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'purge-everywhere' }>): void {
+  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'purge-everywhere' | 'invalidate-everywhere' }>): void {
     const w = this.waiting.get(msg.id);
     if (w === undefined) return;
     this.waiting.delete(msg.id);
@@ -305,10 +308,10 @@ export class Primary implements Fleet, ClusterPublisher {
     return AggregatorRegistry.aggregate(all.filter((m) => m.length > 0) as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
   }
 
-  /** The serving workers, each asked `make` (a worker that does not answer in time gives its error). */
-  private askServing<T>(make: (id: number) => ToWorker): Promise<{ id: number; value: T } | { id: number; error: string }>[] {
+  /** The serving workers (but worker number `except`), each asked `make` (a worker that does not answer in time gives its error). */
+  private askServing<T>(make: (id: number) => ToWorker, except = 0): Promise<{ id: number; value: T } | { id: number; error: string }>[] {
     return this.slots
-      .filter((s) => s.worker !== null && s.state === 'serving')
+      .filter((s) => s.worker !== null && s.state === 'serving' && s.n !== except)
       .map((s) => this.ask<T>(s.worker!, make, ASK_TIMEOUT_MS).then((value) => ({ id: s.n, value }), (err: Error) => ({ id: s.n, error: err.message })));
   }
 
@@ -323,6 +326,14 @@ export class Primary implements Fleet, ClusterPublisher {
     const missed = all.filter((r) => 'error' in r).map((r) => r.id);
     if (missed.length > 0) this.log().warn({ store: m.store, url: m.purge.url, missed }, 'PURGE: some workers did not answer; their stores were not purged');
     this.send(from, { t: 'purged-everywhere', id: m.id, purged: all.reduce((n, r) => n + ('value' in r ? r.value : 0), 0), missed });
+  }
+
+  /** An unsafe method's invalidation in worker `n` (RFC 9111 §4.4): the other serving workers invalidate the same keys; `n` hears back once they did. */
+  private async invalidateEverywhere(n: number, from: Worker, m: Extract<FromWorker, { t: 'invalidate-everywhere' }>): Promise<void> {
+    const all = await Promise.all(this.askServing<undefined>((id) => ({ t: 'invalidate-store', id, store: m.store, keys: m.keys }), n));
+    const missed = all.filter((r) => 'error' in r).map((r) => r.id);
+    if (missed.length > 0) this.log().warn({ store: m.store, keys: m.keys, missed }, 'cache invalidation (RFC 9111 §4.4): some workers did not answer; they may serve the invalidated responses until they expire');
+    this.send(from, { t: 'invalidated-everywhere', id: m.id, missed });
   }
 
   async reopenLogs(): Promise<NonNullable<ReopenedLogs['workers']>> {

@@ -45,6 +45,10 @@ export type ToWorker =
   | { t: 'purge-store'; id: number; store: string; purge: Purge }
   /** The answer to `purge-everywhere`: the sum over the workers, and those that did not answer. */
   | { t: 'purged-everywhere'; id: number; purged: number; missed: number[] }
+  /** RFC 9111 §4.4 in another worker: these keys leave this worker's store of that name. */
+  | { t: 'invalidate-store'; id: number; store: string; keys: string[] }
+  /** The answer to `invalidate-everywhere`: the workers that did not answer in time. */
+  | { t: 'invalidated-everywhere'; id: number; missed: number[] }
   /** GET /certificates: the file certificates of the worker's listeners (the primary has none). */
   | { t: 'certificates'; id: number }
   /** The dashboard's tick: the worker's live window since the previous one. */
@@ -76,8 +80,14 @@ export type FromWorker =
   | { t: 'purged'; id: number; result: PurgeResult }
   | { t: 'reopened'; id: number; files: string[] }
   | { t: 'store-purged'; id: number; purged: number }
+  | { t: 'store-invalidated'; id: number }
   /** A route's PURGE: the primary asks every worker (this one too) to purge its store of that name. */
   | { t: 'purge-everywhere'; id: number; store: string; purge: Purge }
+  /**
+   * An unsafe method's success invalidated these keys in this worker's store (RFC 9111 §4.4): the
+   * primary has every other worker invalidate them too, and answers once they did.
+   */
+  | { t: 'invalidate-everywhere'; id: number; store: string; keys: string[] }
   | { t: 'certificates'; id: number; certificates: ListenerCertificates }
   | { t: 'live'; id: number; live: LiveWindow }
   /** A local rate-limit decision, taken in the primary so that a limit holds per usher instance. */

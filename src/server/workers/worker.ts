@@ -77,10 +77,22 @@ class PrimaryBuckets implements PrimaryLimits {
   }
 }
 
-/** A route's PURGE: asked of the primary, which has every worker purge (this one too). */
+/**
+ * A route's PURGE: asked of the primary, which has every worker purge (this one too); and an
+ * unsafe method's invalidation (RFC 9111 §4.4), which the primary has the other workers apply.
+ */
 class PurgeEverywhere {
   private next = 1;
   private readonly waiting = new Map<number, { resolve: (r: { purged: number; missed: number[] }) => void; reject: (e: Error) => void }>();
+
+  invalidate(store: string, keys: string[]): Promise<{ missed: number[] }> {
+    if (!process.connected) return Promise.reject(new Error('the primary is gone'));
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      send({ t: 'invalidate-everywhere', id, store, keys });
+    });
+  }
 
   ask(store: string, purge: Purge): Promise<{ purged: number; missed: number[] }> {
     if (!process.connected) return Promise.reject(new Error('the primary is gone'));
@@ -91,10 +103,10 @@ class PurgeEverywhere {
     });
   }
 
-  answer(m: Extract<ToWorker, { t: 'purged-everywhere' }>): void {
+  answer(m: Extract<ToWorker, { t: 'purged-everywhere' | 'invalidated-everywhere' }>): void {
     const w = this.waiting.get(m.id);
     this.waiting.delete(m.id);
-    w?.resolve({ purged: m.purged, missed: m.missed });
+    w?.resolve({ purged: m.t === 'purged-everywhere' ? m.purged : 0, missed: m.missed });
   }
 
   failAll(): void {
@@ -133,13 +145,14 @@ export function runWorker(): Promise<number> {
       else if (msg.t === 'stop') stop('the primary asked');
       else if (msg.t === 'limit') limits.answer(msg);
       else if (msg.t === 'acquired') limits.acquired(msg);
-      else if (msg.t === 'purged-everywhere') purges.answer(msg);
+      else if (msg.t === 'purged-everywhere' || msg.t === 'invalidated-everywhere') purges.answer(msg);
       else if (usher !== undefined) handle(usher, msg, certs);
     };
     const start = async (config: Parameters<typeof Usher.prototype.reload>[0], state: FleetState) => {
       const u = new Usher(config, { role: 'worker', certSource: certs, limits, logFields: { worker: n } });
       usher = u;
       u.runtime.caches.everywhere = (store, p) => purges.ask(store, p);
+      u.runtime.caches.invalidateEverywhere = (store, keys) => purges.invalidate(store, keys);
       applyState(u, state, certs);
       try {
         await u.start();
@@ -208,6 +221,12 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
     case 'purge-store':
       send({ t: 'store-purged', id: msg.id, purged: usher.runtime.caches.get(msg.store)?.purge(msg.purge) ?? 0 });
       return;
+    case 'invalidate-store': {
+      const store = usher.runtime.caches.get(msg.store);
+      for (const key of msg.keys) store?.invalidate(key);
+      send({ t: 'store-invalidated', id: msg.id });
+      return;
+    }
     case 'reopen':
       send({ t: 'reopened', id: msg.id, files: usher.reopenOwnLogs() });
       return;
