@@ -209,7 +209,7 @@ export async function status(host: AdminHost): Promise<unknown> {
     connections: workers === undefined ? host.stats.connections : sum((w) => w.connections),
     metrics: workers === undefined ? host.metrics !== null : config.admin?.metrics === true,
     // With workers the workers write the access log and export the spans: their counts, summed (the primary's own are 0).
-    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...(workers === undefined ? host.accessLog.counts : sumCounts(workers.map((w) => w.access_log), ['lines', 'dropped', 'errors'])) },
+    access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...(workers === undefined ? host.accessLog.counts : sumCounts(workers.map((w) => w.access_log), ['lines', 'dropped', 'errors', 'sampled_out'])) },
     tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: workers === undefined ? host.tracer.counts : sumCounts(workers.map((w) => w.tracing), ['exported', 'dropped', 'failed', 'retried', 'queued']) },
     reloads: host.reloads,
     ...(workers === undefined ? {} : { workers }),

@@ -98,6 +98,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
         format: input.log?.access_log_format ?? DEFAULTS.log.access_log_format,
         file: input.log?.access_log_file === undefined ? null : filePath(input.log.access_log_file),
         buffer: parseSize(input.log?.access_log_buffer ?? DEFAULTS.log.access_log_buffer),
+        sample: input.log?.access_log_sample ?? DEFAULTS.log.access_log_sample,
       },
     },
     routing: { encoded_slashes: input.routing?.encoded_slashes ?? DEFAULTS.routing.encoded_slashes },

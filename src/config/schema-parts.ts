@@ -18,7 +18,7 @@ export const DEFAULTS = {
     drop_underscore_headers: true,
     request_id_header: 'x-request-id',
   },
-  log: { level: 'info', access_log: false, access_log_format: 'json', access_log_buffer: '4mb' },
+  log: { level: 'info', access_log: false, access_log_format: 'json', access_log_sample: 1, access_log_buffer: '4mb' },
   routing: { encoded_slashes: 'reject' },
   http2: { max_concurrent_streams: 100, max_header_list_size: '32kb', max_session_memory: '10mb', max_resets: 200, reset_window: '10s' },
   upgrade: { protocols: ['websocket'], idle_timeout: '10m' },

@@ -285,6 +285,15 @@ export const ConfigSchema = object(
                 'Write the access log to this file (appended; relative to the config file\'s directory) instead of stdout. SIGUSR1 or POST /reopen-logs reopens it by its path: rotate it by renaming, then signalling (no copytruncate needed).',
             }),
           ),
+          access_log_sample: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              maximum: 1,
+              default: DEFAULTS.log.access_log_sample,
+              description:
+                'The share of successful requests (status below 400, no reason code) that get an access-log line, at random: 0.1 writes about one in ten. Every other request — a 4xx or 5xx, a local refusal, an upstream failure, a client that left — is always written. Counters and metrics see every request whatever this is.',
+            }),
+          ),
           access_log_buffer: Type.Optional(
             size('Most access-log bytes held in memory while the destination lags or fails (a full disk, a stdout nobody reads); lines beyond it are dropped and counted, and serving goes on.', DEFAULTS.log.access_log_buffer),
           ),

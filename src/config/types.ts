@@ -158,6 +158,8 @@ export interface AccessLogSettings {
   file: string | null;
   /** Bytes held while writes lag or fail; beyond it lines are dropped and counted. Default 4 MiB. */
   buffer: number;
+  /** Share (0-1) of successful requests written; the others always are. Default 1. */
+  sample: number;
 }
 
 export interface UsherConfig {

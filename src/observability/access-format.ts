@@ -144,7 +144,7 @@ export function checkAccessLogSettings(log: unknown, error: (path: (string | num
     }
   }
   if (l.access_log !== true) {
-    for (const key of ['access_log_format', 'access_log_file', 'access_log_buffer']) {
+    for (const key of ['access_log_format', 'access_log_file', 'access_log_buffer', 'access_log_sample']) {
       if (l[key] !== undefined) warn(['log', key], `log.${key} has no effect while log.access_log is not true`);
     }
   }

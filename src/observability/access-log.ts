@@ -23,12 +23,14 @@ export interface AccessLogCounts {
   dropped: number;
   /** Write or reopen errors of the destination. */
   errors: number;
+  /** Successful requests left out by log.access_log_sample. */
+  sampled_out: number;
 }
 
 const LOG_EVERY_MS = 60_000;
 
 export class AccessLog {
-  readonly counts: AccessLogCounts = { lines: 0, dropped: 0, errors: 0 };
+  readonly counts: AccessLogCounts = { lines: 0, dropped: 0, errors: 0, sampled_out: 0 };
   private readonly dest: Destination | NodeJS.WritableStream;
   /** The destination usher opened (stdout or a file); null for a stream given by the embedding program. */
   private readonly boom: Destination | null;
@@ -155,6 +157,11 @@ export class AccessLog {
   private readonly onDone = (message: unknown): void => {
     const ev = message as DoneEvent;
     if (ev.server !== this.server) return;
+    // Sampling leaves out successes only: every refusal, error and abandoned request is written.
+    if (this.settings.sample < 1 && ev.status > 0 && ev.status < 400 && ev.reason === null && Math.random() >= this.settings.sample) {
+      this.counts.sampled_out++;
+      return;
+    }
     this.counts.lines++;
     if (this.json !== null) this.json.info(jsonFields(ev));
     else this.dest.write(`${this.text!(ev)}\n`);

@@ -162,3 +162,31 @@ test('config: a template with an unknown field or none at all is an error; setti
   const r3 = loadConfigObject({ listeners: [{ address: '127.0.0.1:0' }], log: { access_log_file: '/tmp/x.log' } }, '<test>');
   assert.ok(r3.ok && r3.warnings.some((w) => w.path === 'log.access_log_file' && /no effect/.test(w.message)));
 });
+
+test('access_log_sample: successes are written at the given share, every error and refusal always', async (t) => {
+  const none = join(tempDir(t), 'none.log');
+  const u = await withLog(t, { access_log_format: '{status} {path}', access_log_file: none, access_log_sample: 0 });
+  for (let i = 0; i < 20; i++) assert.equal((await request(`${u.url}/app/${i}`)).status, 200);
+  assert.equal((await request(`${u.url}/nothing`)).status, 404);
+  // The 404 is the only line; the 20 successes are counted as left out.
+  assert.deepEqual(await linesOf(u, none, 1), ['404 /nothing']);
+  assert.equal(u.usher.accessLog!.counts.sampled_out, 20);
+  assert.equal(u.usher.accessLog!.counts.lines, 1);
+
+  const half = join(tempDir(t), 'half.log');
+  const v = await withLog(t, { access_log_format: '{status} {path}', access_log_file: half, access_log_sample: 0.5 });
+  for (let i = 0; i < 400; i++) await request(`${v.url}/app/${i}`);
+  await v.usher.accessLog!.flush();
+  const written = v.usher.accessLog!.counts.lines;
+  assert.equal(written + v.usher.accessLog!.counts.sampled_out, 400);
+  // Binomial(400, 0.5): 200 ± 10 standard deviations.
+  assert.ok(written > 100 && written < 300, `${written} of 400 written at 0.5`);
+  assert.equal((await linesOf(v, half, written)).length, written);
+});
+
+test('config: access_log_sample is a share from 0 to 1', () => {
+  const r = loadConfigObject({ listeners: [{ address: '127.0.0.1:0' }], log: { access_log: true, access_log_sample: 1.5 } }, '<test>');
+  assert.ok(!r.ok && r.errors.some((e) => e.path === 'log.access_log_sample'), JSON.stringify(r));
+  const ok = loadConfigObject({ listeners: [{ address: '127.0.0.1:0' }], log: { access_log: true, access_log_sample: 0.25 } }, '<test>');
+  assert.ok(ok.ok && ok.config.log.access.sample === 0.25);
+});

@@ -227,7 +227,7 @@ test('GET /status with workers: access_log and tracing are the sums over the wor
     const r = JSON.parse((await request(`${s.admin}/status`)).body) as Counts;
     return r.access_log.lines === 10 && r.tracing.spans.exported === 20 ? r : undefined;
   });
-  assert.deepEqual(st.access_log, { format: 'json', file, lines: 10, dropped: 0, errors: 0 });
+  assert.deepEqual(st.access_log, { format: 'json', file, lines: 10, dropped: 0, errors: 0, sampled_out: 0 });
   assert.deepEqual(st.tracing.spans, { exported: 20, dropped: 0, failed: 0, retried: 0, queued: 0 });
   // Both workers wrote and exported some: the sums are not one worker's numbers.
   assert.equal(st.workers.length, 2);

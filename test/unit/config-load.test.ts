@@ -34,7 +34,7 @@ const DEFAULT_TOP_LEVEL = {
     drop_underscore_headers: true,
     request_id_header: 'x-request-id',
   },
-  log: { level: 'info', access_log: false, access: { format: 'json', file: null, buffer: 4 * 1024 * 1024 } },
+  log: { level: 'info', access_log: false, access: { format: 'json', file: null, buffer: 4 * 1024 * 1024, sample: 1 } },
   routing: { encoded_slashes: 'reject' },
   upgrade: { protocols: ['websocket'], idle_timeout: 600_000 },
   workers: 'auto',
