@@ -148,7 +148,7 @@ test('two instances sharing ACME state in Redis: one order, the same certificate
   await until('the watching client reconnecting', () => (watch.status === 'ready' ? true : undefined), 30_000);
   for (const i of [a, b]) await i.cli.until(() => i.cli.messages(/^ACME store \(Redis\) reachable again/).length > 0, `${i.name} reconnecting`, 30_000);
   await until('the certificate put back into Redis', async () => ((await watch.get(`${PREFIX}cert:${domain}`)) === null ? undefined : true), 30_000);
-  assert.notEqual(await watch.get(`${PREFIX}account`), null);
+  await until('the account key put back into Redis', async () => ((await watch.get(`${PREFIX}account`)) === null ? undefined : true), 30_000);
   await until('the gauges back at 1', async () => ((await gauge(a)) === '1' && (await gauge(b)) === '1' ? true : undefined), 10_000);
   assert.deepEqual(await Promise.all([serving(a), serving(b)]), [serialA, serialA]);
 

@@ -25,7 +25,11 @@ test('usher plan and usher apply: the diff, validate\'s errors, apply refused th
   const next = writeFile(join(dir, 'next.yaml'), file(admin, NEW));
   const plan = await runCli(['plan', '-c', next]);
   assert.equal(plan.code, 0, plan.stderr);
-  assert.equal(plan.stdout, 'would change:\n  + route new\n  - route old\n  ~ admin\n');
+  assert.equal(
+    plan.stdout,
+    'would change:\n  + route new\n  - route old\n  ~ admin\nwould end:\n' +
+      '  route old: removed: its long-lived connections (WebSockets, SSE streams, gRPC calls) end by its drain policy: closed gracefully after 30s, cut 10s later\n',
+  );
   const json = await runCli(['plan', '-c', next, '--admin', admin, '--json']);
   assert.equal(json.code, 0, json.stderr);
   assert.deepEqual(JSON.parse(json.stdout).changes.routes.added, ['new']);
