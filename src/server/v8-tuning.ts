@@ -22,6 +22,7 @@ let tuned = false;
 export function tuneV8ForServing(): void {
   if (tuned) return;
   tuned = true;
-  if ([...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /allocation[-_]site[-_]pretenuring/.test(a))) return;
+  // (NODE_OPTIONS cannot carry this V8 flag: node refuses it there, so the command line is the only place.)
+  if (process.execArgv.some((a) => /allocation[-_]site[-_]pretenuring/.test(a))) return;
   v8.setFlagsFromString('--no-allocation-site-pretenuring');
 }

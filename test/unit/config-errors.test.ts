@@ -42,7 +42,7 @@ test('unknown keys: position of the key, did-you-mean, or the keys allowed there
   // The typo explains the missing "listeners"; it is not reported twice.
   assert.deepEqual(errors('listners:\n  - address: 8080\n'), [[1, 1, 'listners', 'unknown key "listners"', 'did you mean "listeners"?']]);
   assert.deepEqual(errors(`${L}log: { colour: true }\n`), [
-    [2, 8, 'log.colour', 'unknown key "colour"', 'allowed here: level, access_log, access_log_format, access_log_file, access_log_buffer'],
+    [2, 8, 'log.colour', 'unknown key "colour"', 'allowed here: level, access_log, access_log_format, access_log_file, access_log_sample, access_log_buffer'],
   ]);
 });
 
