@@ -111,7 +111,14 @@ export class Attempt implements Timed {
     // Content-Length against the bytes read when the message ends, so a 304 with one (allowed,
     // §8.6) or a 204 with one (a sender's error) failed there, after the head was taken, and the
     // client got a reset instead of the answer. undici then closes that connection itself.
-    if ((statusCode === 204 || statusCode === 304) && this.owner.current === this && this.active) this.onComplete(null);
+    // Nothing more can come for this try, so undici is never left paused: a head held in an
+    // async upstream_response hook returned false (pause), and the resume it would call later
+    // never comes once the try is complete — the connection stayed busy until undici's body
+    // timeout, and a graceful close waited as long (30 s).
+    if ((statusCode === 204 || statusCode === 304) && this.owner.current === this && this.active) {
+      this.onComplete(null);
+      return true;
+    }
     return more;
   }
 

@@ -190,6 +190,22 @@ test('an async request filter lets the request go on; async upstream_request, up
   assert.equal(empty.headers['x-response-phase'], `proxied ${empty.headers['x-request-id']}`);
 });
 
+test('a 204 or 304 whose head waits in an async upstream_response hook leaves its upstream connection reusable', async (t) => {
+  const { up, u } = await setup(t);
+  let connections = 0;
+  up.server.on('connection', () => connections++);
+  // undici was paused by the hook and, the try being complete at its head, never resumed: the
+  // connection stayed busy (each next request opened another) and a graceful close waited 30 s.
+  for (let i = 0; i < 3; i++) {
+    const r = await request(`${u.url}/async/204`);
+    assert.equal(r.status, 204);
+    assert.equal(r.headers['x-upstream-response'], '204');
+  }
+  const after = await request(`${u.url}/async/x`);
+  assert.equal(after.status, 200);
+  assert.equal(connections, 1, 'every request went over the one upstream connection');
+});
+
 test('a request filter that answers 401: X-Request-Id, the response phase ran on it, the access log has its reason', async (t) => {
   const { up, u } = await setup(t);
   const r = await request(`${u.url}/deny`);
