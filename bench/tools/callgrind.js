@@ -28,6 +28,10 @@
 // survival (bytes a scavenge kept or promoted ÷ bytes allocated since the last one), bytes
 // promoted and allocated per request, scavenges, full GCs and GC pause per request (issue #10:
 // equal instructions, more CPU, which was the collector).
+// `--cpu`: no valgrind; the CPU time (user + system, from /proc) of the usher process per request,
+// per window of `--requests`, at the full rate this tool's client reaches (valgrind runs usher at
+// tens of requests a second, where a per-second cost such as the dashboard's ticks looms large).
+// Wall-clock CPU: compare runs taken back to back, and alternate them.
 // `--admin`: the config gets an admin listener with metrics off; `--metrics`: with metrics on.
 // `--dashboard N`: an admin listener (metrics off unless --metrics) and N dashboard clients
 // connected to its event stream (GET /events) from before the warm-up to the end, reading and
@@ -41,6 +45,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { cpuDeltaUs, cpuSnapshot } from '../lib/cpu.js';
 import { originConf, startNginx } from '../lib/nginx.js';
 import { freePort, startProcess, stopProcess, waitForPort } from '../lib/procs.js';
 import { BENCH_JWT_SECRET, SCENARIOS as BENCH_SCENARIOS } from '../lib/scenarios.js';
@@ -61,6 +66,7 @@ const { values: opt } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'cache-sim': { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
+    cpu: { type: 'boolean', default: false },
     // extra flags for usher's node, e.g. --node-flags='--no-allocation-site-pretenuring'
     'node-flags': { type: 'string', default: '' },
     engine: { type: 'string' },
@@ -105,7 +111,7 @@ const scenarios = scenarioIds.map((id) => {
   return { id, ...s };
 });
 if (scenarios.some((s) => s.tls) && scenarios.length > 1) throw new Error('tls runs alone (the listener is TLS for every scenario)');
-if ((opt['cpu-prof'] || opt.syscalls) && scenarios.length > 1) throw new Error('--cpu-prof and --syscalls take one scenario');
+if ((opt['cpu-prof'] || opt.syscalls || opt.cpu) && scenarios.length > 1) throw new Error('--cpu-prof and --syscalls take one scenario');
 const scenario = scenarios[0];
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'usher-cg-'));
@@ -158,6 +164,13 @@ if (opt.gc) {
       console.log(`${opt.scenario} ${path.basename(opt.root)} run ${run + 1} window ${w.part}: survival ${(100 * w.survival).toFixed(1)}%, ` +
         `allocated ${fmt(w.allocated)} B/req, promoted ${fmt(w.promoted)} B/req, ${w.scavenges} scavenges, ${w.full} full GCs, pause ${w.pause.toFixed(2)} µs/req (${w.done} requests)`);
     }
+  });
+  process.exit(0);
+}
+if (opt.cpu) {
+  results.forEach((windows, run) => {
+    const us = windows.map((w) => w.us).sort((a, b) => a - b);
+    console.log(`${opt.scenario} ${path.basename(opt.root)} run ${run + 1}: ${windows.map((w) => w.us.toFixed(1)).join(' / ')} µs CPU/req (median ${us[Math.floor(us.length / 2)].toFixed(1)}), ${windows.map((w) => fmt(w.rate)).join(' / ')} req/s (${opt.requests} requests a window)`);
   });
   process.exit(0);
 }
@@ -233,7 +246,7 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
   const profile = ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '50'];
   const gcLines = [];
   const nodeFlags = opt['node-flags'].split(/\s+/).filter(Boolean);
-  const child = opt.syscalls || opt['cpu-prof'] || opt.gc
+  const child = opt.syscalls || opt['cpu-prof'] || opt.gc || opt.cpu
     ? spawn(process.execPath, [...(opt['cpu-prof'] ? profile : []), ...(opt.gc ? ['--trace-gc-nvp'] : []), ...nodeFlags, ...usher], { cwd: opt.root, stdio: ['ignore', opt.gc ? 'pipe' : 'ignore', 'pipe'] })
     : spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', ...(opt['cache-sim'] ? ['--cache-sim=yes'] : []), `--callgrind-out-file=${out}.%p`, process.execPath, ...nodeFlags, ...usher], {
       cwd: opt.root,
@@ -286,6 +299,21 @@ ${sink ? `tracing: { otlp: { endpoint: "http://127.0.0.1:${sink.address().port}/
       child.kill('SIGTERM');
       await exited;
       return rows;
+    }
+    if (opt.cpu) {
+      const windows = [];
+      for (let w = 1; w <= Number(opt.windows); w++) {
+        const before = cpuSnapshot(child.pid);
+        const started = performance.now();
+        const done = await load(pool, Number(opt.requests));
+        const ms = performance.now() - started;
+        windows.push({ part: w, done, us: cpuDeltaUs(before, cpuSnapshot(child.pid)) / done, rate: (done * 1000) / ms });
+      }
+      await pool.close();
+      clients?.close();
+      child.kill('SIGTERM');
+      await exited;
+      return windows;
     }
     if (opt.gc) {
       const windows = [];
