@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { setup, TOKEN } from '../helpers/dashboard.js';
+import { MAX_CLIENTS } from '../../src/admin/dashboard.js';
 import { openSse } from '../helpers/sse.js';
 import { config, waitFor } from '../helpers/usher.js';
 
@@ -94,4 +95,31 @@ test('a reload with a new token ends the open event streams (the page must log i
   const old = await openSse(`${admin}/events`, { authorization: `Bearer ${TOKEN}` });
   assert.equal(old.status, 401);
   old.close();
+});
+
+test('at most MAX_CLIENTS event streams: the next is refused with 503 too_many_streams and Retry-After; closing one lets a new one in', { timeout: 60_000 }, async (t) => {
+  const { admin } = await setup(t);
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const open = await Promise.all(Array.from({ length: MAX_CLIENTS }, () => openSse(`${admin}/events`, auth)));
+  t.after(() => open.forEach((s) => s.close()));
+  assert.deepEqual([...new Set(open.map((s) => s.status))], [200]);
+  const refused = await openSse(`${admin}/events`, auth);
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers['retry-after'], '10');
+  refused.close();
+  // The streams still open are not disturbed by the refusal: each keeps receiving ticks.
+  await waitFor(() => open.every((s) => s.events.some((e) => e.event === 'tick')), 15_000, 'a tick on every open stream');
+  open[0]!.close();
+  // The server sees the close asynchronously: a new stream is let in once it has.
+  const statuses: number[] = [];
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const again = await openSse(`${admin}/events`, auth);
+    statuses.push(again.status);
+    again.close();
+    if (again.status === 200) break;
+    assert.equal(again.status, 503);
+    assert.ok(Date.now() < until, `no stream let in within 10 s of one closing (${statuses.join(' ')})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 });
