@@ -12,11 +12,16 @@ import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { repoRoot } from '../helpers/cli.js';
 import { request } from '../helpers/client.js';
+import { adminUrl } from '../helpers/admin.js';
 import { setup, TOKEN, traffic } from '../helpers/dashboard.js';
+import { startUpstream } from '../helpers/upstream.js';
+import { startUsher } from '../helpers/usher.js';
 
 // The page's globals, for the functions playwright runs in the browser.
 declare const window: unknown;
 declare const document: { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): { length: number } };
+
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 const ARTIFACTS = join(repoRoot, 'test-artifacts');
 
@@ -30,7 +35,7 @@ test('the dashboard in chromium: charts draw from live traffic, a killed server 
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_ARGS,
     viewport: { width: 1400, height: 1000 },
   });
   t.after(() => browser.close());
@@ -107,4 +112,51 @@ test('the dashboard in chromium: charts draw from live traffic, a killed server 
   assert.ok(readFileSync(shot).length > 10_000, 'a screenshot was saved');
   assert.deepEqual(problems, []);
   assert.ok(load.sent() > 0);
+});
+
+test('the dashboard stays usable with 1,000 routes: it charts the top 8 and lists the top 50 of those with traffic, and the filter finds any route', { timeout: 120_000 }, async (t) => {
+  const up = await startUpstream('app', (req, res) => {
+    req.resume();
+    res.end('ok');
+  });
+  t.after(() => up.close());
+  const ROUTES = 1000;
+  const routes = Array.from({ length: ROUTES }, (_, i) => ({ name: `r${i}`, match: { path: `/r${i}/` }, upstream: 'app' }));
+  const u = await startUsher({ admin: { address: '127.0.0.1:0', token: TOKEN }, upstreams: { app: { servers: [up.url] } }, routes });
+  t.after(() => u.close());
+  // Traffic on 120 of the routes (r0..r118 and r999): more than the table lists.
+  const busy = [...Array.from({ length: 119 }, (_, i) => i), 999];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await Promise.all(busy.map((i) => request(`${u.url}/r${i}/x`).catch(() => undefined)));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  t.after(async () => {
+    running = false;
+    await loop;
+  });
+
+  const profile = mkdtempSync(join(tmpdir(), 'usher-dashboard-chromium-'));
+  t.after(() => rmSync(profile, { recursive: true, force: true }));
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
+  t.after(() => browser.close());
+  const page = browser.pages()[0] ?? (await browser.newPage());
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.goto(`${adminUrl(u)}/#token=${TOKEN}`);
+  await page.waitForSelector('#chart-rps', { timeout: 30_000 });
+
+  // Every busy route seen: the count says 120, the table holds 50 rows and a line for the rest.
+  await page.waitForFunction(() => /^120 routes/.test(document.querySelector('#route-count')?.textContent ?? ''), undefined, { timeout: 30_000 });
+  assert.equal(await page.locator('#route-table tbody tr[data-route]').count(), 50);
+  assert.match((await page.textContent('#route-table tbody')) ?? '', /and 70 more: narrow the filter/);
+  // The charts: "all routes" and the top 8.
+  const series = await page.evaluate(() => (window as unknown as { usherDashboard: { charts: Record<string, { series: unknown[] }> } }).usherDashboard.charts['chart-rps']!.series.length);
+  assert.equal(series, 1 + 1 + 8, 'x, all routes and 8 routes');
+  // The filter finds a route outside the top 50 (a regex picks exactly one).
+  await page.fill('#filter', '/^r999$/');
+  await page.waitForFunction(() => document.querySelectorAll('#route-table tbody tr[data-route]').length === 1 && document.querySelector('#route-table tr[data-route="r999"]') !== null, undefined, { timeout: 10_000 });
+  assert.deepEqual(problems, []);
 });
