@@ -36,7 +36,9 @@ export function notStorable(f: StoreFacts): string | undefined {
     // §5.2.2.3: must-understand overrides no-store for a status the cache understands.
     if (!UNDERSTOOD.has(f.status)) return 'status not understood (must-understand)';
   } else {
-    if (!UNDERSTOOD.has(f.status)) return 'status';
+    // §3: any final status may be stored with explicit freshness (only must-understand asks the
+    // cache to know it); a partial response or a 304 is never stored as a whole response.
+    if (f.status < 200 || f.status === 206 || f.status === 304) return 'status';
     if (r.noStore) return 'no-store';
   }
   if (f.request.noStore) return 'request no-store';
@@ -99,17 +101,53 @@ export function initialAge(f: AgeFacts): number {
   return Math.max(apparent, correctedAge);
 }
 
-/** An HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, RFC 850 and asctime) in seconds, NaN when invalid. */
+const MONTHS: Readonly<Record<string, number>> = { jan: 0, feb: 1, mar: 2, apr: 3, may: 4, jun: 5, jul: 6, aug: 7, sep: 8, oct: 9, nov: 10, dec: 11 };
+const DAY = '(?:mon|tue|wed|thu|fri|sat|sun)';
+const MONTH = '(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)';
+const TIME = '([0-9]{2}):([0-9]{2}):([0-9]{2})';
+// Names compared without case (senders get it wrong: "AUG", "gMT"); everything else exactly.
+const IMF_FIXDATE = new RegExp(`^${DAY}, ([0-9]{2}) ${MONTH} ([0-9]{4}) ${TIME} GMT$`, 'i');
+const RFC850_DATE = new RegExp(`^(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday), ([0-9]{2})-${MONTH}-([0-9]{2}) ${TIME} GMT$`, 'i');
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([0-9 ][0-9]) ${TIME} ([0-9]{4})$`, 'i');
+
+/**
+ * An HTTP-date in seconds, NaN when invalid: only the three forms of RFC 9110 §5.6.7
+ * (IMF-fixdate, RFC 850, asctime), so that "UTC", a missing comma, extra spaces, dashes in an
+ * IMF-fixdate or a 1-digit hour make an invalid date (for Expires: already expired, RFC 9111
+ * §5.3), not whatever Date.parse would guess.
+ */
 export function httpDate(value: string | undefined): number {
   if (value === undefined) return NaN;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? NaN : Math.floor(ms / 1000);
+  let m: RegExpExecArray | null;
+  let day: string, month: string, year: number, time: number;
+  if ((m = IMF_FIXDATE.exec(value)) !== null) {
+    [day, month, year, time] = [m[1]!, m[2]!, Number(m[3]), 4];
+  } else if ((m = RFC850_DATE.exec(value)) !== null) {
+    // §5.6.7: a two-digit year more than 50 years in the future is the most recent past year with those digits.
+    const now = new Date().getUTCFullYear();
+    year = Math.floor(now / 100) * 100 + Number(m[3]);
+    if (year > now + 50) year -= 100;
+    [day, month, time] = [m[1]!, m[2]!, 4];
+  } else if ((m = ASCTIME_DATE.exec(value)) !== null) {
+    [month, day, year, time] = [m[1]!, m[2]!, Number(m[6]), 3];
+  } else {
+    return NaN;
+  }
+  const d = Number(day.trim());
+  const h = Number(m[time]), mi = Number(m[time + 1]), sec = Number(m[time + 2]);
+  if (d < 1 || h > 23 || mi > 59 || sec > 60) return NaN;
+  const ms = Date.UTC(year, MONTHS[month.toLowerCase()]!, d, h, mi, Math.min(sec, 59));
+  // 31 Feb and the like roll over into the next month: invalid.
+  if (new Date(ms).getUTCDate() !== d) return NaN;
+  return Math.floor(ms / 1000);
 }
 
 /** Age: a non-negative integer (RFC 9111 §5.1); anything else counts as absent. */
 export function ageValue(value: string | undefined): number {
   if (value === undefined) return 0;
-  const v = value.trim();
+  // Age is a singleton: of a list ("7200, 0", or two field lines joined) the first member counts.
+  const comma = value.indexOf(',');
+  const v = (comma < 0 ? value : value.slice(0, comma)).trim();
   if (!/^[0-9]+$/.test(v)) return 0;
   return Math.min(Number(v), 2147483648);
 }

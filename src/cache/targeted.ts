@@ -10,6 +10,7 @@ const KEY = /^[a-z*][a-z0-9_.*-]*/;
 const TOKEN = /^[A-Za-z*][!#$%&'*+\-.^_`|~:/A-Za-z0-9]*/;
 const NUMBER = /^-?[0-9]{1,15}(\.[0-9]{1,3})?/;
 const BYTES = /^:[A-Za-z0-9+/=]*:/;
+const INTEGER_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error']);
 
 /** Cache-Control syntax for a valid, non-empty targeted field value, else undefined. */
 export function targetedControl(value: string): string | undefined {
@@ -39,6 +40,8 @@ export function targetedControl(value: string): string | undefined {
         s = r.rest;
       }
     }
+    // An Integer directive given a String ("10000") is of the wrong type, not the number inside it.
+    if (typeof item === 'string' && item.startsWith('"') && INTEGER_DIRECTIVES.has(key[0])) item = 'invalid';
     if (item !== false) out.push(item === true ? key[0] : `${key[0]}=${item}`);
     s = s.replace(/^[ \t]+/, '');
     if (s === '') break;

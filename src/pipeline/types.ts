@@ -192,7 +192,11 @@ export interface Filter {
    */
   upstreamFailed?(ctx: RequestContext, reason: ReasonCode): LocalResponse | undefined;
   response?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
-  /** A transform for this response's body (it may change the length), or undefined. */
+  /**
+   * A transform for this response's body, or undefined. It may change the length: the response
+   * then loses its Content-Length (chunked on HTTP/1.1), unless the transform says what it
+   * emits with `outputLength` (BodyLength).
+   */
   responseBody?(ctx: RequestContext, head: ResponseHead): Transform | undefined;
   /** Exactly once per request. Synchronous; a throw is logged and ignored. */
   done?(ctx: RequestContext): void;
@@ -247,4 +251,13 @@ export interface ListenerChain {
   readonly early: readonly Filter[];
   readonly response: readonly Filter[];
   readonly done: readonly Filter[];
+}
+
+/**
+ * What a response_body transform emits, when it knows: 'input' for one that passes every byte
+ * unchanged (a cache's copy as it streams), or a number of bytes (a stored body sent in place of
+ * the upstream's). The response keeps (or gets) its Content-Length when every transform says.
+ */
+export interface BodyLength {
+  readonly outputLength?: 'input' | number;
 }

@@ -10,12 +10,12 @@ import type { IncomingMessage } from 'node:http';
 import { REASONS, type ReasonCode } from '../errors/index.js';
 import { doneChannel, requestStartChannel, routedChannel } from '../observability/events.js';
 import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
-import type { Filter, LocalResponse, PhaseName, ResponseHead, StreamedBody } from '../pipeline/types.js';
+import type { BodyLength, Filter, LocalResponse, PhaseName, ResponseHead, StreamedBody } from '../pipeline/types.js';
 import { routeRequestFor } from '../router/index.js';
 import { GRPC_STATUS, grpcLocalHeaders, grpcTrailersOnly, isGrpc, percentEncode } from './grpc.js';
 import { bodyStillArriving } from './early-response.js';
 import { appendForwardingHeaders, filterResponseHeaders, hostValueIndex } from './headers.js';
-import { removeField } from '../util/fields.js';
+import { first as firstField, removeField } from '../util/fields.js';
 import { headProblem, localReplyFor, localReplyProblem, wantsJson } from './local-reply.js';
 import { isIdempotent } from './retry-decision.js';
 import { UpstreamStage } from './upstream-stage.js';
@@ -374,8 +374,20 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       }
       if (t !== undefined) (out ??= []).push(t);
     }
-    if (out !== null) removeField(head.headers, 'content-length');
+    if (out !== null) this.bodyLength(head, out);
     return out;
+  }
+
+  /** The Content-Length after the transforms: kept or set when each says what it emits (BodyLength), else removed. */
+  private bodyLength(head: ResponseHead, transforms: readonly Transform[]): void {
+    let length: string | undefined = firstField(head.headers, 'content-length');
+    for (let i = 0; i < transforms.length && length !== undefined; i++) {
+      const out = (transforms[i] as BodyLength).outputLength;
+      if (typeof out === 'number') length = String(out);
+      else if (out !== 'input') length = undefined;
+    }
+    removeField(head.headers, 'content-length');
+    if (length !== undefined) head.headers.push('content-length', length);
   }
 
   bodyBuffered(): void {

@@ -76,10 +76,15 @@ test('what is stored (RFC 9111 §3): two GETs, one upstream request when stored'
     { name: 'private with field names', headers: { 'cache-control': 'private="x-user", max-age=60' }, stored: false },
     { name: 'must-understand overrides no-store for a known status', headers: { 'cache-control': 'must-understand, no-store, max-age=60' }, stored: true },
     { name: 'must-understand with a status usher does not know', status: 299, headers: { 'cache-control': 'must-understand, no-store, max-age=60' }, stored: false },
+    { name: 'a status usher does not know, with max-age (§3: any final status)', status: 299, headers: { 'cache-control': 'max-age=60' }, stored: true },
     { name: 'heuristic from Last-Modified (10% of 10 days, capped at 24h)', headers: { 'last-modified': httpDate(-86400 * 10) }, stored: true },
     { name: 'no freshness at all: stored stale, fetched again', headers: {}, stored: false },
     { name: 'Expires in the future', headers: { expires: httpDate(600), date: httpDate(0) }, stored: true },
     { name: 'invalid Expires is already expired', headers: { expires: '0' }, stored: false },
+    { name: 'an Expires Date.parse would take (UTC, not GMT) is invalid', headers: { expires: 'Thu, 18 Aug 2050 02:01:18 UTC', date: httpDate(0) }, stored: false },
+    { name: 'an Expires with a 1-digit hour is invalid', headers: { expires: 'Thu, 18 Aug 2050 2:01:18 GMT', date: httpDate(0) }, stored: false },
+    { name: 'Age as a list: the first member counts (stale)', headers: { 'cache-control': 'max-age=3600', age: '7200, 0', date: httpDate(0) }, stored: false },
+    { name: 'Age as a list: the first member counts (fresh)', headers: { 'cache-control': 'max-age=3600', age: '0, 7200', date: httpDate(0) }, stored: true },
     { name: 's-maxage over max-age', headers: { 'cache-control': 'max-age=0, s-maxage=60' }, stored: true },
     { name: 'max-age over Expires', headers: { 'cache-control': 'max-age=0', expires: httpDate(600) }, stored: false },
     { name: 'conflicting max-age values are stale', headers: { 'cache-control': 'max-age=60, max-age=0' }, stored: false },
@@ -103,6 +108,8 @@ test('what is stored (RFC 9111 §3): two GETs, one upstream request when stored'
     const a = await get(u, path, c.req);
     const b = await get(u, path, c.req);
     assert.equal(a.status, c.status ?? 200, c.name);
+    // The response being stored keeps the upstream's Content-Length (the copy changes no byte).
+    assert.equal(a.headers['content-length'], String(Buffer.byteLength(`${path} #1`)), c.name);
     assert.equal(b.body, c.stored ? `${path} #1` : `${path} #2`, c.name);
     assert.equal(o.count(path), c.stored ? 1 : 2, c.name);
     assert.match(String(a.headers['cache-status']), /^usher; fwd=uri-miss/, c.name);
@@ -208,6 +215,8 @@ test('revalidation (§4.3): If-None-Match / If-Modified-Since upstream; a 304 up
   assert.equal(second.body, 'body one');
   assert.equal(second.headers['x-version'], '2');
   assert.match(String(second.headers['cache-status']), /fwd=stale; fwd-status=304/);
+  // The stored body goes out in place of the 304's, with its length (not the 304's, nor chunked).
+  assert.equal(second.headers['content-length'], String('body one'.length));
   assert.deepEqual(seen[1], { inm: '"v1"', ims: undefined });
   // The 304's max-age=600 now applies: a hit with the updated field.
   const third = await get(u, '/etag');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCacheControl, NO_DIRECTIVES } from '../../src/cache/cache-control.js';
 import { notModified } from '../../src/cache/conditional.js';
-import { freshnessLifetime, httpDate, initialAge, notStorable, type StoreFacts } from '../../src/cache/freshness.js';
+import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable, type StoreFacts } from '../../src/cache/freshness.js';
 import { ByteLru } from '../../src/cache/lru.js';
 import type { StoredResponse } from '../../src/cache/store.js';
 import { normaliseAcceptEncoding, normaliseField } from '../../src/cache/vary.js';
@@ -40,6 +40,8 @@ test('storability (§3)', () => {
     ['no-store', { response: cc('no-store') }, 'no-store'],
     ['must-understand + no-store, known status', { response: cc('must-understand, no-store, max-age=5') }, undefined],
     ['must-understand, unknown status', { status: 299, response: cc('must-understand, max-age=5') }, 'status not understood (must-understand)'],
+    ['unknown status with max-age (§3: any final status)', { status: 299, response: cc('max-age=5') }, undefined],
+    ['unknown status without freshness', { status: 599, response: cc('') }, 'no explicit freshness and status not cacheable by default'],
     ['private', { response: cc('private, max-age=5') }, 'private'],
     ['request no-store', { request: cc('no-store') }, 'request no-store'],
     ['Authorization', { authorization: true, response: cc('max-age=5') }, 'authorization'],
@@ -91,9 +93,33 @@ test('Age (§4.2.3): corrected initial age', () => {
   for (const [name, facts, expected] of table) assert.equal(initialAge(facts), expected, name);
   assert.equal(httpDate('Sun, 06 Nov 1994 08:49:37 GMT'), 784111777);
   assert.equal(httpDate('Sunday, 06-Nov-94 08:49:37 GMT'), 784111777);
-  assert.equal(httpDate('Sun Nov  6 08:49:37 1994'), Math.floor(Date.parse('Sun Nov  6 08:49:37 1994') / 1000));
+  assert.equal(httpDate('Sun Nov  6 08:49:37 1994'), 784111777); // asctime is GMT too, whatever TZ says
+  assert.equal(httpDate('Thu, 18 AUG 2050 02:01:18 gMT'), 2544400878); // names without case
   assert.ok(Number.isNaN(httpDate('not a date')));
   assert.ok(Number.isNaN(httpDate(undefined)));
+  // Only the three forms of RFC 9110 §5.6.7: what Date.parse would accept is invalid (Expires: already expired).
+  for (const bad of [
+    'Thu, 18 Aug 2050 02:01:18 UTC',
+    'Thu, 18 Aug 2050 02:01:18 AEST',
+    'Thu, 18 Aug 50 02:01:18 GMT',
+    'Thu 18 Aug 2050 02:01:18 GMT',
+    'Thu, 18  Aug  2050 02:01:18 GMT',
+    'Thu, 18-Aug-2050 02:01:18 GMT',
+    'Thu, 18 Aug 2050 02.01.18 GMT',
+    'Thu, 18 Aug 2050 2:01:18 GMT',
+    'Thu, 18 Aug 2050 2:01:18 GMT, Thu, 18 Aug 2050 2:01:19 GMT',
+    'Thu, 31 Feb 2050 02:01:18 GMT',
+    'Thu, 18 Aug 2050 24:01:18 GMT',
+    '0',
+  ]) assert.ok(Number.isNaN(httpDate(bad)), bad);
+});
+
+test('Age (RFC 9111 §5.1): a non-negative integer; of a list, the first member', () => {
+  const table: [string | undefined, number][] = [
+    ['30', 30], [' 30 ', 30], ['7200, 0', 7200], ['0, 7200', 0], ['abc', 0], ['-1', 0], ['1.5', 0], ['7200;foo=bar', 0],
+    ['99999999999', 2147483648], [undefined, 0],
+  ];
+  for (const [value, expected] of table) assert.equal(ageValue(value), expected, String(value));
 });
 
 test('Vary normalisation (§4.1): Accept-Encoding as a sorted set of accepted codings', () => {

@@ -14,6 +14,7 @@ test('targeted fields: valid dictionaries become Cache-Control syntax, anything 
     ['max-age=60;foo=bar, stale-while-revalidate=30', 'max-age=60, stale-while-revalidate=30'],
     ['no-cache=?1, public=?0', 'no-cache'],
     ['max-age=1.5', 'max-age=1.5'],
+    ['max-age="10000", s-maxage="5"', 'max-age=invalid, s-maxage=invalid'],
     ['x-ext=tok/en', 'x-ext=tok/en'],
     ['', undefined],
     ['   ', undefined],

@@ -4,12 +4,14 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { BodyWriter, FileBody } from '../../cache/disk.js';
 import type { GrowingBody } from '../../cache/growing.js';
+import type { BodyLength } from '../../pipeline/types.js';
 
 /**
  * Copies the bytes into a buffer as they pass; more than `max` bytes and the copy is dropped.
  * `growing`: the requests collapsed onto this fill read the chunks as they pass (growing.ts).
  */
-export class Tee extends Transform {
+export class Tee extends Transform implements BodyLength {
+  readonly outputLength = 'input';
   private chunks: Buffer[] = [];
   private bytes = 0;
   private over = false;
@@ -50,7 +52,8 @@ export class Tee extends Transform {
 }
 
 /** Writes the bytes to a disk store's temp file as they pass (disk.ts); more than `max` and the file is dropped. */
-export class DiskTee extends Transform {
+export class DiskTee extends Transform implements BodyLength {
+  readonly outputLength = 'input';
   private over = false;
   constructor(
     private readonly w: BodyWriter,
@@ -89,10 +92,12 @@ export class DiskTee extends Transform {
 }
 
 /** The stored body (from memory or its file) instead of the (empty) body of the upstream's 304 or the upstream's error. */
-export class StoredBody extends Transform {
+export class StoredBody extends Transform implements BodyLength {
   private source: Readable | undefined;
+  readonly outputLength: number;
   constructor(private readonly body: Buffer | FileBody) {
     super();
+    this.outputLength = body.length;
   }
   override _transform(_chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     cb();
