@@ -660,9 +660,18 @@ test('stale-if-error (RFC 5861 §4): a 5xx or no answer at all is replaced by th
 test('stale_if_error on the route: the operator\'s override while the upstream is down', async (t) => {
   const { o, u } = await setup(t, { route: { store: 'main', stale_if_error: '1h' } });
   o.routes.set('/op', () => ({ headers: { 'cache-control': 'max-age=10', age: '20' }, body: 'kept' }));
-  await get(u, '/op');
+  // The override is no permission from the origin: no-cache (never used unvalidated) and s-maxage
+  // (proxy-revalidate's semantics) are not served stale by it.
+  o.routes.set('/op-no-cache', () => ({ headers: { 'cache-control': 'no-cache, max-age=10', age: '20', etag: '"a"' }, body: 'not kept' }));
+  o.routes.set('/op-s-maxage', () => ({ headers: { 'cache-control': 's-maxage=10', age: '20' }, body: 'not kept' }));
+  for (const p of ['/op', '/op-no-cache', '/op-s-maxage']) await get(u, p);
   await o.up.close();
   const r = await get(u, '/op');
   assert.equal(r.status, 200);
   assert.equal(r.body, 'kept');
+  for (const p of ['/op-no-cache', '/op-s-maxage']) {
+    const e = await get(u, p);
+    assert.equal(e.status, 502, p);
+    assert.notEqual(e.body, 'not kept', p);
+  }
 });

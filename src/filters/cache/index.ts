@@ -557,7 +557,9 @@ export class Cache implements Filter {
     if (d.mustRevalidate || d.proxyRevalidate) return false;
     const req = requestDirectives(ctx);
     if (req.noCache) return false;
-    let window = this.config.stale_if_error;
+    // The operator's override is no permission from the origin: a response with no-cache (never used
+    // unvalidated, §5.2.2.4) or s-maxage (proxy-revalidate's semantics, §5.2.2.10) gets only its own.
+    let window = d.noCache || d.sMaxage !== undefined ? 0 : this.config.stale_if_error;
     if (d.staleIfError !== undefined && d.staleIfError > window) window = d.staleIfError;
     if (req.staleIfError !== undefined && req.staleIfError > window) window = req.staleIfError;
     const age = r.initialAge + Math.max(0, t - r.responseTime);
