@@ -37,7 +37,8 @@ export function startNginx(dir, conf, { cpu, name }) {
   return startProcess('nginx', ['-p', dir + '/', '-c', file, '-e', 'stderr'], { cpu, name });
 }
 
-function main(dir, modules = []) {
+/** The top of an nginx.conf: one worker, in the foreground, errors to stderr. */
+export function main(dir, modules = []) {
   // Workers would switch to "nobody", which cannot read our private temp directory.
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
   const load = modules.map((m) => `load_module ${m};\n`).join('');
@@ -49,7 +50,8 @@ events { worker_connections 4096; }
 `;
 }
 
-function httpCommon(dir) {
+/** The start of an http block: no access log, every temp path under `dir`, long keep-alive. */
+export function httpCommon(dir) {
   return `  access_log off;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startNginx } from '../lib/nginx.js';
+import { httpCommon, main, startNginx } from '../lib/nginx.js';
 import { freePort, installCleanup, startProcess, stopProcess, waitForPort } from '../lib/procs.js';
 
 const { values: args } = parseArgs({
@@ -81,21 +81,10 @@ async function startNginxTarget(originPort) {
   const port = await freePort();
   const ndir = path.join(dir, 'nginx');
   fs.mkdirSync(path.join(ndir, 'cache'), { recursive: true });
-  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
   // What the suite's own nginx setup measures: proxy_cache with revalidation, nothing tuned.
-  const conf = `${user}worker_processes 1;
-daemon off;
-pid ${ndir}/nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
+  const conf = `${main(ndir)}
 http {
-  access_log off;
-  client_body_temp_path ${ndir}/body;
-  proxy_temp_path ${ndir}/proxy;
-  fastcgi_temp_path ${ndir}/fastcgi;
-  uwsgi_temp_path ${ndir}/uwsgi;
-  scgi_temp_path ${ndir}/scgi;
-  proxy_cache_path ${ndir}/cache levels=1:2 keys_zone=c:8m max_size=1000m inactive=600m;
+${httpCommon(ndir)}  proxy_cache_path ${ndir}/cache levels=1:2 keys_zone=c:8m max_size=1000m inactive=600m;
   server {
     listen 127.0.0.1:${port};
     location / {
