@@ -29,6 +29,12 @@ const RULES = [
   `SecRule REQUEST_FILENAME "@streq /trusted" "id:10103,phase:1,log,allow,msg:'trusted'"`,
   `SecRule REQUEST_FILENAME "@streq /trusted" "id:10104,phase:1,log,deny,status:418,msg:'never'"`,
   `SecRule ARGS:cmd "@streq drop" "id:10105,phase:2,log,drop,msg:'drop in phase 2'"`,
+  `SecRule REQUEST_FILENAME "@streq /moved" "id:10106,phase:1,log,status:301,redirect:'http://app.test/new'"`,
+  `SecRule REQUEST_FILENAME "@streq /phase" "id:10107,phase:1,log,allow:phase"`,
+  `SecRule REQUEST_FILENAME "@streq /phase" "id:10108,phase:1,log,deny,status:418"`,
+  `SecRule REQUEST_FILENAME "@beginsWith /phase" "id:10109,phase:2,log,deny,status:429"`,
+  `SecRule REQUEST_FILENAME "@streq /request" "id:10110,phase:1,log,allow:request"`,
+  `SecRule REQUEST_FILENAME "@beginsWith /request" "id:10111,phase:2,log,deny,status:429"`,
 ].join('\n');
 
 /** An XSS the CRS blocks at PL1 (941110 and 949110 in phase 2). */
@@ -120,6 +126,14 @@ test('deny with status:418, drop (HTTP/1.1 and HTTP/2), redirect with macros and
   assert.equal((await request(`${u.url}/other${XSS}`, { headers: BROWSER })).status, 403);
   assert.equal((await line(`/other${XSS}`)).waf_action, 'deny');
 
+  const moved = await request(`${u.url}/moved`, { headers: BROWSER });
+  assert.equal(moved.status, 301, 'redirect keeps a 301-307 status:');
+  assert.equal(moved.headers.location, 'http://app.test/new');
+  assert.equal((await request(`${u.url}/phase`, { headers: BROWSER })).status, 429, 'allow:phase skips the rest of phase 1 (418), phase 2 denies');
+  const ar = await request(`${u.url}/request`, { headers: BROWSER });
+  assert.equal(ar.status, 200, 'allow:request skips phase 2');
+  assert.equal((await line('/request')).waf_action, 'allow');
+
   const plain = await request(`${u.url}/index.html`, { headers: BROWSER });
   assert.equal(plain.status, 200);
   assert.equal((await line('/index.html')).waf_action, 'pass');
@@ -174,7 +188,7 @@ test('detection_only never disrupts: deny, drop and redirect pass and are audite
   ]);
 });
 
-test('the same rules in nginx + ModSecurity v3 + the CRS: the same status and Location, except drop (v3 denies with 403 instead)', async (t) => {
+test('the same rules in nginx + ModSecurity v3 + the CRS: the same status and Location (deny 418, redirect 302 and 301, allow, allow:phase, allow:request, the CRS blocking), except drop (v3 denies with 403 instead)', async (t) => {
   const up = await startUpstream('app');
   t.after(() => up.close());
   const ms = await startModSecurity({ upstreamPort: up.port, paranoia: 1, audit: 'off', extra: RULES });
@@ -182,7 +196,7 @@ test('the same rules in nginx + ModSecurity v3 + the CRS: the same status and Lo
   const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }], waf: { crs: CRS, paranoia_level: 1, rules: [RULES] } });
   t.after(() => u.close());
 
-  const cases = ['/teapot', '/old?x=1', `/trusted${XSS}`, `/other${XSS}`, '/index.html'];
+  const cases = ['/teapot', '/old?x=1', '/moved', '/phase', '/request', `/trusted${XSS}`, `/other${XSS}`, '/index.html'];
   for (const path of cases) {
     const theirs = await request(`${ms.url}${path}`, { headers: BROWSER });
     const ours = await request(`${u.url}${path}`, { headers: BROWSER });
@@ -190,6 +204,9 @@ test('the same rules in nginx + ModSecurity v3 + the CRS: the same status and Lo
     assert.equal(ours.headers.location, theirs.headers.location, `${path}: Location`);
   }
   assert.equal((await request(`${ms.url}/teapot`, { headers: BROWSER })).status, 418);
+  assert.equal((await request(`${ms.url}/moved`, { headers: BROWSER })).status, 301);
+  assert.equal((await request(`${ms.url}/phase`, { headers: BROWSER })).status, 429);
+  assert.equal((await request(`${ms.url}/request`, { headers: BROWSER })).status, 200);
   assert.equal((await request(`${ms.url}/old?x=1`, { headers: BROWSER })).headers.location, 'http://app.test/new?from=&v=/old');
   // drop: ModSecurity v3 with nginx answers 403; usher closes the connection (what the action says)
   assert.equal((await request(`${ms.url}/drop`, { headers: BROWSER })).status, 403);
