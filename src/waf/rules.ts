@@ -385,7 +385,8 @@ function draftOf(actions: readonly ActionSpec[]): Draft {
         break;
       case 'status': {
         const n = Number(v);
-        if (!Number.isInteger(n) || n < 100 || n > 999) throw new Error(`status must be an HTTP status (100-999), got "${v}"`);
+        // what usher can answer (a local reply outside 200-599 is refused)
+        if (!Number.isInteger(n) || n < 200 || n > 599) throw new Error(`status must be an HTTP status usher can answer (200-599), got "${v}"`);
         d.status = n;
         break;
       }

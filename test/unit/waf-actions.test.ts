@@ -126,6 +126,7 @@ test('malformed disruptive arguments are errors with file:line', () => {
     ['SecRule ARGS "@rx x" "id:1,phase:1,allow:forever"', /allow takes phase or request/],
     ['SecRule ARGS "@rx x" "id:1,phase:1,redirect"', /redirect needs a URL/],
     ['SecRule ARGS "@rx x" "id:1,phase:1,deny,status:abc"', /status must be an HTTP status/],
+    ['SecRule ARGS "@rx x" "id:1,phase:1,deny,status:101"', /status must be an HTTP status usher can answer \(200-599\), got "101"/],
   ] as const) {
     assert.throws(() => compileRules(parseSecLang(`SecRuleEngine On\n${rule}`, 'extra.conf')), (err: unknown) => err instanceof SecLangError && /extra\.conf:2/.test(err.message) && message.test(err.message), rule);
   }
