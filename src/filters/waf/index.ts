@@ -45,6 +45,14 @@ function requestOf(ctx: RequestContext): WafRequest {
   };
 }
 
+/**
+ * A redirect URL as a field value: its macros may bring in request bytes (a decoded %0d%0a),
+ * which would split the head; control characters and what node:http refuses are percent-encoded.
+ */
+function fieldSafe(url: string): string {
+  return url.replace(/[^\x20-\x7e\x80-\xff]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
 export class WafFilter implements Filter {
   readonly name = 'waf';
   readonly requestBody: RequestBodyHook;
@@ -99,7 +107,7 @@ export class WafFilter implements Filter {
       case 'drop':
         return { status: it.status, drop: true, reason: 'waf_blocked' };
       case 'redirect':
-        return { status: it.status, headers: ['location', it.url ?? '/', 'cache-control', 'no-store'], reason: 'waf_blocked' };
+        return { status: it.status, headers: ['location', fieldSafe(it.url ?? '/'), 'cache-control', 'no-store'], reason: 'waf_blocked' };
       default:
         return { ...localReplyFor('waf_blocked', ctx.requestId, json, it.status), reason: 'waf_blocked' };
     }
