@@ -552,11 +552,11 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     this.replyLocal(reply.status, headers, body, reply.reason ?? 'local_response', close, true);
   }
 
-  /** A filter's `drop`: no reply; the connection (HTTP/1.x) or the stream (HTTP/2) is reset. */
+  /** A filter's `drop`: no reply; the connection (HTTP/1.x) or the stream (HTTP/2, PROTOCOL_ERROR as nginx 1.22 resets a `return 444`) is reset. */
   private dropDownstream(reason: ReasonCode): void {
     this.reason = reason;
     this.stopUpstream();
-    if (this.req.httpVersionMajor === 2) (this.res as unknown as { stream: ServerHttp2Stream }).stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+    if (this.req.httpVersionMajor === 2) (this.res as unknown as { stream: ServerHttp2Stream }).stream.close(h2constants.NGHTTP2_PROTOCOL_ERROR);
     else this.res.destroy();
   }
 

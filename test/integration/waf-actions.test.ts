@@ -96,7 +96,7 @@ test('deny with status:418, drop (HTTP/1.1 and HTTP/2), redirect with macros and
   assert.deepEqual((await line('/p2?cmd=drop')).waf_rules, [10105]);
   assert.equal((await line('/p2')).waf_action, 'drop');
 
-  // drop on HTTP/2: that stream is reset (INTERNAL_ERROR), the session goes on
+  // drop on HTTP/2: that stream is reset (PROTOCOL_ERROR, as nginx resets a `return 444`), the session goes on
   const session = await h2session(u.url);
   t.after(() => session.close());
   const dropped = await h2request(session, { ':path': '/drop?h2', ':authority': 'app.test', 'user-agent': 'Mozilla/5.0', accept: 'text/html' }).then(
@@ -104,7 +104,7 @@ test('deny with status:418, drop (HTTP/1.1 and HTTP/2), redirect with macros and
     (err: Error & { code?: string }) => err,
   );
   assert.ok(dropped !== undefined, 'the HTTP/2 request got no response');
-  assert.match(dropped.message, /NGHTTP2_INTERNAL_ERROR/, dropped.message);
+  assert.match(dropped.message, /NGHTTP2_PROTOCOL_ERROR/, dropped.message);
   const after = await h2request(session, { ':path': '/index.html', ':authority': 'app.test', 'user-agent': 'Mozilla/5.0', accept: 'text/html' });
   assert.equal(after.status, 200, 'the same session serves the next request');
   assert.equal((await line('/drop?h2')).waf_action, 'drop');
