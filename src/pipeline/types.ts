@@ -53,6 +53,12 @@ export interface LocalResponse {
    * first served): the exchange appends to it instead of checking and copying it per reply.
    */
   checked?: boolean;
+  /**
+   * No answer at all (the WAF's `drop`): HTTP/1.x destroys the connection, HTTP/2 resets the
+   * stream with PROTOCOL_ERROR (what nginx 1.22 does for its `return 444`); status, headers and body
+   * are then only what the logs record. The response hooks do not run; `done` does.
+   */
+  drop?: boolean;
 }
 
 /**

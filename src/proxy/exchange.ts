@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { pipeline, type Transform } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
+import { constants as h2constants, type ServerHttp2Stream } from 'node:http2';
 import { REASONS, type ReasonCode } from '../errors/index.js';
 import { doneChannel, requestStartChannel, routedChannel } from '../observability/events.js';
 import { runDoneHooks, runHeadHooks, runRequestHooks, type PhaseHost } from '../pipeline/runner.js';
@@ -542,6 +543,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
 
   private replyFrom(reply: LocalResponse, filter: Filter, phase: PhaseName, close: boolean): void {
     if (this.downstreamGone) return;
+    if (reply.drop === true) return this.dropDownstream(reply.reason ?? 'local_response');
     const checked = reply.checked === true && Array.isArray(reply.headers);
     const problem = localReplyProblem(reply, !checked);
     if (problem !== undefined) return this.hookFailed(filter, phase, new Error(`${filter.name}: a local reply usher cannot send: ${problem}`));
@@ -560,6 +562,14 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     const body = reply.body;
     headers.push('content-length', String(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length));
     this.replyLocal(reply.status, headers, body, reply.reason ?? 'local_response', close, true);
+  }
+
+  /** A filter's `drop`: no reply; the connection (HTTP/1.x) or the stream (HTTP/2, PROTOCOL_ERROR as nginx 1.22 resets a `return 444`) is reset. */
+  private dropDownstream(reason: ReasonCode): void {
+    this.reason = reason;
+    this.stopUpstream();
+    if (this.req.httpVersionMajor === 2) (this.res as unknown as { stream: ServerHttp2Stream }).stream.close(h2constants.NGHTTP2_PROTOCOL_ERROR);
+    else this.res.destroy();
   }
 
   hookFailed(filter: Filter, phase: PhaseName, err: unknown): void {

@@ -7,8 +7,8 @@ import type { LocalResponse, StreamedBody } from '../pipeline/types.js';
  * the request id and the stable reason code, as JSON when the client asked for it, else as text.
  * The exchange passes it through the response phase like any other head.
  */
-export function localReplyFor(reason: ReasonCode, requestId: string, json: boolean): { status: number; headers: string[]; body: string } {
-  const status = REASONS[reason].status;
+/** `status`: another status than the reason's own (a WAF rule's `deny,status:NNN`). */
+export function localReplyFor(reason: ReasonCode, requestId: string, json: boolean, status: number = REASONS[reason].status): { status: number; headers: string[]; body: string } {
   const text = STATUS_TEXT[status] ?? 'Error';
   const body = json
     ? `${JSON.stringify({ status, error: text, reason, request_id: requestId })}\n`

@@ -11,7 +11,17 @@ import { type ActionSpec, type TargetSpec, parseActions, parseOperator, parseTar
 import { TRANSFORMS, type Transform } from './transforms.js';
 import { COLLECTIONS, DYNAMIC_COLLECTIONS, MAP_COLLECTIONS, collectionId } from './variables.js';
 
-export type Disruptive = 'pass' | 'block' | 'deny' | 'drop' | 'allow';
+export type Disruptive = 'pass' | 'block' | 'deny' | 'drop' | 'allow' | 'redirect';
+/** What `allow` lets through: the rest of the transaction, of this phase, or of the request phases (1-2). */
+export type AllowScope = 'all' | 'phase' | 'request';
+
+/** A phase's SecDefaultAction, as `block` resolves to it. */
+export interface DefaultDisruptive {
+  readonly action: Disruptive;
+  readonly status: number | undefined;
+  readonly redirect: Macro | undefined;
+  readonly allow: AllowScope | undefined;
+}
 export type EngineMode = 'On' | 'Off' | 'DetectionOnly';
 
 export interface Target {
@@ -76,6 +86,10 @@ export interface Rule {
   readonly ver: string | undefined;
   readonly disruptive: Disruptive | undefined;
   readonly status: number | undefined;
+  /** `redirect:URL` (a macro, expanded when the rule fires). */
+  readonly redirect: Macro | undefined;
+  /** `allow`, `allow:phase`, `allow:request`. */
+  readonly allow: AllowScope | undefined;
   readonly log: boolean;
   readonly auditlog: boolean;
   readonly skip: number;
@@ -114,7 +128,7 @@ export interface RuleSet {
   readonly approximations: readonly { readonly id: number; readonly what: readonly string[] }[];
   readonly settings: Settings;
   /** The default disruptive action of each phase (what `block` means there). */
-  readonly blockAction: readonly Disruptive[];
+  readonly blockAction: readonly DefaultDisruptive[];
 }
 
 const SEVERITIES = ['EMERGENCY', 'ALERT', 'CRITICAL', 'ERROR', 'WARNING', 'NOTICE', 'INFO', 'DEBUG'];
@@ -283,6 +297,8 @@ interface Draft {
   ver: string | undefined;
   disruptive: Disruptive | undefined;
   status: number | undefined;
+  redirect: Macro | undefined;
+  allow: AllowScope | undefined;
   log: boolean | undefined;
   auditlog: boolean | undefined;
   skip: number;
@@ -293,7 +309,7 @@ function draftOf(actions: readonly ActionSpec[]): Draft {
   const d: Draft = {
     id: undefined, phase: undefined, chain: false, transforms: undefined, multiMatch: false, capture: false, setvars: [], ctls: [],
     msg: undefined, logdata: undefined, tags: [], severity: undefined, ver: undefined, disruptive: undefined, status: undefined,
-    log: undefined, auditlog: undefined, skip: 0, skipAfter: undefined,
+    redirect: undefined, allow: undefined, log: undefined, auditlog: undefined, skip: 0, skipAfter: undefined,
   };
   for (const a of actions) {
     const v = a.value ?? '';
@@ -352,12 +368,28 @@ function draftOf(actions: readonly ActionSpec[]): Draft {
       case 'block':
       case 'deny':
       case 'drop':
-      case 'allow':
         d.disruptive = a.name;
         break;
-      case 'status':
-        d.status = Number(v);
+      case 'allow': {
+        // ModSecurity v3: `allow` (the rest of the transaction), `allow:phase`, `allow:request`
+        const scope = v === '' ? 'all' : v.toLowerCase();
+        if (scope !== 'all' && scope !== 'phase' && scope !== 'request') throw new Error(`allow takes phase or request, got "${v}"`);
+        d.disruptive = 'allow';
+        d.allow = scope;
         break;
+      }
+      case 'redirect':
+        if (v === '') throw new Error('redirect needs a URL');
+        d.disruptive = 'redirect';
+        d.redirect = compileMacro(v);
+        break;
+      case 'status': {
+        const n = Number(v);
+        // what usher can answer (a local reply outside 200-599 is refused)
+        if (!Number.isInteger(n) || n < 200 || n > 599) throw new Error(`status must be an HTTP status usher can answer (200-599), got "${v}"`);
+        d.status = n;
+        break;
+      }
       case 'log':
         d.log = true;
         break;
@@ -480,6 +512,8 @@ export function compileRules(directives: readonly Directive[], options: CompileO
         ver: draft.ver,
         disruptive: draft.disruptive ?? (inChain ? undefined : (def?.disruptive ?? 'pass')),
         status: draft.status ?? def?.status,
+        redirect: draft.disruptive === undefined && !inChain ? def?.redirect : draft.redirect,
+        allow: draft.disruptive === undefined && !inChain ? def?.allow : draft.allow,
         log: draft.log ?? def?.log ?? true,
         auditlog: draft.auditlog ?? def?.auditlog ?? true,
         skip: draft.skip,
@@ -651,7 +685,10 @@ export function compileRules(directives: readonly Directive[], options: CompileO
       it.skipTo = at < 0 ? list.length : at;
     }
   }
-  const blockAction = defaults.map((d) => (d?.disruptive === 'block' || d === undefined ? 'pass' : d.disruptive)) as Disruptive[];
+  const blockAction = defaults.map((d): DefaultDisruptive => {
+    const action = d?.disruptive === 'block' || d?.disruptive === undefined ? 'pass' : d.disruptive;
+    return { action, status: d?.status, redirect: d?.redirect, allow: d?.allow };
+  });
   return { phases, rules, skipped, ignored, approximations, settings, blockAction };
 }
 
@@ -659,7 +696,7 @@ function placeholder(id: number, d: Directive): Rule {
   return {
     id, origin: d.origin, phase: 0, targets: [], exclusions: [], operator: { name: 'noMatch', fn: () => false, approximations: [] }, negated: false,
     operatorText: '', transforms: chainOf([]), multiMatch: false, capture: false, setvars: [], ctls: [], msg: undefined, logdata: undefined,
-    tags: [], severity: undefined, ver: undefined, disruptive: undefined, status: undefined, log: false, auditlog: false, skip: 0,
+    tags: [], severity: undefined, ver: undefined, disruptive: undefined, status: undefined, redirect: undefined, allow: undefined, log: false, auditlog: false, skip: 0,
     skipAfter: undefined, chained: undefined,
   };
 }

@@ -5,7 +5,7 @@
 import type { MacroSource } from './macro.js';
 import { expandMacro } from './macro.js';
 import { toInt, type OperatorContext } from './operators.js';
-import { type Ctl, type Disruptive, type EngineMode, type Rule, type RuleSet, type Target, type TransformChain, inRanges } from './rules.js';
+import { type AllowScope, type Ctl, type Disruptive, type EngineMode, type Rule, type RuleSet, type Target, type TransformChain, inRanges } from './rules.js';
 import { urlDecode } from './transforms.js';
 import { type Collection, DYNAMIC_COLLECTIONS, EMPTY, ListBuilder, MAP_COLLECTIONS, parseCookies, parseUrlEncoded, scalar } from './variables.js';
 
@@ -34,11 +34,21 @@ export interface MatchedRule {
   readonly tags: readonly string[];
 }
 
+/**
+ * A disruptive action that ends the request, as ModSecurity v3 sets its intervention: deny
+ * (status: or 403), drop (usher closes the connection; v3 itself runs deny instead), redirect
+ * (Location: the expanded URL, status 302 unless the rule's status: is 301-307).
+ */
 export interface Interruption {
   readonly ruleId: number;
-  readonly action: 'deny' | 'drop';
+  readonly action: 'deny' | 'drop' | 'redirect';
   readonly status: number;
+  /** redirect: the URL, macros expanded. */
+  readonly url?: string;
 }
+
+/** The disruptive action a request ended with, for the access and audit logs. */
+export type WafAction = 'pass' | 'allow' | 'deny' | 'drop' | 'redirect';
 
 /** Body variables a request body processor produced (body.ts). */
 export interface BodyResult {
@@ -75,6 +85,10 @@ export class Transaction implements MacroSource, OperatorContext {
   budgetExceeded = false;
   /** Stop all further phases (`allow`). */
   allowed = false;
+  /** The `allow` that fired (in On mode): its rule and scope. */
+  allowedBy: { readonly ruleId: number; readonly scope: AllowScope } | undefined = undefined;
+  /** allow:request: phases 1-2 are skipped; allow:phase: the rest of the current one. */
+  private allowScope: AllowScope | undefined;
   bodyProcessor: string | undefined = undefined;
   requestBodyAccess: boolean;
   forceRequestBodyVariable = false;
@@ -127,6 +141,9 @@ export class Transaction implements MacroSource, OperatorContext {
   /** Runs one phase (1 request headers, 2 request body, 3/4 response, 5 logging). */
   runPhase(phase: number): void {
     if (this.interruption !== undefined || this.allowed || this.budgetExceeded || this.mode === 'Off') return;
+    // allow:request lets the request phases through; the response phases run (ModSecurity v3)
+    if (this.allowScope === 'request' && phase <= 2) return;
+    this.allowScope = undefined;
     const list = this.rules.phases[phase];
     if (list === undefined) return;
     let checks = 0;
@@ -145,6 +162,11 @@ export class Transaction implements MacroSource, OperatorContext {
       if (!this.evalChain(r)) continue;
       this.afterMatch(r);
       if (this.interruption !== undefined || this.allowed || (this.mode as EngineMode) === 'Off') return;
+      if (this.allowScope !== undefined) {
+        // allow:phase ends this phase only
+        if (this.allowScope === 'phase') this.allowScope = undefined;
+        return;
+      }
       if (r.skipAfter !== undefined) i = it.skipTo;
       else if (r.skip > 0) {
         let n = r.skip;
@@ -368,17 +390,47 @@ export class Transaction implements MacroSource, OperatorContext {
         tags: head.tags,
       });
     }
+    // `block` is the phase's SecDefaultAction (its status and URL with it); the rule's own
+    // status: comes first, as v3 runs status before the disruptive action
     let action: Disruptive | undefined = head.disruptive;
-    if (action === 'block') action = this.rules.blockAction[head.phase];
+    let redirect = head.redirect;
+    let allow = head.allow;
+    let status = head.status;
+    if (action === 'block') {
+      const def = this.rules.blockAction[head.phase];
+      action = def?.action ?? 'pass';
+      redirect = def?.redirect;
+      allow = def?.allow;
+      status ??= def?.status;
+    }
     if (action === 'allow') {
-      if (this.mode === 'On') this.allowed = true;
+      // v3 runs no disruptive action unless SecRuleEngine is On
+      if (this.mode !== 'On') return;
+      const scope = allow ?? 'all';
+      this.allowedBy ??= { ruleId: head.id, scope };
+      if (scope === 'all') this.allowed = true;
+      else this.allowScope = scope;
       return;
     }
-    if (action === 'deny' || action === 'drop') {
-      const i: Interruption = { ruleId: head.id, action, status: head.status ?? 403 };
-      if (this.mode === 'On') this.interruption = i;
-      else this.wouldInterrupt ??= i;
+    let i: Interruption | undefined;
+    if (action === 'deny' || action === 'drop') i = { ruleId: head.id, action, status: status ?? 403 };
+    else if (action === 'redirect' && redirect !== undefined) {
+      // v3 expands the URL without the rule at hand: %{RULE.*} is empty there (nginx's reference
+      // answers Location: /x?id= for redirect:'/x?id=%{rule.id}'); the rest expands as anywhere
+      this.currentRule = undefined;
+      const url = expandMacro(redirect, this);
+      this.currentRule = head;
+      i = { ruleId: head.id, action, status: status !== undefined && status >= 301 && status <= 307 ? status : 302, url };
     }
+    if (i === undefined) return;
+    if (this.mode === 'On') this.interruption = i;
+    else this.wouldInterrupt ??= i;
+  }
+
+  /** What the request ended with: the interruption's action, allow, or pass. */
+  get action(): WafAction {
+    if (this.interruption !== undefined) return this.interruption.action;
+    return this.allowedBy !== undefined ? 'allow' : 'pass';
   }
 
   private setVar(collection: string, name: string, value: string | undefined, op: '=' | '+' | '-'): void {

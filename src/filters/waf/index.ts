@@ -7,9 +7,12 @@
 // The WAF reads ctx.headers (node's rawHeaders: every field as received, names with "_"
 // included: usher drops those only from the copy it sends upstream, src/proxy/headers.ts) and
 // ctx.target (the raw request target), never the normalised view routing uses: what
-// ModSecurity sees behind nginx with `ignore_invalid_headers off`. A blocked request gets
-// 403 waf_blocked with the request id; the access log line carries the matched rule ids and the
-// anomaly score.
+// ModSecurity sees behind nginx with `ignore_invalid_headers off`. A disruptive action is
+// answered as ModSecurity v3 behind nginx answers it: deny with the rule's status (403 by
+// default) and usher's error body (request id, waf_blocked); redirect with 302 (or the rule's
+// 301-307) and Location; drop with no answer at all (the connection or HTTP/2 stream is reset);
+// allow and pass let the request through. The access log line carries the matched rule ids,
+// the anomaly score and the action (waf_action).
 import type { RouteConfig } from '../../config/types.js';
 import { addAccessLogFields } from '../../observability/log-fields.js';
 import type { RouteFilterDefinition, RouteFilterDeps } from '../../pipeline/registry.js';
@@ -40,6 +43,14 @@ function requestOf(ctx: RequestContext): WafRequest {
     remoteAddr: ctx.clientAddress,
     remotePort: ctx.clientPort,
   };
+}
+
+/**
+ * A redirect URL as a field value: its macros may bring in request bytes (a decoded %0d%0a),
+ * which would split the head; control characters and what node:http refuses are percent-encoded.
+ */
+function fieldSafe(url: string): string {
+  return url.replace(/[^\x20-\x7e\x80-\xff]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
 export class WafFilter implements Filter {
@@ -85,11 +96,21 @@ export class WafFilter implements Filter {
   private verdict(ctx: RequestContext, st: WafState): LocalResponse | undefined {
     const tx = st.tx;
     const ids = tx.matched.map((m) => m.id);
-    addAccessLogFields(ctx, { waf_rules: ids, waf_score: tx.anomalyScore });
-    const block = tx.interruption !== undefined || (tx.budgetExceeded && this.rt.config.on_budget_exceeded === 'block' && tx.mode === 'On');
-    if (!block) return undefined;
+    const budget = tx.interruption === undefined && tx.budgetExceeded && this.rt.config.on_budget_exceeded === 'block' && tx.mode === 'On';
+    addAccessLogFields(ctx, { waf_rules: ids, waf_score: tx.anomalyScore, waf_action: budget ? 'deny' : tx.action });
+    const it = tx.interruption;
+    if (it === undefined && !budget) return undefined;
     st.blocked = true;
-    return { ...localReplyFor('waf_blocked', ctx.requestId, wantsJson(ctx.headers)), reason: 'waf_blocked' };
+    const json = wantsJson(ctx.headers);
+    if (it === undefined) return { ...localReplyFor('waf_blocked', ctx.requestId, json), reason: 'waf_blocked' };
+    switch (it.action) {
+      case 'drop':
+        return { status: it.status, drop: true, reason: 'waf_blocked' };
+      case 'redirect':
+        return { status: it.status, headers: ['location', fieldSafe(it.url ?? '/'), 'cache-control', 'no-store'], reason: 'waf_blocked' };
+      default:
+        return { ...localReplyFor('waf_blocked', ctx.requestId, json, it.status), reason: 'waf_blocked' };
+    }
   }
 
   done(ctx: RequestContext): void {
@@ -107,6 +128,11 @@ export class WafFilter implements Filter {
       host: ctx.header('host') ?? null,
       route: ctx.route?.name ?? null,
       action: st.blocked ? 'blocked' : tx.wouldInterrupt !== undefined ? 'detected' : 'flagged',
+      // the disruptive action taken (deny, drop, redirect, allow, pass) and, in detection
+      // mode, the one that would have been
+      disruptive: st.blocked && tx.interruption === undefined ? 'deny' : tx.action,
+      would_disrupt: tx.wouldInterrupt?.action ?? null,
+      allowed_by: tx.allowedBy?.ruleId ?? null,
       status: ctx.response?.status ?? null,
       mode: tx.mode,
       anomaly_score: tx.anomalyScore,
