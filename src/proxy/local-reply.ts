@@ -5,9 +5,9 @@ import type { LocalResponse, StreamedBody } from '../pipeline/types.js';
 /**
  * The reply usher makes itself for `reason` (no route, upstream failure, limits): it carries
  * the request id and the stable reason code, as JSON when the client asked for it, else as text.
- * The exchange passes it through the response phase like any other head.
+ * The exchange passes it through the response phase like any other head. `status`: another
+ * status than the reason's own (a WAF rule's `deny,status:NNN`).
  */
-/** `status`: another status than the reason's own (a WAF rule's `deny,status:NNN`). */
 export function localReplyFor(reason: ReasonCode, requestId: string, json: boolean, status: number = REASONS[reason].status): { status: number; headers: string[]; body: string } {
   const text = STATUS_TEXT[status] ?? 'Error';
   const body = json
