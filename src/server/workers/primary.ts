@@ -24,6 +24,7 @@ import { InflightCounts, LocalBuckets } from '../../filters/rate-limit/local-sto
 import type { Cluster, ClusterPublisher } from '../../upstream/cluster.js';
 import type { Resolved } from '../../upstream/discovery/dns.js';
 import type { ProbeResult } from '../../upstream/health/active.js';
+import { limitsBelowWorkers } from '../../upstream/share.js';
 import type { Usher } from '../usher.js';
 import { isMessage, type FleetState, type FromWorker, type ToWorker, type WorkerStats } from './protocol.js';
 
@@ -93,6 +94,12 @@ export class Primary implements Fleet, ClusterPublisher {
   }
 
   private setConfig(config: UsherConfig): void {
+    // Once per config, here rather than in every worker: an upstream limit smaller than the worker count.
+    if (config !== this.config) {
+      for (const w of limitsBelowWorkers(Object.values(config.upstreams), this.count)) {
+        this.log().warn({ setting: w.setting, limit: w.limit, workers: this.count }, `${w.setting} (${w.limit}) is smaller than the number of workers (${this.count}): the limit is split across the workers, and ${w.effect}`);
+      }
+    }
     this.config = config;
     const rl = config.rate_limits;
     const bound = rl === undefined ? 100 : rl.max_keys * Math.max(1, Object.keys(rl.policies).length);
@@ -107,7 +114,7 @@ export class Primary implements Fleet, ClusterPublisher {
     slot.timer = null;
     slot.state = 'starting';
     slot.listeners = [];
-    const worker = cluster.fork({ USHER_WORKER: String(slot.n) });
+    const worker = cluster.fork({ USHER_WORKER: String(slot.n), USHER_WORKERS: String(this.count) });
     slot.worker = worker;
     slot.startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {

@@ -8,11 +8,14 @@ import type { Purge } from '../../cache/store.js';
 import type { Decision } from '../../filters/rate-limit/gcra.js';
 import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
+import { setWorkerPlace } from '../../upstream/share.js';
 import { Usher } from '../usher.js';
 import { isMessage, type FleetState, type FromWorker, type ToWorker } from './protocol.js';
 
 /** The worker's number (1..N, kept by a replacement), from the primary's fork. */
 export const workerNumber = (): number => Number(process.env.USHER_WORKER);
+/** The number of workers of this usher instance, from the primary's fork. */
+export const workerTotal = (): number => Number(process.env.USHER_WORKERS);
 
 function send(m: FromWorker): void {
   // The channel closes when the primary dies: the disconnect handler below ends this worker.
@@ -118,6 +121,8 @@ class PurgeEverywhere {
 /** Runs until the primary says stop (or dies, or a signal comes); resolves with the exit code. */
 export function runWorker(): Promise<number> {
   const n = workerNumber();
+  // Before any cluster is built: the circuit breakers and retry budgets take this worker's share.
+  setWorkerPlace(n, workerTotal());
   const certs = new RemoteCertSource();
   const limits = new PrimaryBuckets();
   const purges = new PurgeEverywhere();
