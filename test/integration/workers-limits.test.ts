@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
+import { get as httpsGet } from 'node:https';
 import { request } from '../helpers/client.js';
+import { CERT_FILE, KEY_FILE, h2request, h2session } from '../helpers/h2.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { LIMIT, start, status, until, yaml } from '../helpers/workers.js';
 
@@ -125,4 +127,33 @@ test('rate_limits.connections_per_client holds per usher instance: the primary c
   t.after(() => again.forEach((c) => c.socket.destroy()));
   // And a fourth is one too many again.
   assert.equal((await probe(s.port)).answer, 'closed');
+});
+
+test('connections_per_client across workers on a TLS listener with HTTP/2: admitted connections handshake and serve, one over the limit is closed', LIMIT, async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const text = `listeners:\n  - { address: 127.0.0.1:0 }\n  - { address: 127.0.0.1:0, tls: { cert: ${JSON.stringify(CERT_FILE)}, key: ${JSON.stringify(KEY_FILE)} }, http2: {} }\nadmin: { address: 127.0.0.1:0 }\nupstreams: { app: { servers: [${JSON.stringify(up.url)}] } }\nrate_limits:\n  connections_per_client: 2\n  policies: {}\nroutes: [{ upstream: app }]\n`;
+  const s = await start(t, text);
+  const url = `https://127.0.0.1:${/listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(s.cli.stderr)![1]}`;
+  // One after the other: they go to both workers; the ClientHello is sent before the primary answers.
+  const sessions = [];
+  for (let i = 0; i < 2; i++) {
+    const session = await h2session(url);
+    t.after(() => session.destroy());
+    assert.equal((await h2request(session, { ':path': `/h2-${i}` })).status, 200);
+    sessions.push(session);
+  }
+  await assert.rejects(h2session(url), 'a third connection from the address is closed before its handshake');
+  // One closed: an HTTP/1.1 request over TLS takes its place.
+  sessions[0]!.close();
+  const status = await until('a new TLS connection admitted', () =>
+    new Promise<number | undefined>((resolve) => {
+      const req = httpsGet(`${url}/h1`, { rejectUnauthorized: false, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', () => resolve(undefined));
+    }),
+  );
+  assert.equal(status, 200);
 });
