@@ -76,7 +76,7 @@ test("an upstream's circuit_breaker.max_requests holds per usher instance: each 
   assert.equal(r.held, 2);
   assert.deepEqual(r.statuses, [200, 200, 503, 503]);
   assert.deepEqual(r.reasons, ['upstream_overloaded', 'upstream_overloaded']);
-  assert.doesNotMatch(r.log, /smaller than the number of workers/);
+  assert.doesNotMatch(r.log, /limits smaller than the number of workers/);
 });
 
 test("a server's max_requests holds per usher instance too; one below the worker count rounds up to one per worker, with a warning", LIMIT, async (t) => {
@@ -87,7 +87,7 @@ test("a server's max_requests holds per usher instance too; one below the worker
   const one = await fourAtOnce(t, (url) => `    servers: [{ url: ${url}, max_requests: 1 }]\n`);
   assert.equal(one.held, 2);
   assert.deepEqual(one.statuses, [200, 200, 503, 503]);
-  const warnings = one.log.match(/upstreams\.app\.servers\[0\]\.max_requests \(1\) is smaller than the number of workers \(2\)/g) ?? [];
+  const warnings = one.log.match(/limits smaller than the number of workers \(2\).*?upstreams\.app\.servers\[0\]\.max_requests \(1\): each of the 2 workers keeps 1/g) ?? [];
   assert.equal(warnings.length, 1, one.log);
 });
 

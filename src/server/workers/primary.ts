@@ -84,6 +84,8 @@ export class Primary implements Fleet, ClusterPublisher {
   /** Open client connections per address across the workers (rate_limits.connections_per_client). */
   private readonly connections = new Map<string, number>();
   private readonly exited = new Set<() => void>();
+  /** The limits below the worker count last warned about (setConfig). */
+  private belowWarned = '';
 
   constructor(
     readonly count: number,
@@ -111,11 +113,15 @@ export class Primary implements Fleet, ClusterPublisher {
   }
 
   private setConfig(config: UsherConfig): void {
-    // Once per config, here rather than in every worker: an upstream limit smaller than the worker count.
+    // Here rather than in every worker, in one line, and again only when the list changes (a
+    // reload that leaves these limits alone says nothing): upstream limits smaller than the worker count.
     if (config !== this.config) {
-      for (const w of limitsBelowWorkers(Object.values(config.upstreams), this.count)) {
-        this.log().warn({ setting: w.setting, limit: w.limit, workers: this.count }, `${w.setting} (${w.limit}) is smaller than the number of workers (${this.count}): the limit is split across the workers, and ${w.effect}`);
+      const below = limitsBelowWorkers(Object.values(config.upstreams), this.count);
+      const text = below.map((w) => `${w.setting} (${w.limit}): ${w.effect}`).join('; ');
+      if (text !== this.belowWarned && text !== '') {
+        this.log().warn({ settings: below.map((w) => w.setting), workers: this.count }, `limits smaller than the number of workers (${this.count}), split across the workers (README: Limits with N workers): ${text}`);
       }
+      this.belowWarned = text;
     }
     this.config = config;
     const rl = config.rate_limits;
