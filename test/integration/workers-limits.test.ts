@@ -157,3 +157,32 @@ test('connections_per_client across workers on a TLS listener with HTTP/2: admit
   );
   assert.equal(status, 200);
 });
+
+test("connections_per_client: a worker killed with connections open gives their places back in the primary", LIMIT, async (t) => {
+  const up = await startUpstream('app');
+  t.after(() => up.close());
+  const s = await start(t, yaml(JSON.stringify(up.url), 'rate_limits:\n  connections_per_client: 2\n  policies: {}\nroutes: [{ upstream: app }]\n'));
+  // One after the other: one connection on each worker, both answered, kept open.
+  const held: Socket[] = [];
+  for (let i = 0; i < 2; i++) {
+    const c = await probe(s.port);
+    t.after(() => c.socket.destroy());
+    assert.equal(c.answer, 'HTTP/1.1 200 OK');
+    held.push(c.socket);
+  }
+  const full = await probe(s.port);
+  assert.equal(full.answer, 'closed');
+  const victim = (await status(s.admin)).workers[0]!;
+  const closed = Promise.race(held.map((c) => new Promise<void>((r) => (c.destroyed ? r() : c.once('close', () => r())))));
+  process.kill(victim.pid!, 'SIGKILL');
+  await closed;
+  // The dead worker's connection no longer counts: one new one is admitted (by the survivor or the replacement), the next is not.
+  const admitted = await until('a new connection admitted', async () => {
+    const c = await probe(s.port);
+    if (c.answer === 'HTTP/1.1 200 OK') return c;
+    c.socket.destroy();
+    return undefined;
+  });
+  t.after(() => admitted.socket.destroy());
+  assert.equal((await probe(s.port)).answer, 'closed');
+});
