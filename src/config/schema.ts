@@ -324,7 +324,7 @@ export const ConfigSchema = object(
         default: DEFAULTS.workers,
         'x-usher-expected': '"auto" or a number of processes from 1 to 256',
         description:
-          'Worker processes of `usher serve` that share the listeners (node:cluster). auto: one per available CPU (os.availableParallelism, capped by a cgroup CPU quota). 1: a single process, no primary. With more than one, a primary process loads the config, watches the file, runs the active health checks, DNS discovery, ACME and the admin listener, and feeds the results to every worker; local rate limits and concurrency limits are decided in the primary so that they hold per usher instance. Changed by a reload: takes effect at the next restart. The built-in demo runs 1; `usher serve --workers` overrides the file.',
+          'Worker processes of `usher serve` that share the listeners (node:cluster). auto: one per available CPU (os.availableParallelism, capped by a cgroup CPU quota). 1: a single process, no primary. With more than one, a primary process loads the config, watches the file, runs the active health checks, DNS discovery, ACME and the admin listener, and feeds the results to every worker; local rate limits, concurrency limits and `rate_limits.connections_per_client` are counted in the primary, and each worker takes a fixed share of an upstream\'s `circuit_breaker.max_requests` / `max_pending`, `servers[].max_requests` and `retry.budget.min_retries`, so that these limits hold per usher instance (README: Limits with N workers). Changed by a reload: takes effect at the next restart. The built-in demo runs 1; `usher serve --workers` overrides the file.',
       }),
     ),
   },

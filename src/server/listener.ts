@@ -35,8 +35,8 @@ export interface ListenerOwner extends HandlerOwner {
   readonly stats: { connections: number };
   /** The embedding program's listener filters (UsherOptions.listenerFilters). */
   readonly listenerFilters?: readonly ListenerFilterDefinition<undefined>[];
-  /** rate_limits.connections_per_client: false closes the connection at once. */
-  admitConnection?(socket: Socket): boolean;
+  /** rate_limits.connections_per_client: false closes the connection at once; a promise (the primary counts, with workers) before anything is read. */
+  admitConnection?(socket: Socket): boolean | Promise<boolean>;
 }
 
 /** One downstream listener (HTTP/1.1, optionally over TLS). */
@@ -114,12 +114,6 @@ export class Listener {
     this.h2 = config.http2 ? new H2Front(owner, entry, this.server, config.http2, settings, config.tls !== undefined) : undefined;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(owner, entry, this.tunnels, req, socket as Socket, head));
     this.applySettings(settings);
-    // TCP connections (TLS and HTTP/2 ones too: they arrive here before their handshake).
-    this.server.on('connection', (socket: Socket) => {
-      owner.stats.connections++;
-      if (connectionChannel.hasSubscribers) connectionChannel.publish({ server: owner, listener: this, address: config.address, tls: this.tls !== undefined, socket } satisfies ConnectionEvent);
-      if (owner.admitConnection !== undefined && !owner.admitConnection(socket)) socket.destroy();
-    });
     if (this.tls !== undefined) {
       // Handshake outcomes for metrics; node destroys a socket whose handshake failed whether or not 'tlsClientError' has a listener.
       this.server.on('secureConnection', () => {
@@ -135,13 +129,32 @@ export class Listener {
     });
     this.server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => this.onClientError(err, socket as Socket));
     this.server.on('connect', (req: IncomingMessage, socket: Duplex) => handleConnect(owner, entry, this.tunnels, req, socket as Socket));
-    // Last, so that it wraps every connection listener (node's HTTP or TLS one, HTTP/2's sniffer,
-    // the counter): a connection the access list denies reaches none of them.
+    // Last, so that it wraps every connection listener (node's HTTP or TLS one, HTTP/2's sniffer):
+    // a connection the access list denies reaches none of them, nor one over
+    // rate_limits.connections_per_client. TCP connections: TLS and HTTP/2 ones too (before their handshake).
     const accepted = this.server.listeners('connection') as ((socket: Socket) => void)[];
     this.server.removeAllListeners('connection');
+    const handOver = (socket: Socket) => {
+      for (const l of accepted) l.call(this.server, socket);
+    };
     this.server.on('connection', (socket: Socket) => {
       if (this.access !== undefined && !this.admit(this.access, socket)) return;
-      for (const l of accepted) l.call(this.server, socket);
+      owner.stats.connections++;
+      if (connectionChannel.hasSubscribers) connectionChannel.publish({ server: owner, listener: this, address: config.address, tls: this.tls !== undefined, socket } satisfies ConnectionEvent);
+      const admitted = owner.admitConnection === undefined ? true : owner.admitConnection(socket);
+      if (admitted === true) return handOver(socket);
+      if (admitted === false) return refuse(socket);
+      // Counted in the primary across workers: nothing reads the socket until it answers (what
+      // arrives meanwhile waits in the socket's buffer for node's HTTP or TLS listener).
+      socket.on('error', ignore);
+      admitted.then(
+        (ok) => {
+          if (!ok) return refuse(socket);
+          socket.off('error', ignore);
+          if (!socket.destroyed) handOver(socket);
+        },
+        () => refuse(socket),
+      );
     });
   }
 
@@ -298,4 +311,10 @@ export function clientErrorReason(err: { code?: string; rawPacket?: Buffer }, re
     default:
       return 'bad_request';
   }
+}
+
+/** A connection over rate_limits.connections_per_client: closed without a byte. */
+function refuse(socket: Socket): void {
+  socket.on('error', ignore);
+  socket.destroy();
 }

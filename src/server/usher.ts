@@ -13,7 +13,7 @@ import { AcmeManager } from '../tls/acme/manager.js';
 import { RemoteCertSource } from '../tls/acme/remote.js';
 import { warnInsecureUpstreams } from '../tls/upstream.js';
 import { Runtime } from './runtime.js';
-import { ConnectionCounts } from '../filters/rate-limit/connections.js';
+import { ConnectionCounts, type SharedConnections } from '../filters/rate-limit/connections.js';
 import { logHealthEvents } from './health-log.js';
 import { AdminServer } from '../admin/server.js';
 import type { AdminHost, Fleet, ListenerCertificates, ListenerInfo, ReloadRecord, ReopenedLogs } from '../admin/host.js';
@@ -64,6 +64,8 @@ export interface UsherOptions {
   certSource?: CertSource;
   /** worker: the primary, which decides the local rate-limit policies for every worker. */
   limits?: PrimaryLimits;
+  /** A worker: rate_limits.connections_per_client counted in the primary, across the workers. */
+  connections?: SharedConnections;
   /** Fields on every process-log line (a worker: its id). */
   logFields?: Record<string, unknown>;
 }
@@ -96,7 +98,7 @@ export class Usher implements ListenerOwner, AdminHost {
   readonly fleet: Fleet | undefined;
   readonly listenerFilters: readonly ListenerFilterDefinition<undefined>[];
   /** Open connections per client address (rate_limits.connections_per_client), across listeners. */
-  readonly connectionCounts = new ConnectionCounts();
+  readonly connectionCounts: ConnectionCounts;
   readonly startedAt = Date.now();
   /** Reloads since start (for usher_reloads_total) and the last 20 of them (GET /status). */
   readonly reloadCounts = { success: 0, failure: 0 };
@@ -115,6 +117,7 @@ export class Usher implements ListenerOwner, AdminHost {
 
   constructor(config: UsherConfig, options: UsherOptions = {}) {
     this.options = options;
+    this.connectionCounts = new ConnectionCounts(options.connections);
     this.listenerFilters = options.listenerFilters ?? [];
     this.role = options.role ?? 'single';
     this.fleet = options.fleet;
@@ -333,10 +336,16 @@ export class Usher implements ListenerOwner, AdminHost {
     this.longLivedConnections.add(ex);
   }
 
-  admitConnection(socket: Socket): boolean {
+  admitConnection(socket: Socket): boolean | Promise<boolean> {
     const limit = this.runtime.rateLimits.connectionsPerClient;
     if (limit === undefined) return true;
-    if (this.connectionCounts.admit(socket, limit)) return true;
+    const admitted = this.connectionCounts.admit(socket, limit);
+    if (admitted === true) return true;
+    if (admitted === false) return this.connectionRefused(socket, limit);
+    return admitted.then((ok) => ok || this.connectionRefused(socket, limit));
+  }
+
+  private connectionRefused(socket: Socket, limit: number): false {
     this.logger.debug({ client: socket.remoteAddress, limit }, 'connection refused: rate_limits.connections_per_client reached');
     return false;
   }

@@ -5,6 +5,7 @@
 // requests onto a struggling upstream.
 import type { CircuitBreakerConfig } from './config/types.js';
 import type { Endpoint } from './endpoint.js';
+import { shareAtLeastOne, shareExact } from './share.js';
 
 /** What a queued request must offer: a way to go on, and to give up. */
 export interface Waiter {
@@ -28,8 +29,9 @@ export class Admission {
   rejected = 0;
 
   constructor(config: CircuitBreakerConfig, endpoints: readonly Endpoint[]) {
-    this.maxRequests = config.max_requests;
-    this.maxPending = config.max_pending;
+    // With N workers: this worker's share of the instance-wide limits (share.ts).
+    this.maxRequests = config.max_requests === null ? null : shareAtLeastOne(config.max_requests);
+    this.maxPending = shareExact(config.max_pending);
     this.queueTimeout = config.queue_timeout;
     this.endpoints = endpoints;
   }

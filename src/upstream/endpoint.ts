@@ -13,6 +13,7 @@ import { upstreamConnect, upstreamServername, upstreamTlsOptions } from '../tls/
 import { H1Pool, type H1PoolOptions } from './h1/pool.js';
 import { acceptUnsolicitedContinue } from './unsolicited-continue.js';
 import { readAfterWriteReset } from './write-reset.js';
+import { shareAtLeastOne } from './share.js';
 
 /**
  * One upstream server: its connection pool and its state. Building one opens nothing (`usher
@@ -65,7 +66,8 @@ export class Endpoint implements BalancerEndpoint {
     this.health = new EndpointHealth(upstream.name, server.url);
     this.slowStart = new SlowStart(upstream.slow_start);
     this.health.onRecover = this.slowStart.begin;
-    this.maxRequests = server.max_requests ?? Infinity;
+    // With N workers: this worker's share of the instance-wide limit (share.ts).
+    this.maxRequests = server.max_requests === null ? Infinity : shareAtLeastOne(server.max_requests);
     this.origin = server.origin;
     this.authority = server.authority;
     this.servername = server.origin.startsWith('https:') ? (upstreamServername(server, upstream) ?? new URL(server.origin).hostname) : undefined;

@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RetryConfig } from './config/types.js';
 import type { ReasonCode } from '../errors/index.js';
+import { shareAtLeastOne } from './share.js';
 
 export class RetryPolicy {
   /** Retries after the first try (so at most attempts + 1 tries). */
@@ -25,7 +26,8 @@ export class RetryPolicy {
     this.onReset = config.on.includes('reset');
     this.backoffBase = config.backoff.base;
     this.backoffMax = config.backoff.max;
-    this.budget = new RetryBudget(config.budget.percent, config.budget.min_retries);
+    // With N workers: the percent holds per worker as it does per instance; min_retries is shared out (share.ts).
+    this.budget = new RetryBudget(config.budget.percent, shareAtLeastOne(config.budget.min_retries));
   }
 
   /** A response with this status may be retried (if everything else allows it). */

@@ -1,14 +1,48 @@
 // `rate_limits.connections_per_client`: open connections per client address, across every
 // listener of this process. Checked as a connection is accepted, before anything is read from
 // it; one over the limit is closed at once (there is no request yet to answer).
+//
+// With `workers` > 1 the count is the primary's, across the workers (one IPC round trip per
+// accepted connection, and a message when it closes), so that the limit holds per usher
+// instance; when the primary cannot answer (it died, this worker drains) the worker's own count
+// decides. The worker keeps its own count of every connection it holds either way.
 import type { Socket } from 'node:net';
+
+/** The primary's count of open connections per client address, across the workers. */
+export interface SharedConnections {
+  /** One more connection from `ip`: true when it may stay, false over `limit`, null when the primary cannot answer. */
+  acquire(ip: string, limit: number): Promise<boolean | null>;
+  /** A connection that `acquire` admitted closed. */
+  release(ip: string): void;
+}
 
 export class ConnectionCounts {
   private readonly open = new Map<string, number>();
   refused = 0;
 
-  /** True when `socket` may stay; counts it until it closes. */
-  admit(socket: Socket, limit: number | undefined): boolean {
+  constructor(private readonly shared?: SharedConnections) {}
+
+  /** True when `socket` may stay (a promise of it when the primary counts); counts it until it closes. */
+  admit(socket: Socket, limit: number | undefined): boolean | Promise<boolean> {
+    if (this.shared === undefined || limit === undefined) return this.admitHere(socket, limit, false);
+    const ip = socket.remoteAddress ?? '';
+    const shared = this.shared;
+    return shared.acquire(ip, limit).then((ok) => {
+      if (ok === null) return this.admitHere(socket, limit, false);
+      if (!ok) {
+        this.refused++;
+        return false;
+      }
+      // Gone while the primary counted it: its slot goes back at once.
+      if (socket.destroyed) {
+        shared.release(ip);
+        return false;
+      }
+      return this.admitHere(socket, undefined, true);
+    });
+  }
+
+  private admitHere(socket: Socket, limit: number | undefined, shared: boolean): boolean {
     const ip = socket.remoteAddress ?? '';
     const n = this.open.get(ip) ?? 0;
     if (limit !== undefined && n >= limit) {
@@ -20,6 +54,7 @@ export class ConnectionCounts {
       const m = this.open.get(ip) ?? 1;
       if (m <= 1) this.open.delete(ip);
       else this.open.set(ip, m - 1);
+      if (shared) this.shared!.release(ip);
     });
     return true;
   }

@@ -10,7 +10,11 @@
 //   stream whatever the number of workers;
 // - ACME: one order, the certificate and the pending challenges sent to every worker;
 // - the local rate-limit buckets: workers ask here (one IPC round trip per decision) so that
-//   100/s means 100/s for the instance, not 100/s per worker.
+//   100/s means 100/s for the instance, not 100/s per worker;
+// - the open connections per client address of rate_limits.connections_per_client (one round
+//   trip per accepted connection, a message when it closes).
+// The circuit breakers and retry budgets stay in the workers, each with its share of the limits
+// (src/upstream/share.ts): the limits hold per instance without a round trip per request.
 // A worker that dies is replaced, with a backoff that grows while replacements keep dying soon.
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
@@ -24,6 +28,7 @@ import { InflightCounts, LocalBuckets } from '../../filters/rate-limit/local-sto
 import type { Cluster, ClusterPublisher } from '../../upstream/cluster.js';
 import type { Resolved } from '../../upstream/discovery/dns.js';
 import type { ProbeResult } from '../../upstream/health/active.js';
+import { limitsBelowWorkers } from '../../upstream/share.js';
 import type { Usher } from '../usher.js';
 import { isMessage, type FleetState, type FromWorker, type ToWorker, type WorkerStats } from './protocol.js';
 
@@ -45,9 +50,20 @@ interface Slot {
   listeners: ListenerInfo[];
   /** Concurrency slots its worker holds (policy\0key → count), released if it dies. */
   readonly slots: Map<string, number>;
+  /** Client connections its worker holds (address → count, rate_limits.connections_per_client), released if it dies. */
+  readonly connections: Map<string, number>;
   /** The config this worker was last given. */
   config: UsherConfig | null;
   timer: NodeJS.Timeout | null;
+}
+
+/** `n` fewer under `key` (gone at 0); false when there was none. */
+function take(counts: Map<string, number>, key: string, n: number): boolean {
+  const m = counts.get(key);
+  if (m === undefined) return false;
+  if (m <= n) counts.delete(key);
+  else counts.set(key, m - n);
+  return true;
 }
 
 /** The next replacement's delay: 100 ms, doubling per early death, at most 30 s. */
@@ -65,13 +81,17 @@ export class Primary implements Fleet, ClusterPublisher {
   private buckets = new LocalBuckets(100);
   private bucketBound = 100;
   private readonly inflight = new InflightCounts();
+  /** Open client connections per address across the workers (rate_limits.connections_per_client). */
+  private readonly connections = new Map<string, number>();
   private readonly exited = new Set<() => void>();
+  /** The limits below the worker count last warned about (setConfig). */
+  private belowWarned = '';
 
   constructor(
     readonly count: number,
     private readonly log: () => Logger,
   ) {
-    this.slots = Array.from({ length: count }, (_, i): Slot => ({ n: i + 1, worker: null, state: 'starting', startedAt: null, restarts: 0, streak: 0, listeners: [], slots: new Map(), config: null, timer: null }));
+    this.slots = Array.from({ length: count }, (_, i): Slot => ({ n: i + 1, worker: null, state: 'starting', startedAt: null, restarts: 0, streak: 0, listeners: [], slots: new Map(), connections: new Map(), config: null, timer: null }));
   }
 
   /** Forks every worker with `config` and waits until all serve; rejects with the first one's start error. */
@@ -93,6 +113,16 @@ export class Primary implements Fleet, ClusterPublisher {
   }
 
   private setConfig(config: UsherConfig): void {
+    // Here rather than in every worker, in one line, and again only when the list changes (a
+    // reload that leaves these limits alone says nothing): upstream limits smaller than the worker count.
+    if (config !== this.config) {
+      const below = limitsBelowWorkers(Object.values(config.upstreams), this.count);
+      const text = below.map((w) => `${w.setting} (${w.limit}): ${w.effect}`).join('; ');
+      if (text !== this.belowWarned && text !== '') {
+        this.log().warn({ settings: below.map((w) => w.setting), workers: this.count }, `limits smaller than the number of workers (${this.count}), split across the workers (README: Limits with N workers): ${text}`);
+      }
+      this.belowWarned = text;
+    }
     this.config = config;
     const rl = config.rate_limits;
     const bound = rl === undefined ? 100 : rl.max_keys * Math.max(1, Object.keys(rl.policies).length);
@@ -107,7 +137,7 @@ export class Primary implements Fleet, ClusterPublisher {
     slot.timer = null;
     slot.state = 'starting';
     slot.listeners = [];
-    const worker = cluster.fork({ USHER_WORKER: String(slot.n) });
+    const worker = cluster.fork({ USHER_WORKER: String(slot.n), USHER_WORKERS: String(this.count) });
     slot.worker = worker;
     slot.startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {
@@ -152,6 +182,19 @@ export class Primary implements Fleet, ClusterPublisher {
             this.send(worker, { t: 'acquired', id: msg.id, count: ok ? this.inflight.count(msg.key) : -1 });
             return;
           }
+          case 'connection': {
+            const n = this.connections.get(msg.ip) ?? 0;
+            const ok = n < msg.limit;
+            if (ok) {
+              this.connections.set(msg.ip, n + 1);
+              slot.connections.set(msg.ip, (slot.connections.get(msg.ip) ?? 0) + 1);
+            }
+            this.send(worker, { t: 'connection', id: msg.id, ok });
+            return;
+          }
+          case 'connection-closed':
+            if (take(slot.connections, msg.ip, 1)) take(this.connections, msg.ip, 1);
+            return;
           case 'release': {
             const n = slot.slots.get(msg.key);
             if (n === undefined) return;
@@ -170,6 +213,8 @@ export class Primary implements Fleet, ClusterPublisher {
         // Its requests are gone: so are the concurrency slots they held.
         for (const [key, n] of slot.slots) for (let i = 0; i < n; i++) this.inflight.release(key);
         slot.slots.clear();
+        for (const [ip, n] of slot.connections) take(this.connections, ip, n);
+        slot.connections.clear();
         for (const fn of this.exited) fn();
         if (!settled) {
           settled = true;
@@ -236,7 +281,7 @@ export class Primary implements Fleet, ClusterPublisher {
     });
   }
 
-  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'purge-everywhere' | 'invalidate-everywhere' }>): void {
+  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'connection' | 'connection-closed' | 'purge-everywhere' | 'invalidate-everywhere' }>): void {
     const w = this.waiting.get(msg.id);
     if (w === undefined) return;
     this.waiting.delete(msg.id);

@@ -6,13 +6,17 @@ import { configHash } from '../../admin/api.js';
 import { purge } from '../../cache/purge.js';
 import type { Purge } from '../../cache/store.js';
 import type { Decision } from '../../filters/rate-limit/gcra.js';
+import type { SharedConnections } from '../../filters/rate-limit/connections.js';
 import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
+import { setWorkerPlace } from '../../upstream/share.js';
 import { Usher } from '../usher.js';
 import { isMessage, type FleetState, type FromWorker, type ToWorker } from './protocol.js';
 
 /** The worker's number (1..N, kept by a replacement), from the primary's fork. */
 export const workerNumber = (): number => Number(process.env.USHER_WORKER);
+/** The number of workers of this usher instance, from the primary's fork. */
+export const workerTotal = (): number => Number(process.env.USHER_WORKERS);
 
 function send(m: FromWorker): void {
   // The channel closes when the primary dies: the disconnect handler below ends this worker.
@@ -77,6 +81,37 @@ class PrimaryBuckets implements PrimaryLimits {
   }
 }
 
+/** rate_limits.connections_per_client counted in the primary: one count per usher instance. */
+class PrimaryConnections implements SharedConnections {
+  private next = 1;
+  private readonly waiting = new Map<number, (ok: boolean | null) => void>();
+
+  /** Without the primary: null, and the worker's own count decides. */
+  acquire(ip: string, limit: number): Promise<boolean | null> {
+    if (!process.connected) return Promise.resolve(null);
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      send({ t: 'connection', id, ip, limit });
+    });
+  }
+
+  release(ip: string): void {
+    send({ t: 'connection-closed', ip });
+  }
+
+  answer(m: Extract<ToWorker, { t: 'connection' }>): void {
+    const w = this.waiting.get(m.id);
+    this.waiting.delete(m.id);
+    w?.(m.ok);
+  }
+
+  failAll(): void {
+    for (const w of this.waiting.values()) w(null);
+    this.waiting.clear();
+  }
+}
+
 /**
  * A route's PURGE: asked of the primary, which has every worker purge (this one too); and an
  * unsafe method's invalidation (RFC 9111 §4.4), which the primary has the other workers apply.
@@ -118,8 +153,11 @@ class PurgeEverywhere {
 /** Runs until the primary says stop (or dies, or a signal comes); resolves with the exit code. */
 export function runWorker(): Promise<number> {
   const n = workerNumber();
+  // Before any cluster is built: the circuit breakers and retry budgets take this worker's share.
+  setWorkerPlace(n, workerTotal());
   const certs = new RemoteCertSource();
   const limits = new PrimaryBuckets();
+  const connections = new PrimaryConnections();
   const purges = new PurgeEverywhere();
   let usher: Usher | undefined;
   let stopping = false;
@@ -128,6 +166,7 @@ export function runWorker(): Promise<number> {
       if (stopping) return;
       stopping = true;
       limits.failAll();
+      connections.failAll();
       purges.failAll();
       if (usher === undefined) return done(0);
       usher.logger.info({ why, inflight: usher.inflight }, 'worker shutting down');
@@ -145,11 +184,12 @@ export function runWorker(): Promise<number> {
       else if (msg.t === 'stop') stop('the primary asked');
       else if (msg.t === 'limit') limits.answer(msg);
       else if (msg.t === 'acquired') limits.acquired(msg);
+      else if (msg.t === 'connection') connections.answer(msg);
       else if (msg.t === 'purged-everywhere' || msg.t === 'invalidated-everywhere') purges.answer(msg);
       else if (usher !== undefined) handle(usher, msg, certs);
     };
     const start = async (config: Parameters<typeof Usher.prototype.reload>[0], state: FleetState) => {
-      const u = new Usher(config, { role: 'worker', certSource: certs, limits, logFields: { worker: n } });
+      const u = new Usher(config, { role: 'worker', certSource: certs, limits, connections, logFields: { worker: n } });
       usher = u;
       u.runtime.caches.everywhere = (store, p) => purges.ask(store, p);
       u.runtime.caches.invalidateEverywhere = (store, keys) => purges.invalidate(store, keys);
