@@ -7,7 +7,9 @@
 // A limit smaller than N would leave some workers a share of 0. For the limits where 0 would mean
 // "nothing at all" (max_requests: every request refused; min_retries: a quiet upstream never
 // retried on that worker) each worker keeps at least 1, so the instance-wide limit is then N
-// instead of L; the primary logs a warning naming the setting. max_pending is split exactly: a
+// instead of L; for max_requests the primary logs a warning naming the setting (it protects an
+// upstream, so exceeding it is news), not for min_retries, a floor that is only raised (the
+// default, 3, is below the worker count on every machine with 4 cores or more). max_pending is split exactly: a
 // share of 0 means that worker has no queue and answers 503 at once, which is what a smaller
 // queue means anyway.
 import type { UpstreamConfig } from './config/types.js';
@@ -56,8 +58,6 @@ export function limitsBelowWorkers(upstreams: Iterable<UpstreamConfig>, count: n
     u.servers.forEach((s, i) => {
       if (s.max_requests !== null && s.max_requests < count) out.push({ setting: `upstreams.${u.name}.servers[${i}].max_requests`, limit: s.max_requests, effect: roundUp });
     });
-    const min = u.retry.budget.min_retries;
-    if (min > 0 && min < count) out.push({ setting: `upstreams.${u.name}.retry.budget.min_retries`, limit: min, effect: roundUp });
   }
   return out;
 }

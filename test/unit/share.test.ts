@@ -90,7 +90,6 @@ test('the settings smaller than the worker count are named for the warning at co
       'upstreams.app.circuit_breaker.max_requests=3: each of the 4 workers keeps 1, so the instance allows 4',
       'upstreams.app.circuit_breaker.max_pending=2: 2 of the 4 workers queue nothing (503 at once)',
       'upstreams.app.servers[0].max_requests=3: each of the 4 workers keeps 1, so the instance allows 4',
-      'upstreams.app.retry.budget.min_retries=3: each of the 4 workers keeps 1, so the instance allows 4',
     ],
   );
   assert.deepEqual(limitsBelowWorkers(Object.values(c.upstreams), 1), []);
