@@ -15,10 +15,16 @@ export class Tee extends Transform implements BodyLength {
   private chunks: Buffer[] = [];
   private bytes = 0;
   private over = false;
+  /**
+   * `expected`: the body's Content-Length (-1: unknown). The copy is done with its last byte, not
+   * at the upstream's end: a client that has the whole body may close before that end reaches
+   * _flush, and the copy must not be lost with it (nor the collapsed readers cut).
+   */
   constructor(
     private readonly max: number,
     private readonly done: (body: Buffer | null) => void,
     private readonly growing?: GrowingBody,
+    private readonly expected = -1,
   ) {
     super();
   }
@@ -33,6 +39,10 @@ export class Tee extends Transform implements BodyLength {
       } else {
         this.chunks.push(chunk);
         this.growing?.append(chunk);
+        if (this.bytes === this.expected) {
+          this.over = true;
+          this.done(Buffer.concat(this.chunks, this.bytes));
+        }
       }
     }
     cb(null, chunk);
@@ -55,10 +65,12 @@ export class Tee extends Transform implements BodyLength {
 export class DiskTee extends Transform implements BodyLength {
   readonly outputLength = 'input';
   private over = false;
+  /** `expected`: the body's Content-Length (-1: unknown); the file is done with its last byte, as Tee's copy. */
   constructor(
     private readonly w: BodyWriter,
     private readonly max: number,
     private readonly done: (w: BodyWriter | null) => void,
+    private readonly expected = -1,
   ) {
     super();
   }
@@ -72,6 +84,13 @@ export class DiskTee extends Transform implements BodyLength {
     }
     // The client gets the chunk at once; the next one waits while the file's buffer is full.
     this.push(chunk);
+    if (this.w.length + chunk.length === this.expected) {
+      // The last byte: the file is finished (its queued writes first) and stored now; nothing waits for a drain.
+      this.w.write(chunk, () => {});
+      this.over = true;
+      this.done(this.w);
+      return cb();
+    }
     if (this.w.write(chunk, () => cb())) cb();
   }
   override _flush(cb: TransformCallback): void {

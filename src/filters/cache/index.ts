@@ -703,7 +703,7 @@ export class Cache implements Filter {
         }
         if (s.pending !== undefined && (s.pending.contentLength < 0 || s.pending.contentLength === w.length)) this.commitFile(ctx, s, w);
         else w.abandon();
-      });
+      }, s.pending.contentLength);
     }
     return new Tee(this.store.maxObjectSize, (body) => {
       if (body === null) {
@@ -713,7 +713,7 @@ export class Cache implements Filter {
         return;
       }
       if (s.pending !== undefined && (s.pending.contentLength < 0 || s.pending.contentLength === body.length)) this.commit(ctx, s, body);
-    }, growing);
+    }, growing, s.pending.contentLength);
   }
 
   /**
