@@ -1,10 +1,11 @@
-// Request body processors (URLENCODED, JSON, MULTIPART), on the body as bytes (latin1). Each is
+// Request body processors (URLENCODED, JSON, MULTIPART; XML in xml.ts), on the body as bytes (latin1). Each is
 // bounded: at most `maxArgs` arguments and, for JSON, `maxDepth` levels; anything beyond, and
 // any parse error, sets REQBODY_ERROR with a message, which the CRS's rule 200002-style checks
 // (and usher's own setup) act on. The whole-body size bound is the filter's (SecRequestBodyLimit).
 import type { BodyResult } from './transaction.js';
 import { urlDecode } from './transforms.js';
 import { ListBuilder, parseUrlEncoded } from './variables.js';
+import { parseXml } from './xml.js';
 
 export interface BodyLimits {
   readonly maxArgs: number;
@@ -19,6 +20,10 @@ export function processBody(processor: string | undefined, body: string, content
       return json(body, limits);
     case 'MULTIPART':
       return multipart(body, contentType ?? '', limits);
+    case 'XML': {
+      const r = parseXml(body, { maxDepth: limits.maxDepth, maxNodes: limits.maxArgs * 10 });
+      return { processor: 'XML', error: r.error, args: undefined, xml: r.xml };
+    }
     default:
       return { processor, error: undefined, args: undefined };
   }

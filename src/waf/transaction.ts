@@ -50,6 +50,8 @@ export interface BodyResult {
   readonly filesSizes?: ListBuilder;
   readonly partHeaders?: ListBuilder;
   readonly multipartFlags?: ReadonlyMap<string, string>;
+  /** XML: '/*' (the root's text content) and '//@*' (each attribute value), as xml.ts makes them. */
+  readonly xml?: ListBuilder;
 }
 
 const HTTP_VERSION: Record<string, string> = { '1.0': 'HTTP/1.0', '1.1': 'HTTP/1.1', '2': 'HTTP/2.0', '2.0': 'HTTP/2.0' };
@@ -616,6 +618,8 @@ export class Transaction implements MacroSource, OperatorContext {
       }
       case 'MULTIPART_PART_HEADERS':
         return body?.partHeaders ?? EMPTY;
+      case 'XML':
+        return body?.xml ?? EMPTY;
       default: {
         const flag = body?.multipartFlags?.get(name);
         if (flag !== undefined) return scalar(name, flag);
@@ -649,7 +653,7 @@ function headerValue(headers: readonly string[], lname: string): string | undefi
 
 /**
  * The body processor a Content-Type selects before phase 1, as ModSecurity does for forms and
- * multipart, and as its recommended configuration (rule 200001) does for JSON.
+ * multipart, and as its recommended configuration does for JSON (rule 200001) and XML (200000).
  */
 export function processorFor(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return undefined;
@@ -657,5 +661,7 @@ export function processorFor(contentType: string | undefined): string | undefine
   if (ct.startsWith('application/x-www-form-urlencoded')) return 'URLENCODED';
   if (ct.startsWith('multipart/form-data')) return 'MULTIPART';
   if (/^application\/(?:[a-z0-9.+-]*\+)?json\b/.test(ct)) return 'JSON';
+  // ModSecurity's recommended rule 200000: ^(?:application(?:/soap\+|/)|text/)xml
+  if (/^(?:application(?:\/soap\+|\/)|text\/)xml/.test(ct)) return 'XML';
   return undefined;
 }
