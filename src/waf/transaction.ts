@@ -542,7 +542,9 @@ export class Transaction implements MacroSource, OperatorContext {
       case 'REQUEST_BASENAME': {
         const p = urlDecode(this.uri.path);
         const at = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
-        return at >= 0 && at + 1 < p.length ? scalar(name, p.slice(at + 1)) : EMPTY;
+        // empty, not absent, when the path ends in '/' (or has none): v3's anchored variables
+        // always give one value, so a negated operator on it matches (the CRS's 920200 chain)
+        return scalar(name, at >= 0 && at + 1 < p.length ? p.slice(at + 1) : '');
       }
       case 'QUERY_STRING':
         return scalar(name, this.uri.query ?? '');
@@ -570,7 +572,9 @@ export class Transaction implements MacroSource, OperatorContext {
         return name === 'REQUEST_COOKIES' ? c : n;
       }
       case 'REQUEST_BODY':
-        return body === undefined ? EMPTY : scalar(name, this.rawBody);
+        // the raw body whatever the processor (v3 sets it for every one; there is no
+        // forceRequestBodyVariable to ask for it), and empty, not absent, without one
+        return scalar(name, this.rawBody);
       case 'REQUEST_BODY_LENGTH':
         return scalar(name, String(this.rawBody.length));
       case 'REQBODY_ERROR':
