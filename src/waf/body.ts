@@ -7,6 +7,8 @@ import { urlDecode } from './transforms.js';
 import { ListBuilder, parseUrlEncoded } from './variables.js';
 import { parseXml } from './xml.js';
 
+const XML_MAX_NODES = 100_000;
+
 export interface BodyLimits {
   readonly maxArgs: number;
   readonly maxDepth: number;
@@ -21,7 +23,10 @@ export function processBody(processor: string | undefined, body: string, content
     case 'MULTIPART':
       return multipart(body, contentType ?? '', limits);
     case 'XML': {
-      const r = parseXml(body, { maxDepth: limits.maxDepth, maxNodes: limits.maxArgs * 10 });
+      // 256 levels: libxml2's own limit without XML_PARSE_HUGE (ModSecurity fails deeper
+      // documents too); 100,000 elements and attributes, far above what an API sends, a bound
+      // on the lists kept (the body itself is bounded by SecRequestBodyLimit)
+      const r = parseXml(body, { maxDepth: Math.min(limits.maxDepth, 256), maxNodes: XML_MAX_NODES });
       return { processor: 'XML', error: r.error, args: undefined, xml: r.xml };
     }
     default:

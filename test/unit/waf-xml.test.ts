@@ -98,3 +98,12 @@ test('an XML Content-Type selects the XML processor (ModSecurity rule 200000) an
   assert.deepEqual(bad.matched.map((m) => m.id), [3, 4]);
   assert.match(bad.matched[0]?.data ?? '', /^XML parsing error: the end tag <\/a> does not match <b>/);
 });
+
+test('through processBody, XML nests at most 256 levels (libxml2 refuses deeper without XML_PARSE_HUGE) whatever the JSON depth', () => {
+  const doc = (n: number) => `${'<a>'.repeat(n)}${'</a>'.repeat(n)}`;
+  const limits = { maxArgs: 1000, maxDepth: 512 };
+  assert.equal(processBody('XML', doc(256), 'text/xml', limits).error, undefined);
+  assert.match(processBody('XML', doc(257), 'text/xml', limits).error ?? '', /nesting deeper than 256/);
+  // many elements are no error: the node bound is far above SecArgumentsLimit
+  assert.equal(processBody('XML', `<r>${'<i a="1"/>'.repeat(5000)}</r>`, 'text/xml', limits).error, undefined);
+});
