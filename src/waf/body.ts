@@ -23,10 +23,10 @@ export function processBody(processor: string | undefined, body: string, content
     case 'MULTIPART':
       return multipart(body, contentType ?? '', limits);
     case 'XML': {
-      // 256 levels: libxml2's own limit without XML_PARSE_HUGE (ModSecurity fails deeper
-      // documents too); 100,000 elements and attributes, far above what an API sends, a bound
+      // 257 levels: libxml2's own limit without XML_PARSE_HUGE (measured: ModSecurity refuses
+      // 258); 100,000 elements and attributes, far above what an API sends, a bound
       // on the lists kept (the body itself is bounded by SecRequestBodyLimit)
-      const r = parseXml(body, { maxDepth: Math.min(limits.maxDepth, 256), maxNodes: XML_MAX_NODES });
+      const r = parseXml(body, { maxDepth: Math.min(limits.maxDepth, 257), maxNodes: XML_MAX_NODES });
       return { processor: 'XML', error: r.error, args: undefined, xml: r.xml };
     }
     default:

@@ -48,6 +48,12 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
   let rootSeen = false;
   let nodes = 0;
   let hasDtd = false;
+  let externalDtd = false;
+  // general entities the internal subset declares: their replacement text (external ones: '')
+  const entities = new Map<string, string>();
+  // a bound on what expanding them adds (the billion-laughs document), and on their nesting
+  let expansion = 0;
+  const maxExpansion = 10 * n + 65_536;
   const name = (): string => {
     const start = i;
     if (i >= n || !NAME_START.test(s[i] as string)) fail('a name expected');
@@ -72,20 +78,47 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
       // as bytes (UTF-8), as libxml2 stores text
       return code < 0x80 ? String.fromCharCode(code) : Buffer.from(String.fromCodePoint(code), 'utf8').toString('latin1');
     }
+    return named(ref, 0);
+  };
+  const named = (ref: string, depth: number): string => {
     const v = PREDEFINED[ref];
     if (v !== undefined) return v;
     if (!/^[A-Za-z_:][A-Za-z0-9_:.-]*$/.test(ref)) fail(`an invalid entity reference &${ref};`);
-    // an entity the document's own DTD may declare: kept out of the text (not expanded)
-    if (hasDtd) return '';
-    return fail(`the entity '${ref}' is not defined`);
+    const text = entities.get(ref);
+    // declared in an external subset usher never reads: nothing (libxml2 only warns)
+    if (text === undefined) return externalDtd ? '' : fail(`the entity '${ref}' is not defined`);
+    if (depth >= 8) fail(`the entity '${ref}' nests too deep (or refers to itself)`);
+    // libxml2 substitutes it (XML:/* holds the replacement text), references inside included
+    const out = text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[A-Za-z_:][A-Za-z0-9_:.-]*);/g, (_m, r: string) => {
+      if (!r.startsWith('#')) return named(r, depth + 1);
+      const code = r[1] === 'x' ? parseInt(r.slice(2), 16) : parseInt(r.slice(1), 10);
+      if (code === 0 || code > 0x10ffff) fail(`an invalid character reference &${r};`);
+      return code < 0x80 ? String.fromCharCode(code) : Buffer.from(String.fromCodePoint(code), 'utf8').toString('latin1');
+    });
+    expansion += out.length;
+    if (expansion > maxExpansion) fail('entity expansion beyond 10 times the document');
+    return out;
+  };
+  const declare = (subset: string): void => {
+    for (const m of subset.matchAll(/<!ENTITY\s+(%\s+)?([^\s%"'>]+)\s+(?:"([^"]*)"|'([^']*)'|((?:SYSTEM|PUBLIC)\b[^>]*))\s*>/g)) {
+      if (m[1] !== undefined) continue; // parameter entities: for the DTD only
+      const name = m[2] as string;
+      // the first declaration wins, as XML says
+      if (!entities.has(name)) entities.set(name, m[5] !== undefined ? '' : (m[3] ?? m[4] ?? ''));
+    }
+  };
+  const comment = (): void => {
+    // at '<!--'; '--' may not occur inside (libxml2: "Double hyphen within comment")
+    const end = s.indexOf('--', i + 4);
+    if (end < 0) fail('an unterminated comment');
+    if (s[end + 2] !== '>') fail("'--' within a comment");
+    i = end + 3;
   };
   const misc = (where: 'prolog' | 'epilog'): boolean => {
     // comments, PIs, whitespace (and, in the prolog, the XML declaration and DOCTYPE)
     if (skipSpace()) return true;
     if (s.startsWith('<!--', i)) {
-      const end = s.indexOf('-->', i + 4);
-      if (end < 0) fail('an unterminated comment');
-      i = end + 3;
+      comment();
       return true;
     }
     if (s.startsWith('<?', i)) {
@@ -102,17 +135,21 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
       // to the '>' that closes it, past an internal subset in [...] and quoted strings
       let depth = 0;
       let q = '';
-      i += 9;
-      for (; i < n; i++) {
+      let subsetStart = -1;
+      const start = i + 9;
+      for (i = start; i < n; i++) {
         const c = s[i];
         if (q !== '') {
           if (c === q) q = '';
         } else if (c === '"' || c === "'") q = c;
-        else if (c === '[') depth++;
-        else if (c === ']') depth--;
-        else if (c === '>' && depth <= 0) break;
+        else if (c === '[') {
+          if (depth++ === 0 && subsetStart < 0) subsetStart = i + 1;
+        } else if (c === ']') {
+          if (--depth === 0 && subsetStart >= 0) declare(s.slice(subsetStart, i));
+        } else if (c === '>' && depth <= 0) break;
       }
       if (i >= n) fail('an unterminated DOCTYPE');
+      externalDtd = /^\s+\S+\s+(?:SYSTEM|PUBLIC)\b/.test(s.slice(start, subsetStart < 0 ? i : subsetStart));
       i++;
       return true;
     }
@@ -143,9 +180,7 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
         const open = stack.pop();
         if (open !== nm) fail(open === undefined ? `the end tag </${nm}> without a start tag` : `the end tag </${nm}> does not match <${open}>`);
       } else if (s.startsWith('<!--', i)) {
-        const end = s.indexOf('-->', i + 4);
-        if (end < 0) fail('an unterminated comment');
-        i = end + 3;
+        comment();
       } else if (s.startsWith('<![CDATA[', i)) {
         if (stack.length === 0) fail('a CDATA section outside the root element');
         const end = s.indexOf(']]>', i + 9);
