@@ -9,6 +9,7 @@
 // undefined entity, `<` in an attribute value, a duplicate attribute, text outside the root,
 // nesting deeper than `maxDepth`, more than `maxNodes` elements and attributes) is an error:
 // REQBODY_ERROR 1 with "XML parsing error: ..." in REQBODY_ERROR_MSG, as in ModSecurity.
+import { isUtf8 } from 'node:buffer';
 import { ListBuilder } from './variables.js';
 
 export interface XmlResult {
@@ -74,7 +75,7 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
     i = end + 1;
     if (ref.startsWith('#')) {
       const code = /^#x[0-9a-fA-F]+$/.test(ref) ? parseInt(ref.slice(2), 16) : /^#[0-9]+$/.test(ref) ? parseInt(ref.slice(1), 10) : NaN;
-      if (!Number.isFinite(code) || code === 0 || code > 0x10ffff) fail(`an invalid character reference &${ref};`);
+      if (!Number.isFinite(code) || !xmlChar(code)) fail(`an invalid character reference &${ref};`);
       // as bytes (UTF-8), as libxml2 stores text
       return code < 0x80 ? String.fromCharCode(code) : Buffer.from(String.fromCodePoint(code), 'utf8').toString('latin1');
     }
@@ -92,7 +93,7 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
     const out = text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[A-Za-z_:][A-Za-z0-9_:.-]*);/g, (_m, r: string) => {
       if (!r.startsWith('#')) return named(r, depth + 1);
       const code = r[1] === 'x' ? parseInt(r.slice(2), 16) : parseInt(r.slice(1), 10);
-      if (code === 0 || code > 0x10ffff) fail(`an invalid character reference &${r};`);
+      if (!xmlChar(code)) fail(`an invalid character reference &${r};`);
       return code < 0x80 ? String.fromCharCode(code) : Buffer.from(String.fromCodePoint(code), 'utf8').toString('latin1');
     });
     expansion += out.length;
@@ -158,6 +159,16 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
 
   if (s.startsWith('\u00ef\u00bb\u00bf')) i = 3; // a UTF-8 byte order mark
   const docStart = i;
+  // XML 1.0's characters: no C0 control but tab, LF, CR, anywhere (libxml2 refuses them)
+  // eslint-disable-next-line no-control-regex
+  const ctl = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.exec(s);
+  if (ctl !== null) {
+    i = ctl.index;
+    fail('a control character');
+  }
+  // without an encoding declaration, or declaring UTF-8, the bytes must be UTF-8
+  const declared = /^<\?xml\s[^?]*encoding\s*=\s*["']([^"']*)["']/.exec(s.slice(docStart, docStart + 200))?.[1];
+  if ((declared === undefined || /^utf-?8$/i.test(declared)) && !isUtf8(Buffer.from(s, 'latin1'))) fail('the input is not proper UTF-8 (and declares no other encoding)');
   while (i < n && misc('prolog'));
   if (i >= n) fail('the document is empty');
   if (s[i] !== '<') fail('content before the root element');
@@ -262,4 +273,9 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
   }
   if (stack.length > 0) fail(`the element <${stack[stack.length - 1]}> is not closed`);
   if (!rootSeen) fail('no root element');
+}
+
+/** XML 1.0's Char production: what a character reference may name. */
+function xmlChar(c: number): boolean {
+  return c === 0x9 || c === 0xa || c === 0xd || (c >= 0x20 && c <= 0xd7ff) || (c >= 0xe000 && c <= 0xfffd) || (c >= 0x10000 && c <= 0x10ffff);
 }

@@ -20,6 +20,10 @@ const values = (body: string, key: string): string[] => {
 test('XML:/* is the text content of the root: every descendant text and CDATA section, entities decoded', () => {
   assert.deepEqual(values('<?xml version="1.0"?>\n<a>x<b>y&lt;z</b><![CDATA[<script>]]>&#65;&#x42;<c/></a>\n', '/*'), ['xy<z<script>AB']);
   assert.deepEqual(values('<!-- c --><a><!-- not text -->t<?pi data?></a>', '/*'), ['t']);
+  // bytes as sent: UTF-8, or another encoding the declaration names (not converted)
+  assert.deepEqual(values('<a>\u00c3\u00a9</a>', '/*'), ['\u00c3\u00a9']);
+  assert.deepEqual(values('<?xml version="1.0" encoding="ISO-8859-1"?><a>\u00e9</a>', '/*'), ['\u00e9']);
+  assert.deepEqual(values('\u00ef\u00bb\u00bf<?xml version="1.0"?><a>zz</a>', '/*'), ['zz']);
   // a character reference above ASCII is its UTF-8 bytes, as libxml2 stores text
   assert.deepEqual(values('<a>&#233;</a>', '/*'), ['\u00c3\u00a9']);
   // an entity the internal subset declares is expanded, as libxml2 does (measured: ModSecurity's
@@ -58,6 +62,11 @@ test('malformed XML sets an error ("XML parsing error: ...") and yields no value
     ['<a><!-- a -- b --></a>', /'--' within a comment/],
     ['<!DOCTYPE a [<!ENTITY e "zz">]><a>&u;</a>', /the entity 'u' is not defined/],
     ['<!DOCTYPE a [<!ENTITY e "&e;">]><a>&e;</a>', /nests too deep/],
+    ['<a>\u0001</a>', /a control character/],
+    ['<a>&#1;</a>', /invalid character reference/],
+    ['\n<?xml version="1.0"?><a/>', /XML declaration not at the start/],
+    ['<a>\u00ff\u00fe</a>', /not proper UTF-8/],
+    ['<?xml version="1.0" encoding="utf-8"?><a>\u00e9</a>', /not proper UTF-8/],
     ['<1a/>', /a name expected/],
     ['<a', /not closed/],
   ] as const;
