@@ -1,9 +1,13 @@
 // Runs the OWASP CRS's own regression tests (the ftw YAML files of a CRS source checkout: never
 // committed here, the operator points at them) against a WAF and reports how many pass (issue 14).
 //
-//   node bench/waf/crs-regression.js --tests ~/src/coreruleset/tests/regression/tests
-//       starts nginx + ModSecurity + the installed CRS set up as the CRS's tests assume
-//       (paranoia level 4, DetectionOnly, the tx variables their README names), needs npm run build
+//   node bench/waf/crs-regression.js --tests ~/src/coreruleset/tests/regression/tests [--target T]
+//       T is modsecurity (the default): starts nginx + ModSecurity + the installed CRS set up as
+//       the CRS's tests assume (paranoia level 4, DetectionOnly, the tx variables their README
+//       names); usher: starts usher in this process with the same CRS and the same setup
+//       (waf.mode detection_only, the tx variables as waf.rules), its access log in a temp file;
+//       both: the two at once, each count and the tests one passes and the other fails.
+//       Needs npm run build. --crs DIR: the CRS (default /usr/share/modsecurity-crs).
 //   node bench/waf/crs-regression.js --tests DIR --url http://127.0.0.1:8080 --log FILE --log-format F
 //       any running target: F is modsec-audit (a ModSecurity JSON audit log, SecAuditEngine On)
 //       or usher-access (usher's JSON access log, rule ids in waf_rules)
@@ -23,6 +27,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -37,6 +42,8 @@ const { values } = parseArgs({
     log: { type: 'string' },
     'log-format': { type: 'string', default: 'modsec-audit' },
     paranoia: { type: 'string', default: '4' },
+    target: { type: 'string', default: 'modsecurity' },
+    crs: { type: 'string', default: '/usr/share/modsecurity-crs' },
     filter: { type: 'string' },
     json: { type: 'string' },
     verbose: { type: 'boolean', default: false },
@@ -50,6 +57,13 @@ if (values.help || !values.tests) {
   process.exit(values.help ? 0 : 2);
 }
 const TIMEOUT_MS = Number(values['timeout-ms']);
+const TARGETS = { modsecurity: ['modsecurity'], usher: ['usher'], both: ['modsecurity', 'usher'] }[values.target];
+if (TARGETS === undefined) {
+  console.error(`crs-regression: --target is usher, modsecurity or both, not ${values.target}`);
+  process.exit(2);
+}
+// What tests/regression/README.md and tests/docker-compose.yml of CRS 3.3 set up.
+const TEST_TX = { crs_validate_utf8_encoding: 1, arg_name_length: 100, arg_length: 400, combined_file_sizes: 65535 };
 
 /** Every test of every enabled YAML file under `dir`, with its file; disabled files counted apart. */
 function loadTests(dir) {
@@ -194,73 +208,103 @@ function check(output, response, rules) {
   return failures;
 }
 
-async function startReference() {
-  let modsec;
-  try {
-    modsec = await import(path.join(REPO, 'dist', 'test', 'helpers', 'modsecurity-crs.js'));
-  } catch (err) {
-    throw new Error(`run npm run build first (${err.code ?? err.message})`);
-  }
-  // A backend that answers anything, as the CRS's own setup used httpbin.
+/** A backend that answers anything, as the CRS's own setup used httpbin. */
+async function startBackend() {
   const backend = http.createServer({ insecureHTTPParser: true }, (req, res) => {
     req.resume();
     req.on('end', () => res.end('ok\n'));
   });
   await new Promise((r) => backend.listen(0, '127.0.0.1', r));
-  // What tests/regression/README.md and tests/docker-compose.yml of CRS 3.3 set up.
+  return backend;
+}
+
+async function importBuilt(file) {
+  try {
+    return await import(path.join(REPO, 'dist', file));
+  } catch (err) {
+    throw new Error(`run npm run build first (${err.code ?? err.message})`);
+  }
+}
+
+async function startReference(backend) {
+  const modsec = await importBuilt(path.join('test', 'helpers', 'modsecurity-crs.js'));
   const ref = await modsec.startModSecurity({
     upstreamPort: backend.address().port,
     paranoia: Number(values.paranoia),
     detectionOnly: true,
     responseBodyAccess: true,
-    tx: { crs_validate_utf8_encoding: 1, arg_name_length: 100, arg_length: 400, combined_file_sizes: 65535 },
+    tx: TEST_TX,
   });
+  return { name: 'modsecurity', host: '127.0.0.1', port: ref.port, log: ref.auditLogFile, format: 'modsec-audit', stop: () => ref.stop() };
+}
+
+/** usher in this process, with the installed CRS set up as startReference sets up ModSecurity. */
+async function startUsherTarget(backend) {
+  const [{ loadConfigObject }, { Usher }] = await Promise.all([importBuilt(path.join('src', 'config', 'index.js')), importBuilt(path.join('src', 'server', 'usher.js'))]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'usher-crs-regression-'));
+  const log = path.join(dir, 'access.log');
+  const tx = Object.entries(TEST_TX).map(([k, v]) => `setvar:tx.${k}=${v}`);
+  const loaded = loadConfigObject(
+    {
+      listeners: [{ address: '127.0.0.1:0' }],
+      log: { level: 'error', access_log: true },
+      upstreams: { origin: { servers: [`http://127.0.0.1:${backend.address().port}`] } },
+      routes: [{ upstream: 'origin' }],
+      waf: {
+        crs: values.crs,
+        paranoia_level: Number(values.paranoia),
+        mode: 'detection_only',
+        // the first requests after a load run cold, and the machine may be shared
+        time_budget: '10s',
+        // read after the CRS: phase 1 ends with them, before the phase-2 rules that read them
+        rules: [`SecAction "id:900150,phase:1,nolog,pass,t:none,${tx.join(',')}"`],
+      },
+    },
+    '<crs-regression>',
+  );
+  if (!loaded.ok) throw new Error(`usher config: ${JSON.stringify(loaded.errors)}`);
+  const out = fs.createWriteStream(log);
+  const usher = new Usher(loaded.config, { accessLogDestination: out });
+  await usher.start();
   return {
-    port: ref.port,
-    log: ref.auditLogFile,
-    format: 'modsec-audit',
+    name: 'usher',
+    host: '127.0.0.1',
+    port: usher.addresses()[0].port,
+    log,
+    format: 'usher-access',
     stop: async () => {
-      await ref.stop();
-      await new Promise((r) => backend.close(r));
+      await usher.close(1000);
+      await new Promise((r) => out.end(r));
+      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
-async function main() {
-  const { tests: all, disabled } = loadTests(values.tests);
-  const tests = values.filter ? all.filter((t) => t.file.includes(values.filter) || t.title.includes(values.filter)) : all;
-  let target;
-  if (values.url) {
-    if (!values.log) throw new Error('--url needs --log (the file the target logs matched rules to)');
-    const u = new URL(values.url);
-    target = { host: u.hostname, port: Number(u.port || 80), log: values.log, format: values['log-format'], stop: async () => {} };
-  } else {
-    target = { host: '127.0.0.1', ...(await startReference()) };
-  }
+/** Every test against one target, one stage at a time; the results in test order. */
+async function runTests(target, tests) {
   const rulesOf = RULES_OF[target.format];
   if (!rulesOf) throw new Error(`unknown --log-format ${target.format} (known: ${Object.keys(RULES_OF).join(', ')})`);
   const tail = new LogTail(target.log, rulesOf);
-  const started = Date.now();
   const results = [];
-  try {
-    for (const [n, t] of tests.entries()) {
-      const failures = [];
-      for (const stage of t.stages) {
-        const response = await exchange(target.port, target.host, buildRequest(stage.input ?? {}));
-        const marker = randomUUID();
-        const markerRequest = `GET /?crs-regression-marker=${marker} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ModSecurity CRS 3 Tests\r\nAccept: */*\r\nConnection: close\r\n\r\n`;
-        const m = await exchange(target.port, target.host, Buffer.from(markerRequest));
-        if (m.status === 0) throw new Error(`the marker request got no answer (${m.error}): is the target up?`);
-        const rules = [...new Set(await tail.until(marker))];
-        failures.push(...check(stage.output ?? {}, response, rules));
-      }
-      results.push({ file: t.file, title: t.title, pass: failures.length === 0, failures });
-      if (values.verbose && failures.length) console.error(`FAIL ${t.title} (${t.file}): ${failures.join('; ')}`);
-      if ((n + 1) % 200 === 0) console.error(`${n + 1}/${tests.length} ...`);
+  for (const [n, t] of tests.entries()) {
+    const failures = [];
+    for (const stage of t.stages) {
+      const response = await exchange(target.port, target.host, buildRequest(stage.input ?? {}));
+      const marker = randomUUID();
+      const markerRequest = `GET /?crs-regression-marker=${marker} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: ModSecurity CRS 3 Tests\r\nAccept: */*\r\nConnection: close\r\n\r\n`;
+      const m = await exchange(target.port, target.host, Buffer.from(markerRequest));
+      if (m.status === 0) throw new Error(`${target.name}: the marker request got no answer (${m.error}): is the target up?`);
+      const rules = [...new Set(await tail.until(marker))];
+      failures.push(...check(stage.output ?? {}, response, rules));
     }
-  } finally {
-    await target.stop();
+    results.push({ file: t.file, title: t.title, pass: failures.length === 0, failures });
+    if (values.verbose && failures.length) console.error(`FAIL[${target.name}] ${t.title} (${t.file}): ${failures.join('; ')}`);
+    if ((n + 1) % 200 === 0) console.error(`${target.name}: ${n + 1}/${tests.length} ...`);
   }
+  return results;
+}
+
+function summary(name, results, disabled, seconds) {
   const passed = results.filter((r) => r.pass).length;
   const byFile = {};
   for (const r of results) {
@@ -268,11 +312,50 @@ async function main() {
     f.total++;
     if (r.pass) f.passed++;
   }
-  console.log(`CRS regression tests: ${passed} of ${results.length} passed (${((100 * passed) / Math.max(1, results.length)).toFixed(1)}%)${disabled ? `; ${disabled} more in disabled files, not run` : ''}; ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(`CRS regression tests, ${name}: ${passed} of ${results.length} passed (${((100 * passed) / Math.max(1, results.length)).toFixed(1)}%)${disabled ? `; ${disabled} more in disabled files, not run` : ''}; ${seconds} s`);
   for (const [dir, f] of Object.entries(byFile)) console.log(`  ${dir.padEnd(44)} ${String(f.passed).padStart(5)} / ${f.total}`);
   const failed = results.filter((r) => !r.pass);
-  if (failed.length) console.log(`failed:\n${failed.map((r) => `  ${r.title}: ${r.failures.join('; ')}`).join('\n')}`);
-  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ passed, total: results.length, disabled, results }, null, 2));
+  if (failed.length) console.log(`failed (${name}):\n${failed.map((r) => `  ${r.title}: ${r.failures.join('; ')}`).join('\n')}`);
+  return passed;
+}
+
+async function main() {
+  const { tests: all, disabled } = loadTests(values.tests);
+  const tests = values.filter ? all.filter((t) => t.file.includes(values.filter) || t.title.includes(values.filter)) : all;
+  const targets = [];
+  let backend;
+  try {
+    if (values.url) {
+      if (!values.log) throw new Error('--url needs --log (the file the target logs matched rules to)');
+      const u = new URL(values.url);
+      targets.push({ name: values.url, host: u.hostname, port: Number(u.port || 80), log: values.log, format: values['log-format'], stop: async () => {} });
+    } else {
+      backend = await startBackend();
+      for (const name of TARGETS) targets.push(await (name === 'usher' ? startUsherTarget(backend) : startReference(backend)));
+    }
+    const started = Date.now();
+    // the targets at once (each its own requests in order): one run's wall time for both
+    const runs = await Promise.all(targets.map((t) => runTests(t, tests)));
+    const seconds = Math.round((Date.now() - started) / 1000);
+    const counts = {};
+    for (const [i, t] of targets.entries()) counts[t.name] = summary(t.name, runs[i], disabled, seconds);
+    if (targets.length === 2) {
+      const [a, b] = runs;
+      const only = (x, y) => x.filter((r, i) => r.pass && !y[i].pass).map((r) => `  ${r.title} (${r.file})`);
+      const aOnly = only(a, b);
+      const bOnly = only(b, a);
+      console.log(`\n${targets[0].name}: ${counts[targets[0].name]}, ${targets[1].name}: ${counts[targets[1].name]} of ${tests.length}`);
+      if (aOnly.length) console.log(`passed by ${targets[0].name} only (${aOnly.length}):\n${aOnly.join('\n')}`);
+      if (bOnly.length) console.log(`passed by ${targets[1].name} only (${bOnly.length}):\n${bOnly.join('\n')}`);
+    }
+    if (values.json) {
+      const out = { total: tests.length, disabled, targets: Object.fromEntries(targets.map((t, i) => [t.name, { passed: counts[t.name], results: runs[i] }])) };
+      fs.writeFileSync(values.json, JSON.stringify(out, null, 2));
+    }
+  } finally {
+    for (const t of targets) await t.stop();
+    if (backend) await new Promise((r) => backend.close(r));
+  }
   return 0;
 }
 

@@ -60,6 +60,8 @@ export interface BodyResult {
   readonly filesSizes?: ListBuilder;
   readonly partHeaders?: ListBuilder;
   readonly multipartFlags?: ReadonlyMap<string, string>;
+  /** XML: '/*' (the root's text content) and '//@*' (each attribute value), as xml.ts makes them. */
+  readonly xml?: ListBuilder;
 }
 
 const HTTP_VERSION: Record<string, string> = { '1.0': 'HTTP/1.0', '1.1': 'HTTP/1.1', '2': 'HTTP/2.0', '2.0': 'HTTP/2.0' };
@@ -592,7 +594,9 @@ export class Transaction implements MacroSource, OperatorContext {
       case 'REQUEST_BASENAME': {
         const p = urlDecode(this.uri.path);
         const at = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
-        return at >= 0 && at + 1 < p.length ? scalar(name, p.slice(at + 1)) : EMPTY;
+        // empty, not absent, when the path ends in '/' (or has none): v3's anchored variables
+        // always give one value, so a negated operator on it matches (the CRS's 920200 chain)
+        return scalar(name, at >= 0 && at + 1 < p.length ? p.slice(at + 1) : '');
       }
       case 'QUERY_STRING':
         return scalar(name, this.uri.query ?? '');
@@ -620,7 +624,9 @@ export class Transaction implements MacroSource, OperatorContext {
         return name === 'REQUEST_COOKIES' ? c : n;
       }
       case 'REQUEST_BODY':
-        return body === undefined ? EMPTY : scalar(name, this.rawBody);
+        // the raw body whatever the processor (v3 sets it for every one; there is no
+        // forceRequestBodyVariable to ask for it), and empty, not absent, without one
+        return scalar(name, this.rawBody);
       case 'REQUEST_BODY_LENGTH':
         return scalar(name, String(this.rawBody.length));
       case 'REQBODY_ERROR':
@@ -668,6 +674,8 @@ export class Transaction implements MacroSource, OperatorContext {
       }
       case 'MULTIPART_PART_HEADERS':
         return body?.partHeaders ?? EMPTY;
+      case 'XML':
+        return body?.xml ?? EMPTY;
       default: {
         const flag = body?.multipartFlags?.get(name);
         if (flag !== undefined) return scalar(name, flag);
@@ -701,7 +709,7 @@ function headerValue(headers: readonly string[], lname: string): string | undefi
 
 /**
  * The body processor a Content-Type selects before phase 1, as ModSecurity does for forms and
- * multipart, and as its recommended configuration (rule 200001) does for JSON.
+ * multipart, and as its recommended configuration does for JSON (rule 200001) and XML (200000).
  */
 export function processorFor(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return undefined;
@@ -709,5 +717,7 @@ export function processorFor(contentType: string | undefined): string | undefine
   if (ct.startsWith('application/x-www-form-urlencoded')) return 'URLENCODED';
   if (ct.startsWith('multipart/form-data')) return 'MULTIPART';
   if (/^application\/(?:[a-z0-9.+-]*\+)?json\b/.test(ct)) return 'JSON';
+  // ModSecurity's recommended rule 200000: ^(?:application(?:/soap\+|/)|text/)xml
+  if (/^(?:application(?:\/soap\+|\/)|text\/)xml/.test(ct)) return 'XML';
   return undefined;
 }

@@ -49,7 +49,7 @@ export const COLLECTIONS: ReadonlySet<string> = new Set([
   'MULTIPART_HEADER_FOLDING', 'MULTIPART_LF_LINE', 'MULTIPART_MISSING_SEMICOLON', 'MULTIPART_INVALID_QUOTING',
   'MULTIPART_INVALID_PART', 'MULTIPART_INVALID_HEADER_FOLDING', 'MULTIPART_FILE_LIMIT_EXCEEDED', 'MULTIPART_CRLF_LF_LINES',
   'INBOUND_DATA_ERROR', 'URLENCODED_ERROR', 'FULL_REQUEST_LENGTH',
-  // XML: no XML body processor in usher yet: the variable exists and is always empty
+  // XML: the XML body processor's '/*' and '//@*' (xml.ts)
   'XML',
   // response side (phases 3 and 4): not evaluated by usher yet; the variables exist so the
   // CRS's response rules load (their phases never run)

@@ -119,6 +119,24 @@ test('phase 2: a URL-encoded body is inspected; a benign one passes with its bod
   assert.equal(broken.status, 403, 'a body the processor cannot parse is refused (REQBODY_ERROR)');
 });
 
+test('phase 2: an XML body is parsed (XML:/*): an attack in element text is blocked, a well-formed one passes, a malformed or missing one is refused as ModSecurity refuses it', async (t) => {
+  const { up, u } = await setup(t, {});
+  const xml = { ...BROWSER, 'content-type': 'text/xml; charset=utf-8' };
+  const good = await request(`${u.url}/ws`, { method: 'POST', headers: xml, body: '<order id="7"><item>x200 trail shoe</item></order>' });
+  assert.equal(good.status, 200);
+  assert.equal(up.requests.length, 1);
+  const bad = await request(`${u.url}/ws`, { method: 'POST', headers: xml, body: '<q><![CDATA[<script>alert(1)</script>]]></q>' });
+  assert.equal(bad.status, 403);
+  const broken = await request(`${u.url}/ws`, { method: 'POST', headers: xml, body: '<order><item>1</order></item>' });
+  assert.equal(broken.status, 403, 'REQBODY_ERROR: XML that is not well-formed');
+  // ModSecurity runs the XML processor on a missing body too, and the empty document fails
+  const none = await request(`${u.url}/ws`, { headers: xml });
+  assert.equal(none.status, 403, 'an XML Content-Type without a body');
+  const plain = await request(`${u.url}/ws`, { headers: BROWSER });
+  assert.equal(plain.status, 200, 'no XML Content-Type, no body: passes');
+  assert.equal(up.requests.length, 2);
+});
+
 test('the WAF sees header names usher drops upstream (underscores), as ModSecurity behind nginx with ignore_invalid_headers off', async (t) => {
   const { up, u } = await setup(t, { rules: ['SecRule REQUEST_HEADERS_NAMES "@rx _" "id:10001,phase:1,deny,log,msg:\'underscore header\'"'] });
   assert.equal((await request(`${u.url}/x`, { headers: { ...BROWSER, 'x-api-key': 'k' } })).status, 200);

@@ -360,3 +360,19 @@ test('rule files are read as bytes, as ModSecurity matches them: a UTF-8 charact
   // a UTF-8 literal matches the same bytes in a request
   assert.equal(check('/?q=caf%C3%A9'), 2);
 });
+
+test('REQUEST_BASENAME and REQUEST_BODY are empty, not absent, as v3 anchored variables: a negated operator matches (CRS 920200 on "/")', () => {
+  const rules = [
+    'SecRule REQUEST_BASENAME "!@endsWith .pdf" "id:1,phase:1"',
+    'SecRule &REQUEST_BASENAME "@eq 1" "id:2,phase:1"',
+    'SecRule REQUEST_BASENAME "@streq " "id:3,phase:1"',
+    'SecRule &REQUEST_BODY "@eq 1" "id:4,phase:2"',
+    'SecRule REQUEST_BODY "!@rx ." "id:5,phase:2"',
+  ].join('\n');
+  assert.deepEqual(ids(run(rules, req('/dir/'))), [1, 2, 3, 4, 5]);
+  assert.deepEqual(ids(run(rules, req('/'))), [1, 2, 3, 4, 5]);
+  // a basename that ends in .pdf fails the negation and is not empty
+  assert.deepEqual(ids(run(rules, req('/a/doc.pdf'))), [2, 4, 5]);
+  // with a body, REQUEST_BODY is the body (whatever the processor)
+  assert.deepEqual(ids(run(rules, req('/x', ['Content-Type', 'text/plain'], 'POST'), { text: 'hello', contentType: 'text/plain' })), [1, 2, 4]);
+});

@@ -89,6 +89,7 @@ export class WafFilter implements Filter {
     const st = ctx.get(kWaf);
     if (st === undefined || st.phase2) return undefined;
     st.phase2 = true;
+    this.rt.waf.noBody(st.tx, ctx.header('content-type'));
     st.tx.runPhase(2);
     return this.verdict(ctx, st);
   }
