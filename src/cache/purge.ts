@@ -47,6 +47,11 @@ export function purge(stores: CacheStores, body: PurgeRequest): PurgeResult {
   }
   const out: Record<string, number> = {};
   let n = 0;
-  for (const name of targets) n += out[name] = all.get(name)!.purge(p);
+  for (const name of targets) {
+    const store = all.get(name)!;
+    n += out[name] = store.purge(p);
+    // The instances sharing its L2: deleted there and published (this instance's count only).
+    store.l2?.purge(p);
+  }
   return { ok: true, purged: n, stores: out };
 }

@@ -15,7 +15,7 @@ import { parseCacheControl, NO_DIRECTIVES, type Directives } from '../../cache/c
 import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
 import { first, joined, nameList, removeFields } from '../../util/fields.js';
 import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '../../cache/freshness.js';
-import { sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
+import { sameVariant, sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
 import type { CacheStores } from '../../cache/registry.js';
 import { DiskStore, type BodyWriter, type FileBody } from '../../cache/disk.js';
 import { GrowingBody } from '../../cache/growing.js';
@@ -252,6 +252,8 @@ export class Cache implements Filter {
     if (!this.purgeList!.decide(ctx.clientAddress).allow) return { ...localReplyFor('access_denied', ctx.requestId, wantsJson(ctx.headers)), reason: 'access_denied' };
     const p = { url: this.keyOf(ctx.request!) };
     const reply = (body: unknown): LocalResponse => ({ status: 200, headers: ['content-type', 'application/json', 'cache-control', 'no-store'], body: `${JSON.stringify(body)}\n`, reason: 'cache_purged' });
+    // Every other instance sharing the L2: deleted there and published.
+    this.store.l2?.purge(p);
     const everywhere = this.caches?.everywhere;
     if (everywhere === undefined) return reply({ purged: this.store.purge(p) });
     return everywhere(this.store.name, p).then(
@@ -265,7 +267,7 @@ export class Cache implements Filter {
     return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false, fillKey: key, swr: undefined, built: undefined };
   }
 
-  private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+  private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean, l2Done = false): LocalResponse | undefined | Promise<LocalResponse | undefined> {
     const t = now();
     const set = this.store.get(key);
     let fwd: Fwd = 'uri-miss';
@@ -294,6 +296,8 @@ export class Cache implements Filter {
         fwd = req.noCache || req.maxAge !== undefined || req.minFresh !== undefined ? 'request' : 'stale';
       }
     }
+    // Nothing of this variant in memory: the shared L2 may have it (only when configured: a store without one looks nowhere else).
+    if (stale === undefined && !l2Done && this.store.l2 !== undefined) return this.l2Lookup(ctx, key, secondary, req, collapsed);
     // A miss is counted when the request goes upstream (or is refused for only-if-cached), not while it waits on a fill.
     // §5.2.1.7: nothing usable and the client will not have it fetched.
     if (req.onlyIfCached) {
@@ -326,6 +330,21 @@ export class Cache implements Filter {
     }
     this.store.stats.misses++;
     return undefined;
+  }
+
+  /**
+   * A memory miss looked up in the L2 (at most its timeout; an error or a timeout is a miss). A
+   * found variant that this request selects is kept in memory: fresh, it answers (Cache-Status
+   * detail="l2"); stale, the lookup goes on with it in memory (revalidation, stale-if-error).
+   */
+  private async l2Lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): Promise<LocalResponse | undefined> {
+    const r = await this.store.l2!.get(key);
+    if (r !== undefined && r.body.length <= this.store.maxObjectSize && this.select([r], ctx, secondary) !== undefined && this.store.get(key)?.list.some((v) => sameVariant(v, r)) !== true) {
+      this.store.put(key, r, this.config.max_variants);
+      const age = r.initialAge + Math.max(0, now() - r.responseTime);
+      if (usable(r, age, req)) return this.hit(ctx, r, age, collapsed, 'l2');
+    }
+    return this.lookup(ctx, key, secondary, req, collapsed, true);
   }
 
   /** The fill a request collapses onto: the key, and its values of the fields the stored variants vary on. */
@@ -547,6 +566,7 @@ export class Cache implements Filter {
     if (e.size !== before) this.store.touched(key);
     // A disk store's file gets the new fields too, so that a restart keeps them.
     if (e.file !== undefined) this.disk?.persist(key, e);
+    else this.store.l2?.write(key, e, t, this.config.stale_if_error);
     return own;
   }
 
@@ -738,6 +758,8 @@ export class Cache implements Filter {
     const r = this.stored(ctx, s, body);
     r.size = sizeOf(r);
     this.store.put(s.key, r, this.config.max_variants);
+    // The shared L2 gets a copy in the background (the response is not held up by it).
+    this.store.l2?.write(s.key, r, now(), this.config.stale_if_error);
     this.release(s, now(), false);
   }
 
@@ -840,6 +862,7 @@ export class Cache implements Filter {
       this.store.invalidate(k);
       keys.push(k);
     }
+    this.store.l2?.invalidate(keys);
     const everywhere = this.caches?.invalidateEverywhere;
     // Without the primary (this worker is draining), this worker's own store only.
     if (everywhere !== undefined) {
