@@ -186,30 +186,42 @@ export class L2 {
     for (const tag of r.tags) client.usherTag(this.tagPrefix + tag, k, ttl).catch(failed);
   }
 
-  /** A purge made on this instance: delete in Redis and tell the others. Asynchronous, never throws. */
-  purge(p: Purge): void {
-    void this.purgeRemote(p).catch(() => void this.stats.errors++);
+  /**
+   * A purge made on this instance: deleted in Redis, then published to the others (so that one
+   * that hears of it finds nothing in Redis to refill from). Resolves when done (each command
+   * bounded by the timeout), never rejects; Redis down: nothing to do.
+   */
+  purge(p: Purge): Promise<void> {
+    const client = this.usable();
+    if (client === undefined) return Promise.resolve();
+    return this.purgeRemote(client, p).then(
+      () => this.publish(client, { from: this.id, purge: p }),
+      () => {
+        this.stats.errors++;
+        this.publish(client, { from: this.id, purge: p });
+      },
+    );
   }
 
   /** §4.4: invalidated keys, as purge. */
-  invalidate(keys: readonly string[]): void {
+  invalidate(keys: readonly string[]): Promise<void> {
     const client = this.usable();
-    if (client === undefined || keys.length === 0) return;
-    const failed = (): void => void this.stats.errors++;
-    for (const k of keys) client.del(this.entryPrefix + k).catch(failed);
-    this.publish(client, { from: this.id, keys: [...keys] });
+    if (client === undefined || keys.length === 0) return Promise.resolve();
+    return Promise.all(keys.map((k) => client.del(this.entryPrefix + k))).then(
+      () => this.publish(client, { from: this.id, keys: [...keys] }),
+      () => {
+        this.stats.errors++;
+        this.publish(client, { from: this.id, keys: [...keys] });
+      },
+    );
   }
 
-  private async purgeRemote(p: Purge): Promise<void> {
-    const client = this.usable();
-    if (client === undefined) return;
-    // Published first: the others drop their memory copies at once; the deletes below follow.
-    this.publish(client, { from: this.id, purge: p });
+  private async purgeRemote(client: L2Client, p: Purge): Promise<void> {
     if (p.url !== undefined) await client.del(this.entryPrefix + p.url);
     else if (p.tag !== undefined) {
       const set = this.tagPrefix + p.tag;
       const keys = await client.smembers(set);
-      for (const k of keys) await client.del(k);
+      await Promise.all(keys.map((k) => client.del(k)));
       await client.del(set);
     } else if (p.prefix !== undefined) {
       const nodes: Redis[] = this.config.cluster !== undefined ? (client as Cluster).nodes('master') : [client as Redis];
@@ -219,7 +231,7 @@ export class L2 {
         do {
           const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
           cursor = next;
-          for (const k of keys) await client.del(k);
+          await Promise.all(keys.map((k) => client.del(k)));
         } while (cursor !== '0');
       }
     }

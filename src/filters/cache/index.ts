@@ -252,9 +252,13 @@ export class Cache implements Filter {
     if (!this.purgeList!.decide(ctx.clientAddress).allow) return { ...localReplyFor('access_denied', ctx.requestId, wantsJson(ctx.headers)), reason: 'access_denied' };
     const p = { url: this.keyOf(ctx.request!) };
     const reply = (body: unknown): LocalResponse => ({ status: 200, headers: ['content-type', 'application/json', 'cache-control', 'no-store'], body: `${JSON.stringify(body)}\n`, reason: 'cache_purged' });
-    // Every other instance sharing the L2: deleted there and published.
-    this.store.l2?.purge(p);
     const everywhere = this.caches?.everywhere;
+    // Every other instance sharing the L2: deleted there and published, before the answer.
+    const l2 = this.store.l2;
+    if (l2 !== undefined) {
+      const purged = this.store.purge(p);
+      return Promise.all([l2.purge(p), everywhere?.(this.store.name, p).catch(() => undefined)]).then(([, all]) => reply(all === undefined ? { purged } : all.missed.length === 0 ? { purged: all.purged } : { purged: all.purged, missed_workers: all.missed }));
+    }
     if (everywhere === undefined) return reply({ purged: this.store.purge(p) });
     return everywhere(this.store.name, p).then(
       ({ purged, missed }) => reply(missed.length === 0 ? { purged } : { purged, missed_workers: missed }),
@@ -862,15 +866,18 @@ export class Cache implements Filter {
       this.store.invalidate(k);
       keys.push(k);
     }
-    this.store.l2?.invalidate(keys);
     const everywhere = this.caches?.invalidateEverywhere;
+    // The instances sharing the L2: deleted there and published, before the response goes on.
+    const shared = this.store.l2?.invalidate(keys);
     // Without the primary (this worker is draining), this worker's own store only.
     if (everywhere !== undefined) {
-      return everywhere(this.store.name, keys).then(
+      const all = everywhere(this.store.name, keys).then(
         () => undefined,
         () => undefined,
       );
+      return shared === undefined ? all : Promise.all([all, shared]).then(() => undefined);
     }
+    return shared;
   }
 
   done(ctx: RequestContext): void {
