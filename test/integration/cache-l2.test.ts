@@ -2,7 +2,8 @@
 // origin share a real redis-server (started here, no persistence). B answers from the L2 what A
 // stored (the origin sees one request) and keeps it in memory; a response larger than the L2's
 // max_object_size stays A's alone; a route PURGE, an admin purge by tag and by prefix and a §4.4
-// invalidation on A reach B's memory through the store's channel. Redis killed: both keep
+// invalidation on A reach B's memory through the store's channel. Redis silent: a lookup is a
+// miss after the timeout. Redis killed: both keep
 // answering (origin, memory), never an error, and log it once; Redis back: the L2 is used again.
 // Building a runtime opens no connection, and a store without l2 has none.
 import assert from 'node:assert/strict';
@@ -132,7 +133,20 @@ test('two ushers share an L2: B serves what A stored, purges on A reach B, Redis
   assert.equal((await get(a, '/other', 'POST')).status, 200);
   await waitFor(() => mem(b).get(key('/other')) === undefined, 5000, 'the invalidation reached B');
 
-  // Redis killed: both keep answering, from the origin and their memory; logged once each.
+  // Redis silent (SIGSTOP): a lookup waits at most the timeout, then it is a miss and the origin answers.
+  redis.pause();
+  const e0 = l2(b).stats.errors;
+  const slow = await get(b, '/slow');
+  redis.resume();
+  assert.equal(slow.status, 200);
+  assert.match(status(slow), /fwd=uri-miss; stored/);
+  assert.equal(counts.get('/slow'), 1);
+  assert.ok(l2(b).stats.errors > e0, 'the timed-out lookup counted as an error');
+  await waitFor(() => l2(a).reachable && l2(b).reachable, 15_000, 'both ushers reachable after the pause');
+
+  // Redis killed: both keep answering, from the origin and their memory; the change logged once each.
+  const unreachable = (u: TestUsher) => u.logs.filter((l) => l.msg === 'cache l2 unreachable: the store serves from memory only; reconnecting with backoff');
+  const [ua, ub] = [unreachable(a).length, unreachable(b).length];
   await redis.kill();
   await waitFor(() => !l2(a).reachable && !l2(b).reachable, 10_000, 'both ushers saw Redis go');
   const down = [await get(a, '/down'), await get(a, '/down'), await get(b, '/down'), await get(b, '/one'), await get(b, '/down')];
@@ -147,10 +161,9 @@ test('two ushers share an L2: B serves what A stored, purges on A reach B, Redis
   assert.equal(counts.get('/down'), 2);
   // A purge while Redis is down still purges this instance.
   assert.equal(JSON.parse((await get(a, '/down', 'PURGE')).body).purged, 1);
-  const unreachable = (u: TestUsher) => u.logs.filter((l) => l.msg === 'cache l2 unreachable: the store serves from memory only; reconnecting with backoff');
-  assert.equal(unreachable(a).length, 1);
-  assert.equal(unreachable(b).length, 1);
-  assert.equal(unreachable(a)[0]!.level, 40);
+  assert.equal(unreachable(a).length, ua + 1);
+  assert.equal(unreachable(b).length, ub + 1);
+  assert.equal(unreachable(a).at(-1)!.level, 40);
 
   // Redis back (empty): both reconnect by themselves and the L2 is used again.
   await redis.restart();
@@ -172,4 +185,33 @@ test('two ushers share an L2: B serves what A stored, purges on A reach B, Redis
   assert.match(m.body, /usher_cache_l2_writes_total\{store="shared"\} [1-9]/);
   assert.match(m.body, /usher_cache_l2_misses_total\{store="shared"\} [1-9]/);
   assert.doesNotMatch(m.body, /usher_cache_l2_hits_total\{store="local"\}/);
+});
+
+test('a reload keeps a store with an unchanged l2 (its memory and its client); a changed l2 is a new store, and the old client closes once it is live', async (t) => {
+  const redis = await startRedis();
+  const up = await startUpstream('origin', (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'cache-control': 'max-age=600' });
+    res.end('x');
+  });
+  const cfg = settings(redis.url, up.url);
+  const u = await startUsher(cfg);
+  t.after(async () => {
+    await u.close();
+    await up.close();
+    await redis.close();
+  });
+  await waitFor(() => l2(u).reachable, 10_000);
+  await get(u, '/kept');
+  const first = l2(u);
+  await u.usher.reload(config({ ...cfg, routes: [...cfg.routes] }));
+  assert.equal(l2(u), first, 'same L2 client');
+  assert.match(status(await get(u, '/kept')), /^usher; hit; ttl=\d+$/, 'same memory');
+  const changed = structuredClone(cfg);
+  (changed.caches.shared.l2 as Record<string, unknown>).prefix = 'other:';
+  await u.usher.reload(config(changed));
+  assert.notEqual(l2(u), first);
+  await waitFor(() => l2(u).reachable && !first.started, 10_000, 'new client up, old closed');
+  // The new prefix: nothing of the old one's entries.
+  assert.match(status(await get(u, '/kept')), /fwd=uri-miss; stored/);
 });
