@@ -228,7 +228,7 @@ export class Cache implements Filter {
     const key = this.keyOf(rr);
     const k = this.config.key;
     const secondary = k.headers.length === 0 && k.cookies.length === 0 ? null : this.secondaryOf(ctx).replace(/\n/g, '; ');
-    const base = { store: this.config.store, type: this.store.kind, key, secondary };
+    const base = { store: this.config.store, type: this.store.l2 === undefined ? this.store.kind : `${this.store.kind} + l2 in Redis`, key, secondary };
     const m = ctx.method;
     if (ctx.upgrade !== undefined) return { ...base, lookup: false, why: 'an upgrade is never cached' };
     if (m === 'PURGE' && this.purgeList !== undefined) {
@@ -895,7 +895,7 @@ export class Cache implements Filter {
     if (k.cookies.length > 0) parts.push(`cookies ${k.cookies.join(', ')}`);
     const b = this.config.bypass;
     const bypass = b === undefined ? '' : `; bypass: ${[...b.headers.map((h) => `header ${h}`), ...b.cookies.map((c) => `cookie ${c}`), ...b.query.map((q) => `query ${q}`)].join(', ')}`;
-    return `cache (store ${this.config.store}, ${this.store.kind}; key: ${parts.join('; ')}; Set-Cookie: ${this.config.set_cookie}; collapse: ${this.config.collapse ? `${this.config.collapse_timeout} ms` : 'off'}${bypass})`;
+    return `cache (store ${this.config.store}, ${this.store.kind}${this.store.l2 === undefined ? '' : ' + l2 in Redis'}; key: ${parts.join('; ')}; Set-Cookie: ${this.config.set_cookie}; collapse: ${this.config.collapse ? `${this.config.collapse_timeout} ms` : 'off'}${bypass})`;
   }
 }
 
