@@ -88,6 +88,9 @@ export class L2 {
     return this.up;
   }
 
+  /** The subscriber connection listens on the channel (the others' purges reach this instance). */
+  subscribed = false;
+
   get started(): boolean {
     return (this.client !== undefined || this.starting) && !this.closed;
   }
@@ -120,8 +123,12 @@ export class L2 {
     // The subscriber: its own connection (a subscribed connection runs no other command); ioredis subscribes again after a reconnect.
     const sub = createRedisClient(io, c, { ...own, commandTimeout: undefined });
     sub.on('error', () => {});
+    sub.on('close', () => void (this.subscribed = false));
     sub.on('ready', () => {
-      sub.subscribe(this.channel).catch(() => {});
+      sub.subscribe(this.channel).then(
+        () => void (this.subscribed = this.sub === sub),
+        () => {},
+      );
     });
     sub.on('message', (channel: string, message: string) => {
       if (channel === this.channel) this.apply(message);
@@ -273,6 +280,7 @@ export class L2 {
         if (c === undefined) return;
         c.removeAllListeners('close');
         c.removeAllListeners('ready');
+        this.subscribed = false;
         c.removeAllListeners('message');
         if (c.status !== 'ready') return void c.disconnect();
         try {

@@ -14,6 +14,8 @@ import { startRedis } from '../helpers/redis.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { config, startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 import { Runtime } from '../../src/server/runtime.js';
+import { LIMIT, start, until, yaml } from '../helpers/workers.js';
+import { Redis } from 'ioredis';
 
 const TOKEN = 'l2-test-token-0123456789abcdef';
 // Generous: on a loaded machine a lookup that took longer than the timeout would be a miss (and the test would see the origin twice).
@@ -66,7 +68,7 @@ test('two ushers share an L2: B serves what A stored, purges on A reach B, Redis
     await up.close();
     await redis.close();
   });
-  await waitFor(() => l2(a).reachable && l2(b).reachable, 10_000, 'both ushers connected to Redis');
+  await waitFor(() => l2(a).reachable && l2(b).reachable && l2(a).subscribed && l2(b).subscribed, 10_000, 'both ushers connected to Redis');
   assert.ok(a.logs.some((l) => l.msg === 'cache l2 connected'));
 
   // A fills; B finds it in the L2 (detail="l2"), the origin saw one request; then B has it in memory.
@@ -167,7 +169,7 @@ test('two ushers share an L2: B serves what A stored, purges on A reach B, Redis
 
   // Redis back (empty): both reconnect by themselves and the L2 is used again.
   await redis.restart();
-  await waitFor(() => l2(a).reachable && l2(b).reachable, 15_000, 'both ushers reconnected');
+  await waitFor(() => l2(a).reachable && l2(b).reachable && l2(a).subscribed && l2(b).subscribed, 15_000, 'both ushers reconnected and subscribed again');
   assert.ok(a.logs.some((l) => l.msg === 'cache l2 reachable again: shared entries and purges resume'));
   const w = l2(a).stats.writes;
   assert.match(status(await get(a, '/again')), /stored/);
@@ -214,4 +216,35 @@ test('a reload keeps a store with an unchanged l2 (its memory and its client); a
   await waitFor(() => l2(u).reachable && !first.started, 10_000, 'new client up, old closed');
   // The new prefix: nothing of the old one's entries.
   assert.match(status(await get(u, '/kept')), /fwd=uri-miss; stored/);
+});
+
+test('two worker processes share the L2: one fills, the other answers from Redis (the origin sees one request)', LIMIT, async (t) => {
+  const redis = await startRedis();
+  let fetched = 0;
+  const up = await startUpstream('app', (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' }).end(`v${++fetched}`);
+  });
+  t.after(async () => {
+    await up.close();
+    await redis.close();
+  });
+  const s = await start(t, yaml(JSON.stringify(up.url), `log: { level: info }\ncaches: { mem: { max_size: 1mb, l2: { redis: "${redis.url}", timeout: ${JSON.stringify(TIMEOUT)} } } }\nroutes: [{ upstream: app, cache: mem }]\n`));
+  const out = () => s.cli.stdout + s.cli.stderr;
+  await until('both workers connected to Redis', () => Promise.resolve(out().split('cache l2 connected').length - 1 >= 2 ? true : undefined));
+  // A new connection per request: round-robin hands them to the workers in turn.
+  const first = await request(`${s.url}/page`);
+  assert.match(status(first), /fwd=uri-miss; stored/);
+  // The write is in the background: wait until Redis holds it (looked at directly).
+  const direct = new Redis(redis.url);
+  t.after(() => direct.disconnect());
+  await until('the entry in Redis', async () => ((await direct.keys('usher:cache:mem:e:*')).length === 1 ? true : undefined));
+  const seen = await until('the other worker to answer from the L2', async () => {
+    const r = await request(`${s.url}/page`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'v1');
+    return /detail="l2"/.test(status(r)) ? r : undefined;
+  });
+  assert.match(status(seen), /^usher; hit; ttl=\d+; detail="l2"$/);
+  assert.equal(fetched, 1, 'the origin saw /page once for both workers');
 });
