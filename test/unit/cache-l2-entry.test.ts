@@ -2,11 +2,13 @@
 // with everything freshness, Age, Vary selection, revalidation and purging need; what is not an
 // entry decodes to nothing (a miss); the TTL covers freshness plus the stale lifetime. Also the
 // `caches.NAME.l2` config: defaults, both spellings of the connection, errors with their paths.
+// And a published purge: applied to this memory store unless this instance sent it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NO_DIRECTIVES } from '../../src/cache/cache-control.js';
 import { decodeEntry, encodeEntry, l2Ttl } from '../../src/cache/l2-entry.js';
-import { sizeOf, type StoredResponse } from '../../src/cache/store.js';
+import { L2 } from '../../src/cache/l2.js';
+import { MemoryStore, sizeOf, type StoredResponse } from '../../src/cache/store.js';
 import { loadConfigText, formatIssues } from '../../src/config/index.js';
 import { brief } from '../helpers/issues.js';
 
@@ -156,4 +158,31 @@ test('config: l2 errors name the file, line and path', () => {
   assert.match(both[0]![3], /one of "url", "sentinel" or "cluster"/);
   const timeout = errs('  c: { l2: { redis: "redis://h:1", timeout: soon } }\n');
   assert.equal(timeout[0]![2], 'caches.c.l2.timeout');
+});
+
+test('a published purge or invalidation is applied to the memory store, except one this instance sent; junk is ignored', () => {
+  const store = new MemoryStore('main', 1 << 20, 1 << 20);
+  const l2 = new L2(store, { prefix: 'usher:cache:', max_object_size: 65536, timeout: 50, options: {}, cluster_options: {} });
+  assert.equal(l2.channel, 'usher:cache:main:purge');
+  assert.equal(l2.started, false, 'built pure: no connection');
+  const apply = (m: unknown) => (l2 as unknown as { apply(message: string): void }).apply(typeof m === 'string' ? m : JSON.stringify(m));
+  const fill = () => {
+    for (const k of ['http://a.test/x', 'http://a.test/y', 'http://b.test/z']) store.put(k, response({ tags: k.endsWith('y') ? ['t1'] : [] }), 4);
+  };
+  fill();
+  apply({ from: l2.id, purge: { url: 'http://a.test/x' } });
+  assert.ok(store.get('http://a.test/x') !== undefined, 'its own message: already applied when it was sent');
+  apply({ from: 'other', purge: { url: 'http://a.test/x' } });
+  assert.equal(store.get('http://a.test/x'), undefined);
+  apply({ from: 'other', purge: { tag: 't1' } });
+  assert.equal(store.get('http://a.test/y'), undefined);
+  assert.ok(store.get('http://b.test/z') !== undefined);
+  fill();
+  apply({ from: 'other', purge: { prefix: 'http://a.test/' } });
+  assert.deepEqual([...store.entries()].map(([k]) => k), ['http://b.test/z']);
+  apply({ from: 'other', keys: ['http://b.test/z'] });
+  assert.equal(store.keys, 0);
+  fill();
+  for (const junk of ['not json', 'null', '[]', { from: 'other' }, { from: 'other', purge: { url: 'http://a.test/x', tag: 't1' } }, { from: 'other', purge: { url: 1 } }, { from: 'other', purge: null }]) apply(junk);
+  assert.equal(store.keys, 3, 'nothing purged by malformed messages');
 });
