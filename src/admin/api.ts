@@ -10,7 +10,7 @@ import type { Endpoint } from '../upstream/endpoint.js';
 import type { AdminHost, WorkerView } from './host.js';
 import { planConfig } from './plan.js';
 import { certificatesView } from './certificates.js';
-import { purge, type PurgeRequest } from '../cache/purge.js';
+import { purgeShared, type PurgeRequest } from '../cache/purge.js';
 
 export interface Reply {
   status: number;
@@ -144,7 +144,7 @@ async function purgeCache(host: AdminHost, body: string): Promise<Reply> {
   if (typeof req !== 'object' || req === null || Array.isArray(req)) return bad('expected a JSON body like {"url": "https://example.com/a"}, {"prefix": "https://example.com/blog/"} or {"tag": "product-42"}, with "store" to name one store');
   const what = { url: req.url, prefix: req.prefix, tag: req.tag, store: req.store };
   if (host.fleet === undefined) {
-    const r = purge(host.runtime.caches, req);
+    const r = await purgeShared(host.runtime.caches, req);
     if (!r.ok) return r.status === 404 ? notFound(r.message) : bad(r.message);
     host.logger.info({ ...what, purged: r.purged }, 'admin: cache purged');
     return { status: 200, body: { purged: r.purged, stores: r.stores } };

@@ -13,7 +13,7 @@ export interface PurgeRequest {
   store?: unknown;
 }
 
-export type PurgeResult = { ok: true; purged: number; stores: Record<string, number> } | { ok: false; status: number; message: string };
+export type PurgeResult = { ok: true; purged: number; stores: Record<string, number>; shared?: Promise<void> | undefined } | { ok: false; status: number; message: string };
 
 /** The key of an absolute http(s) URL, or undefined. */
 export function keyOfUrl(url: string): string | undefined {
@@ -46,7 +46,21 @@ export function purge(stores: CacheStores, body: PurgeRequest): PurgeResult {
     targets = [body.store];
   }
   const out: Record<string, number> = {};
+  const shared: Promise<void>[] = [];
   let n = 0;
-  for (const name of targets) n += out[name] = all.get(name)!.purge(p);
-  return { ok: true, purged: n, stores: out };
+  for (const name of targets) {
+    const store = all.get(name)!;
+    n += out[name] = store.purge(p);
+    // The instances sharing its L2: deleted there and published (this instance's count only).
+    if (store.l2 !== undefined) shared.push(store.l2.purge(p));
+  }
+  return { ok: true, purged: n, stores: out, shared: shared.length === 0 ? undefined : Promise.all(shared).then(() => undefined) };
+}
+
+/** purge(), resolved once the stores' L2s are purged too (deleted in Redis and published; bounded by their timeouts, never rejects). */
+export async function purgeShared(stores: CacheStores, body: PurgeRequest): Promise<PurgeResult> {
+  const r = purge(stores, body);
+  if (r.ok && r.shared !== undefined) await r.shared;
+  if (r.ok) delete r.shared;
+  return r;
 }

@@ -6,6 +6,7 @@
 // behind one another: Varnish's hit-for-miss).
 import type { Directives } from './cache-control.js';
 import type { GrowingBody } from './growing.js';
+import type { L2 } from './l2.js';
 import { ByteLru } from './lru.js';
 
 /** Where a disk store keeps one response: the file's name and what a read checks. */
@@ -115,6 +116,8 @@ export class CacheStore {
   readonly stats = { hits: 0, misses: 0, stale: 0, stores: 0, evictions: 0 };
   /** Stored responses (variants) now. */
   objects = 0;
+  /** The shared second level (a memory store's `l2`), undefined without one: then nothing on any path looks at Redis. */
+  l2: L2 | undefined;
 
   constructor(name: string, maxSize: number, maxObjectSize: number) {
     this.name = name;

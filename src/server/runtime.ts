@@ -91,7 +91,7 @@ export class Runtime {
     for (const c of this.clusters.values()) c.start(options);
     if (options.stores !== false) {
       this.rateLimits.start(log);
-      this.caches.start((name, err) => log?.error({ cache: name, err }, 'cache store: could not read its directory; it stays empty'));
+      this.caches.start((name, err) => log?.error({ cache: name, err }, 'cache store: could not read its directory; it stays empty'), log);
     }
   }
 
@@ -99,11 +99,13 @@ export class Runtime {
   async close(): Promise<void> {
     await Promise.allSettled([...this.clusters.values()].map((c) => c.close()));
     await this.rateLimits.close();
+    await this.caches.close();
   }
 
   async destroy(): Promise<void> {
     await Promise.allSettled([...this.clusters.values()].map((c) => c.destroy()));
     await this.rateLimits.close();
+    await this.caches.close();
   }
 
   /**

@@ -10,6 +10,8 @@ import { parseDuration, parseSize } from '../../config/units.js';
 import { didYouMean } from '../../config/suggest.js';
 import { dict } from '../../util/dict.js';
 import { AccessSchema, checkAccessSection, normalizeAccess, type AccessConfig } from '../access/config.js';
+import { checkRedisConnection, normalizeRedisConnection, redisConnectionProps } from '../../util/redis.js';
+import type { L2Config } from '../../cache/l2.js';
 
 const NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
 const NAME_EXPECTED = 'letters, digits, "_", "." and "-"';
@@ -28,7 +30,26 @@ export const CACHE_DEFAULTS = {
   tag_fields: ['Cache-Tag', 'Surrogate-Key'],
   targeted_fields: ['CDN-Cache-Control'],
   forward_cdn_cache_control: true,
+  l2_prefix: 'usher:cache:',
+  l2_max_object_size: '64kb',
+  l2_timeout: '50ms',
 };
+
+const L2Schema = object(
+  {
+    redis: Type.Union([Type.String({ minLength: 1, description: 'redis://[user:password@]host:port[/db] (or rediss://).' }), object(redisConnectionProps(), { description: 'A connection as the rate-limit stores take it (url, sentinel or cluster, credentials, ioredis options).' })], {
+      description: 'The Redis every instance sharing this store names: a URL, or a connection section (url / sentinel / cluster, as `rate_limits.stores.NAME.redis`).',
+      'x-usher-expected': 'a redis:// URL or a connection section',
+    }),
+    prefix: Type.Optional(Type.String({ default: CACHE_DEFAULTS.l2_prefix, description: 'Prefix of the Redis keys and of the purge channel (then the store\'s name): instances share entries when they share prefix and store name.' })),
+    max_object_size: Type.Optional(size('Largest response written to Redis (its body); larger ones stay in this instance\'s memory only.', CACHE_DEFAULTS.l2_max_object_size)),
+    timeout: Type.Optional(duration('Longest a memory miss waits for Redis; slower (or Redis down) counts as an L2 miss and the request goes upstream.', CACHE_DEFAULTS.l2_timeout)),
+  },
+  {
+    description:
+      'A shared second level in Redis (memory stores only): a memory miss looks it up (a hit is kept in memory and answered with Cache-Status detail="l2"); stored responses up to `max_object_size` are written to it in the background, for their freshness and stale lifetime; purges and invalidations delete there and are published to every instance. Redis down: the store serves from memory alone, never an error.',
+  },
+);
 
 export const CacheStoreSchema = object(
   {
@@ -44,6 +65,7 @@ export const CacheStoreSchema = object(
     max_object_size: Type.Optional(
       size('Largest response stored: a larger one (by its Content-Length, or once its body passes this size) is sent to the client uncached, and whatever was copied of it is dropped.', CACHE_DEFAULTS.max_object_size),
     ),
+    l2: Type.Optional(L2Schema),
   },
   { description: 'A named cache store; routes name it in `cache`.' },
 );
@@ -144,6 +166,8 @@ export interface CacheStoreConfig {
   path: string | undefined;
   max_size: number; // bytes
   max_object_size: number; // bytes
+  /** The shared second level (memory stores only). */
+  l2: L2Config | undefined;
 }
 
 export interface CacheRoute {
@@ -176,9 +200,20 @@ export function normalizeCaches(input: CachesInput, filePath: (p: string) => str
       path: store === 'disk' && c.path !== undefined ? filePath(c.path) : undefined,
       max_size: parseSize(c.max_size ?? CACHE_DEFAULTS.max_size),
       max_object_size: parseSize(c.max_object_size ?? CACHE_DEFAULTS.max_object_size),
+      l2: c.l2 === undefined ? undefined : normalizeL2(c.l2),
     };
   }
   return out;
+}
+
+function normalizeL2(l: NonNullable<CachesInput[string]['l2']>): L2Config {
+  const conn = typeof l.redis === 'string' ? { url: l.redis } : l.redis;
+  return {
+    ...normalizeRedisConnection(conn),
+    prefix: l.prefix ?? CACHE_DEFAULTS.l2_prefix,
+    max_object_size: parseSize(l.max_object_size ?? CACHE_DEFAULTS.l2_max_object_size),
+    timeout: parseDuration(l.timeout ?? CACHE_DEFAULTS.l2_timeout),
+  };
 }
 
 export function normalizeRouteCache(input: RouteCacheInput | undefined): CacheRoute | undefined {
@@ -228,6 +263,9 @@ export function checkCaches(data: Rec, error: ErrorFn): void {
       if (other !== undefined) error(['caches', name, 'path'], `the directory ${JSON.stringify(c.path)} is already the store ${JSON.stringify(other)}'s`, 'give each disk store a directory of its own');
       else paths.set(c.path, name);
     } else if (c.path !== undefined) error(['caches', name, 'path'], 'only a disk store has a path', 'add type: disk, or remove path');
+    if (c.l2 !== undefined && type === 'disk') error(['caches', name, 'l2'], 'a shared L2 goes with a memory store (a disk store keeps its responses across restarts already)', 'remove l2, or use type: memory', 'key');
+    if (isRec(c.l2) && isRec(c.l2.redis)) checkRedisConnection(c.l2.redis, ['caches', name, 'l2', 'redis'], error);
+    if (isRec(c.l2) && typeof c.l2.redis === 'string' && !/^rediss?:\/\//.test(c.l2.redis)) error(['caches', name, 'l2', 'redis'], `${JSON.stringify(c.l2.redis)} is not a Redis URL`, 'redis://host:port (or rediss:// for TLS)');
   }
   list(data.routes).forEach((route, r) => {
     if (!isRec(route)) return;

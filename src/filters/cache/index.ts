@@ -15,7 +15,7 @@ import { parseCacheControl, NO_DIRECTIVES, type Directives } from '../../cache/c
 import { notModified, notModifiedHeaders } from '../../cache/conditional.js';
 import { first, joined, nameList, removeFields } from '../../util/fields.js';
 import { ageValue, freshnessLifetime, httpDate, initialAge, notStorable } from '../../cache/freshness.js';
-import { sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
+import { sameVariant, sizeOf, type CacheStore, type Fill, type StoredResponse } from '../../cache/store.js';
 import type { CacheStores } from '../../cache/registry.js';
 import { DiskStore, type BodyWriter, type FileBody } from '../../cache/disk.js';
 import { GrowingBody } from '../../cache/growing.js';
@@ -228,7 +228,7 @@ export class Cache implements Filter {
     const key = this.keyOf(rr);
     const k = this.config.key;
     const secondary = k.headers.length === 0 && k.cookies.length === 0 ? null : this.secondaryOf(ctx).replace(/\n/g, '; ');
-    const base = { store: this.config.store, type: this.store.kind, key, secondary };
+    const base = { store: this.config.store, type: this.store.l2 === undefined ? this.store.kind : `${this.store.kind} + l2 in Redis`, key, secondary };
     const m = ctx.method;
     if (ctx.upgrade !== undefined) return { ...base, lookup: false, why: 'an upgrade is never cached' };
     if (m === 'PURGE' && this.purgeList !== undefined) {
@@ -253,6 +253,12 @@ export class Cache implements Filter {
     const p = { url: this.keyOf(ctx.request!) };
     const reply = (body: unknown): LocalResponse => ({ status: 200, headers: ['content-type', 'application/json', 'cache-control', 'no-store'], body: `${JSON.stringify(body)}\n`, reason: 'cache_purged' });
     const everywhere = this.caches?.everywhere;
+    // Every other instance sharing the L2: deleted there and published, before the answer.
+    const l2 = this.store.l2;
+    if (l2 !== undefined) {
+      const purged = this.store.purge(p);
+      return Promise.all([l2.purge(p), everywhere?.(this.store.name, p).catch(() => undefined)]).then(([, all]) => reply(all === undefined ? { purged } : all.missed.length === 0 ? { purged: all.purged } : { purged: all.purged, missed_workers: all.missed }));
+    }
     if (everywhere === undefined) return reply({ purged: this.store.purge(p) });
     return everywhere(this.store.name, p).then(
       ({ purged, missed }) => reply(missed.length === 0 ? { purged } : { purged, missed_workers: missed }),
@@ -265,7 +271,7 @@ export class Cache implements Filter {
     return { key, secondary, fwd, entry: undefined, stale: undefined, requestTime: now(), fill: undefined, invalidate, pending: undefined, refreshed: undefined, detail: undefined, committing: false, fillKey: key, swr: undefined, built: undefined };
   }
 
-  private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): LocalResponse | undefined | Promise<LocalResponse | undefined> {
+  private lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean, l2Done = false): LocalResponse | undefined | Promise<LocalResponse | undefined> {
     const t = now();
     const set = this.store.get(key);
     let fwd: Fwd = 'uri-miss';
@@ -294,6 +300,8 @@ export class Cache implements Filter {
         fwd = req.noCache || req.maxAge !== undefined || req.minFresh !== undefined ? 'request' : 'stale';
       }
     }
+    // Nothing of this variant in memory: the shared L2 may have it (only when configured: a store without one looks nowhere else).
+    if (stale === undefined && !l2Done && this.store.l2 !== undefined) return this.l2Lookup(ctx, key, secondary, req, collapsed);
     // A miss is counted when the request goes upstream (or is refused for only-if-cached), not while it waits on a fill.
     // §5.2.1.7: nothing usable and the client will not have it fetched.
     if (req.onlyIfCached) {
@@ -326,6 +334,21 @@ export class Cache implements Filter {
     }
     this.store.stats.misses++;
     return undefined;
+  }
+
+  /**
+   * A memory miss looked up in the L2 (at most its timeout; an error or a timeout is a miss). A
+   * found variant that this request selects is kept in memory: fresh, it answers (Cache-Status
+   * detail="l2"); stale, the lookup goes on with it in memory (revalidation, stale-if-error).
+   */
+  private async l2Lookup(ctx: RequestContext, key: string, secondary: string, req: Readonly<Directives>, collapsed: boolean): Promise<LocalResponse | undefined> {
+    const r = await this.store.l2!.get(key);
+    if (r !== undefined && r.body.length <= this.store.maxObjectSize && this.select([r], ctx, secondary) !== undefined && this.store.get(key)?.list.some((v) => sameVariant(v, r)) !== true) {
+      this.store.put(key, r, this.config.max_variants);
+      const age = r.initialAge + Math.max(0, now() - r.responseTime);
+      if (usable(r, age, req)) return this.hit(ctx, r, age, collapsed, 'l2');
+    }
+    return this.lookup(ctx, key, secondary, req, collapsed, true);
   }
 
   /** The fill a request collapses onto: the key, and its values of the fields the stored variants vary on. */
@@ -547,6 +570,7 @@ export class Cache implements Filter {
     if (e.size !== before) this.store.touched(key);
     // A disk store's file gets the new fields too, so that a restart keeps them.
     if (e.file !== undefined) this.disk?.persist(key, e);
+    else this.store.l2?.write(key, e, t, this.config.stale_if_error);
     return own;
   }
 
@@ -738,6 +762,8 @@ export class Cache implements Filter {
     const r = this.stored(ctx, s, body);
     r.size = sizeOf(r);
     this.store.put(s.key, r, this.config.max_variants);
+    // The shared L2 gets a copy in the background (the response is not held up by it).
+    this.store.l2?.write(s.key, r, now(), this.config.stale_if_error);
     this.release(s, now(), false);
   }
 
@@ -841,13 +867,17 @@ export class Cache implements Filter {
       keys.push(k);
     }
     const everywhere = this.caches?.invalidateEverywhere;
+    // The instances sharing the L2: deleted there and published, before the response goes on.
+    const shared = this.store.l2?.invalidate(keys);
     // Without the primary (this worker is draining), this worker's own store only.
     if (everywhere !== undefined) {
-      return everywhere(this.store.name, keys).then(
+      const all = everywhere(this.store.name, keys).then(
         () => undefined,
         () => undefined,
       );
+      return shared === undefined ? all : Promise.all([all, shared]).then(() => undefined);
     }
+    return shared;
   }
 
   done(ctx: RequestContext): void {
@@ -865,7 +895,7 @@ export class Cache implements Filter {
     if (k.cookies.length > 0) parts.push(`cookies ${k.cookies.join(', ')}`);
     const b = this.config.bypass;
     const bypass = b === undefined ? '' : `; bypass: ${[...b.headers.map((h) => `header ${h}`), ...b.cookies.map((c) => `cookie ${c}`), ...b.query.map((q) => `query ${q}`)].join(', ')}`;
-    return `cache (store ${this.config.store}, ${this.store.kind}; key: ${parts.join('; ')}; Set-Cookie: ${this.config.set_cookie}; collapse: ${this.config.collapse ? `${this.config.collapse_timeout} ms` : 'off'}${bypass})`;
+    return `cache (store ${this.config.store}, ${this.store.kind}${this.store.l2 === undefined ? '' : ' + l2 in Redis'}; key: ${parts.join('; ')}; Set-Cookie: ${this.config.set_cookie}; collapse: ${this.config.collapse ? `${this.config.collapse_timeout} ms` : 'off'}${bypass})`;
   }
 }
 

@@ -160,6 +160,7 @@ export class Revalidator {
     if (this.disk === undefined) {
       fresh.size = sizeOf(fresh);
       this.store.put(key, fresh, this.cache.config.max_variants);
+      this.store.l2?.write(key, fresh, Date.now() / 1000, this.cache.config.stale_if_error);
     } else {
       const w = this.disk.writer();
       w.write(body, () => {});

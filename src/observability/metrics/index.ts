@@ -7,6 +7,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CacheStores } from '../../cache/registry.js';
 import type { CacheStore } from '../../cache/store.js';
+import type { L2 } from '../../cache/l2.js';
 import type { CompiledRoute } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import type { Endpoint } from '../../upstream/endpoint.js';
@@ -128,6 +129,10 @@ export class Metrics {
       new CollectedFamily('usher_cache_stores_total', 'Responses stored, by store.', 'counter', ['store'], () => this.perStore((c) => c.stats.stores)),
       new CollectedFamily('usher_cache_evictions_total', 'Keys evicted to stay within max_size, by store.', 'counter', ['store'], () => this.perStore((c) => c.stats.evictions)),
       new CollectedFamily('usher_cache_stored_bytes', 'Bytes a store holds now (memory: bodies and fields; disk: its files), by store and type.', 'gauge', ['store', 'type'], () => this.perStore((c) => c.bytes, true)),
+      new CollectedFamily('usher_cache_l2_hits_total', 'Memory misses found in the store\'s shared L2 (Redis), by store.', 'counter', ['store'], () => this.perL2((l) => l.stats.hits)),
+      new CollectedFamily('usher_cache_l2_misses_total', 'Memory misses not found in the L2 (absent, Redis down or slower than its timeout), by store.', 'counter', ['store'], () => this.perL2((l) => l.stats.misses)),
+      new CollectedFamily('usher_cache_l2_errors_total', 'L2 commands that failed or timed out (each is a miss or a skipped write, never a client error), by store.', 'counter', ['store'], () => this.perL2((l) => l.stats.errors)),
+      new CollectedFamily('usher_cache_l2_writes_total', 'Responses written to the L2, by store.', 'counter', ['store'], () => this.perL2((l) => l.stats.writes)),
       new CollectedFamily('usher_cache_stored_objects', 'Stored responses (each variant counts) a store holds now, by store and type.', 'gauge', ['store', 'type'], () => this.perStore((c) => c.objects, true)),
       new CollectedFamily('usher_tracing_spans_total', 'Spans recorded for export, by result: exported (the collector took them), dropped (the queue was full), failed (an export failed).', 'counter', ['result'], () => {
         const c = host.tracer?.counts;
@@ -160,6 +165,10 @@ export class Metrics {
     this.subscribe(LISTENER_CHANNELS.tls, this.onTls);
     this.subscribe(HEALTH_CHANNEL, this.onHealth);
     this.subscribe(PROBE_CHANNEL, this.onProbe);
+  }
+
+  private *perL2(read: (l: L2) => number): Iterable<readonly [readonly string[], number]> {
+    for (const [name, c] of this.host.runtime.caches.all()) if (c.l2 !== undefined) yield [[name], read(c.l2)] as const;
   }
 
   private *perStore(read: (c: CacheStore) => number, withType = false): Iterable<readonly [readonly string[], number]> {

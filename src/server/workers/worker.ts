@@ -3,7 +3,7 @@
 // once per usher instance: health verdicts, DNS answers, ACME certificates, admin changes and
 // the decisions of local rate limits (primary.ts says why each is there).
 import { configHash } from '../../admin/api.js';
-import { purge } from '../../cache/purge.js';
+import { purgeShared } from '../../cache/purge.js';
 import type { Purge } from '../../cache/store.js';
 import type { Decision } from '../../filters/rate-limit/gcra.js';
 import type { SharedConnections } from '../../filters/rate-limit/connections.js';
@@ -256,7 +256,7 @@ function handle(usher: Usher, msg: ToWorker, certs: RemoteCertSource): void {
       });
       return;
     case 'purge':
-      send({ t: 'purged', id: msg.id, result: purge(usher.runtime.caches, msg.request) });
+      void purgeShared(usher.runtime.caches, msg.request).then((result) => send({ t: 'purged', id: msg.id, result }));
       return;
     case 'purge-store':
       send({ t: 'store-purged', id: msg.id, purged: usher.runtime.caches.get(msg.store)?.purge(msg.purge) ?? 0 });
