@@ -15,7 +15,7 @@
 //   usher would forward it re-framed and drop the inner coding (§6.1);
 // - bad_request (400): a bare LF or a CR not followed by LF anywhere in the head, obs-fold
 //   (§5.2), whitespace before a colon (§5.1), a CTL/DEL in a value, a non-token byte in a method
-//   or field name, a CTL/SP/DEL in the target, a start line that is not "method SP target SP
+//   or field name, a byte other than visible ASCII in the target, a target not in one of §3.2's forms, a start line that is not "method SP target SP
 //   HTTP/d.d", an HTTP/0.9 request line; a bad or overlong chunk extension;
 // - http_version_not_supported (505): HTTP/d.d other than 1.0 and 1.1 (the PRI preface too);
 // - request_line_too_long (414), headers_too_large (431, the whole head, trailers too),
@@ -25,7 +25,7 @@
 // (absolute, asterisk) and CONNECT's 405 are the handler's, as today.
 
 import type { ReasonCode } from '../../errors/codes.js';
-import { CR, H1Message, LF, NO_TRAILERS, S_DONE, S_HEAD, S_LENGTH, S_UPGRADED, SP, TOKEN, type BodySink } from '../../util/h1-message.js';
+import { CR, H1Message, HTAB, LF, NO_TRAILERS, S_DONE, S_HEAD, S_LENGTH, S_UPGRADED, SP, TOKEN, type BodySink } from '../../util/h1-message.js';
 
 export const FRAMING_NONE = 0;
 export const FRAMING_LENGTH = 1;
@@ -72,9 +72,17 @@ export interface RequestLimits {
 
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = { requestLine: 8 * 1024, headerSize: 16 * 1024, headerCount: 100, body: Infinity };
 
-/** The request-target's bytes: anything visible (obs-text too, as llhttp), no CTL, SP or DEL. */
+/** The request-target's bytes: visible ASCII (RFC 3986 characters; others percent-encoded, as llhttp). */
 const TARGET = new Uint8Array(256);
-for (let c = 0x21; c < 256; c++) if (c !== 0x7f) TARGET[c] = 1;
+for (let c = 0x21; c < 0x7f; c++) TARGET[c] = 1;
+/** A URI scheme's characters (RFC 3986 §3.1); its first is ALPHA. */
+const SCHEME = new Uint8Array(256);
+const ALPHA = new Uint8Array(256);
+for (let c = 0; c < 256; c++) {
+  const ch = String.fromCharCode(c);
+  if (/[A-Za-z]/.test(ch)) ALPHA[c] = 1;
+  if (/[A-Za-z0-9+.-]/.test(ch)) SCHEME[c] = 1;
+}
 
 export class RequestParser extends H1Message {
   private readonly limits: RequestLimits;
@@ -127,6 +135,7 @@ export class RequestParser extends H1Message {
       return -2;
     }
     if (b[s] === LF) return this.fail('bare LF before the request line', 'bad_request');
+    if (b[s] === CR) return this.fail('bare CR before the request line', 'bad_request');
     const end = b.indexOf('\r\n\r\n', s);
     if (end < 0) return this.incomplete(b, s, kept);
     const headEnd = end + 4;
@@ -187,8 +196,20 @@ export class RequestParser extends H1Message {
     this.method = method(b, i);
     const ts = ++i;
     while (TARGET[b[i]!] === 1) i++;
-    if (i === ts) return this.fail('no request target', 'bad_request');
+    if (i === ts) return this.fail(b[i] === SP || b[i] === HTAB ? 'more than one space after the method' : 'no request target', 'bad_request');
     const te = i;
+    // origin-form "/...", asterisk-form "*", absolute-form "scheme:..." or CONNECT's authority-form
+    // (RFC 9112 §3.2); the handler checks the rest of the absolute and authority forms.
+    const t0 = b[ts]!;
+    if (t0 !== 0x2f /* / */) {
+      if (t0 === 0x2a /* * */) {
+        if (te !== ts + 1) return this.fail('invalid request target', 'bad_request');
+      } else if (this.method !== 'CONNECT') {
+        let k = ts;
+        while (k < te && SCHEME[b[k]!] === 1) k++;
+        if (k === ts || b[k] !== 0x3a /* : */ || ALPHA[t0] !== 1) return this.fail('invalid request target', 'bad_request');
+      }
+    }
     if (b[i] === CR) return this.fail('no HTTP version (HTTP/0.9)', 'bad_request');
     if (b[i] !== SP) return this.fail('invalid character in the request target', 'bad_request');
     i++;
@@ -252,10 +273,11 @@ export class RequestParser extends H1Message {
       if (this.minor === 0) return this.fail('Transfer-Encoding in an HTTP/1.0 request', 'ambiguous_framing') === 0;
       const te = this.teCodings.toLowerCase();
       if (te !== 'chunked') {
+        // Empty list elements do not count (RFC 9110 §5.6.1): "chunked, " is chunked.
         const codings = te.split(',').map((c) => c.trim()).filter((c) => c !== '');
         const at = codings.indexOf('chunked');
         if (at < 0 || at !== codings.length - 1) return this.fail('Transfer-Encoding whose final coding is not chunked (or chunked twice)', 'ambiguous_framing') === 0;
-        return this.fail(`a transfer coding other than chunked (${codings.slice(0, -1).join(', ')})`, 'unsupported_transfer_encoding') === 0;
+        if (codings.length > 1) return this.fail(`a transfer coding other than chunked (${codings.slice(0, -1).join(', ')})`, 'unsupported_transfer_encoding') === 0;
       }
       framing = FRAMING_CHUNKED;
     } else if (cl > 0) {
