@@ -295,6 +295,10 @@ export abstract class H1Message {
    */
   protected fields(b: Buffer, p: number, end: number, out: string[], head: boolean): number {
     const most = this.maxFields * 2;
+    // The section as one string (one call into C++), each name and value a slice of it (a JS
+    // builtin): 2 × fields calls of latin1Slice cost more than the rest of the parse.
+    const p0 = p;
+    const text = end > p ? b.latin1Slice(p, end) : '';
     while (p < end) {
       const first = b[p]!;
       if (first === SP || first === HTAB) return this.fail('obs-fold (a field line starting with whitespace)', 'bad_request');
@@ -316,8 +320,8 @@ export abstract class H1Message {
       while (valueEnd > valueStart && (b[valueEnd - 1] === SP || b[valueEnd - 1] === HTAB)) valueEnd--;
       p += 2;
       if (out.length >= most) return this.fail('too many header fields', 'too_many_headers');
-      const name = b.latin1Slice(nameStart, nameEnd);
-      out.push(name, b.latin1Slice(valueStart, valueEnd));
+      const name = text.slice(nameStart - p0, nameEnd - p0);
+      out.push(name, text.slice(valueStart - p0, valueEnd - p0));
       if (head && this.framingField(b, name, nameStart, nameEnd - nameStart, valueStart, valueEnd) < 0) return -1;
     }
     return 0;
