@@ -47,7 +47,7 @@ const PASS_DEADLINE_MS = 20 * 60_000;
 // With USHER_UPSTREAM_ENGINE already set, one pass runs on that engine.
 const ONE_ENGINE_ONLY = new Set([
   'acme-pebble', 'admin-cli', 'admin-config', 'cli-help', 'cli-messages', 'cli', 'compress-1gib', 'config-names',
-  'grpc', 'grpc-reload', 'h2-upstream-tls', 'literal-maps', 'package-install', 'pipeline-grpc', 'reload-large', 'routing-explain',
+  'grpc', 'grpc-reload', 'h1-request-differential', 'h2-upstream-tls', 'literal-maps', 'package-install', 'pipeline-grpc', 'reload-large', 'routing-explain',
   'tls-acme-parts', 'tls-cli', 'tls-sni-key-types', 'waf-modsecurity-reference',
 ]);
 const base = (f) => f.slice(f.lastIndexOf('/') + 1).replace(/\.test\.js$/, '');
