@@ -21,15 +21,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createRedisClient, loadIoredis, type IoRedis, type RedisConnection } from '../util/redis.js';
+import type { L2Config } from '../filters/cache/config.js';
+import { createRedisClient, loadIoredis, type IoRedis } from '../util/redis.js';
 import { decodeEntry, encodeEntry, l2Ttl } from './l2-entry.js';
-import type { CacheStore, Purge, StoredResponse } from './store.js';
-
-export interface L2Config extends RedisConnection {
-  prefix: string;
-  max_object_size: number; // bytes
-  timeout: number; // ms
-}
+import type { CacheStore, Purge, SecondLevel, StoredResponse } from './store.js';
 
 // KEYS[1]: a tag's set; ARGV[1]: the entry key, ARGV[2]: its TTL (s). The set lives as long as its longest entry.
 const TAG_LUA = `
@@ -54,7 +49,7 @@ function glob(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
-export class L2 {
+export class L2 implements SecondLevel {
   /** This process's id in published purges. */
   readonly id = randomUUID();
   readonly stats = { hits: 0, misses: 0, errors: 0, writes: 0 };

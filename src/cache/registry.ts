@@ -6,7 +6,7 @@ import type { CacheStoreConfig } from '../filters/cache/config.js';
 import type { Logger } from 'pino';
 import { DiskStore } from './disk.js';
 import { L2 } from './l2.js';
-import { MemoryStore, type CacheStore, type Purge } from './store.js';
+import { MemoryStore, type CacheStore, type Purge, type SecondLevel } from './store.js';
 
 /** A route's PURGE in a worker process: the same purge in every worker's store of that name (src/server/workers/). */
 export type PurgeEverywhere = (store: string, p: Purge) => Promise<{ purged: number; missed: number[] }>;
@@ -23,7 +23,7 @@ export class CacheStores {
   invalidateEverywhere: InvalidateEverywhere | undefined;
 
   /** The previous stores' L2 clients this one no longer uses: closed when this one goes live (start). */
-  private retired: L2[] = [];
+  private retired: SecondLevel[] = [];
 
   private constructor(private readonly stores: ReadonlyMap<string, CacheStore>) {}
 

@@ -6,7 +6,8 @@
 // behind one another: Varnish's hit-for-miss).
 import type { Directives } from './cache-control.js';
 import type { GrowingBody } from './growing.js';
-import type { L2 } from './l2.js';
+import type { Logger } from 'pino';
+import type { L2Config } from '../filters/cache/config.js';
 import { ByteLru } from './lru.js';
 
 /** Where a disk store keeps one response: the file's name and what a read checks. */
@@ -117,7 +118,7 @@ export class CacheStore {
   /** Stored responses (variants) now. */
   objects = 0;
   /** The shared second level (a memory store's `l2`), undefined without one: then nothing on any path looks at Redis. */
-  l2: L2 | undefined;
+  l2: SecondLevel | undefined;
 
   constructor(name: string, maxSize: number, maxObjectSize: number) {
     this.name = name;
@@ -307,3 +308,21 @@ export function sameVariant(a: StoredResponse, b: StoredResponse): boolean {
 
 /** The memory store: bodies in this process, lost on restart. */
 export class MemoryStore extends CacheStore {}
+
+/**
+ * What the store's users ask of its shared second level: cache/l2.ts's L2 implements it
+ * (declared here so that the store, which l2.ts builds on, does not import it).
+ */
+export interface SecondLevel {
+  readonly config: L2Config;
+  readonly stats: { hits: number; misses: number; errors: number; writes: number };
+  readonly reachable: boolean;
+  readonly subscribed: boolean;
+  readonly started: boolean;
+  start(log: Logger | undefined): void;
+  get(key: string): Promise<StoredResponse | undefined>;
+  write(key: string, r: StoredResponse, now: number, staleIfError: number): void;
+  purge(p: Purge): Promise<void>;
+  invalidate(keys: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}

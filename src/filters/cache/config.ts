@@ -10,8 +10,7 @@ import { parseDuration, parseSize } from '../../config/units.js';
 import { didYouMean } from '../../config/suggest.js';
 import { dict } from '../../util/dict.js';
 import { AccessSchema, checkAccessSection, normalizeAccess, type AccessConfig } from '../access/config.js';
-import { checkRedisConnection, normalizeRedisConnection, redisConnectionProps } from '../../util/redis.js';
-import type { L2Config } from '../../cache/l2.js';
+import { checkRedisConnection, normalizeRedisConnection, redisConnectionProps, type RedisConnection } from '../../util/redis.js';
 
 const NAME_PATTERN = '^[A-Za-z0-9_.-]+$';
 const NAME_EXPECTED = 'letters, digits, "_", "." and "-"';
@@ -158,6 +157,13 @@ export const RouteCacheSchema = Type.Union([Type.String({ pattern: NAME_PATTERN 
 
 export type CachesInput = Static<typeof CachesSchema>;
 export type RouteCacheInput = Static<typeof RouteCacheSchema>;
+
+/** A memory store's shared second level in Redis (src/cache/l2.ts). */
+export interface L2Config extends RedisConnection {
+  prefix: string;
+  max_object_size: number; // bytes
+  timeout: number; // ms
+}
 
 export interface CacheStoreConfig {
   name: string;

@@ -7,7 +7,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CacheStores } from '../../cache/registry.js';
 import type { CacheStore } from '../../cache/store.js';
-import type { L2 } from '../../cache/l2.js';
+import type { SecondLevel } from '../../cache/store.js';
 import type { CompiledRoute } from '../../pipeline/types.js';
 import type { Cluster } from '../../upstream/cluster.js';
 import type { Endpoint } from '../../upstream/endpoint.js';
@@ -167,7 +167,7 @@ export class Metrics {
     this.subscribe(PROBE_CHANNEL, this.onProbe);
   }
 
-  private *perL2(read: (l: L2) => number): Iterable<readonly [readonly string[], number]> {
+  private *perL2(read: (l: SecondLevel) => number): Iterable<readonly [readonly string[], number]> {
     for (const [name, c] of this.host.runtime.caches.all()) if (c.l2 !== undefined) yield [[name], read(c.l2)] as const;
   }
 
