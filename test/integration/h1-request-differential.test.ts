@@ -437,6 +437,9 @@ function byDesign(data: string, node: Item[], ours: Item[], error: string): stri
     return undefined;
   }
   if (nodeAccepted && weRefused) {
+    if (error === 'an empty element in Transfer-Encoding') {
+      return 'an empty element in Transfer-Encoding ("chunked, " or an empty second line): refused on the field that frames the body (llhttp of Node 20 skips it, that of Node 24 refuses it)';
+    }
     if (error === 'chunk extension too long') return 'a chunk-size line past 4 KiB (MAX_CHUNK_LINE): bounded, llhttp has no bound';
     if (error === 'more than one space after the method') {
       return 'one SP between the parts of the request line (RFC 9112 §3): llhttp takes several';

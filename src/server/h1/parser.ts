@@ -273,8 +273,11 @@ export class RequestParser extends H1Message {
       if (this.minor === 0) return this.fail('Transfer-Encoding in an HTTP/1.0 request', 'ambiguous_framing') === 0;
       const te = this.teCodings.toLowerCase();
       if (te !== 'chunked') {
-        // Empty list elements do not count (RFC 9110 §5.6.1): "chunked, " is chunked.
-        const codings = te.split(',').map((c) => c.trim()).filter((c) => c !== '');
+        // An empty element ("chunked, ", or a second, empty Transfer-Encoding line) is refused:
+        // RFC 9110 §5.6.1 lets a recipient skip it, but on the field that frames the body a
+        // proxy takes no reading another hop may not share (llhttp of Node 24 refuses it too).
+        const codings = te.split(',').map((c) => c.trim());
+        if (codings.includes('')) return this.fail('an empty element in Transfer-Encoding', 'ambiguous_framing') === 0;
         const at = codings.indexOf('chunked');
         if (at < 0 || at !== codings.length - 1) return this.fail('Transfer-Encoding whose final coding is not chunked (or chunked twice)', 'ambiguous_framing') === 0;
         if (codings.length > 1) return this.fail(`a transfer coding other than chunked (${codings.slice(0, -1).join(', ')})`, 'unsupported_transfer_encoding') === 0;
