@@ -118,20 +118,23 @@ const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([0-9 ][0-9]) ${TIME} ([0-9]{4
  */
 export function httpDate(value: string | undefined): number {
   if (value === undefined) return NaN;
-  let m: RegExpExecArray | null;
-  let day: string, month: string, year: number, time: number;
-  if ((m = IMF_FIXDATE.exec(value)) !== null) {
-    [day, month, year, time] = [m[1]!, m[2]!, Number(m[3]), 4];
-  } else if ((m = RFC850_DATE.exec(value)) !== null) {
-    // §5.6.7: a two-digit year more than 50 years in the future is the most recent past year with those digits.
+  // Groups: IMF-fixdate and RFC 850 day, month, year, time (4-6); asctime month, day, time (3-5), year.
+  let m = IMF_FIXDATE.exec(value) ?? RFC850_DATE.exec(value);
+  let asctime = false;
+  if (m === null) {
+    m = ASCTIME_DATE.exec(value);
+    if (m === null) return NaN;
+    asctime = true;
+  }
+  const time = asctime ? 3 : 4;
+  const day = asctime ? m[2]! : m[1]!;
+  const month = asctime ? m[1]! : m[2]!;
+  let year = Number(asctime ? m[6] : m[3]);
+  if (!asctime && m[3]!.length === 2) {
+    // RFC 850 (§5.6.7): a two-digit year more than 50 years in the future is the most recent past year with those digits.
     const now = new Date().getUTCFullYear();
-    year = Math.floor(now / 100) * 100 + Number(m[3]);
+    year += Math.floor(now / 100) * 100;
     if (year > now + 50) year -= 100;
-    [day, month, time] = [m[1]!, m[2]!, 4];
-  } else if ((m = ASCTIME_DATE.exec(value)) !== null) {
-    [month, day, year, time] = [m[1]!, m[2]!, Number(m[6]), 3];
-  } else {
-    return NaN;
   }
   const d = Number(day.trim());
   const h = Number(m[time]), mi = Number(m[time + 1]), sec = Number(m[time + 2]);

@@ -253,18 +253,17 @@ export class Cache implements Filter {
     const p = { url: this.keyOf(ctx.request!) };
     const reply = (body: unknown): LocalResponse => ({ status: 200, headers: ['content-type', 'application/json', 'cache-control', 'no-store'], body: `${JSON.stringify(body)}\n`, reason: 'cache_purged' });
     const everywhere = this.caches?.everywhere;
-    // Every other instance sharing the L2: deleted there and published, before the answer.
-    const l2 = this.store.l2;
-    if (l2 !== undefined) {
-      const purged = this.store.purge(p);
-      return Promise.all([l2.purge(p), everywhere?.(this.store.name, p).catch(() => undefined)]).then(([, all]) => reply(all === undefined ? { purged } : all.missed.length === 0 ? { purged: all.purged } : { purged: all.purged, missed_workers: all.missed }));
-    }
-    if (everywhere === undefined) return reply({ purged: this.store.purge(p) });
-    return everywhere(this.store.name, p).then(
-      ({ purged, missed }) => reply(missed.length === 0 ? { purged } : { purged, missed_workers: missed }),
-      // The primary is gone (this worker is draining): this worker's own store.
-      () => reply({ purged: this.store.purge(p) }),
-    );
+    // Every other instance sharing the L2: deleted there and published, before the answer (never rejects).
+    const shared = this.store.l2?.purge(p);
+    const answer =
+      everywhere === undefined
+        ? reply({ purged: this.store.purge(p) })
+        : everywhere(this.store.name, p).then(
+            ({ purged, missed }) => reply(missed.length === 0 ? { purged } : { purged, missed_workers: missed }),
+            // The primary is gone (this worker is draining): this worker's own store.
+            () => reply({ purged: this.store.purge(p) }),
+          );
+    return shared === undefined ? answer : Promise.all([answer, shared]).then(([r]) => r);
   }
 
   private state(key: string, secondary: string, fwd: Fwd, invalidate: boolean): CacheState {
