@@ -53,6 +53,13 @@ export class L2 implements SecondLevel {
   /** This process's id in published purges. */
   readonly id = randomUUID();
   readonly stats = { hits: 0, misses: 0, errors: 0, writes: 0 };
+  /**
+   * Purges and invalidations begun (local or another instance's) and those still deleting in
+   * Redis: a lookup that overlapped one is a miss, or its answer could put back into memory
+   * what the purge just removed (a GET sent before the DEL, or before a tag's SMEMBERS ended).
+   */
+  private purgeGen = 0;
+  private purging = 0;
   private client: L2Client | undefined;
   private sub: Redis | Cluster | undefined;
   private up = false;
@@ -160,6 +167,8 @@ export class L2 implements SecondLevel {
       return undefined;
     }
     let buf: Buffer | null;
+    const gen = this.purgeGen;
+    const purging = this.purging;
     try {
       buf = await client.getBuffer(this.entryPrefix + key);
     } catch {
@@ -167,6 +176,7 @@ export class L2 implements SecondLevel {
       this.stats.misses++;
       return undefined;
     }
+    if (purging > 0 || this.purging > 0 || gen !== this.purgeGen) buf = null;
     const r = buf === null ? undefined : decodeEntry(buf);
     if (r === undefined) this.stats.misses++;
     else this.stats.hits++;
@@ -196,25 +206,39 @@ export class L2 implements SecondLevel {
   purge(p: Purge): Promise<void> {
     const client = this.usable();
     if (client === undefined) return Promise.resolve();
-    return this.purgeRemote(client, p).then(
-      () => this.publish(client, { from: this.id, purge: p }),
-      () => {
-        this.stats.errors++;
-        this.publish(client, { from: this.id, purge: p });
-      },
+    return this.purgingWhile(
+      this.purgeRemote(client, p).then(
+        () => this.publish(client, { from: this.id, purge: p }),
+        () => {
+          this.stats.errors++;
+          this.publish(client, { from: this.id, purge: p });
+        },
+      ),
     );
+  }
+
+  /** `work` (a purge's deletes in Redis) counted as under way until it settles (see purgeGen). */
+  private purgingWhile(work: Promise<void>): Promise<void> {
+    this.purgeGen++;
+    this.purging++;
+    return work.finally(() => {
+      this.purging--;
+      this.purgeGen++;
+    });
   }
 
   /** §4.4: invalidated keys, as purge. */
   invalidate(keys: readonly string[]): Promise<void> {
     const client = this.usable();
     if (client === undefined || keys.length === 0) return Promise.resolve();
-    return Promise.all(keys.map((k) => client.del(this.entryPrefix + k))).then(
-      () => this.publish(client, { from: this.id, keys: [...keys] }),
-      () => {
-        this.stats.errors++;
-        this.publish(client, { from: this.id, keys: [...keys] });
-      },
+    return this.purgingWhile(
+      Promise.all(keys.map((k) => client.del(this.entryPrefix + k))).then(
+        () => this.publish(client, { from: this.id, keys: [...keys] }),
+        () => {
+          this.stats.errors++;
+          this.publish(client, { from: this.id, keys: [...keys] });
+        },
+      ),
     );
   }
 
@@ -252,6 +276,7 @@ export class L2 implements SecondLevel {
       return;
     }
     if (typeof m !== 'object' || m === null || m.from === this.id) return;
+    this.purgeGen++;
     if (Array.isArray(m.keys)) {
       for (const k of m.keys) if (typeof k === 'string') this.store.invalidate(k);
       return;

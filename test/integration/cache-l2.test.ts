@@ -134,6 +134,10 @@ test('two ushers share an L2: B serves what A stored, purges on A reach B, Redis
   assert.ok(mem(b).get(key('/other')) !== undefined);
   assert.equal((await get(a, '/other', 'POST')).status, 200);
   await waitFor(() => mem(b).get(key('/other')) === undefined, 5000, 'the invalidation reached B');
+  // Deleted in Redis too: B's next GET goes to the origin, not to the L2.
+  const otherCount = counts.get('/other')!;
+  assert.match(status(await get(b, '/other')), /fwd=uri-miss; stored/);
+  assert.equal(counts.get('/other'), otherCount + 1);
 
   // Redis silent (SIGSTOP): a lookup waits at most the timeout, then it is a miss and the origin answers.
   redis.pause();
