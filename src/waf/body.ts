@@ -8,6 +8,7 @@ import { ListBuilder, parseUrlEncoded } from './variables.js';
 import { parseXml } from './xml.js';
 
 const XML_MAX_NODES = 100_000;
+const XML_MAX_DEPTH = 257;
 
 export interface BodyLimits {
   readonly maxArgs: number;
@@ -23,10 +24,10 @@ export function processBody(processor: string | undefined, body: string, content
     case 'MULTIPART':
       return multipart(body, contentType ?? '', limits);
     case 'XML': {
-      // 257 levels: libxml2's own limit without XML_PARSE_HUGE (measured: ModSecurity refuses
+      // 257 levels (not the JSON depth setting): libxml2's own limit without XML_PARSE_HUGE (measured: ModSecurity refuses
       // 258); 100,000 elements and attributes, far above what an API sends, a bound
       // on the lists kept (the body itself is bounded by SecRequestBodyLimit)
-      const r = parseXml(body, { maxDepth: Math.min(limits.maxDepth, 257), maxNodes: XML_MAX_NODES });
+      const r = parseXml(body, { maxDepth: XML_MAX_DEPTH, maxNodes: XML_MAX_NODES });
       return { processor: 'XML', error: r.error, args: undefined, xml: r.xml };
     }
     default:

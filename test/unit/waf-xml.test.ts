@@ -128,6 +128,8 @@ test('through processBody, XML nests at most 257 levels (measured: ModSecurity, 
   const limits = { maxArgs: 1000, maxDepth: 512 };
   assert.equal(processBody('XML', doc(257), 'text/xml', limits).error, undefined);
   assert.match(processBody('XML', doc(258), 'text/xml', limits).error ?? '', /nesting deeper than 257/);
+  // a lower JSON depth does not lower the XML one
+  assert.equal(processBody('XML', doc(257), 'text/xml', { ...limits, maxDepth: 16 }).error, undefined);
   // many elements are no error: the node bound is far above SecArgumentsLimit
   assert.equal(processBody('XML', `<r>${'<i a="1"/>'.repeat(5000)}</r>`, 'text/xml', limits).error, undefined);
 });
