@@ -110,6 +110,9 @@ const MALFORMED: [string, string, RegExp, { upgrade?: boolean }?][] = [
   ['an empty Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n', /invalid Content-Length/],
   ['a huge Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n', /invalid Content-Length/],
   ['chunked twice', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n', /chunked applied twice/],
+  // RFC 9112 §7.1.1: whitespace after a chunk size only before ';' (BWS of chunk-ext); llhttp refuses these too.
+  ['a chunk size followed by whitespace', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n', /chunk size/],
+  ['a chunk size followed by other text', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 foo\r\nhello\r\n0\r\n\r\n', /chunk size/],
   ['a chunk size that is not hex', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', /chunk size/],
   ['an empty chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nhello\r\n0\r\n\r\n', /chunk size/],
   ['a chunk size with a sign', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n', /chunk size/],

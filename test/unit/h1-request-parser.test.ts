@@ -55,8 +55,9 @@ class Recorder implements RequestSink {
 /** Parses `data` in pieces of `step` bytes (0: whole), or split at the given offsets. */
 function parse(data: string, { step = 0, cuts, limits }: { step?: number; cuts?: number[]; limits?: Partial<RequestLimits> } = {}): Parsed {
   const all = Buffer.from(data, 'latin1');
-  // One backing store for the whole input (Buffer.from may pool small ones: copy into our own).
-  const buf = Buffer.from(new Uint8Array(all));
+  // One backing store of its own for the whole input (Buffer.from and concat pool small ones on
+  // node's shared slab, where a copied body would share the ArrayBuffer too and pass the check).
+  const buf = Buffer.from(new Uint8Array(all).buffer);
   const r = new Recorder(buf.buffer);
   const p = new RequestParser(r, { ...DEFAULT_REQUEST_LIMITS, ...limits });
   const bounds = cuts ?? [];

@@ -10,7 +10,7 @@
 // other control character in a field, whitespace before a field's colon (§5.1), obs-fold
 // (§5.2), a Content-Length that is not digits or that appears twice, Content-Length together
 // with Transfer-Encoding (§6.3: "ought to be handled as an error"), chunked applied twice, a bad
-// chunk size or a missing CRLF after chunk data. Every one is an error; the connection is then
+// chunk size (whitespace after it only before a `;`, §7.1.1) or a missing CRLF after chunk data. Every one is an error; the connection is then
 // never reused. Body length per §6.3: no body after HEAD, 1xx, 204 and 304; chunked when it is
 // the final transfer coding; Content-Length; otherwise (or another final coding) the body runs
 // to the close of the connection. Interim 1xx (RFC 9110 §15.2): 100 is dropped here (usher
