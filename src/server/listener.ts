@@ -149,7 +149,8 @@ export class Listener {
       socket.on('error', ignore);
       admitted.then(
         (ok) => {
-          if (!ok) return refuse(socket);
+          // Stopped meanwhile: a socket handed over now would outlive stopAccepting and closeAll.
+          if (!ok || this.stopping) return refuse(socket);
           socket.off('error', ignore);
           if (!socket.destroyed) handOver(socket);
         },
@@ -233,12 +234,16 @@ export class Listener {
     });
   }
 
+  /** stopAccepting was called: connections still waiting for the primary's count are refused. */
+  private stopping = false;
+
   address(): AddressInfo {
     return this.server.address() as AddressInfo;
   }
 
   /** Stops accepting and closes idle keep-alive connections; busy ones close after their response. */
   stopAccepting(): Promise<void> {
+    this.stopping = true;
     this.tls?.close();
     return new Promise((resolve) => {
       this.server.close(() => resolve());

@@ -29,10 +29,6 @@ export function setWorkerPlace(worker: number, count: number): void {
   place = Number.isInteger(worker) && Number.isInteger(count) && count > 1 && worker >= 1 && worker <= count ? { index: worker - 1, count } : { index: 0, count: 1 };
 }
 
-export function workerPlace(): { readonly index: number; readonly count: number } {
-  return place;
-}
-
 /** This worker's share of a limit where 0 would refuse everything: at least 1 (when the limit is). */
 export function shareAtLeastOne(total: number): number {
   return total <= 0 ? total : Math.max(1, splitLimit(total, place.index, place.count));
