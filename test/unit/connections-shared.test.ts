@@ -111,3 +111,23 @@ test('a connection gone while the primary counted it is released at once', async
   assert.equal(released, 1);
   assert.equal(counts.count('127.0.0.1'), 0);
 });
+
+test('a connection gone while the primary could not answer is not counted (its close is past: nothing would release it)', async (t) => {
+  let answer: (ok: boolean | null) => void = () => undefined;
+  const counts = new ConnectionCounts({ acquire: () => new Promise((r) => (answer = r)), release: () => undefined });
+  const results: boolean[] = [];
+  const server = createServer((s) => {
+    s.on('error', () => undefined);
+    s.destroy();
+    void Promise.resolve(counts.admit(s, 5)).then((ok) => results.push(ok));
+    answer(null);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const c = connect((server.address() as { port: number }).port, '127.0.0.1');
+  c.on('error', () => undefined);
+  await until(() => results.length === 1);
+  c.destroy();
+  assert.deepEqual(results, [false]);
+  assert.equal(counts.count('127.0.0.1'), 0);
+});

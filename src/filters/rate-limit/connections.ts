@@ -4,8 +4,9 @@
 //
 // With `workers` > 1 the count is the primary's, across the workers (one IPC round trip per
 // accepted connection, and a message when it closes), so that the limit holds per usher
-// instance; when the primary cannot answer (it died, this worker drains) the worker's own count
-// decides. The worker keeps its own count of every connection it holds either way.
+// instance (a concurrency slot per address in the primary, freed when a worker dies); when the
+// primary cannot answer (it died, this worker drains) the worker's own count decides. The worker
+// keeps its own count of every connection it holds either way.
 import type { Socket } from 'node:net';
 
 /** The primary's count of open connections per client address, across the workers. */
@@ -28,7 +29,8 @@ export class ConnectionCounts {
     const ip = socket.remoteAddress ?? '';
     const shared = this.shared;
     return shared.acquire(ip, limit).then((ok) => {
-      if (ok === null) return this.admitHere(socket, limit, false);
+      // Gone while the primary counted it: nothing to count (a 'close' already past would never release it).
+      if (ok === null) return !socket.destroyed && this.admitHere(socket, limit, false);
       if (!ok) {
         this.refused++;
         return false;

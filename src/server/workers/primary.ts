@@ -11,8 +11,8 @@
 // - ACME: one order, the certificate and the pending challenges sent to every worker;
 // - the local rate-limit buckets: workers ask here (one IPC round trip per decision) so that
 //   100/s means 100/s for the instance, not 100/s per worker;
-// - the open connections per client address of rate_limits.connections_per_client (one round
-//   trip per accepted connection, a message when it closes).
+// - the open connections per client address of rate_limits.connections_per_client (a
+//   concurrency slot per address: one round trip per accepted connection, a release when it closes).
 // The circuit breakers and retry budgets stay in the workers, each with its share of the limits
 // (src/upstream/share.ts): the limits hold per instance without a round trip per request.
 // A worker that dies is replaced, with a backoff that grows while replacements keep dying soon.
@@ -50,20 +50,9 @@ interface Slot {
   listeners: ListenerInfo[];
   /** Concurrency slots its worker holds (policy\0key → count), released if it dies. */
   readonly slots: Map<string, number>;
-  /** Client connections its worker holds (address → count, rate_limits.connections_per_client), released if it dies. */
-  readonly connections: Map<string, number>;
   /** The config this worker was last given. */
   config: UsherConfig | null;
   timer: NodeJS.Timeout | null;
-}
-
-/** `n` fewer under `key` (gone at 0); false when there was none. */
-function take(counts: Map<string, number>, key: string, n: number): boolean {
-  const m = counts.get(key);
-  if (m === undefined) return false;
-  if (m <= n) counts.delete(key);
-  else counts.set(key, m - n);
-  return true;
 }
 
 /** The next replacement's delay: 100 ms, doubling per early death, at most 30 s. */
@@ -81,8 +70,6 @@ export class Primary implements Fleet, ClusterPublisher {
   private buckets = new LocalBuckets(100);
   private bucketBound = 100;
   private readonly inflight = new InflightCounts();
-  /** Open client connections per address across the workers (rate_limits.connections_per_client). */
-  private readonly connections = new Map<string, number>();
   private readonly exited = new Set<() => void>();
   /** The limits below the worker count last warned about (setConfig). */
   private belowWarned = '';
@@ -91,7 +78,7 @@ export class Primary implements Fleet, ClusterPublisher {
     readonly count: number,
     private readonly log: () => Logger,
   ) {
-    this.slots = Array.from({ length: count }, (_, i): Slot => ({ n: i + 1, worker: null, state: 'starting', startedAt: null, restarts: 0, streak: 0, listeners: [], slots: new Map(), connections: new Map(), config: null, timer: null }));
+    this.slots = Array.from({ length: count }, (_, i): Slot => ({ n: i + 1, worker: null, state: 'starting', startedAt: null, restarts: 0, streak: 0, listeners: [], slots: new Map(), config: null, timer: null }));
   }
 
   /** Forks every worker with `config` and waits until all serve; rejects with the first one's start error. */
@@ -182,19 +169,6 @@ export class Primary implements Fleet, ClusterPublisher {
             this.send(worker, { t: 'acquired', id: msg.id, count: ok ? this.inflight.count(msg.key) : -1 });
             return;
           }
-          case 'connection': {
-            const n = this.connections.get(msg.ip) ?? 0;
-            const ok = n < msg.limit;
-            if (ok) {
-              this.connections.set(msg.ip, n + 1);
-              slot.connections.set(msg.ip, (slot.connections.get(msg.ip) ?? 0) + 1);
-            }
-            this.send(worker, { t: 'connection', id: msg.id, ok });
-            return;
-          }
-          case 'connection-closed':
-            if (take(slot.connections, msg.ip, 1)) take(this.connections, msg.ip, 1);
-            return;
           case 'release': {
             const n = slot.slots.get(msg.key);
             if (n === undefined) return;
@@ -213,8 +187,6 @@ export class Primary implements Fleet, ClusterPublisher {
         // Its requests are gone: so are the concurrency slots they held.
         for (const [key, n] of slot.slots) for (let i = 0; i < n; i++) this.inflight.release(key);
         slot.slots.clear();
-        for (const [ip, n] of slot.connections) take(this.connections, ip, n);
-        slot.connections.clear();
         for (const fn of this.exited) fn();
         if (!settled) {
           settled = true;
@@ -281,7 +253,7 @@ export class Primary implements Fleet, ClusterPublisher {
     });
   }
 
-  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'connection' | 'connection-closed' | 'purge-everywhere' | 'invalidate-everywhere' }>): void {
+  private answered(msg: Exclude<FromWorker, { t: 'hello' | 'ready' | 'failed' | 'limit' | 'acquire' | 'release' | 'purge-everywhere' | 'invalidate-everywhere' }>): void {
     const w = this.waiting.get(msg.id);
     if (w === undefined) return;
     this.waiting.delete(msg.id);

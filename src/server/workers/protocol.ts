@@ -55,8 +55,6 @@ export type ToWorker =
   | { t: 'live'; id: number }
   | { t: 'limit'; id: number; ok: boolean; allowed: boolean; remaining: number; reset: number }
   | { t: 'acquired'; id: number; count: number }
-  /** The answer to `connection`: whether the client's connection may stay. */
-  | { t: 'connection'; id: number; ok: boolean }
   | { t: 'stop' };
 
 export interface WorkerStats {
@@ -96,11 +94,7 @@ export type FromWorker =
   | { t: 'limit'; id: number; key: string; interval: number; burst: number }
   /** A concurrency slot (policy\0key) counted across workers; released by `release` (or the worker's death). */
   | { t: 'acquire'; id: number; key: string; max: number }
-  | { t: 'release'; key: string }
-  /** rate_limits.connections_per_client counted across workers: one more from `ip`, up to `limit`. */
-  | { t: 'connection'; id: number; ip: string; limit: number }
-  /** A connection that `connection` admitted closed (the primary also forgets a dead worker's). */
-  | { t: 'connection-closed'; ip: string };
+  | { t: 'release'; key: string };
 
 /** Marks usher's messages among whatever else may travel on the IPC channel. */
 export const isMessage = (m: unknown): m is { t: string } => typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';

@@ -81,35 +81,18 @@ class PrimaryBuckets implements PrimaryLimits {
   }
 }
 
-/** rate_limits.connections_per_client counted in the primary: one count per usher instance. */
-class PrimaryConnections implements SharedConnections {
-  private next = 1;
-  private readonly waiting = new Map<number, (ok: boolean | null) => void>();
-
-  /** Without the primary: null, and the worker's own count decides. */
-  acquire(ip: string, limit: number): Promise<boolean | null> {
-    if (!process.connected) return Promise.resolve(null);
-    const id = this.next++;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      send({ t: 'connection', id, ip, limit });
-    });
-  }
-
-  release(ip: string): void {
-    send({ t: 'connection-closed', ip });
-  }
-
-  answer(m: Extract<ToWorker, { t: 'connection' }>): void {
-    const w = this.waiting.get(m.id);
-    this.waiting.delete(m.id);
-    w?.(m.ok);
-  }
-
-  failAll(): void {
-    for (const w of this.waiting.values()) w(null);
-    this.waiting.clear();
-  }
+/**
+ * rate_limits.connections_per_client counted in the primary, one count per usher instance: a
+ * concurrency slot of PrimaryBuckets (acquire/release) per client address, which the primary
+ * also frees when a worker dies.
+ */
+function primaryConnections(limits: PrimaryBuckets): SharedConnections {
+  const key = (ip: string) => `\0conn\0${ip}`;
+  return {
+    // Without the primary: null, and the worker's own count decides.
+    acquire: (ip, limit) => (process.connected ? limits.acquire(key(ip), limit).then((count) => count >= 0) : Promise.resolve(null)),
+    release: (ip) => limits.release(key(ip)),
+  };
 }
 
 /**
@@ -157,7 +140,7 @@ export function runWorker(): Promise<number> {
   setWorkerPlace(n, workerTotal());
   const certs = new RemoteCertSource();
   const limits = new PrimaryBuckets();
-  const connections = new PrimaryConnections();
+  const connections = primaryConnections(limits);
   const purges = new PurgeEverywhere();
   let usher: Usher | undefined;
   let stopping = false;
@@ -166,7 +149,6 @@ export function runWorker(): Promise<number> {
       if (stopping) return;
       stopping = true;
       limits.failAll();
-      connections.failAll();
       purges.failAll();
       if (usher === undefined) return done(0);
       usher.logger.info({ why, inflight: usher.inflight }, 'worker shutting down');
@@ -184,7 +166,6 @@ export function runWorker(): Promise<number> {
       else if (msg.t === 'stop') stop('the primary asked');
       else if (msg.t === 'limit') limits.answer(msg);
       else if (msg.t === 'acquired') limits.acquired(msg);
-      else if (msg.t === 'connection') connections.answer(msg);
       else if (msg.t === 'purged-everywhere' || msg.t === 'invalidated-everywhere') purges.answer(msg);
       else if (usher !== undefined) handle(usher, msg, certs);
     };
