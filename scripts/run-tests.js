@@ -1,7 +1,8 @@
 // Runs every compiled test file with node's own test runner. Node 20's `--test` takes no
 // globs and would treat helpers under test/ as tests, so the files are listed explicitly.
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const dirs = ['dist/test/unit', 'dist/test/integration'];
@@ -56,15 +57,43 @@ if (process.env.USHER_UPSTREAM_ENGINE === undefined) {
   const second = selected.filter((f) => f.includes('/integration/') && !ONE_ENGINE_ONLY.has(base(f)));
   if (second.length > 0) passes.push({ engine: 'undici', files: second });
 }
+// Each pass also writes its failed tests to a file (scripts/test-failures.js), listed after the
+// last pass: the run's tail names every failure of every pass, which is the part of a CI log
+// that is kept. The usual reporter (spec on a terminal, TAP otherwise) still writes to stdout.
+const reporter = process.stdout.isTTY ? 'spec' : 'tap';
+const failuresDir = mkdtempSync(join(tmpdir(), 'usher-test-failures-'));
+const summary = [];
 let status = 0;
 for (const pass of passes) {
   console.log(`node ${process.version}: ${pass.files.length} test files, default upstream engine ${pass.engine}`);
+  const failuresFile = join(failuresDir, `${pass.engine}.jsonl`);
+  const reporters = [
+    `--test-reporter=${reporter}`, '--test-reporter-destination=stdout',
+    `--test-reporter=${new URL('./test-failures.js', import.meta.url).href}`, `--test-reporter-destination=${failuresFile}`,
+  ];
   const r = spawnSync(
     process.execPath,
-    ['--test', '--test-concurrency=2', ...deadline, ...pass.files],
+    ['--test', '--test-concurrency=2', ...deadline, ...reporters, ...pass.files],
     { stdio: 'inherit', env: { ...process.env, USHER_UPSTREAM_ENGINE: pass.engine }, timeout: PASS_DEADLINE_MS, killSignal: 'SIGKILL' },
   );
-  if (r.error !== undefined) console.error(`run-tests: the ${pass.engine} pass did not finish within ${PASS_DEADLINE_MS / 60_000} min (a test left the process running?): ${r.error.message}`);
+  if (r.error !== undefined) summary.push(`${pass.engine} pass: did not finish within ${PASS_DEADLINE_MS / 60_000} min (a test left the process running?): ${r.error.message}`);
   if (r.status !== 0) status = r.status ?? 1;
+  let lines = [];
+  try {
+    lines = readFileSync(failuresFile, 'utf8').split('\n').filter((l) => l !== '');
+  } catch {
+    // no file: the pass was killed before its reporter opened it
+  }
+  for (const line of lines) {
+    const f = JSON.parse(line);
+    // a parent that failed because a subtest did is named by that subtest's line already
+    if (f.kind === 'subtestsFailed') continue;
+    const file = typeof f.file === 'string' ? base(f.file) : '?';
+    summary.push(`${pass.engine} pass: ${file} > ${f.name} [${f.kind ?? 'failed'}]: ${f.message}`);
+  }
+  if (r.status !== 0 && lines.length === 0 && r.error === undefined) summary.push(`${pass.engine} pass: exit ${r.status ?? r.signal}, no failed test reported`);
 }
+rmSync(failuresDir, { recursive: true, force: true });
+if (summary.length > 0) console.log(`\nrun-tests: ${summary.length} failure(s) on node ${process.version}:\n${summary.map((s) => `  ${s}`).join('\n')}`);
+else console.log(`\nrun-tests: every pass passed on node ${process.version}`);
 process.exit(status);
