@@ -65,7 +65,7 @@ export class Cli {
    * Polls `cond` until it holds; fails early (with the output so far) if the process exits first,
    * and after `timeoutMs` at the latest, so no test can hang on a child.
    */
-  async until<T>(cond: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
+  async until<T>(cond: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
     const start = Date.now();
     for (;;) {
       const v = cond();
@@ -77,7 +77,7 @@ export class Cli {
   }
 
   /** Waits (bounded) for the process to exit on its own. */
-  async waitForExit(timeoutMs = 10_000): Promise<Exit> {
+  async waitForExit(timeoutMs = 30_000): Promise<Exit> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`usher did not exit within ${timeoutMs}ms\n${this.output()}`)), timeoutMs);
@@ -107,7 +107,7 @@ export class Cli {
 }
 
 /** Runs the CLI to completion (bounded) and returns its exit and output. */
-export async function runCli(args: readonly string[], timeoutMs = 15_000): Promise<Exit & { stdout: string; stderr: string }> {
+export async function runCli(args: readonly string[], timeoutMs = 45_000): Promise<Exit & { stdout: string; stderr: string }> {
   const cli = new Cli(args);
   try {
     const exit = await cli.waitForExit(timeoutMs);

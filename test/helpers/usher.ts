@@ -60,7 +60,7 @@ function lineCollector(into: Record<string, unknown>[]): PassThrough {
 }
 
 /** Polls `cond` on the event loop (no fixed sleeps) until it holds or `timeoutMs` passes. */
-export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function waitFor(cond: () => boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
   const start = Date.now();
   while (!cond()) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);

@@ -228,7 +228,7 @@ test('listener access follows a reload: added, changed and removed', async (t) =
   assert.match((await exchange('127.0.0.1', u.port, GET())).received, /^HTTP\/1\.1 200 /);
 });
 
-test('usher explain shows the access decision for a client: listener (at accept or per request) and route', { timeout: 30_000 }, async (t) => {
+test('usher explain shows the access decision for a client: listener (at accept or per request) and route', { timeout: 120_000 }, async (t) => {
   const file = writeFile(
     join(tempDir(t), 'usher.yaml'),
     `listeners:

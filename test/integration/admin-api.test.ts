@@ -38,7 +38,7 @@ async function spread(u: TestUsher, n: number): Promise<Record<string, number>> 
   return seen;
 }
 
-test('admin: beyond loopback a bearer token is required; wrong or missing tokens get 401', { timeout: 20_000 }, async (t) => {
+test('admin: beyond loopback a bearer token is required; wrong or missing tokens get 401', { timeout: 120_000 }, async (t) => {
   const up = await startUpstream('a');
   // 0.0.0.0: every interface, so not loopback; reached here on 127.0.0.1.
   const u = await startUsher({ admin: { address: '0.0.0.0:0', token: TOKEN }, upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] });
@@ -72,7 +72,7 @@ test('admin: the config check refuses a non-loopback address without a token, an
   assert.equal(config({ admin: { address: ':9901', token: TOKEN } }).admin!.token, TOKEN);
 });
 
-test('admin: never reachable through a proxy listener', { timeout: 20_000 }, async (t) => {
+test('admin: never reachable through a proxy listener', { timeout: 120_000 }, async (t) => {
   const u = await startUsher({ admin: { address: '127.0.0.1:0' }, routes: [] });
   t.after(() => u.close());
   for (const path of ['/status', '/upstreams', '/metrics', '/config/apply']) {
@@ -84,7 +84,7 @@ test('admin: never reachable through a proxy listener', { timeout: 20_000 }, asy
   assert.notEqual(u.usher.admin!.address().port, u.port);
 });
 
-test('admin: GET /status, /routes and /upstreams describe the running usher, with exact counters', { timeout: 20_000 }, async (t) => {
+test('admin: GET /status, /routes and /upstreams describe the running usher, with exact counters', { timeout: 120_000 }, async (t) => {
   const { a, b, u } = await two(t, {
     routes: [
       { name: 'main', match: { path: '/app' }, upstream: 'app' },
@@ -147,7 +147,7 @@ test('admin: GET /status, /routes and /upstreams describe the running usher, wit
   assert.equal((await admin(u, 'POST', '/upstreams/app/servers/http%3A%2F%2F127.0.0.1%3A1/drain')).status, 404);
 });
 
-test('admin: /upstreams shows the last active check, its latency, a server down and a passive ejection with its reason', { timeout: 20_000 }, async (t) => {
+test('admin: /upstreams shows the last active check, its latency, a server down and a passive ejection with its reason', { timeout: 120_000 }, async (t) => {
   const good = await startUpstream('good');
   const sick = await startUpstream('sick', (req, res) => {
     req.resume();
@@ -195,7 +195,7 @@ test('admin: /upstreams shows the last active check, its latency, a server down 
   assert.ok(Date.parse(ejected!.ejected_until) > Date.now());
 });
 
-test('admin: drain takes a server out of live traffic (in-flight requests finish), enable takes it back', { timeout: 20_000 }, async (t) => {
+test('admin: drain takes a server out of live traffic (in-flight requests finish), enable takes it back', { timeout: 120_000 }, async (t) => {
   const { a, b, u } = await two(t);
   assert.deepEqual(await spread(u, 4), { a: 2, b: 2 });
   const id = encodeURIComponent(b.url);
@@ -212,7 +212,7 @@ test('admin: drain takes a server out of live traffic (in-flight requests finish
   assert.equal(a.requests.length + b.requests.length, 14);
 });
 
-test('admin: drain lets a request in flight on the server finish', { timeout: 20_000 }, async (t) => {
+test('admin: drain lets a request in flight on the server finish', { timeout: 120_000 }, async (t) => {
   let release: (() => void) | undefined;
   const slow = await startUpstream('slow', (req, res) => {
     req.resume();
@@ -237,7 +237,7 @@ test('admin: drain lets a request in flight on the server finish', { timeout: 20
   assert.equal(r.body, 'slow');
 });
 
-test('admin: PUT weight changes the split of live traffic, shows as overridden, and lasts until a reload changes the upstream', { timeout: 20_000 }, async (t) => {
+test('admin: PUT weight changes the split of live traffic, shows as overridden, and lasts until a reload changes the upstream', { timeout: 120_000 }, async (t) => {
   const { a, b, u } = await two(t);
   const id = encodeURIComponent(a.url);
   const w = await admin(u, 'PUT', `/upstreams/app/servers/${id}/weight`, { body: '{"weight": 3}' });
@@ -268,7 +268,7 @@ test('admin: PUT weight changes the split of live traffic, shows as overridden, 
   assert.deepEqual(back.json.weight, { configured: 1, effective: 1, overridden: false });
 });
 
-test('admin: a reload keeps the admin listener, applies a new token at once, and moves it to a new address', { timeout: 20_000 }, async (t) => {
+test('admin: a reload keeps the admin listener, applies a new token at once, and moves it to a new address', { timeout: 120_000 }, async (t) => {
   const u = await startUsher({ admin: { address: '127.0.0.1:0' }, routes: [] });
   t.after(() => u.close());
   const first = adminUrl(u);
@@ -292,7 +292,7 @@ test('admin: a reload keeps the admin listener, applies a new token at once, and
   await assert.rejects(request(`http://127.0.0.1:${port}/status`), /ECONNREFUSED/);
 });
 
-test('admin: a reload whose admin address cannot be bound fails as a whole; the old config and admin listener stay', { timeout: 20_000 }, async (t) => {
+test('admin: a reload whose admin address cannot be bound fails as a whole; the old config and admin listener stay', { timeout: 120_000 }, async (t) => {
   const u = await startUsher({ admin: { address: '127.0.0.1:0' }, routes: [{ respond: { status: 200, body: 'old' } }] });
   t.after(() => u.close());
   const taken = u.port; // the proxy listener's port

@@ -14,7 +14,7 @@ import { request } from '../helpers/client.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
 import { startUsher, waitFor } from '../helpers/usher.js';
 
-test('GET /certificates: file certificates per listener and an ACME one, with names, issuer, validity and source; the expiry metric has both', { timeout: 30_000 }, async (t) => {
+test('GET /certificates: file certificates per listener and an ACME one, with names, issuer, validity and source; the expiry metric has both', { timeout: 120_000 }, async (t) => {
   const certs = certDir();
   const storage = mkdtempSync(join(tmpdir(), 'usher-acme-'));
   t.after(() => {
@@ -69,7 +69,7 @@ test('GET /certificates: file certificates per listener and an ACME one, with na
   assert.equal(Number(expiry('acme.test', 'acme')), Math.floor(Date.parse(new X509Certificate(acmeCert.cert).validTo) / 1000), 'ACME certificates are in the expiry metric');
 });
 
-test('metrics: the queue time of tries (a circuit breaker queue shows in it) and the protocol label (h1, h2)', { timeout: 30_000 }, async (t) => {
+test('metrics: the queue time of tries (a circuit breaker queue shows in it) and the protocol label (h1, h2)', { timeout: 120_000 }, async (t) => {
   // An upstream that holds the first request until released: with max_requests 1 the second queues.
   let release: (() => void) | undefined;
   const up = await startUpstream('app', (req, res) => {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { runCli, serve, tempDir, writeFile } from '../helpers/cli.js';
 import { request } from '../helpers/client.js';
 
-const LIMIT = { timeout: 60_000 };
+const LIMIT = { timeout: 120_000 };
 
 function file(adminAddress: string, routes: string): string {
   return `listeners:\n  - address: 127.0.0.1:0\nadmin:\n  address: ${adminAddress}\nroutes:\n${routes}`;

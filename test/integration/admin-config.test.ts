@@ -53,7 +53,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }): Promise<{
   return { a, b, u, running };
 }
 
-test('config plan: the diff of routes, upstreams, listeners and settings against the running config', { timeout: 20_000 }, async (t) => {
+test('config plan: the diff of routes, upstreams, listeners and settings against the running config', { timeout: 120_000 }, async (t) => {
   const { a, b, u } = await setup(t);
   const candidate = `log: { level: warn, access_log: true }
 listeners:
@@ -107,7 +107,7 @@ timeouts:
   assert.deepEqual(order.json.changes.routes, { added: [], removed: [], changed: [], order_changed: true });
 });
 
-test('config plan: an invalid candidate gets the same file:line:col errors as usher validate', { timeout: 20_000 }, async (t) => {
+test('config plan: an invalid candidate gets the same file:line:col errors as usher validate', { timeout: 120_000 }, async (t) => {
   const { a, b, u } = await setup(t);
   const bad = yaml(a, b).replace('upstream: other', 'upstream: othr').replace('    servers: [' + a.url + ']', '    servers: [' + a.url + ']\n    balance: fastest');
   const expected = loadConfigText(bad, '/srv/bad.yaml');
@@ -129,7 +129,7 @@ test('config plan: an invalid candidate gets the same file:line:col errors as us
   assert.equal((await admin(u, 'POST', '/config/plan', { body: '' })).status, 400);
 });
 
-test('config apply: atomic through the reload path; a bad config is refused and the old one keeps serving', { timeout: 20_000 }, async (t) => {
+test('config apply: atomic through the reload path; a bad config is refused and the old one keeps serving', { timeout: 120_000 }, async (t) => {
   const { a, b, u } = await setup(t);
   const before = (await admin(u, 'GET', '/status')).json.config.hash;
   // Refused: an error in the file; nothing changes.

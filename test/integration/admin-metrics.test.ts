@@ -90,7 +90,7 @@ function checkHistogram(m: Awaited<ReturnType<typeof scrape>>, name: string, lab
   assert.ok(m.get(`${name}_sum`, labels) > 0, `${name}_sum`);
 }
 
-test('metrics: requests by route, status class and reason; durations by route and upstream; bytes; connections', { timeout: 20_000 }, async (t) => {
+test('metrics: requests by route, status class and reason; durations by route and upstream; bytes; connections', { timeout: 120_000 }, async (t) => {
   const up = await startUpstream('app', (req, res) => {
     req.resume();
     req.on('end', () => res.writeHead(req.url === '/app/missing' ? 404 : 200, { 'content-type': 'text/plain' }).end('hello'));
@@ -152,7 +152,7 @@ test('metrics: requests by route, status class and reason; durations by route an
   assert.equal(await open(), 0);
 });
 
-test('metrics: connect errors, retries, circuit-breaker refusals and ejections, as the traffic caused them', { timeout: 20_000 }, async (t) => {
+test('metrics: connect errors, retries, circuit-breaker refusals and ejections, as the traffic caused them', { timeout: 120_000 }, async (t) => {
   const dead = await closedPort();
   const live = await startUpstream('live');
   const hold: (() => void)[] = [];
@@ -207,7 +207,7 @@ test('metrics: connect errors, retries, circuit-breaker refusals and ejections, 
   assert.equal(m.get('usher_upstream_server_up', { upstream: 'flaky', server: deadUrl }), ejections === 1 ? 0 : 1);
 });
 
-test('metrics: active checks by result with their latency, server health state, reloads', { timeout: 20_000 }, async (t) => {
+test('metrics: active checks by result with their latency, server health state, reloads', { timeout: 120_000 }, async (t) => {
   const good = await startUpstream('good');
   const dead = await closedPort();
   const deadUrl = `http://127.0.0.1:${dead}`;
@@ -242,7 +242,7 @@ test('metrics: active checks by result with their latency, server health state, 
   assert.equal(after.get('usher_reloads_total', { result: 'failure' }), 1);
 });
 
-test('metrics: TLS handshakes, failures and certificate expiry per listener', { timeout: 30_000 }, async (t) => {
+test('metrics: TLS handshakes, failures and certificate expiry per listener', { timeout: 120_000 }, async (t) => {
   const certs = certDir();
   t.after(() => certs.remove());
   const ca = certs.ca('ca');
@@ -274,7 +274,7 @@ test('metrics: TLS handshakes, failures and certificate expiry per listener', { 
   assert.equal(m.get('usher_tls_certificate_expiry_timestamp_seconds', { listener: '127.0.0.1:0', names: 'srv.test' }), Math.floor(notAfter / 1000));
 });
 
-test('metrics: a reload keeps the counts of a route that stays and drops the series of one that goes', { timeout: 20_000 }, async (t) => {
+test('metrics: a reload keeps the counts of a route that stays and drops the series of one that goes', { timeout: 120_000 }, async (t) => {
   const u = await startUsher({
     admin: { address: '127.0.0.1:0' },
     routes: [
@@ -292,7 +292,7 @@ test('metrics: a reload keeps the counts of a route that stays and drops the ser
   assert.equal(m.all('usher_requests_total', { route: 'goes' }).length, 0);
 });
 
-test('metrics off: nothing subscribes, nothing is bound, /metrics is 404 and /routes has no counters', { timeout: 20_000 }, async (t) => {
+test('metrics off: nothing subscribes, nothing is bound, /metrics is 404 and /routes has no counters', { timeout: 120_000 }, async (t) => {
   const done = diagnostics.channel(CHANNELS.done);
   const tried = diagnostics.channel(CHANNELS.upstreamTry);
   assert.equal(done.hasSubscribers, false);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, tempDir, writeFile } from '../helpers/cli.js';
 
-const LIMIT = { timeout: 60_000 };
+const LIMIT = { timeout: 120_000 };
 
 /** What each command's help must show: its options (long and short) and an example line. */
 const EXPECTED: Record<string, string[]> = {

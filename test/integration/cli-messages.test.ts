@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { runCli, serve, tempDir, writeFile } from '../helpers/cli.js';
 import { startUpstream } from '../helpers/upstream.js';
 
-const LIMIT = { timeout: 60_000 };
+const LIMIT = { timeout: 120_000 };
 
 test('validate: "1 route, 1 upstream", "2 routes, 0 upstreams", "1 error"', LIMIT, async (t) => {
   const dir = tempDir(t);

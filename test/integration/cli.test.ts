@@ -11,7 +11,7 @@ import { request } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /** Backstop for every test: a request that never settles must not hang the run. */
-const LIMIT = { timeout: 60_000 };
+const LIMIT = { timeout: 120_000 };
 
 /** The example from the issue, verbatim. It is only validated, never bound. */
 const EXAMPLE = readFileSync(new URL('../../../test/fixtures/config/example.yaml', import.meta.url), 'utf8');

@@ -8,7 +8,7 @@ import { request } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { startUsher } from '../helpers/usher.js';
 
-const LIMIT = { timeout: 30_000 };
+const LIMIT = { timeout: 120_000 };
 
 async function setup(t: { after(fn: () => Promise<void> | void): void }, trusted: string[]) {
   const up = await startUpstream('app', (req, res) => {

@@ -89,7 +89,7 @@ routes:
 // The sections added since (issues #12, #13): cache stores, rate-limit policies, the JWT claim
 // copied to a header, the rate-limit key on that claim.
 for (const name of NAMES) {
-  test(`"${name}" works as the name of a cache store, a rate-limit policy and a JWT claim`, { timeout: 30_000 }, async (t) => {
+  test(`"${name}" works as the name of a cache store, a rate-limit policy and a JWT claim`, { timeout: 120_000 }, async (t) => {
     let hits = 0;
     const up = await startUpstream(name, (req, res) => {
       hits++;

@@ -12,7 +12,7 @@ import { MAX_CLIENTS } from '../../src/admin/dashboard.js';
 import { openSse } from '../helpers/sse.js';
 import { config, waitFor } from '../helpers/usher.js';
 
-test('the page, its files and the event stream need the token; the login cookie opens GET requests only', { timeout: 60_000 }, async (t) => {
+test('the page, its files and the event stream need the token; the login cookie opens GET requests only', { timeout: 120_000 }, async (t) => {
   const { a, u, admin } = await setup(t);
   const html = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
 
@@ -80,7 +80,7 @@ test('the page, its files and the event stream need the token; the login cookie 
   assert.ok((JSON.parse(index.body) as { endpoints: string[] }).endpoints.includes('GET /events'));
 });
 
-test('a reload with a new token ends the open event streams (the page must log in again); the old cookie no longer opens them', { timeout: 60_000 }, async (t) => {
+test('a reload with a new token ends the open event streams (the page must log in again); the old cookie no longer opens them', { timeout: 120_000 }, async (t) => {
   const { u, admin, spec } = await setup(t);
   const stream = await openSse(`${admin}/events`, { authorization: `Bearer ${TOKEN}` });
   t.after(() => stream.close());
@@ -97,7 +97,7 @@ test('a reload with a new token ends the open event streams (the page must log i
   old.close();
 });
 
-test('at most MAX_CLIENTS event streams: the next is refused with 503 too_many_streams and Retry-After; closing one lets a new one in', { timeout: 60_000 }, async (t) => {
+test('at most MAX_CLIENTS event streams: the next is refused with 503 too_many_streams and Retry-After; closing one lets a new one in', { timeout: 120_000 }, async (t) => {
   const { admin } = await setup(t);
   const auth = { authorization: `Bearer ${TOKEN}` };
   const open = await Promise.all(Array.from({ length: MAX_CLIENTS }, () => openSse(`${admin}/events`, auth)));

@@ -13,7 +13,7 @@ import { startUpstream } from '../helpers/upstream.js';
 import { config, startUsher, waitFor } from '../helpers/usher.js';
 import { Cluster } from '../../src/upstream/cluster.js';
 
-const LIMIT = { timeout: 60_000 };
+const LIMIT = { timeout: 120_000 };
 const NAME = 'api.lifecycle.test';
 
 /** An HTTP upstream that counts the TCP connections made to it and the health probes among its requests. */

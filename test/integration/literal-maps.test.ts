@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { repoRoot, serve, tempDir, writeFile, type Serving } from '../helpers/cli.js';
 import { request } from '../helpers/client.js';
 
-const LIMIT = { timeout: 60_000 };
+const LIMIT = { timeout: 120_000 };
 const PROBE = ['--allow-natives-syntax', '--import', join(repoRoot, 'test', 'fixtures', 'literal-maps-probe.js')];
 
 /** The probe's verdict printed after one request was served (so the serving path has run). */

@@ -70,7 +70,7 @@ test('reload opens new listeners and closes removed ones; a listener that cannot
   await assert.rejects(request(`${u.url}/`), /ECONNREFUSED/);
 });
 
-test('two listeners on port 0 are two listeners: both serve, a reload keeps both, close() closes both', { timeout: 20_000 }, async (t) => {
+test('two listeners on port 0 are two listeners: both serve, a reload keeps both, close() closes both', { timeout: 120_000 }, async (t) => {
   const { up } = await proxyTo(t, 'app');
   const two = { listeners: [{ address: '127.0.0.1:0' }, { address: '127.0.0.1:0' }], upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] };
   const u = await startUsher(two);

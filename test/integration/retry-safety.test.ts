@@ -39,8 +39,10 @@ test('a try abandoned while waiting for a connection (per_try_timeout) does not 
     await b.close();
   });
   // One connection per server: a request to `a` waits in undici's queue while /hold occupies it.
+  // The per-try timeout must fire on that wait but never on b's own try, whose head comes at
+  // once: 1 s leaves room for a loaded CI machine (150 ms timed out b's try there too).
   const u = await startUsher({
-    upstreams: { app: { servers: [a.url, b.url], balance: 'round_robin', pool: { max_connections: 1 }, retry: { per_try_timeout: '150ms', backoff: { base: '1ms', max: '2ms' } } } },
+    upstreams: { app: { servers: [a.url, b.url], balance: 'round_robin', pool: { max_connections: 1 }, retry: { per_try_timeout: '1s', backoff: { base: '1ms', max: '2ms' } } } },
     routes: [{ upstream: 'app' }],
   });
   t.after(() => u.close());
@@ -60,7 +62,7 @@ test('a try abandoned while waiting for a connection (per_try_timeout) does not 
     req.write('first-');
     void (async () => {
       // The per-try timeout sent the upload to b, which is now reading its body.
-      await waitFor(() => b.requests.some((r) => r.url === '/upload'), 5000, 'retried on b');
+      await waitFor(() => b.requests.some((r) => r.url === '/upload'), 20_000, 'retried on b');
       a.release(); // a's connection frees up: undici hands it to the abandoned try
       assert.equal((await hold).status, 200);
       req.end('second');

@@ -34,7 +34,7 @@ routes:
     upstream: app
 `;
 
-const LIMIT = { timeout: 30_000 };
+const LIMIT = { timeout: 120_000 };
 
 test('usher explain: the winning route with file:line, why more specific routes did not match, the upstream request', LIMIT, async (t) => {
   const file = writeFile(join(tempDir(t), 'usher.yaml'), CONFIG);

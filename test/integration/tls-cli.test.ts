@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { Cli, tempDir, writeFile } from '../helpers/cli.js';
 import { certDir, httpsGet } from '../helpers/certs.js';
 
-test('usher serve: HTTPS from a config file; SIGHUP reloads a changed certificate', { timeout: 60_000 }, async (t) => {
+test('usher serve: HTTPS from a config file; SIGHUP reloads a changed certificate', { timeout: 120_000 }, async (t) => {
   const certs = certDir();
   t.after(() => certs.remove());
   const ca = certs.ca('cli-ca');

@@ -10,7 +10,7 @@ import { Agent } from 'node:http';
 import { request } from '../helpers/client.js';
 import { startUsher } from '../helpers/usher.js';
 
-const LIMIT = { timeout: 30_000 };
+const LIMIT = { timeout: 120_000 };
 
 /** A raw upstream: answers each request head (GET, no body) with `answer(path)`, byte for byte. */
 async function rawUpstream(answer: (path: string) => string): Promise<{ url: string; close: () => Promise<void> }> {
