@@ -31,8 +31,11 @@ test('a concurrency limit holds per usher instance: the primary counts the slots
   const s = await start(t, yaml(JSON.stringify(up.url), 'rate_limits:\n  policies:\n    two: { concurrency: 2 }\nroutes: [{ upstream: app, rate_limits: [two] }]\n'));
   // Four at once on new connections (two per worker): a count per worker would let all four through.
   const replies = Array.from({ length: 4 }, () => request(`${s.url}/x`));
-  const refused = await Promise.race([Promise.all(replies), until('two refusals and two held upstream', async () => (held.length === 2 ? true : undefined))]);
-  assert.equal(refused, true);
+  // Both refusals must have happened before the held two are let go: a request still on its way
+  // to the limiter (a loaded machine) would find their slots free and wait upstream instead.
+  const answered: number[] = [];
+  replies.forEach((r, i) => void r.then(() => answered.push(i), () => answered.push(i)));
+  await until('two refusals and two held upstream', async () => (answered.length === 2 && held.length === 2 ? true : undefined));
   const settled = Promise.all(replies);
   while (held.length > 0) held.shift()!();
   const statuses = (await settled).map((r) => r.status).sort();
@@ -114,8 +117,11 @@ test('rate_limits.connections_per_client holds per usher instance: the primary c
   t.after(() => first.forEach((c) => c.socket.destroy()));
   const answers = first.map((c) => c.answer).sort();
   assert.deepEqual(answers, ['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'closed', 'closed', 'closed']);
+  // Both workers took some of the six (the primary's round robin skips a worker that has not
+  // yet asked for more, so a loaded machine may split them 5:1): any split with both in it tells
+  // a count per worker from one per instance, which would keep 4 or more of the six open.
   const st = await status(s.admin);
-  assert.ok(st.workers.every((w) => (w.connections ?? 0) >= 2), `both workers took connections: ${JSON.stringify(st.workers)}`);
+  assert.ok(st.workers.every((w) => (w.connections ?? 0) >= 1), `both workers took connections: ${JSON.stringify(st.workers)}`);
   // Closing the three open ones gives their places back (the workers tell the primary): three new ones stay.
   for (const c of first) c.socket.destroy();
   const again = await until('three new connections admitted', async () => {
