@@ -30,8 +30,16 @@ test('a concurrency limit holds per usher instance: the primary counts the slots
   t.after(() => up.close());
   const s = await start(t, yaml(JSON.stringify(up.url), 'rate_limits:\n  policies:\n    two: { concurrency: 2 }\nroutes: [{ upstream: app, rate_limits: [two] }]\n'));
   // Four at once on new connections (two per worker): a count per worker would let all four through.
-  const replies = Array.from({ length: 4 }, () => request(`${s.url}/x`));
-  const refused = await Promise.race([Promise.all(replies), until('two refusals and two held upstream', async () => (held.length === 2 ? true : undefined))]);
+  // Released only once the two refusals are in: a request whose slot answer is still on its way
+  // from a busy primary would take a released slot, reach the upstream and be held there (a 504).
+  let answered = 0;
+  const replies = Array.from({ length: 4 }, () =>
+    request(`${s.url}/x`).then((r) => {
+      answered++;
+      return r;
+    }),
+  );
+  const refused = await Promise.race([Promise.all(replies), until('two refusals and two held upstream', async () => (held.length === 2 && answered === 2 ? true : undefined))]);
   assert.equal(refused, true);
   const settled = Promise.all(replies);
   while (held.length > 0) held.shift()!();
