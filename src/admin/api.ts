@@ -212,7 +212,7 @@ export async function status(host: AdminHost): Promise<unknown> {
     access_log: host.accessLog === null ? null : { format: host.accessLog.settings.format, file: host.accessLog.settings.file ?? 'stdout', ...(workers === undefined ? host.accessLog.counts : sumCounts(workers.map((w) => w.access_log), ['lines', 'dropped', 'errors', 'sampled_out'])) },
     tracing: host.tracer === null ? null : { endpoint: host.tracer.config.endpoint, sample_ratio: host.tracer.config.sample_ratio, spans: workers === undefined ? host.tracer.counts : sumCounts(workers.map((w) => w.tracing), ['exported', 'dropped', 'failed', 'retried', 'queued']) },
     reloads: host.reloads,
-    ...(workers === undefined ? {} : { workers }),
+    ...(workers === undefined ? {} : { workers_mechanism: host.fleet?.mechanism, workers }),
   };
 }
 

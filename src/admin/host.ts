@@ -85,6 +85,8 @@ export interface Fleet {
   /** Applies a validated config in every worker (the first one, then the rest); throws when the first cannot. */
   apply(config: UsherConfig): Promise<void>;
   views(): Promise<WorkerView[]>;
+  /** How the workers share the listeners (workers_mechanism, as chosen at start). */
+  readonly mechanism: 'cluster' | 'reuse_port';
   /** The workers' listeners, as the first one serving reports them. */
   listenerInfo(): ListenerInfo[];
   /** The admin API changed a server: the same change in every worker. */

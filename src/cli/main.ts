@@ -230,7 +230,7 @@ async function serve(file: string | undefined, listen?: string, workersOption?: 
 function printBanner(usher: Usher, config: UsherConfig, demo: boolean, workers: number): void {
   const lines: string[] = [];
   lines.push(demo ? 'usher: serving the built-in demo (no --config given)' : `usher: serving ${config.file}`);
-  if (workers > 1) lines.push(`  ${workers} worker processes (pid ${process.pid} is the primary)`);
+  if (workers > 1) lines.push(`  ${workers} worker processes (pid ${process.pid} is the primary; listeners shared by ${usher.fleet?.mechanism === 'reuse_port' ? 'SO_REUSEPORT' : 'node:cluster round-robin'})`);
   for (const a of usher.addresses()) lines.push(`  listening on ${a.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
   if (usher.admin !== null && config.admin !== undefined) {
     const host = config.admin.host;

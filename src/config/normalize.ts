@@ -107,6 +107,7 @@ export function normalize(input: ConfigInput, ctx: NormalizeContext): UsherConfi
       idle_timeout: parseDuration(input.upgrade?.idle_timeout ?? DEFAULTS.upgrade.idle_timeout),
     },
     workers: input.workers ?? DEFAULTS.workers,
+    workers_mechanism: input.workers_mechanism ?? DEFAULTS.workers_mechanism,
     file: ctx.file,
   };
   if (input.acme) config.acme = normalizeAcme(input.acme, filePath);

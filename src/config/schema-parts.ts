@@ -7,6 +7,7 @@ export { duration, headerName, object, PATH_EXPECTED, PATH_PATTERN, size, string
 
 export const DEFAULTS = {
   workers: 'auto' as const,
+  workers_mechanism: 'auto' as const,
   respond: { status: 200, body: '', headers: {} as Record<string, string> },
   route: { priority: 0 },
   timeouts: { request_header: '10s', body_idle: '30s', keep_alive: '5s', graceful_shutdown: '10s' },

@@ -324,7 +324,14 @@ export const ConfigSchema = object(
         default: DEFAULTS.workers,
         'x-usher-expected': '"auto" or a number of processes from 1 to 256',
         description:
-          'Worker processes of `usher serve` that share the listeners (node:cluster). auto: one per available CPU (os.availableParallelism, capped by a cgroup CPU quota). 1: a single process, no primary. With more than one, a primary process loads the config, watches the file, runs the active health checks, DNS discovery, ACME and the admin listener, and feeds the results to every worker; local rate limits, concurrency limits and `rate_limits.connections_per_client` are counted in the primary, and each worker takes a fixed share of an upstream\'s `circuit_breaker.max_requests` / `max_pending`, `servers[].max_requests` and `retry.budget.min_retries`, so that these limits hold per usher instance (README: Limits with N workers). Changed by a reload: takes effect at the next restart. The built-in demo runs 1; `usher serve --workers` overrides the file.',
+          'Worker processes of `usher serve` that share the listeners (see `workers_mechanism`). auto: one per available CPU (os.availableParallelism, capped by a cgroup CPU quota). 1: a single process, no primary. With more than one, a primary process loads the config, watches the file, runs the active health checks, DNS discovery, ACME and the admin listener, and feeds the results to every worker; local rate limits, concurrency limits and `rate_limits.connections_per_client` are counted in the primary, and each worker takes a fixed share of an upstream\'s `circuit_breaker.max_requests` / `max_pending`, `servers[].max_requests` and `retry.budget.min_retries`, so that these limits hold per usher instance (README: Limits with N workers). Changed by a reload: takes effect at the next restart. The built-in demo runs 1; `usher serve --workers` overrides the file.',
+      }),
+    ),
+    workers_mechanism: Type.Optional(
+      stringEnum(['auto', 'reuse_port', 'cluster'] as const, {
+        default: DEFAULTS.workers_mechanism,
+        description:
+          'How the worker processes share a listener\'s port. reuse_port: each worker binds it itself with SO_REUSEPORT and the kernel spreads new connections over the workers (a hash of the addresses and ports, not load-aware), nothing in between; needs Node >= 22.12 (or >= 23.1) on Linux, elsewhere usher logs a warning and uses cluster. cluster: node:cluster round-robin, the primary accepts every connection and hands it to a worker (one accept and one IPC message per connection). auto: reuse_port where available, cluster otherwise. A listener on port 0 always uses cluster (with SO_REUSEPORT each worker would get its own port). With reuse_port another process of the same user that binds the port with SO_REUSEPORT shares it instead of failing with "address in use". Changed by a reload: takes effect at the next restart (README: Workers).',
       }),
     ),
   },

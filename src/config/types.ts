@@ -187,6 +187,8 @@ export interface UsherConfig {
   tracing?: TracingConfig;
   /** Worker processes of `usher serve` (src/server/workers/): "auto" (one per CPU) or a count. */
   workers: 'auto' | number;
+  /** How the workers share a listener's port (src/server/workers/mechanism.ts). */
+  workers_mechanism: 'auto' | 'reuse_port' | 'cluster';
   /** The file it came from ("<embedded>" for the built-in demo). */
   file: string;
 }

@@ -37,6 +37,8 @@ export interface ListenerOwner extends HandlerOwner {
   readonly listenerFilters?: readonly ListenerFilterDefinition<undefined>[];
   /** rate_limits.connections_per_client: false closes the connection at once; a promise (the primary counts, with workers) before anything is read. */
   admitConnection?(socket: Socket): boolean | Promise<boolean>;
+  /** A worker whose primary chose workers_mechanism reuse_port: listen with SO_REUSEPORT. */
+  readonly reusePort?: boolean;
 }
 
 /** One downstream listener (HTTP/1.1, optionally over TLS). */
@@ -226,7 +228,10 @@ export class Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
-      this.server.listen({ host: this.config.host, port: this.config.port }, () => {
+      // A worker of workers_mechanism reuse_port binds the port itself (mechanism.ts); port 0 is
+      // shared through node:cluster, since each worker would get a port of its own.
+      const reusePort = this.owner.reusePort === true && this.config.port !== 0;
+      this.server.listen({ host: this.config.host, port: this.config.port, ...(reusePort ? { reusePort: true } : {}) }, () => {
         this.server.off('error', onError);
         this.server.on('error', (err) => this.owner.listenerError(this, err));
         resolve(this.server.address() as AddressInfo);

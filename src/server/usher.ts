@@ -68,6 +68,8 @@ export interface UsherOptions {
   connections?: SharedConnections;
   /** Fields on every process-log line (a worker: its id). */
   logFields?: Record<string, unknown>;
+  /** A worker: bind the listeners (port 0 excepted) with SO_REUSEPORT (workers_mechanism reuse_port). */
+  reusePort?: boolean;
 }
 
 /**
@@ -97,6 +99,7 @@ export class Usher implements ListenerOwner, AdminHost {
   readonly role: 'single' | 'primary' | 'worker';
   readonly fleet: Fleet | undefined;
   readonly listenerFilters: readonly ListenerFilterDefinition<undefined>[];
+  readonly reusePort: boolean;
   /** Open connections per client address (rate_limits.connections_per_client), across listeners. */
   readonly connectionCounts: ConnectionCounts;
   readonly startedAt = Date.now();
@@ -119,6 +122,7 @@ export class Usher implements ListenerOwner, AdminHost {
     this.options = options;
     this.connectionCounts = new ConnectionCounts(options.connections);
     this.listenerFilters = options.listenerFilters ?? [];
+    this.reusePort = options.reusePort === true;
     this.role = options.role ?? 'single';
     this.fleet = options.fleet;
     this.logger = createLogger(config.log, options.logDestination, options.logFields);
@@ -237,6 +241,7 @@ export class Usher implements ListenerOwner, AdminHost {
     if (config.acme !== undefined) this.acme?.update(config.acme);
     warnInsecureUpstreams(config.upstreams, this.logger);
     if (this.role !== 'single' && config.workers !== previous.config.workers) this.logger.warn('workers changed: the number of worker processes changes at the next restart');
+    if (this.role === 'primary' && config.workers_mechanism !== previous.config.workers_mechanism) this.logger.warn('workers_mechanism changed: takes effect at the next restart');
     if (this.role !== 'worker' && (config.acme === undefined) !== (this.acme === undefined)) this.logger.warn('adding or removing the acme section takes effect at the next restart');
     this.configureAccessLog(config);
     for (const [key, listener] of this.listeners) {

@@ -38,6 +38,7 @@ const DEFAULT_TOP_LEVEL = {
   routing: { encoded_slashes: 'reject' },
   upgrade: { protocols: ['websocket'], idle_timeout: 600_000 },
   workers: 'auto',
+  workers_mechanism: 'auto',
 } as const;
 
 // Defaults of the upstreams issue's options (balancing, failover, health, retries...).

@@ -1,6 +1,6 @@
 // The primary of `usher serve` with `workers` > 1: it forks the worker processes (node:cluster;
-// the README's "Workers" section gives the measurements behind the choice of node:cluster and of
-// its round-robin scheduling), sends each the config, and keeps for itself what must happen once
+// they share the listeners through its round-robin or bind them with SO_REUSEPORT, chosen once
+// here: mechanism.ts, bench/README.md has the measurements), sends each the config, and keeps for itself what must happen once
 // per usher instance, not once per worker:
 // - loading and validating the config, the file watch, SIGHUP and the admin listener (a reload
 //   is applied by the first worker, then by the rest: a listener that cannot bind fails it
@@ -30,6 +30,7 @@ import type { Resolved } from '../../upstream/discovery/dns.js';
 import type { ProbeResult } from '../../upstream/health/active.js';
 import { limitsBelowWorkers } from '../../upstream/share.js';
 import type { Usher } from '../usher.js';
+import { REUSE_PORT_ENV, workersMechanism, type WorkersMechanism } from './mechanism.js';
 import { isMessage, type FleetState, type FromWorker, type ToWorker, type WorkerStats } from './protocol.js';
 
 /** A replacement that lived less than this counts as dying soon: the next one waits longer. */
@@ -71,6 +72,8 @@ export class Primary implements Fleet, ClusterPublisher {
   private bucketBound = 100;
   private readonly inflight = new InflightCounts();
   private readonly exited = new Set<() => void>();
+  /** How the workers share the listeners: chosen at start from the config, kept until the primary exits. */
+  mechanism: WorkersMechanism = 'cluster';
   /** The limits below the worker count last warned about (setConfig). */
   private belowWarned = '';
 
@@ -85,6 +88,9 @@ export class Primary implements Fleet, ClusterPublisher {
   async start(usher: Usher, config: UsherConfig): Promise<void> {
     this.usher = usher;
     this.setConfig(config);
+    const chosen = workersMechanism(config.workers_mechanism);
+    this.mechanism = chosen.mechanism;
+    if (chosen.fallback !== undefined) this.log().warn({ workers_mechanism: config.workers_mechanism }, chosen.fallback);
     // Workers run the same entry point (bin/usher.js serve ...) and find out from the env var
     // that they are workers; `advanced`: structured clone for the config (Maps, nested objects).
     cluster.setupPrimary({ serialization: 'advanced' });
@@ -124,7 +130,7 @@ export class Primary implements Fleet, ClusterPublisher {
     slot.timer = null;
     slot.state = 'starting';
     slot.listeners = [];
-    const worker = cluster.fork({ USHER_WORKER: String(slot.n), USHER_WORKERS: String(this.count) });
+    const worker = cluster.fork({ USHER_WORKER: String(slot.n), USHER_WORKERS: String(this.count), [REUSE_PORT_ENV]: this.mechanism === 'reuse_port' ? '1' : '0' });
     slot.worker = worker;
     slot.startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {

@@ -1,7 +1,8 @@
-// A worker process of `usher serve` with `workers` > 1: it serves the listeners (node:cluster
-// shares them) with the config the primary sends, and takes from the primary what must happen
-// once per usher instance: health verdicts, DNS answers, ACME certificates, admin changes and
-// the decisions of local rate limits (primary.ts says why each is there).
+// A worker process of `usher serve` with `workers` > 1: it serves the listeners (shared through
+// node:cluster, or bound by each worker with SO_REUSEPORT: mechanism.ts) with the config the
+// primary sends, and takes from the primary what must happen once per usher instance: health
+// verdicts, DNS answers, ACME certificates, admin changes and the decisions of local rate limits
+// (primary.ts says why each is there).
 import { configHash } from '../../admin/api.js';
 import { purgeShared } from '../../cache/purge.js';
 import type { Purge } from '../../cache/store.js';
@@ -11,6 +12,7 @@ import type { PrimaryLimits } from '../../filters/rate-limit/registry.js';
 import { RemoteCertSource } from '../../tls/acme/remote.js';
 import { setWorkerPlace } from '../../upstream/share.js';
 import { Usher } from '../usher.js';
+import { REUSE_PORT_ENV } from './mechanism.js';
 import { isMessage, type FleetState, type FromWorker, type ToWorker } from './protocol.js';
 
 /** The worker's number (1..N, kept by a replacement), from the primary's fork. */
@@ -170,7 +172,7 @@ export function runWorker(): Promise<number> {
       else if (usher !== undefined) handle(usher, msg, certs);
     };
     const start = async (config: Parameters<typeof Usher.prototype.reload>[0], state: FleetState) => {
-      const u = new Usher(config, { role: 'worker', certSource: certs, limits, connections, logFields: { worker: n } });
+      const u = new Usher(config, { role: 'worker', certSource: certs, limits, connections, logFields: { worker: n }, reusePort: process.env[REUSE_PORT_ENV] === '1' });
       usher = u;
       u.runtime.caches.everywhere = (store, p) => purges.ask(store, p);
       u.runtime.caches.invalidateEverywhere = (store, keys) => purges.invalidate(store, keys);
