@@ -6,13 +6,15 @@
 // off the same answer passes; a benign body passes byte for byte (chunked or with a length); a
 // body over the limit passes with ProcessPartial (the leak past the limit unseen) and is refused
 // with reject; a type outside response_body_mime_types streams uninspected; detection_only
-// passes and logs; a phase-3 rule on the head blocks before the upstream's body has ended.
+// passes and logs; a phase-3 rule on the head blocks before the upstream's body has ended; and
+// nginx + ModSecurity v3 + the same CRS judge the same upstream answers as usher does.
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/cli.js';
+import { startModSecurity } from '../helpers/modsecurity-crs.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
 
@@ -50,6 +52,14 @@ function upstream(): Promise<TestUpstream> {
         // the leak past the 2 KiB the WAF reads
         res.writeHead(200, { 'content-type': 'text/html' });
         res.end(`<html>${PAD}${LEAK}</html>`);
+        return;
+      case '/dir':
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<html><head><title>Index of /files</title></head><body><h1>Index of /files</h1><a href="a.sql">a.sql</a></body></html>');
+        return;
+      case '/php-error':
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end("<br /><b>Warning</b>:  include(config.php): failed to open stream in <b>/var/www/index.php</b> on line <b>3</b><br />");
         return;
       case '/php':
         // the head, a first chunk, and a body that does not end: phase 3 must not wait for it
@@ -201,4 +211,53 @@ test('phase 3: a rule on the response head blocks before the upstream body has e
   const ok = await get(`${u.url}/other`);
   assert.equal(ok.status, 200);
   assert.equal(ok.body.toString(), '<html>ok</html>');
+});
+
+test('the same upstream answers through nginx + ModSecurity v3 + the CRS (SecResponseBodyAccess On) and usher: the same verdicts and 95x rule ids (ModSecurity, its head already sent, closes the connection where usher answers 403)', async (t) => {
+  const up = await upstream();
+  t.after(() => up.close());
+  const types = ['text/plain', 'text/html', 'text/xml', 'application/json'];
+  const ms = await startModSecurity({ upstreamPort: up.port, paranoia: 1, responseBodyAccess: true });
+  t.after(() => ms.stop());
+  const u = await startUsher({ upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }], waf: { crs: CRS, response_body_access: true, response_body_mime_types: types } });
+  t.after(() => u.close());
+  ms.readAudit();
+  // path, the verdict both give, a rule both match
+  const cases: Array<[string, number, number | undefined]> = [
+    ['/leak', 403, 951230],
+    ['/leak-json', 403, 951230],
+    ['/late-leak', 403, 951230],
+    ['/dir', 403, 950130],
+    ['/php-error', 403, 953100],
+    ['/benign', 200, undefined],
+    ['/benign-chunked', 200, undefined],
+    ['/other', 200, undefined],
+  ];
+  for (const [path, status, rule] of cases) {
+    // nginx's connector has sent the head when phase 4 denies ("header already sent" in its
+    // error log): it closes the connection without an answer; usher answers 403 waf_blocked
+    const theirs = await get(`${ms.url}${path}`).catch((err: NodeJS.ErrnoException) => ({ status: 0, headers: {}, body: Buffer.from(String(err.code)) }));
+    const ours = await get(`${u.url}${path}`);
+    assert.equal(ours.status, status, `${path}: usher ${ours.status}`);
+    if (status === 200) {
+      assert.equal(theirs.status, 200, `${path}: ModSecurity ${theirs.status}`);
+      assert.ok(ours.body.equals(theirs.body), `${path}: the same bytes`);
+    } else {
+      assert.equal(theirs.status, 0, `${path}: ModSecurity closes the connection (${theirs.status})`);
+      assert.equal(theirs.body.toString(), 'ECONNRESET', `${path}: no byte of the upstream's answer`);
+    }
+    const line = await accessLine(u, ours.headers['x-request-id'] as string);
+    const usherRules = (line.waf_rules as number[]).filter((id) => id >= 950000 && id < 960000).map(String).sort();
+    let theirRules: string[] = [];
+    await waitFor(() => {
+      const recs = ms.readAudit();
+      if (recs.length > 0) {
+        theirRules = recs.flatMap((r) => r.messages.map((m) => m.ruleId)).filter((id) => id.startsWith('95')).sort();
+        assert.equal(recs[0]!.status, status, `${path}: ModSecurity's audited status`);
+      }
+      return recs.length > 0 || status === 200;
+    }, 10_000, `the ModSecurity audit record of ${path}`);
+    assert.deepEqual(usherRules, theirRules, `${path}: the 95x rules matched`);
+    if (rule !== undefined) assert.ok(usherRules.includes(String(rule)), `${path}: ${rule} in ${usherRules.join(',')}`);
+  }
 });
