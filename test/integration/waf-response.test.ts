@@ -202,8 +202,11 @@ test('a body over response_body_limit: process_partial reads its first bytes and
 test('phase 3: a rule on the response head blocks before the upstream body has ended', async (t) => {
   const { u } = await setup(t, {
     response_body_access: true,
-    rules: ['SecRule RESPONSE_HEADERS:X-Generator "@rx ^PHP/5\\." "id:100300,phase:3,deny,log,msg:\'outdated PHP\'"'],
+    rules: ['SecRule RESPONSE_HEADERS:X-Generator "@rx ^PHP/5\\." "id:100300,phase:3,deny,log,msg:\'outdated PHP\'"', 'SecRule REQUEST_FILENAME "@streq /leak" "id:100301,phase:1,nolog,allow"'],
   });
+  const allowed = await get(`${u.url}/leak`);
+  assert.equal(allowed.status, 200, 'an allow in phase 1 ends evaluation: phases 3-4 do not run');
+  assert.equal(allowed.body.toString(), LEAK);
   const id = assertBlocked(await get(`${u.url}/php`, { ...BROWSER, accept: 'application/json' }), 'phase 3');
   const line = await accessLine(u, id);
   assert.ok((line.waf_rules as number[]).includes(100300));

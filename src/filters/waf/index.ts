@@ -112,7 +112,8 @@ export class WafFilter implements Filter {
   /** Phase 3 on the upstream's head; then phase 4 at once (a body it does not read) or the bytes of the body to read first. */
   private inspectResponseHead(ctx: RequestContext, head: ResponseHead): LocalResponse | number | undefined {
     const st = ctx.get(kWaf);
-    if (st === undefined || st.blocked) return undefined;
+    // an `allow` (or a spent time budget) ended evaluation: no phase runs, nothing to hold
+    if (st === undefined || st.blocked || st.tx.allowed || st.tx.budgetExceeded) return undefined;
     st.response = true;
     const tx = st.tx;
     tx.setResponse({ status: head.status, httpVersion: ctx.httpVersion === '2' ? '2' : '1.1', headers: head.headers });
