@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/cli.js';
+import { h2request, h2session } from '../helpers/h2.js';
 import { startModSecurity } from '../helpers/modsecurity-crs.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startUsher, waitFor, type TestUsher } from '../helpers/usher.js';
@@ -263,4 +264,31 @@ test('the same upstream answers through nginx + ModSecurity v3 + the CRS (SecRes
     assert.deepEqual(usherRules, theirRules, `${path}: the 95x rules matched`);
     if (rule !== undefined) assert.ok(usherRules.includes(String(rule)), `${path}: ${rule} in ${usherRules.join(',')}`);
   }
+});
+
+test('HTTP/2: the leak is answered 403 waf_blocked on its stream (RESPONSE_PROTOCOL HTTP/2.0), a benign page passes byte for byte, the session goes on', async (t) => {
+  const up = await upstream();
+  const u = await startUsher({
+    listeners: [{ address: '127.0.0.1:0', http2: {} }],
+    upstreams: { app: { servers: [up.url] } },
+    routes: [{ upstream: 'app' }],
+    waf: { crs: CRS, response_body_access: true, rules: ['SecRule RESPONSE_PROTOCOL "@streq HTTP/2.0" "id:100500,phase:3,pass,log,msg:\'h2\'"'] },
+  });
+  const session = await h2session(u.url);
+  t.after(async () => {
+    session.close();
+    await u.close();
+    await up.close();
+  });
+  const h = { ':authority': 'app.test', 'user-agent': BROWSER['user-agent'], accept: 'application/json' };
+  const bad = await h2request(session, { ...h, ':path': '/leak' });
+  assert.equal(bad.status, 403);
+  const body = JSON.parse(bad.body.toString()) as { reason: string; request_id: string };
+  assert.equal(body.reason, 'waf_blocked');
+  const line = await accessLine(u, body.request_id);
+  assert.ok((line.waf_rules as number[]).includes(959100));
+  assert.ok((line.waf_rules as number[]).includes(100500), 'RESPONSE_PROTOCOL is HTTP/2.0');
+  const ok = await h2request(session, { ...h, ':path': '/benign' });
+  assert.equal(ok.status, 200);
+  assert.ok(ok.body.equals(BENIGN));
 });
