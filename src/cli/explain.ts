@@ -283,6 +283,7 @@ const PHASE_NAMES: [keyof PhaseArrays, string][] = [
   ['requestBody', 'request_body'],
   ['upstreamPeer', 'upstream_peer'],
   ['upstreamRequest', 'upstream_request'],
+  ['responseInspect', 'response_inspect'],
   ['upstreamResponse', 'upstream_response'],
   ['response', 'response'],
   ['responseBody', 'response_body'],

@@ -181,6 +181,19 @@ export interface RequestBodyHook {
   inspect(ctx: RequestContext, body: Buffer): MaybePromise<LocalResponse | Buffer | undefined | void>;
 }
 
+/**
+ * Opt-in: judges the upstream's response before any byte of it goes downstream (the WAF's
+ * phases 3 and 4). `head` sees the upstream's head, before upstream_response: it may answer
+ * instead (a LocalResponse: the upstream response is dropped, the reply passes `response` and
+ * `done` like any), go on (undefined or 0), or ask for up to `n` bytes of the body first. Those
+ * are read and held (nothing goes downstream meanwhile), then `body` sees them; `complete`
+ * says the body ended within them. Synchronous: it must not wait.
+ */
+export interface ResponseInspectHook {
+  head(ctx: RequestContext, head: ResponseHead): LocalResponse | number | undefined;
+  body(ctx: RequestContext, head: ResponseHead, body: Buffer, complete: boolean): LocalResponse | undefined;
+}
+
 export interface Filter {
   readonly name: string;
   earlyRequest?(ctx: RequestContext): RequestHookResult;
@@ -191,6 +204,8 @@ export interface Filter {
   /** Edits the head; like every request-side hook it may answer locally instead. */
   upstreamRequest?(ctx: RequestContext, head: UpstreamRequestHead): RequestHookResult;
   upstreamResponse?(ctx: RequestContext, head: ResponseHead): MaybePromise<void>;
+  /** Before upstream_response: the head, and the body held up to a bound (ResponseInspectHook). */
+  readonly responseInspect?: ResponseInspectHook;
   /**
    * The upstream gave no response (`reason`: a connect failure, a timeout, a reset...) while the
    * head is unsent: a reply to send instead of usher's error (a cache's stale response,
@@ -217,6 +232,7 @@ export interface PhaseArrays {
   readonly upstreamPeer: readonly Filter[];
   readonly upstreamRequest: readonly Filter[];
   readonly upstreamResponse: readonly Filter[];
+  readonly responseInspect: readonly Filter[];
   readonly upstreamFailed: readonly Filter[];
   readonly response: readonly Filter[];
   readonly responseBody: readonly Filter[];

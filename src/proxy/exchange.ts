@@ -44,6 +44,9 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   private expectContinue = false;
   /** response phase: 0 while the route's hooks run, 1 for the listener's. */
   private responseStage = 0;
+  /** The response_inspect hooks have run on this response's head; which asked for the body, with their bounds. */
+  private inspected = false;
+  private inspectors: Array<{ f: Filter; n: number }> | null = null;
   private localBody: string | Buffer | StreamedBody | undefined = undefined;
   private closeAfter = false;
   /** The open tunnel of an upgrade (a WebSocket): a reload's drain policy ends it through this. */
@@ -233,12 +236,75 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   protected proxiedHead(phase: 'upstream_response' | 'response', from: number): boolean {
     const head = this.response!;
     if (phase === 'upstream_response') {
+      if (!this.inspected && this.route!.phases.responseInspect.length > 0) {
+        const go = this.inspectHead(head);
+        // held: the body is read (undici goes on) and bodyHeld() carries on from here
+        if (go !== 'go') return go === 'held';
+      }
       if (!runHeadHooks(this, 'upstream_response', this.route!.phases.upstreamResponse, from, head)) return false;
       from = 0;
       this.responseStage = 0;
     }
     if (!this.responseHooks(from)) return false;
     return this.writeProxiedHead();
+  }
+
+  /** response_inspect on the upstream's head: go on, a reply (the upstream is dropped), or hold the body for the hooks that asked. */
+  private inspectHead(head: ResponseHead): 'go' | 'held' | 'replied' {
+    this.inspected = true;
+    const filters = this.route!.phases.responseInspect;
+    let limit = 0;
+    for (let i = 0; i < filters.length; i++) {
+      const f = filters[i]!;
+      let r;
+      try {
+        r = f.responseInspect!.head(this, head);
+      } catch (err) {
+        this.stopUpstream();
+        this.hookFailed(f, 'upstream_response', err);
+        return 'replied';
+      }
+      if (r === undefined || r === 0) continue;
+      if (typeof r === 'number') {
+        (this.inspectors ??= []).push({ f, n: r });
+        if (r > limit) limit = r;
+        continue;
+      }
+      this.inspectorReplied(r, f);
+      return 'replied';
+    }
+    if (limit === 0) return 'go';
+    this.held = [];
+    this.heldBytes = 0;
+    this.holdLimit = limit;
+    return 'held';
+  }
+
+  private inspectorReplied(reply: LocalResponse, f: Filter): void {
+    this.held = null;
+    this.stopUpstream();
+    this.hookReplied(reply, f, 'upstream_response');
+  }
+
+  /** The held body is read (to its end, or past the largest bound asked): the hooks judge it, then the head and the held bytes go downstream. */
+  protected bodyHeld(complete: boolean): void {
+    if (this.downstreamGone || this.state !== 'response' || this.held === null) return;
+    const head = this.response!;
+    const body = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
+    for (const { f, n } of this.inspectors ?? []) {
+      let r;
+      try {
+        r = f.responseInspect!.body(this, head, body.length > n ? body.subarray(0, n) : body, complete || body.length <= n ? complete : false);
+      } catch (err) {
+        this.held = null;
+        this.stopUpstream();
+        this.hookFailed(f, 'upstream_response', err);
+        return;
+      }
+      if (r !== undefined) return this.inspectorReplied(r, f);
+    }
+    this.inspectors = null;
+    if (this.proxiedHead('upstream_response', 0)) this.headWritten();
   }
 
   /** The response phase: the route's hooks, then the listener's (outermost last). */
@@ -292,6 +358,13 @@ export class Exchange extends UpstreamStage implements PhaseHost {
       pipeline([...transforms, res], (err) => {
         if (err) res.destroy();
       });
+    }
+    const held = this.held;
+    if (held !== null) {
+      // what a response_inspect hook held (at most its bound and a chunk): downstream now
+      this.held = null;
+      const sink = this.sink ?? res;
+      for (let i = 0; i < held.length; i++) sink.write(held[i]);
     }
     return true;
   }

@@ -65,6 +65,15 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   /** The first response_body transform; data goes through it instead of straight downstream. */
   protected sink: Writable | null = null;
 
+  /**
+   * The upstream body read and held for a response_inspect hook (null: none held), its size,
+   * and the bound asked for: beyond it the upstream is paused and the hook runs.
+   */
+  protected held: Buffer[] | null = null;
+  protected heldBytes = 0;
+  protected holdLimit = 0;
+  private holdOver = false;
+
   protected dispatch(): void {
     const cluster = this.cluster!;
     if (this.readyAt === 0 && upstreamConnectedChannel.hasSubscribers) this.readyAt = performance.now();
@@ -173,6 +182,7 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   }
 
   tryData(_t: Attempt, chunk: Buffer): boolean {
+    if (this.held !== null) return this.holdChunk(chunk);
     const sink = this.sink ?? this.res;
     if (sink.write(chunk)) return true;
     if (this.res.destroyed) return false;
@@ -184,6 +194,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     if (this.state === 'response') {
       // The head is not written yet (an async hook): finish once it is (Exchange.headWritten).
       this.earlyComplete = trailers;
+      // The whole body was held: the inspecting hook runs on it now.
+      if (this.held !== null && !this.holdOver) this.bodyHeld(true);
       return;
     }
     // Complete before the whole upload arrived: a lingering close after it (early-response.ts).
@@ -196,6 +208,19 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     // HTTP/1.1 upstreams give trailers as a flat array, HTTP/2 ones as an object.
     if (trailers !== null && (trailers.length > 0 || !Array.isArray(trailers))) this.res.addTrailers(trailersObject(trailers));
     this.res.end();
+  }
+
+  /** A chunk while the body is held: kept; past the bound, the upstream pauses and the hook runs. */
+  private holdChunk(chunk: Buffer): boolean {
+    this.held!.push(chunk);
+    this.heldBytes += chunk.length;
+    if (this.heldBytes <= this.holdLimit) return true;
+    if (this.holdOver) return false;
+    this.holdOver = true;
+    // After this returns: the upstream client marks itself paused only once onData said false,
+    // and the hook's go-ahead resumes it (a resume before the pause would be lost).
+    queueMicrotask(() => this.bodyHeld(false));
+    return false;
   }
 
   tryFailed(t: Attempt, reason: ReasonCode, err: unknown): void {
@@ -317,6 +342,8 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
     if (this.current?.active) this.current.stop();
   }
 
+  /** The held body reached its bound or its end (`complete`): the response_inspect hooks judge it (exchange.ts). */
+  protected abstract bodyHeld(complete: boolean): void;
   /** Ends the request with usher's own reply for `reason` (exchange.ts). */
   abstract fail(reason: ReasonCode, close?: boolean): void;
   /** The upstream's head through upstream_response and response; false pauses undici (exchange.ts). */

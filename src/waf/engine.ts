@@ -22,6 +22,11 @@ export interface WafOptions {
   readonly mode: 'block' | 'detection_only';
   /** SecRequestBodyLimit (bytes). */
   readonly requestBodyLimit: number;
+  /** SecResponseBodyAccess, SecResponseBodyLimit (bytes), its action, SecResponseBodyMimeType. */
+  readonly responseBodyAccess?: boolean;
+  readonly responseBodyLimit?: number;
+  readonly responseBodyLimitAction?: 'Reject' | 'ProcessPartial';
+  readonly responseBodyMimeTypes?: readonly string[];
   readonly maxArgs?: number;
   readonly maxJsonDepth?: number;
   /** Extra SecLang after the CRS (operator-written exclusions, SecRuleRemoveById...). */
@@ -37,6 +42,10 @@ export function setupRules(o: WafOptions): string {
     `SecRequestBodyLimit ${o.requestBodyLimit}`,
     `SecRequestBodyNoFilesLimit ${o.requestBodyLimit}`,
     `SecArgumentsLimit ${o.maxArgs ?? 1000}`,
+    `SecResponseBodyAccess ${o.responseBodyAccess === true ? 'On' : 'Off'}`,
+    ...(o.responseBodyMimeTypes === undefined ? [] : [`SecResponseBodyMimeType ${o.responseBodyMimeTypes.join(' ')}`]),
+    ...(o.responseBodyLimit === undefined ? [] : [`SecResponseBodyLimit ${o.responseBodyLimit}`]),
+    ...(o.responseBodyLimitAction === undefined ? [] : [`SecResponseBodyLimitAction ${o.responseBodyLimitAction}`]),
     'SecDefaultAction "phase:1,log,auditlog,pass"',
     'SecDefaultAction "phase:2,log,auditlog,pass"',
     `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.paranoia_level=${o.paranoiaLevel}"`,
@@ -81,6 +90,11 @@ export class Waf {
   /** Load figures: milliseconds, directives read. */
   readonly loadMs: number;
   readonly directives: number;
+  /**
+   * Whether phases 3 and 4 run: SecResponseBodyAccess On (after the operator's rules) and a
+   * response rule to run. Off, the response path has no WAF hook at all.
+   */
+  readonly responsePhases: boolean;
 
   constructor(options: WafOptions) {
     guardBacktracking();
@@ -92,6 +106,8 @@ export class Waf {
     ];
     (options.extraRules ?? []).forEach((text, i) => directives.push(...parseSecLang(text, `usher:waf-rules[${i}]`)));
     this.rules = compileRules(directives);
+    const s = this.rules.settings;
+    this.responsePhases = s.responseBodyAccess && s.ruleEngine !== 'Off' && ((this.rules.phases[3]?.length ?? 0) > 0 || (this.rules.phases[4]?.length ?? 0) > 0);
     this.directives = directives.length;
     this.loadMs = performance.now() - t0;
   }
@@ -107,6 +123,23 @@ export class Waf {
    */
   noBody(tx: Transaction, contentType: string | undefined): void {
     if (tx.bodyProcessor === 'XML') this.addBody(tx, Buffer.alloc(0), contentType);
+  }
+
+  /**
+   * How much of a response body phase 4 reads, as ModSecurity decides it from the head: 0 for
+   * none (a bodyless response, or a media type SecResponseBodyMimeType does not list), else
+   * SecResponseBodyLimit.
+   */
+  responseBodyBytes(status: number, method: string, contentType: string | undefined): number {
+    if (method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) return 0;
+    const s = this.rules.settings;
+    const types = s.responseBodyMimeTypes;
+    if (types !== undefined) {
+      const semi = contentType?.indexOf(';') ?? -1;
+      const media = (semi < 0 ? (contentType ?? '') : (contentType as string).slice(0, semi)).trim().toLowerCase();
+      if (!types.has(media)) return 0;
+    }
+    return s.responseBodyLimit;
   }
 
   /** Parses a body with the processor the transaction chose and hands it over. */

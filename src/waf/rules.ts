@@ -110,6 +110,10 @@ export interface Settings {
   ruleEngine: EngineMode;
   requestBodyAccess: boolean;
   responseBodyAccess: boolean;
+  /** SecResponseBodyMimeType: media types (lower case, no parameters) whose body phase 4 reads; undefined: all. */
+  responseBodyMimeTypes: Set<string> | undefined;
+  responseBodyLimit: number;
+  responseBodyLimitAction: 'Reject' | 'ProcessPartial';
   requestBodyLimit: number;
   requestBodyNoFilesLimit: number;
   requestBodyLimitAction: 'Reject' | 'ProcessPartial';
@@ -140,8 +144,7 @@ const IGNORED = new Set(
     'SecAuditEngine', 'SecAuditLog', 'SecAuditLogParts', 'SecAuditLogType', 'SecAuditLogFormat', 'SecAuditLogStorageDir',
     'SecAuditLogRelevantStatus', 'SecAuditLogDirMode', 'SecAuditLogFileMode', 'SecDebugLog', 'SecDebugLogLevel', 'SecTmpDir',
     'SecDataDir', 'SecUploadDir', 'SecUploadKeepFiles', 'SecUploadFileMode', 'SecCollectionTimeout', 'SecPcreMatchLimit',
-    'SecPcreMatchLimitRecursion', 'SecUnicodeMapFile', 'SecStatusEngine', 'SecResponseBodyMimeType', 'SecResponseBodyLimit',
-    'SecResponseBodyLimitAction', 'SecRequestBodyInMemoryLimit', 'SecTmpSaveUploadedFiles', 'SecCookieFormat',
+    'SecPcreMatchLimitRecursion', 'SecUnicodeMapFile', 'SecStatusEngine', 'SecRequestBodyInMemoryLimit', 'SecTmpSaveUploadedFiles', 'SecCookieFormat',
     'SecArgumentSeparator', 'SecServerSignature', 'SecHttpBlKey', 'SecGeoLookupDb', 'SecUploadFileLimit', 'SecXmlExternalEntity',
     'SecRequestBodyJsonDepthLimit',
   ].map((s) => s.toLowerCase()),
@@ -441,6 +444,10 @@ export function compileRules(directives: readonly Directive[], options: CompileO
     ruleEngine: 'On',
     requestBodyAccess: false,
     responseBodyAccess: false,
+    // ModSecurity's defaults: every type until SecResponseBodyMimeType says (v3), 512 KiB
+    responseBodyMimeTypes: undefined,
+    responseBodyLimit: 524288,
+    responseBodyLimitAction: 'ProcessPartial',
     requestBodyLimit: 13107200,
     requestBodyNoFilesLimit: 131072,
     requestBodyLimitAction: 'Reject',
@@ -594,6 +601,22 @@ export function compileRules(directives: readonly Directive[], options: CompileO
       case 'secresponsebodyaccess':
         settings.responseBodyAccess = onOff(d);
         break;
+      case 'secresponsebodymimetype':
+        settings.responseBodyMimeTypes ??= new Set();
+        for (const a of d.args.join(' ').split(/\s+/)) if (a !== '') settings.responseBodyMimeTypes.add(a.toLowerCase());
+        break;
+      case 'secresponsebodymimetypesclear':
+        settings.responseBodyMimeTypes = new Set();
+        break;
+      case 'secresponsebodylimit':
+        settings.responseBodyLimit = int(d);
+        break;
+      case 'secresponsebodylimitaction': {
+        const v = (d.args[0] ?? '').toLowerCase();
+        if (v !== 'reject' && v !== 'processpartial') throw new SecLangError(d.origin, 'SecResponseBodyLimitAction must be Reject or ProcessPartial');
+        settings.responseBodyLimitAction = v === 'reject' ? 'Reject' : 'ProcessPartial';
+        break;
+      }
       case 'secrequestbodylimit':
         settings.requestBodyLimit = int(d);
         break;

@@ -25,6 +25,18 @@ export interface WafRequest {
   readonly serverPort?: number;
 }
 
+/** The upstream's response head, for phases 3 and 4 (names as received, latin1 strings). */
+export interface WafResponse {
+  readonly status: number;
+  /** The protocol the response goes downstream in: '1.0', '1.1' or '2' (HTTP/2.0). */
+  readonly httpVersion: string;
+  /** Flat name/value pairs. */
+  readonly headers: readonly string[];
+}
+
+/** The collections phases 3 and 4 read (dropped from the cache when the response arrives). */
+const RESPONSE_COLLECTIONS = ['RESPONSE_STATUS', 'RESPONSE_PROTOCOL', 'RESPONSE_HEADERS', 'RESPONSE_HEADERS_NAMES', 'RESPONSE_CONTENT_TYPE', 'RESPONSE_CONTENT_LENGTH', 'RESPONSE_BODY', 'OUTBOUND_DATA_ERROR'];
+
 export interface MatchedRule {
   readonly id: number;
   readonly phase: number;
@@ -110,6 +122,9 @@ export class Transaction implements MacroSource, OperatorContext {
   private currentRule: Rule | undefined;
   private body: BodyResult | undefined;
   private rawBody = '';
+  private resp: WafResponse | undefined;
+  private respBody: string | undefined;
+  private outboundDataError = false;
   private readonly started = performance.now();
   private deadline = Infinity;
   private readonly uri: { path: string; query: string | undefined; uri: string };
@@ -187,6 +202,32 @@ export class Transaction implements MacroSource, OperatorContext {
     this.bodyProcessor = result.processor;
     this.cache.clear();
     this.slots.length = 0;
+  }
+
+  /** Hands the response head to the transaction (before phase 3). */
+  setResponse(response: WafResponse): void {
+    this.resp = response;
+    this.dropResponseCollections();
+  }
+
+  /**
+   * Hands the response body (its first SecResponseBodyLimit bytes, latin1) to the transaction
+   * (before phase 4); `overLimit`: the body was longer (OUTBOUND_DATA_ERROR is 1).
+   */
+  setResponseBody(raw: string, overLimit: boolean): void {
+    this.respBody = raw;
+    this.outboundDataError = overLimit;
+    this.dropResponseCollections();
+  }
+
+  private dropResponseCollections(): void {
+    for (const name of RESPONSE_COLLECTIONS) this.cache.delete(name);
+    this.slots.length = 0;
+  }
+
+  /** The CRS's outbound anomaly score (959060-959063 sum it in phase 4). */
+  get outboundScore(): number {
+    return toInt(this.txValue('outbound_anomaly_score') ?? '0');
   }
 
   get anomalyScore(): number {
@@ -676,6 +717,33 @@ export class Transaction implements MacroSource, OperatorContext {
         return body?.partHeaders ?? EMPTY;
       case 'XML':
         return body?.xml ?? EMPTY;
+      case 'RESPONSE_STATUS':
+        return this.resp === undefined ? EMPTY : scalar(name, String(this.resp.status));
+      case 'RESPONSE_PROTOCOL':
+        return this.resp === undefined ? EMPTY : scalar(name, HTTP_VERSION[this.resp.httpVersion] ?? `HTTP/${this.resp.httpVersion}`);
+      case 'RESPONSE_HEADERS':
+      case 'RESPONSE_HEADERS_NAMES': {
+        const h = new ListBuilder();
+        const n = new ListBuilder();
+        const fields = this.resp?.headers ?? [];
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          h.add(fields[i] as string, fields[i + 1] as string);
+          n.add(fields[i] as string, fields[i] as string);
+        }
+        this.cache.set('RESPONSE_HEADERS', h);
+        this.cache.set('RESPONSE_HEADERS_NAMES', n);
+        return name === 'RESPONSE_HEADERS' ? h : n;
+      }
+      case 'RESPONSE_CONTENT_TYPE':
+        // the Content-Type field as sent; absent without one (v3 sets it from the field only)
+        return scalar(name, this.resp === undefined ? undefined : headerValue(this.resp.headers, 'content-type'));
+      case 'RESPONSE_CONTENT_LENGTH':
+        return scalar(name, this.resp === undefined ? undefined : headerValue(this.resp.headers, 'content-length'));
+      case 'RESPONSE_BODY':
+        // empty, not absent, when none was read (v3's response body is always there)
+        return scalar(name, this.respBody ?? '');
+      case 'OUTBOUND_DATA_ERROR':
+        return scalar(name, this.outboundDataError ? '1' : '0');
       default: {
         const flag = body?.multipartFlags?.get(name);
         if (flag !== undefined) return scalar(name, flag);

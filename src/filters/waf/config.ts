@@ -16,6 +16,10 @@ export const WAF_DEFAULTS = {
   request_body_limit: '1mb',
   time_budget: '1s',
   on_budget_exceeded: 'block' as 'block' | 'pass',
+  response_body_access: false,
+  response_body_limit: '512kb',
+  response_body_limit_action: 'process_partial' as 'process_partial' | 'reject',
+  response_body_mime_types: ['text/plain', 'text/html', 'text/xml'],
 };
 
 const ID_RANGE_PATTERN = '^[0-9]+(-[0-9]+)?$';
@@ -47,11 +51,15 @@ export const WafSchema = object(
     paranoia_level: Type.Optional(Type.Integer({ minimum: 1, maximum: 4, default: WAF_DEFAULTS.paranoia_level, description: 'The CRS paranoia level (1-4): higher levels run more rules and block more false positives.' })),
     executing_paranoia_level: Type.Optional(Type.Integer({ minimum: 1, maximum: 4, description: 'Run (and log) the rules up to this level while scoring only to paranoia_level (the CRS\'s executing_paranoia_level); default: paranoia_level.' })),
     inbound_threshold: Type.Optional(Type.Integer({ minimum: 1, default: WAF_DEFAULTS.inbound_threshold, description: 'Inbound anomaly score at which a request is blocked (the CRS\'s inbound_anomaly_score_threshold; a critical match scores 5).' })),
-    outbound_threshold: Type.Optional(Type.Integer({ minimum: 1, default: WAF_DEFAULTS.outbound_threshold, description: 'Outbound anomaly score threshold (response rules; not evaluated by usher yet).' })),
+    outbound_threshold: Type.Optional(Type.Integer({ minimum: 1, default: WAF_DEFAULTS.outbound_threshold, description: 'Outbound anomaly score at which a response is blocked (the CRS\'s outbound_anomaly_score_threshold; the response rules run with response_body_access).' })),
     mode: Type.Optional(stringEnum(['block', 'detection_only'] as const, { default: WAF_DEFAULTS.mode, description: 'block: a request over the threshold gets 403 waf_blocked. detection_only: it passes; its matches are logged and audited (SecRuleEngine DetectionOnly).' })),
     request_body_limit: Type.Optional(size('Largest request body the WAF reads (SecRequestBodyLimit); a larger one is refused with 413.', WAF_DEFAULTS.request_body_limit)),
     time_budget: Type.Optional(duration('Most time the rules may take on one request, a bound for the pathological case (a warm CRS at PL1 takes well under a millisecond; the first requests after a load, before the JIT warms up, take tens); checked between rules, and a runaway regex is also cut off by V8\'s linear-time fallback.', WAF_DEFAULTS.time_budget)),
     on_budget_exceeded: Type.Optional(stringEnum(['block', 'pass'] as const, { default: WAF_DEFAULTS.on_budget_exceeded, description: 'A request whose evaluation ran out of time_budget: block (403 waf_blocked; in detection_only it passes) or pass; either way it is audited with budget_exceeded.' })),
+    response_body_access: Type.Optional(Type.Boolean({ default: WAF_DEFAULTS.response_body_access, description: 'Run the response phases (SecResponseBodyAccess On): phase 3 on the upstream\'s head and phase 4 on its body, read whole up to response_body_limit before anything goes downstream (the CRS\'s RESPONSE-95x data leakage rules, blocked with 403 waf_blocked). It costs the latency to first byte of reading that much of the body. Off: no response phase runs, nothing is held.' })),
+    response_body_limit: Type.Optional(size('Most of a response body phase 4 reads (SecResponseBodyLimit).', WAF_DEFAULTS.response_body_limit)),
+    response_body_limit_action: Type.Optional(stringEnum(['process_partial', 'reject'] as const, { default: WAF_DEFAULTS.response_body_limit_action, description: 'A longer body (SecResponseBodyLimitAction): process_partial inspects its first response_body_limit bytes and passes it all; reject answers 403 waf_blocked (in detection_only it passes).' })),
+    response_body_mime_types: Type.Optional(Type.Array(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+/[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', 'x-usher-expected': 'a media type like text/html' }), { description: 'The media types whose bodies phase 4 reads (SecResponseBodyMimeType; ModSecurity\'s recommended text/plain, text/html, text/xml by default); other bodies stream, and phase 4 runs without them.' })),
     audit_log: Type.Optional(Type.String({ minLength: 1, description: 'A file that gets one JSON line per blocked or flagged request: the request id, the matched rules with their data (truncated), the scores.' })),
     allowed_methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { description: 'The methods the CRS allows (tx.allowed_methods; CRS default GET HEAD POST OPTIONS).' })),
     rules: Type.Optional(Type.Array(Type.String(), { description: 'SecLang read after the CRS, as an operator writes it for ModSecurity (SecRuleRemoveById, SecRuleUpdateTargetById, SecRule with ctl:...).' })),
@@ -93,6 +101,10 @@ export interface WafConfig {
   request_body_limit: number;
   time_budget: number; // ms
   on_budget_exceeded: 'block' | 'pass';
+  response_body_access: boolean;
+  response_body_limit: number;
+  response_body_limit_action: 'process_partial' | 'reject';
+  response_body_mime_types: string[];
   audit_log: string | undefined;
   allowed_methods: string[] | undefined;
   rules: string[];
@@ -132,6 +144,10 @@ export function normalizeWaf(input: WafInput, filePath: (p: string) => string): 
     request_body_limit: parseSize(input.request_body_limit ?? d.request_body_limit),
     time_budget: parseDuration(input.time_budget ?? d.time_budget),
     on_budget_exceeded: input.on_budget_exceeded ?? d.on_budget_exceeded,
+    response_body_access: input.response_body_access ?? d.response_body_access,
+    response_body_limit: parseSize(input.response_body_limit ?? d.response_body_limit),
+    response_body_limit_action: input.response_body_limit_action ?? d.response_body_limit_action,
+    response_body_mime_types: [...(input.response_body_mime_types ?? d.response_body_mime_types)].map((t) => t.toLowerCase()),
     audit_log: input.audit_log === undefined ? undefined : filePath(input.audit_log),
     allowed_methods: input.allowed_methods === undefined ? undefined : [...input.allowed_methods],
     rules: [...(input.rules ?? [])],

@@ -59,6 +59,10 @@ export class WafRuntime {
       outboundThreshold: config.outbound_threshold,
       mode: config.mode,
       requestBodyLimit: config.request_body_limit,
+      responseBodyAccess: config.response_body_access,
+      responseBodyLimit: config.response_body_limit,
+      responseBodyLimitAction: config.response_body_limit_action === 'reject' ? 'Reject' : 'ProcessPartial',
+      responseBodyMimeTypes: config.response_body_mime_types,
       extraRules: config.rules,
       allowedMethods: config.allowed_methods?.join(' '),
     });
