@@ -10,7 +10,7 @@ interface State {
   /** The longest phrase ending here (directly or through failure links), or undefined. */
   out: string | undefined;
   depth: number;
-  /** Row offset in the table (index × classes). */
+  /** Index (row) in the table. */
   row: number;
   /** The tags of every phrase ending here (directly or through failure links). */
   tags: number[] | undefined;
@@ -21,9 +21,9 @@ const fold = (c: number): number => (c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
 export class AhoCorasick {
   /** Byte → class (0: a byte no phrase holds; A-Z share a-z's). */
   private readonly classes = new Uint8Array(256);
-  /** Row offset × class → the next state's row offset. */
-  private readonly table: Int32Array;
-  /** States from this row offset on end a phrase: outs[(row - acceptFrom) / width]. */
+  /** Row × classes + class → the next state's row (16 bits a cell while the rows fit). */
+  private readonly table: Uint16Array | Uint32Array;
+  /** States from this row on end a phrase: outs[row - acceptFrom]. */
   private readonly acceptFrom: number;
   private readonly width: number;
   private readonly outs: string[];
@@ -83,24 +83,24 @@ export class AhoCorasick {
     const outs: string[] = [];
     const outTags: Array<readonly number[]> = [];
     let n = 0;
-    for (const s of queue) if (s.out === undefined) s.row = width * n++;
-    this.acceptFrom = width * n;
+    for (const s of queue) if (s.out === undefined) s.row = n++;
+    this.acceptFrom = n;
     for (const s of queue) {
       if (s.out === undefined) continue;
-      s.row = width * n++;
+      s.row = n++;
       outs.push(s.out);
       outTags.push(s.tags ?? []);
     }
     this.outs = outs;
     this.outTags = outTags;
     // breadth first, a state's failure state (shallower) has its row filled before its own
-    const table = new Int32Array(width * n);
+    const table = n <= 0x10000 ? new Uint16Array(width * n) : new Uint32Array(width * n);
     const classOf = new Map<number, number>();
     for (let c = 0; c < 256; c++) if (this.classes[c] !== 0 && (c < 0x41 || c > 0x5a)) classOf.set(c, this.classes[c] as number);
     for (const s of queue) {
       for (const [c, k] of classOf) {
         const t = s.next.get(c);
-        table[s.row + k] = t !== undefined ? t.row : s === root ? root.row : (table[(s.fail as State).row + k] as number);
+        table[s.row * width + k] = t !== undefined ? t.row : s === root ? root.row : (table[(s.fail as State).row * width + k] as number);
       }
       // class 0 (no phrase holds it) leads back to the root, which is row 0
     }
@@ -112,10 +112,11 @@ export class AhoCorasick {
     const table = this.table;
     const classes = this.classes;
     const acceptFrom = this.acceptFrom;
+    const width = this.width;
     let st = 0;
     for (let i = 0; i < s.length; i++) {
-      st = table[st + (classes[s.charCodeAt(i) & 0xff] as number)] as number;
-      if (st >= acceptFrom) return this.outs[(st - acceptFrom) / this.width];
+      st = table[st * width + (classes[s.charCodeAt(i) & 0xff] as number)] as number;
+      if (st >= acceptFrom) return this.outs[st - acceptFrom];
     }
     return undefined;
   }
@@ -125,10 +126,11 @@ export class AhoCorasick {
     const table = this.table;
     const classes = this.classes;
     const acceptFrom = this.acceptFrom;
+    const width = this.width;
     let st = 0;
     for (let i = 0; i < s.length; i++) {
-      st = table[st + (classes[s.charCodeAt(i) & 0xff] as number)] as number;
-      if (st >= acceptFrom) for (const tag of this.outTags[(st - acceptFrom) / this.width] as readonly number[]) seen[tag] = 1;
+      st = table[st * width + (classes[s.charCodeAt(i) & 0xff] as number)] as number;
+      if (st >= acceptFrom) for (const tag of this.outTags[st - acceptFrom] as readonly number[]) seen[tag] = 1;
     }
   }
 }

@@ -134,9 +134,14 @@ function rxWithMacros(macro: ReturnType<typeof compileMacro>): OperatorFn {
   };
 }
 
-function pmWith(phrases: string[]): OperatorFn {
+function pmWith(phrases: string[], env?: OperatorEnv): OperatorFn {
   const ac = new AhoCorasick(phrases);
+  // in a rule set, the shared pass over the value (prefilter.ts) says first whether any phrase is
+  // there: the same automaton's answer (ASCII folded), so only a value holding one is searched
+  const filters = env?.literals;
+  const id = filters === undefined || ac.size === 0 ? -1 : filters.add(phrases.filter((p) => p.length > 0));
   return (v, ctx) => {
+    if (id >= 0 && ctx.literalsIn !== undefined && ctx.literalsIn(filters as LiteralFilters, v)[id] !== 1) return false;
     const hit = ac.search(v);
     if (hit === undefined) return false;
     if (ctx.captures !== undefined) ctx.captures[0] = hit;
@@ -317,9 +322,9 @@ function containsWord(v: string, w: string): boolean {
 /** By lower-case name. The two detector entries are where src/waf/detect/ is wired in. */
 export const OPERATORS: Readonly<Record<string, Factory>> = Object.freeze({
   rx,
-  pm: (arg: string) => pmWith(arg.trim().split(/\s+/)),
-  pmf: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env)),
-  pmfromfile: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env)),
+  pm: (arg: string, env: OperatorEnv) => pmWith(arg.trim().split(/\s+/), env),
+  pmf: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env), env),
+  pmfromfile: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env), env),
   streq: (arg: string) => stringOp(arg, (v, p) => v === p),
   within: (arg: string) => stringOp(arg, (v, p) => p.indexOf(v) >= 0),
   contains: (arg: string) => stringOp(arg, (v, p) => v.indexOf(p) >= 0),
