@@ -148,3 +148,21 @@ test('every @rx of the installed CRS answers the same prefiltered and not, on at
     assert.ok(seen < filters.size / 4, `${seen} of ${filters.size} filters pass ${b}`);
   }
 });
+
+test('@pm in a rule set: the shared pass decides, the rule automaton captures', () => {
+  const rs = compileRules(
+    parseSecLang(
+      'SecRuleEngine On\nSecRule ARGS "@pm passwd shadow" "id:1,phase:1,t:none,t:lowercase,capture,pass,log,logdata:%{TX.0}"\nSecRule ARGS "@pm .htaccess" "id:2,phase:1,t:none,t:urlDecodeUni,pass,log"',
+      't.conf',
+    ),
+  );
+  const run = (target: string): string[] => {
+    const tx = new Transaction(rs, { id: 'r', method: 'GET', target, httpVersion: '1.1', headers: ['Host', 'x'], remoteAddr: '192.0.2.1', remotePort: 1 });
+    tx.runPhase(1);
+    return tx.matched.map((m) => `${m.id}:${m.data}`);
+  };
+  assert.deepEqual(run('/?f=ETC/SHADOW&g=x'), ['1:shadow']);
+  // %252e is %2e after the parser's decoding, '.' only after t:urlDecodeUni
+  assert.deepEqual(run('/?f=%252eHTACCESS'), ['2:']);
+  assert.deepEqual(run('/?f=shad0w'), []);
+});
