@@ -121,16 +121,24 @@ export class AhoCorasick {
     return undefined;
   }
 
-  /** Sets seen[tag] to 1 for the tag of every phrase found anywhere in `s`. */
-  mark(s: string, seen: Uint8Array): void {
+  /**
+   * An array of `size` with [tag] set to 1 for the tag of every phrase found anywhere in `s`, or
+   * undefined when none is (most values: nothing is allocated for them).
+   */
+  mark(s: string, size: number): Uint8Array | undefined {
     const table = this.table;
     const classes = this.classes;
     const acceptFrom = this.acceptFrom;
     const width = this.width;
+    let seen: Uint8Array | undefined;
     let st = 0;
     for (let i = 0; i < s.length; i++) {
       st = table[st * width + (classes[s.charCodeAt(i) & 0xff] as number)] as number;
-      if (st >= acceptFrom) for (const tag of this.outTags[st - acceptFrom] as readonly number[]) seen[tag] = 1;
+      if (st >= acceptFrom) {
+        seen ??= new Uint8Array(size);
+        for (const tag of this.outTags[st - acceptFrom] as readonly number[]) seen[tag] = 1;
+      }
     }
+    return seen;
   }
 }

@@ -329,6 +329,7 @@ export class LiteralFilters {
   private readonly tags: number[] = [];
   private count = 0;
   private ac: AhoCorasick | undefined;
+  private none: Uint8Array | undefined;
 
   /** Registers a filter (before build()); returns its id. */
   add(literals: readonly string[]): number {
@@ -351,8 +352,7 @@ export class LiteralFilters {
 
   /** seen[id] is 1 when filter id's literals (one of them) are in `value`, case folded. */
   scan(value: string): Uint8Array {
-    const seen = new Uint8Array(this.count);
-    (this.ac ??= new AhoCorasick(this.phrases, this.tags)).mark(value, seen);
-    return seen;
+    // a value holding no literal at all (most do not) gets the one shared all-zero array
+    return (this.ac ??= new AhoCorasick(this.phrases, this.tags)).mark(value, this.count) ?? (this.none ??= new Uint8Array(this.count));
   }
 }
