@@ -9,10 +9,13 @@ import { AhoCorasick } from './aho-corasick.js';
 import { detectSqli, detectXss } from './detect/index.js';
 import { type MacroSource, compileMacro, expandMacro } from './macro.js';
 import { PcreError, translatePcre } from './pcre.js';
+import { type LiteralFilters, requiredLiterals } from './prefilter.js';
 
 export interface OperatorContext extends MacroSource {
   /** Set by the engine when the rule has `capture`: the operator fills [0..9]. */
   captures: string[] | undefined;
+  /** The rule set's literal prefilters over `value` (LiteralFilters.scan), memoised per value. */
+  literalsIn?(filters: LiteralFilters, value: string): Uint8Array;
 }
 
 export type OperatorFn = (value: string, ctx: OperatorContext) => boolean;
@@ -20,6 +23,8 @@ export type OperatorFn = (value: string, ctx: OperatorContext) => boolean;
 export interface OperatorEnv {
   /** The rule file's directory (for @pmFromFile and @ipMatchFromFile). */
   readonly dir: string;
+  /** The rule set's shared @rx prefilters (built once every rule is compiled). */
+  readonly literals?: LiteralFilters;
 }
 
 export interface CompiledOperator {
@@ -74,7 +79,7 @@ function rxTest(re: RegExp, v: string, ctx: OperatorContext): boolean {
 /** Patterns made from a macro's value, by expanded text (the CRS's come from a few TX settings). */
 const MACRO_RX_CACHE = 64;
 
-function rx(arg: string): { fn: OperatorFn; approximations: readonly string[] } {
+function rx(arg: string, env?: OperatorEnv): { fn: OperatorFn; approximations: readonly string[] } {
   const macro = compileMacro(arg);
   if (macro.constant === undefined) return { fn: rxWithMacros(macro), approximations: [] };
   let t;
@@ -87,6 +92,21 @@ function rx(arg: string): { fn: OperatorFn; approximations: readonly string[] } 
   const re = new RegExp(t.source, t.flags);
   // V8 compiles a regex on its first exec: do it at load, not in the first requests
   re.test('');
+  // a value holding none of the literals every match needs cannot match (prefilter.ts); the
+  // rule set's filters share one pass per value, memoised by the transaction
+  const lits = t.flags === '' ? requiredLiterals(t.source) : undefined;
+  if (lits !== undefined) {
+    const filters = env?.literals;
+    if (filters !== undefined) {
+      const id = filters.add(lits);
+      return {
+        fn: (v, ctx) => (ctx.literalsIn === undefined ? filters.scan(v) : ctx.literalsIn(filters, v))[id] === 1 && rxTest(re, v, ctx),
+        approximations: t.approximations,
+      };
+    }
+    const pre = new AhoCorasick(lits);
+    return { fn: (v, ctx) => pre.search(v) !== undefined && rxTest(re, v, ctx), approximations: t.approximations };
+  }
   return { fn: (v, ctx) => rxTest(re, v, ctx), approximations: t.approximations };
 }
 
@@ -114,9 +134,14 @@ function rxWithMacros(macro: ReturnType<typeof compileMacro>): OperatorFn {
   };
 }
 
-function pmWith(phrases: string[]): OperatorFn {
+function pmWith(phrases: string[], env?: OperatorEnv): OperatorFn {
   const ac = new AhoCorasick(phrases);
+  // in a rule set, the shared pass over the value (prefilter.ts) says first whether any phrase is
+  // there: the same automaton's answer (ASCII folded), so only a value holding one is searched
+  const filters = env?.literals;
+  const id = filters === undefined || ac.size === 0 ? -1 : filters.add(phrases.filter((p) => p.length > 0));
   return (v, ctx) => {
+    if (id >= 0 && ctx.literalsIn !== undefined && ctx.literalsIn(filters as LiteralFilters, v)[id] !== 1) return false;
     const hit = ac.search(v);
     if (hit === undefined) return false;
     if (ctx.captures !== undefined) ctx.captures[0] = hit;
@@ -297,9 +322,9 @@ function containsWord(v: string, w: string): boolean {
 /** By lower-case name. The two detector entries are where src/waf/detect/ is wired in. */
 export const OPERATORS: Readonly<Record<string, Factory>> = Object.freeze({
   rx,
-  pm: (arg: string) => pmWith(arg.trim().split(/\s+/)),
-  pmf: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env)),
-  pmfromfile: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env)),
+  pm: (arg: string, env: OperatorEnv) => pmWith(arg.trim().split(/\s+/), env),
+  pmf: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env), env),
+  pmfromfile: (arg: string, env: OperatorEnv) => pmWith(dataFileLines(arg, env), env),
   streq: (arg: string) => stringOp(arg, (v, p) => v === p),
   within: (arg: string) => stringOp(arg, (v, p) => p.indexOf(v) >= 0),
   contains: (arg: string) => stringOp(arg, (v, p) => v.indexOf(p) >= 0),

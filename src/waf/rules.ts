@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { type Macro, compileMacro } from './macro.js';
 import { type CompiledOperator, UnsupportedError, compileOperator } from './operators.js';
 import { type Directive, type Origin, SecLangError } from './parse.js';
+import { LiteralFilters } from './prefilter.js';
 import { type ActionSpec, type TargetSpec, parseActions, parseOperator, parseTargets } from './syntax.js';
 import { TRANSFORMS, type Transform } from './transforms.js';
 import { COLLECTIONS, DYNAMIC_COLLECTIONS, MAP_COLLECTIONS, collectionId } from './variables.js';
@@ -63,6 +64,8 @@ export interface TransformChain {
   readonly id: number;
   readonly fns: readonly Transform[];
   readonly names: readonly string[];
+  /** Each transformation's own id (aliases share one): the per-request memo of single steps. */
+  readonly tids: readonly number[];
 }
 
 export interface Rule {
@@ -160,8 +163,11 @@ function chainOf(names: string[]): TransformChain {
     id = nextChainId++;
     chainIds.set(key, id);
   }
-  return { id, names, fns: names.map((n) => TRANSFORMS[n.toLowerCase()] as Transform) };
+  const fns = names.map((n) => TRANSFORMS[n.toLowerCase()] as Transform);
+  return { id, names, fns, tids: fns.map((f) => TRANSFORM_IDS.get(f) as number) };
 }
+
+const TRANSFORM_IDS = new Map<Transform, number>([...new Set(Object.values(TRANSFORMS))].map((f, i) => [f, i]));
 
 function parseRanges(text: string): Array<[number, number]> {
   const out: Array<[number, number]> = [];
@@ -464,6 +470,8 @@ export function compileRules(directives: readonly Directive[], options: CompileO
   const updates: Array<{ by: 'id'; ranges: Array<[number, number]>; targets: Target[] } | { by: 'tag'; tag: RegExp; targets: Target[] }> = [];
   let chainParent: Rule | undefined;
   let chainSkipped = false;
+  // the @rx prefilters of the whole set, one automaton (prefilter.ts)
+  const literals = new LiteralFilters();
 
   const onOff = (d: Directive): boolean => {
     const v = (d.args[0] ?? '').toLowerCase();
@@ -497,7 +505,7 @@ export function compileRules(directives: readonly Directive[], options: CompileO
       const allTransforms = hasNone || def?.transforms === undefined ? transforms : [...def.transforms, ...transforms];
       const targets = targetsText === undefined ? [] : compileTargets(targetsText);
       const op = opText === undefined ? { name: 'unconditionalMatch', argument: '', negated: false } : parseOperator(opText);
-      const operator = compileOperator(op.name, op.argument, { dir: dirname(d.origin.file) });
+      const operator = compileOperator(op.name, op.argument, { dir: dirname(d.origin.file), literals });
       const rule: Rule = {
         id: inChain ? (chainParent as Rule).id : (draft.id as number),
         origin: d.origin,
@@ -712,6 +720,7 @@ export function compileRules(directives: readonly Directive[], options: CompileO
     const action = d?.disruptive === 'block' || d?.disruptive === undefined ? 'pass' : d.disruptive;
     return { action, status: d?.status, redirect: d?.redirect, allow: d?.allow };
   });
+  literals.build();
   return { phases, rules, skipped, ignored, approximations, settings, blockAction };
 }
 

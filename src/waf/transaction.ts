@@ -5,6 +5,7 @@
 import type { MacroSource } from './macro.js';
 import { expandMacro } from './macro.js';
 import { toInt, type OperatorContext } from './operators.js';
+import type { LiteralFilters } from './prefilter.js';
 import { type AllowScope, type Ctl, type Disruptive, type EngineMode, type Rule, type RuleSet, type Target, type TransformChain, inRanges } from './rules.js';
 import { urlDecode } from './transforms.js';
 import { type Collection, DYNAMIC_COLLECTIONS, EMPTY, ListBuilder, MAP_COLLECTIONS, parseCookies, parseUrlEncoded, scalar } from './variables.js';
@@ -112,6 +113,11 @@ export class Transaction implements MacroSource, OperatorContext {
   /** The same collections by id (Target.cid): the rules' hot path. */
   private readonly slots: Array<Collection | undefined> = [];
   private readonly memo: Array<Map<string, string> | undefined> = [];
+  /** One transformation's results by input (TransformChain.tids): chains share their steps. */
+  private readonly stepMemo: Array<Map<string, string> | undefined> = [];
+  /** The @rx prefilters' pass over each value seen (literalsIn), for one LiteralFilters. */
+  private literalFilters: LiteralFilters | undefined;
+  private literalMemo: Map<string, Uint8Array> | undefined;
   private removedIds: Array<readonly [number, number]> | undefined;
   private removedTags: RegExp[] | undefined;
   private removedTargets: RemovedTargets[] | undefined;
@@ -382,9 +388,40 @@ export class Transaction implements MacroSource, OperatorContext {
       if (hit !== undefined) return hit;
     }
     let v = value;
-    for (let i = 0; i < fns.length; i++) v = (fns[i] as (s: string) => string)(v);
+    const tids = chain.tids;
+    for (let i = 0; i < fns.length; i++) {
+      // the same step on the same input is shared by every chain holding it (the CRS's chains
+      // differ in a step or two); transformations are pure functions of their input
+      const tid = tids[i] as number;
+      let sm = this.stepMemo[tid];
+      if (sm === undefined) {
+        sm = new Map();
+        this.stepMemo[tid] = sm;
+      }
+      let out = sm.get(v);
+      if (out === undefined) {
+        out = (fns[i] as (s: string) => string)(v);
+        sm.set(v, out);
+      }
+      v = out;
+    }
     m.set(value, v);
     return v;
+  }
+
+  literalsIn(filters: LiteralFilters, value: string): Uint8Array {
+    let m = this.literalMemo;
+    if (m === undefined || this.literalFilters !== filters) {
+      m = new Map();
+      this.literalMemo = m;
+      this.literalFilters = filters;
+    }
+    let seen = m.get(value);
+    if (seen === undefined) {
+      seen = filters.scan(value);
+      m.set(value, seen);
+    }
+    return seen;
   }
 
   private count(t: Target, exclusions: readonly Target[]): number {

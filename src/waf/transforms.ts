@@ -139,7 +139,12 @@ export function cssDecode(s: string): string {
   return out;
 }
 
+/** What cmdLine changes: quotes, \\ and ^ go, separators become one space, A-Z lower-case. */
+const CMDLINE_CHANGES = /["'\\^ ,;\t\r\nA-Z]/;
+
 export function cmdLine(s: string): string {
+  // '/' and '(' change the output only after a separator: without any of these it is `s`
+  if (!CMDLINE_CHANGES.test(s)) return s;
   let out = '';
   let space = false;
   for (let i = 0; i < s.length; i++) {

@@ -61,6 +61,38 @@ test('@pm: case-insensitive phrases, the first found is captured; the automaton 
   assert.equal(ac.search('xyz'), undefined);
 });
 
+test('@pm automaton: the dense table finds what a naive search finds (first end position, longest phrase ending there), case-folded ASCII only', () => {
+  const fold = (s: string): string => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const naive = (phrases: string[], s: string): string | undefined => {
+    const f = fold(s);
+    for (let end = 1; end <= f.length; end++) {
+      let best: string | undefined;
+      for (const p of phrases) if (p !== '' && end >= p.length && f.slice(end - p.length, end) === fold(p) && (best === undefined || p.length > best.length)) best = p;
+      if (best !== undefined) return best;
+    }
+    return undefined;
+  };
+  let x = 7;
+  const rand = (n: number): number => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x % n;
+  };
+  const alphabet = 'abAB/.-\xc4\xe4 ';
+  const word = (n: number): string => Array.from({ length: n }, () => alphabet[rand(alphabet.length)]).join('');
+  for (let round = 0; round < 300; round++) {
+    const phrases = Array.from({ length: 1 + rand(8) }, () => word(1 + rand(4)));
+    const ac = new AhoCorasick(phrases);
+    for (let k = 0; k < 20; k++) {
+      const s = word(rand(16));
+      assert.equal(ac.search(s), naive(phrases, s), `${JSON.stringify(phrases)} in ${JSON.stringify(s)}`);
+    }
+  }
+  // bytes no phrase holds lead back to the start; latin1 letters are not folded
+  assert.equal(new AhoCorasick(['ab']).search('a\x00b a\xffb AB'), 'ab');
+  assert.equal(new AhoCorasick(['\xe4']).search('\xc4'), undefined);
+  assert.equal(new AhoCorasick([]).search('anything'), undefined);
+});
+
 test('@pmFromFile and @ipMatchFromFile read files next to the rule, skipping comments and blanks', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'waf-op-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
