@@ -44,9 +44,6 @@ export class Exchange extends UpstreamStage implements PhaseHost {
   private expectContinue = false;
   /** response phase: 0 while the route's hooks run, 1 for the listener's. */
   private responseStage = 0;
-  /** The response_inspect hooks have run on this response's head; which asked for the body, with their bounds. */
-  private inspected = false;
-  private inspectors: Array<{ f: Filter; n: number }> | null = null;
   private localBody: string | Buffer | StreamedBody | undefined = undefined;
   private closeAfter = false;
   /** The open tunnel of an upgrade (a WebSocket): a reload's drain policy ends it through this. */
@@ -294,7 +291,7 @@ export class Exchange extends UpstreamStage implements PhaseHost {
     for (const { f, n } of this.inspectors ?? []) {
       let r;
       try {
-        r = f.responseInspect!.body(this, head, body.length > n ? body.subarray(0, n) : body, complete || body.length <= n ? complete : false);
+        r = f.responseInspect!.body(this, head, body.length > n ? body.subarray(0, n) : body, complete && body.length <= n);
       } catch (err) {
         this.held = null;
         this.stopUpstream();

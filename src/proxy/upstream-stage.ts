@@ -19,7 +19,7 @@ import {
   type UpstreamResponseEvent,
   type UpstreamTryEvent,
 } from '../observability/events.js';
-import type { UpstreamRequestHead } from '../pipeline/types.js';
+import type { Filter, UpstreamRequestHead } from '../pipeline/types.js';
 import type { PickContext } from '../upstream/balancer.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { Attempt, type RawFields, type TryOwner } from './attempt.js';
@@ -73,9 +73,21 @@ export abstract class UpstreamStage extends ExchangeContext implements PickConte
   protected heldBytes = 0;
   protected holdLimit = 0;
   private holdOver = false;
+  /** The response_inspect hooks have run on this attempt's head; which asked for the body, with their bounds (exchange.ts). */
+  protected inspected = false;
+  protected inspectors: Array<{ f: Filter; n: number }> | null = null;
 
   protected dispatch(): void {
     const cluster = this.cluster!;
+    // A new attempt inspects and holds its own response (none retries after a held head today:
+    // retry.ts refuses upstream_bad_response once connected; this keeps a later change safe).
+    if (this.inspected) {
+      this.inspected = false;
+      this.inspectors = null;
+      this.held = null;
+      this.heldBytes = 0;
+      this.holdOver = false;
+    }
     if (this.readyAt === 0 && upstreamConnectedChannel.hasSubscribers) this.readyAt = performance.now();
     const admission = cluster.admission;
     if (admission !== null && this.attempt === 0 && !this.queued) {

@@ -201,6 +201,20 @@ export class Usher implements ListenerOwner, AdminHost {
     this.record({ at: new Date().toISOString(), source, result: 'success', file: config.file });
   }
 
+  /**
+   * A new listener on the port of one this reload removes (TLS switched on or off: another
+   * listener key): the old one holds the port until the swap, so without SO_REUSEPORT the bind
+   * fails with EADDRINUSE, and with it (workers_mechanism reuse_port) it would succeed and the
+   * kernel would spread connections over both, some meeting the wrong protocol. Refused alike.
+   */
+  private refuseSamePort(lc: ListenerConfig, wanted: ReadonlyMap<string, ListenerConfig>, config: UsherConfig): void {
+    if (lc.port === 0) return;
+    for (const [key, old] of this.listeners) {
+      if (wanted.has(key) || old.config.host !== lc.host || old.config.port !== lc.port) continue;
+      throw new Error(`listeners[${config.listeners.indexOf(lc)}] (${lc.address}): switching TLS ${lc.tls ? 'on' : 'off'} on a port that is serving takes a restart (or move it to another port)`);
+    }
+  }
+
   private async swap(config: UsherConfig): Promise<void> {
     // In slices: requests are served by the current runtime meanwhile (issue #11).
     const { runtime, retired } = await Runtime.buildInSlices(config, this.runtime, this.options.filters, 8, this.options.limits);
@@ -208,7 +222,10 @@ export class Usher implements ListenerOwner, AdminHost {
     const opened: Listener[] = [];
     let admin: AdminServer | null = null;
     try {
-      if (this.role !== 'primary') for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc, config));
+      if (this.role !== 'primary') {
+        for (const [key, lc] of wanted) if (!this.listeners.has(key)) this.refuseSamePort(lc, wanted, config);
+        for (const [key, lc] of wanted) if (!this.listeners.has(key)) opened.push(await this.openListener(lc, config));
+      }
       // A new or moved admin listener is bound before the commit, like a proxy listener: if it
       // cannot bind, the reload fails and nothing changes.
       if (config.admin !== undefined && this.role !== 'worker' && (this.admin === null || !this.admin.sameAddress(config.admin))) admin = await AdminServer.open(this, config.admin);

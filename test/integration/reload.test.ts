@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
+import { CERT_FILE, KEY_FILE } from '../helpers/h2.js';
 import { config, startUsher, waitFor, proxyTo } from '../helpers/usher.js';
 
 test('reload swaps routes atomically, keeps unchanged pools, and lets in-flight requests finish on the old config', async (t) => {
@@ -87,4 +88,19 @@ test('two listeners on port 0 are two listeners: both serve, a reload keeps both
   await u.close();
   closed = true;
   for (const port of ports) await assert.rejects(request(`http://127.0.0.1:${port}/`), /ECONNREFUSED/);
+});
+
+test('a reload that switches TLS on a serving port is refused with the listener named; the old listener keeps serving', { timeout: 120_000 }, async (t) => {
+  const { up } = await proxyTo(t, 'app');
+  const port = await closedPort();
+  const plain = { listeners: [{ address: `127.0.0.1:${port}` }], upstreams: { app: { servers: [up.url] } }, routes: [{ upstream: 'app' }] };
+  const u = await startUsher(plain);
+  t.after(() => u.close());
+  assert.equal((await request(`http://127.0.0.1:${port}/`)).body, 'app');
+  await assert.rejects(
+    u.usher.reload(config({ ...plain, listeners: [{ address: `127.0.0.1:${port}`, tls: { cert: CERT_FILE, key: KEY_FILE } }] })),
+    /listeners\[0\] \(127\.0\.0\.1:\d+\): switching TLS on on a port that is serving takes a restart/,
+  );
+  assert.equal((await request(`http://127.0.0.1:${port}/`)).body, 'app', 'the plain listener still serves');
+  assert.deepEqual(u.usher.addresses().map((a) => [a.port, a.tls]), [[port, false]]);
 });
