@@ -146,6 +146,6 @@ export class Waf {
   addBody(tx: Transaction, body: Buffer, contentType: string | undefined): void {
     const raw = body.toString('latin1');
     const processor = tx.bodyProcessor ?? (tx.forceRequestBodyVariable ? undefined : undefined);
-    tx.setBody(raw, processBody(processor, raw, contentType, { maxArgs: this.rules.settings.argumentsLimit, maxDepth: this.options.maxJsonDepth ?? 512 }));
+    tx.setBody(raw, processBody(processor, raw, contentType, { maxArgs: this.rules.settings.argumentsLimit, maxDepth: this.options.maxJsonDepth ?? 512 }, body));
   }
 }

@@ -24,12 +24,16 @@ const NAME_CHAR = /[A-Za-z0-9_:.\u0080-\u00ff-]/;
 
 class XmlError extends Error {}
 
-export function parseXml(body: string, limits: { maxDepth: number; maxNodes: number }): XmlResult {
+/**
+ * `body` is the document as bytes (latin1); `bytes`, when the caller has them, the same bytes as a
+ * Buffer, which the UTF-8 check reads directly (without them it re-encodes the string: a copy).
+ */
+export function parseXml(body: string, limits: { maxDepth: number; maxNodes: number }, bytes?: Buffer): XmlResult {
   const xml = new ListBuilder();
   const attrs: string[] = [];
   let text = '';
   try {
-    parse(body, limits, attrs, (t) => (text += t));
+    parse(body, limits, attrs, (t) => (text += t), bytes);
   } catch (err) {
     if (!(err instanceof XmlError)) throw err;
     return { error: `XML parsing error: ${err.message}`, xml };
@@ -39,7 +43,7 @@ export function parseXml(body: string, limits: { maxDepth: number; maxNodes: num
   return { error: undefined, xml };
 }
 
-function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs: string[], onText: (t: string) => void): void {
+function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs: string[], onText: (t: string) => void, bytes: Buffer | undefined): void {
   const n = s.length;
   let i = 0;
   const fail = (what: string): never => {
@@ -168,7 +172,7 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
   }
   // without an encoding declaration, or declaring UTF-8, the bytes must be UTF-8
   const declared = /^<\?xml\s[^?]*encoding\s*=\s*["']([^"']*)["']/.exec(s.slice(docStart, docStart + 200))?.[1];
-  if ((declared === undefined || /^utf-?8$/i.test(declared)) && !isUtf8(Buffer.from(s, 'latin1'))) fail('the input is not proper UTF-8 (and declares no other encoding)');
+  if ((declared === undefined || /^utf-?8$/i.test(declared)) && !isUtf8(bytes ?? Buffer.from(s, 'latin1'))) fail('the input is not proper UTF-8 (and declares no other encoding)');
   while (i < n && misc('prolog'));
   if (i >= n) fail('the document is empty');
   if (s[i] !== '<') fail('content before the root element');

@@ -133,3 +133,18 @@ test('through processBody, XML nests at most 257 levels (measured: ModSecurity, 
   // many elements are no error: the node bound is far above SecArgumentsLimit
   assert.equal(processBody('XML', `<r>${'<i a="1"/>'.repeat(5000)}</r>`, 'text/xml', limits).error, undefined);
 });
+
+test('the UTF-8 check reads the body bytes the caller hands over (no re-encoded copy of the body)', () => {
+  const doc = (s: string): [string, Buffer] => [s, Buffer.from(s, 'latin1')];
+  // the verdicts: UTF-8 passes, other bytes fail unless another encoding is declared
+  for (const [body, bytes, ok] of [
+    [...doc('<a>\u00c3\u00a9</a>'), true],
+    [...doc('<a>\u00ff\u00fe</a>'), false],
+    [...doc('<a>\u00c0\u00af</a>'), false], // an overlong '/'
+    [...doc('<?xml version="1.0" encoding="ISO-8859-1"?><a>\u00e9</a>'), true],
+  ] as const) {
+    assert.equal(processBody('XML', body, 'text/xml', { maxArgs: 10, maxDepth: 16 }, bytes).error === undefined, ok, body);
+  }
+  // the bytes handed over are what is judged: the string is not encoded again
+  assert.match(parseXml('<a>x</a>', LIMITS, Buffer.from('<a>\u00ff</a>', 'latin1')).error ?? '', /not proper UTF-8/);
+});
