@@ -137,20 +137,37 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
     if (where === 'prolog' && s.startsWith('<!DOCTYPE', i)) {
       if (hasDtd || rootSeen) fail('a misplaced DOCTYPE');
       hasDtd = true;
-      // to the '>' that closes it, past an internal subset in [...] and quoted strings
+      // to the '>' that closes it, past an internal subset in [...] and quoted strings; in the
+      // subset, comments and processing instructions are skipped whole (a ']>', a quote or an
+      // <!ENTITY in them declares nothing and ends nothing, as libxml2 reads them)
       let depth = 0;
       let q = '';
       let subsetStart = -1;
+      let segment = -1;
+      const subset: string[] = [];
       const start = i + 9;
       for (i = start; i < n; i++) {
         const c = s[i];
         if (q !== '') {
           if (c === q) q = '';
+        } else if (depth > 0 && c === '<' && (s.startsWith('<!--', i) || s.startsWith('<?', i))) {
+          subset.push(s.slice(segment, i));
+          if (s[i + 1] === '!') comment();
+          else {
+            const end = s.indexOf('?>', i + 2);
+            if (end < 0) fail('an unterminated processing instruction');
+            i = end + 2;
+          }
+          segment = i;
+          i--;
         } else if (c === '"' || c === "'") q = c;
         else if (c === '[') {
-          if (depth++ === 0 && subsetStart < 0) subsetStart = i + 1;
+          if (depth++ === 0 && subsetStart < 0) subsetStart = segment = i + 1;
         } else if (c === ']') {
-          if (--depth === 0 && subsetStart >= 0) declare(s.slice(subsetStart, i));
+          if (--depth === 0 && subsetStart >= 0) {
+            subset.push(s.slice(segment, i));
+            declare(subset.join(''));
+          }
         } else if (c === '>' && depth <= 0) break;
       }
       if (i >= n) fail('an unterminated DOCTYPE');
