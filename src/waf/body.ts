@@ -15,7 +15,8 @@ export interface BodyLimits {
   readonly maxDepth: number;
 }
 
-export function processBody(processor: string | undefined, body: string, contentType: string | undefined, limits: BodyLimits): BodyResult {
+/** `bytes`: the body as a Buffer when the caller has it (`body` is it as latin1), for checks on the bytes themselves. */
+export function processBody(processor: string | undefined, body: string, contentType: string | undefined, limits: BodyLimits, bytes?: Buffer): BodyResult {
   switch (processor) {
     case 'URLENCODED':
       return urlencoded(body, limits);
@@ -27,7 +28,7 @@ export function processBody(processor: string | undefined, body: string, content
       // 257 levels (not the JSON depth setting): libxml2's own limit without XML_PARSE_HUGE (measured: ModSecurity refuses
       // 258); 100,000 elements and attributes, far above what an API sends, a bound
       // on the lists kept (the body itself is bounded by SecRequestBodyLimit)
-      const r = parseXml(body, { maxDepth: XML_MAX_DEPTH, maxNodes: XML_MAX_NODES });
+      const r = parseXml(body, { maxDepth: XML_MAX_DEPTH, maxNodes: XML_MAX_NODES }, bytes);
       return { processor: 'XML', error: r.error, args: undefined, xml: r.xml };
     }
     default:

@@ -119,10 +119,11 @@ export class Waf {
   /**
    * Phase 2 without a body: ModSecurity runs the body processor anyway, and the XML one fails on
    * the empty document (measured: a GET or an empty POST with Content-Type text/xml is refused
-   * through its REQBODY_ERROR rule; the JSON one is not, v3 skips an empty JSON body).
+   * through its REQBODY_ERROR rule; the JSON one is not, v3 skips an empty JSON body). Not with
+   * request body access off (SecRequestBodyAccess Off, ctl:requestBodyAccess=Off).
    */
   noBody(tx: Transaction, contentType: string | undefined): void {
-    if (tx.bodyProcessor === 'XML') this.addBody(tx, Buffer.alloc(0), contentType);
+    if (tx.bodyProcessor === 'XML' && tx.requestBodyAccess) this.addBody(tx, Buffer.alloc(0), contentType);
   }
 
   /**
@@ -144,8 +145,14 @@ export class Waf {
 
   /** Parses a body with the processor the transaction chose and hands it over. */
   addBody(tx: Transaction, body: Buffer, contentType: string | undefined): void {
+    // body access off: ModSecurity keeps no byte of the body and runs no processor (REQUEST_BODY
+    // empty, no ARGS_POST, REQBODY_ERROR 0; measured: an empty or broken text/xml body passes)
+    if (!tx.requestBodyAccess) {
+      tx.setBody('', { processor: tx.bodyProcessor, error: undefined, args: undefined });
+      return;
+    }
     const raw = body.toString('latin1');
     const processor = tx.bodyProcessor ?? (tx.forceRequestBodyVariable ? undefined : undefined);
-    tx.setBody(raw, processBody(processor, raw, contentType, { maxArgs: this.rules.settings.argumentsLimit, maxDepth: this.options.maxJsonDepth ?? 512 }));
+    tx.setBody(raw, processBody(processor, raw, contentType, { maxArgs: this.rules.settings.argumentsLimit, maxDepth: this.options.maxJsonDepth ?? 512 }, body));
   }
 }

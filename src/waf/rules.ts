@@ -87,6 +87,7 @@ export interface Rule {
   readonly tags: readonly string[];
   readonly severity: number | undefined;
   readonly ver: string | undefined;
+  /** The action a match takes: `block` is resolved to the phase's SecDefaultAction when compiled (never 'block' here). */
   readonly disruptive: Disruptive | undefined;
   readonly status: number | undefined;
   /** `redirect:URL` (a macro, expanded when the rule fires). */
@@ -134,8 +135,6 @@ export interface RuleSet {
   /** Rules whose @rx needed an approximation (possessive, atomic): id and what. */
   readonly approximations: readonly { readonly id: number; readonly what: readonly string[] }[];
   readonly settings: Settings;
-  /** The default disruptive action of each phase (what `block` means there). */
-  readonly blockAction: readonly DefaultDisruptive[];
 }
 
 const SEVERITIES = ['EMERGENCY', 'ALERT', 'CRITICAL', 'ERROR', 'WARNING', 'NOTICE', 'INFO', 'DEBUG'];
@@ -720,8 +719,20 @@ export function compileRules(directives: readonly Directive[], options: CompileO
     const action = d?.disruptive === 'block' || d?.disruptive === undefined ? 'pass' : d.disruptive;
     return { action, status: d?.status, redirect: d?.redirect, allow: d?.allow };
   });
+  // `block` is the phase's SecDefaultAction (its status and URL with it; the rule's own status:
+  // comes first, as v3 runs status before the disruptive action): resolved here, once, so a
+  // match takes the rule's action as it stands
+  for (const r of ordered) {
+    if (r.disruptive !== 'block') continue;
+    const def = blockAction[r.phase];
+    const m = r as { -readonly [K in keyof Rule]: Rule[K] };
+    m.disruptive = def?.action ?? 'pass';
+    m.redirect = def?.redirect;
+    m.allow = def?.allow;
+    m.status = r.status ?? def?.status;
+  }
   literals.build();
-  return { phases, rules, skipped, ignored, approximations, settings, blockAction };
+  return { phases, rules, skipped, ignored, approximations, settings };
 }
 
 function placeholder(id: number, d: Directive): Rule {

@@ -6,7 +6,7 @@ import type { MacroSource } from './macro.js';
 import { expandMacro } from './macro.js';
 import { toInt, type OperatorContext } from './operators.js';
 import type { LiteralFilters } from './prefilter.js';
-import { type AllowScope, type Ctl, type Disruptive, type EngineMode, type Rule, type RuleSet, type Target, type TransformChain, inRanges } from './rules.js';
+import { type AllowScope, type Ctl, type EngineMode, type Rule, type RuleSet, type Target, type TransformChain, inRanges } from './rules.js';
 import { urlDecode } from './transforms.js';
 import { type Collection, DYNAMIC_COLLECTIONS, EMPTY, ListBuilder, MAP_COLLECTIONS, parseCookies, parseUrlEncoded, scalar } from './variables.js';
 
@@ -470,19 +470,9 @@ export class Transaction implements MacroSource, OperatorContext {
         tags: head.tags,
       });
     }
-    // `block` is the phase's SecDefaultAction (its status and URL with it); the rule's own
-    // status: comes first, as v3 runs status before the disruptive action
-    let action: Disruptive | undefined = head.disruptive;
-    let redirect = head.redirect;
-    let allow = head.allow;
-    let status = head.status;
-    if (action === 'block') {
-      const def = this.rules.blockAction[head.phase];
-      action = def?.action ?? 'pass';
-      redirect = def?.redirect;
-      allow = def?.allow;
-      status ??= def?.status;
-    }
+    // compileRules resolved `block` to the phase's SecDefaultAction (status, URL) already
+    const action = head.disruptive;
+    const { redirect, allow, status } = head;
     if (action === 'allow') {
       // v3 runs no disruptive action unless SecRuleEngine is On
       if (this.mode !== 'On') return;

@@ -24,12 +24,16 @@ const NAME_CHAR = /[A-Za-z0-9_:.\u0080-\u00ff-]/;
 
 class XmlError extends Error {}
 
-export function parseXml(body: string, limits: { maxDepth: number; maxNodes: number }): XmlResult {
+/**
+ * `body` is the document as bytes (latin1); `bytes`, when the caller has them, the same bytes as a
+ * Buffer, which the UTF-8 check reads directly (without them it re-encodes the string: a copy).
+ */
+export function parseXml(body: string, limits: { maxDepth: number; maxNodes: number }, bytes?: Buffer): XmlResult {
   const xml = new ListBuilder();
   const attrs: string[] = [];
   let text = '';
   try {
-    parse(body, limits, attrs, (t) => (text += t));
+    parse(body, limits, attrs, (t) => (text += t), bytes);
   } catch (err) {
     if (!(err instanceof XmlError)) throw err;
     return { error: `XML parsing error: ${err.message}`, xml };
@@ -39,7 +43,7 @@ export function parseXml(body: string, limits: { maxDepth: number; maxNodes: num
   return { error: undefined, xml };
 }
 
-function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs: string[], onText: (t: string) => void): void {
+function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs: string[], onText: (t: string) => void, bytes: Buffer | undefined): void {
   const n = s.length;
   let i = 0;
   const fail = (what: string): never => {
@@ -133,20 +137,37 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
     if (where === 'prolog' && s.startsWith('<!DOCTYPE', i)) {
       if (hasDtd || rootSeen) fail('a misplaced DOCTYPE');
       hasDtd = true;
-      // to the '>' that closes it, past an internal subset in [...] and quoted strings
+      // to the '>' that closes it, past an internal subset in [...] and quoted strings; in the
+      // subset, comments and processing instructions are skipped whole (a ']>', a quote or an
+      // <!ENTITY in them declares nothing and ends nothing, as libxml2 reads them)
       let depth = 0;
       let q = '';
       let subsetStart = -1;
+      let segment = -1;
+      const subset: string[] = [];
       const start = i + 9;
       for (i = start; i < n; i++) {
         const c = s[i];
         if (q !== '') {
           if (c === q) q = '';
+        } else if (depth > 0 && c === '<' && (s.startsWith('<!--', i) || s.startsWith('<?', i))) {
+          subset.push(s.slice(segment, i));
+          if (s[i + 1] === '!') comment();
+          else {
+            const end = s.indexOf('?>', i + 2);
+            if (end < 0) fail('an unterminated processing instruction');
+            i = end + 2;
+          }
+          segment = i;
+          i--;
         } else if (c === '"' || c === "'") q = c;
         else if (c === '[') {
-          if (depth++ === 0 && subsetStart < 0) subsetStart = i + 1;
+          if (depth++ === 0 && subsetStart < 0) subsetStart = segment = i + 1;
         } else if (c === ']') {
-          if (--depth === 0 && subsetStart >= 0) declare(s.slice(subsetStart, i));
+          if (--depth === 0 && subsetStart >= 0) {
+            subset.push(s.slice(segment, i));
+            declare(subset.join(''));
+          }
         } else if (c === '>' && depth <= 0) break;
       }
       if (i >= n) fail('an unterminated DOCTYPE');
@@ -168,7 +189,7 @@ function parse(s: string, limits: { maxDepth: number; maxNodes: number }, attrs:
   }
   // without an encoding declaration, or declaring UTF-8, the bytes must be UTF-8
   const declared = /^<\?xml\s[^?]*encoding\s*=\s*["']([^"']*)["']/.exec(s.slice(docStart, docStart + 200))?.[1];
-  if ((declared === undefined || /^utf-?8$/i.test(declared)) && !isUtf8(Buffer.from(s, 'latin1'))) fail('the input is not proper UTF-8 (and declares no other encoding)');
+  if ((declared === undefined || /^utf-?8$/i.test(declared)) && !isUtf8(bytes ?? Buffer.from(s, 'latin1'))) fail('the input is not proper UTF-8 (and declares no other encoding)');
   while (i < n && misc('prolog'));
   if (i >= n) fail('the document is empty');
   if (s[i] !== '<') fail('content before the root element');

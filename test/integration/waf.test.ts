@@ -137,6 +137,16 @@ test('phase 2: an XML body is parsed (XML:/*): an attack in element text is bloc
   assert.equal(up.requests.length, 2);
 });
 
+test('with SecRequestBodyAccess Off no body processor runs: an empty or broken XML body passes, as nginx + ModSecurity pass it', async (t) => {
+  const { up, u } = await setup(t, { rules: ['SecRequestBodyAccess Off'] });
+  const xml = { ...BROWSER, 'content-type': 'text/xml; charset=utf-8' };
+  assert.equal((await request(`${u.url}/ws`, { headers: xml })).status, 200, 'an XML Content-Type without a body');
+  assert.equal((await request(`${u.url}/ws`, { method: 'POST', headers: xml, body: '<order><item>1</order></item>' })).status, 200, 'XML that is not well-formed');
+  await waitFor(() => u.access.length >= 2, 5000, 'two access-log lines');
+  assert.deepEqual(u.access.map((l) => l.waf_rules), [[], []]);
+  assert.equal(up.requests.length, 2);
+});
+
 test('the WAF sees header names usher drops upstream (underscores), as ModSecurity behind nginx with ignore_invalid_headers off', async (t) => {
   const { up, u } = await setup(t, { rules: ['SecRule REQUEST_HEADERS_NAMES "@rx _" "id:10001,phase:1,deny,log,msg:\'underscore header\'"'] });
   assert.equal((await request(`${u.url}/x`, { headers: { ...BROWSER, 'x-api-key': 'k' } })).status, 200);

@@ -131,3 +131,31 @@ test('malformed disruptive arguments are errors with file:line', () => {
     assert.throws(() => compileRules(parseSecLang(`SecRuleEngine On\n${rule}`, 'extra.conf')), (err: unknown) => err instanceof SecLangError && /extra\.conf:2/.test(err.message) && message.test(err.message), rule);
   }
 });
+
+test('a rule’s disruptive action is resolved once, when the rule set is compiled: block is stored as the phase’s SecDefaultAction (with its status: and URL)', () => {
+  const rs = compileRules(
+    parseSecLang(
+      [
+        'SecRuleEngine On',
+        'SecDefaultAction "phase:1,log,redirect:/blocked"',
+        'SecDefaultAction "phase:2,log,deny,status:418"',
+        'SecRule ARGS:a "@streq x" "id:60,phase:2,block"',
+        'SecRule ARGS:a "@streq x" "id:61,phase:2,block,status:429"',
+        'SecRule ARGS:a "@streq x" "id:62,phase:1,block"',
+        'SecRule ARGS:a "@streq x" "id:63,phase:3,block"',
+        'SecRule ARGS:a "@streq x" "id:64,phase:2,pass"',
+      ].join('\n'),
+      't.conf',
+    ),
+  );
+  const of = (id: number): [string | undefined, number | undefined, boolean] => {
+    const r = rs.rules.get(id);
+    return [r?.disruptive, r?.status, r?.redirect !== undefined];
+  };
+  assert.deepEqual(of(60), ['deny', 418, false]);
+  assert.deepEqual(of(61), ['deny', 429, false]);
+  assert.deepEqual(of(62), ['redirect', undefined, true]);
+  assert.deepEqual(of(63), ['pass', undefined, false]); // no SecDefaultAction for phase 3
+  assert.equal(of(64)[0], 'pass');
+  assert.equal([...rs.rules.values()].some((r) => r.disruptive === 'block'), false);
+});

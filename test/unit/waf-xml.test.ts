@@ -2,8 +2,12 @@
 // XML://@* each attribute value, as ModSecurity v3 (libxml2) gives them; a body that is not
 // well-formed sets REQBODY_ERROR with "XML parsing error: ...", and the bounds hold.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { processBody } from '../../src/waf/body.js';
+import { Waf } from '../../src/waf/engine.js';
 import { parseSecLang } from '../../src/waf/parse.js';
 import { compileRules } from '../../src/waf/rules.js';
 import { Transaction, processorFor } from '../../src/waf/transaction.js';
@@ -132,4 +136,80 @@ test('through processBody, XML nests at most 257 levels (measured: ModSecurity, 
   assert.equal(processBody('XML', doc(257), 'text/xml', { ...limits, maxDepth: 16 }).error, undefined);
   // many elements are no error: the node bound is far above SecArgumentsLimit
   assert.equal(processBody('XML', `<r>${'<i a="1"/>'.repeat(5000)}</r>`, 'text/xml', limits).error, undefined);
+});
+
+test('the UTF-8 check reads the body bytes the caller hands over (no re-encoded copy of the body)', () => {
+  const doc = (s: string): [string, Buffer] => [s, Buffer.from(s, 'latin1')];
+  // the verdicts: UTF-8 passes, other bytes fail unless another encoding is declared
+  for (const [body, bytes, ok] of [
+    [...doc('<a>\u00c3\u00a9</a>'), true],
+    [...doc('<a>\u00ff\u00fe</a>'), false],
+    [...doc('<a>\u00c0\u00af</a>'), false], // an overlong '/'
+    [...doc('<?xml version="1.0" encoding="ISO-8859-1"?><a>\u00e9</a>'), true],
+  ] as const) {
+    assert.equal(processBody('XML', body, 'text/xml', { maxArgs: 10, maxDepth: 16 }, bytes).error === undefined, ok, body);
+  }
+  // the bytes handed over are what is judged: the string is not encoded again
+  assert.match(parseXml('<a>x</a>', LIMITS, Buffer.from('<a>\u00ff</a>', 'latin1')).error ?? '', /not proper UTF-8/);
+});
+
+test('with SecRequestBodyAccess Off (or ctl:requestBodyAccess=Off) no body processor runs: REQBODY_ERROR stays 0, no ARGS_POST (measured: ModSecurity passes an empty or broken text/xml body then)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'waf-xml-access-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'rules.conf'),
+    [
+      'SecRule REQUEST_HEADERS:X-Off "@streq 1" "id:1,phase:1,pass,nolog,ctl:requestBodyAccess=Off"',
+      'SecRule ARGS_POST:q "@streq evil" "id:2,phase:2,deny"',
+      'SecRule XML:/* "@streq evil" "id:3,phase:2,deny"',
+      '',
+    ].join('\n'),
+  );
+  const make = (extra: string[]): Waf => new Waf({ crs: join(dir, 'rules.conf'), paranoiaLevel: 1, inboundThreshold: 5, outboundThreshold: 4, mode: 'block', requestBodyLimit: 1024, extraRules: extra });
+  const on = make([]);
+  const off = make(['SecRequestBodyAccess Off']);
+  const run = (waf: Waf, type: string, body: string | undefined, headers: string[] = []): number | undefined => {
+    const tx = waf.transaction({ id: 'r', method: 'POST', target: '/', httpVersion: '1.1', headers: ['Host', 'x', 'Content-Type', type, ...headers], remoteAddr: '192.0.2.1', remotePort: 1 });
+    tx.runPhase(1);
+    if (body === undefined) waf.noBody(tx, type);
+    else waf.addBody(tx, Buffer.from(body, 'latin1'), type);
+    tx.runPhase(2);
+    return tx.interruption?.ruleId;
+  };
+  // body access on: the XML processor refuses an empty or broken document (200002), reads the rest
+  assert.equal(run(on, 'text/xml', undefined), 200002);
+  assert.equal(run(on, 'text/xml', '<a>'), 200002);
+  assert.equal(run(on, 'text/xml', '<a>evil</a>'), 3);
+  assert.equal(run(on, 'application/x-www-form-urlencoded', 'q=evil'), 2);
+  // off, from the rule set or for this transaction: nothing of the body is processed
+  for (const [waf, headers] of [[off, []], [on, ['X-Off', '1']]] as const) {
+    assert.equal(run(waf, 'text/xml', undefined, [...headers]), undefined);
+    assert.equal(run(waf, 'text/xml', '<a>', [...headers]), undefined);
+    assert.equal(run(waf, 'text/xml', '<a>evil</a>', [...headers]), undefined);
+    assert.equal(run(waf, 'application/x-www-form-urlencoded', 'q=evil', [...headers]), undefined);
+  }
+});
+
+test('the DOCTYPE scan is not confused by comments, processing instructions and CDATA (measured: ModSecurity v3 / libxml2 agree on each)', () => {
+  // in the internal subset: a ']>' or a quote inside a comment or PI ends nothing, an <!ENTITY in
+  // one declares nothing (XML:/* is "x" in ModSecurity for each)
+  for (const doc of [
+    '<!DOCTYPE a [<!-- ]> --><!ENTITY e "x">]><a>&e;</a>',
+    '<!DOCTYPE a [<!-- <!ENTITY e "y"> --><!ENTITY e "x">]><a>&e;</a>',
+    `<!DOCTYPE a [<!-- don't --><!ENTITY e "x">]><a>&e;</a>`,
+    '<!DOCTYPE a [<?pi ]> ?><!ENTITY e "x">]><a>&e;</a>',
+    '<!DOCTYPE a [<?pi <!ENTITY e "y"> ?><!ENTITY e "x">]><a>&e;</a>',
+    '<!-- c --><!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>',
+  ]) {
+    assert.deepEqual(values(doc, '/*'), ['x'], doc);
+  }
+  // a DOCTYPE inside a comment (before the root) or a PI declares nothing: the entity is undefined
+  // (ModSecurity: 400, "XML: Failed parsing document.")
+  for (const doc of ['<!-- <!DOCTYPE a [<!ENTITY e "x">]> --><a>&e;</a>', `<?pi <!DOCTYPE a [<!ENTITY e 'x'>]> ?><a>&e;</a>`]) {
+    assert.match(parseXml(doc, LIMITS).error ?? '', /the entity 'e' is not defined/, doc);
+  }
+  // inside the root, in a comment or CDATA section, it is no DOCTYPE at all (ModSecurity: no parse error)
+  assert.deepEqual(values('<a><!-- <!DOCTYPE b> --><![CDATA[<!DOCTYPE c>]]>t</a>', '/*'), ['<!DOCTYPE c>t']);
+  // an unterminated comment in the subset is an error, as elsewhere
+  assert.match(parseXml('<!DOCTYPE a [<!-- ]><a/>', LIMITS).error ?? '', /unterminated comment/);
 });
