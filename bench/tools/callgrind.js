@@ -49,7 +49,7 @@ import { Pool } from 'undici';
 import { cpuDeltaUs, cpuSnapshot } from '../lib/cpu.js';
 import { originConf, startNginx } from '../lib/nginx.js';
 import { freePort, startProcess, stopProcess, waitForPort } from '../lib/procs.js';
-import { BENCH_JWT_SECRET, SCENARIOS as BENCH_SCENARIOS } from '../lib/scenarios.js';
+import { BENCH_JWT_SECRET, SCENARIOS as BENCH_SCENARIOS, WAF_HEADERS } from '../lib/scenarios.js';
 import { makeCertificate } from '../lib/setup.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -101,6 +101,9 @@ const SCENARIOS = {
   // 100 KiB of text gzipped by usher at level 5 (the bench's gzip100k); zlib runs on the
   // threadpool, so the all-threads figure is the one to read.
   gzip100k: { method: 'GET', path: '/text100k', headers: { 'accept-encoding': 'gzip' }, gzip: 5 },
+  // The bench's waf-small request (a query string, browser headers); with `--config-extra 'waf: {...}'`
+  // every route has the WAF, and no CRS rule matches it at PL1 or PL4.
+  'waf-small': { method: 'GET', path: '/waf/small?id=42&lang=en&page=2', headers: Object.fromEntries(WAF_HEADERS) },
 };
 // Several scenarios (`--scenario small,ratelimit,jwt`): one usher process serves them all; each is
 // warmed up, then the windows take turns (small, ratelimit, jwt, small, ...), so the ratios
@@ -407,7 +410,7 @@ function selfTimes(done) {
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no .cpuprofile in ${dir}`);
   const prof = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
-  fs.rmSync(path.join(dir, file));
+  if (!opt.keep) fs.rmSync(path.join(dir, file));
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map();
   prof.samples.forEach((id, i) => {

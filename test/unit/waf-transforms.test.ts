@@ -62,6 +62,17 @@ test('encodings, digests and length', () => {
   assert.equal(t.trim(' \ta b\n'), 'a b');
 });
 
+test('sha1 and md5 keep their last digest: repeated and alternating inputs get their own', () => {
+  for (let i = 0; i < 2; i++) {
+    assert.equal(t.hexEncode(t.sha1('abc')), 'a9993e364706816aba3e25717850c26c9cd0d89d');
+    assert.equal(t.hexEncode(t.sha1('abc')), 'a9993e364706816aba3e25717850c26c9cd0d89d');
+    assert.equal(t.hexEncode(t.sha1('')), 'da39a3ee5e6b4b0d3255bfef95601890afd80709');
+    assert.equal(t.hexEncode(t.md5('abc')), '900150983cd24fb0d6963f7d28e17f72');
+    assert.equal(t.hexEncode(t.md5('')), 'd41d8cd98f00b204e9800998ecf8427e');
+    assert.equal(t.hexEncode(t.md5('')), 'd41d8cd98f00b204e9800998ecf8427e');
+  }
+});
+
 test('utf8toUnicode: multi-byte sequences become %uHHHH, invalid bytes stay', () => {
   // "é" and "€" in UTF-8 bytes, then a lone continuation byte
   assert.equal(t.utf8toUnicode('a\xc3\xa9\xe2\x82\xac\x80\xc3'), 'a%u00e9%u20ac\x80\xc3');
