@@ -252,12 +252,14 @@ export function base64Encode(s: string): string {
 // The last input and digest of each: the CRS hashes every request's User-Agent (901318,
 // t:sha1,t:hexEncode), mostly the same few strings; a hash object costs microseconds, a
 // comparison with the previous input far less. Exact: the same input has the same digest.
+// Only short inputs are kept (a header, not a body held past its request).
 let sha1In: string | undefined;
 let sha1Out = '';
 let md5In: string | undefined;
 let md5Out = '';
 
 export function sha1(s: string): string {
+  if (s.length > 1024) return createHash('sha1').update(s, 'latin1').digest().toString('latin1');
   if (s !== sha1In) {
     sha1Out = createHash('sha1').update(s, 'latin1').digest().toString('latin1');
     sha1In = s;
@@ -266,6 +268,7 @@ export function sha1(s: string): string {
 }
 
 export function md5(s: string): string {
+  if (s.length > 1024) return createHash('md5').update(s, 'latin1').digest().toString('latin1');
   if (s !== md5In) {
     md5Out = createHash('md5').update(s, 'latin1').digest().toString('latin1');
     md5In = s;
