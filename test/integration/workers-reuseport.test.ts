@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { writeFile } from '../helpers/cli.js';
 import { CERT_FILE, KEY_FILE } from '../helpers/h2.js';
-import { startUpstream } from '../helpers/upstream.js';
+import { closedPort, startUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/usher.js';
 import { LIMIT, load, start, status, until } from '../helpers/workers.js';
 import { reusePortAvailable, workersMechanism } from '../../src/server/workers/mechanism.js';
@@ -34,14 +34,8 @@ function listeningSockets(port: number): number {
     }).length;
 }
 
-/** A port the OS just gave out and took back: these tests need fixed ports (port 0 is always node:cluster's). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+// Fixed ports (closedPort: one the OS just gave out and took back): port 0 is always node:cluster's.
+const freePort = closedPort;
 
 function configText(ports: readonly number[], upstream: string, extra: string, adminPort = 0): string {
   const listeners = ports.map((p) => `  - { address: 127.0.0.1:${p} }`).join('\n');
