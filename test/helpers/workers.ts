@@ -5,6 +5,7 @@ import { Agent, get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { serve, tempDir, writeFile, type Serving } from './cli.js';
 import { request } from './client.js';
+import { waitFor } from './usher.js';
 
 export const LIMIT = { timeout: 170_000 };
 
@@ -99,4 +100,24 @@ export function load(url: string, loops: number, keepAlive: boolean): { ok: () =
       agent?.destroy();
     },
   };
+}
+
+/**
+ * kill -9 of `victim` under load (four clients, a new connection per request), then waits for
+ * its replacement to serve and for 40 more answers: the replacement and what failed meanwhile.
+ */
+export async function killUnderLoad(t: { after(fn: () => Promise<void> | void): void; diagnostic(m: string): void }, url: string, admin: string, victim: Pick<Worker, "id" | "pid">): Promise<{ replaced: Worker; failures: string[] }> {
+  const l = load(url, 4, false);
+  t.after(() => l.stop());
+  await waitFor(() => l.ok() >= 20, 60_000, 'load before the kill');
+  process.kill(victim.pid!, 'SIGKILL');
+  const okAtKill = l.ok();
+  const replaced = await until('the worker to be replaced', async () => {
+    const w = (await status(admin)).workers.find((x) => x.id === victim.id)!;
+    return w.state === 'serving' && w.pid !== victim.pid ? w : undefined;
+  });
+  await waitFor(() => l.ok() >= okAtKill + 40, 60_000, 'load after the replacement');
+  await l.stop();
+  t.diagnostic(`failures: ${JSON.stringify(l.failures)}`);
+  return { replaced, failures: l.failures };
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { request } from '../helpers/client.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/usher.js';
-import { LIMIT, load, start, status, until, yaml } from '../helpers/workers.js';
+import { killUnderLoad, LIMIT, load, start, status, until, yaml } from '../helpers/workers.js';
 import { writeFile } from '../helpers/cli.js';
 
 test('kill -9 of a worker under load: only its in-flight requests fail, the other serves, and it is replaced', LIMIT, async (t) => {
@@ -17,20 +17,9 @@ test('kill -9 of a worker under load: only its in-flight requests fail, the othe
   const before = await status(s.admin);
   const victim = before.workers[0]!;
   // Four clients, a new connection per request: a request fails only if it was on the victim.
-  const l = load(`${s.url}/x`, 4, false);
-  t.after(() => l.stop());
-  await waitFor(() => l.ok() >= 20, 60_000, 'load before the kill');
-  process.kill(victim.pid!, 'SIGKILL');
-  const okAtKill = l.ok();
-  const replaced = await until('the worker to be replaced', async () => {
-    const w = (await status(s.admin)).workers.find((x) => x.id === victim.id)!;
-    return w.state === 'serving' && w.pid !== victim.pid ? w : undefined;
-  });
+  const { replaced, failures } = await killUnderLoad(t, `${s.url}/x`, s.admin, victim);
   assert.equal(replaced.restarts, 1);
-  await waitFor(() => l.ok() >= okAtKill + 40, 60_000, 'load after the replacement');
-  await l.stop();
-  t.diagnostic(`failures: ${JSON.stringify(l.failures)}`);
-  assert.ok(l.failures.length <= 4, `more failures than requests in flight on the killed worker: ${l.failures.join('; ')}`);
+  assert.ok(failures.length <= 4, `more failures than requests in flight on the killed worker: ${failures.join('; ')}`);
   // The replacement takes connections again.
   for (let i = 0; i < 6; i++) assert.equal((await request(`${s.url}/x`)).status, 200);
   const after = await status(s.admin);

@@ -15,7 +15,7 @@ import { writeFile } from '../helpers/cli.js';
 import { CERT_FILE, KEY_FILE } from '../helpers/h2.js';
 import { closedPort, startUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/usher.js';
-import { LIMIT, load, start, status, until } from '../helpers/workers.js';
+import { killUnderLoad, LIMIT, load, start, status, until } from '../helpers/workers.js';
 import { reusePortAvailable, workersMechanism } from '../../src/server/workers/mechanism.js';
 
 const REUSE = reusePortAvailable();
@@ -92,25 +92,14 @@ test(`workers_mechanism auto (${EXPECTED.mechanism} on Node ${process.versions.n
   // kill -9 under load, four clients with a new connection per request: a request fails only if
   // it was on the victim (with reuse_port: also a connection waiting in its own accept queue).
   const victim = before.workers[0]!;
-  const l = load(`${s.url}/x`, 4, false);
-  t.after(() => l.stop());
-  await waitFor(() => l.ok() >= 20, 60_000, 'load before the kill');
-  process.kill(victim.pid!, 'SIGKILL');
-  const okAtKill = l.ok();
-  const replaced = await until('the worker to be replaced', async () => {
-    const w = (await mechanismStatus(s.admin)).workers.find((x) => x.id === victim.id)!;
-    return w.state === 'serving' && w.pid !== victim.pid ? w : undefined;
-  });
+  const { replaced, failures } = await killUnderLoad(t, `${s.url}/x`, s.admin, victim);
   assert.equal(replaced.restarts, 1);
-  await waitFor(() => l.ok() >= okAtKill + 40, 60_000, 'load after the replacement');
-  await l.stop();
-  t.diagnostic(`failures: ${JSON.stringify(l.failures)}`);
   // What may fail is what the victim held when it died: a request in flight per client and,
   // with reuse_port, connections the kernel had queued on its socket while it was going (a
   // client whose request failed may reconnect onto it before it closes: 5 failures for 4
   // clients seen). Bounded, and each a connection cut, never an answer usher got wrong.
-  assert.ok(l.failures.length <= 12, `more failures than the killed worker can have held: ${l.failures.join('; ')}`);
-  for (const f of l.failures) assert.match(f, /ECONNRESET|socket hang up|ECONNREFUSED|EPIPE|no answer in/);
+  assert.ok(failures.length <= 12, `more failures than the killed worker can have held: ${failures.join('; ')}`);
+  for (const f of failures) assert.match(f, /ECONNRESET|socket hang up|ECONNREFUSED|EPIPE|no answer in/);
   // The replacement has its own socket on the port again (reuse_port) and takes connections.
   assert.equal(listeningSockets(port), EXPECTED.sockets);
   await reaches(`${s.url}/x`, s.admin, victim.id);
